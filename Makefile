@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create and use .venv.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+BASE   := $(VENV)/.stamp-base
+DEV    := $(VENV)/.stamp-dev
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BASE): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(DEV): pyproject.toml scripts/install-system.sh | $(BIN)/python
+	bash scripts/install-system.sh
+	$(PIP) -e '.[dev,text]'
+	touch $(BASE) $@
+
+demo: $(BASE)
+	$(BIN)/becomingone analyze examples/buried.csv --plot out/demo.png
+
+lint: $(DEV)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(DEV)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench: $(BASE)
+	$(BIN)/python bench/kairos.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""The ``becomingone`` command: parses arguments and dispatches to ``becomingone.commands``.
+
+Rule: the CLI only calls library functions. Each subcommand lives in its own module under
+``becomingone/commands/`` with ``register(subparsers)``; library errors become a one-line message
+on stderr and exit status 2 (bad input) or 1 (anything else we raised on purpose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from becomingone import __version__
+from becomingone.commands import COMMANDS
+from becomingone.errors import BecomingOneError, InputError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="becomingone",
+        description="BecomingONE: the KAIROS engine, cells and phase-locked clusters.",
+    )
+    parser.add_argument("--version", action="version", version=f"becomingone {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.handler(args)
+    except InputError as exc:
+        print(f"becomingone {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BecomingOneError as exc:
+        print(f"becomingone {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"becomingone {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

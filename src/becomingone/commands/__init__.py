@@ -1,0 +1,20 @@
+"""Subcommands of the ``becomingone`` CLI, one module each.
+
+Each module has ``register(subparsers)``, which adds its parser and sets ``handler`` (a function
+taking the parsed ``argparse.Namespace`` and returning an exit status). Handlers only call library
+functions, print, and return; errors from the library are reported by ``becomingone.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+#: Registration functions, in the order ``--help`` lists them.
+COMMANDS: list[Register] = []
+
+__all__ = ["COMMANDS", "Register"]

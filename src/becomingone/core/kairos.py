@@ -1,0 +1,177 @@
+"""KAIROS temporal resonance, one-shot form (DESIGN.md §4, normative).
+
+For a phase sequence φ of N samples at step ``dt`` seconds (shape (N,) or (N, C); real φ is an
+unwrapped phase in radians, complex φ a phasor signal)::
+
+    φ̇[n] = (φ[n+1] − φ[n]) / dt,                       n = 0 … M−1, M = N − 1
+    T_τ  = Σ_{n=L}^{M−1} ⟨φ̇[n], φ̇[n−L]⟩ e^{iω t_n} dt,  t_n = t0 + n·dt, L = round(τ̄/dt)
+    T̂    = T_τ / (dt · sqrt(Σ|φ̇[n]|² · Σ|φ̇[n−L]|²))   (same n range; 0 if the root is 0)
+
+Coherence is |T̂|²; a collapse happens iff |T̂|² ≥ I_c. Pure NumPy; no I/O, no clocks. The
+streaming engine lives in :mod:`becomingone.core.stream`, the lag × ω map in
+:mod:`becomingone.core.resmap`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from becomingone.core._checks import finite_array, finite_float, nonnegative_float, positive_float
+from becomingone.errors import InputError
+
+__all__ = [
+    "Resonance",
+    "as_phase_matrix",
+    "false_alarm_probability",
+    "lag_samples",
+    "phase_velocity",
+    "temporal_resonance",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resonance:
+    """One evaluation of the engine.
+
+    Attributes
+    ----------
+    time : float
+        Seconds: time of the newest input sample the value covers.
+    value : complex
+        The normalised resonance T̂ (|T̂| ≤ 1).
+    coherence : float
+        |T̂|², in [0, 1].
+    terms : int
+        Number of velocity products in the sum (K).
+    collapsed : bool
+        ``coherence >= threshold`` (and at least one term).
+    """
+
+    time: float
+    value: complex
+    coherence: float
+    terms: int
+    collapsed: bool
+
+
+def as_phase_matrix(phi: ArrayLike, name: str = "phi") -> NDArray[Any]:
+    """Validate φ and return it as a 2-D (N, C) float64 or complex128 array."""
+    arr = finite_array(name, phi)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise InputError(name, f"must have shape (N,) or (N, C), got {arr.shape}")
+    if arr.shape[1] < 1:
+        raise InputError(name, "needs at least one channel")
+    return arr
+
+
+def lag_samples(lag: float, dt: float) -> int:
+    """The lag in samples, L = round(τ̄ / dt); ``lag`` and ``dt`` in seconds."""
+    lag_s = nonnegative_float("lag", lag)
+    step = positive_float("dt", dt)
+    return round(lag_s / step)
+
+
+def phase_velocity(phi: ArrayLike, dt: float) -> NDArray[Any]:
+    """Phase velocity φ̇[n] = (φ[n+1] − φ[n]) / dt, in rad/s, shape (N−1,) or (N−1, C).
+
+    Examples
+    --------
+    >>> phase_velocity([0.0, 0.5, 1.5], 0.5).tolist()
+    [1.0, 2.0]
+    """
+    step = positive_float("dt", dt)
+    arr = finite_array("phi", phi)
+    if arr.ndim not in (1, 2):
+        raise InputError("phi", f"must have shape (N,) or (N, C), got {arr.shape}")
+    if arr.shape[0] < 2:
+        raise InputError("phi", f"needs at least 2 samples, got {arr.shape[0]}")
+    return np.diff(arr, axis=0) / step
+
+
+def temporal_resonance(
+    phi: ArrayLike, dt: float, lag: float, omega: float, t0: float = 0.0
+) -> complex:
+    """The normalised temporal resonance T̂ of a whole sequence.
+
+    Parameters
+    ----------
+    phi : array_like, shape (N,) or (N, C)
+        Unwrapped phase in radians (real) or a phasor signal (complex).
+    dt : float
+        Sample step in seconds, > 0.
+    lag : float
+        τ̄ in seconds, ≥ 0; rounded to L = round(lag/dt) samples.
+    omega : float
+        ω in rad/s.
+    t0 : float
+        Time of sample 0 in seconds.
+
+    Returns
+    -------
+    complex
+        T̂, with |T̂| ≤ 1; 0 when either energy sum is 0.
+
+    Examples
+    --------
+    >>> t = np.arange(200) * 0.01
+    >>> abs(temporal_resonance(2 * np.pi * 5 * t, 0.01, 0.1, 0.0)) ** 2
+    1.0
+    """
+    mat = as_phase_matrix(phi)
+    big_l = lag_samples(lag, dt)
+    w = finite_float("omega", omega)
+    start = finite_float("t0", t0)
+    v = phase_velocity(mat, dt)
+    m = v.shape[0]
+    if big_l >= m:
+        raise InputError("lag", f"lag of {big_l} samples needs more than {m} velocity samples")
+    now = v[big_l:]
+    past = v[: m - big_l]
+    products = np.sum(now * np.conj(past), axis=1)
+    a = float(np.sum(np.abs(now) ** 2))
+    b = float(np.sum(np.abs(past) ** 2))
+    if a == 0.0 or b == 0.0:
+        return 0j
+    n = np.arange(big_l, m, dtype=np.float64)
+    rot = np.exp(1j * w * start) * np.exp(1j * ((w * dt) * n))
+    total = complex(np.sum(products * rot))
+    return clip_unit(total / math.sqrt(a * b))
+
+
+def clip_unit(z: complex) -> complex:
+    """Bring |z| back to ≤ 1 when rounding pushed it a hair above (Cauchy–Schwarz bound)."""
+    r = abs(z)
+    return z / r if r > 1.0 else z
+
+
+def false_alarm_probability(terms: int, threshold: float, omega: float) -> float:
+    """Chance that a non-resonant stream reaches |T̂|² ≥ ``threshold`` with K = ``terms``.
+
+    For ω ≠ 0, |T̂|² is about exponential with mean 1/K: P = exp(−K·I_c). For ω = 0 the sum is
+    real, |T̂|² is about χ²₁/K: P = erfc(sqrt(K·I_c/2)).
+
+    Examples
+    --------
+    >>> round(false_alarm_probability(100, 0.05, 1.0), 6)
+    0.006738
+    """
+    if isinstance(terms, bool) or not isinstance(terms, int | np.integer) or terms < 0:
+        raise InputError("terms", f"must be an integer >= 0, got {terms!r}")
+    thr = finite_float("threshold", threshold)
+    w = finite_float("omega", omega)
+    if thr <= 0.0:
+        return 1.0
+    if thr > 1.0 or terms == 0:
+        return 0.0
+    x = int(terms) * thr
+    if w != 0.0:
+        return math.exp(-x)
+    return float(special.erfc(math.sqrt(x / 2.0)))

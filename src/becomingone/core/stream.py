@@ -1,0 +1,397 @@
+"""The streaming, windowed KAIROS engine (DESIGN.md §4).
+
+``KairosEngine`` keeps running sums over the latest ``W = round(window/dt)`` velocity products,
+so each new sample costs O(1) amortised work, whatever the window. Sums are re-computed exactly
+from the stored terms once per window and whenever the operations since the last re-summation
+could have cost more than ~1e-11 relative precision, so results equal the one-shot
+:func:`~becomingone.core.kairos.temporal_resonance` over the window (to 1e-9) for any chunking.
+Absolute time is ``t0 + n·dt`` with an integer sample count ``n``: it never drifts.
+
+State is explicit (:class:`KairosState`) and round-trips through bytes without pickle. Pure
+NumPy; no I/O, no clocks.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from becomingone.core._checks import finite_array, finite_float, positive_float, positive_int
+from becomingone.core.kairos import Resonance, clip_unit, lag_samples
+from becomingone.errors import InputError
+
+__all__ = ["KairosEngine", "KairosState"]
+
+#: Re-sum when the magnitude of the operations since the last exact sum exceeds this multiple of
+#: the current sum: rounding error is then still below ~1e5 · 2.2e-16 ≈ 2e-11 relative.
+_DRIFT_LIMIT = 1e5
+
+_Complex = NDArray[np.complex128]
+_Float = NDArray[np.float64]
+
+
+@dataclass(slots=True)
+class KairosState:
+    """Everything a :class:`KairosEngine` needs to resume exactly where it was.
+
+    Arrays are plain NumPy arrays; :meth:`to_bytes` / :meth:`from_bytes` use ``np.savez`` with
+    ``allow_pickle=False``.
+    """
+
+    dt: float
+    lag: float
+    omega: float
+    window: float
+    threshold: float
+    channels: int
+    t0: float
+    samples: int = 0
+    last_sample: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
+    vel_ring: _Complex = field(default_factory=lambda: np.zeros((0, 1), np.complex128))
+    term_q: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
+    term_a: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
+    term_b: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
+    sums: _Float = field(default_factory=lambda: np.zeros(4, np.float64))
+    drift: _Float = field(default_factory=lambda: np.zeros(2, np.float64))
+    since_resum: int = 0
+
+    def to_bytes(self) -> bytes:
+        """Serialise to bytes (NumPy ``.npz``, no pickle)."""
+        buf = io.BytesIO()
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        np.savez(buf, allow_pickle=False, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KairosState:
+        """Inverse of :meth:`to_bytes`; raises ``InputError`` on damaged data."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                raw = {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError("state", f"not a KAIROS engine state: {exc}") from exc
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in raw:
+                raise InputError("state", f"missing field {f.name!r}")
+            value = raw[f.name]
+            if value.ndim == 0:
+                kind = value.dtype.kind
+                kwargs[f.name] = int(value) if kind in "iu" else float(value)
+            else:
+                kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+class KairosEngine:
+    """Streaming, windowed temporal-resonance engine.
+
+    Parameters
+    ----------
+    dt : float
+        Sample step in seconds, > 0.
+    lag : float
+        τ̄ in seconds, ≥ 0 (L = round(lag/dt) samples).
+    omega : float
+        ω in rad/s.
+    window : float
+        Window in seconds; the engine sums over the latest W = round(window/dt) products.
+        Must be at least the lag and one sample.
+    threshold : float
+        Collapse threshold I_c on |T̂|², in (0, 1].
+    channels : int
+        Number of channels C; samples have shape (k,) when C = 1 or (k, C).
+    t0 : float
+        Time of the first sample in seconds.
+
+    Examples
+    --------
+    >>> eng = KairosEngine(dt=0.01, lag=0.05, omega=0.0, window=1.0)
+    >>> t = np.arange(500) * 0.01
+    >>> res = eng.update(2 * np.pi * 3.0 * t)
+    >>> res.terms, res.collapsed
+    (100, True)
+    """
+
+    def __init__(
+        self,
+        dt: float,
+        lag: float,
+        omega: float,
+        window: float,
+        threshold: float = 0.95,
+        channels: int = 1,
+        t0: float = 0.0,
+    ) -> None:
+        step = positive_float("dt", dt)
+        big_l = lag_samples(lag, step)
+        win = positive_float("window", window)
+        big_w = round(win / step)
+        if big_w < 1:
+            raise InputError("window", f"must cover at least one sample of dt={step}, got {win}")
+        if win < float(lag):
+            raise InputError("window", f"must be at least the lag ({lag} s), got {win}")
+        thr = finite_float("threshold", threshold)
+        if not 0.0 < thr <= 1.0:
+            raise InputError("threshold", f"must be in (0, 1], got {thr}")
+        n_ch = positive_int("channels", channels)
+        self._state = KairosState(
+            dt=step,
+            lag=float(lag),
+            omega=finite_float("omega", omega),
+            window=win,
+            threshold=thr,
+            channels=n_ch,
+            t0=finite_float("t0", t0),
+            last_sample=np.zeros(n_ch, np.complex128),
+            vel_ring=np.zeros((big_l, n_ch), np.complex128),
+            term_q=np.zeros(big_w, np.complex128),
+            term_a=np.zeros(big_w, np.float64),
+            term_b=np.zeros(big_w, np.float64),
+        )
+        self._set_derived()
+
+    def _set_derived(self) -> None:
+        s = self._state
+        self._big_l = s.vel_ring.shape[0]
+        self._big_w = s.term_q.shape[0]
+        self._rot0 = complex(np.exp(1j * s.omega * s.t0))
+        self._wdt = s.omega * s.dt
+        self._last: Resonance = self._result()
+
+    # -- public read-only view -------------------------------------------------------------------
+
+    @property
+    def dt(self) -> float:
+        """Sample step in seconds."""
+        return self._state.dt
+
+    @property
+    def omega(self) -> float:
+        """ω in rad/s."""
+        return self._state.omega
+
+    @property
+    def threshold(self) -> float:
+        """Collapse threshold I_c."""
+        return self._state.threshold
+
+    @property
+    def channels(self) -> int:
+        """Number of channels C."""
+        return self._state.channels
+
+    @property
+    def lag_samples(self) -> int:
+        """Lag L in samples."""
+        return self._big_l
+
+    @property
+    def window_terms(self) -> int:
+        """Window W in terms (velocity products)."""
+        return self._big_w
+
+    @property
+    def samples(self) -> int:
+        """Number of samples ingested so far."""
+        return self._state.samples
+
+    @property
+    def last(self) -> Resonance:
+        """The result after the latest update."""
+        return self._last
+
+    def time_of(self, sample_index: int) -> float:
+        """Absolute time of sample ``sample_index`` in seconds: t0 + n·dt (no drift)."""
+        return self._state.t0 + sample_index * self._state.dt
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def snapshot(self) -> KairosState:
+        """A deep copy of the engine state; :meth:`restore` resumes from it exactly."""
+        s = self._state
+        copied = {f.name: getattr(s, f.name) for f in fields(s)}
+        for name, value in copied.items():
+            if isinstance(value, np.ndarray):
+                copied[name] = value.copy()
+        return KairosState(**copied)
+
+    @classmethod
+    def restore(cls, state: KairosState) -> KairosEngine:
+        """Build an engine from a :class:`KairosState` (as returned by :meth:`snapshot`)."""
+        eng = cls(
+            dt=state.dt,
+            lag=state.lag,
+            omega=state.omega,
+            window=state.window,
+            threshold=state.threshold,
+            channels=int(state.channels),
+            t0=state.t0,
+        )
+        expect = eng.snapshot()
+        for f in fields(state):
+            value = getattr(state, f.name)
+            ref = getattr(expect, f.name)
+            if isinstance(ref, np.ndarray):
+                arr = np.asarray(value)
+                if arr.shape != ref.shape:
+                    raise InputError("state", f"{f.name} has shape {arr.shape}, want {ref.shape}")
+                value = arr.astype(ref.dtype, copy=True)
+            setattr(eng._state, f.name, value)
+        if eng._state.samples < 0 or eng._state.since_resum < 0:
+            raise InputError("state", "negative counters")
+        eng._set_derived()
+        return eng
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def _as_chunk(self, samples: ArrayLike) -> _Complex:
+        arr = finite_array("samples", samples)
+        c = self._state.channels
+        if arr.ndim == 0:
+            arr = arr.reshape(1, 1)
+        if arr.ndim == 1:
+            arr = arr[:, None] if c == 1 else arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != c:
+            raise InputError("samples", f"must have shape (k,) or (k, {c}), got {arr.shape}")
+        return arr.astype(np.complex128, copy=False)
+
+    def update(self, samples: ArrayLike) -> Resonance:
+        """Ingest samples (shape (k,) or (k, C); a scalar for one sample) and return the result.
+
+        Raises ``InputError`` (nothing ingested) on a wrong shape or non-finite values.
+        """
+        x = self._as_chunk(samples)
+        if x.shape[0] == 0:
+            return self._last
+        s = self._state
+        m_old = max(s.samples - 1, 0)  # velocities so far
+        seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
+        v = np.diff(seq, axis=0) / s.dt
+        s.last_sample = x[-1].copy()
+        s.samples += x.shape[0]
+        if v.shape[0]:
+            self._add_velocities(v, m_old)
+        self._last = self._result()
+        return self._last
+
+    def _add_velocities(self, v: _Complex, m_old: int) -> None:
+        big_l = self._big_l
+        k = v.shape[0]
+        first = max(big_l, m_old)  # first new velocity index that has a lagged partner
+        m_new = m_old + k
+        if m_new > first:
+            idx = np.arange(first, m_new)
+            now = v[first - m_old :]
+            past = self._lagged(v, m_old, idx)
+            self._add_terms(now, past, idx)
+        if big_l:
+            tail = v[-big_l:]
+            slots = np.arange(m_new - tail.shape[0], m_new) % big_l
+            self._state.vel_ring[slots] = tail
+
+    def _lagged(self, v: _Complex, m_old: int, idx: NDArray[np.int64]) -> _Complex:
+        """Velocities at indices idx − L, from the ring (older than m_old) or from v."""
+        big_l = self._big_l
+        if big_l == 0:
+            return v[idx[0] - m_old :]
+        src = idx - big_l
+        from_ring = src < m_old
+        out = np.empty((idx.shape[0], v.shape[1]), np.complex128)
+        n_ring = int(np.count_nonzero(from_ring))
+        if n_ring:
+            out[:n_ring] = self._state.vel_ring[src[:n_ring] % big_l]
+        if n_ring < idx.shape[0]:
+            out[n_ring:] = v[src[n_ring:] - m_old]
+        return out
+
+    def _add_terms(self, now: _Complex, past: _Complex, idx: NDArray[np.int64]) -> None:
+        s = self._state
+        big_w = self._big_w
+        if now.shape[1] == 1:
+            p = now[:, 0] * np.conj(past[:, 0])
+            a = now[:, 0].real ** 2 + now[:, 0].imag ** 2
+            b = past[:, 0].real ** 2 + past[:, 0].imag ** 2
+        else:
+            p = np.einsum("nc,nc->n", now, np.conj(past))
+            a = np.einsum("nc,nc->n", now.real, now.real) + np.einsum(
+                "nc,nc->n", now.imag, now.imag
+            )
+            b = np.einsum("nc,nc->n", past.real, past.real) + np.einsum(
+                "nc,nc->n", past.imag, past.imag
+            )
+        q = p * np.exp(1j * (self._wdt * idx.astype(np.float64)))
+        j = idx - self._big_l  # term number since the start
+        if q.shape[0] >= big_w:
+            slots = j[-big_w:] % big_w
+            s.term_q[slots] = q[-big_w:]
+            s.term_a[slots] = a[-big_w:]
+            s.term_b[slots] = b[-big_w:]
+            self._resum(terms_total=int(j[-1]) + 1)
+            return
+        slots = j % big_w
+        drop = slots[j >= big_w]  # those slots still hold the terms that leave the window
+        old_q = 0j
+        old_a = old_b = 0.0
+        if drop.size:
+            old_q = complex(np.sum(s.term_q[drop]))
+            old_a = float(np.sum(s.term_a[drop]))
+            old_b = float(np.sum(s.term_b[drop]))
+        s.term_q[slots] = q
+        s.term_a[slots] = a
+        s.term_b[slots] = b
+        new_q = complex(np.sum(q))
+        new_a = float(np.sum(a))
+        new_b = float(np.sum(b))
+        sq = complex(s.sums[0], s.sums[1]) + new_q - old_q
+        s.sums[0], s.sums[1] = sq.real, sq.imag
+        s.sums[2] += new_a - old_a
+        s.sums[3] += new_b - old_b
+        s.drift[0] += new_a + old_a
+        s.drift[1] += new_b + old_b
+        s.since_resum += q.shape[0]
+        if (
+            s.since_resum >= big_w
+            or s.drift[0] > _DRIFT_LIMIT * max(s.sums[2], 0.0)
+            or s.drift[1] > _DRIFT_LIMIT * max(s.sums[3], 0.0)
+        ):
+            self._resum(terms_total=int(j[-1]) + 1)
+
+    def _resum(self, terms_total: int) -> None:
+        s = self._state
+        n = min(terms_total, self._big_w)
+        if n == self._big_w:
+            q, a, b = s.term_q, s.term_a, s.term_b
+        else:
+            q, a, b = s.term_q[:n], s.term_a[:n], s.term_b[:n]
+        total = complex(np.sum(q))
+        s.sums[:] = (total.real, total.imag, float(np.sum(a)), float(np.sum(b)))
+        s.drift[:] = 0.0
+        s.since_resum = 0
+
+    def _terms(self) -> int:
+        s = self._state
+        m = s.samples - 1
+        return max(0, min(self._big_w, m - self._big_l))
+
+    def _result(self) -> Resonance:
+        s = self._state
+        terms = self._terms()
+        time = s.t0 + (s.samples - 1) * s.dt if s.samples else s.t0
+        a, b = s.sums[2], s.sums[3]
+        if terms == 0 or a <= 0.0 or b <= 0.0:
+            return Resonance(time=time, value=0j, coherence=0.0, terms=terms, collapsed=False)
+        value = clip_unit(complex(s.sums[0], s.sums[1]) * self._rot0 / math.sqrt(a * b))
+        coherence = min(1.0, value.real**2 + value.imag**2)
+        return Resonance(
+            time=time,
+            value=value,
+            coherence=coherence,
+            terms=terms,
+            collapsed=coherence >= s.threshold,
+        )

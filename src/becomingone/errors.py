@@ -1,0 +1,75 @@
+"""The exception tree of BecomingONE: every error the package raises on purpose is here.
+
+Rule: library code raises only these (or translates a library's error into one of them with
+``raise ... from exc``); only the API layer maps them to HTTP statuses.
+
+::
+
+    BecomingOneError                 root of everything raised on purpose
+    ├── InputError (ValueError)      the caller passed bad arguments or bad data (local misuse,
+    │   │                            a bad file, a bad CLI value); carries ``parameter``
+    │   └── ConfigError              a configuration file or override is invalid; carries ``path``
+    ├── ProtocolError                a remote peer sent something invalid (packets, messages);
+    │                                carries ``reason`` (a short counted code)
+    ├── IntegrityError               stored or witnessed data failed verification; carries
+    │                                ``index`` (the first bad record)
+    └── StorageError                 a storage backend failed (disk, database)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BecomingOneError",
+    "ConfigError",
+    "InputError",
+    "IntegrityError",
+    "ProtocolError",
+    "StorageError",
+]
+
+
+class BecomingOneError(Exception):
+    """Root of every error BecomingONE raises on purpose."""
+
+
+class InputError(BecomingOneError, ValueError):
+    """The caller gave a bad argument or bad data.
+
+    ``parameter`` names what was wrong (for example ``"dt"`` or ``"phi"``).
+    """
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        self.message = message
+        super().__init__(f"{parameter}: {message}")
+
+
+class ConfigError(InputError):
+    """A configuration value is invalid; ``path`` is the dotted key (``becomingone.kairos.dt``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(path, message)
+
+
+class ProtocolError(BecomingOneError):
+    """A remote peer sent something invalid; ``reason`` is the counted rejection code."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        self.message = message or reason
+        super().__init__(f"{reason}: {self.message}" if message else reason)
+
+
+class IntegrityError(BecomingOneError):
+    """Stored or witnessed data failed verification; ``index`` is the first bad record."""
+
+    def __init__(self, index: int | None, message: str) -> None:
+        self.index = index
+        self.message = message
+        where = f"record {index}: " if index is not None else ""
+        super().__init__(f"{where}{message}")
+
+
+class StorageError(BecomingOneError):
+    """A storage backend failed (disk full, database locked, unreadable file)."""
