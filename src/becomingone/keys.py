@@ -1,0 +1,117 @@
+"""Ed25519 identities: a cell's signing key, key files, signatures and key ids.
+
+Shared by witnessing (signed hash chain) and sync (signed SSEP packets). The only module that
+touches ``cryptography``'s signature API; it reads and writes key files and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from becomingone.errors import InputError, StorageError
+
+__all__ = ["PUBLIC_KEY_BYTES", "SIGNATURE_BYTES", "NodeKey", "key_id", "verify_signature"]
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+
+def key_id(public_key: bytes) -> str:
+    """Short stable id of a public key: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True iff ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``.
+
+    Never raises on malformed keys or signatures: they simply do not verify.
+    """
+    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class NodeKey:
+    """An Ed25519 private key with its public bytes and id.
+
+    Examples
+    --------
+    >>> k = NodeKey.generate()
+    >>> verify_signature(k.public_bytes, b"hello", k.sign(b"hello"))
+    True
+    """
+
+    __slots__ = ("_private", "id", "public_bytes")
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self._private = private
+        self.public_bytes: bytes = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.id: str = key_id(self.public_bytes)
+
+    @classmethod
+    def generate(cls) -> NodeKey:
+        """A fresh random key."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> NodeKey:
+        """A deterministic key from 32 seed bytes (tests and simulations)."""
+        if len(seed) != 32:
+            raise InputError("seed", f"must be 32 bytes, got {len(seed)}")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> NodeKey:
+        """Load the key at ``path`` or create it there (mode 0600, parent created)."""
+        if path.exists():
+            return cls.load(path)
+        key = cls.generate()
+        key.save(path)
+        return key
+
+    @classmethod
+    def load(cls, path: Path) -> NodeKey:
+        """Load a raw 32-byte private key file."""
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read key file {path}: {exc}") from exc
+        if len(raw) != 32:
+            raise InputError("key_file", f"{path} is not a 32-byte Ed25519 private key")
+        return cls(Ed25519PrivateKey.from_private_bytes(raw))
+
+    def save(self, path: Path) -> None:
+        """Write the private key to ``path`` with permissions 0600 (atomically)."""
+        raw = self._private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageError(f"cannot write key file {path}: {exc}") from exc
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message``."""
+        return self._private.sign(message)
