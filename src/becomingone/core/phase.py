@@ -55,8 +55,8 @@ def wrap(x: ArrayLike) -> Any:
 
     Examples
     --------
-    >>> float(wrap(0.9))
-    -0.09999999999999998
+    >>> round(float(wrap(0.9)), 12)
+    -0.1
     """
     out = np.mod(np.asarray(x, dtype=np.float64) + 0.5, 1.0) - 0.5
     # mod can round up to exactly 1.0 for tiny negative inputs; keep the half-open range.

@@ -13,6 +13,7 @@ NumPy; no I/O, no clocks.
 
 from __future__ import annotations
 
+import cmath
 import io
 import math
 from dataclasses import dataclass, field, fields
@@ -56,8 +57,12 @@ class KairosState:
     term_q: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
     term_a: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
     term_b: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
-    sums: _Float = field(default_factory=lambda: np.zeros(4, np.float64))
-    drift: _Float = field(default_factory=lambda: np.zeros(2, np.float64))
+    sum_q_re: float = 0.0
+    sum_q_im: float = 0.0
+    sum_a: float = 0.0
+    sum_b: float = 0.0
+    drift_a: float = 0.0
+    drift_b: float = 0.0
     since_resum: int = 0
 
     def to_bytes(self) -> bytes:
@@ -158,8 +163,8 @@ class KairosEngine:
 
     def _set_derived(self) -> None:
         s = self._state
-        self._big_l = s.vel_ring.shape[0]
-        self._big_w = s.term_q.shape[0]
+        self._big_l: int = int(s.vel_ring.shape[0])
+        self._big_w: int = int(s.term_q.shape[0])
         self._rot0 = complex(np.exp(1j * s.omega * s.t0))
         self._wdt = s.omega * s.dt
         self._last: Resonance = self._result()
@@ -266,13 +271,17 @@ class KairosEngine:
 
         Raises ``InputError`` (nothing ingested) on a wrong shape or non-finite values.
         """
+        s = self._state
+        if s.channels == 1 and s.samples and isinstance(samples, float | int | complex):
+            if isinstance(samples, bool) or not cmath.isfinite(samples):
+                raise InputError("samples", f"must be a finite number, got {samples!r}")
+            return self._update_scalar(complex(samples))
         x = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
-        s = self._state
         m_old = max(s.samples - 1, 0)  # velocities so far
         seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
-        v = np.diff(seq, axis=0) / s.dt
+        v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
         s.last_sample = x[-1].copy()
         s.samples += x.shape[0]
         if v.shape[0]:
@@ -348,19 +357,59 @@ class KairosEngine:
         new_q = complex(np.sum(q))
         new_a = float(np.sum(a))
         new_b = float(np.sum(b))
-        sq = complex(s.sums[0], s.sums[1]) + new_q - old_q
-        s.sums[0], s.sums[1] = sq.real, sq.imag
-        s.sums[2] += new_a - old_a
-        s.sums[3] += new_b - old_b
-        s.drift[0] += new_a + old_a
-        s.drift[1] += new_b + old_b
+        s.sum_q_re += new_q.real - old_q.real
+        s.sum_q_im += new_q.imag - old_q.imag
+        s.sum_a += new_a - old_a
+        s.sum_b += new_b - old_b
+        s.drift_a += new_a + old_a
+        s.drift_b += new_b + old_b
         s.since_resum += q.shape[0]
+        self._maybe_resum(int(j[-1]) + 1)
+
+    def _maybe_resum(self, terms_total: int) -> None:
+        s = self._state
         if (
-            s.since_resum >= big_w
-            or s.drift[0] > _DRIFT_LIMIT * max(s.sums[2], 0.0)
-            or s.drift[1] > _DRIFT_LIMIT * max(s.sums[3], 0.0)
+            s.since_resum >= self._big_w
+            or s.drift_a > _DRIFT_LIMIT * max(s.sum_a, 0.0)
+            or s.drift_b > _DRIFT_LIMIT * max(s.sum_b, 0.0)
         ):
-            self._resum(terms_total=int(j[-1]) + 1)
+            self._resum(terms_total)
+
+    def _update_scalar(self, x: complex) -> Resonance:
+        """One sample of a single-channel stream: the same arithmetic without array overhead."""
+        s = self._state
+        big_l, big_w = self._big_l, self._big_w
+        v = (x - complex(s.last_sample[0])) / s.dt
+        n = s.samples - 1  # index of the new velocity
+        s.last_sample[0] = x
+        s.samples += 1
+        if n >= big_l:
+            past = complex(s.vel_ring[(n - big_l) % big_l, 0]) if big_l else v
+            q = v * past.conjugate() * cmath.exp(1j * (self._wdt * float(n)))
+            a = v.real * v.real + v.imag * v.imag
+            b = past.real * past.real + past.imag * past.imag
+            j = n - big_l
+            slot = j % big_w
+            old_q, old_a, old_b = 0j, 0.0, 0.0
+            if j >= big_w:
+                old_q = complex(s.term_q[slot])
+                old_a = float(s.term_a[slot])
+                old_b = float(s.term_b[slot])
+            s.term_q[slot] = q
+            s.term_a[slot] = a
+            s.term_b[slot] = b
+            s.sum_q_re += q.real - old_q.real
+            s.sum_q_im += q.imag - old_q.imag
+            s.sum_a += a - old_a
+            s.sum_b += b - old_b
+            s.drift_a += a + old_a
+            s.drift_b += b + old_b
+            s.since_resum += 1
+            self._maybe_resum(j + 1)
+        if big_l:
+            s.vel_ring[n % big_l, 0] = v
+        self._last = self._result()
+        return self._last
 
     def _resum(self, terms_total: int) -> None:
         s = self._state
@@ -370,23 +419,24 @@ class KairosEngine:
         else:
             q, a, b = s.term_q[:n], s.term_a[:n], s.term_b[:n]
         total = complex(np.sum(q))
-        s.sums[:] = (total.real, total.imag, float(np.sum(a)), float(np.sum(b)))
-        s.drift[:] = 0.0
+        s.sum_q_re, s.sum_q_im = total.real, total.imag
+        s.sum_a, s.sum_b = float(np.sum(a)), float(np.sum(b))
+        s.drift_a = s.drift_b = 0.0
         s.since_resum = 0
 
     def _terms(self) -> int:
         s = self._state
-        m = s.samples - 1
+        m = int(s.samples) - 1
         return max(0, min(self._big_w, m - self._big_l))
 
     def _result(self) -> Resonance:
         s = self._state
         terms = self._terms()
         time = s.t0 + (s.samples - 1) * s.dt if s.samples else s.t0
-        a, b = s.sums[2], s.sums[3]
+        a, b = s.sum_a, s.sum_b
         if terms == 0 or a <= 0.0 or b <= 0.0:
             return Resonance(time=time, value=0j, coherence=0.0, terms=terms, collapsed=False)
-        value = clip_unit(complex(s.sums[0], s.sums[1]) * self._rot0 / math.sqrt(a * b))
+        value = clip_unit(complex(s.sum_q_re, s.sum_q_im) * self._rot0 / math.sqrt(a * b))
         coherence = min(1.0, value.real**2 + value.imag**2)
         return Resonance(
             time=time,
