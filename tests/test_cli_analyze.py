@@ -1,4 +1,4 @@
-"""``becomingone analyze`` end to end: the installed command on the shipped example and bad input."""
+"""`becomingone analyze` end to end: the installed command on the example, and bad input."""
 
 from __future__ import annotations
 

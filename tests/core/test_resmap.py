@@ -74,7 +74,7 @@ def test_ticking_phase_peaks_at_its_tick_rate():
     omega = 2 * np.pi * 2.0  # ticks at 2 per second
     n = 2000
     velocity = np.zeros(n)
-    velocity[:: int(round(1 / (2.0 * dt)))] = 1.0 / dt
+    velocity[:: round(1 / (2.0 * dt))] = 1.0 / dt
     phi = np.concatenate([[0.0], np.cumsum(velocity * dt)])
     m = resonance_map(phi, dt, [0.5], [omega, 0.75 * omega, 1.3 * omega])
     assert m.power[0, 0] == pytest.approx(1.0, abs=1e-9)
@@ -85,7 +85,7 @@ def test_peak_reports_the_maximum():
     """peak() returns the lag, ω and power of the largest cell."""
     t = np.arange(1000) * 0.01
     m = resonance_map(2 * np.pi * 3 * t, 0.01, [0.01, 0.05], [0.0, 1.0, 2.0])
-    lag, omega, power = m.peak()
+    _lag, omega, power = m.peak()
     assert omega == 0.0 and power == pytest.approx(1.0)
 
 
