@@ -21,7 +21,7 @@ $(DEV): pyproject.toml scripts/install-system.sh | $(BIN)/python
 	touch $(BASE) $@
 
 demo: $(BASE)
-	$(BIN)/becomingone analyze examples/buried.csv --plot out/demo.png
+	$(BIN)/becomingone analyze examples/buried.csv --band 3 8 --rows 16 --plot out/analyze.png
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
