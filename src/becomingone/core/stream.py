@@ -279,6 +279,8 @@ class KairosEngine:
         x = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
+        if x.shape[0] == 1 and s.samples:
+            return self._update_one(x[0])
         m_old = max(s.samples - 1, 0)  # velocities so far
         seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
         v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
@@ -378,7 +380,7 @@ class KairosEngine:
     def _update_scalar(self, x: complex) -> Resonance:
         """One sample of a single-channel stream: the same arithmetic without array overhead."""
         s = self._state
-        big_l, big_w = self._big_l, self._big_w
+        big_l = self._big_l
         v = (x - complex(s.last_sample[0])) / s.dt
         n = s.samples - 1  # index of the new velocity
         s.last_sample[0] = x
@@ -388,28 +390,53 @@ class KairosEngine:
             q = v * past.conjugate() * cmath.exp(1j * (self._wdt * float(n)))
             a = v.real * v.real + v.imag * v.imag
             b = past.real * past.real + past.imag * past.imag
-            j = n - big_l
-            slot = j % big_w
-            old_q, old_a, old_b = 0j, 0.0, 0.0
-            if j >= big_w:
-                old_q = complex(s.term_q[slot])
-                old_a = float(s.term_a[slot])
-                old_b = float(s.term_b[slot])
-            s.term_q[slot] = q
-            s.term_a[slot] = a
-            s.term_b[slot] = b
-            s.sum_q_re += q.real - old_q.real
-            s.sum_q_im += q.imag - old_q.imag
-            s.sum_a += a - old_a
-            s.sum_b += b - old_b
-            s.drift_a += a + old_a
-            s.drift_b += b + old_b
-            s.since_resum += 1
-            self._maybe_resum(j + 1)
+            self._push_term(n - big_l, q, a, b)
         if big_l:
             s.vel_ring[n % big_l, 0] = v
         self._last = self._result()
         return self._last
+
+    def _update_one(self, x: _Complex) -> Resonance:
+        """One sample of a multichannel stream (shape (C,)), without chunk bookkeeping."""
+        s = self._state
+        big_l = self._big_l
+        v = (x - s.last_sample) / s.dt
+        n = s.samples - 1
+        s.last_sample = x.copy()
+        s.samples += 1
+        if n >= big_l:
+            past = s.vel_ring[(n - big_l) % big_l] if big_l else v
+            p = complex(np.vdot(past, v))
+            q = p * cmath.exp(1j * (self._wdt * float(n)))
+            a = float(np.vdot(v, v).real)
+            b = float(np.vdot(past, past).real)
+            self._push_term(n - big_l, q, a, b)
+        if big_l:
+            s.vel_ring[n % big_l] = v
+        self._last = self._result()
+        return self._last
+
+    def _push_term(self, j: int, q: complex, a: float, b: float) -> None:
+        """Add term number j, dropping the one it replaces once the window is full."""
+        s = self._state
+        big_w = self._big_w
+        slot = j % big_w
+        old_q, old_a, old_b = 0j, 0.0, 0.0
+        if j >= big_w:
+            old_q = complex(s.term_q[slot])
+            old_a = float(s.term_a[slot])
+            old_b = float(s.term_b[slot])
+        s.term_q[slot] = q
+        s.term_a[slot] = a
+        s.term_b[slot] = b
+        s.sum_q_re += q.real - old_q.real
+        s.sum_q_im += q.imag - old_q.imag
+        s.sum_a += a - old_a
+        s.sum_b += b - old_b
+        s.drift_a += a + old_a
+        s.drift_b += b + old_b
+        s.since_resum += 1
+        self._maybe_resum(j + 1)
 
     def _resum(self, terms_total: int) -> None:
         s = self._state
