@@ -58,7 +58,8 @@ def wrap(x: ArrayLike) -> Any:
     >>> round(float(wrap(0.9)), 12)
     -0.1
     """
-    out = np.mod(np.asarray(x, dtype=np.float64) + 0.5, 1.0) - 0.5
+    arr = finite_array("x", x, allow_complex=False)
+    out = np.mod(arr + 0.5, 1.0) - 0.5
     # mod can round up to exactly 1.0 for tiny negative inputs; keep the half-open range.
     out = np.where(out >= 0.5, out - 1.0, out)
     return float(out) if out.ndim == 0 else out
@@ -168,4 +169,7 @@ def harmonic_mean(a: float, b: float) -> float:
     y = finite_float("b", b)
     if x <= 0.0 or y <= 0.0:
         return 0.0
-    return 2.0 * x * y / (x + y)
+    # Scale by the larger value so 2ab neither overflows nor underflows.
+    big = max(x, y)
+    xs, ys = x / big, y / big
+    return big * (2.0 * xs * ys / (xs + ys))

@@ -247,6 +247,8 @@ class KairosEngine:
                 if arr.shape != ref.shape:
                     raise InputError("state", f"{f.name} has shape {arr.shape}, want {ref.shape}")
                 value = arr.astype(ref.dtype, copy=True)
+            if not np.all(np.isfinite(value)):
+                raise InputError("state", f"{f.name} holds non-finite values")
             setattr(eng._state, f.name, value)
         if eng._state.samples < 0 or eng._state.since_resum < 0:
             raise InputError("state", "negative counters")
