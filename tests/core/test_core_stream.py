@@ -234,3 +234,35 @@ def test_absolute_time_does_not_drift_over_ten_million_samples() -> None:
     assert abs(Fraction(res.time) - exact) <= Fraction(2) ** -22  # one ulp at 1.7e9
     assert eng.samples == total and eng.time_of(total - 1) == res.time
     assert res.terms == 10_000 and res.collapsed
+
+
+#: π to 60 digits, for reducing ω·t modulo 2π exactly in the reference below.
+PI = Fraction("3.14159265358979323846264338327950288419716939937510582097494459230781640628620")
+
+
+@pytest.mark.parametrize("days", [0.0, 1.0, 30.0])
+def test_phase_factor_keeps_precision_after_days_of_samples(days: float) -> None:
+    """At ω = 2.3 rad/s and dt = 1 ms, after ``days`` of samples (the count is fast-forwarded
+    through a restored state), T̂ equals a reference whose e^{iωt_n} uses t_n = t0 + n·dt and
+    ω·t_n reduced mod 2π in exact rational arithmetic, to 1e-9: the rotating factor does
+    not lose precision as n grows."""
+    dt, omega, big_l, w = 1e-3, 2.3, 5, 1000
+    start = round(days * 86_400 / dt)
+    eng = KairosEngine(dt=dt, lag=big_l * dt, omega=omega, window=w * dt, t0=0.25)
+    state = eng.snapshot()
+    state.samples = start
+    eng = KairosEngine.restore(state)
+    phi = np.cumsum(np.random.default_rng(9).normal(size=3000))
+    res = eng.update(phi)
+    assert res.time == 0.25 + (start + 3000 - 1) * dt
+    v = np.diff(phi) / dt  # the velocity at global index start + k is v[k]
+    m = len(v)
+    ks = np.arange(m - w, m)
+    prods = v[ks] * v[ks - big_l]
+    phases = [
+        float((Fraction(omega) * (Fraction(0.25) + (start + int(k)) * Fraction(dt))) % (2 * PI))
+        for k in ks
+    ]
+    norm = np.sqrt(np.sum(v[ks] ** 2) * np.sum(v[ks - big_l] ** 2))
+    want = complex(np.sum(prods * np.exp(1j * np.array(phases))) / norm)
+    assert abs(res.value - want) <= TOL
