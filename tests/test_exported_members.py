@@ -105,18 +105,7 @@ def _package_params() -> list[object]:
     params: list[object] = []
     for d in subpackage_dirs():
         rel = d.relative_to(ROOT.parent).as_posix()
-        marks = []
-        if rel == "becomingone/core" and not (d / "__init__.py").exists():
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    raises=AssertionError,
-                    reason="BUG: src/becomingone/core/ has no __init__.py (a namespace "
-                    "package), so its public names are not re-exported with a sorted __all__ "
-                    "as STYLE.md requires",
-                )
-            )
-        params.append(pytest.param(d, id=rel, marks=marks))
+        params.append(pytest.param(d, id=rel))
     return params
 
 

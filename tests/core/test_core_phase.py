@@ -222,13 +222,6 @@ def test_harmonic_mean_matches_reference(a: float, b: float) -> None:
         assert min(a, b) * (1 - 1e-15) <= h <= max(a, b) * (1 + 1e-15)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: harmonic_mean computes 2ab/(a+b) literally, so 2ab overflows to inf for "
-    "a = b = 1e200 (result inf, want 1e200) and underflows to 0 for a = b = 1e-300 (want "
-    "1e-300); merge_fields then raises InputError('kappa') on two valid fields",
-)
 @pytest.mark.parametrize("x", [1e200, 1e-300, 1.5e300])
 def test_harmonic_mean_of_equal_extreme_values_is_that_value(x: float) -> None:
     """harmonic_mean(x, x) = x for any positive finite x (no overflow or underflow in 2ab),
