@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-
+from becomingone.commands import config, up, witness
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 #: Registration functions, in the order ``--help`` lists them.
-COMMANDS: list[Register] = []
+COMMANDS: list[Register] = [up.register, witness.register, config.register]
 
 __all__ = ["COMMANDS", "Register"]
