@@ -67,8 +67,12 @@ class KairosConfig(_Section):
         dt, rate = data.get("dt"), data.get("sample_rate")
         if dt is None and rate is None:
             return {**data, "dt": 0.01}
-        both = isinstance(dt, int | float) and isinstance(rate, int | float)
-        if both and dt > 0 < rate and not math.isclose(dt * rate, 1.0, rel_tol=1e-9):
+        if (
+            isinstance(dt, int | float)
+            and isinstance(rate, int | float)
+            and dt > 0 < rate
+            and not math.isclose(dt * rate, 1.0, rel_tol=1e-9)
+        ):
             raise ValueError(f"dt={dt} and sample_rate={rate} disagree (dt must be 1/rate)")
         if dt is None and isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
             return {**data, "dt": 1.0 / rate}
