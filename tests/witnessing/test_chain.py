@@ -65,7 +65,7 @@ def test_removed_and_reordered_records() -> None:
     removed = records[:3] + records[4:]
     report = verify(removed, KEY.public_bytes)
     assert report.first_bad == 3 and "removed or reordered" in report.reason
-    swapped = records[:2] + [records[3], records[2]] + records[4:]
+    swapped = [*records[:2], records[3], records[2], *records[4:]]
     assert verify(swapped, KEY.public_bytes).first_bad == 2
 
 
