@@ -144,7 +144,9 @@ class MemoryConfig(_Section):
     path: Path | None = Field(
         default=None, description="Data dir; default ~/.becomingone or --data-dir."
     )
-    flush_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds per ingest batch.")
+    flush_interval: float = Field(
+        default=0.5, gt=0, le=3600, description="Seconds per ingest batch."
+    )
     signature_interval: float = Field(
         default=60.0, gt=0, description="Wall seconds between signatures."
     )

@@ -104,6 +104,7 @@ class TemporalMemory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA journal_size_limit=67108864")
+            self._db.execute("PRAGMA wal_autocheckpoint=8192")
             self._db.executescript(_SCHEMA)
             self._init_meta()
         except sqlite3.DatabaseError as exc:
@@ -155,10 +156,9 @@ class TemporalMemory:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._write_batch(t, coherence, phase, witnesses, head, samples, signatures)
-                if counters is not None:
-                    self._put_meta("counters", json.dumps(dict(counters), sort_keys=True))
-                if wall is not None:
-                    self._put_meta("wall", repr(float(wall)))
+                if counters is not None or wall is not None:
+                    state = {"counters": dict(counters or {}), "wall": wall}
+                    self._put_meta("state", json.dumps(state, sort_keys=True))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -245,7 +245,10 @@ class TemporalMemory:
         self._db.execute("DELETE FROM mesh_snapshot WHERE t < ?", (now_t - r.coarse_seconds,))
 
     def _put_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def mesh_snapshot(self, t: float, payload: Mapping[str, Any]) -> None:
         """Store a mesh-sync snapshot (JSON object) at stream time ``t``."""
@@ -319,8 +322,10 @@ class TemporalMemory:
 
     def counters(self) -> dict[str, int]:
         """The running counts stored with the newest batch ({} for a new cell)."""
-        row = self._exec("SELECT value FROM meta WHERE key = 'counters'")
-        return {str(k): int(v) for k, v in json.loads(row[0][0]).items()} if row else {}
+        row = self._exec("SELECT value FROM meta WHERE key = 'state'")
+        if not row:
+            return {}
+        return {str(k): int(v) for k, v in json.loads(row[0][0])["counters"].items()}
 
     def chain_head(self) -> ChainHead | None:
         """The signed head stored with the newest batch."""

@@ -126,7 +126,7 @@ class Cell:
         self._last_signature: float | None = None
         self._last_meta: float | None = None
         self._logged = 0
-        self._max_log = max(self.master.engine.window_terms, 1)
+        self._max_log = 4 * max(self.master.engine.window_terms, 1)  # replay log bound
 
     # -- resume ----------------------------------------------------------------------------------
 
