@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from contextlib import nullcontext
@@ -93,7 +94,9 @@ def run_up(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"summary": data}), flush=True)
         else:
-            summary_text(data, Console())
+            console = Console()
+            console.print()
+            summary_text(data, console)
     return 0 if data["chain_verified"] else 1
 
 
@@ -116,7 +119,12 @@ async def _serve(
         shown.append(status)
         del shown[:-1]
         if live is None:
-            json_line(status, sys.stdout)
+            try:
+                json_line(status, sys.stdout)
+            except BrokenPipeError:  # the reader went away (`| head`): stop cleanly
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                stop.set()
         else:
             live.update(status_table(name, source_name, status, threshold), refresh=True)
 

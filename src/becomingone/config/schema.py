@@ -157,7 +157,7 @@ class WitnessingConfig(_Section):
     """The signed hash chain: micro per batch, meso per cycle, macro per collapse, meta below."""
 
     meta_interval: float = Field(
-        default=30.0, gt=0, description="Seconds between self-verifications."
+        default=10.0, gt=0, description="Wall seconds between self-verifications."
     )
     meta_window: int = Field(
         default=1000, ge=1, description="Records verified by each meta witness."
