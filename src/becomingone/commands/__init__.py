@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze
+from becomingone.commands import analyze, config, up, witness
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 #: Registration functions, in the order ``--help`` lists them.
-COMMANDS: list[Register] = [analyze.register]
+COMMANDS: list[Register] = [
+    up.register,
+    analyze.register,
+    witness.register,
+    config.register,
+]
 
 __all__ = ["COMMANDS", "Register"]

@@ -1,0 +1,40 @@
+"""Configuration of a cell: the ``becomingone.yaml`` schema, loading and checking.
+
+Rule: nothing else in the package reads configuration files or ``BECOMINGONE__*`` variables.
+"""
+
+from becomingone.config.load import ENV_PREFIX, ConfigIssue, check_config, load_config, read_raw
+from becomingone.config.schema import (
+    HOOK_EVENTS,
+    BecomingOneConfig,
+    CellConfig,
+    EmissaryConfig,
+    KairosConfig,
+    LoggingConfig,
+    MasterConfig,
+    MemoryConfig,
+    RetentionConfig,
+    SecurityConfig,
+    SyncConfig,
+    WitnessingConfig,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "HOOK_EVENTS",
+    "BecomingOneConfig",
+    "CellConfig",
+    "ConfigIssue",
+    "EmissaryConfig",
+    "KairosConfig",
+    "LoggingConfig",
+    "MasterConfig",
+    "MemoryConfig",
+    "RetentionConfig",
+    "SecurityConfig",
+    "SyncConfig",
+    "WitnessingConfig",
+    "check_config",
+    "load_config",
+    "read_raw",
+]

@@ -1,0 +1,233 @@
+"""The pydantic schema of ``becomingone.yaml`` (the seed's Appendix D; DESIGN.md §5).
+
+Rule: every key has a type, a unit in its description and a default, so a cell runs with no file
+at all; unknown keys are errors, never silently ignored. Validation only: no file or
+environment access here (that is :mod:`becomingone.config.load`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "HOOK_EVENTS",
+    "BecomingOneConfig",
+    "CellConfig",
+    "EmissaryConfig",
+    "KairosConfig",
+    "LoggingConfig",
+    "MasterConfig",
+    "MemoryConfig",
+    "RetentionConfig",
+    "SecurityConfig",
+    "SyncConfig",
+    "WitnessingConfig",
+]
+
+#: Hook event names a cell fires; ``before_<name>`` hooks may veto.
+HOOK_EVENTS = ("collapse", "dissipate", "realign", "signal.received", "witness")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class KairosConfig(_Section):
+    """The KAIROS engine shared by both transducers (DESIGN.md §4)."""
+
+    dt: float | None = Field(default=None, gt=0, description="Sample step in seconds.")
+    sample_rate: float | None = Field(
+        default=None, gt=0, description="Samples per second (= 1/dt)."
+    )
+    tau_scale: float = Field(default=0.05, ge=0, description="Lag τ̄ in seconds.")
+    omega: float = Field(
+        default=0.0, description="ω in rad/s; 0 resonates with steady oscillations."
+    )
+    threshold: float = Field(
+        default=0.95, gt=0, le=1, description="I_c, collapse threshold on |T|²."
+    )
+    channels: int = Field(default=1, ge=1, description="Channels per sample.")
+
+    @field_validator("dt", "sample_rate", "tau_scale", "omega")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_rate(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        dt, rate = data.get("dt"), data.get("sample_rate")
+        if dt is None and rate is None:
+            return {**data, "dt": 0.01}
+        if (
+            isinstance(dt, int | float)
+            and isinstance(rate, int | float)
+            and dt > 0 < rate
+            and not math.isclose(dt * rate, 1.0, rel_tol=1e-9)
+        ):
+            raise ValueError(f"dt={dt} and sample_rate={rate} disagree (dt must be 1/rate)")
+        if dt is None and isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+            return {**data, "dt": 1.0 / rate}
+        return data
+
+    @property
+    def step(self) -> float:
+        """The sample step in seconds (``dt``, or 1/``sample_rate``)."""
+        assert self.dt is not None
+        return self.dt
+
+
+class _TransducerConfig(_Section):
+    tau_max: float = Field(gt=0, description="Window in seconds.")
+    witness_interval: float = Field(gt=0, description="Seconds of stream between meso witnesses.")
+
+    @field_validator("tau_max", "witness_interval")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
+
+class MasterConfig(_TransducerConfig):
+    """The slow transducer: a long window (up to an hour)."""
+
+    tau_max: float = Field(default=3600.0, gt=0, le=86400, description="Window in seconds.")
+    witness_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between meso witnesses."
+    )
+
+
+class EmissaryConfig(_TransducerConfig):
+    """The fast transducer: about a second."""
+
+    tau_max: float = Field(default=1.0, gt=0, le=3600, description="Window in seconds.")
+    witness_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between meso witnesses."
+    )
+
+
+class SyncConfig(_Section):
+    """The Sync layer: collapse iff |T_sync|² ≥ I_c and Δ_phase < phase_threshold."""
+
+    phase_threshold: float = Field(default=0.1, gt=0, le=1, description="Bound on ||T_m| − |T_e||.")
+
+
+class RetentionConfig(_Section):
+    """How long coherence history is kept, at which resolution."""
+
+    raw_seconds: float = Field(default=3600.0, gt=0, description="Keep per-batch points this long.")
+    coarse_step: float = Field(default=60.0, gt=0, description="Bucket width of older history, s.")
+    coarse_seconds: float = Field(default=30 * 86400.0, gt=0, description="Keep buckets this long.")
+    signatures: int = Field(
+        default=2, ge=1, le=100, description="Engine signatures kept per transducer."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetentionConfig:
+        if self.coarse_step > self.raw_seconds:
+            raise ValueError("coarse_step: must not exceed raw_seconds")
+        return self
+
+
+class MemoryConfig(_Section):
+    """Temporal memory (SQLite, WAL) and the ingest batch cadence."""
+
+    path: Path | None = Field(
+        default=None, description="Data dir; default ~/.becomingone or --data-dir."
+    )
+    flush_interval: float = Field(
+        default=0.5, gt=0, le=3600, description="Seconds per ingest batch."
+    )
+    signature_interval: float = Field(
+        default=60.0, gt=0, description="Wall seconds between signatures."
+    )
+    retention: RetentionConfig = RetentionConfig()
+
+
+class WitnessingConfig(_Section):
+    """The signed hash chain: micro per batch, meso per cycle, macro per collapse, meta below."""
+
+    meta_interval: float = Field(
+        default=10.0, gt=0, description="Wall seconds between self-verifications."
+    )
+    meta_window: int = Field(
+        default=1000, ge=1, description="Records verified by each meta witness."
+    )
+
+
+class SecurityConfig(_Section):
+    """The cell's Ed25519 identity."""
+
+    key_file: str = Field(default="node.key", min_length=1, description="Relative to the data dir.")
+    strict_key_permissions: bool = Field(
+        default=True, description="Refuse a group/world-readable key."
+    )
+
+
+class LoggingConfig(_Section):
+    """Log output of the cell."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str | None = Field(
+        default=None, description="Log file relative to the data dir; none: stderr."
+    )
+
+
+class CellConfig(_Section):
+    """Everything under the ``becomingone:`` key."""
+
+    name: str = Field(default="cell", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    kairos: KairosConfig = KairosConfig()
+    master: MasterConfig = MasterConfig()
+    emissary: EmissaryConfig = EmissaryConfig()
+    sync: SyncConfig = SyncConfig()
+    memory: MemoryConfig = MemoryConfig()
+    witnessing: WitnessingConfig = WitnessingConfig()
+    security: SecurityConfig = SecurityConfig()
+    logging: LoggingConfig = LoggingConfig()
+    hooks: dict[str, list[str]] = Field(
+        default_factory=dict, description="Event name → list of 'module:function' handlers."
+    )
+
+    @field_validator("hooks")
+    @classmethod
+    def _hooks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        problems = []
+        known = ", ".join(HOOK_EVENTS)
+        for event, targets in value.items():
+            if event.removeprefix("before_") not in HOOK_EVENTS:
+                problems.append(f"{event}: unknown hook event; known: {known} (or before_*)")
+            for target in targets:
+                module, sep, func = target.partition(":")
+                if not sep or not module or not func:
+                    problems.append(f"{event}: {target!r} is not 'module:function'")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _windows(self) -> CellConfig:
+        step = self.kairos.step
+        for name, part in (("master", self.master), ("emissary", self.emissary)):
+            if part.tau_max < self.kairos.tau_scale:
+                raise ValueError(f"{name}.tau_max: must be at least kairos.tau_scale")
+            if round(part.tau_max / step) < 1:
+                raise ValueError(f"{name}.tau_max: must cover at least one sample of kairos.dt")
+        if self.emissary.tau_max > self.master.tau_max:
+            raise ValueError("emissary.tau_max: must not exceed master.tau_max")
+        return self
+
+
+class BecomingOneConfig(_Section):
+    """The whole file: one top key, ``becomingone``."""
+
+    becomingone: CellConfig = CellConfig()

@@ -1,0 +1,522 @@
+"""One living cell (DESIGN.md §5) and its asyncio driver.
+
+Rule: :class:`Cell` wires the sans-IO parts — transducers, Sync layer, witness chain — to the
+temporal memory and the hooks; :meth:`Cell.ingest` handles one batch and commits it in one
+transaction. Cadence (documented in docs/cell.md): one micro witness per ingest batch (not per
+sample), one meso witness per transducer per batch in which an integration cycle completed, one
+macro witness per collapse, one meta witness every ``witnessing.meta_interval`` wall seconds.
+:func:`run_cell` is the thin loop that pulls batches from a source and reports status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import stat
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from becomingone.config.schema import CellConfig
+from becomingone.core.stream import KairosState
+from becomingone.errors import InputError, StorageError
+from becomingone.keys import NodeKey
+from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
+from becomingone.runtime.hooks import HookFailure, HookRegistry
+from becomingone.sync.layer import ActionEvent, SyncDecision, SyncLayer, action_from
+from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading
+from becomingone.witnessing import (
+    GENESIS_HASH,
+    Level,
+    VerifyReport,
+    WitnessChain,
+    WitnessRecord,
+    verify,
+)
+
+__all__ = ["Cell", "CellStatus", "default_data_dir", "load_key", "run_cell"]
+
+log = logging.getLogger("becomingone.cell")
+
+_COUNTERS = ("collapses", "dissipations", "realigns", "rejected", "vetoed", "hook_failures")
+
+
+def default_data_dir() -> Path:
+    """``~/.becomingone`` (the data dir when neither config nor ``--data-dir`` names one)."""
+    return Path.home() / ".becomingone"
+
+
+def load_key(path: Path, *, strict: bool = True) -> NodeKey:
+    """The cell's Ed25519 key at ``path``, created (mode 0600) on first start."""
+    if path.exists() and strict:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise InputError(
+                "security.key_file", f"{path} has mode {mode:o}; run: chmod 600 {path}"
+            )
+    return NodeKey.load_or_create(path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CellStatus:
+    """The cell after a batch: stream time, the three |T|², Δ_phase and running counts."""
+
+    t: float
+    samples: int
+    master: float
+    emissary: float
+    sync: float
+    delta_phase: float
+    outcome: str
+    collapses: int
+    dissipations: int
+    realigns: int
+    witnessed: int
+    rejected: int
+    vetoed: int
+    hook_failures: int
+    chain_ok: bool | None
+    action: ActionEvent | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-able dict (the ``--json`` line)."""
+        out = asdict(self)
+        out["action"] = asdict(self.action) if self.action else None
+        return out
+
+
+class Cell:
+    """Transducers + Sync layer + witnessing + temporal memory + hooks, on one data dir.
+
+    Opening a data dir that already holds a cell resumes it: engines from the newest temporal
+    signature plus the replay log, the witness chain from its signed head, the counts.
+    """
+
+    def __init__(
+        self,
+        config: CellConfig,
+        data_dir: Path,
+        *,
+        hooks: HookRegistry | None = None,
+        channels: int | None = None,
+    ) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir).expanduser()
+        self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
+        self.key = load_key(
+            self.data_dir / config.security.key_file,
+            strict=config.security.strict_key_permissions,
+        )
+        self.memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
+        self.master = MasterTransducer.from_config(config, channels=channels)
+        self.emissary = EmissaryTransducer.from_config(config, channels=channels)
+        self.sync = SyncLayer(
+            threshold=config.kairos.threshold, phase_threshold=config.sync.phase_threshold
+        )
+        self.counts = dict.fromkeys(_COUNTERS, 0)
+        self.chain = self._resume()
+        self.chain_ok: bool | None = None
+        self._last_signature: float | None = None
+        self._last_meta: float | None = None
+        self._logged = 0
+        self._max_log = 4 * max(self.master.engine.window_terms, 1)  # replay log bound
+
+    # -- resume ----------------------------------------------------------------------------------
+
+    def _resume(self) -> WitnessChain:
+        head = self.memory.chain_head()
+        count = self.memory.witness_count()
+        if head is not None and head.count != count:
+            raise StorageError(
+                f"{self.memory.path}: {count} witness records but the signed head says "
+                f"{head.count}; run `becomingone witness verify`"
+            )
+        chain = WitnessChain(
+            self.key,
+            count=head.count if head else 0,
+            last_hash=head.hash if head else GENESIS_HASH,
+        )
+        self.counts.update({k: v for k, v in self.memory.counters().items() if k in self.counts})
+        signatures = self.memory.latest_signatures()
+        if signatures:
+            self._restore(signatures)
+        for batch in self.memory.replay_log():
+            self.master.ingest(batch)
+            self.emissary.ingest(batch)
+        return chain
+
+    def _restore(self, signatures: dict[str, tuple[int, bytes]]) -> None:
+        if set(signatures) != {"master", "emissary"}:
+            raise StorageError(f"{self.memory.path}: incomplete signatures {sorted(signatures)}")
+        if signatures["master"][0] != signatures["emissary"][0]:
+            raise StorageError(f"{self.memory.path}: master and emissary signatures disagree")
+        self.master.restore(KairosState.from_bytes(signatures["master"][1]))
+        self.emissary.restore(KairosState.from_bytes(signatures["emissary"][1]))
+
+    @property
+    def channels(self) -> int:
+        """Channels per sample."""
+        return self.master.engine.channels
+
+    @property
+    def samples(self) -> int:
+        """Samples ingested over the cell's whole life (across restarts)."""
+        return self.master.engine.samples
+
+    @property
+    def dt(self) -> float:
+        """Sample step in seconds."""
+        return self.master.engine.dt
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def _clean(self, batch: Any) -> tuple[NDArray[Any], int]:
+        try:
+            x = np.asarray(batch)
+            if x.dtype.kind not in "fciu":
+                raise TypeError(f"dtype {x.dtype}")
+            x = x.astype(np.complex128 if x.dtype.kind == "c" else np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError("samples", f"cannot be read as numbers: {exc}") from exc
+        if x.ndim == 1 and self.channels > 1 and x.shape[0] == self.channels:
+            x = x[None, :]
+        x = x.reshape(-1, 1) if x.ndim == 1 else x
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            raise InputError("samples", f"need shape (k,) or (k, {self.channels}), got {x.shape}")
+        good = np.all(np.isfinite(x), axis=1)
+        return (x[good] if self.channels > 1 else x[good, 0]), int(x.shape[0] - good.sum())
+
+    async def ingest(self, batch: Any, *, now: float) -> CellStatus:
+        """Ingest one batch (shape (k,) or (k, C)) at wall time ``now``; commit; fire hooks.
+
+        Rows with NaN or inf are dropped, counted and witnessed, never fed to the engines.
+        """
+        x, bad = self._clean(batch)
+        records: list[WitnessRecord] = []
+        failures: list[HookFailure] = []
+        if bad:
+            self.counts["rejected"] += bad
+            records.append(self._witness(Level.MICRO, "input.rejected", {"rows": bad}, now))
+        if self._meta_due(now):
+            records.append(self._meta_witness(now))
+        t = self.master.engine.time_of(self.samples + len(x) - 1) if len(x) else 0.0
+        result = await self.hooks.fire("signal.received", t, {"t": t, "n": len(x)})
+        failures.extend(result.failures)
+        if result.veto is not None or len(x) == 0:
+            return await self._skip(x, result.veto is not None, records, failures, now)
+        readings = (self.master.ingest(x), self.emissary.ingest(x))
+        decision, action = await self._decide(readings, failures)
+        records.extend(self._batch_witnesses(readings, decision, action, len(x), now))
+        return await self._finish(x, decision, action, records, failures, now)
+
+    async def _skip(
+        self,
+        x: NDArray[Any],
+        vetoed: bool,
+        records: list[WitnessRecord],
+        failures: list[HookFailure],
+        now: float,
+    ) -> CellStatus:
+        if vetoed:
+            self.counts["vetoed"] += 1
+            records.append(self._witness(Level.MICRO, "signal.vetoed", {"n": len(x)}, now))
+        records.extend(self._failure_witnesses(failures, now))
+        if records:
+            self._commit(None, None, records, None, now)
+        await self._after_commit(records)
+        return self.status(None, None)
+
+    async def _decide(
+        self, readings: tuple[Reading, Reading], failures: list[HookFailure]
+    ) -> tuple[SyncDecision, ActionEvent | None]:
+        master, emissary = readings
+        decision = self.sync.evaluate(
+            master.resonance, emissary.resonance, now=master.resonance.time
+        )
+        action = None
+        if decision.collapsed:
+            phase, freq = self.emissary.extract()
+            action = action_from(decision, phase=phase, frequency_hz=freq)
+            result = await self.hooks.fire("collapse", decision.time, asdict(action))
+            failures.extend(result.failures)
+            if result.veto is not None:
+                self.counts["vetoed"] += 1
+                decision, action = self.sync.veto(decision), None
+        if decision.collapsed:
+            self.counts["collapses"] += 1
+            return decision, action
+        self.counts["dissipations"] += 1
+        payload = _decision_payload(decision)
+        result = await self.hooks.fire("dissipate", decision.time, payload)
+        failures.extend(result.failures)
+        if result.veto is None and decision.realign is not None:
+            realign = asdict(decision.realign) | {"reason": decision.realign.reason.value}
+            result = await self.hooks.fire("realign", decision.time, realign)
+            failures.extend(result.failures)
+            self.counts["realigns"] += result.veto is None
+        return decision, action
+
+    def _batch_witnesses(
+        self,
+        readings: tuple[Reading, Reading],
+        decision: SyncDecision,
+        action: ActionEvent | None,
+        n: int,
+        now: float,
+    ) -> list[WitnessRecord]:
+        out = [self._witness(Level.MICRO, "ingest", {"n": n, **_decision_payload(decision)}, now)]
+        for r in readings:
+            if r.cycles:
+                payload = {
+                    "transducer": r.role,
+                    "cycle": r.cycle,
+                    "cycles": r.cycles,
+                    "coherence": r.resonance.coherence,
+                    "terms": r.resonance.terms,
+                    "t": r.resonance.time,
+                }
+                out.append(self._witness(Level.MESO, "cycle", payload, now))
+        if action is not None:
+            out.append(self._witness(Level.MACRO, "collapse", asdict(action), now))
+        return out
+
+    async def _finish(
+        self,
+        x: NDArray[Any],
+        decision: SyncDecision,
+        action: ActionEvent | None,
+        records: list[WitnessRecord],
+        failures: list[HookFailure],
+        now: float,
+    ) -> CellStatus:
+        records.extend(self._failure_witnesses(failures, now))
+        self._commit(x, decision, records, self._signatures_due(len(x), now), now)
+        await self._after_commit(records)
+        return self.status(decision, action)
+
+    def _commit(
+        self,
+        x: NDArray[Any] | None,
+        decision: SyncDecision | None,
+        records: list[WitnessRecord],
+        signatures: dict[str, tuple[int, bytes]] | None,
+        now: float,
+    ) -> None:
+        d = decision
+        coherence = Coherence(
+            master=abs(d.master) ** 2 if d else self.master.engine.last.coherence,
+            emissary=abs(d.emissary) ** 2 if d else self.emissary.engine.last.coherence,
+            sync=d.coherence if d else 0.0,
+            delta_phase=d.delta_phase if d else 0.0,
+        )
+        t = d.time if d else self.master.engine.last.time
+        phase = math.atan2(d.t_sync.imag, d.t_sync.real) if d else 0.0
+        try:
+            self.memory.snapshot(
+                t,
+                coherence,
+                phase,
+                records,
+                head=self.chain.head(),
+                samples=x,
+                signatures=signatures,
+                counters=self.counts,
+                wall=now,
+            )
+        except StorageError:
+            self.chain.rollback()
+            raise
+        self.chain.commit()
+        if signatures:
+            self._logged = 0
+        elif x is not None:
+            self._logged += len(x)
+
+    async def _after_commit(self, records: list[WitnessRecord]) -> None:
+        if not self.hooks.has("witness") and not self.hooks.has("before_witness"):
+            return
+        for record in records:
+            result = await self.hooks.fire("witness", record.time, record.summary())
+            if result.failures:
+                failed = self._failure_witnesses(list(result.failures), record.time)
+                self._commit(None, None, failed, None, record.time)
+
+    # -- witnessing helpers ----------------------------------------------------------------------
+
+    def _witness(
+        self, level: Level, kind: str, payload: dict[str, Any], now: float
+    ) -> WitnessRecord:
+        return self.chain.append(level, kind, payload, now=now)
+
+    def _failure_witnesses(self, failures: list[HookFailure], now: float) -> list[WitnessRecord]:
+        out = []
+        for f in failures:
+            log.warning("hook %s on %s failed: %s", f.hook, f.event, f.error)
+            out.append(self._witness(Level.MICRO, "hook.failed", asdict(f), now))
+        self.counts["hook_failures"] += len(failures)
+        return out
+
+    def _meta_due(self, now: float) -> bool:
+        if self._last_meta is None:
+            self._last_meta = now
+            return False
+        return now - self._last_meta >= self.config.witnessing.meta_interval
+
+    def _meta_witness(self, now: float) -> WitnessRecord:
+        self._last_meta = now
+        report = self.verify_recent(self.config.witnessing.meta_window)
+        self.chain_ok = report.ok
+        if not report.ok:
+            log.error("witness chain failed self-verification: %s", report)
+        payload = {
+            "checked": report.checked,
+            "ok": report.ok,
+            "first_bad": report.first_bad,
+            "reason": report.reason,
+        }
+        return self._witness(Level.META, "verify", payload, now)
+
+    def _signatures_due(self, n: int, now: float) -> dict[str, tuple[int, bytes]] | None:
+        if self._last_signature is None:
+            self._last_signature = now
+        interval = self.config.memory.signature_interval
+        if now - self._last_signature < interval and self._logged + n < self._max_log:
+            return None
+        self._last_signature = now
+        return self._signature_states()
+
+    def _signature_states(self) -> dict[str, tuple[int, bytes]]:
+        return {
+            t.role: (t.engine.samples, t.snapshot().to_bytes())
+            for t in (self.master, self.emissary)
+        }
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def verify_recent(self, window: int) -> VerifyReport:
+        """Verify the newest ``window`` stored records (linked to the record before them)."""
+        count = self.memory.witness_count()
+        start = max(0, count - window)
+        prev = GENESIS_HASH
+        if start > 0:
+            before = next(self.memory.witnesses(start=start - 1, limit=1))
+            prev = before.hash
+        records = self.memory.witnesses(start=start)
+        return verify(
+            records,
+            self.key.public_bytes,
+            start=start,
+            prev_hash=prev,
+            head=self.memory.chain_head(),
+        )
+
+    def verify_chain(self) -> VerifyReport:
+        """Verify the whole stored chain against the signed head."""
+        return verify(self.memory.witnesses(), self.key.public_bytes, head=self.memory.chain_head())
+
+    def status(self, decision: SyncDecision | None, action: ActionEvent | None) -> CellStatus:
+        """The current status (``decision`` None: no evaluation in this batch)."""
+        d = decision
+        return CellStatus(
+            t=d.time if d else self.master.engine.last.time,
+            samples=self.samples,
+            master=abs(d.master) ** 2 if d else self.master.engine.last.coherence,
+            emissary=abs(d.emissary) ** 2 if d else self.emissary.engine.last.coherence,
+            sync=d.coherence if d else 0.0,
+            delta_phase=d.delta_phase if d else 0.0,
+            outcome=d.outcome.value if d else "none",
+            witnessed=self.chain.count,
+            chain_ok=self.chain_ok,
+            action=action,
+            **{k: self.counts[k] for k in _COUNTERS},
+        )
+
+    def close(self) -> None:
+        """Store final engine signatures (so a restart needs no replay) and close the file."""
+        try:
+            if self.samples:
+                self.memory.checkpoint(self.master.engine.last.time, self._signature_states())
+        finally:
+            self.memory.close()
+
+
+def _decision_payload(d: SyncDecision) -> dict[str, Any]:
+    return {
+        "t": d.time,
+        "master": abs(d.master) ** 2,
+        "emissary": abs(d.emissary) ** 2,
+        "sync": d.coherence,
+        "delta_phase": d.delta_phase,
+        "outcome": d.outcome.value,
+        "reason": d.reason.value if d.reason else None,
+    }
+
+
+async def run_cell(
+    cell: Cell,
+    source: AsyncIterator[NDArray[Any]],
+    *,
+    stop: asyncio.Event,
+    duration: float | None = None,
+    report: Callable[[CellStatus], None] | None = None,
+    report_every: float = 1.0,
+    clock: Callable[[], float] = time.time,
+) -> CellStatus:
+    """Feed ``source``'s batches to ``cell`` until the source ends, ``stop`` is set or
+    ``duration`` wall seconds pass; call ``report`` about once per ``report_every`` seconds.
+
+    A batch with bad input is counted and skipped (the cell goes on). Returns the last status.
+    """
+    started = clock()
+    deadline = None if duration is None else started + duration
+    next_report = started + report_every
+    status = cell.status(None, None)
+    async for batch in _until(source, stop, deadline, clock):
+        now = clock()
+        try:
+            status = await cell.ingest(batch, now=now)
+        except InputError as exc:
+            cell.counts["rejected"] += 1
+            log.warning("batch rejected: %s", exc)
+        if report is not None and now >= next_report:
+            next_report = max(next_report + report_every, now)
+            report(status)
+    return status
+
+
+async def _until(
+    source: AsyncIterator[NDArray[Any]],
+    stop: asyncio.Event,
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> AsyncIterator[NDArray[Any]]:
+    """Batches of ``source`` until it ends, ``stop`` is set or the ``deadline`` passes."""
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            left = None if deadline is None else deadline - clock()
+            if left is not None and left <= 0:
+                break
+            nxt = asyncio.ensure_future(anext(source))
+            done, _ = await asyncio.wait(
+                {nxt, waiter}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            if nxt not in done:
+                nxt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await nxt
+                break
+            try:
+                batch = nxt.result()
+            except StopAsyncIteration:
+                break
+            yield batch
+    finally:
+        waiter.cancel()

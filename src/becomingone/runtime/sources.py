@@ -1,0 +1,207 @@
+"""Where a cell's samples come from: ``synthetic``, ``csv:PATH``, ``stdin``, ``text:PATH``.
+
+Rule: a source is an async iterator of batches (arrays of shape (k,) or (k, C)); it knows its
+channel count and nothing about the cell. Unreadable values become NaN rows, which the cell drops,
+counts and witnesses — a bad line never stops a stream. The synthetic source is paced in real
+time and is a pure function of the sample index, so a restarted cell continues the same stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from numpy.typing import NDArray
+
+from becomingone.errors import InputError
+from becomingone.runtime.lexical import lexical_embed
+
+__all__ = ["Source", "embedder", "open_source", "parse_row", "synthetic_phase"]
+
+
+@dataclass(slots=True)
+class Source:
+    """A named stream of batches with ``channels`` values per sample."""
+
+    name: str
+    channels: int
+    batches: AsyncIterator[NDArray[Any]]
+
+
+def synthetic_phase(
+    start: int,
+    count: int,
+    *,
+    dt: float,
+    frequency_hz: float = 1.0,
+    coherent_s: float = 4.0,
+    stalled_s: float = 2.0,
+    jitter: float = 0.1,
+    seed: int = 7,
+) -> NDArray[np.float64]:
+    """Phase (radians) of samples ``start … start+count−1`` of the synthetic stream.
+
+    The rhythm turns steadily at ``frequency_hz`` for ``coherent_s`` seconds, then stalls for
+    ``stalled_s`` seconds with a white jitter of ``jitter`` · 2π·f·dt radians (a zero-mean phase
+    velocity: no resonance), and so on. A pure function of the index: chunks join exactly.
+    """
+    n = np.arange(start, start + count, dtype=np.int64)
+    on, off = round(coherent_s / dt), round(stalled_s / dt)
+    period = on + off
+    cycle, pos = np.divmod(n, period)
+    advanced = cycle * on + np.minimum(pos, on)  # coherent samples before n
+    phase = 2 * math.pi * frequency_hz * dt * advanced.astype(np.float64)
+    stalled = pos >= on
+    if np.any(stalled):
+        amp = jitter * 2 * math.pi * frequency_hz * dt
+        for c in np.unique(cycle[stalled]):
+            rng = np.random.default_rng([seed, int(c)])
+            noise = rng.standard_normal(off)
+            sel = stalled & (cycle == c)
+            phase[sel] += amp * noise[pos[sel] - on]
+    return phase
+
+
+async def _synthetic(
+    dt: float, batch: int, start: int, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[NDArray[Any]]:
+    index, began = start, clock()
+    sent = 0
+    while True:
+        due = began + (sent + batch) * dt
+        await asyncio.sleep(max(0.0, due - clock()))
+        yield synthetic_phase(index, batch, dt=dt)
+        index += batch
+        sent += batch
+
+
+def parse_row(line: str, channels: int | None = None) -> list[float] | None:
+    """Numbers of a CSV/whitespace line; None for a blank or comment line; NaN if unreadable."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = [math.nan] * (channels or len(parts))
+    if channels is not None and len(values) != channels:
+        values = [math.nan] * channels
+    return values
+
+
+def _csv_channels(path: Path) -> tuple[int, bool]:
+    """(channels, has_header) from the first non-blank line of a CSV file."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                row = parse_row(line)
+                if row is None:
+                    continue
+                if all(math.isnan(v) for v in row):
+                    return len(line.split(",")), True
+                return len(row), False
+    except OSError as exc:
+        raise InputError("source", f"cannot read {path}: {exc.strerror or exc}") from exc
+    raise InputError("source", f"{path} has no samples")
+
+
+async def _csv(path: Path, channels: int, header: bool, batch: int) -> AsyncIterator[NDArray[Any]]:
+    rows: list[list[float]] = []
+    skipped_header = not header
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = parse_row(line, channels)
+            if row is None:
+                continue
+            if not skipped_header:
+                skipped_header = True
+                continue
+            rows.append(row)
+            if len(rows) >= batch:
+                yield np.asarray(rows, np.float64)
+                rows = []
+                await asyncio.sleep(0)
+    if rows:
+        yield np.asarray(rows, np.float64)
+
+
+async def _stdin(stream: TextIO, interval: float) -> AsyncIterator[NDArray[Any]]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="becomingone-stdin", daemon=True).start()
+    done = False
+    while not done:
+        rows: list[list[float]] = []
+        deadline = loop.time() + interval
+        while (left := deadline - loop.time()) > 0:
+            try:
+                line = await asyncio.wait_for(queue.get(), timeout=left)
+            except TimeoutError:
+                break
+            if line is None:
+                done = True
+                break
+            row = parse_row(line, 1)
+            if row is not None:
+                rows.append(row)
+        if rows:
+            yield np.asarray(rows, np.float64)
+
+
+def embedder() -> tuple[str, Callable[[Sequence[str]], NDArray[Any]]]:
+    """The text embedding in use: sentence embeddings if installed, else the lexical hash."""
+    try:
+        from becomingone.ingest.text import embed_messages
+    except ImportError:
+        return "lexical", lexical_embed
+    return "sentence", embed_messages
+
+
+def _text(path: Path, batch: int) -> tuple[int, AsyncIterator[NDArray[Any]]]:
+    try:
+        messages = [m.strip() for m in path.read_text(encoding="utf-8").splitlines() if m.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("source", f"cannot read {path}: {exc}") from exc
+    if not messages:
+        raise InputError("source", f"{path} has no messages")
+    vectors = np.asarray(embedder()[1](messages), np.float64)
+
+    async def gen() -> AsyncIterator[NDArray[Any]]:
+        for i in range(0, vectors.shape[0], batch):
+            yield vectors[i : i + batch]
+            await asyncio.sleep(0)
+
+    return vectors.shape[1], gen()
+
+
+def open_source(spec: str, *, dt: float, flush_interval: float, start: int = 0) -> Source:
+    """The source named by ``spec`` (see module doc); ``start`` is the cell's sample count."""
+    batch = max(1, round(flush_interval / dt))
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic" and not arg:
+        return Source("synthetic", 1, _synthetic(dt, batch, start))
+    if kind == "stdin" and not arg:
+        return Source("stdin", 1, _stdin(sys.stdin, flush_interval))
+    if kind == "csv" and arg:
+        path = Path(arg).expanduser()
+        channels, header = _csv_channels(path)
+        return Source(f"csv:{path}", channels, _csv(path, channels, header, batch))
+    if kind == "text" and arg:
+        channels, gen = _text(Path(arg).expanduser(), batch)
+        return Source(f"text:{arg}", channels, gen)
+    raise InputError("source", f"{spec!r}: use synthetic, stdin, csv:PATH or text:PATH")

@@ -1,0 +1,29 @@
+"""Witnessing: four-level records in an append-only, Ed25519-signed hash chain.
+
+Rule: records are created only by :class:`WitnessChain` and checked only by :func:`verify`;
+storing them is the memory layer's job.
+"""
+
+from becomingone.witnessing.chain import VerifyReport, WitnessChain, verify
+from becomingone.witnessing.record import (
+    GENESIS_HASH,
+    ChainHead,
+    Level,
+    WitnessRecord,
+    canonical_payload,
+    head_message,
+    record_hash,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "ChainHead",
+    "Level",
+    "VerifyReport",
+    "WitnessChain",
+    "WitnessRecord",
+    "canonical_payload",
+    "head_message",
+    "record_hash",
+    "verify",
+]
