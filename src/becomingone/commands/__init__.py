@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from becomingone.commands import cluster, simulate
+
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 #: Registration functions, in the order ``--help`` lists them.
-COMMANDS: list[Register] = []
+COMMANDS: list[Register] = [cluster.register, simulate.register]
 
 __all__ = ["COMMANDS", "Register"]
