@@ -13,7 +13,8 @@ Rule: library code raises only these (or translates a library's error into one o
     │                                carries ``reason`` (a short counted code)
     ├── IntegrityError               stored or witnessed data failed verification; carries
     │                                ``index`` (the first bad record)
-    └── StorageError                 a storage backend failed (disk, database)
+    ├── StorageError                 a storage backend failed (disk, database)
+    └── TransportError               a bus connection failed or was used after close
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "IntegrityError",
     "ProtocolError",
     "StorageError",
+    "TransportError",
 ]
 
 
@@ -73,3 +75,7 @@ class IntegrityError(BecomingOneError):
 
 class StorageError(BecomingOneError):
     """A storage backend failed (disk full, database locked, unreadable file)."""
+
+
+class TransportError(BecomingOneError):
+    """A bus connection failed or was used after it was closed."""

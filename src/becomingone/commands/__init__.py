@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze, config, up, witness
+from becomingone.commands import analyze, cluster, config, simulate, up, witness
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -18,6 +18,8 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 COMMANDS: list[Register] = [
     up.register,
     analyze.register,
+    cluster.register,
+    simulate.register,
     witness.register,
     config.register,
 ]

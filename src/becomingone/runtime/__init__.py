@@ -1,9 +1,18 @@
-"""asyncio drivers: a running cell, its sources, hooks and terminal view.
+"""asyncio drivers: a running cell (sources, hooks, terminal view) and a local cluster.
 
-Rule: thin loops around the sans-IO parts; this layer owns time, signals and terminals.
+Rule: thin loops around the sans-IO parts; this layer owns time, signals and terminals, and
+makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, load_key, run_cell
+from becomingone.runtime.cluster import (
+    ClusterMember,
+    ClusterSummary,
+    LocalCluster,
+    TickReport,
+    build_supervisors,
+    subject_for,
+)
 from becomingone.runtime.hooks import (
     HookEvent,
     HookFailure,
@@ -19,17 +28,23 @@ __all__ = [
     "LEXICAL_DIM",
     "Cell",
     "CellStatus",
+    "ClusterMember",
+    "ClusterSummary",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
     "HookResult",
+    "LocalCluster",
     "Source",
+    "TickReport",
     "Veto",
+    "build_supervisors",
     "default_data_dir",
     "lexical_embed",
     "load_key",
     "open_source",
     "resolve_hook",
     "run_cell",
+    "subject_for",
     "synthetic_phase",
 ]

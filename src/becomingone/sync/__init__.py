@@ -1,8 +1,11 @@
-"""The Sync layer and the sans-IO protocol machines of a cell and a cluster.
+"""The Sync layer of a cell and the sans-IO protocol machines of a cluster.
 
-Rule: no I/O and no clocks here; drivers in ``becomingone.runtime`` move bytes and time.
+CPS, SSEP packets, topologies and network stability for phase lock; the Sync layer that decides
+collapse or dissipation inside a cell. Rule: no clocks and no I/O here; time arrives as ``now``
+and outgoing bytes are returned. Drivers in ``becomingone.runtime`` move bytes and time.
 """
 
+from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
 from becomingone.sync.layer import (
     ActionEvent,
     DissipationReason,
@@ -12,13 +15,42 @@ from becomingone.sync.layer import (
     SyncOutcome,
     action_from,
 )
+from becomingone.sync.ssep import (
+    MAX_PACKET_BYTES,
+    Packet,
+    PacketKind,
+    PacketValidator,
+    Reject,
+    decode_packet,
+    encode_packet,
+)
+from becomingone.sync.stability import ClusterReading, NetworkStability, read_cluster
+from becomingone.sync.topology import Plan, Topology, fractal_levels, is_twisted, winding_number
 
 __all__ = [
+    "MAX_PACKET_BYTES",
     "ActionEvent",
+    "ClusterReading",
+    "CpsState",
     "DissipationReason",
+    "NetworkStability",
+    "Outgoing",
+    "Packet",
+    "PacketKind",
+    "PacketValidator",
+    "PhaseSupervisor",
+    "Plan",
     "RealignRequest",
+    "Reject",
     "SyncDecision",
     "SyncLayer",
     "SyncOutcome",
+    "Topology",
     "action_from",
+    "decode_packet",
+    "encode_packet",
+    "fractal_levels",
+    "is_twisted",
+    "read_cluster",
+    "winding_number",
 ]

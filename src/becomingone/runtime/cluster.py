@@ -1,0 +1,283 @@
+"""Local cluster driver: N cells' CPS on one bus, ticked by an asyncio loop (DESIGN.md §6).
+
+Rule: a thin loop. Each tick it hands every cell the bytes its subscription received, calls
+``tick(now)``, publishes what the cell returns and measures C_cluster over all cells. Protocol
+decisions live in :mod:`becomingone.sync`; a cell is anything with the :class:`ClusterMember`
+shape, so a full cell (transducers, witnessing, glyphs) plugs in by exposing its CPS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from becomingone.core.phase import CoherenceBand
+from becomingone.errors import InputError
+from becomingone.keys import NodeKey
+from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.stability import read_cluster
+from becomingone.sync.topology import Plan, Topology, winding_number
+from becomingone.transport.base import Bus, Subscription
+from becomingone.transport.memory import MemoryBus
+
+__all__ = [
+    "ClusterMember",
+    "ClusterSummary",
+    "LocalCluster",
+    "TickReport",
+    "build_supervisors",
+    "subject_for",
+]
+
+
+class ClusterMember(Protocol):
+    """What the driver needs from a cell: the sans-IO CPS surface."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def theta(self) -> float: ...
+
+    def tick(self, now: float) -> list[Outgoing]: ...
+
+    def receive(self, data: bytes, now: float) -> list[Outgoing]: ...
+
+    def snapshot(self) -> CpsState: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickReport:
+    """The cluster after one tick."""
+
+    tick: int
+    time: float
+    c_cluster: float
+    r: float
+    band: CoherenceBand
+    rejected: int
+    winding: int | None
+    thetas: tuple[float, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (phases omitted)."""
+        return {
+            "tick": self.tick,
+            "time": round(self.time, 6),
+            "c_cluster": self.c_cluster,
+            "r": self.r,
+            "band": self.band.value,
+            "rejected": self.rejected,
+            "winding": self.winding,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterSummary:
+    """How a run went: first tick at or above each band, final C and R, rejections by reason."""
+
+    ticks: int
+    ticks_to_band: Mapping[str, int | None]
+    c_cluster: float
+    r: float
+    band: CoherenceBand
+    rejected: Mapping[str, int]
+    twisted: bool
+    bus: Mapping[str, int]
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "summary": True,
+            "ticks": self.ticks,
+            "ticks_to_band": dict(self.ticks_to_band),
+            "c_cluster": self.c_cluster,
+            "r": self.r,
+            "band": self.band.value,
+            "rejected": dict(self.rejected),
+            "twisted": self.twisted,
+            "bus": dict(self.bus),
+        }
+
+
+def subject_for(cluster: str, node_id: str) -> str:
+    """The bus subject a cell listens on."""
+    return f"ssep.{cluster}.{node_id}"
+
+
+def build_supervisors(
+    n: int,
+    topology: Topology | str,
+    *,
+    alpha: float = 0.01,
+    beta: float = 0.0,
+    drift_ppm: float = 0.0,
+    spread: float = 1.0,
+    seed: int = 0,
+    cluster: str = "local",
+    branching: int = 4,
+    frequency: float = 1.0,
+) -> list[PhaseSupervisor]:
+    """N supervisors with deterministic keys, phases uniform over ``spread`` cycles (centred
+    on 0) and natural frequencies ``frequency·(1 + drift_ppm·1e-6·u)``, u uniform in [−1, 1].
+
+    A ring started with ``spread`` ≤ 0.5 has winding number 0.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError("nodes", f"must be an integer >= 1, got {n!r}")
+    if not 0.0 <= spread <= 1.0:
+        raise InputError("spread", f"must be in [0, 1], got {spread!r}")
+    rng = np.random.default_rng(seed)
+    thetas = (rng.random(n) - 0.5) * spread
+    drifts = rng.uniform(-1.0, 1.0, n) * drift_ppm * 1e-6
+    keys = [NodeKey.from_seed(hashlib.sha256(f"{seed}:{i}".encode()).digest()) for i in range(n)]
+    members = [f"cell-{i:04d}" for i in range(n)]
+    registry = {m: k.public_bytes for m, k in zip(members, keys, strict=True)}
+    topo = Topology.parse(topology)
+    return [
+        PhaseSupervisor(
+            key=keys[i],
+            plan=Plan(topology=topo, members=tuple(members), index=i, branching=branching),
+            keys=registry,
+            cluster=cluster,
+            alpha=alpha,
+            beta=beta,
+            frequency=frequency * (1.0 + drifts[i]),
+            theta=float(thetas[i]),
+        )
+        for i in range(n)
+    ]
+
+
+class LocalCluster:
+    """Runs cells on one bus. Use ``async with`` or call :meth:`start` and :meth:`aclose`."""
+
+    def __init__(
+        self,
+        members: Sequence[ClusterMember],
+        bus: MemoryBus,
+        *,
+        cluster: str = "local",
+        ring: bool = False,
+    ) -> None:
+        if not members:
+            raise InputError("members", "needs at least one cell")
+        self.members = list(members)
+        self.bus = bus
+        self.cluster = cluster
+        self.ring = ring
+        self.history: list[TickReport] = []
+        self._conns: dict[str, Bus] = {}
+        self._subs: dict[str, Subscription] = {}
+
+    async def start(self) -> None:
+        """Connect every cell and subscribe it to its subject."""
+        for m in self.members:
+            conn = self.bus.connect(m.node_id)
+            self._conns[m.node_id] = conn
+            self._subs[m.node_id] = await conn.subscribe(subject_for(self.cluster, m.node_id))
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        for conn in self._conns.values():
+            await conn.aclose()
+
+    async def __aenter__(self) -> LocalCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _publish(self, sender: str, out: list[Outgoing]) -> None:
+        conn = self._conns[sender]
+        for msg in out:
+            for dest in msg.to:
+                await conn.publish(subject_for(self.cluster, dest), msg.data)
+
+    async def step(self, now: float) -> TickReport:
+        """One tick at ``now`` for every cell; returns the measurement after it."""
+        for m in self.members:
+            for data in self._subs[m.node_id].drain():
+                await self._publish(m.node_id, m.receive(data, now))
+        for m in self.members:
+            await self._publish(m.node_id, m.tick(now))
+        await asyncio.sleep(0)
+        return self._measure(now)
+
+    def _measure(self, now: float) -> TickReport:
+        thetas = tuple(m.theta for m in self.members)
+        reading = read_cluster(thetas)
+        report = TickReport(
+            tick=len(self.history),
+            time=now,
+            c_cluster=reading.c,
+            r=reading.r,
+            band=reading.band,
+            rejected=sum(self.rejected().values()),
+            winding=winding_number(thetas) if self.ring else None,
+            thetas=thetas,
+        )
+        self.history.append(report)
+        return report
+
+    def rejected(self) -> Counter[str]:
+        """Rejected packets by reason, over all cells."""
+        total: Counter[str] = Counter()
+        for m in self.members:
+            total.update(m.snapshot().rejected)
+        return total
+
+    async def run(
+        self,
+        ticks: int,
+        tick_seconds: float,
+        *,
+        realtime: bool = False,
+        on_tick: Callable[[TickReport], None] | None = None,
+        until: CoherenceBand | None = None,
+    ) -> ClusterSummary:
+        """Run ``ticks`` ticks ``tick_seconds`` apart (virtual time unless ``realtime``).
+
+        Stops early once the band ``until`` is reached, if given.
+        """
+        start = time.monotonic()
+        for i in range(ticks):
+            now = (time.monotonic() - start) if realtime else i * tick_seconds
+            report = await self.step(now)
+            if on_tick is not None:
+                on_tick(report)
+            if until is not None and report.band is until:
+                break
+            if realtime:
+                await asyncio.sleep(max(0.0, start + (i + 1) * tick_seconds - time.monotonic()))
+        return self.summary()
+
+    def summary(self) -> ClusterSummary:
+        """Summary of the run so far."""
+        if not self.history:
+            self._measure(0.0)
+        order = list(CoherenceBand)
+        first: dict[str, int | None] = {b.value: None for b in order}
+        for rep in self.history:
+            for band in order[: order.index(rep.band) + 1]:
+                if first[band.value] is None:
+                    first[band.value] = rep.tick
+        last = self.history[-1]
+        return ClusterSummary(
+            ticks=len(self.history),
+            ticks_to_band=first,
+            c_cluster=last.c_cluster,
+            r=last.r,
+            band=last.band,
+            rejected=dict(self.rejected()),
+            twisted=bool(last.winding),
+            bus=dict(self.bus.stats),
+        )

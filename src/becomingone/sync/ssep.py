@@ -1,0 +1,281 @@
+"""SSEP packet v1: fields, canonical bytes, Ed25519 signatures and validation (DESIGN.md §6).
+
+Rule: everything that decides whether a peer's bytes are accepted lives here; no clocks, no
+I/O (time arrives as ``now``). Every rejection raises :class:`ProtocolError` with a
+:class:`Reject` code and is counted by the :class:`PacketValidator`; nothing else escapes.
+
+Wire format (big-endian)::
+
+    b"SSEP" | u8 version=1 | u8 kind | u8 level | u8 len + node_id (ASCII) | u8 len + cluster
+    | u64 seq | f64 timestamp, delta_phi, kappa, theta, coherence, node_energy, weight
+    | u8 len + glyph_digest (0 or 32 bytes) | 64-byte Ed25519 signature over all before it
+
+``kind``, ``level`` and ``weight`` extend the DESIGN field list so one packet type carries a
+cell's own state (STATE: θ = Θ_local, weight 1), an aggregated field going up (UP: θ = arg
+and weight = |Σ e^{2πiθ}| of the group's resultant) and a cluster phase coming down (DOWN).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import struct
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from becomingone.errors import InputError, ProtocolError
+from becomingone.keys import SIGNATURE_BYTES, NodeKey, verify_signature
+
+__all__ = [
+    "MAX_PACKET_BYTES",
+    "Packet",
+    "PacketKind",
+    "PacketValidator",
+    "Reject",
+    "decode_packet",
+    "encode_packet",
+]
+
+MAGIC = b"SSEP"
+VERSION = 1
+MAX_PACKET_BYTES = 4096
+DIGEST_BYTES = 32
+MAX_LEVEL = 63
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_HEAD = struct.Struct(">4sBBB")
+_BODY = struct.Struct(">Q7d")
+_FLOATS = ("timestamp", "delta_phi", "kappa", "theta", "coherence", "node_energy", "weight")
+
+
+class PacketKind(enum.IntEnum):
+    """What a packet's θ means."""
+
+    STATE = 0  #: the sender's own Θ_local
+    UP = 1  #: the resultant of the sender's group at ``level`` (fractal)
+    DOWN = 2  #: the cluster phase travelling down to ``level`` (hub, fractal)
+
+
+class Reject(enum.StrEnum):
+    """Counted reasons for rejecting a packet."""
+
+    OVERSIZE = "oversize"
+    MALFORMED = "malformed"
+    BAD_VERSION = "bad_version"
+    NON_FINITE = "non_finite"
+    OUT_OF_RANGE = "out_of_range"
+    WRONG_CLUSTER = "wrong_cluster"
+    UNKNOWN_SIGNER = "unknown_signer"
+    BAD_SIGNATURE = "bad_signature"
+    SKEW = "skew"
+    REPLAY = "replay"
+
+
+def _field_problem(name: str, value: float) -> tuple[Reject, str] | None:
+    if not math.isfinite(value):
+        return Reject.NON_FINITE, f"{name} is {value!r}"
+    ok = {
+        "timestamp": value >= 0.0,
+        "delta_phi": 0.0 <= value <= 1.0,
+        "kappa": 0.0 <= value <= 1e6,
+        "theta": 0.0 <= value < 1.0,
+        "coherence": 0.0 <= value <= 1.0,
+        "node_energy": 0.0 <= value <= 1e12,
+        "weight": 0.0 <= value <= 1e12,
+    }[name]
+    return None if ok else (Reject.OUT_OF_RANGE, f"{name} = {value!r} is out of range")
+
+
+def _problem(f: Mapping[str, object]) -> tuple[Reject, str] | None:
+    """The first invalid packet field in ``f`` as (reason, message), or ``None``."""
+    for name in ("node_id", "cluster"):
+        value = f[name]
+        if not isinstance(value, str) or not _ID.match(value):
+            return Reject.MALFORMED, f"{name} {value!r} must be 1-64 of [A-Za-z0-9._:-]"
+    seq, kind, level, digest = f["seq"], f["kind"], f["level"], f["glyph_digest"]
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        return Reject.MALFORMED, f"seq {seq!r} must be an integer"
+    if not 0 <= seq < 2**64:
+        return Reject.OUT_OF_RANGE, f"seq {seq} must be in [0, 2**64)"
+    if not isinstance(kind, PacketKind):
+        return Reject.OUT_OF_RANGE, f"kind {kind!r} is not a PacketKind"
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_LEVEL:
+        return Reject.OUT_OF_RANGE, f"level {level!r} must be in [0, {MAX_LEVEL}]"
+    if not isinstance(digest, bytes) or len(digest) not in (0, DIGEST_BYTES):
+        return Reject.MALFORMED, "glyph_digest must be empty or 32 bytes"
+    for name in _FLOATS:
+        value = f[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return Reject.MALFORMED, f"{name} {value!r} must be a number"
+        found = _field_problem(name, float(value))
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Packet:
+    """One SSEP v1 packet (unsigned content). Validates on construction (``InputError``)."""
+
+    node_id: str
+    cluster: str
+    seq: int
+    timestamp: float
+    delta_phi: float = 0.0
+    kappa: float = 0.0
+    theta: float = 0.0
+    glyph_digest: bytes = b""
+    coherence: float = 0.0
+    node_energy: float = 0.0
+    kind: PacketKind = PacketKind.STATE
+    level: int = 0
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise InputError(problem[1].split(" ", 1)[0], problem[1])
+
+    def problem(self) -> tuple[Reject, str] | None:
+        """The first invalid field as (reason, message), or ``None``."""
+        return _problem({name: getattr(self, name) for name in self.__slots__})
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes of the packet (what the signature covers)."""
+        node = self.node_id.encode("ascii")
+        cluster = self.cluster.encode("ascii")
+        floats = (float(getattr(self, name)) for name in _FLOATS)
+        return b"".join(
+            (
+                _HEAD.pack(MAGIC, VERSION, int(self.kind), self.level),
+                bytes([len(node)]),
+                node,
+                bytes([len(cluster)]),
+                cluster,
+                _BODY.pack(self.seq, *floats),
+                bytes([len(self.glyph_digest)]),
+                self.glyph_digest,
+            )
+        )
+
+
+def encode_packet(packet: Packet, key: NodeKey) -> bytes:
+    """Canonical bytes of ``packet`` followed by ``key``'s Ed25519 signature over them."""
+    body = packet.to_bytes()
+    return body + key.sign(body)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, count: int) -> bytes:
+        if self.pos + count > len(self.data):
+            raise ProtocolError(Reject.MALFORMED, "packet is truncated")
+        out = self.data[self.pos : self.pos + count]
+        self.pos += count
+        return out
+
+    def short(self) -> bytes:
+        return self.take(self.take(1)[0])
+
+    def text(self, name: str) -> str:
+        raw = self.short()
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise ProtocolError(Reject.MALFORMED, f"{name} is not ASCII") from None
+
+
+def decode_packet(data: bytes) -> tuple[Packet, bytes, bytes]:
+    """Parse wire bytes into ``(packet, signed_body, signature)``; checks no signature.
+
+    Raises only :class:`ProtocolError` (reason: oversize, malformed, bad_version, non_finite,
+    out_of_range), whatever the bytes.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(Reject.MALFORMED, f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > MAX_PACKET_BYTES:
+        raise ProtocolError(Reject.OVERSIZE, f"{len(data)} bytes > {MAX_PACKET_BYTES}")
+    reader = _Reader(data)
+    magic, version, kind, level = _HEAD.unpack(reader.take(_HEAD.size))
+    if magic != MAGIC:
+        raise ProtocolError(Reject.MALFORMED, "not an SSEP packet (bad magic)")
+    if version != VERSION:
+        raise ProtocolError(Reject.BAD_VERSION, f"version {version} is not supported")
+    if kind not in PacketKind._value2member_map_:
+        raise ProtocolError(Reject.OUT_OF_RANGE, f"kind {kind} is unknown")
+    node_id = reader.text("node_id")
+    cluster = reader.text("cluster")
+    seq, *floats = _BODY.unpack(reader.take(_BODY.size))
+    digest = reader.short()
+    body_end = reader.pos
+    signature = reader.take(SIGNATURE_BYTES)
+    if reader.pos != len(data):
+        raise ProtocolError(Reject.MALFORMED, "trailing bytes after the signature")
+    fields: dict[str, object] = dict(zip(_FLOATS, floats, strict=True))
+    fields.update(
+        node_id=node_id,
+        cluster=cluster,
+        seq=seq,
+        glyph_digest=digest,
+        kind=PacketKind(kind),
+        level=level,
+    )
+    found = _problem(fields)
+    if found is not None:
+        raise ProtocolError(*found)
+    packet = Packet(**fields)  # type: ignore[arg-type]
+    return packet, data[:body_end], signature
+
+
+class PacketValidator:
+    """Accepts a peer's wire bytes or rejects them with a counted reason.
+
+    ``keys`` maps node ids to Ed25519 public keys (the membership). Checks, in order: size,
+    format and field ranges, cluster, known signer, signature, clock skew (``max_skew``
+    seconds against ``now``), and replay (each signer's ``seq`` must grow). The sequence
+    state advances only for packets that pass every check.
+    """
+
+    def __init__(self, *, cluster: str, keys: Mapping[str, bytes], max_skew: float = 5.0) -> None:
+        if not math.isfinite(max_skew) or max_skew <= 0.0:
+            raise InputError("max_skew", f"must be a finite number > 0, got {max_skew!r}")
+        self.cluster = cluster
+        self.keys = dict(keys)
+        self.max_skew = float(max_skew)
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+        self._last_seq: dict[str, int] = {}
+
+    def validate(self, data: bytes, now: float) -> Packet:
+        """The packet in ``data`` if it is acceptable at ``now``; else count and raise."""
+        try:
+            packet = self._check(data, now)
+        except ProtocolError as exc:
+            self.rejected[str(exc.reason)] += 1
+            raise
+        self.accepted += 1
+        return packet
+
+    def _check(self, data: bytes, now: float) -> Packet:
+        packet, body, signature = decode_packet(data)
+        if packet.cluster != self.cluster:
+            raise ProtocolError(Reject.WRONG_CLUSTER, f"packet for cluster {packet.cluster!r}")
+        public = self.keys.get(packet.node_id)
+        if public is None:
+            raise ProtocolError(Reject.UNKNOWN_SIGNER, f"no key for {packet.node_id!r}")
+        if not verify_signature(public, body, signature):
+            raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
+        if abs(packet.timestamp - now) > self.max_skew:
+            raise ProtocolError(
+                Reject.SKEW, f"timestamp {packet.timestamp:.3f} is off by > {self.max_skew} s"
+            )
+        last = self._last_seq.get(packet.node_id)
+        if last is not None and packet.seq <= last:
+            raise ProtocolError(Reject.REPLAY, f"seq {packet.seq} <= last {last}")
+        self._last_seq[packet.node_id] = packet.seq
+        return packet

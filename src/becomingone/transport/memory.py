@@ -1,0 +1,153 @@
+"""In-process bus: a real :class:`~becomingone.transport.Bus` for one machine and for tests.
+
+Rule: bounded queues (a full subscription drops the message and counts it, publishers never
+block), optional injected latency, loss and partitions, all counted. Connections are named so
+partitions can separate them; no network and no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from becomingone.errors import InputError, TransportError
+
+__all__ = ["MemoryBus", "MemoryConnection", "MemorySubscription"]
+
+
+class MemorySubscription:
+    """A bounded queue of messages for one subject on one connection."""
+
+    def __init__(self, conn: MemoryConnection, subject: str, maxsize: int) -> None:
+        self.subject = subject
+        self._conn = conn
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
+        self.active = True
+
+    def _offer(self, data: bytes) -> bool:
+        if not self.active:
+            return False
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def next_msg(self, timeout: float) -> bytes:
+        """The next message; ``TimeoutError`` after ``timeout`` seconds."""
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def drain(self) -> list[bytes]:
+        """Every queued message, without waiting."""
+        out = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
+    async def unsubscribe(self) -> None:
+        """Stop receiving."""
+        self.active = False
+        self._conn._bus._remove(self)
+
+
+class MemoryConnection:
+    """One named client of a :class:`MemoryBus`."""
+
+    def __init__(self, bus: MemoryBus, name: str) -> None:
+        self._bus = bus
+        self.name = name
+        self.closed = False
+        self._subs: list[MemorySubscription] = []
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        """Deliver ``data`` to every subscriber of ``subject`` (subject to faults)."""
+        if self.closed:
+            raise TransportError(f"connection {self.name!r} is closed")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InputError("data", f"must be bytes, got {type(data).__name__}")
+        self._bus._route(self.name, subject, bytes(data))
+
+    async def subscribe(self, subject: str) -> MemorySubscription:
+        """Start receiving ``subject``."""
+        if self.closed:
+            raise TransportError(f"connection {self.name!r} is closed")
+        if not subject:
+            raise InputError("subject", "must not be empty")
+        sub = MemorySubscription(self, subject, self._bus.maxsize)
+        self._subs.append(sub)
+        self._bus._subs[subject].append(sub)
+        return sub
+
+    async def aclose(self) -> None:
+        """Close this connection and its subscriptions."""
+        for sub in list(self._subs):
+            await sub.unsubscribe()
+        self.closed = True
+
+
+class MemoryBus:
+    """The in-process bus (the "server"). ``connect(name)`` gives a :class:`Bus` client.
+
+    Parameters
+    ----------
+    maxsize : capacity of each subscription's queue.
+    latency : seconds added to every delivery (on the running loop's clock).
+    loss : probability that a delivery is dropped.
+    seed : seeds the loss draws.
+    """
+
+    def __init__(
+        self, *, maxsize: int = 1024, latency: float = 0.0, loss: float = 0.0, seed: int = 0
+    ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise InputError("maxsize", f"must be an integer >= 1, got {maxsize!r}")
+        if not math.isfinite(latency) or latency < 0.0:
+            raise InputError("latency", f"must be a finite number >= 0, got {latency!r}")
+        if not math.isfinite(loss) or not 0.0 <= loss < 1.0:
+            raise InputError("loss", f"must be in [0, 1), got {loss!r}")
+        self.maxsize, self.latency, self.loss = maxsize, latency, loss
+        self._rng = random.Random(seed)
+        self._subs: defaultdict[str, list[MemorySubscription]] = defaultdict(list)
+        self._groups: dict[str, int] = {}
+        self.stats: Counter[str] = Counter()
+
+    def connect(self, name: str) -> MemoryConnection:
+        """A new client connection called ``name`` (used by partitions)."""
+        return MemoryConnection(self, name)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split connections into groups; messages cross no group boundary until :meth:`heal`.
+
+        Connections not named in any group form one more group together.
+        """
+        self._groups = {name: i for i, group in enumerate(groups) for name in group}
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._groups = {}
+
+    def _remove(self, sub: MemorySubscription) -> None:
+        subs = self._subs.get(sub.subject, [])
+        if sub in subs:
+            subs.remove(sub)
+
+    def _route(self, origin: str, subject: str, data: bytes) -> None:
+        self.stats["published"] += 1
+        for sub in list(self._subs.get(subject, ())):
+            if self._groups.get(origin, -1) != self._groups.get(sub._conn.name, -1):
+                self.stats["dropped_partition"] += 1
+            elif self.loss and self._rng.random() < self.loss:
+                self.stats["dropped_loss"] += 1
+            elif self.latency > 0.0:
+                asyncio.get_running_loop().call_later(self.latency, self._deliver, sub, data)
+            else:
+                self._deliver(sub, data)
+
+    def _deliver(self, sub: MemorySubscription, data: bytes) -> None:
+        if sub._offer(data):
+            self.stats["delivered"] += 1
+        elif sub.active:
+            self.stats["dropped_full"] += 1

@@ -1,0 +1,96 @@
+"""The sans-IO Cluster Phase Supervisor: the CPS step, PLL, and rejection of bad packets."""
+
+from __future__ import annotations
+
+import pytest
+
+from becomingone.core.phase import wrap
+from becomingone.errors import InputError
+from becomingone.keys import NodeKey
+from becomingone.sync import Packet, PhaseSupervisor, Plan, Reject, encode_packet
+
+KEYS = {name: NodeKey.from_seed(bytes([i + 1]) * 32) for i, name in enumerate(("a", "b"))}
+REGISTRY = {name: k.public_bytes for name, k in KEYS.items()}
+
+
+def pair(**kw: float) -> tuple[PhaseSupervisor, PhaseSupervisor]:
+    """Two mesh supervisors a (θ = 0.1) and b (θ = 0.3)."""
+    out = []
+    for name, theta in (("a", 0.1), ("b", 0.3)):
+        plan = Plan.for_member("mesh", ["a", "b"], name)
+        out.append(
+            PhaseSupervisor(key=KEYS[name], plan=plan, keys=REGISTRY, theta=theta, **kw)  # type: ignore[arg-type]
+        )
+    return out[0], out[1]
+
+
+def exchange(a: PhaseSupervisor, b: PhaseSupervisor, now: float) -> None:
+    """One tick of both, delivering each one's packets to the other."""
+    for src, dst in ((a, b), (b, a)):
+        for msg in src.tick(now):
+            assert msg.to == (dst.node_id,)
+            dst.receive(msg.data, now)
+
+
+def test_step_is_alpha_times_error_to_the_mean() -> None:
+    """After hearing b, a moves α·wrap(Θ_cluster − θ_a) with Θ_cluster the mean of both."""
+    a, b = pair(alpha=0.1, frequency=0.0)
+    exchange(a, b, 0.0)  # first tick: nothing heard yet, no step
+    assert a.theta == pytest.approx(0.1) and a.steps == 0
+    a.tick(0.0)
+    assert a.theta == pytest.approx(0.1 + 0.1 * 0.1)
+    assert a.last_error == pytest.approx(0.1)
+
+
+def test_pair_locks_across_zero() -> None:
+    """Two cells around the 0/1 seam converge to one phase."""
+    a, b = pair(alpha=0.2, frequency=0.0)
+    a.theta, b.theta = 0.95, 0.05
+    for t in range(200):
+        exchange(a, b, float(t))
+    assert abs(float(wrap(a.theta - b.theta))) < 1e-6
+
+
+def test_pll_locks_different_frequencies() -> None:
+    """With β > 0 two cells with different natural frequencies end at one frequency."""
+    a, b = pair(alpha=0.1, beta=0.025)  # β·dt = α²/4: critically damped
+    b.frequency = 1.01
+    for t in range(3000):
+        exchange(a, b, t * 0.1)
+    assert a.frequency == pytest.approx(b.frequency, abs=1e-6)
+    assert abs(float(wrap(a.theta - b.theta))) < 1e-4
+
+
+def test_forged_replayed_and_unknown_packets_are_counted_and_ignored() -> None:
+    """Forged, replayed and unknown-signer packets change nothing and are counted by reason."""
+    a, b = pair(frequency=0.0)
+    genuine = b.tick(0.0)[0].data
+    assert a.receive(genuine, 0.0) == []
+    assert a.receive(genuine, 0.0) == []  # replay
+    forged = Packet(node_id="b", cluster="default", seq=99, timestamp=0.0, theta=0.9)
+    a.receive(encode_packet(forged, NodeKey.from_seed(b"x" * 32)), 0.0)
+    stranger = Packet(node_id="c", cluster="default", seq=1, timestamp=0.0)
+    a.receive(encode_packet(stranger, NodeKey.from_seed(b"c" * 32)), 0.0)
+    a.receive(b"\x00garbage", 0.0)
+    assert a.rejected == {
+        Reject.REPLAY: 1,
+        Reject.BAD_SIGNATURE: 1,
+        Reject.UNKNOWN_SIGNER: 1,
+        Reject.MALFORMED: 1,
+    }
+    a.tick(0.0)
+    assert a.last_error == pytest.approx(0.1)  # only the genuine packet counted
+
+
+def test_bad_local_input() -> None:
+    """Time going backwards, a wrong key and a bad field value raise InputError."""
+    a, _ = pair()
+    a.tick(5.0)
+    with pytest.raises(InputError, match="now"):
+        a.tick(4.0)
+    with pytest.raises(InputError) as info:
+        a.set_field(coherence=2.0)
+    assert info.value.parameter == "coherence"
+    a.set_field(coherence=0.5, glyph_digest=bytes(32))
+    with pytest.raises(InputError, match="key"):
+        PhaseSupervisor(key=KEYS["b"], plan=Plan.for_member("mesh", ["a", "b"], "a"), keys=REGISTRY)

@@ -1,0 +1,30 @@
+"""Network stability detector and cluster coherence readings."""
+
+from __future__ import annotations
+
+from becomingone.core.phase import CoherenceBand
+from becomingone.sync import NetworkStability, read_cluster
+
+
+def test_stable_after_k_good_ticks_and_reset_by_silence_or_membership() -> None:
+    """Stable needs k good ticks; a silent peer or a membership change resets it."""
+    s = NetworkStability(peers={"a", "b"}, k=3, timeout=1.0)
+    for t in range(3):
+        s.heard("a", t)
+        s.heard("b", t)
+        assert s.tick(t + 0.5) == (t == 2)
+    s.heard("a", 3.0)
+    assert not s.tick(3.5 + 1.0)  # b last heard at 2.0: 2.5 s > timeout
+    for t in range(5, 8):
+        s.heard("a", t)
+        s.heard("b", t)
+        s.tick(t)
+    assert s.stable
+    s.set_peers({"a"})
+    assert not s.tick(8.0)
+
+
+def test_read_cluster_bands() -> None:
+    """Tight phases around 0/1 read SHARED; spread phases LOOSE."""
+    assert read_cluster([0.99, 0.0, 0.01]).band is CoherenceBand.SHARED
+    assert read_cluster([0.0, 0.25, 0.5, 0.75]).band is CoherenceBand.LOOSE
