@@ -21,11 +21,9 @@ from becomingone.runtime.hooks import (
     Veto,
     resolve_hook,
 )
-from becomingone.runtime.lexical import LEXICAL_DIM, lexical_embed
 from becomingone.runtime.sources import Source, open_source, synthetic_phase
 
 __all__ = [
-    "LEXICAL_DIM",
     "Cell",
     "CellStatus",
     "ClusterMember",
@@ -40,7 +38,6 @@ __all__ = [
     "Veto",
     "build_supervisors",
     "default_data_dir",
-    "lexical_embed",
     "load_key",
     "open_source",
     "resolve_hook",

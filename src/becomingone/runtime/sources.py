@@ -13,7 +13,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,10 +21,12 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
+from becomingone.core.encoders import phase_from_embeddings
 from becomingone.errors import InputError
-from becomingone.runtime.lexical import lexical_embed
+from becomingone.ingest.files import read_messages
+from becomingone.ingest.text import embed_messages
 
-__all__ = ["Source", "embedder", "open_source", "parse_row", "synthetic_phase"]
+__all__ = ["Source", "open_source", "parse_row", "synthetic_phase"]
 
 
 @dataclass(slots=True)
@@ -163,23 +165,17 @@ async def _stdin(stream: TextIO, interval: float) -> AsyncIterator[NDArray[Any]]
             yield np.asarray(rows, np.float64)
 
 
-def embedder() -> tuple[str, Callable[[Sequence[str]], NDArray[Any]]]:
-    """The text embedding in use: sentence embeddings if installed, else the lexical hash."""
-    try:
-        from becomingone.ingest.text import embed_messages
-    except ImportError:
-        return "lexical", lexical_embed
-    return "sentence", embed_messages
-
-
 def _text(path: Path, batch: int) -> tuple[int, AsyncIterator[NDArray[Any]]]:
+    """Messages of a text file (one per line) as sentence embeddings, one sample per message.
+
+    The embedding is the MiniLM model when the ``text`` extra is installed, else the lexical
+    fallback (see :mod:`becomingone.ingest.text`).
+    """
     try:
-        messages = [m.strip() for m in path.read_text(encoding="utf-8").splitlines() if m.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError("source", f"cannot read {path}: {exc}") from exc
-    if not messages:
-        raise InputError("source", f"{path} has no messages")
-    vectors = np.asarray(embedder()[1](messages), np.float64)
+        messages = read_messages(path)
+    except InputError as exc:
+        raise InputError("source", exc.message) from exc
+    vectors = phase_from_embeddings(embed_messages(messages))
 
     async def gen() -> AsyncIterator[NDArray[Any]]:
         for i in range(0, vectors.shape[0], batch):
