@@ -21,7 +21,14 @@ $(DEV): pyproject.toml scripts/install-system.sh | $(BIN)/python
 	touch $(BASE) $@
 
 demo: $(BASE)
+	@echo "== 1/3  KAIROS on a recorded stream: becomingone analyze examples/buried.csv"
 	$(BIN)/becomingone analyze examples/buried.csv --band 3 8 --rows 16 --plot out/analyze.png
+	@echo "== 2/3  a living cell for 20 s on the synthetic source: becomingone up"
+	rm -rf out/demo-cell
+	$(BIN)/becomingone up --duration 20 --summary --data-dir out/demo-cell
+	$(BIN)/becomingone witness verify --data-dir out/demo-cell
+	@echo "== 3/3  16 cells phase-lock on a fractal topology: becomingone cluster"
+	$(BIN)/becomingone cluster --nodes 16 --topology fractal --fast --duration 30 --plot out/cluster.png
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
@@ -36,6 +43,8 @@ test: lint typecheck
 
 bench: $(BASE)
 	$(BIN)/python bench/kairos.py
+	$(BIN)/python bench/cell.py
+	$(BIN)/python bench/sim.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

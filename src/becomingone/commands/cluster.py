@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_json()))
     else:
-        Console().print(_summary_table(summary))
+        console = Console()
+        if not console.is_terminal:
+            console.print()  # the live view's last frame ends without a newline off a terminal
+        console.print(_summary_table(summary))
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 

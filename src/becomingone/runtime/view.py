@@ -75,9 +75,9 @@ def summary(status: CellStatus, report: VerifyReport, data_dir: str) -> dict[str
 
 def summary_text(data: dict[str, Any], console: Console) -> None:
     """Print the closing summary for people."""
-    ok = "[green]yes[/]" if data["chain_verified"] else "[red]NO[/]"
+    chain = "[green]yes[/]" if data["chain_verified"] else f"[red]NO[/] ({data['chain']})"
     console.print(
         f"cell summary ({data['data_dir']}): {data['samples']} samples, "
         f"{data['collapses']} collapses, {data['dissipations']} dissipations, "
-        f"{data['witnessed']} witness records; chain verified: {ok} ({data['chain']})"
+        f"{data['witnessed']} witness records; chain verified: {chain}"
     )
