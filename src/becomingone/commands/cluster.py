@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -16,8 +19,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from becomingone.config import load_config
 from becomingone.errors import InputError
-from becomingone.runtime import ClusterSummary, LocalCluster, TickReport, build_supervisors
+from becomingone.runtime import (
+    ClusterMember,
+    ClusterSummary,
+    LocalCluster,
+    TickReport,
+    build_supervisors,
+)
+from becomingone.runtime.cell_member import CellTotals, build_cell_members, cell_totals
 from becomingone.sync import PhaseSupervisor
 from becomingone.transport import MemoryBus
 
@@ -41,6 +52,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fast", action="store_true", help="virtual time: do not wait between ticks")
     p.add_argument("--json", action="store_true", help="one JSON object per tick, then summary")
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
+    p.add_argument(
+        "--cells",
+        default="cps",
+        choices=["cps", "full"],
+        help="cps: each cell is its phase supervisor only; full: a living cell (transducers, "
+        "sync layer, witness chain, SQLite memory) on its own stream, with its supervisor",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="with --cells full: keep the cells' data here (one folder per cell); "
+        "default: a temporary folder removed at the end",
+    )
+    p.add_argument("--config", type=Path, help="with --cells full: the cells' becomingone.yaml")
     p.set_defaults(handler=run)
 
 
@@ -72,14 +97,21 @@ def run(args: argparse.Namespace) -> int:
         branching=args.branching,
     )
     ticks = max(1, round(args.duration * 1000.0 / args.tick))
-    summary, history = asyncio.run(_drive(args, cells, ticks))
+    if args.cells == "full":
+        summary, history, totals = _run_full(args, cells, ticks)
+    else:
+        summary, history = asyncio.run(_drive(args, cells, ticks, cells))
+        totals = None
     if args.json:
-        print(json.dumps(summary.to_json()))
+        doc = summary.to_json()
+        if totals is not None:
+            doc["cells"] = totals.to_json()
+        print(json.dumps(doc))
     else:
         console = Console()
         if not console.is_terminal:
             console.print()  # the live view's last frame ends without a newline off a terminal
-        console.print(_summary_table(summary))
+        console.print(_summary_table(summary, totals))
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 
@@ -93,11 +125,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _drive(
+def _run_full(
     args: argparse.Namespace, cells: list[PhaseSupervisor], ticks: int
+) -> tuple[ClusterSummary, list[TickReport], CellTotals]:
+    """Run with a full cell behind every supervisor; close (and verify) every cell after."""
+    config = load_config(args.config)
+    with contextlib.ExitStack() as stack:
+        base = args.data_dir
+        if base is None:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
+        members = build_cell_members(cells, base, config, seed=args.seed)
+        try:
+            summary, history = asyncio.run(_drive(args, cells, ticks, members))
+        finally:
+            verified = [m.close() for m in members]
+        return summary, history, cell_totals(members, verified)
+
+
+async def _drive(
+    args: argparse.Namespace,
+    cells: list[PhaseSupervisor],
+    ticks: int,
+    members: Sequence[ClusterMember],
 ) -> tuple[ClusterSummary, list[TickReport]]:
     bus = MemoryBus(loss=args.loss, seed=args.seed)
-    async with LocalCluster(cells, bus, ring=args.topology == "ring") as cluster:
+    async with LocalCluster(members, bus, ring=args.topology == "ring") as cluster:
         if args.json:
 
             def emit(report: TickReport) -> None:
@@ -166,7 +218,7 @@ def _view(report: TickReport, cluster: LocalCluster, cells: list[PhaseSupervisor
     return Group(head, phase_circle(report.thetas), Text(f"C over time │{spark}│"), table)
 
 
-def _summary_table(summary: ClusterSummary) -> Table:
+def _summary_table(summary: ClusterSummary, totals: CellTotals | None = None) -> Table:
     table = Table("summary", "value", title="cluster run")
     for band, tick in summary.ticks_to_band.items():
         table.add_row(f"ticks to {band}", "never" if tick is None else str(tick))
@@ -177,4 +229,11 @@ def _summary_table(summary: ClusterSummary) -> Table:
     table.add_row("rejected packets", rejected)
     table.add_row("twisted ring", "yes" if summary.twisted else "no")
     table.add_row("bus", ", ".join(f"{k}={v}" for k, v in sorted(summary.bus.items())))
+    if totals is not None:
+        table.add_row(
+            "full cells",
+            f"{totals.cells} cells, {totals.samples} samples, {totals.collapses} collapses, "
+            f"{totals.dissipations} dissipations, {totals.witnessed} witnessed",
+        )
+        table.add_row("chains verified", f"{totals.chains_verified}/{totals.cells}")
     return table

@@ -5,6 +5,13 @@ makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, load_key, run_cell
+from becomingone.runtime.cell_member import (
+    CellMember,
+    CellTotals,
+    LivingMember,
+    build_cell_members,
+    cell_totals,
+)
 from becomingone.runtime.cluster import (
     ClusterMember,
     ClusterSummary,
@@ -25,18 +32,23 @@ from becomingone.runtime.sources import Source, open_source, synthetic_phase
 
 __all__ = [
     "Cell",
+    "CellMember",
     "CellStatus",
+    "CellTotals",
     "ClusterMember",
     "ClusterSummary",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
     "HookResult",
+    "LivingMember",
     "LocalCluster",
     "Source",
     "TickReport",
     "Veto",
+    "build_cell_members",
     "build_supervisors",
+    "cell_totals",
     "default_data_dir",
     "load_key",
     "open_source",

@@ -203,7 +203,14 @@ class LocalCluster:
                 await conn.publish(subject_for(self.cluster, dest), msg.data)
 
     async def step(self, now: float) -> TickReport:
-        """One tick at ``now`` for every cell; returns the measurement after it."""
+        """One tick at ``now`` for every cell; returns the measurement after it.
+
+        Members with a life of their own (full cells) first ``advance`` to ``now``.
+        """
+        for m in self.members:
+            advance = getattr(m, "advance", None)
+            if advance is not None:
+                await advance(now)
         for m in self.members:
             for data in self._subs[m.node_id].drain():
                 await self._publish(m.node_id, m.receive(data, now))

@@ -1,0 +1,155 @@
+"""A full cell as a cluster member: a living :class:`Cell` plus its Cluster Phase Supervisor.
+
+Rule: glue only. Each tick the cluster driver first calls :meth:`CellMember.advance`, which
+feeds the cell its own stream up to the tick's time (in batches of ``memory.flush_interval``
+stream seconds, so witnessing and storage keep the cell's own cadence) and copies the cell's
+state into the supervisor's SSEP field: Δφ = Δ_phase, coherence = |T_sync|², κ = the coupling
+gain α, node energy = the glyph load (0 until glyphs exist). Then the driver ticks the
+supervisor as for any member. Protocol decisions stay in :mod:`becomingone.sync`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from numpy.typing import NDArray
+
+from becomingone.config.schema import CellConfig
+from becomingone.runtime.cell import Cell, CellStatus
+from becomingone.runtime.sources import synthetic_phase
+from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+
+__all__ = ["CellMember", "CellTotals", "LivingMember", "build_cell_members", "cell_totals"]
+
+#: A stream as a pure function of (first sample index, count) → samples.
+Stream = Callable[[int, int], NDArray[Any]]
+
+
+@runtime_checkable
+class LivingMember(Protocol):
+    """A member with a life of its own between ticks (the driver awaits ``advance`` first)."""
+
+    async def advance(self, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CellTotals:
+    """What the full cells did during a cluster run."""
+
+    cells: int
+    samples: int
+    collapses: int
+    dissipations: int
+    witnessed: int
+    chains_verified: int
+
+    def to_json(self) -> dict[str, int]:
+        """A JSON-ready dict."""
+        return {
+            "cells": self.cells,
+            "samples": self.samples,
+            "collapses": self.collapses,
+            "dissipations": self.dissipations,
+            "witnessed": self.witnessed,
+            "chains_verified": self.chains_verified,
+        }
+
+
+class CellMember:
+    """A :class:`Cell` fed by ``stream`` whose phase lock is run by ``supervisor``.
+
+    ``now`` given to :meth:`advance` is the cluster's time in seconds since the run started;
+    the cell's stream time follows it (``now / dt`` samples have arrived by then).
+    """
+
+    def __init__(self, cell: Cell, supervisor: PhaseSupervisor, stream: Stream) -> None:
+        self.cell = cell
+        self.supervisor = supervisor
+        self.stream = stream
+        self.status: CellStatus = cell.status(None, None)
+        self._batch = max(1, round(cell.config.memory.flush_interval / cell.dt))
+        self._origin = cell.samples  # a resumed cell continues its stream from here
+        self._fed = 0
+
+    @property
+    def node_id(self) -> str:
+        """The supervisor's node id."""
+        return self.supervisor.node_id
+
+    @property
+    def theta(self) -> float:
+        """Θ_local in cycles."""
+        return self.supervisor.theta
+
+    async def advance(self, now: float) -> None:
+        """Ingest the samples that arrived up to ``now`` and refresh the SSEP field."""
+        due = int(now / self.cell.dt) + 1
+        while due - self._fed >= self._batch:
+            start = self._origin + self._fed
+            self.status = await self.cell.ingest(self.stream(start, self._batch), now=now)
+            self._fed += self._batch
+        self.supervisor.set_field(
+            delta_phi=self.status.delta_phase,
+            coherence=self.status.sync,
+            kappa=self.supervisor.alpha,
+            node_energy=0.0,
+        )
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """The supervisor's tick."""
+        return self.supervisor.tick(now)
+
+    def receive(self, data: bytes, now: float) -> list[Outgoing]:
+        """The supervisor's receive."""
+        return self.supervisor.receive(data, now)
+
+    def snapshot(self) -> CpsState:
+        """The supervisor's state."""
+        return self.supervisor.snapshot()
+
+    def close(self) -> bool:
+        """Verify the cell's chain, store final signatures and close; True iff it verified."""
+        ok = self.cell.verify_chain().ok
+        self.cell.close()
+        return ok
+
+
+def build_cell_members(
+    supervisors: Sequence[PhaseSupervisor],
+    base_dir: Path,
+    config: CellConfig,
+    *,
+    seed: int = 0,
+) -> list[CellMember]:
+    """One full cell per supervisor, each in ``base_dir/<node id>`` with its own stream.
+
+    Every cell reads the synthetic rhythm (steady, then stalled) with its own jitter seed and
+    its own offset into the rhythm, so cells collapse and dissipate at different times.
+    """
+    members = []
+    for sup in supervisors:
+        cell_seed = int.from_bytes(hashlib.sha256(f"{seed}:{sup.node_id}".encode()).digest()[:4])
+        offset = cell_seed % 600
+
+        def stream(start: int, count: int, s: int = cell_seed, o: int = offset) -> NDArray[Any]:
+            return synthetic_phase(o + start, count, dt=config.kairos.step, seed=s)
+
+        cell = Cell(config.model_copy(update={"name": sup.node_id}), base_dir / sup.node_id)
+        members.append(CellMember(cell, sup, stream))
+    return members
+
+
+def cell_totals(members: Sequence[CellMember], verified: Sequence[bool]) -> CellTotals:
+    """Sum the cells' counts (``verified``: the result of each member's close())."""
+    return CellTotals(
+        cells=len(members),
+        samples=sum(m.cell.samples for m in members),
+        collapses=sum(m.status.collapses for m in members),
+        dissipations=sum(m.status.dissipations for m in members),
+        witnessed=sum(m.status.witnessed for m in members),
+        chains_verified=sum(verified),
+    )
