@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from becomingone.errors import InputError
 
-__all__ = ["TIME_COLUMNS", "Series", "read_csv_series", "read_messages"]
+__all__ = ["DT_TOLERANCE", "TIME_COLUMNS", "Series", "read_csv_series", "read_messages"]
 
 #: Header names recognised as the time column (seconds), case-insensitive.
 TIME_COLUMNS = ("t", "time", "timestamp", "seconds", "time_s")

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from becomingone.core.encoders import phase_from_embeddings
 from becomingone.errors import InputError
-from becomingone.ingest.files import read_messages
+from becomingone.ingest.files import DT_TOLERANCE, TIME_COLUMNS, read_messages
 from becomingone.ingest.text import embed_messages
 
 __all__ = ["Source", "open_source", "parse_row", "synthetic_phase"]
@@ -100,34 +100,72 @@ def parse_row(line: str, channels: int | None = None) -> list[float] | None:
     return values
 
 
-def _csv_channels(path: Path) -> tuple[int, bool]:
-    """(channels, has_header) from the first non-blank line of a CSV file."""
+@dataclass(frozen=True, slots=True)
+class _CsvLayout:
+    """Columns per row, whether the first row is a header, and the data columns to keep."""
+
+    columns: int
+    header: bool
+    keep: tuple[int, ...]
+    time_column: int | None
+
+
+def _csv_layout(path: Path) -> _CsvLayout:
+    """The layout from the first non-blank line; a header column named like a time column
+    (``t``, ``time``, ``timestamp``, ...) is dropped from the samples."""
     try:
         with path.open(encoding="utf-8") as fh:
             for line in fh:
                 row = parse_row(line)
                 if row is None:
                     continue
-                if all(math.isnan(v) for v in row):
-                    return len(line.split(",")), True
-                return len(row), False
+                if not all(math.isnan(v) for v in row):
+                    return _CsvLayout(len(row), False, tuple(range(len(row))), None)
+                names = [n.strip().lower() for n in line.replace(",", " ").split()]
+                times = [i for i, n in enumerate(names) if n in TIME_COLUMNS]
+                keep = tuple(i for i in range(len(names)) if i not in times)
+                if not keep:
+                    raise InputError("source", f"{path}: no data column besides the time column")
+                return _CsvLayout(len(names), True, keep, times[0] if times else None)
     except OSError as exc:
         raise InputError("source", f"cannot read {path}: {exc.strerror or exc}") from exc
     raise InputError("source", f"{path} has no samples")
 
 
-async def _csv(path: Path, channels: int, header: bool, batch: int) -> AsyncIterator[NDArray[Any]]:
-    rows: list[list[float]] = []
-    skipped_header = not header
+def _check_time_step(path: Path, layout: _CsvLayout, dt: float) -> None:
+    """A time column must step by the cell's dt (within 1 %): the engines assume it."""
+    if layout.time_column is None:
+        return
+    times: list[float] = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
-            row = parse_row(line, channels)
+            row = parse_row(line, layout.columns)
+            if row is not None and not math.isnan(row[layout.time_column]):
+                times.append(row[layout.time_column])
+            if len(times) == 2:
+                step = times[1] - times[0]
+                if not math.isclose(step, dt, rel_tol=DT_TOLERANCE):
+                    raise InputError(
+                        "source",
+                        f"{path}: time column steps by {step:g} s but kairos.dt is {dt:g} s; "
+                        "set kairos.dt (or sample_rate) in the config to match",
+                    )
+                return
+
+
+async def _csv(path: Path, layout: _CsvLayout, batch: int) -> AsyncIterator[NDArray[Any]]:
+    rows: list[list[float]] = []
+    skipped_header = not layout.header
+    keep = list(layout.keep)
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = parse_row(line, layout.columns)
             if row is None:
                 continue
             if not skipped_header:
                 skipped_header = True
                 continue
-            rows.append(row)
+            rows.append([row[i] for i in keep])
             if len(rows) >= batch:
                 yield np.asarray(rows, np.float64)
                 rows = []
@@ -195,8 +233,9 @@ def open_source(spec: str, *, dt: float, flush_interval: float, start: int = 0) 
         return Source("stdin", 1, _stdin(sys.stdin, flush_interval))
     if kind == "csv" and arg:
         path = Path(arg).expanduser()
-        channels, header = _csv_channels(path)
-        return Source(f"csv:{path}", channels, _csv(path, channels, header, batch))
+        layout = _csv_layout(path)
+        _check_time_step(path, layout, dt)
+        return Source(f"csv:{path}", len(layout.keep), _csv(path, layout, batch))
     if kind == "text" and arg:
         channels, gen = _text(Path(arg).expanduser(), batch)
         return Source(f"text:{arg}", channels, gen)
