@@ -281,10 +281,21 @@ class KairosEngine:
         x = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
+        return self._ingest(x)
+
+    def _ingest(self, x: _Complex) -> Resonance:
+        """Ingest a validated chunk of shape (k, C), k ≥ 1 (complex128, finite)."""
+        s = self._state
         if x.shape[0] == 1 and s.samples:
             return self._update_one(x[0])
         m_old = max(s.samples - 1, 0)  # velocities so far
-        seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
+        need = self._big_w + self._big_l  # only the newest W + L velocities can still matter
+        if x.shape[0] > need:
+            skip = x.shape[0] - need - 1  # samples whose velocities leave at once
+            m_old += skip + (1 if s.samples else 0)
+            seq = x[skip:]
+        else:
+            seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
         v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
         s.last_sample = x[-1].copy()
         s.samples += x.shape[0]
@@ -296,8 +307,10 @@ class KairosEngine:
     def _add_velocities(self, v: _Complex, m_old: int) -> None:
         big_l = self._big_l
         k = v.shape[0]
-        first = max(big_l, m_old)  # first new velocity index that has a lagged partner
         m_new = m_old + k
+        # First new velocity index with a lagged partner whose term stays in the window: terms
+        # that would leave within this chunk are never computed (the window keeps the last W).
+        first = max(big_l, m_old, m_new - self._big_w)
         if m_new > first:
             idx = np.arange(first, m_new)
             now = v[first - m_old :]
