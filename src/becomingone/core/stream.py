@@ -227,6 +227,10 @@ class KairosEngine:
                 copied[name] = value.copy()
         return KairosState(**copied)
 
+    def state_bytes(self) -> bytes:
+        """``snapshot().to_bytes()`` without the intermediate deep copy."""
+        return self._state.to_bytes()
+
     @classmethod
     def restore(cls, state: KairosState) -> KairosEngine:
         """Build an engine from a :class:`KairosState` (as returned by :meth:`snapshot`)."""

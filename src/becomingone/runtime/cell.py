@@ -419,8 +419,7 @@ class Cell:
 
     def _signature_states(self) -> dict[str, tuple[int, bytes]]:
         return {
-            t.role: (t.engine.samples, t.snapshot().to_bytes())
-            for t in (self.master, self.emissary)
+            t.role: (t.engine.samples, t.engine.state_bytes()) for t in (self.master, self.emissary)
         }
 
     # -- reading ---------------------------------------------------------------------------------
