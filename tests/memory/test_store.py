@@ -127,3 +127,22 @@ def test_not_a_database(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError):
         TemporalMemory(bad)
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [
+        np.linspace(-3.0, 3.0, 2000),
+        (np.arange(30.0) * (1 + 2j)).reshape(10, 3),
+        np.arange(7, dtype=np.int32),  # another dtype: stored through np.save
+        np.arange(12.0).reshape(3, 4).T,  # not C-contiguous
+        np.array([1e308, -0.0, 5e-324]),
+    ],
+)
+def test_replay_log_returns_each_batch_exactly(tmp_path: Path, samples: np.ndarray) -> None:
+    """A batch written to the replay log comes back with the same dtype, shape and values."""
+    with TemporalMemory(tmp_path / "m.db") as mem:
+        mem.snapshot(1.0, c(0.5), 0.0, [], samples=samples)
+        (back,) = list(mem.replay_log())
+    assert back.dtype == samples.dtype and back.shape == samples.shape
+    assert back.tobytes() == np.ascontiguousarray(samples).tobytes()  # every bit, -0.0 too

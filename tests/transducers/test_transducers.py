@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from becomingone.core.stream import KairosEngine
 from becomingone.errors import InputError
 from becomingone.runtime.sources import synthetic_phase
-from becomingone.transducers import EmissaryTransducer, MasterTransducer
+from becomingone.transducers import EmissaryTransducer, MasterTransducer, ingest_pair
 from tests.helpers import small_config
 
 
@@ -77,3 +77,26 @@ def test_bad_witness_interval() -> None:
     """A non-positive witness interval is refused."""
     with pytest.raises(InputError):
         MasterTransducer(KairosEngine(dt=0.01, lag=0, omega=0, window=1), 0.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 250), min_size=1, max_size=8), st.sampled_from([0.0, 2.0]))
+def test_ingest_pair_equals_ingesting_each_transducer(sizes: list[int], omega: float) -> None:
+    """ingest_pair (shared velocity products) gives the readings, cycles and extracted phase of
+    feeding the Master and the Emissary one after the other."""
+    cfg = small_config(kairos={"omega": omega})
+    m, e = MasterTransducer.from_config(cfg), EmissaryTransducer.from_config(cfg)
+    m2, e2 = MasterTransducer.from_config(cfg), EmissaryTransducer.from_config(cfg)
+    start = 0
+    for k in sizes:
+        x = synthetic_phase(start, k, dt=0.01)
+        start += k
+        if k == 0:
+            continue
+        got = ingest_pair(m, e, x.astype(np.complex128)[:, None])
+        want = m2.ingest(x), e2.ingest(x)
+        for a, b in zip(got, want, strict=True):
+            assert (a.role, a.samples, a.cycles, a.cycle) == (b.role, b.samples, b.cycles, b.cycle)
+            assert abs(a.resonance.value - b.resonance.value) <= 1e-9
+            assert a.resonance.terms == b.resonance.terms
+        assert e.extract() == e2.extract()

@@ -34,6 +34,7 @@ _DRIFT_LIMIT = 1e5
 
 _Complex = NDArray[np.complex128]
 _Float = NDArray[np.float64]
+_Terms = tuple[_Complex, _Float, _Float, NDArray[np.int64]]  # q, a, b and velocity indices
 
 
 @dataclass(slots=True)
@@ -226,6 +227,10 @@ class KairosEngine:
                 copied[name] = value.copy()
         return KairosState(**copied)
 
+    def state_bytes(self) -> bytes:
+        """``snapshot().to_bytes()`` without the intermediate deep copy."""
+        return self._state.to_bytes()
+
     @classmethod
     def restore(cls, state: KairosState) -> KairosEngine:
         """Build an engine from a :class:`KairosState` (as returned by :meth:`snapshot`)."""
@@ -281,29 +286,118 @@ class KairosEngine:
         x = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
-        if x.shape[0] == 1 and s.samples:
-            return self._update_one(x[0])
-        m_old = max(s.samples - 1, 0)  # velocities so far
-        seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
-        v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
+        return self._ingest(x)
+
+    def update_trusted(self, chunk: _Complex) -> Resonance:
+        """Ingest a chunk its caller has already cleaned: complex128, shape (k, C), all finite.
+
+        The fast path for a caller that validates once for several engines (the cell): only
+        the dtype and shape are checked here (O(1)); finiteness is the caller's promise, so
+        NaN/inf must be removed before. Results equal :meth:`update` on the same samples.
+        """
+        self._check_trusted(chunk)
+        if chunk.shape[0] == 0:
+            return self._last
+        return self._ingest(chunk)
+
+    def update_pair(self, chunk: _Complex, follower: KairosEngine) -> tuple[Resonance, Resonance]:
+        """Ingest one cleaned chunk (as :meth:`update_trusted`) into this engine and ``follower``.
+
+        When ``follower`` reads the same stream at the same dt, lag, ω and channels with a window
+        no longer than this one's, and has ingested the same samples so far (same count, last
+        sample and lag ring), the velocity products are computed once, here, and ``follower``
+        stores those in its own window. Otherwise both engines update on their own. Either
+        way each engine ends exactly as if it had been fed ``chunk`` alone.
+        """
+        self._check_trusted(chunk)
+        follower._check_trusted(chunk)
+        if chunk.shape[0] < 2 or not self._leads(follower):
+            return self.update_trusted(chunk), follower.update_trusted(chunk)
+        m_old = max(self._state.samples - 1, 0)
+        terms, v = self._ingest_chunk(chunk)
+        self._last = self._result()
+        follower._follow(chunk, m_old, terms, v)
+        return self._last, follower._last
+
+    def _check_trusted(self, chunk: _Complex) -> None:
+        c = self._state.channels
+        if not isinstance(chunk, np.ndarray) or chunk.dtype != np.complex128:
+            raise InputError("samples", "a trusted chunk must be a complex128 array")
+        if chunk.ndim != 2 or chunk.shape[1] != c:
+            raise InputError(
+                "samples", f"a trusted chunk must have shape (k, {c}), got {chunk.shape}"
+            )
+
+    def _leads(self, other: KairosEngine) -> bool:
+        """True iff ``other`` would compute the same velocity products as this engine."""
+        s, o = self._state, other._state
+        return (
+            o.dt == s.dt
+            and o.omega == s.omega
+            and o.channels == s.channels
+            and o.samples == s.samples
+            and other._big_l == self._big_l
+            and other._big_w <= self._big_w
+            and bool(np.all(o.last_sample == s.last_sample))
+            and bool(np.all(o.vel_ring == s.vel_ring))
+        )
+
+    def _follow(self, x: _Complex, m_old: int, terms: _Terms | None, v: _Complex) -> None:
+        """Take a leader's terms for chunk ``x`` (leader had ``m_old`` velocities before)."""
+        s = self._state
         s.last_sample = x[-1].copy()
         s.samples += x.shape[0]
-        if v.shape[0]:
-            self._add_velocities(v, m_old)
+        m_new = s.samples - 1
+        first = max(self._big_l, m_old, m_new - self._big_w)
+        if terms is not None and m_new > first:
+            q, a, b, idx = terms
+            off = first - int(idx[0])
+            self._store_terms(q[off:], a[off:], b[off:], idx[off:] - self._big_l)
+        self._push_ring(v, m_new)
+        self._last = self._result()
+
+    def _ingest(self, x: _Complex) -> Resonance:
+        """Ingest a validated chunk of shape (k, C), k ≥ 1 (complex128, finite)."""
+        if x.shape[0] == 1 and self._state.samples:
+            return self._update_one(x[0])
+        self._ingest_chunk(x)
         self._last = self._result()
         return self._last
 
-    def _add_velocities(self, v: _Complex, m_old: int) -> None:
-        big_l = self._big_l
+    def _ingest_chunk(self, x: _Complex) -> tuple[_Terms | None, _Complex]:
+        """Ingest k ≥ 1 samples; return the terms computed and the velocities used."""
+        s = self._state
+        m_old = max(s.samples - 1, 0)  # velocities so far
+        need = self._big_w + self._big_l  # only the newest W + L velocities can still matter
+        if x.shape[0] > need:
+            skip = x.shape[0] - need - 1  # samples whose velocities leave at once
+            m_old += skip + (1 if s.samples else 0)
+            seq = x[skip:]
+        else:
+            seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
+        v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
+        s.last_sample = x[-1].copy()
+        s.samples += x.shape[0]
+        return self._add_velocities(v, m_old), v
+
+    def _add_velocities(self, v: _Complex, m_old: int) -> _Terms | None:
         k = v.shape[0]
-        first = max(big_l, m_old)  # first new velocity index that has a lagged partner
         m_new = m_old + k
+        # First new velocity index with a lagged partner whose term stays in the window: terms
+        # that would leave within this chunk are never computed (the window keeps the last W).
+        first = max(self._big_l, m_old, m_new - self._big_w)
+        terms = None
         if m_new > first:
             idx = np.arange(first, m_new)
-            now = v[first - m_old :]
-            past = self._lagged(v, m_old, idx)
-            self._add_terms(now, past, idx)
-        if big_l:
+            terms = self._products(v[first - m_old :], self._lagged(v, m_old, idx), idx)
+            self._store_terms(terms[0], terms[1], terms[2], idx - self._big_l)
+        self._push_ring(v, m_new)
+        return terms
+
+    def _push_ring(self, v: _Complex, m_new: int) -> None:
+        """Keep the newest L velocities (indices < m_new; v holds the newest ones)."""
+        big_l = self._big_l
+        if big_l and v.shape[0]:
             tail = v[-big_l:]
             slots = np.arange(m_new - tail.shape[0], m_new) % big_l
             self._state.vel_ring[slots] = tail
@@ -323,9 +417,8 @@ class KairosEngine:
             out[n_ring:] = v[src[n_ring:] - m_old]
         return out
 
-    def _add_terms(self, now: _Complex, past: _Complex, idx: NDArray[np.int64]) -> None:
-        s = self._state
-        big_w = self._big_w
+    def _products(self, now: _Complex, past: _Complex, idx: NDArray[np.int64]) -> _Terms:
+        """Terms q = v[n]·conj(v[n−L])·e^{iωn·dt}, a = |v[n]|², b = |v[n−L]|² for n in idx."""
         if now.shape[1] == 1:
             p = now[:, 0] * np.conj(past[:, 0])
             a = now[:, 0].real ** 2 + now[:, 0].imag ** 2
@@ -339,7 +432,12 @@ class KairosEngine:
                 "nc,nc->n", past.imag, past.imag
             )
         q = p * np.exp(1j * (self._wdt * idx.astype(np.float64)))
-        j = idx - self._big_l  # term number since the start
+        return q, a, b, idx
+
+    def _store_terms(self, q: _Complex, a: _Float, b: _Float, j: NDArray[np.int64]) -> None:
+        """Put terms number j (since the start) into the window and update the sums."""
+        s = self._state
+        big_w = self._big_w
         if q.shape[0] >= big_w:
             slots = j[-big_w:] % big_w
             s.term_q[slots] = q[-big_w:]

@@ -33,6 +33,7 @@ __all__ = ["DB_NAME", "Coherence", "CoherencePoint", "TemporalMemory"]
 
 DB_NAME = "memory.sqlite3"
 SCHEMA_VERSION = "1"
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"  # .npy format version 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -87,9 +88,21 @@ class CoherencePoint:
 
 
 def _npy(array: NDArray[Any]) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
+    """``.npy`` bytes (format 1.0, read back by ``np.load``) of a replay batch.
+
+    float64 and complex128 batches (all the cell logs) get the header written directly, which
+    is ~10x cheaper than ``np.save`` for a batch of a few thousand samples; other dtypes go
+    through ``np.save``.
+    """
+    a = np.ascontiguousarray(array)
+    if a.dtype.str not in ("<f8", "<c16") or len(a.shape) > 8:
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        return buf.getvalue()
+    text = f"{{'descr': '{a.dtype.str}', 'fortran_order': False, 'shape': {a.shape!r}, }}"
+    text += " " * (-(len(_NPY_MAGIC) + 2 + len(text) + 1) % 64) + "\n"
+    head = text.encode("latin1")
+    return _NPY_MAGIC + len(head).to_bytes(2, "little") + head + a.tobytes()
 
 
 class TemporalMemory:

@@ -17,7 +17,8 @@ import math
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,14 @@ from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
 from becomingone.runtime.hooks import HookFailure, HookRegistry
-from becomingone.sync.layer import ActionEvent, SyncDecision, SyncLayer, action_from
-from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading
+from becomingone.sync.layer import (
+    ActionEvent,
+    RealignRequest,
+    SyncDecision,
+    SyncLayer,
+    action_from,
+)
+from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading, ingest_pair
 from becomingone.witnessing import (
     GENESIS_HASH,
     Level,
@@ -177,12 +184,16 @@ class Cell:
 
     # -- one batch -------------------------------------------------------------------------------
 
-    def _clean(self, batch: Any) -> tuple[NDArray[Any], int]:
+    def _clean(self, batch: Any) -> tuple[NDArray[Any], NDArray[np.complex128], int]:
+        """(rows to log, the same rows as a complex128 (k, C) chunk, count of dropped rows).
+
+        The one validation of a batch: the transducers get the chunk on their trusted path.
+        """
         try:
             x = np.asarray(batch)
             if x.dtype.kind not in "fciu":
                 raise TypeError(f"dtype {x.dtype}")
-            x = x.astype(np.complex128 if x.dtype.kind == "c" else np.float64)
+            x = x.astype(np.complex128 if x.dtype.kind == "c" else np.float64, copy=False)
         except (TypeError, ValueError) as exc:
             raise InputError("samples", f"cannot be read as numbers: {exc}") from exc
         if x.ndim == 1 and self.channels > 1 and x.shape[0] == self.channels:
@@ -190,15 +201,20 @@ class Cell:
         x = x.reshape(-1, 1) if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] != self.channels:
             raise InputError("samples", f"need shape (k,) or (k, {self.channels}), got {x.shape}")
-        good = np.all(np.isfinite(x), axis=1)
-        return (x[good] if self.channels > 1 else x[good, 0]), int(x.shape[0] - good.sum())
+        finite = np.isfinite(x)
+        good = finite[:, 0] if self.channels == 1 else np.all(finite, axis=1)
+        bad = int(x.shape[0] - np.count_nonzero(good))
+        if bad:
+            x = x[good]
+        chunk = x.astype(np.complex128, copy=False)
+        return (x if self.channels > 1 else x[:, 0]), chunk, bad
 
     async def ingest(self, batch: Any, *, now: float) -> CellStatus:
         """Ingest one batch (shape (k,) or (k, C)) at wall time ``now``; commit; fire hooks.
 
         Rows with NaN or inf are dropped, counted and witnessed, never fed to the engines.
         """
-        x, bad = self._clean(batch)
+        x, chunk, bad = self._clean(batch)
         records: list[WitnessRecord] = []
         failures: list[HookFailure] = []
         if bad:
@@ -207,14 +223,27 @@ class Cell:
         if self._meta_due(now):
             records.append(self._meta_witness(now))
         t = self.master.engine.time_of(self.samples + len(x) - 1) if len(x) else 0.0
-        result = await self.hooks.fire("signal.received", t, {"t": t, "n": len(x)})
-        failures.extend(result.failures)
-        if result.veto is not None or len(x) == 0:
-            return await self._skip(x, result.veto is not None, records, failures, now)
-        readings = (self.master.ingest(x), self.emissary.ingest(x))
+        veto = await self._fire("signal.received", t, lambda: {"t": t, "n": len(x)}, failures)
+        if veto or len(x) == 0:
+            return await self._skip(x, veto, records, failures, now)
+        readings = ingest_pair(self.master, self.emissary, chunk)
         decision, action = await self._decide(readings, failures)
         records.extend(self._batch_witnesses(readings, decision, action, len(x), now))
         return await self._finish(x, decision, action, records, failures, now)
+
+    async def _fire(
+        self,
+        event: str,
+        t: float,
+        payload: Callable[[], dict[str, Any]],
+        failures: list[HookFailure],
+    ) -> bool:
+        """Fire ``event`` if any handler listens (payload built only then); True iff vetoed."""
+        if not (self.hooks.has(event) or self.hooks.has(f"before_{event}")):
+            return False
+        result = await self.hooks.fire(event, t, payload())
+        failures.extend(result.failures)
+        return result.veto is not None
 
     async def _skip(
         self,
@@ -244,23 +273,19 @@ class Cell:
         if decision.collapsed:
             phase, freq = self.emissary.extract()
             action = action_from(decision, phase=phase, frequency_hz=freq)
-            result = await self.hooks.fire("collapse", decision.time, asdict(action))
-            failures.extend(result.failures)
-            if result.veto is not None:
+            if await self._fire("collapse", decision.time, lambda: _fields(action), failures):
                 self.counts["vetoed"] += 1
                 decision, action = self.sync.veto(decision), None
         if decision.collapsed:
             self.counts["collapses"] += 1
             return decision, action
         self.counts["dissipations"] += 1
-        payload = _decision_payload(decision)
-        result = await self.hooks.fire("dissipate", decision.time, payload)
-        failures.extend(result.failures)
-        if result.veto is None and decision.realign is not None:
-            realign = asdict(decision.realign) | {"reason": decision.realign.reason.value}
-            result = await self.hooks.fire("realign", decision.time, realign)
-            failures.extend(result.failures)
-            self.counts["realigns"] += result.veto is None
+        t = decision.time
+        vetoed = await self._fire("dissipate", t, lambda: _decision_payload(decision), failures)
+        realign = decision.realign
+        if not vetoed and realign is not None:
+            vetoed = await self._fire("realign", t, partial(_realign_payload, realign), failures)
+            self.counts["realigns"] += not vetoed
         return decision, action
 
     def _batch_witnesses(
@@ -284,7 +309,7 @@ class Cell:
                 }
                 out.append(self._witness(Level.MESO, "cycle", payload, now))
         if action is not None:
-            out.append(self._witness(Level.MACRO, "collapse", asdict(action), now))
+            out.append(self._witness(Level.MACRO, "collapse", _fields(action), now))
         return out
 
     async def _finish(
@@ -394,8 +419,7 @@ class Cell:
 
     def _signature_states(self) -> dict[str, tuple[int, bytes]]:
         return {
-            t.role: (t.engine.samples, t.snapshot().to_bytes())
-            for t in (self.master, self.emissary)
+            t.role: (t.engine.samples, t.engine.state_bytes()) for t in (self.master, self.emissary)
         }
 
     # -- reading ---------------------------------------------------------------------------------
@@ -445,6 +469,15 @@ class Cell:
                 self.memory.checkpoint(self.master.engine.last.time, self._signature_states())
         finally:
             self.memory.close()
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` for a flat dataclass (scalar fields only), without deep copies."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _realign_payload(r: RealignRequest) -> dict[str, Any]:
+    return _fields(r) | {"reason": r.reason.value}
 
 
 def _decision_payload(d: SyncDecision) -> dict[str, Any]:

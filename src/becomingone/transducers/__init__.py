@@ -8,6 +8,7 @@ from becomingone.transducers.transducer import (
     MasterTransducer,
     Reading,
     Transducer,
+    ingest_pair,
 )
 
-__all__ = ["EmissaryTransducer", "MasterTransducer", "Reading", "Transducer"]
+__all__ = ["EmissaryTransducer", "MasterTransducer", "Reading", "Transducer", "ingest_pair"]

@@ -20,7 +20,7 @@ from becomingone.core.kairos import Resonance
 from becomingone.core.stream import KairosEngine, KairosState
 from becomingone.errors import InputError
 
-__all__ = ["EmissaryTransducer", "MasterTransducer", "Reading", "Transducer"]
+__all__ = ["EmissaryTransducer", "MasterTransducer", "Reading", "Transducer", "ingest_pair"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +84,18 @@ class Transducer:
     def ingest(self, samples: ArrayLike) -> Reading:
         """Feed a batch (shape (k,) or (k, C), finite) and report the new resonance."""
         before = self.cycle
-        res = self._engine.update(samples)
+        return self._reading(before, self._engine.update(samples))
+
+    def ingest_trusted(self, chunk: NDArray[np.complex128]) -> Reading:
+        """Feed a batch already cleaned by the caller (complex128, shape (k, C), finite).
+
+        The cell's fast path: it validates once for both transducers
+        (:meth:`KairosEngine.update_trusted`). Same result as :meth:`ingest`.
+        """
+        before = self.cycle
+        return self._reading(before, self._engine.update_trusted(chunk))
+
+    def _reading(self, before: int, res: Resonance) -> Reading:
         after = self.cycle
         return Reading(
             role=self.role,
@@ -134,11 +145,20 @@ class EmissaryTransducer(Transducer):
         """Feed a batch; also keep the latest window of samples for :meth:`extract`."""
         reading = super().ingest(samples)
         x = np.asarray(samples, dtype=np.complex128)
-        x = x.reshape(-1, self._engine.channels) if x.ndim < 2 else x
-        keep = self._engine.window_terms + self._engine.lag_samples + 1
-        joined = x if self._recent is None else np.concatenate([self._recent, x])
-        self._recent = joined[-keep:].copy()
+        self._keep(x.reshape(-1, self._engine.channels) if x.ndim < 2 else x)
         return reading
+
+    def ingest_trusted(self, chunk: NDArray[np.complex128]) -> Reading:
+        """Feed a cleaned batch (see :meth:`Transducer.ingest_trusted`); keep its tail."""
+        reading = super().ingest_trusted(chunk)
+        self._keep(chunk)
+        return reading
+
+    def _keep(self, x: NDArray[np.complex128]) -> None:
+        keep = self._engine.window_terms + self._engine.lag_samples + 1
+        tail = x[-keep:]
+        joined = tail if self._recent is None else np.concatenate([self._recent, tail])
+        self._recent = joined[-keep:].copy()
 
     def extract(self) -> tuple[float, float]:
         """(phase in cycles in [0, 1), mean frequency in Hz) of the latest window.
@@ -162,3 +182,18 @@ class EmissaryTransducer(Transducer):
             return phase, 0.0
         freq = float(np.mean(steps) / self._engine.dt / (2 * np.pi))
         return phase, freq
+
+
+def ingest_pair(
+    master: Transducer, emissary: EmissaryTransducer, chunk: NDArray[np.complex128]
+) -> tuple[Reading, Reading]:
+    """Feed one cleaned batch (complex128, shape (k, C), finite) to both transducers.
+
+    The velocity products are computed once, by the Master's engine, when both engines read
+    the stream with the same dt, lag and ω (:meth:`KairosEngine.update_pair`); otherwise each
+    engine computes its own. The readings equal ``master.ingest(x), emissary.ingest(x)``.
+    """
+    before = master.cycle, emissary.cycle
+    res_m, res_e = master.engine.update_pair(chunk, emissary.engine)
+    emissary._keep(chunk)
+    return master._reading(before[0], res_m), emissary._reading(before[1], res_e)
