@@ -17,6 +17,7 @@ import io
 import json
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +106,60 @@ def _npy(array: NDArray[Any]) -> bytes:
     return _NPY_MAGIC + len(head).to_bytes(2, "little") + head + a.tobytes()
 
 
+class _Checkpointer:
+    """Runs WAL checkpoints on its own connection and thread, off the ingest path.
+
+    The writer turns SQLite's automatic checkpoints off (they run inside a commit and stall
+    ingest for tens of ms); this thread copies the WAL back into the database with PASSIVE
+    checkpoints, which never block the writer, every ``interval`` seconds or when poked. The
+    sqlite3 module releases the GIL while SQLite works, so this uses the second core.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self.runs = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"wal-checkpoint:{path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Ask for a checkpoint soon (after a large write)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.is_set():
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.runs += 1
+                except sqlite3.DatabaseError:
+                    self.errors += 1  # busy or locked: the next round tries again
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Stop the thread (the caller checkpoints the rest with TRUNCATE)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+
 class TemporalMemory:
     """The SQLite store of one cell (``DATA_DIR/memory.sqlite3``)."""
+
+    #: Ask the checkpointer to run after this many commits, or after a signature write.
+    POKE_EVERY = 64
 
     def __init__(self, path: Path, retention: RetentionConfig | None = None) -> None:
         self.path = Path(path)
@@ -117,11 +170,13 @@ class TemporalMemory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA journal_size_limit=67108864")
-            self._db.execute("PRAGMA wal_autocheckpoint=8192")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
             self._db.executescript(_SCHEMA)
             self._init_meta()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open temporal memory {self.path}: {exc}") from exc
+        self._commits = 0
+        self._checkpointer = _Checkpointer(self.path)
 
     def _init_meta(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -131,7 +186,8 @@ class TemporalMemory:
             raise StorageError(f"{self.path}: schema {row[0]}, this version reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        """Checkpoint the WAL and close the file."""
+        """Stop the checkpointer, checkpoint the whole WAL and close the file."""
+        self._checkpointer.close()
         with contextlib.suppress(sqlite3.DatabaseError):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
@@ -178,6 +234,9 @@ class TemporalMemory:
                 raise
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot write temporal memory {self.path}: {exc}") from exc
+        self._commits += 1
+        if signatures or self._commits % self.POKE_EVERY == 0:
+            self._checkpointer.poke()
 
     def _write_batch(
         self,
