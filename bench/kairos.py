@@ -36,22 +36,23 @@ def _best(fn, repeat: int = 3) -> float:
 
 
 def streaming_rate(channels: int, chunk: int, window: float, total: int) -> float:
-    """Samples per second through update() in chunks (after filling the window once)."""
+    """Samples per second through update() in chunks, timed after the window is full."""
     rng = np.random.default_rng(0)
     data = np.cumsum(rng.normal(size=(total, channels)), axis=0)
     warm = np.cumsum(rng.normal(size=(round(window / DT) + 10, channels)), axis=0)
-
-    def run() -> None:
+    best = float("inf")
+    for _ in range(3):
         eng = KairosEngine(dt=DT, lag=LAG, omega=0.0, window=window, channels=channels)
-        eng.update(warm)
+        eng.update(warm)  # not timed: the window is full before the clock starts
+        start = time.perf_counter()
         if chunk == 1 and channels == 1:
             for x in data[:, 0]:
                 eng.update(float(x))
         else:
             for i in range(0, total, chunk):
                 eng.update(data[i : i + chunk])
-
-    return total / _best(run)
+        best = min(best, time.perf_counter() - start)
+    return total / best
 
 
 def naive_rate(channels: int, window: float, samples: int) -> float:
