@@ -38,7 +38,8 @@ def _check(args: argparse.Namespace) -> int:
     elif not issues:
         print(f"{args.file}: ok")
     for issue in [] if args.json else issues:
-        print(f"{args.file}: {issue.path}: {issue.reason}")
+        where = "" if issue.path == str(args.file) else f"{issue.path}: "
+        print(f"{args.file}: {where}{issue.reason}")
     return 2 if issues else 0
 
 
