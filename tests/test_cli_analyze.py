@@ -105,3 +105,19 @@ def test_every_subcommand_has_help():
         with pytest.raises(SystemExit) as info:
             parser.parse_args([name, "--help"])
         assert info.value.code == 0
+
+
+def test_config_file_supplies_engine_settings_and_flags_win(tmp_path, capsys):
+    """--config takes lag, I_c and the window from becomingone.yaml; an explicit flag wins."""
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(
+        "becomingone:\n  kairos:\n    tau_scale: 0.2\n    threshold: 0.9\n"
+        "  emissary:\n    tau_max: 3.0\n"
+    )
+    assert main(["analyze", str(EXAMPLE), "--config", str(cfg), "--lag", "0.1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["lag"], doc["window"], doc["threshold"]) == (0.1, 3.0, 0.9)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("becomingone:\n  kairos:\n    omega: .nan\n")
+    proc = _run("analyze", str(EXAMPLE), "--config", str(bad))
+    assert proc.returncode == 2 and "omega" in proc.stderr

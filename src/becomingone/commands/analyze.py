@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from becomingone.analysis import AnalysisResult, AnalysisSettings, analyze_file, plot_analysis
+from becomingone.config import load_config
 
 __all__ = ["register", "render_text"]
 
@@ -32,10 +34,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="how to read the file (auto: text for .txt/.md/.log, else a real signal)",
     )
     p.add_argument("--dt", type=float, help="sample step in seconds (CSV without a time column)")
-    p.add_argument("--lag", type=float, default=0.1, help="lag τ̄ in seconds (default 0.1)")
-    p.add_argument("--omega", type=float, default=0.0, help="ω in rad/s (default 0)")
-    p.add_argument("--window", type=float, default=2.0, help="window in seconds (default 2)")
-    p.add_argument("--threshold", type=float, default=0.95, help="collapse threshold I_c")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="take lag, ω, I_c and the window from this becomingone.yaml (kairos.tau_scale, "
+        "kairos.omega, kairos.threshold, emissary.tau_max); flags still win",
+    )
+    p.add_argument("--lag", type=float, help="lag τ̄ in seconds (default 0.1)")
+    p.add_argument("--omega", type=float, help="ω in rad/s (default 0)")
+    p.add_argument("--window", type=float, help="window in seconds (default 2)")
+    p.add_argument("--threshold", type=float, help="collapse threshold I_c (default 0.95)")
     p.add_argument("--hop", type=float, help="seconds between evaluations (default window/10)")
     p.add_argument(
         "--band", type=float, nargs=2, metavar=("LOW_HZ", "HIGH_HZ"), help="band-pass first"
@@ -52,13 +60,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
+def _engine_values(args: argparse.Namespace) -> dict[str, float]:
+    """lag, omega, window, threshold: the flags, else the config file, else the defaults."""
+    base = AnalysisSettings()
+    values = {"lag": base.lag, "omega": base.omega, "window": base.window}
+    values["threshold"] = base.threshold
+    if args.config is not None:
+        cell = load_config(args.config)
+        values = {
+            "lag": cell.kairos.tau_scale,
+            "omega": cell.kairos.omega,
+            "window": cell.emissary.tau_max,
+            "threshold": cell.kairos.threshold,
+        }
+    for name in values:
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     """Analyse the file and print the result."""
+    engine = _engine_values(args)
     settings = AnalysisSettings(
-        lag=args.lag,
-        omega=args.omega,
-        window=args.window,
-        threshold=args.threshold,
+        lag=engine["lag"],
+        omega=engine["omega"],
+        window=engine["window"],
+        threshold=engine["threshold"],
         hop=args.hop,
         band=tuple(args.band) if args.band else None,
     )
