@@ -121,3 +121,12 @@ def test_config_file_supplies_engine_settings_and_flags_win(tmp_path, capsys):
     bad.write_text("becomingone:\n  kairos:\n    omega: .nan\n")
     proc = _run("analyze", str(EXAMPLE), "--config", str(bad))
     assert proc.returncode == 2 and "omega" in proc.stderr
+
+
+def test_shipped_chat_example_resonates_during_the_back_and_forth(capsys):
+    """examples/chat.txt collapses exactly while the two lines alternate (lexical fallback)."""
+    chat = ROOT / "examples" / "chat.txt"
+    args = ["analyze", str(chat), "--lag", "2", "--window", "8", "--hop", "1", "--json"]
+    assert main([*args, "--embedding", "lexical"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(e["start"], e["end"]) for e in doc["episodes"]] == [(22.0, 35.0)]
