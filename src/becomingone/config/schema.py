@@ -150,12 +150,6 @@ class MemoryConfig(_Section):
     signature_interval: float = Field(
         default=60.0, gt=0, description="Wall seconds between signatures."
     )
-    write_queue: int = Field(
-        default=2,
-        ge=0,
-        le=64,
-        description="Batches queued for the writer thread (signing + commit); 0: write in ingest.",
-    )
     retention: RetentionConfig = RetentionConfig()
 
 

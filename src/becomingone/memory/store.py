@@ -217,14 +217,10 @@ class TemporalMemory:
 
         ``samples`` go to the replay log; ``signatures`` (role → (samples, state bytes)) replace
         it (the log is cleared: the states already contain those samples). ``counters`` are the
-        cell's running counts. Every record must be signed (``InputError`` otherwise). Raises
-        ``StorageError`` (nothing stored) on failure.
+        cell's running counts. Raises ``StorageError`` (nothing stored) on failure.
         """
         if not (math.isfinite(t) and math.isfinite(phase)):
             raise InputError("t", f"time and phase must be finite, got {t!r}, {phase!r}")
-        for r in witnesses:
-            if not r.signature:
-                raise InputError("witnesses", f"record {r.seq} is unsigned; sign it first")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -1,13 +1,10 @@
 """One living cell (DESIGN.md §5) and its asyncio driver.
 
 Rule: :class:`Cell` wires the sans-IO parts — transducers, Sync layer, witness chain — to the
-temporal memory and the hooks; :meth:`Cell.ingest` handles one batch: it computes everything
-deterministic in order (engines, decision, linked witness records, head) and hands the batch to
-the :class:`~becomingone.runtime.writer.BatchWriter`, which signs it and commits it in one
-transaction on its own thread, at most ``memory.write_queue`` batches behind. Cadence
-(documented in docs/cell.md): one micro witness per ingest batch (not per sample), one meso
-witness per transducer per batch in which an integration cycle completed, one macro witness per
-collapse, one meta witness every ``witnessing.meta_interval`` wall seconds.
+temporal memory and the hooks; :meth:`Cell.ingest` handles one batch and commits it in one
+transaction. Cadence (documented in docs/cell.md): one micro witness per ingest batch (not per
+sample), one meso witness per transducer per batch in which an integration cycle completed, one
+macro witness per collapse, one meta witness every ``witnessing.meta_interval`` wall seconds.
 :func:`run_cell` is the thin loop that pulls batches from a source and reports status.
 """
 
@@ -20,7 +17,6 @@ import math
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -35,7 +31,6 @@ from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
 from becomingone.runtime.hooks import HookFailure, HookRegistry
-from becomingone.runtime.writer import BatchWrite, BatchWriter
 from becomingone.sync.layer import (
     ActionEvent,
     RealignRequest,
@@ -108,9 +103,7 @@ class Cell:
     """Transducers + Sync layer + witnessing + temporal memory + hooks, on one data dir.
 
     Opening a data dir that already holds a cell resumes it: engines from the newest temporal
-    signature plus the replay log, the witness chain from its signed head, the counts — all
-    as of the last committed batch (batches still queued for the writer at a crash are lost
-    whole; see docs/cell.md "Crash semantics").
+    signature plus the replay log, the witness chain from its signed head, the counts.
     """
 
     def __init__(
@@ -128,7 +121,7 @@ class Cell:
             self.data_dir / config.security.key_file,
             strict=config.security.strict_key_permissions,
         )
-        self._memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
+        self.memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
         self.master = MasterTransducer.from_config(config, channels=channels)
         self.emissary = EmissaryTransducer.from_config(config, channels=channels)
         self.sync = SyncLayer(
@@ -136,7 +129,6 @@ class Cell:
         )
         self.counts = dict.fromkeys(_COUNTERS, 0)
         self.chain = self._resume()
-        self.writer = BatchWriter(self._memory, self.key, config.memory.write_queue)
         self.chain_ok: bool | None = None
         self._last_signature: float | None = None
         self._last_meta: float | None = None
@@ -146,11 +138,11 @@ class Cell:
     # -- resume ----------------------------------------------------------------------------------
 
     def _resume(self) -> WitnessChain:
-        head = self._memory.chain_head()
-        count = self._memory.witness_count()
+        head = self.memory.chain_head()
+        count = self.memory.witness_count()
         if head is not None and head.count != count:
             raise StorageError(
-                f"{self._memory.path}: {count} witness records but the signed head says "
+                f"{self.memory.path}: {count} witness records but the signed head says "
                 f"{head.count}; run `becomingone witness verify`"
             )
         chain = WitnessChain(
@@ -158,33 +150,22 @@ class Cell:
             count=head.count if head else 0,
             last_hash=head.hash if head else GENESIS_HASH,
         )
-        self.counts.update({k: v for k, v in self._memory.counters().items() if k in self.counts})
-        signatures = self._memory.latest_signatures()
+        self.counts.update({k: v for k, v in self.memory.counters().items() if k in self.counts})
+        signatures = self.memory.latest_signatures()
         if signatures:
             self._restore(signatures)
-        for batch in self._memory.replay_log():
+        for batch in self.memory.replay_log():
             self.master.ingest(batch)
             self.emissary.ingest(batch)
         return chain
 
     def _restore(self, signatures: dict[str, tuple[int, bytes]]) -> None:
         if set(signatures) != {"master", "emissary"}:
-            raise StorageError(f"{self._memory.path}: incomplete signatures {sorted(signatures)}")
+            raise StorageError(f"{self.memory.path}: incomplete signatures {sorted(signatures)}")
         if signatures["master"][0] != signatures["emissary"][0]:
-            raise StorageError(f"{self._memory.path}: master and emissary signatures disagree")
+            raise StorageError(f"{self.memory.path}: master and emissary signatures disagree")
         self.master.restore(KairosState.from_bytes(signatures["master"][1]))
         self.emissary.restore(KairosState.from_bytes(signatures["emissary"][1]))
-
-    @property
-    def memory(self) -> TemporalMemory:
-        """The temporal memory, once every batch handed to the writer is committed (or failed),
-        so reading it sees everything ingested so far."""
-        self.writer.wait_idle()
-        return self._memory
-
-    def flush(self) -> None:
-        """Wait until every ingested batch is committed; raise the writer's failure, if any."""
-        self.writer.flush()
 
     @property
     def channels(self) -> int:
@@ -277,8 +258,8 @@ class Cell:
             records.append(self._witness(Level.MICRO, "signal.vetoed", {"n": len(x)}, now))
         records.extend(self._failure_witnesses(failures, now))
         if records:
-            future = self._commit(None, None, records, None, now)
-            await self._after_commit(future)
+            self._commit(None, None, records, None, now)
+        await self._after_commit(records)
         return self.status(None, None)
 
     async def _decide(
@@ -341,8 +322,8 @@ class Cell:
         now: float,
     ) -> CellStatus:
         records.extend(self._failure_witnesses(failures, now))
-        future = self._commit(x, decision, records, self._signatures_due(len(x), now), now)
-        await self._after_commit(future)
+        self._commit(x, decision, records, self._signatures_due(len(x), now), now)
+        await self._after_commit(records)
         return self.status(decision, action)
 
     def _commit(
@@ -352,8 +333,7 @@ class Cell:
         records: list[WitnessRecord],
         signatures: dict[str, tuple[int, bytes]] | None,
         now: float,
-    ) -> Future[list[WitnessRecord]]:
-        """Hand the batch to the writer (signed and committed there, in order)."""
+    ) -> None:
         d = decision
         coherence = Coherence(
             master=abs(d.master) ** 2 if d else self.master.engine.last.coherence,
@@ -363,37 +343,31 @@ class Cell:
         )
         t = d.time if d else self.master.engine.last.time
         phase = math.atan2(d.t_sync.imag, d.t_sync.real) if d else 0.0
-        if x is not None and not signatures and self.writer.depth:
-            x = x.copy()  # the caller may reuse its buffer while the batch waits
-        job = BatchWrite(
-            t=t,
-            coherence=coherence,
-            phase=phase,
-            records=tuple(records),
-            count=self.chain.count,
-            last_hash=self.chain.last_hash,
-            samples=None if signatures else x,
-            signatures=signatures,
-            counters=dict(self.counts),
-            wall=now,
-        )
         try:
-            future = self.writer.submit(job)
-        except BaseException:
-            self.chain.rollback()  # these records were not handed over
+            self.memory.snapshot(
+                t,
+                coherence,
+                phase,
+                records,
+                head=self.chain.head(),
+                samples=x,
+                signatures=signatures,
+                counters=self.counts,
+                wall=now,
+            )
+        except StorageError:
+            self.chain.rollback()
             raise
         self.chain.commit()
         if signatures:
             self._logged = 0
         elif x is not None:
             self._logged += len(x)
-        return future
 
-    async def _after_commit(self, future: Future[list[WitnessRecord]]) -> None:
-        """Fire ``witness`` hooks with the batch's signed records, once it is committed."""
+    async def _after_commit(self, records: list[WitnessRecord]) -> None:
         if not self.hooks.has("witness") and not self.hooks.has("before_witness"):
             return
-        for record in self.writer.result(future):
+        for record in records:
             result = await self.hooks.fire("witness", record.time, record.summary())
             if result.failures:
                 failed = self._failure_witnesses(list(result.failures), record.time)
@@ -404,7 +378,7 @@ class Cell:
     def _witness(
         self, level: Level, kind: str, payload: dict[str, Any], now: float
     ) -> WitnessRecord:
-        return self.chain.append(level, kind, payload, now=now, sign=False)  # the writer signs
+        return self.chain.append(level, kind, payload, now=now)
 
     def _failure_witnesses(self, failures: list[HookFailure], now: float) -> list[WitnessRecord]:
         out = []
@@ -452,22 +426,24 @@ class Cell:
 
     def verify_recent(self, window: int) -> VerifyReport:
         """Verify the newest ``window`` stored records (linked to the record before them)."""
-        memory = self.memory  # waits for the writer
-        count = memory.witness_count()
+        count = self.memory.witness_count()
         start = max(0, count - window)
         prev = GENESIS_HASH
         if start > 0:
-            before = next(memory.witnesses(start=start - 1, limit=1))
+            before = next(self.memory.witnesses(start=start - 1, limit=1))
             prev = before.hash
-        records = memory.witnesses(start=start)
+        records = self.memory.witnesses(start=start)
         return verify(
-            records, self.key.public_bytes, start=start, prev_hash=prev, head=memory.chain_head()
+            records,
+            self.key.public_bytes,
+            start=start,
+            prev_hash=prev,
+            head=self.memory.chain_head(),
         )
 
     def verify_chain(self) -> VerifyReport:
         """Verify the whole stored chain against the signed head."""
-        memory = self.memory  # waits for the writer
-        return verify(memory.witnesses(), self.key.public_bytes, head=memory.chain_head())
+        return verify(self.memory.witnesses(), self.key.public_bytes, head=self.memory.chain_head())
 
     def status(self, decision: SyncDecision | None, action: ActionEvent | None) -> CellStatus:
         """The current status (``decision`` None: no evaluation in this batch)."""
@@ -480,22 +456,19 @@ class Cell:
             sync=d.coherence if d else 0.0,
             delta_phase=d.delta_phase if d else 0.0,
             outcome=d.outcome.value if d else "none",
-            witnessed=self.chain.count,  # created (committed or queued for the writer)
+            witnessed=self.chain.count,
             chain_ok=self.chain_ok,
             action=action,
             **{k: self.counts[k] for k in _COUNTERS},
         )
 
     def close(self) -> None:
-        """Commit every queued batch, store final engine signatures (so a restart needs no
-        replay) and close the file. After a failed write no signatures are stored (the engines
-        are ahead of what was committed); the failure is raised if no ingest raised it yet."""
+        """Store final engine signatures (so a restart needs no replay) and close the file."""
         try:
-            self.writer.close()
-            if self.samples and not self.writer.failed:
-                self._memory.checkpoint(self.master.engine.last.time, self._signature_states())
+            if self.samples:
+                self.memory.checkpoint(self.master.engine.last.time, self._signature_states())
         finally:
-            self._memory.close()
+            self.memory.close()
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -547,7 +520,6 @@ async def run_cell(
             log.warning("batch rejected: %s", exc)
         if report is not None and now >= next_report:
             next_report = max(next_report + report_every, now)
-            cell.flush()  # a reported status is a committed one
             report(status)
     return status
 

@@ -4,13 +4,7 @@ Rule: records are created only by :class:`WitnessChain` and checked only by :fun
 storing them is the memory layer's job.
 """
 
-from becomingone.witnessing.chain import (
-    VerifyReport,
-    WitnessChain,
-    sign_head,
-    sign_record,
-    verify,
-)
+from becomingone.witnessing.chain import VerifyReport, WitnessChain, verify
 from becomingone.witnessing.record import (
     GENESIS_HASH,
     ChainHead,
@@ -31,7 +25,5 @@ __all__ = [
     "canonical_payload",
     "head_message",
     "record_hash",
-    "sign_head",
-    "sign_record",
     "verify",
 ]

@@ -2,15 +2,12 @@
 
 Rule: :class:`WitnessChain` is the only writer of records; it is sans-IO (the caller stores what
 it returns, then calls :meth:`WitnessChain.commit`, or :meth:`WitnessChain.rollback` if storing
-failed). Linking (seq, hash, prev_hash) is always done in order by the chain; signing may be
-deferred (``append(..., sign=False)``, then :func:`sign_record` and :func:`sign_head`, e.g. on a
-writer thread) and gives the same bytes. :func:`verify` walks records in stored order and names
-the first bad one: a changed byte, a removed or reordered record, a bad signature, a missing tail.
+failed). :func:`verify` walks records in stored order and names the first bad one: a changed
+byte, a removed or reordered record, a bad signature, a missing tail.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +24,7 @@ from becomingone.witnessing.record import (
     record_hash,
 )
 
-__all__ = ["VerifyReport", "WitnessChain", "sign_head", "sign_record", "verify"]
+__all__ = ["VerifyReport", "WitnessChain", "verify"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,13 +66,9 @@ class WitnessChain:
         return self._key.id
 
     def append(
-        self, level: Level, kind: str, payload: Mapping[str, Any], *, now: float, sign: bool = True
+        self, level: Level, kind: str, payload: Mapping[str, Any], *, now: float
     ) -> WitnessRecord:
-        """Sign and link a new record at time ``now`` (seconds); the caller stores it.
-
-        With ``sign=False`` the record is linked but its ``signature`` is empty: the caller
-        must pass it through :func:`sign_record` (same key) before storing it.
-        """
+        """Sign and link a new record at time ``now`` (seconds); the caller stores it."""
         text = canonical_payload(payload)
         digest = record_hash(
             seq=self._count,
@@ -95,7 +88,7 @@ class WitnessChain:
             prev_hash=self._last,
             hash=digest,
             signer=self._key.id,
-            signature=self._key.sign(bytes.fromhex(digest)) if sign else b"",
+            signature=self._key.sign(bytes.fromhex(digest)),
         )
         self._count += 1
         self._last = digest
@@ -103,7 +96,8 @@ class WitnessChain:
 
     def head(self) -> ChainHead:
         """A signed head for the chain as it is now (pending records included)."""
-        return sign_head(self._key, self._count, self._last)
+        sig = self._key.sign(head_message(self._count, self._last))
+        return ChainHead(count=self._count, hash=self._last, signature=sig)
 
     def commit(self) -> None:
         """The pending records are stored: they become the rollback point."""
@@ -112,17 +106,6 @@ class WitnessChain:
     def rollback(self) -> None:
         """Storing failed: forget the pending records."""
         self._count, self._last = self._committed
-
-
-def sign_record(key: NodeKey, record: WitnessRecord) -> WitnessRecord:
-    """``record`` signed by ``key`` (Ed25519 over its hash), every other field unchanged."""
-    return dataclasses.replace(record, signature=key.sign(bytes.fromhex(record.hash)))
-
-
-def sign_head(key: NodeKey, count: int, last_hash: str) -> ChainHead:
-    """The head "``count`` records, the last hashing to ``last_hash``" signed by ``key``."""
-    sig = key.sign(head_message(count, last_hash))
-    return ChainHead(count=count, hash=last_hash, signature=sig)
 
 
 def _check(record: WitnessRecord, seq: int, prev: str, public_key: bytes) -> str:
