@@ -150,6 +150,12 @@ class MemoryConfig(_Section):
     signature_interval: float = Field(
         default=60.0, gt=0, description="Wall seconds between signatures."
     )
+    replay_windows: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Also store signatures once the replay log holds this many Master windows.",
+    )
     retention: RetentionConfig = RetentionConfig()
 
 

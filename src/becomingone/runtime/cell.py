@@ -133,7 +133,8 @@ class Cell:
         self._last_signature: float | None = None
         self._last_meta: float | None = None
         self._logged = 0
-        self._max_log = 4 * max(self.master.engine.window_terms, 1)  # replay log bound
+        windows = config.memory.replay_windows  # replay log bound, in Master windows
+        self._max_log = windows * max(self.master.engine.window_terms, 1)
 
     # -- resume ----------------------------------------------------------------------------------
 
