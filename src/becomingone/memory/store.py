@@ -221,19 +221,11 @@ class TemporalMemory:
         """
         if not (math.isfinite(t) and math.isfinite(phase)):
             raise InputError("t", f"time and phase must be finite, got {t!r}, {phase!r}")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._write_batch(t, coherence, phase, witnesses, head, samples, signatures)
-                if counters is not None or wall is not None:
-                    state = {"counters": dict(counters or {}), "wall": wall}
-                    self._put_meta("state", json.dumps(state, sort_keys=True))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot write temporal memory {self.path}: {exc}") from exc
+        with self._transaction():
+            self._write_batch(t, coherence, phase, witnesses, head, samples, signatures)
+            if counters is not None or wall is not None:
+                state = {"counters": dict(counters or {}), "wall": wall}
+                self._put_meta("state", json.dumps(state, sort_keys=True))
         self._commits += 1
         if signatures or self._commits % self.POKE_EVERY == 0:
             self._checkpointer.poke()
@@ -274,10 +266,16 @@ class TemporalMemory:
 
     def checkpoint(self, t: float, signatures: Mapping[str, tuple[int, bytes]]) -> None:
         """Store engine signatures alone (at shutdown), clearing the replay log atomically."""
+        with self._transaction():
+            self._write_signatures(t, signatures)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed whole or rolled back; SQLite errors → StorageError."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._write_signatures(t, signatures)
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
