@@ -11,13 +11,25 @@ from becomingone.ingest.text import (
     lexical_embedding,
     model_available,
 )
+from becomingone.ingest.times import (
+    TimeAxis,
+    find_time_column,
+    is_timestamp,
+    parse_time_axis,
+    uniform_step,
+)
 
 __all__ = [
     "EMBEDDING_DIM",
     "Series",
+    "TimeAxis",
     "embed_messages",
+    "find_time_column",
+    "is_timestamp",
     "lexical_embedding",
     "model_available",
+    "parse_time_axis",
     "read_csv_series",
     "read_messages",
+    "uniform_step",
 ]
