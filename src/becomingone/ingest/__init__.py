@@ -4,7 +4,7 @@ Everything here turns outside data into validated NumPy arrays; it may read file
 model, and it never touches engine state.
 """
 
-from becomingone.ingest.files import Series, read_csv_series, read_messages
+from becomingone.ingest.files import Series, read_csv_series, read_event_times, read_messages
 from becomingone.ingest.text import (
     EMBEDDING_DIM,
     embed_messages,
@@ -30,6 +30,7 @@ __all__ = [
     "model_available",
     "parse_time_axis",
     "read_csv_series",
+    "read_event_times",
     "read_messages",
     "uniform_step",
 ]

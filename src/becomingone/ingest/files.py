@@ -18,13 +18,21 @@ from becomingone.errors import InputError
 from becomingone.ingest.times import (
     DT_TOLERANCE,
     TIME_COLUMNS,
+    TimeAxis,
     find_time_column,
     is_timestamp,
     parse_time_axis,
     uniform_step,
 )
 
-__all__ = ["DT_TOLERANCE", "TIME_COLUMNS", "Series", "read_csv_series", "read_messages"]
+__all__ = [
+    "DT_TOLERANCE",
+    "TIME_COLUMNS",
+    "Series",
+    "read_csv_series",
+    "read_event_times",
+    "read_messages",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,17 +101,13 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     ]
 
 
-def read_csv_series(path: Path | str, *, time_column: str | None = None) -> Series:
-    """Read a CSV of one or more channels, with an optional header and time column.
+def _table(p: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Column names (from the header, else ch0, ch1, ...) and the (line, cells) of each data row.
 
     A header row is detected when one of its cells is neither a number nor an ISO-8601
-    timestamp. The time column is ``time_column`` (a header name, or ``"none"`` for no time
-    column), else the first header named like one of ``TIME_COLUMNS`` (case-insensitive), else
-    the first column holding ISO-8601 timestamps. It must increase with a uniform step (within
-    1 %), gives ``dt``, ``t0`` and the time unit (see ``becomingone.ingest.times``), and is never
-    a data channel. A file with no data rows (empty, or a header alone) is an ``InputError``.
+    timestamp. No data rows (an empty file, or a header alone) is an ``InputError``, and so is
+    a row with a different number of columns.
     """
-    p = Path(path)
     rows = _csv_rows(p)
     first = rows[0][1] if rows else []
     has_header = not all(_is_number(c) or is_timestamp(c) for c in first)
@@ -111,11 +115,42 @@ def read_csv_series(path: Path | str, *, time_column: str | None = None) -> Seri
     body = rows[1:] if has_header else rows
     if not body:
         raise InputError("file", f"{p}: no data rows (the file is empty or holds only a header)")
-    if len(body) < 2:
-        raise InputError("file", f"{p}: needs at least 2 data rows, got {len(body)}")
     for line, r in body:
         if len(r) != len(names):
             raise InputError("file", f"{p}: row {line} has {len(r)} columns, expected {len(names)}")
+    return names, body
+
+
+def read_event_times(path: Path | str, *, time_column: str | None = None) -> TimeAxis:
+    """Read a CSV of event times: its only column, or ``time_column``, or its time column.
+
+    Numbers are seconds unless the column is named ``year``; ISO-8601 values follow the units of
+    ``becomingone.ingest.times``. The times need not be uniform (they are events).
+    """
+    p = Path(path)
+    names, body = _table(p)
+    idx = find_time_column(names, time_column) if time_column != "none" else None
+    if idx is None and len(names) != 1:
+        raise InputError("file", f"{p}: events need one column of times, got {', '.join(names)}")
+    col = 0 if idx is None else idx
+    lines = [line for line, _ in body]
+    axis = parse_time_axis(names[col], [r[col] for _, r in body], str(p), lines)
+    return axis if axis.unit else TimeAxis(values=axis.values, unit="s", origin=axis.origin)
+
+
+def read_csv_series(path: Path | str, *, time_column: str | None = None) -> Series:
+    """Read a CSV of one or more channels, with an optional header and time column.
+
+    The header is read as in ``_table``. The time column is ``time_column`` (a header name,
+    or ``"none"`` for no time column), else the first header named like one of
+    ``TIME_COLUMNS`` (case-insensitive), else the first column holding ISO-8601 timestamps. It
+    must increase with a uniform step (within 1 %), gives ``dt``, ``t0`` and the time unit (see
+    ``becomingone.ingest.times``), and is never a data channel. At least 2 data rows.
+    """
+    p = Path(path)
+    names, body = _table(p)
+    if len(body) < 2:
+        raise InputError("file", f"{p}: needs at least 2 data rows, got {len(body)}")
     time_idx = find_time_column(names, time_column)
     if time_idx is None and time_column is None:
         time_idx = next((j for j, c in enumerate(body[0][1]) if is_timestamp(c)), None)
