@@ -5,8 +5,10 @@ turns them into a phase sequence (``core.encoders``), streams it through a windo
 ``KairosEngine`` in hops, and groups the evaluations into collapse episodes; ``plot_analysis``
 draws the coherence timeline and the resonance map. Reads files and writes the plot; no clocks.
 
-Rule: one engine, one window. An evaluation collapses iff |T̂|² ≥ I_c of that single window
-(``RULE``) — not the cell's Sync-layer rule, which needs a Master and an Emissary. Times, lags,
+Rule: by default one engine, one window: an evaluation collapses iff |T̂|² ≥ I_c of that single
+window (``RULES["single"]``) — not the cell's rule. ``rule="sync"`` runs the cell's rule instead
+(``RULES["sync"]``): a Master engine over a long window and an Emissary over the short one meet
+in the ``SyncLayer`` (|T_sync|² ≥ I_c and Δ_phase < phase_threshold). Times, lags,
 windows and ``dt`` are in the file's time unit (seconds unless its time column says otherwise);
 every size is checked before anything is allocated.
 """
@@ -35,10 +37,12 @@ from becomingone.core.stream import KairosEngine
 from becomingone.errors import InputError, StorageError
 from becomingone.ingest.files import read_csv_series, read_event_times, read_messages
 from becomingone.ingest.text import embed_messages, model_available
+from becomingone.sync.layer import SyncLayer
 
 __all__ = [
     "MAX_ANALYSIS_BYTES",
     "RULE",
+    "RULES",
     "AnalysisResult",
     "AnalysisSettings",
     "Episode",
@@ -53,8 +57,13 @@ __all__ = [
 
 InputKind = Literal["auto", "signal", "phase", "wrapped-phase", "events", "text"]
 _TEXT_SUFFIXES = (".txt", ".text", ".md", ".log")
-#: The collapse rule of ``analyze``: one engine, one window.
-RULE = "single-engine |T|^2 >= I_c"
+#: The collapse rules of ``analyze``: one engine, or the cell's Sync layer over two windows.
+RULES = {
+    "single": "single-engine |T|^2 >= I_c",
+    "sync": "sync-layer |T_sync|^2 >= I_c and delta_phase < phase_threshold",
+}
+#: The default rule: one engine, one window.
+RULE = RULES["single"]
 #: Largest buffer an analysis may allocate (engine ring buffers, an event grid): 1 GiB.
 MAX_ANALYSIS_BYTES = 2**30
 _UNIT_NAMES = {"s": "s", "day": "days", "year": "years", "": "time units"}
@@ -81,7 +90,12 @@ def frequency_unit(unit: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnalysisSettings:
-    """Engine settings for an analysis (seconds, rad/s); ``hop`` defaults to window / 10."""
+    """Engine settings for an analysis (time units of the data; ω in rad per time unit).
+
+    ``hop`` defaults to window / 10. ``rule="sync"`` adds a Master engine over
+    ``master_window`` (default 10 × window) and collapses by the Sync layer with
+    ``phase_threshold``; ``window`` is then the Emissary's.
+    """
 
     lag: float = 0.1
     omega: float = 0.0
@@ -91,8 +105,17 @@ class AnalysisSettings:
     band: tuple[float, float] | None = None
     lags: int = 24
     detrend: Detrend = "mean"
+    rule: Literal["single", "sync"] = "single"
+    master_window: float | None = None
+    phase_threshold: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise InputError("rule", f"must be one of {', '.join(RULES)}; got {self.rule!r}")
+        if self.master_window is not None:
+            positive_float("master_window", self.master_window)
+        if not 0.0 < finite_float("phase_threshold", self.phase_threshold) <= 1.0:
+            raise InputError("phase_threshold", f"must be in (0, 1], got {self.phase_threshold}")
         if self.detrend not in DETRENDS:
             raise InputError(
                 "detrend", f"must be one of {', '.join(DETRENDS)}; got {self.detrend!r}"
@@ -104,6 +127,16 @@ class AnalysisSettings:
             positive_float("hop", self.hop)
         if self.lags < 1:
             raise InputError("lags", f"must be >= 1, got {self.lags}")
+
+    @property
+    def longest_window(self) -> float:
+        """The window that must fill before the first evaluation."""
+        return max(self.window, self.master_span) if self.rule == "sync" else self.window
+
+    @property
+    def master_span(self) -> float:
+        """The Master's window under ``rule="sync"``."""
+        return self.master_window if self.master_window is not None else 10.0 * self.window
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +174,21 @@ class AnalysisResult:
     time_column: str | None = None
     time_origin: str | None = None
     frequencies: tuple[float, ...] = ()
+    collapsed: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+
+    def __post_init__(self) -> None:
+        if self.collapsed.shape != self.coherence.shape:
+            self.collapsed = self.coherence >= self.settings.threshold
+
+    @property
+    def rule(self) -> str:
+        """The collapse rule of the COLLAPSE column, as printed (``RULES``)."""
+        return RULES[self.settings.rule]
 
     @property
     def collapses(self) -> int:
-        """Number of evaluations at or above the threshold."""
-        return int(np.count_nonzero(self.coherence >= self.settings.threshold))
+        """Number of evaluations that collapsed under the rule."""
+        return int(np.count_nonzero(self.collapsed))
 
     @property
     def dissipations(self) -> int:
@@ -170,7 +213,7 @@ class AnalysisResult:
         return {
             "source": self.source,
             "kind": self.kind,
-            "rule": RULE,
+            "rule": self.rule,
             "dt": self.dt,
             "time_unit": self.time_unit,
             "time_column": self.time_column,
@@ -183,10 +226,11 @@ class AnalysisResult:
             "omega": self.settings.omega,
             "window": self.settings.window,
             "threshold": self.settings.threshold,
+            **self._sync_json(),
             "dominant_frequency": self._frequency_json(),
             "evaluations": [
-                {"t": float(t), "coherence": float(c), "terms": int(k)}
-                for t, c, k in zip(self.times, self.coherence, self.terms)
+                {"t": float(t), "coherence": float(c), "terms": int(k), "collapsed": bool(x)}
+                for t, c, k, x in zip(self.times, self.coherence, self.terms, self.collapsed)
             ],
             "collapses": self.collapses,
             "dissipations": self.dissipations,
@@ -197,6 +241,14 @@ class AnalysisResult:
             "resonance_peak": (
                 None if peak is None else {"lag": peak[0], "omega": peak[1], "coherence": peak[2]}
             ),
+        }
+
+    def _sync_json(self) -> dict[str, Any]:
+        if self.settings.rule != "sync":
+            return {}
+        return {
+            "master_window": self.settings.master_span,
+            "phase_threshold": self.settings.phase_threshold,
         }
 
     def _frequency_json(self) -> dict[str, Any] | None:
@@ -210,9 +262,10 @@ class AnalysisResult:
         }
 
 
-def _episodes(times: NDArray[np.float64], coh: NDArray[np.float64], thr: float) -> list[Episode]:
+def _episodes(
+    times: NDArray[np.float64], coh: NDArray[np.float64], on: NDArray[np.bool_]
+) -> list[Episode]:
     out: list[Episode] = []
-    on = coh >= thr
     i = 0
     while i < on.size:
         if not on[i]:
@@ -249,25 +302,26 @@ def _check_bytes(name: str, what: str, count: int, channels: int, width: int) ->
 def _engine_terms(
     settings: AnalysisSettings, dt: float, samples: int, channels: int, source: str, unit: str
 ) -> tuple[int, int]:
-    """(L, W) for the settings, after every check that needs no allocation."""
+    """(L, W) with W the longest window, after every check that needs no allocation."""
     lag_n = _steps("lag", nonnegative_float("lag", settings.lag), dt, unit)
     if lag_n == 0:
         raise InputError(
             "lag",
             f"--lag {quantity(settings.lag, unit)} is 0 samples at dt = {quantity(dt, unit)}; "
-            "use a lag "
-            f"> 0.5·dt (at least one sample, e.g. --lag {dt:g})",
+            f"use a lag > 0.5·dt (at least one sample, e.g. --lag {dt:g})",
         )
-    window_n = _steps("window", settings.window, dt, unit)
+    name = "window" if settings.longest_window == settings.window else "master_window"
+    window_n = _steps(name, settings.longest_window, dt, unit)
     need = lag_n + window_n + 1
     if samples < need:
         raise InputError(
             "file",
-            f"{source}: {samples} samples are fewer than one window needs ({need}: window "
-            f"{quantity(settings.window, unit)} + lag {quantity(settings.lag, unit)} at dt "
-            f"{quantity(dt, unit)})",
+            f"{source}: {samples} samples are fewer than one window needs ({need}: {name} "
+            f"{quantity(settings.longest_window, unit)} + lag {quantity(settings.lag, unit)} at "
+            f"dt {quantity(dt, unit)})",
         )
-    _check_bytes("window", "the engine window", window_n + lag_n, channels, 16)
+    engines = 2 if settings.rule == "sync" else 1
+    _check_bytes(name, "the engine windows", engines * (window_n + lag_n), channels, 16)
     return lag_n, window_n
 
 
@@ -282,30 +336,20 @@ def analyze_phase(
     with_map: bool = True,
     unit: str = "s",
 ) -> AnalysisResult:
-    """Stream φ through a windowed engine in hops and collect coherence over time.
+    """Stream φ through the windowed engine(s) in hops and collect coherence over time.
 
-    ``dt``, ``t0`` and the settings' lag, window and hop are in ``unit``. A lag that rounds to
+    ``dt``, ``t0`` and the settings' lag, windows and hop are in ``unit``. A lag that rounds to
     0 samples is refused: φ̇ against itself gives |T̂|² = 1 on pure noise.
     """
     step = positive_float("dt", dt)
     mat = phi[:, None] if phi.ndim == 1 else phi
     lag_n, window_n = _engine_terms(settings, step, mat.shape[0], mat.shape[1], source, unit)
-    engine = KairosEngine(
-        dt=step,
-        lag=settings.lag,
-        omega=settings.omega,
-        window=settings.window,
-        threshold=settings.threshold,
-        channels=mat.shape[1],
-        t0=t0,
-    )
     hop_time = settings.hop if settings.hop is not None else settings.window / 10.0
     hop = max(1, _steps("hop", hop_time, step, unit))
-    first = lag_n + window_n + 1  # evaluate only once the window is full
-    results = [engine.update(mat[:first])]
-    results += [engine.update(mat[i : i + hop]) for i in range(first, mat.shape[0], hop)]
-    t_arr = np.asarray([r.time for r in results])
-    c_arr = np.asarray([r.coherence for r in results])
+    first = lag_n + window_n + 1  # evaluate only once the (longest) window is full
+    chunks = [mat[:first]] + [mat[i : i + hop] for i in range(first, mat.shape[0], hop)]
+    run = _run_sync if settings.rule == "sync" else _run_single
+    t_arr, c_arr, terms, on = run(chunks, step, settings, t0, mat.shape[1])
     return AnalysisResult(
         source=source,
         kind=kind,
@@ -315,11 +359,67 @@ def analyze_phase(
         settings=settings,
         times=t_arr,
         coherence=c_arr,
-        terms=np.asarray([r.terms for r in results], dtype=np.int64),
-        episodes=_episodes(t_arr, c_arr, settings.threshold),
+        terms=terms,
+        episodes=_episodes(t_arr, c_arr, on),
         rmap=_map(mat, step, settings) if with_map else None,
         time_unit=unit,
         frequencies=() if kind == "text" else _mean_frequencies(mat, step),
+        collapsed=on,
+    )
+
+
+_Run = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]
+
+
+def _engine(
+    settings: AnalysisSettings, window: float, dt: float, t0: float, ch: int
+) -> KairosEngine:
+    return KairosEngine(
+        dt=dt,
+        lag=settings.lag,
+        omega=settings.omega,
+        window=window,
+        threshold=settings.threshold,
+        channels=ch,
+        t0=t0,
+    )
+
+
+def _run_single(
+    chunks: list[NDArray[Any]], dt: float, settings: AnalysisSettings, t0: float, ch: int
+) -> _Run:
+    """One engine: collapse iff |T̂|² ≥ I_c of its window."""
+    engine = _engine(settings, settings.window, dt, t0, ch)
+    results = [engine.update(c) for c in chunks]
+    coh = np.asarray([r.coherence for r in results])
+    return (
+        np.asarray([r.time for r in results]),
+        coh,
+        np.asarray([r.terms for r in results], dtype=np.int64),
+        coh >= settings.threshold,
+    )
+
+
+def _run_sync(
+    chunks: list[NDArray[Any]], dt: float, settings: AnalysisSettings, t0: float, ch: int
+) -> _Run:
+    """The cell's rule: Master (long window) and Emissary (short) meet in the Sync layer."""
+    master = _engine(settings, settings.master_span, dt, t0, ch)
+    emissary = _engine(settings, settings.window, dt, t0, ch)
+    layer = SyncLayer(threshold=settings.threshold, phase_threshold=settings.phase_threshold)
+    times, coh, terms, on = [], [], [], []
+    for chunk in chunks:
+        m, e = master.update(chunk), emissary.update(chunk)
+        decision = layer.evaluate(m, e, now=e.time)
+        times.append(e.time)
+        coh.append(decision.coherence)
+        terms.append(e.terms)
+        on.append(decision.collapsed)
+    return (
+        np.asarray(times, dtype=np.float64),
+        np.asarray(coh, dtype=np.float64),
+        np.asarray(terms, dtype=np.int64),
+        np.asarray(on, dtype=np.bool_),
     )
 
 
@@ -451,7 +551,8 @@ def plot_analysis(result: AnalysisResult, out: Path | str) -> Path:
     ax1.set_ylabel("coherence |T̂|²")
     ax1.set_title(
         f"{Path(result.source).name}: {len(result.episodes)} collapse episode(s), "
-        f"{result.collapses} collapsed / {result.dissipations} dissipated evaluations ({RULE})"
+        f"{result.collapses} collapsed / {result.dissipations} dissipated evaluations\n"
+        f"rule: {result.rule}"
     )
     ax1.legend(loc="upper right")
     if result.rmap is not None:

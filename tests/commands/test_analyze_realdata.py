@@ -118,3 +118,30 @@ def test_text_reports_no_frequency(capsys):
     """Embedding channels are not angles: text gives no dominant frequency."""
     doc = _json(capsys, str(CHAT), "--embedding", "lexical", "--lag", "2", "--window", "8")
     assert doc["dominant_frequency"] is None and doc["time_unit"] == "s"
+
+
+def test_sync_rule_runs_the_cells_master_and_emissary(capsys):
+    """--rule sync collapses by the Sync layer: the 10 s Master must fill with the buried 5 Hz
+    oscillation too, so the episode starts seconds after the single-engine one; the JSON names
+    the rule, the Master window and the phase threshold."""
+    example = str(ROOT / "examples" / "buried.csv")
+    single = _json(capsys, example, "--band", "3", "8")
+    sync = _json(capsys, example, "--band", "3", "8", "--rule", "sync", "--master-window", "10")
+    assert sync["rule"] == "sync-layer |T_sync|^2 >= I_c and delta_phase < phase_threshold"
+    assert (sync["master_window"], sync["phase_threshold"]) == (10.0, 0.1)
+    assert "master_window" not in single
+    [first], [late] = single["episodes"], sync["episodes"]
+    assert late["start"] > first["start"] + 3.0 and abs(late["end"] - first["end"]) < 1.0
+    assert all(e["coherence"] >= 0.95 for e in sync["evaluations"] if e["collapsed"])
+
+
+def test_sync_rule_takes_master_window_from_the_config(tmp_path, capsys):
+    """With --config, the Master window is master.tau_max and Δ_phase bound sync.phase_threshold."""
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(
+        "becomingone:\n  kairos:\n    tau_scale: 0.1\n  master:\n    tau_max: 6.0\n"
+        "  emissary:\n    tau_max: 2.0\n  sync:\n    phase_threshold: 0.2\n"
+    )
+    example = str(ROOT / "examples" / "buried.csv")
+    doc = _json(capsys, example, "--config", str(cfg), "--rule", "sync", "--band", "3", "8")
+    assert (doc["master_window"], doc["window"], doc["phase_threshold"]) == (6.0, 2.0, 0.2)

@@ -11,11 +11,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from becomingone.analysis import (
-    RULE,
+    RULES,
     AnalysisResult,
     AnalysisSettings,
     analyze_file,
@@ -40,8 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Read a CSV (optional time column, one or more channels) or a text file (one "
             "message per line), run the windowed KAIROS engine over it and print coherence "
-            f"|T̂|² over time, the collapse episodes (rule: {RULE}, one window), the dominant "
-            "frequency and the resonance-map peak. Times, --dt, --lag, --window and --hop are "
+            "|T̂|² over time, the collapse episodes, the dominant frequency and the "
+            "resonance-map peak. The COLLAPSE column uses one engine and one window "
+            f"({RULES['single']}) unless --rule sync runs the cell's Sync-layer rule over a "
+            "Master and an Emissary window. Times, --dt, --lag, --window and --hop are "
             "in the time column's unit (seconds, days or years; seconds without one)."
         ),
     )
@@ -82,6 +85,25 @@ def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, help="collapse threshold I_c (default 0.95)")
     p.add_argument("--hop", type=float, help="time between evaluations (default window/10)")
     p.add_argument(
+        "--rule",
+        default="single",
+        choices=list(RULES),
+        help="collapse rule: one engine over --window (default), or the cell's Sync layer "
+        "(Master over --master-window, Emissary over --window)",
+    )
+    p.add_argument(
+        "--master-window",
+        type=float,
+        help="--rule sync: the Master's window (default master.tau_max of --config, else 10 x "
+        "the window)",
+    )
+    p.add_argument(
+        "--phase-threshold",
+        type=float,
+        help="--rule sync: collapse needs Δ_phase below this (default 0.1, or "
+        "sync.phase_threshold of --config)",
+    )
+    p.add_argument(
         "--band",
         type=float,
         nargs=2,
@@ -103,11 +125,18 @@ def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document instead")
 
 
-def _engine_values(args: argparse.Namespace) -> dict[str, float]:
-    """lag, omega, window, threshold: the flags, else the config file, else the defaults."""
+def _engine_values(args: argparse.Namespace) -> dict[str, Any]:
+    """lag, omega, window, threshold, master_window, phase_threshold: the flags, else the config
+    file, else the defaults."""
     base = AnalysisSettings()
-    values = {"lag": base.lag, "omega": base.omega, "window": base.window}
-    values["threshold"] = base.threshold
+    values: dict[str, Any] = {
+        "lag": base.lag,
+        "omega": base.omega,
+        "window": base.window,
+        "threshold": base.threshold,
+        "master_window": base.master_window,
+        "phase_threshold": base.phase_threshold,
+    }
     if args.config is not None:
         cell = load_config(args.config)
         values = {
@@ -115,6 +144,8 @@ def _engine_values(args: argparse.Namespace) -> dict[str, float]:
             "omega": cell.kairos.omega,
             "window": cell.emissary.tau_max,
             "threshold": cell.kairos.threshold,
+            "master_window": cell.master.tau_max,
+            "phase_threshold": cell.sync.phase_threshold,
         }
     for name in values:
         if getattr(args, name) is not None:
@@ -129,13 +160,11 @@ def run(args: argparse.Namespace) -> int:
     plot = check_plot_path(args.plot) if args.plot is not None else None
     engine = _engine_values(args)
     settings = AnalysisSettings(
-        lag=engine["lag"],
-        omega=engine["omega"],
-        window=engine["window"],
-        threshold=engine["threshold"],
+        **engine,
         hop=args.hop,
         band=tuple(args.band) if args.band else None,
         detrend=args.detrend,
+        rule=args.rule,
     )
     result = analyze_file(
         args.file,
@@ -186,10 +215,17 @@ def _header(result: AnalysisResult) -> list[str]:
         f"engine: lag={quantity(s.lag, u)}, omega={s.omega:g} rad/{u or 'time unit'}, "
         f"window={quantity(s.window, u)}, I_c={s.threshold:g}{band}"
     )
-    rule = (
-        f"collapse rule: {RULE} (one engine, one window; not the cell's Master+Emissary "
-        "Sync-layer rule)"
-    )
+    if s.rule == "sync":
+        rule = (
+            f"collapse rule: {result.rule} (the cell's Sync layer: Master window "
+            f"{quantity(s.master_span, u)}, Emissary window {quantity(s.window, u)}, "
+            f"phase_threshold={s.phase_threshold:g})"
+        )
+    else:
+        rule = (
+            f"collapse rule: {result.rule} (one engine, one window; not the cell's "
+            "Master+Emissary Sync-layer rule)"
+        )
     return [source, engine, rule]
 
 

@@ -156,7 +156,7 @@ def read_csv_series(path: Path | str, *, time_column: str | None = None) -> Seri
         time_idx = next((j for j, c in enumerate(body[0][1]) if is_timestamp(c)), None)
     keep = [j for j in range(len(names)) if j != time_idx]
     if not keep:
-        raise InputError("file", f"{p}: no data column besides time column {names[time_idx]!r}")
+        raise InputError("file", f"{p}: no data column besides the time column {names[0]!r}")
     data = np.asarray([[_cell(p, line, names[j], r[j]) for j in keep] for line, r in body])
     channels = tuple(names[j] for j in keep)
     if time_idx is None:
