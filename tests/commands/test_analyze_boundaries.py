@@ -49,7 +49,7 @@ def test_tiny_dt_is_refused_before_allocating(tmp_path, capsys):
 
 
 def test_event_grid_beyond_the_memory_limit_is_refused(tmp_path, capsys):
-    """Events a day apart at --dt 1e-9 would need a 690 GiB grid: refused naming dt."""
+    """Events a day apart at --dt 1e-9 would need a 1.3 PB grid: refused naming dt."""
     f = tmp_path / "events.csv"
     f.write_text("t\n0\n86400\n172800\n")
     code, err = _fails(capsys, str(f), "--kind", "events", "--dt", "1e-9")
