@@ -15,24 +15,30 @@ from becomingone.sync.layer import (
     SyncOutcome,
     action_from,
 )
+from becomingone.sync.law import cps_step
+from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.ssep import (
     MAX_PACKET_BYTES,
     Packet,
     PacketKind,
     PacketValidator,
     Reject,
+    ValidatorState,
     decode_packet,
     encode_packet,
+    next_epoch,
 )
 from becomingone.sync.stability import ClusterReading, NetworkStability, read_cluster
 from becomingone.sync.topology import Plan, Topology, fractal_levels, is_twisted, winding_number
 
 __all__ = [
     "MAX_PACKET_BYTES",
+    "NODE_ID_PATTERN",
     "ActionEvent",
     "ClusterReading",
     "CpsState",
     "DissipationReason",
+    "KeyRoster",
     "NetworkStability",
     "Outgoing",
     "Packet",
@@ -46,11 +52,14 @@ __all__ = [
     "SyncLayer",
     "SyncOutcome",
     "Topology",
+    "ValidatorState",
     "action_from",
+    "cps_step",
     "decode_packet",
     "encode_packet",
     "fractal_levels",
     "is_twisted",
+    "next_epoch",
     "read_cluster",
     "winding_number",
 ]
