@@ -315,7 +315,8 @@ def _step(
     if state.freq is None:  # no drift and no PLL: f stays 0
         state.theta, _ = cps_step(state.theta, 0.0, err, alpha, 0.0, 1.0)
     else:
-        state.theta, state.freq = cps_step(state.theta, state.freq, err, alpha, beta, 1.0)
+        state.theta, freq = cps_step(state.theta, state.freq, err, alpha, beta, 1.0)
+        state.freq = np.asarray(freq, dtype=np.float64)
     if jitter > 0.0:
         state.theta += rng.normal(0.0, jitter, err.size)
 

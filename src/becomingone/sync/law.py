@@ -18,14 +18,15 @@ Value = TypeVar("Value", float, NDArray[np.float64])
 
 
 def cps_step(
-    theta: Value, freq: Value, err: Value, alpha: float, beta: float, dt: float
-) -> tuple[Value, Value]:
+    theta: Value, freq: Value | float, err: Value, alpha: float, beta: float, dt: float
+) -> tuple[Value, Value | float]:
     """One CPS step: Θ ← Θ + f·dt + α·err and f ← f + β·err.
 
     Parameters
     ----------
     theta : phase Θ before the step, cycles (not wrapped here).
-    freq : frequency f, cycles per second (per round in the simulator, where dt = 1).
+    freq : frequency f, cycles per second (per round in the simulator, where dt = 1); a
+        float with array phases means one frequency for all.
     err : wrap(Θ_cluster − Θ_predicted), cycles, where Θ_predicted = Θ + f·dt is the phase the
         cell has reached by the time it measures the cluster phase.
     alpha, beta : phase gain α and PLL frequency gain β (per step).
