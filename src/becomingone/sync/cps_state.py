@@ -181,6 +181,7 @@ def _heard_from(r: _codec.Fields) -> HeardPhase:
 
 def _state_from(f: _codec.Fields) -> SupervisorState:
     v, c = f.obj("validator"), f.obj("field")
+    last = [(r.text("signer"), r.integer("epoch"), r.integer("seq")) for r in v.rows("last")]
     reasons = [(r.text("reason"), r.integer("count")) for r in v.rows("rejected")]
     if not {r for r, _ in reasons} <= set(Reject):
         raise InputError("state", f"unknown rejection reason in {reasons}")
@@ -195,7 +196,7 @@ def _state_from(f: _codec.Fields) -> SupervisorState:
         last_now=f.opt_number("last_now"),
         inbox=tuple(_heard_from(r) for r in f.rows("inbox")),
         validator=ValidatorState(
-            last=tuple((r.text("signer"), r.integer("epoch"), r.integer("seq")) for r in v.rows("last")),
+            last=tuple(last),
             accepted=v.integer("accepted"),
             rejected=tuple(reasons),
         ),
