@@ -172,6 +172,20 @@ class PhaseSupervisor:
         )
         return sup
 
+    def settings(self) -> dict[str, Any]:
+        """The constructor keywords that are not state (``restore`` takes them with a state)."""
+        return {
+            "key": self.key,
+            "plan": self.plan,
+            "keys": self.roster,
+            "cluster": self.cluster,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "max_skew": self.validator.max_skew,
+            "peer_timeout": self.stability.timeout,
+            "stable_ticks": self.stability.k,
+        }
+
     def state(self) -> SupervisorState:
         """Everything that evolves, as one value (:meth:`restore` takes it back)."""
         return SupervisorState(
