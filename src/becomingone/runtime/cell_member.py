@@ -115,8 +115,8 @@ class CellMember:
             self._fed += self._batch
         decision = self.last_decision()
         t_sync = decision.t_sync
-        if abs(t_sync) > 1.0:  # |T_sync| <= 1 up to rounding (Cauchy-Schwarz)
-            t_sync /= abs(t_sync)
+        if abs(t_sync) > 1.0:  # |T_sync| <= 1 up to rounding (Cauchy-Schwarz); pull it inside
+            t_sync *= (1.0 - 1e-12) / abs(t_sync)
         self.supervisor.set_field(
             delta_phi=min(decision.delta_phase, 1.0),
             coherence=decision.coherence,

@@ -161,12 +161,7 @@ class PhaseSupervisor:
             (h.kind, h.level, h.sender): _Heard(h.theta, h.weight, h.timestamp, h.fresh)
             for h in state.inbox
         }
-        sup.validator = PacketValidator(
-            cluster=sup.cluster,
-            keys=sup.roster,
-            max_skew=sup.validator.max_skew,
-            state=state.validator,
-        )
+        sup.validator.load_state(state.validator)
         sup.stability = NetworkStability.restore(
             state.stability, k=sup.stability.k, timeout=sup.stability.timeout
         )

@@ -343,10 +343,17 @@ class PacketValidator:
         self.cluster = cluster
         self.roster = KeyRoster.of(keys)
         self.max_skew = float(max_skew)
-        start = state if state is not None else ValidatorState()
-        self.rejected: Counter[str] = Counter(dict(start.rejected))
-        self.accepted = start.accepted
-        self._last: dict[str, tuple[int, int]] = {s: (e, q) for s, e, q in start.last}
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+        self._last: dict[str, tuple[int, int]] = {}
+        if state is not None:
+            self.load_state(state)
+
+    def load_state(self, state: ValidatorState) -> None:
+        """Replace the replay table and counters with ``state`` (settings stay)."""
+        self.rejected = Counter(dict(state.rejected))
+        self.accepted = state.accepted
+        self._last = {s: (e, q) for s, e, q in state.last}
 
     @property
     def keys(self) -> KeyRoster:
