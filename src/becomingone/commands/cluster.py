@@ -136,7 +136,9 @@ def _run_full(
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
         members = build_cell_members(cells, base, config, seed=args.seed)
         try:
-            summary, history = asyncio.run(_drive(args, cells, ticks, members))
+            summary, history = asyncio.run(
+                _drive(args, [m.supervisor for m in members], ticks, members)
+            )
         finally:
             verified = [m.close() for m in members]
         return summary, history, cell_totals(members, verified)

@@ -6,6 +6,8 @@ and outgoing bytes are returned. Drivers in ``becomingone.runtime`` move bytes a
 """
 
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.cps_state import CellField, HeardPhase, SupervisorState
+from becomingone.sync.law import cps_step
 from becomingone.sync.layer import (
     ActionEvent,
     DissipationReason,
@@ -15,24 +17,36 @@ from becomingone.sync.layer import (
     SyncOutcome,
     action_from,
 )
+from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.ssep import (
     MAX_PACKET_BYTES,
     Packet,
     PacketKind,
     PacketValidator,
     Reject,
+    ValidatorState,
     decode_packet,
     encode_packet,
+    next_epoch,
 )
-from becomingone.sync.stability import ClusterReading, NetworkStability, read_cluster
+from becomingone.sync.stability import (
+    ClusterReading,
+    NetworkStability,
+    StabilityState,
+    read_cluster,
+)
 from becomingone.sync.topology import Plan, Topology, fractal_levels, is_twisted, winding_number
 
 __all__ = [
     "MAX_PACKET_BYTES",
+    "NODE_ID_PATTERN",
     "ActionEvent",
+    "CellField",
     "ClusterReading",
     "CpsState",
     "DissipationReason",
+    "HeardPhase",
+    "KeyRoster",
     "NetworkStability",
     "Outgoing",
     "Packet",
@@ -42,15 +56,20 @@ __all__ = [
     "Plan",
     "RealignRequest",
     "Reject",
+    "StabilityState",
+    "SupervisorState",
     "SyncDecision",
     "SyncLayer",
     "SyncOutcome",
     "Topology",
+    "ValidatorState",
     "action_from",
+    "cps_step",
     "decode_packet",
     "encode_packet",
     "fractal_levels",
     "is_twisted",
+    "next_epoch",
     "read_cluster",
     "winding_number",
 ]
