@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from becomingone.memory.retention import Retention
+
 __all__ = [
     "HOOK_EVENTS",
     "BecomingOneConfig",
@@ -136,6 +138,15 @@ class RetentionConfig(_Section):
         if self.coarse_step > self.raw_seconds:
             raise ValueError("coarse_step: must not exceed raw_seconds")
         return self
+
+    def to_retention(self) -> Retention:
+        """The plain value the memory layer takes (it never imports config)."""
+        return Retention(
+            raw_seconds=self.raw_seconds,
+            coarse_step=self.coarse_step,
+            coarse_seconds=self.coarse_seconds,
+            signatures=self.signatures,
+        )
 
 
 class MemoryConfig(_Section):
