@@ -13,10 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from becomingone.errors import InputError
+from becomingone.events import HookEvent, parse_hook_event
 from becomingone.memory.retention import Retention
 
 __all__ = [
-    "HOOK_EVENTS",
     "BecomingOneConfig",
     "CellConfig",
     "EmissaryConfig",
@@ -29,9 +30,6 @@ __all__ = [
     "SyncConfig",
     "WitnessingConfig",
 ]
-
-#: Hook event names a cell fires; ``before_<name>`` hooks may veto.
-HOOK_EVENTS = ("collapse", "dissipate", "realign", "signal.received", "witness")
 
 
 class _Section(BaseModel):
@@ -219,9 +217,11 @@ class CellConfig(_Section):
     @classmethod
     def _hooks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         problems = []
-        known = ", ".join(HOOK_EVENTS)
+        known = ", ".join(e.value for e in HookEvent)
         for event, targets in value.items():
-            if event.removeprefix("before_") not in HOOK_EVENTS:
+            try:
+                parse_hook_event(event)
+            except InputError:
                 problems.append(f"{event}: unknown hook event; known: {known} (or before_*)")
             for target in targets:
                 module, sep, func = target.partition(":")

@@ -21,6 +21,7 @@ from becomingone.runtime.cluster import (
     subject_for,
 )
 from becomingone.runtime.hooks import (
+    HookCall,
     HookEvent,
     HookFailure,
     HookRegistry,
@@ -37,6 +38,7 @@ __all__ = [
     "CellTotals",
     "ClusterMember",
     "ClusterSummary",
+    "HookCall",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
