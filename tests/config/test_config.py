@@ -105,7 +105,7 @@ def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("becomingone:\n  kairos: [1, 2\n")
     issue = check_config(broken, {})[0]
-    assert issue.path == str(broken) and "line" in issue.reason
+    assert issue.path == f"{broken}:3:1" and "line 2, column 11" in issue.reason
 
 
 def test_cli_config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,7 +33,10 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    """Strict: no coercion (``true`` or ``"0.9"`` is not a number; an int is a float), unknown
+    keys are errors. Environment overrides are parsed as YAML scalars before they get here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 class KairosConfig(_Section):
@@ -151,7 +154,9 @@ class MemoryConfig(_Section):
     """Temporal memory (SQLite, WAL) and the ingest batch cadence."""
 
     path: Path | None = Field(
-        default=None, description="Data dir; default ~/.becomingone or --data-dir."
+        default=None,
+        strict=False,  # YAML has no path type: a string names the directory
+        description="Data dir; default ~/.becomingone or --data-dir.",
     )
     flush_interval: float = Field(
         default=0.5, gt=0, le=3600, description="Seconds per ingest batch."

@@ -27,6 +27,7 @@ from becomingone.runtime.hooks import (
     HookRegistry,
     HookResult,
     Veto,
+    check_hooks,
     resolve_hook,
 )
 from becomingone.runtime.sources import Source, open_source, synthetic_phase
@@ -51,6 +52,7 @@ __all__ = [
     "build_cell_members",
     "build_supervisors",
     "cell_totals",
+    "check_hooks",
     "default_data_dir",
     "load_key",
     "open_source",

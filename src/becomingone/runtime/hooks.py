@@ -28,6 +28,7 @@ __all__ = [
     "HookRegistry",
     "HookResult",
     "Veto",
+    "check_hooks",
     "resolve_hook",
 ]
 
@@ -90,7 +91,8 @@ def resolve_hook(target: str, *, path: str = "hook") -> Handler:
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
-        raise ConfigError(path, f"cannot import {module_name!r}: {exc}") from exc
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever it says
+        raise ConfigError(path, f"cannot import {module_name!r}: {why}") from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ConfigError(path, f"{module_name!r} has no attribute {attr!r}")
@@ -99,6 +101,19 @@ def resolve_hook(target: str, *, path: str = "hook") -> Handler:
         raise ConfigError(path, f"{target!r} is not callable")
     handler: Handler = obj
     return handler
+
+
+def check_hooks(hooks: Mapping[str, Sequence[str]]) -> list[ConfigError]:
+    """Import every configured ``module:function`` (as :meth:`HookRegistry.from_config` would);
+    one ``ConfigError`` per bad hook, its ``path`` the key (``becomingone.hooks.collapse[1]``)."""
+    problems = []
+    for event, targets in hooks.items():
+        for i, target in enumerate(targets):
+            try:
+                resolve_hook(target, path=f"becomingone.hooks.{event}[{i}]")
+            except ConfigError as exc:
+                problems.append(exc)
+    return problems
 
 
 class HookRegistry:
