@@ -86,16 +86,18 @@ class CasConflict(StorageError):
 
     ``key`` names the record (or log); ``expected`` is the revision (or last index) the caller
     assumed and ``actual`` the one stored (``None`` when the key does not exist; for a create,
-    ``expected`` is ``None`` and ``actual`` the existing revision). Nothing was written; re-read
-    and retry, or give up.
+    ``expected`` is ``None`` and ``actual`` the existing revision). ``what`` names the number in
+    the message (``"last index"`` for a log). Nothing was written; re-read and retry, or give up.
     """
 
-    def __init__(self, key: str, expected: int | None, actual: int | None) -> None:
+    def __init__(
+        self, key: str, expected: int | None, actual: int | None, *, what: str = "revision"
+    ) -> None:
         self.key = key
         self.expected = expected
         self.actual = actual
-        want = "absent" if expected is None else f"revision {expected}"
-        have = "absent" if actual is None else f"revision {actual}"
+        want = "absent" if expected is None else f"{what} {expected}"
+        have = "absent" if actual is None else f"{what} {actual}"
         super().__init__(f"{key}: expected {want}, found {have}")
 
 

@@ -225,7 +225,7 @@ class MemoryAppendLog:
         with self._lock:
             last = len(self._entries)
             if expected_last is not None and expected_last != last:
-                raise CasConflict(self.name, expected_last, last)
+                raise CasConflict(self.name, expected_last, last, what="last index")
             self._entries.append(entry)
             return last + 1
 

@@ -413,7 +413,7 @@ class SqliteAppendLog(_SqliteAdapter):
         with self._write() as db:
             last = self._last(db)
             if expected_last is not None and expected_last != last:
-                raise CasConflict(self.name, expected_last, last)
+                raise CasConflict(self.name, expected_last, last, what="last index")
             db.execute("INSERT INTO append_log VALUES (?, ?, ?)", (self.name, last + 1, entry))
             return last + 1
 
