@@ -3,7 +3,9 @@
 Rule: every problem comes back with the dotted key path and the reason
 (``becomingone.kairos.dt: Input should be greater than 0``); :func:`check_config` lists them all,
 :func:`load_config` raises :class:`~becomingone.errors.ConfigError` carrying them all.
-Environment overrides are ``BECOMINGONE__SECTION__KEY=value`` (value parsed as YAML).
+Each problem is one line: a YAML syntax error names ``FILE:LINE:COLUMN``, a binary file its
+name. Environment overrides are ``BECOMINGONE__SECTION__KEY=value``, the value parsed as a YAML
+scalar (YAML 1.2 floats: ``1e-3`` is a number) before the schema's strict validation.
 """
 
 from __future__ import annotations

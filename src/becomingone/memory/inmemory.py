@@ -107,7 +107,8 @@ class MemoryCoherenceHistory:
         """Store one raw point."""
         if not isinstance(point, CoherencePoint):
             raise InputError("point", f"must be a CoherencePoint, got {type(point).__name__}")
-        check_finite(point.t, "t"), check_finite(point.phase, "phase")
+        check_finite(point.t, "t")
+        check_finite(point.phase, "phase")
         with self._lock:
             self._points.append(point)
 
