@@ -219,3 +219,16 @@ def test_unopenable_path_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StorageError, match=r"file/s\.sqlite3"):
         SqliteCasRecord(tmp_path / "file" / "s.sqlite3")
+
+
+def test_witness_log_reads_across_pages(tmp_path: Path) -> None:
+    """Reading more records than one page returns them all, in order, from any start."""
+    batches = chain_batches([7, 6])
+    every = [r for records, _ in batches for r in records]
+    with SqliteWitnessLog(tmp_path / "s.sqlite3") as log:
+        log.PAGE = 3
+        for records, head in batches:
+            log.append(records, head)
+        assert list(log.read()) == every
+        assert list(log.read(2, 7)) == every[2:9] and list(log.read(5, 6)) == every[5:11]
+        assert list(log.read(11)) == every[11:] and list(log.read(13)) == []

@@ -117,11 +117,10 @@ class SqliteWitnessLog(_SqliteAdapter):
     def append(self, records: Sequence[WitnessRecord], head: ChainHead) -> None:
         """Store ``records`` and ``head`` in one transaction."""
         with self._write() as db:
-            count = int(db.execute("SELECT COUNT(*) FROM witness").fetchone()[0])
             rows = [
                 (r.seq, r.level, r.time, r.kind, r.payload, r.prev_hash, r.hash, r.signer,
                  r.signature)
-                for r in check_append(records, head, count)
+                for r in check_append(records, head, self._stored_count(db))
             ]  # fmt: skip
             db.executemany(
                 f"INSERT INTO witness ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
@@ -131,14 +130,40 @@ class SqliteWitnessLog(_SqliteAdapter):
                 (head.count, head.hash, head.signature),
             )
 
+    @staticmethod
+    def _stored_count(db: sqlite3.Connection) -> int:
+        """The stored head's count (O(1)); a row count only while there is no head."""
+        row = db.execute("SELECT count FROM chain_head WHERE id = 1").fetchone()
+        if row is None:
+            row = db.execute("SELECT COUNT(*) FROM witness").fetchone()
+        return int(row[0])
+
     def read(self, start: int = 0, limit: int | None = None) -> Iterator[WitnessRecord]:
-        """Records from position ``start`` in stored order."""
+        """Records from position ``start`` in stored order, fetched ``PAGE`` rows at a time
+        (arguments are checked at the call, not at the first ``next``)."""
         start, limit = check_index(start, "start", 0), check_limit(limit)
+        return self._pages(start, limit)
+
+    #: Rows per query while reading the chain.
+    PAGE = 2000
+
+    def _pages(self, start: int, limit: int | None) -> Iterator[WitnessRecord]:
+        left = limit
         rows = self._rows(
-            f"SELECT {self._COLUMNS} FROM witness ORDER BY pos LIMIT ? OFFSET ?",
-            (-1 if limit is None else limit, start),
+            f"SELECT pos, {self._COLUMNS} FROM witness ORDER BY pos LIMIT ? OFFSET ?",
+            (self.PAGE if left is None else min(self.PAGE, left), start),
         )
-        return iter([_record(row, self.path) for row in rows])
+        while rows:
+            for row in rows:
+                yield _record(row[1:], self.path)
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < self.PAGE or left == 0:
+                return
+            rows = self._rows(
+                f"SELECT pos, {self._COLUMNS} FROM witness WHERE pos > ? ORDER BY pos LIMIT ?",
+                (rows[-1][0], self.PAGE if left is None else min(self.PAGE, left)),
+            )
 
     def count(self) -> int:
         """Number of records."""
