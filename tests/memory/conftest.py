@@ -1,20 +1,10 @@
 """Fixtures of the memory layer: the storage conformance adapters (see ``conformance.py``)."""
 
-from tests.memory.conformance import (
-    make_append_log as make_append_log,
-)
-from tests.memory.conformance import (
-    make_cas_record as make_cas_record,
-)
-from tests.memory.conformance import (
-    make_coherence_history as make_coherence_history,
-)
-from tests.memory.conformance import (
-    make_protocol_state as make_protocol_state,
-)
-from tests.memory.conformance import (
-    make_signature_store as make_signature_store,
-)
-from tests.memory.conformance import (
-    make_witness_log as make_witness_log,
-)
+from tests.memory import conformance
+
+make_witness_log = conformance.make_witness_log
+make_signature_store = conformance.make_signature_store
+make_coherence_history = conformance.make_coherence_history
+make_protocol_state = conformance.make_protocol_state
+make_cas_record = conformance.make_cas_record
+make_append_log = conformance.make_append_log
