@@ -45,7 +45,7 @@ def _open(args: argparse.Namespace) -> tuple[TemporalMemory, bytes]:
     if not db.exists() or not key_path.exists():
         raise InputError("--data-dir", f"{data_dir} holds no cell (no {DB_NAME} or key file)")
     key = load_key(key_path, strict=False)
-    return TemporalMemory(db, config.memory.retention), key.public_bytes
+    return TemporalMemory(db, config.memory.retention.to_retention()), key.public_bytes
 
 
 def _verify(args: argparse.Namespace) -> int:

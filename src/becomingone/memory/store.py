@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from becomingone.config.schema import RetentionConfig
 from becomingone.errors import InputError, StorageError
+from becomingone.memory.retention import Retention
 from becomingone.witnessing.record import ChainHead, WitnessRecord
 
 __all__ = ["DB_NAME", "Coherence", "CoherencePoint", "TemporalMemory"]
@@ -161,9 +161,9 @@ class TemporalMemory:
     #: Ask the checkpointer to run after this many commits, or after a signature write.
     POKE_EVERY = 64
 
-    def __init__(self, path: Path, retention: RetentionConfig | None = None) -> None:
+    def __init__(self, path: Path, retention: Retention | None = None) -> None:
         self.path = Path(path)
-        self.retention = retention or RetentionConfig()
+        self.retention = retention or Retention()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

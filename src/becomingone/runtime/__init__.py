@@ -21,11 +21,13 @@ from becomingone.runtime.cluster import (
     subject_for,
 )
 from becomingone.runtime.hooks import (
+    HookCall,
     HookEvent,
     HookFailure,
     HookRegistry,
     HookResult,
     Veto,
+    check_hooks,
     resolve_hook,
 )
 from becomingone.runtime.sources import Source, open_source, synthetic_phase
@@ -37,6 +39,7 @@ __all__ = [
     "CellTotals",
     "ClusterMember",
     "ClusterSummary",
+    "HookCall",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
@@ -49,6 +52,7 @@ __all__ = [
     "build_cell_members",
     "build_supervisors",
     "cell_totals",
+    "check_hooks",
     "default_data_dir",
     "load_key",
     "open_source",

@@ -121,7 +121,9 @@ class Cell:
             self.data_dir / config.security.key_file,
             strict=config.security.strict_key_permissions,
         )
-        self.memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
+        self.memory = TemporalMemory(
+            self.data_dir / DB_NAME, config.memory.retention.to_retention()
+        )
         self.master = MasterTransducer.from_config(config, channels=channels)
         self.emissary = EmissaryTransducer.from_config(config, channels=channels)
         self.sync = SyncLayer(
