@@ -35,6 +35,7 @@ __all__ = ["DB_NAME", "Coherence", "CoherencePoint", "TemporalMemory"]
 DB_NAME = "memory.sqlite3"
 SCHEMA_VERSION = "1"
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"  # .npy format version 1.0
+_SOURCE_PREFIX = "source:"  # meta key of a source's read position
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -160,6 +161,8 @@ class TemporalMemory:
 
     #: Ask the checkpointer to run after this many commits, or after a signature write.
     POKE_EVERY = 64
+    #: True for a store from :meth:`open_read_only`.
+    _read_only = False
 
     def __init__(self, path: Path, retention: RetentionConfig | None = None) -> None:
         self.path = Path(path)
@@ -185,8 +188,38 @@ class TemporalMemory:
         elif row[0] != SCHEMA_VERSION:
             raise StorageError(f"{self.path}: schema {row[0]}, this version reads {SCHEMA_VERSION}")
 
+    @classmethod
+    def open_read_only(cls, path: Path) -> TemporalMemory:
+        """An existing store opened for reading only (SQLite URI ``mode=ro``).
+
+        Creates nothing, writes nothing, starts no checkpointer: it works on a read-only copy
+        of a data dir and beside a running writer. Raises ``StorageError`` if ``path`` is
+        missing or not a cell database.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.retention = RetentionConfig()
+        self._read_only = True
+        self._commits = 0
+        if not self.path.is_file():
+            raise StorageError(f"no cell database at {self.path}")
+        try:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot read temporal memory {self.path}: {exc}") from exc
+        if row is None or row[0] != SCHEMA_VERSION:
+            self._db.close()
+            raise StorageError(f"{self.path}: schema {row and row[0]}, this version reads "
+                               f"{SCHEMA_VERSION}")  # fmt: skip
+        return self
+
     def close(self) -> None:
         """Stop the checkpointer, checkpoint the whole WAL and close the file."""
+        if self._read_only:
+            self._db.close()
+            return
         self._checkpointer.close()
         with contextlib.suppress(sqlite3.DatabaseError):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -212,17 +245,23 @@ class TemporalMemory:
         signatures: Mapping[str, tuple[int, bytes]] | None = None,
         counters: Mapping[str, int] | None = None,
         wall: float | None = None,
+        source: tuple[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Store one batch atomically: a coherence point at stream time ``t`` with its witnesses.
 
         ``samples`` go to the replay log; ``signatures`` (role → (samples, state bytes)) replace
         it (the log is cleared: the states already contain those samples). ``counters`` are the
-        cell's running counts. Raises ``StorageError`` (nothing stored) on failure.
+        cell's running counts. ``source`` is (source key, position): how far the cell has read
+        that source, stored with the batch so the two never disagree. Raises ``StorageError``
+        (nothing stored) on failure.
         """
         if not (math.isfinite(t) and math.isfinite(phase)):
             raise InputError("t", f"time and phase must be finite, got {t!r}, {phase!r}")
+        position = None if source is None else _source_json(source[1])
         with self._transaction():
             self._write_batch(t, coherence, phase, witnesses, head, samples, signatures)
+            if source is not None and position is not None:
+                self._put_meta(_SOURCE_PREFIX + source[0], position)
             if counters is not None or wall is not None:
                 state = {"counters": dict(counters or {}), "wall": wall}
                 self._put_meta("state", json.dumps(state, sort_keys=True))
@@ -397,6 +436,14 @@ class TemporalMemory:
             return {}
         return {str(k): int(v) for k, v in json.loads(row[0][0])["counters"].items()}
 
+    def source_position(self, key: str) -> dict[str, Any] | None:
+        """The position stored for source ``key`` with the newest batch that read it."""
+        row = self._exec("SELECT value FROM meta WHERE key = ?", (_SOURCE_PREFIX + key,))
+        if not row:
+            return None
+        value = json.loads(row[0][0])
+        return value if isinstance(value, dict) else None
+
     def chain_head(self) -> ChainHead | None:
         """The signed head stored with the newest batch."""
         row = self._exec("SELECT count, hash, signature FROM chain_head WHERE id = 1")
@@ -429,8 +476,16 @@ class TemporalMemory:
         return [(float(t), json.loads(p)) for t, p in rows]
 
     def integrity_check(self) -> str:
-        """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""
-        return str(self._exec("PRAGMA integrity_check")[0][0])
+        """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound; else its first
+        ten findings joined by ``"; "``)."""
+        return "; ".join(str(row[0]) for row in self._exec("PRAGMA integrity_check(10)"))
+
+
+def _source_json(position: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(position), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError("source", f"position is not JSON: {exc}") from exc
 
 
 def _point(row: Sequence[Any]) -> CoherencePoint:

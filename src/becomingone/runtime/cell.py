@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from becomingone.config.schema import CellConfig
+from becomingone.config.schema import CellConfig, SecurityConfig
 from becomingone.core.stream import KairosState
-from becomingone.errors import InputError, StorageError
-from becomingone.keys import NodeKey
+from becomingone.errors import InputError, IntegrityError, StorageError
+from becomingone.keys import NodeKey, key_id, read_public_key, write_public_key
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
+from becomingone.runtime.datadir import DataDirLock
 from becomingone.runtime.hooks import HookFailure, HookRegistry
+from becomingone.runtime.sources import SourceCursor
 from becomingone.sync.layer import (
     ActionEvent,
     RealignRequest,
@@ -48,9 +50,20 @@ from becomingone.witnessing import (
     verify,
 )
 
-__all__ = ["Cell", "CellStatus", "default_data_dir", "load_key", "run_cell"]
+__all__ = [
+    "PUBLIC_KEY_FILE",
+    "Cell",
+    "CellStatus",
+    "default_data_dir",
+    "load_key",
+    "open_identity",
+    "run_cell",
+]
 
 log = logging.getLogger("becomingone.cell")
+
+#: The cell's public key beside its chain (64 hex digits): all ``witness verify`` needs.
+PUBLIC_KEY_FILE = "node.pub"
 
 _COUNTERS = ("collapses", "dissipations", "realigns", "rejected", "vetoed", "hook_failures")
 
@@ -69,6 +82,36 @@ def load_key(path: Path, *, strict: bool = True) -> NodeKey:
                 "security.key_file", f"{path} has mode {mode:o}; run: chmod 600 {path}"
             )
     return NodeKey.load_or_create(path)
+
+
+def open_identity(data_dir: Path, memory: TemporalMemory, security: SecurityConfig) -> NodeKey:
+    """The data dir's key, checked against ``node.pub``; created only for a new cell.
+
+    A dir that holds a witness chain (or a public key) but no private key is refused: a new
+    key would silently fork the identity. A private key that does not match ``node.pub`` is
+    refused too. ``node.pub`` (hex) is written beside a key that has none.
+    """
+    key_path = data_dir / security.key_file
+    pub_path = data_dir / PUBLIC_KEY_FILE
+    if not key_path.exists():
+        records = memory.witness_count()
+        if records or memory.chain_head() is not None or pub_path.exists():
+            raise StorageError(
+                f"{key_path} is missing but {data_dir} already holds a cell ({records} witness "
+                f"records); restore {key_path.name} from a backup, or start a new data dir — "
+                f"the old chain stays verifiable with {pub_path.name}"
+            )
+    key = load_key(key_path, strict=security.strict_key_permissions)
+    if not pub_path.exists():
+        write_public_key(pub_path, key.public_bytes)
+    elif read_public_key(pub_path) != key.public_bytes:
+        stored = key_id(read_public_key(pub_path))
+        raise IntegrityError(
+            None,
+            f"{key_path} (key id {key.id}) does not match {pub_path} (key id {stored}); "
+            f"restore the original {key_path.name}, or start a new data dir",
+        )
+    return key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,44 +156,88 @@ class Cell:
         *,
         hooks: HookRegistry | None = None,
         channels: int | None = None,
+        accept_broken_chain: bool = False,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir).expanduser()
-        self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
-        self.key = load_key(
-            self.data_dir / config.security.key_file,
-            strict=config.security.strict_key_permissions,
-        )
-        self.memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
+        self.lock = DataDirLock.acquire(self.data_dir)
+        try:
+            self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
+            self.memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            self._open(config, channels, accept_broken_chain)
+        except BaseException:
+            self.memory.close()
+            self.lock.release()
+            raise
+
+    def _open(self, config: CellConfig, channels: int | None, accept_broken: bool) -> None:
+        self.key = open_identity(self.data_dir, self.memory, config.security)
         self.master = MasterTransducer.from_config(config, channels=channels)
         self.emissary = EmissaryTransducer.from_config(config, channels=channels)
         self.sync = SyncLayer(
             threshold=config.kairos.threshold, phase_threshold=config.sync.phase_threshold
         )
         self.counts = dict.fromkeys(_COUNTERS, 0)
-        self.chain = self._resume()
         self.chain_ok: bool | None = None
+        self.source: SourceCursor | None = None
         self._last_signature: float | None = None
         self._last_meta: float | None = None
         self._logged = 0
         windows = config.memory.replay_windows  # replay log bound, in Master windows
         self._max_log = windows * max(self.master.engine.window_terms, 1)
+        broken = self._check_chain(accept_broken)
+        self.chain = self._resume(broken)
+        if broken is not None:
+            self._record_break(broken)
 
     # -- resume ----------------------------------------------------------------------------------
 
-    def _resume(self) -> WitnessChain:
+    def _check_chain(self, accept_broken: bool) -> VerifyReport | None:
+        """Verify the signed head and the newest ``meta_window`` records before resuming.
+
+        A broken chain raises ``IntegrityError`` naming the first bad record, unless
+        ``accept_broken``: then the report is returned (and witnessed by the caller).
+        """
+        count, head = self.memory.witness_count(), self.memory.chain_head()
+        if count == 0 and head is None:
+            return None
+        if head is None:
+            report = VerifyReport(
+                ok=False, checked=0, first_bad=count - 1, reason="the signed chain head is missing"
+            )
+        else:
+            report = self.verify_recent(self.config.witnessing.meta_window)
+        if report.ok:
+            return None
+        if accept_broken:
+            log.warning("starting on a broken witness chain (accepted): %s", report)
+            return report
+        raise IntegrityError(
+            report.first_bad,
+            f"{report.reason} — the witness chain in {self.memory.path} does not verify, so "
+            "the cell will not extend it; inspect it with `becomingone witness verify "
+            f"--data-dir {self.data_dir}`, then start with --accept-broken-chain (the break "
+            "is witnessed) or use a new data dir",
+        )
+
+    def _resume(self, broken: VerifyReport | None) -> WitnessChain:
         head = self.memory.chain_head()
         count = self.memory.witness_count()
-        if head is not None and head.count != count:
-            raise StorageError(
-                f"{self.memory.path}: {count} witness records but the signed head says "
-                f"{head.count}; run `becomingone witness verify`"
+        if broken is not None:  # go on after the last stored record, whatever the head says
+            last = next(self.memory.witnesses(start=count - 1, limit=1), None)
+            chain = WitnessChain(
+                self.key, count=count, last_hash=last.hash if last else GENESIS_HASH
             )
-        chain = WitnessChain(
-            self.key,
-            count=head.count if head else 0,
-            last_hash=head.hash if head else GENESIS_HASH,
-        )
+        else:
+            chain = WitnessChain(
+                self.key,
+                count=head.count if head else 0,
+                last_hash=head.hash if head else GENESIS_HASH,
+            )
         self.counts.update({k: v for k, v in self.memory.counters().items() if k in self.counts})
         signatures = self.memory.latest_signatures()
         if signatures:
@@ -159,6 +246,18 @@ class Cell:
             self.master.ingest(batch)
             self.emissary.ingest(batch)
         return chain
+
+    def _record_break(self, report: VerifyReport) -> None:
+        """Witness an accepted break as the first record of this run (META chain.break_accepted)."""
+        payload = {
+            "first_bad": report.first_bad,
+            "reason": report.reason,
+            "checked": report.checked,
+        }
+        now = time.time()
+        record = self._witness(Level.META, "chain.break_accepted", payload, now)
+        self._commit(None, None, [record], None, now)
+        self.chain_ok = False
 
     def _restore(self, signatures: dict[str, tuple[int, bytes]]) -> None:
         if set(signatures) != {"master", "emissary"}:
@@ -355,6 +454,7 @@ class Cell:
                 signatures=signatures,
                 counters=self.counts,
                 wall=now,
+                source=None if self.source is None else self.source.stored(),
             )
         except StorageError:
             self.chain.rollback()
@@ -463,13 +563,30 @@ class Cell:
             **{k: self.counts[k] for k in _COUNTERS},
         )
 
+    def track(self, cursor: SourceCursor | None) -> None:
+        """Store ``cursor``'s position with every batch from now on (see ``sources``).
+
+        The source advances the cursor as it yields a batch and the cell commits that batch
+        before it asks for the next, so the stored position is always the end of the last
+        stored batch, in the same transaction.
+        """
+        self.source = cursor
+
+    def source_position(self, key: str) -> dict[str, Any] | None:
+        """The stored read position of source ``key`` (None: never read by this cell)."""
+        return self.memory.source_position(key)
+
     def close(self) -> None:
-        """Store final engine signatures (so a restart needs no replay) and close the file."""
+        """Store final engine signatures (so a restart needs no replay), close the file and
+        release the data-dir lock."""
         try:
             if self.samples:
                 self.memory.checkpoint(self.master.engine.last.time, self._signature_states())
         finally:
-            self.memory.close()
+            try:
+                self.memory.close()
+            finally:
+                self.lock.release()
 
 
 def _fields(obj: Any) -> dict[str, Any]:
