@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -192,8 +193,9 @@ class TemporalMemory:
     def open_read_only(cls, path: Path) -> TemporalMemory:
         """An existing store opened for reading only (SQLite URI ``mode=ro``).
 
-        Creates nothing, writes nothing, starts no checkpointer: it works on a read-only copy
-        of a data dir and beside a running writer. Raises ``StorageError`` if ``path`` is
+        Writes nothing and starts no checkpointer: it works beside a running writer (SQLite's
+        usual ``-wal``/``-shm`` side files may appear) and on a read-only copy of a data dir
+        (then opened ``immutable``, creating nothing). Raises ``StorageError`` if ``path`` is
         missing or not a cell database.
         """
         self = cls.__new__(cls)
@@ -205,6 +207,11 @@ class TemporalMemory:
             raise StorageError(f"no cell database at {self.path}")
         try:
             uri = self.path.resolve().as_uri() + "?mode=ro"
+            wal = self.path.with_name(self.path.name + "-wal")
+            if not wal.exists() and not os.access(self.path.parent, os.W_OK):
+                # SQLite cannot create -wal/-shm here, and no writer can be active without
+                # them: read the file as it is (a read-only copy, read-only media).
+                uri += "&immutable=1"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -435,6 +442,17 @@ class TemporalMemory:
         if not row:
             return {}
         return {str(k): int(v) for k, v in json.loads(row[0][0])["counters"].items()}
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the store (one read transaction), even while another
+        process commits batches: the head and the records it signs agree."""
+        self._exec("BEGIN")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self._db.execute("COMMIT")
 
     def source_position(self, key: str) -> dict[str, Any] | None:
         """The position stored for source ``key`` with the newest batch that read it."""

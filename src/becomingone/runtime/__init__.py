@@ -4,7 +4,15 @@ Rule: thin loops around the sans-IO parts; this layer owns time, signals and ter
 makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
-from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, load_key, run_cell
+from becomingone.runtime.cell import (
+    PUBLIC_KEY_FILE,
+    Cell,
+    CellStatus,
+    default_data_dir,
+    load_key,
+    open_identity,
+    run_cell,
+)
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -20,6 +28,7 @@ from becomingone.runtime.cluster import (
     build_supervisors,
     subject_for,
 )
+from becomingone.runtime.datadir import LOCK_NAME, DataDirLock, LockHolder
 from becomingone.runtime.hooks import (
     HookEvent,
     HookFailure,
@@ -28,22 +37,27 @@ from becomingone.runtime.hooks import (
     Veto,
     resolve_hook,
 )
-from becomingone.runtime.sources import Source, open_source, synthetic_phase
+from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
+    "LOCK_NAME",
+    "PUBLIC_KEY_FILE",
     "Cell",
     "CellMember",
     "CellStatus",
     "CellTotals",
     "ClusterMember",
     "ClusterSummary",
+    "DataDirLock",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
     "HookResult",
     "LivingMember",
     "LocalCluster",
+    "LockHolder",
     "Source",
+    "SourceCursor",
     "TickReport",
     "Veto",
     "build_cell_members",
@@ -51,6 +65,7 @@ __all__ = [
     "cell_totals",
     "default_data_dir",
     "load_key",
+    "open_identity",
     "open_source",
     "resolve_hook",
     "run_cell",
