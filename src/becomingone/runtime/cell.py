@@ -5,7 +5,11 @@ temporal memory and the hooks; :meth:`Cell.ingest` handles one batch and commits
 transaction. Cadence (documented in docs/cell.md): one micro witness per ingest batch (not per
 sample), one meso witness per transducer per batch in which an integration cycle completed, one
 macro witness per collapse, one meta witness every ``witnessing.meta_interval`` wall seconds.
-:func:`run_cell` is the thin loop that pulls batches from a source and reports status.
+Opening a data dir is guarded (docs/cell.md, Data safety): the writer lock first, then the key
+checked against ``node.pub`` (never re-created beside an existing chain), then the signed head
+and the resumed tail verified — a broken chain is extended only when the caller accepts it, and
+then the break is the first new record. :func:`run_cell` is the thin loop that pulls batches
+from a source and reports status.
 """
 
 from __future__ import annotations
