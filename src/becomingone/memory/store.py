@@ -2,12 +2,12 @@
 
 Rule: this is the only module that speaks SQL. Each ingest batch is one transaction (witness
 records, chain head, coherence point, counters, the source's read position, and either the raw
-batch in the replay log or fresh engine signatures), so a crash (even ``kill -9``) loses at most the batch being written
-and never leaves the chain or the history half-written. Engine states are stored as
-``KairosState.to_bytes`` (npz, no pickle); batches as ``.npy`` bytes (no pickle). Coherence
-history is kept raw for ``retention.raw_seconds``, then as ``coarse_step`` means for
-``coarse_seconds``; only the latest ``retention.signatures`` engine signatures are kept, so
-the file stays bounded however long the Master window runs.
+batch in the replay log or fresh engine signatures), so a crash (even ``kill -9``) loses at
+most the batch being written and never leaves the chain or the history half-written. Engine
+states are stored as ``KairosState.to_bytes`` (npz, no pickle); batches as ``.npy`` bytes (no
+pickle). Coherence history is kept raw for ``retention.raw_seconds``, then as ``coarse_step``
+means for ``coarse_seconds``; only the latest ``retention.signatures`` engine signatures are
+kept, so the file stays bounded however long the Master window runs.
 """
 
 from __future__ import annotations
