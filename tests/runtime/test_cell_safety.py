@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from becomingone.errors import IntegrityError, StorageError
-from becomingone.keys import NodeKey, read_public_key
+from becomingone.errors import InputError, IntegrityError, StorageError
+from becomingone.keys import NodeKey, read_public_key, write_public_key
 from becomingone.runtime import Cell
 from becomingone.runtime.datadir import LOCK_NAME, DataDirLock
 from becomingone.runtime.sources import synthetic_phase
@@ -167,3 +167,18 @@ async def test_accepted_break_is_witnessed_first(tmp_path: Path) -> None:
     assert not report.ok and report.first_bad == 7  # the break stays visible
     assert cell.chain.count == cell.memory.witness_count() > before + 1
     cell.close()
+
+
+def test_public_key_file_round_trip_and_bad_content(tmp_path: Path) -> None:
+    """write_public_key/read_public_key round-trip 32 bytes as hex; anything else is refused
+    with the file named."""
+    key = NodeKey.generate()
+    write_public_key(tmp_path / "node.pub", key.public_bytes)
+    assert read_public_key(tmp_path / "node.pub") == key.public_bytes
+    (tmp_path / "bad.pub").write_text("zz" * 32)
+    with pytest.raises(InputError, match=r"bad\.pub"):
+        read_public_key(tmp_path / "bad.pub")
+    with pytest.raises(InputError):
+        write_public_key(tmp_path / "short.pub", b"\x00" * 31)
+    with pytest.raises(StorageError):
+        read_public_key(tmp_path / "missing.pub")

@@ -16,7 +16,8 @@ from becomingone.config import load_config
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey, read_public_key
 from becomingone.memory.store import DB_NAME, TemporalMemory
-from becomingone.runtime.cell import PUBLIC_KEY_FILE, default_data_dir
+from becomingone.runtime.cell import default_data_dir
+from becomingone.runtime.datadir import PUBLIC_KEY_FILE
 from becomingone.witnessing import verify
 
 __all__ = ["register"]

@@ -4,15 +4,7 @@ Rule: thin loops around the sans-IO parts; this layer owns time, signals and ter
 makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
-from becomingone.runtime.cell import (
-    PUBLIC_KEY_FILE,
-    Cell,
-    CellStatus,
-    default_data_dir,
-    load_key,
-    open_identity,
-    run_cell,
-)
+from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -28,7 +20,17 @@ from becomingone.runtime.cluster import (
     build_supervisors,
     subject_for,
 )
-from becomingone.runtime.datadir import LOCK_NAME, DataDirLock, LockHolder
+from becomingone.runtime.datadir import (
+    LOCK_NAME,
+    PUBLIC_KEY_FILE,
+    DataDirLock,
+    LockHolder,
+    check_chain,
+    load_key,
+    open_identity,
+    resume_point,
+    verify_tail,
+)
 from becomingone.runtime.hooks import (
     HookEvent,
     HookFailure,
@@ -63,12 +65,15 @@ __all__ = [
     "build_cell_members",
     "build_supervisors",
     "cell_totals",
+    "check_chain",
     "default_data_dir",
     "load_key",
     "open_identity",
     "open_source",
     "resolve_hook",
+    "resume_point",
     "run_cell",
     "subject_for",
     "synthetic_phase",
+    "verify_tail",
 ]

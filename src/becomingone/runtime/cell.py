@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, fields
@@ -29,12 +28,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from becomingone.config.schema import CellConfig, SecurityConfig
+from becomingone.config.schema import CellConfig
 from becomingone.core.stream import KairosState
-from becomingone.errors import InputError, IntegrityError, StorageError
-from becomingone.keys import NodeKey, key_id, read_public_key, write_public_key
+from becomingone.errors import InputError, StorageError
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
-from becomingone.runtime.datadir import DataDirLock
+from becomingone.runtime.datadir import (
+    DataDirLock,
+    check_chain,
+    open_identity,
+    resume_point,
+    verify_tail,
+)
 from becomingone.runtime.hooks import HookFailure, HookRegistry
 from becomingone.runtime.sources import SourceCursor
 from becomingone.sync.layer import (
@@ -46,7 +50,6 @@ from becomingone.sync.layer import (
 )
 from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading, ingest_pair
 from becomingone.witnessing import (
-    GENESIS_HASH,
     Level,
     VerifyReport,
     WitnessChain,
@@ -54,20 +57,9 @@ from becomingone.witnessing import (
     verify,
 )
 
-__all__ = [
-    "PUBLIC_KEY_FILE",
-    "Cell",
-    "CellStatus",
-    "default_data_dir",
-    "load_key",
-    "open_identity",
-    "run_cell",
-]
+__all__ = ["Cell", "CellStatus", "default_data_dir", "run_cell"]
 
 log = logging.getLogger("becomingone.cell")
-
-#: The cell's public key beside its chain (64 hex digits): all ``witness verify`` needs.
-PUBLIC_KEY_FILE = "node.pub"
 
 _COUNTERS = ("collapses", "dissipations", "realigns", "rejected", "vetoed", "hook_failures")
 
@@ -75,47 +67,6 @@ _COUNTERS = ("collapses", "dissipations", "realigns", "rejected", "vetoed", "hoo
 def default_data_dir() -> Path:
     """``~/.becomingone`` (the data dir when neither config nor ``--data-dir`` names one)."""
     return Path.home() / ".becomingone"
-
-
-def load_key(path: Path, *, strict: bool = True) -> NodeKey:
-    """The cell's Ed25519 key at ``path``, created (mode 0600) on first start."""
-    if path.exists() and strict:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise InputError(
-                "security.key_file", f"{path} has mode {mode:o}; run: chmod 600 {path}"
-            )
-    return NodeKey.load_or_create(path)
-
-
-def open_identity(data_dir: Path, memory: TemporalMemory, security: SecurityConfig) -> NodeKey:
-    """The data dir's key, checked against ``node.pub``; created only for a new cell.
-
-    A dir that holds a witness chain (or a public key) but no private key is refused: a new
-    key would silently fork the identity. A private key that does not match ``node.pub`` is
-    refused too. ``node.pub`` (hex) is written beside a key that has none.
-    """
-    key_path = data_dir / security.key_file
-    pub_path = data_dir / PUBLIC_KEY_FILE
-    if not key_path.exists():
-        records = memory.witness_count()
-        if records or memory.chain_head() is not None or pub_path.exists():
-            raise StorageError(
-                f"{key_path} is missing but {data_dir} already holds a cell ({records} witness "
-                f"records); restore {key_path.name} from a backup, or start a new data dir — "
-                f"the old chain stays verifiable with {pub_path.name}"
-            )
-    key = load_key(key_path, strict=security.strict_key_permissions)
-    if not pub_path.exists():
-        write_public_key(pub_path, key.public_bytes)
-    elif read_public_key(pub_path) != key.public_bytes:
-        stored = key_id(read_public_key(pub_path))
-        raise IntegrityError(
-            None,
-            f"{key_path} (key id {key.id}) does not match {pub_path} (key id {stored}); "
-            f"restore the original {key_path.name}, or start a new data dir",
-        )
-    return key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,55 +144,21 @@ class Cell:
         self._logged = 0
         windows = config.memory.replay_windows  # replay log bound, in Master windows
         self._max_log = windows * max(self.master.engine.window_terms, 1)
-        broken = self._check_chain(accept_broken)
+        broken = check_chain(
+            self.memory,
+            self.key.public_bytes,
+            window=config.witnessing.meta_window,
+            accept_broken=accept_broken,
+        )
         self.chain = self._resume(broken)
         if broken is not None:
             self._record_break(broken)
 
     # -- resume ----------------------------------------------------------------------------------
 
-    def _check_chain(self, accept_broken: bool) -> VerifyReport | None:
-        """Verify the signed head and the newest ``meta_window`` records before resuming.
-
-        A broken chain raises ``IntegrityError`` naming the first bad record, unless
-        ``accept_broken``: then the report is returned (and witnessed by the caller).
-        """
-        count, head = self.memory.witness_count(), self.memory.chain_head()
-        if count == 0 and head is None:
-            return None
-        if head is None:
-            report = VerifyReport(
-                ok=False, checked=0, first_bad=count - 1, reason="the signed chain head is missing"
-            )
-        else:
-            report = self.verify_recent(self.config.witnessing.meta_window)
-        if report.ok:
-            return None
-        if accept_broken:
-            log.warning("starting on a broken witness chain (accepted): %s", report)
-            return report
-        raise IntegrityError(
-            report.first_bad,
-            f"{report.reason} — the witness chain in {self.memory.path} does not verify, so "
-            "the cell will not extend it; inspect it with `becomingone witness verify "
-            f"--data-dir {self.data_dir}`, then start with --accept-broken-chain (the break "
-            "is witnessed) or use a new data dir",
-        )
-
     def _resume(self, broken: VerifyReport | None) -> WitnessChain:
-        head = self.memory.chain_head()
-        count = self.memory.witness_count()
-        if broken is not None:  # go on after the last stored record, whatever the head says
-            last = next(self.memory.witnesses(start=count - 1, limit=1), None)
-            chain = WitnessChain(
-                self.key, count=count, last_hash=last.hash if last else GENESIS_HASH
-            )
-        else:
-            chain = WitnessChain(
-                self.key,
-                count=head.count if head else 0,
-                last_hash=head.hash if head else GENESIS_HASH,
-            )
+        count, last_hash = resume_point(self.memory, broken)
+        chain = WitnessChain(self.key, count=count, last_hash=last_hash)
         self.counts.update({k: v for k, v in self.memory.counters().items() if k in self.counts})
         signatures = self.memory.latest_signatures()
         if signatures:
@@ -531,20 +448,7 @@ class Cell:
 
     def verify_recent(self, window: int) -> VerifyReport:
         """Verify the newest ``window`` stored records (linked to the record before them)."""
-        count = self.memory.witness_count()
-        start = max(0, count - window)
-        prev = GENESIS_HASH
-        if start > 0:
-            before = next(self.memory.witnesses(start=start - 1, limit=1))
-            prev = before.hash
-        records = self.memory.witnesses(start=start)
-        return verify(
-            records,
-            self.key.public_bytes,
-            start=start,
-            prev_hash=prev,
-            head=self.memory.chain_head(),
-        )
+        return verify_tail(self.memory, self.key.public_bytes, window)
 
     def verify_chain(self) -> VerifyReport:
         """Verify the whole stored chain against the signed head."""

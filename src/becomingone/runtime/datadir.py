@@ -1,4 +1,4 @@
-"""One writer per data dir: an OS lock on ``DATA_DIR/LOCK`` that names its holder.
+"""What guards a data dir: one writer (an OS lock naming its holder), one identity, a sound tail.
 
 Rule: a writer (a :class:`~becomingone.runtime.cell.Cell`) takes
 ``fcntl.flock(LOCK_EX | LOCK_NB)`` on ``DATA_DIR/LOCK`` before it touches anything else in the
@@ -6,6 +6,8 @@ dir and keeps it until it closes. The lock belongs to the open file, so the OS d
 process ends however it ends (``kill -9`` included), and a second open in the same process is
 refused too. The file holds one JSON line — the holder's pid, host, command and start time — so
 a refused writer can say who holds the dir. Readers (``witness verify``/``show``) never take it.
+The identity is ``node.key`` checked against ``node.pub``, and a key is created only for a new
+cell; :func:`verify_tail` is the check a cell runs on its stored chain before extending it.
 """
 
 from __future__ import annotations
@@ -13,18 +15,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from becomingone.errors import StorageError
+from becomingone.config.schema import SecurityConfig
+from becomingone.errors import InputError, IntegrityError, StorageError
+from becomingone.keys import NodeKey, key_id, read_public_key, write_public_key
+from becomingone.memory.store import TemporalMemory
+from becomingone.witnessing import GENESIS_HASH, VerifyReport, verify
 
-__all__ = ["LOCK_NAME", "DataDirLock", "LockHolder"]
+__all__ = [
+    "LOCK_NAME",
+    "PUBLIC_KEY_FILE",
+    "DataDirLock",
+    "LockHolder",
+    "check_chain",
+    "load_key",
+    "open_identity",
+    "resume_point",
+    "verify_tail",
+]
+
+log = logging.getLogger("becomingone.cell")
 
 LOCK_NAME = "LOCK"
+#: The cell's public key beside its chain (64 hex digits): all ``witness verify`` needs.
+PUBLIC_KEY_FILE = "node.pub"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,3 +147,99 @@ def _in_use(path: Path) -> str:
         holder = None
     who = holder.describe() if holder else "another process (holder not yet recorded)"
     return f"data dir {path.parent} is in use by {who}; stop it first or use another --data-dir"
+
+
+def load_key(path: Path, *, strict: bool = True) -> NodeKey:
+    """The cell's Ed25519 key at ``path``, created (mode 0600) on first start."""
+    if path.exists() and strict:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise InputError(
+                "security.key_file", f"{path} has mode {mode:o}; run: chmod 600 {path}"
+            )
+    return NodeKey.load_or_create(path)
+
+
+def open_identity(data_dir: Path, memory: TemporalMemory, security: SecurityConfig) -> NodeKey:
+    """The data dir's key, checked against ``node.pub``; created only for a new cell.
+
+    A dir that holds a witness chain (or a public key) but no private key is refused: a new
+    key would silently fork the identity. A private key that does not match ``node.pub`` is
+    refused too. ``node.pub`` (hex) is written beside a key that has none.
+    """
+    key_path = data_dir / security.key_file
+    pub_path = data_dir / PUBLIC_KEY_FILE
+    if not key_path.exists():
+        records = memory.witness_count()
+        if records or memory.chain_head() is not None or pub_path.exists():
+            raise StorageError(
+                f"{key_path} is missing but {data_dir} already holds a cell ({records} witness "
+                f"records); restore {key_path.name} from a backup, or start a new data dir — "
+                f"the old chain stays verifiable with {pub_path.name}"
+            )
+    key = load_key(key_path, strict=security.strict_key_permissions)
+    if not pub_path.exists():
+        write_public_key(pub_path, key.public_bytes)
+    elif read_public_key(pub_path) != key.public_bytes:
+        stored = key_id(read_public_key(pub_path))
+        raise IntegrityError(
+            None,
+            f"{key_path} (key id {key.id}) does not match {pub_path} (key id {stored}); "
+            f"restore the original {key_path.name}, or start a new data dir",
+        )
+    return key
+
+
+def verify_tail(memory: TemporalMemory, public_key: bytes, window: int) -> VerifyReport:
+    """Verify the newest ``window`` stored records, linked to the record before them, and the
+    signed head (its signature, its count, its hash)."""
+    count = memory.witness_count()
+    start = max(0, count - window)
+    prev = GENESIS_HASH
+    if start > 0:
+        before = next(memory.witnesses(start=start - 1, limit=1))
+        prev = before.hash
+    records = memory.witnesses(start=start)
+    return verify(records, public_key, start=start, prev_hash=prev, head=memory.chain_head())
+
+
+def check_chain(
+    memory: TemporalMemory, public_key: bytes, *, window: int, accept_broken: bool = False
+) -> VerifyReport | None:
+    """Check a stored chain before a writer extends it: the signed head and the newest
+    ``window`` records. None when sound (or empty).
+
+    A broken chain raises ``IntegrityError`` naming the first bad record and how to go on,
+    unless ``accept_broken``: then its report is returned, for the caller to witness.
+    """
+    count, head = memory.witness_count(), memory.chain_head()
+    if count == 0 and head is None:
+        return None
+    if head is None:
+        reason = "the signed chain head is missing"
+        report = VerifyReport(ok=False, checked=0, first_bad=count - 1, reason=reason)
+    else:
+        report = verify_tail(memory, public_key, window)
+    if report.ok:
+        return None
+    if accept_broken:
+        log.warning("starting on a broken witness chain (accepted): %s", report)
+        return report
+    raise IntegrityError(
+        report.first_bad,
+        f"{report.reason} — the witness chain in {memory.path} does not verify, so the cell "
+        "will not extend it; inspect it with `becomingone witness verify --data-dir "
+        f"{memory.path.parent}`, then start with --accept-broken-chain (the break is "
+        "witnessed) or use a new data dir",
+    )
+
+
+def resume_point(memory: TemporalMemory, broken: VerifyReport | None) -> tuple[int, str]:
+    """(record count, last hash) a writer continues the chain from: the signed head, or —
+    after an accepted break — the last stored record, whatever the head says."""
+    if broken is not None:
+        count = memory.witness_count()
+        last = next(memory.witnesses(start=count - 1, limit=1), None) if count else None
+        return count, last.hash if last else GENESIS_HASH
+    head = memory.chain_head()
+    return (head.count, head.hash) if head else (0, GENESIS_HASH)
