@@ -4,7 +4,7 @@ Rule: thin loops around the sans-IO parts; this layer owns time, signals and ter
 makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
-from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, load_key, run_cell
+from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -20,6 +20,17 @@ from becomingone.runtime.cluster import (
     build_supervisors,
     subject_for,
 )
+from becomingone.runtime.datadir import (
+    LOCK_NAME,
+    PUBLIC_KEY_FILE,
+    DataDirLock,
+    LockHolder,
+    check_chain,
+    load_key,
+    open_identity,
+    resume_point,
+    verify_tail,
+)
 from becomingone.runtime.hooks import (
     HookCall,
     HookEvent,
@@ -30,15 +41,18 @@ from becomingone.runtime.hooks import (
     check_hooks,
     resolve_hook,
 )
-from becomingone.runtime.sources import Source, open_source, synthetic_phase
+from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
+    "LOCK_NAME",
+    "PUBLIC_KEY_FILE",
     "Cell",
     "CellMember",
     "CellStatus",
     "CellTotals",
     "ClusterMember",
     "ClusterSummary",
+    "DataDirLock",
     "HookCall",
     "HookEvent",
     "HookFailure",
@@ -46,18 +60,24 @@ __all__ = [
     "HookResult",
     "LivingMember",
     "LocalCluster",
+    "LockHolder",
     "Source",
+    "SourceCursor",
     "TickReport",
     "Veto",
     "build_cell_members",
     "build_supervisors",
     "cell_totals",
+    "check_chain",
     "check_hooks",
     "default_data_dir",
     "load_key",
+    "open_identity",
     "open_source",
     "resolve_hook",
+    "resume_point",
     "run_cell",
     "subject_for",
     "synthetic_phase",
+    "verify_tail",
 ]

@@ -5,7 +5,11 @@ temporal memory and the hooks; :meth:`Cell.ingest` handles one batch and commits
 transaction. Cadence (documented in docs/cell.md): one micro witness per ingest batch (not per
 sample), one meso witness per transducer per batch in which an integration cycle completed, one
 macro witness per collapse, one meta witness every ``witnessing.meta_interval`` wall seconds.
-:func:`run_cell` is the thin loop that pulls batches from a source and reports status.
+Opening a data dir is guarded (docs/cell.md, Data safety): the writer lock first, then the key
+checked against ``node.pub`` (never re-created beside an existing chain), then the signed head
+and the resumed tail verified — a broken chain is extended only when the caller accepts it, and
+then the break is the first new record. :func:`run_cell` is the thin loop that pulls batches
+from a source and reports status.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, fields
@@ -28,9 +31,16 @@ from numpy.typing import NDArray
 from becomingone.config.schema import CellConfig
 from becomingone.core.stream import KairosState
 from becomingone.errors import InputError, StorageError
-from becomingone.keys import NodeKey
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
+from becomingone.runtime.datadir import (
+    DataDirLock,
+    check_chain,
+    open_identity,
+    resume_point,
+    verify_tail,
+)
 from becomingone.runtime.hooks import HookFailure, HookRegistry
+from becomingone.runtime.sources import SourceCursor
 from becomingone.sync.layer import (
     ActionEvent,
     RealignRequest,
@@ -40,7 +50,6 @@ from becomingone.sync.layer import (
 )
 from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading, ingest_pair
 from becomingone.witnessing import (
-    GENESIS_HASH,
     Level,
     VerifyReport,
     WitnessChain,
@@ -48,7 +57,7 @@ from becomingone.witnessing import (
     verify,
 )
 
-__all__ = ["Cell", "CellStatus", "default_data_dir", "load_key", "run_cell"]
+__all__ = ["Cell", "CellStatus", "default_data_dir", "run_cell"]
 
 log = logging.getLogger("becomingone.cell")
 
@@ -58,17 +67,6 @@ _COUNTERS = ("collapses", "dissipations", "realigns", "rejected", "vetoed", "hoo
 def default_data_dir() -> Path:
     """``~/.becomingone`` (the data dir when neither config nor ``--data-dir`` names one)."""
     return Path.home() / ".becomingone"
-
-
-def load_key(path: Path, *, strict: bool = True) -> NodeKey:
-    """The cell's Ed25519 key at ``path``, created (mode 0600) on first start."""
-    if path.exists() and strict:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise InputError(
-                "security.key_file", f"{path} has mode {mode:o}; run: chmod 600 {path}"
-            )
-    return NodeKey.load_or_create(path)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,46 +111,56 @@ class Cell:
         *,
         hooks: HookRegistry | None = None,
         channels: int | None = None,
+        accept_broken_chain: bool = False,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir).expanduser()
-        self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
-        self.key = load_key(
-            self.data_dir / config.security.key_file,
-            strict=config.security.strict_key_permissions,
-        )
-        self.memory = TemporalMemory(
-            self.data_dir / DB_NAME, config.memory.retention.to_retention()
-        )
+        self.lock = DataDirLock.acquire(self.data_dir)
+        try:
+            self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
+            self.memory = TemporalMemory(
+                self.data_dir / DB_NAME, config.memory.retention.to_retention()
+            )
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            self._open(config, channels, accept_broken_chain)
+        except BaseException:
+            self.memory.close()
+            self.lock.release()
+            raise
+
+    def _open(self, config: CellConfig, channels: int | None, accept_broken: bool) -> None:
+        self.key = open_identity(self.data_dir, self.memory, config.security)
         self.master = MasterTransducer.from_config(config, channels=channels)
         self.emissary = EmissaryTransducer.from_config(config, channels=channels)
         self.sync = SyncLayer(
             threshold=config.kairos.threshold, phase_threshold=config.sync.phase_threshold
         )
         self.counts = dict.fromkeys(_COUNTERS, 0)
-        self.chain = self._resume()
         self.chain_ok: bool | None = None
+        self.source: SourceCursor | None = None
         self._last_signature: float | None = None
         self._last_meta: float | None = None
         self._logged = 0
         windows = config.memory.replay_windows  # replay log bound, in Master windows
         self._max_log = windows * max(self.master.engine.window_terms, 1)
+        broken = check_chain(
+            self.memory,
+            self.key.public_bytes,
+            window=config.witnessing.meta_window,
+            accept_broken=accept_broken,
+        )
+        self.chain = self._resume(broken)
+        if broken is not None:
+            self._record_break(broken)
 
     # -- resume ----------------------------------------------------------------------------------
 
-    def _resume(self) -> WitnessChain:
-        head = self.memory.chain_head()
-        count = self.memory.witness_count()
-        if head is not None and head.count != count:
-            raise StorageError(
-                f"{self.memory.path}: {count} witness records but the signed head says "
-                f"{head.count}; run `becomingone witness verify`"
-            )
-        chain = WitnessChain(
-            self.key,
-            count=head.count if head else 0,
-            last_hash=head.hash if head else GENESIS_HASH,
-        )
+    def _resume(self, broken: VerifyReport | None) -> WitnessChain:
+        count, last_hash = resume_point(self.memory, broken)
+        chain = WitnessChain(self.key, count=count, last_hash=last_hash)
         self.counts.update({k: v for k, v in self.memory.counters().items() if k in self.counts})
         signatures = self.memory.latest_signatures()
         if signatures:
@@ -161,6 +169,18 @@ class Cell:
             self.master.ingest(batch)
             self.emissary.ingest(batch)
         return chain
+
+    def _record_break(self, report: VerifyReport) -> None:
+        """Witness an accepted break as the first record of this run (META chain.break_accepted)."""
+        payload = {
+            "first_bad": report.first_bad,
+            "reason": report.reason,
+            "checked": report.checked,
+        }
+        now = time.time()
+        record = self._witness(Level.META, "chain.break_accepted", payload, now)
+        self._commit(None, None, [record], None, now)
+        self.chain_ok = False
 
     def _restore(self, signatures: dict[str, tuple[int, bytes]]) -> None:
         if set(signatures) != {"master", "emissary"}:
@@ -357,6 +377,7 @@ class Cell:
                 signatures=signatures,
                 counters=self.counts,
                 wall=now,
+                source=None if self.source is None else self.source.stored(),
             )
         except StorageError:
             self.chain.rollback()
@@ -429,20 +450,7 @@ class Cell:
 
     def verify_recent(self, window: int) -> VerifyReport:
         """Verify the newest ``window`` stored records (linked to the record before them)."""
-        count = self.memory.witness_count()
-        start = max(0, count - window)
-        prev = GENESIS_HASH
-        if start > 0:
-            before = next(self.memory.witnesses(start=start - 1, limit=1))
-            prev = before.hash
-        records = self.memory.witnesses(start=start)
-        return verify(
-            records,
-            self.key.public_bytes,
-            start=start,
-            prev_hash=prev,
-            head=self.memory.chain_head(),
-        )
+        return verify_tail(self.memory, self.key.public_bytes, window)
 
     def verify_chain(self) -> VerifyReport:
         """Verify the whole stored chain against the signed head."""
@@ -465,13 +473,30 @@ class Cell:
             **{k: self.counts[k] for k in _COUNTERS},
         )
 
+    def track(self, cursor: SourceCursor | None) -> None:
+        """Store ``cursor``'s position with every batch from now on (see ``sources``).
+
+        The source advances the cursor as it yields a batch and the cell commits that batch
+        before it asks for the next, so the stored position is always the end of the last
+        stored batch, in the same transaction.
+        """
+        self.source = cursor
+
+    def source_position(self, key: str) -> dict[str, Any] | None:
+        """The stored read position of source ``key`` (None: never read by this cell)."""
+        return self.memory.source_position(key)
+
     def close(self) -> None:
-        """Store final engine signatures (so a restart needs no replay) and close the file."""
+        """Store final engine signatures (so a restart needs no replay), close the file and
+        release the data-dir lock."""
         try:
             if self.samples:
                 self.memory.checkpoint(self.master.engine.last.time, self._signature_states())
         finally:
-            self.memory.close()
+            try:
+                self.memory.close()
+            finally:
+                self.lock.release()
 
 
 def _fields(obj: Any) -> dict[str, Any]:
