@@ -22,19 +22,62 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from becomingone.core._checks import finite_array, finite_float, positive_float, positive_int
+from becomingone.core._checks import (
+    finite_array,
+    finite_float,
+    max_part,
+    positive_float,
+    positive_int,
+)
 from becomingone.core.kairos import Resonance, clip_unit, lag_samples
 from becomingone.errors import InputError
 
-__all__ = ["KairosEngine", "KairosState"]
+__all__ = ["KairosEngine", "KairosState", "sample_limit"]
 
 #: Re-sum when the magnitude of the operations since the last exact sum exceeds this multiple of
 #: the current sum: rounding error is then still below ~1e5 · 2.2e-16 ≈ 2e-11 relative.
 _DRIFT_LIMIT = 1e5
 
+#: The largest finite float64.
+_FMAX = float(np.finfo(np.float64).max)
+
+#: A chunk is refused when the running sums plus their drift could pass this (post-check).
+_HEADROOM = _FMAX / 4
+
+#: |ω·dt| above this is refused: ω·t_n then stays finite for any sample count below 2⁶³.
+_MAX_OMEGA_DT = 1e280
+
 _Complex = NDArray[np.complex128]
 _Float = NDArray[np.float64]
 _Terms = tuple[_Complex, _Float, _Float, NDArray[np.int64]]  # q, a, b and velocity indices
+
+
+def sample_limit(dt: float, window_terms: int, channels: int) -> float:
+    """The largest |real| or |imaginary| part of a sample a KAIROS engine accepts.
+
+    S = dt · sqrt(F / (512 · W · C)), at most F/4, with F the largest float64 (≈ 1.8e308),
+    W the window in terms and C the channels. Parts ≤ S give velocity parts ≤ 2S/dt, so every
+    term |q|, |φ̇[n]|², |φ̇[n−L]|² is at most 8·C·S²/dt² = F/(64·W): the window sums stay below
+    F/64 and their re-summation drift below F/16 — nothing can overflow. For dt = 10 ms, a
+    one-hour window and 64 channels, S ≈ 1.2e147.
+
+    Examples
+    --------
+    >>> f"{sample_limit(0.01, 360_000, 64):.2g}"
+    '1.2e+147'
+    """
+    return min(_FMAX / 4, dt * math.sqrt(_FMAX / (512.0 * window_terms * channels)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Batch:
+    """A chunk's effect on an engine: computed and checked, not yet applied to the state."""
+
+    last: _Complex  # the newest sample, shape (C,)
+    count: int  # samples in the chunk
+    v: _Complex  # the newest velocities (the lag ring keeps their last L)
+    terms: _Terms | None  # the new window terms, if any
+    totals: tuple[complex, float, float]  # Σq, Σa, Σb of ``terms``
 
 
 @dataclass(slots=True)
@@ -146,14 +189,20 @@ class KairosEngine:
         if not 0.0 < thr <= 1.0:
             raise InputError("threshold", f"must be in (0, 1], got {thr}")
         n_ch = positive_int("channels", channels)
+        w = finite_float("omega", omega)
+        start = finite_float("t0", t0)
+        if not (abs(w * step) <= _MAX_OMEGA_DT and math.isfinite(w * start)):
+            raise InputError(
+                "omega", f"ω·t would overflow float64 (ω={w} rad/s, dt={step} s, t0={start} s)"
+            )
         self._state = KairosState(
             dt=step,
             lag=float(lag),
-            omega=finite_float("omega", omega),
+            omega=w,
             window=win,
             threshold=thr,
             channels=n_ch,
-            t0=finite_float("t0", t0),
+            t0=start,
             last_sample=np.zeros(n_ch, np.complex128),
             vel_ring=np.zeros((big_l, n_ch), np.complex128),
             term_q=np.zeros(big_w, np.complex128),
@@ -168,6 +217,7 @@ class KairosEngine:
         self._big_w: int = int(s.term_q.shape[0])
         self._rot0 = complex(np.exp(1j * s.omega * s.t0))
         self._wdt = s.omega * s.dt
+        self._limit = sample_limit(s.dt, self._big_w, s.channels)
         self._last: Resonance = self._result()
 
     # -- public read-only view -------------------------------------------------------------------
@@ -201,6 +251,11 @@ class KairosEngine:
     def window_terms(self) -> int:
         """Window W in terms (velocity products)."""
         return self._big_w
+
+    @property
+    def sample_limit(self) -> float:
+        """The largest |real| or |imaginary| part of a sample accepted (:func:`sample_limit`)."""
+        return self._limit
 
     @property
     def samples(self) -> int:
@@ -261,6 +316,10 @@ class KairosEngine:
         return eng
 
     # -- ingest ----------------------------------------------------------------------------------
+    #
+    # Every path computes a chunk's velocities, terms and sums first (``_prepare``), checks that
+    # they are finite and that the running sums keep their headroom, and only then changes the
+    # state (``_apply``): a refused chunk leaves the engine bit-identical.
 
     def _as_chunk(self, samples: ArrayLike) -> _Complex:
         arr = finite_array("samples", samples)
@@ -276,28 +335,33 @@ class KairosEngine:
     def update(self, samples: ArrayLike) -> Resonance:
         """Ingest samples (shape (k,) or (k, C); a scalar for one sample) and return the result.
 
-        Raises ``InputError`` (nothing ingested) on a wrong shape or non-finite values.
+        Raises ``InputError`` (nothing ingested) on a wrong shape, non-finite values or a value
+        beyond :attr:`sample_limit` (its velocity terms would overflow float64).
         """
         s = self._state
         if s.channels == 1 and s.samples and isinstance(samples, float | int | complex):
             if isinstance(samples, bool) or not cmath.isfinite(samples):
                 raise InputError("samples", f"must be a finite number, got {samples!r}")
-            return self._update_scalar(complex(samples))
+            z = complex(samples)
+            self._check_bound(max(abs(z.real), abs(z.imag)), self._limit)
+            return self._update_scalar(z)
         x = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
+        self._check_bound(max_part(x), self._limit)
         return self._ingest(x)
 
     def update_trusted(self, chunk: _Complex) -> Resonance:
         """Ingest a chunk its caller has already cleaned: complex128, shape (k, C), all finite.
 
-        The fast path for a caller that validates once for several engines (the cell): only
-        the dtype and shape are checked here (O(1)); finiteness is the caller's promise, so
-        NaN/inf must be removed before. Results equal :meth:`update` on the same samples.
+        The fast path for a caller that validates once for several engines (the cell): the
+        dtype and shape are checked, and one pass finds the largest part for the
+        :attr:`sample_limit` (which also refuses NaN/inf). Results equal :meth:`update`.
         """
         self._check_trusted(chunk)
         if chunk.shape[0] == 0:
             return self._last
+        self._check_bound(max_part(chunk), self._limit)
         return self._ingest(chunk)
 
     def update_pair(self, chunk: _Complex, follower: KairosEngine) -> tuple[Resonance, Resonance]:
@@ -307,16 +371,22 @@ class KairosEngine:
         no longer than this one's, and has ingested the same samples so far (same count, last
         sample and lag ring), the velocity products are computed once, here, and ``follower``
         stores those in its own window. Otherwise both engines update on their own. Either
-        way each engine ends exactly as if it had been fed ``chunk`` alone.
+        way each engine ends exactly as if it had been fed ``chunk`` alone; if either engine
+        refuses the chunk (``InputError``), neither changes.
         """
         self._check_trusted(chunk)
         follower._check_trusted(chunk)
-        if chunk.shape[0] < 2 or not self._leads(follower):
-            return self.update_trusted(chunk), follower.update_trusted(chunk)
-        m_old = max(self._state.samples - 1, 0)
-        terms, v = self._ingest_chunk(chunk)
-        self._last = self._result()
-        follower._follow(chunk, m_old, terms, v)
+        if chunk.shape[0] == 0:
+            return self._last, follower._last
+        self._check_bound(max_part(chunk), min(self._limit, follower._limit))
+        if self._leads(follower):
+            m_old = max(self._state.samples - 1, 0)
+            mine = self._prepare(chunk)
+            theirs = follower._follow(mine, m_old)
+        else:
+            mine, theirs = self._prepare(chunk), follower._prepare(chunk)
+        self._apply(mine)
+        follower._apply(theirs)
         return self._last, follower._last
 
     def _check_trusted(self, chunk: _Complex) -> None:
@@ -327,6 +397,27 @@ class KairosEngine:
             raise InputError(
                 "samples", f"a trusted chunk must have shape (k, {c}), got {chunk.shape}"
             )
+
+    def _check_bound(self, peak: float, limit: float) -> None:
+        """Refuse a chunk whose largest part ``peak`` exceeds ``limit`` (or is NaN/inf)."""
+        if peak <= limit:
+            return
+        if not math.isfinite(peak):
+            raise InputError("samples", f"must be finite, got a value {peak!r}")
+        s = self._state
+        raise InputError(
+            "samples",
+            f"would overflow the engine: max |value| {peak:.3g} exceeds the sample limit "
+            f"{limit:.3g} (dt={s.dt} s, window {self._big_w} terms, {s.channels} channels)",
+        )
+
+    def _overflow(self) -> InputError:
+        """The error for a chunk whose computed terms or sums do not fit in float64."""
+        return InputError(
+            "samples",
+            f"would overflow the engine: its velocity terms or the window sums exceed float64 "
+            f"(max |value| allowed {self._limit:.3g})",
+        )
 
     def _leads(self, other: KairosEngine) -> bool:
         """True iff ``other`` would compute the same velocity products as this engine."""
@@ -342,30 +433,15 @@ class KairosEngine:
             and bool(np.all(o.vel_ring == s.vel_ring))
         )
 
-    def _follow(self, x: _Complex, m_old: int, terms: _Terms | None, v: _Complex) -> None:
-        """Take a leader's terms for chunk ``x`` (leader had ``m_old`` velocities before)."""
-        s = self._state
-        s.last_sample = x[-1].copy()
-        s.samples += x.shape[0]
-        m_new = s.samples - 1
-        first = max(self._big_l, m_old, m_new - self._big_w)
-        if terms is not None and m_new > first:
-            q, a, b, idx = terms
-            off = first - int(idx[0])
-            self._store_terms(q[off:], a[off:], b[off:], idx[off:] - self._big_l)
-        self._push_ring(v, m_new)
-        self._last = self._result()
-
     def _ingest(self, x: _Complex) -> Resonance:
-        """Ingest a validated chunk of shape (k, C), k ≥ 1 (complex128, finite)."""
+        """Ingest a validated chunk of shape (k, C), k ≥ 1 (complex128, finite, bounded)."""
         if x.shape[0] == 1 and self._state.samples:
             return self._update_one(x[0])
-        self._ingest_chunk(x)
-        self._last = self._result()
+        self._apply(self._prepare(x))
         return self._last
 
-    def _ingest_chunk(self, x: _Complex) -> tuple[_Terms | None, _Complex]:
-        """Ingest k ≥ 1 samples; return the terms computed and the velocities used."""
+    def _prepare(self, x: _Complex) -> _Batch:
+        """Compute (not apply) the effect of k ≥ 1 samples; raise if it would overflow."""
         s = self._state
         m_old = max(s.samples - 1, 0)  # velocities so far
         need = self._big_w + self._big_l  # only the newest W + L velocities can still matter
@@ -376,13 +452,7 @@ class KairosEngine:
         else:
             seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
         v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
-        s.last_sample = x[-1].copy()
-        s.samples += x.shape[0]
-        return self._add_velocities(v, m_old), v
-
-    def _add_velocities(self, v: _Complex, m_old: int) -> _Terms | None:
-        k = v.shape[0]
-        m_new = m_old + k
+        m_new = m_old + v.shape[0]
         # First new velocity index with a lagged partner whose term stays in the window: terms
         # that would leave within this chunk are never computed (the window keeps the last W).
         first = max(self._big_l, m_old, m_new - self._big_w)
@@ -390,9 +460,48 @@ class KairosEngine:
         if m_new > first:
             idx = np.arange(first, m_new)
             terms = self._products(v[first - m_old :], self._lagged(v, m_old, idx), idx)
-            self._store_terms(terms[0], terms[1], terms[2], idx - self._big_l)
-        self._push_ring(v, m_new)
-        return terms
+        return self._checked(x[-1], x.shape[0], v, terms)
+
+    def _follow(self, lead: _Batch, m_old: int) -> _Batch:
+        """This engine's share of a leader's batch (the leader had ``m_old`` velocities)."""
+        m_new = self._state.samples + lead.count - 1
+        first = max(self._big_l, m_old, m_new - self._big_w)
+        terms = None
+        if lead.terms is not None and m_new > first:
+            q, a, b, idx = lead.terms
+            off = first - int(idx[0])
+            terms = (q[off:], a[off:], b[off:], idx[off:])
+        return self._checked(lead.last, lead.count, lead.v, terms)
+
+    def _checked(self, last: _Complex, count: int, v: _Complex, terms: _Terms | None) -> _Batch:
+        """A batch with its sums, once its new ring velocities and sums are known to fit."""
+        totals = (0j, 0.0, 0.0)
+        if terms is not None:
+            totals = (complex(np.sum(terms[0])), float(np.sum(terms[1])), float(np.sum(terms[2])))
+        ring = v[-self._big_l :] if self._big_l else v[:0]
+        if not (self._fits(*totals) and bool(np.all(np.isfinite(ring)))):
+            raise self._overflow()
+        return _Batch(last=last, count=count, v=v, terms=terms, totals=totals)
+
+    def _fits(self, q: complex, a: float, b: float) -> bool:
+        """True iff terms summing to (q, a, b) keep the running sums well inside float64."""
+        s = self._state
+        return (
+            cmath.isfinite(q)
+            and s.sum_a + s.drift_a + 2.0 * a <= _HEADROOM
+            and s.sum_b + s.drift_b + 2.0 * b <= _HEADROOM
+        )
+
+    def _apply(self, batch: _Batch) -> None:
+        """Commit a checked batch: last sample, count, window terms and the lag ring."""
+        s = self._state
+        s.last_sample = batch.last.copy()
+        s.samples += batch.count
+        if batch.terms is not None:
+            q, a, b, idx = batch.terms
+            self._store_terms(q, a, b, idx - self._big_l, batch.totals)
+        self._push_ring(batch.v, s.samples - 1)
+        self._last = self._result()
 
     def _push_ring(self, v: _Complex, m_new: int) -> None:
         """Keep the newest L velocities (indices < m_new; v holds the newest ones)."""
@@ -431,11 +540,18 @@ class KairosEngine:
             b = np.einsum("nc,nc->n", past.real, past.real) + np.einsum(
                 "nc,nc->n", past.imag, past.imag
             )
-        q = p * np.exp(1j * (self._wdt * idx.astype(np.float64)))
+        q = p * np.exp(1j * (self._wdt * idx.astype(np.float64))) if self._wdt else p
         return q, a, b, idx
 
-    def _store_terms(self, q: _Complex, a: _Float, b: _Float, j: NDArray[np.int64]) -> None:
-        """Put terms number j (since the start) into the window and update the sums."""
+    def _store_terms(
+        self,
+        q: _Complex,
+        a: _Float,
+        b: _Float,
+        j: NDArray[np.int64],
+        totals: tuple[complex, float, float],
+    ) -> None:
+        """Put terms number j (since the start), whose sums are ``totals``, into the window."""
         s = self._state
         big_w = self._big_w
         if q.shape[0] >= big_w:
@@ -456,9 +572,7 @@ class KairosEngine:
         s.term_q[slots] = q
         s.term_a[slots] = a
         s.term_b[slots] = b
-        new_q = complex(np.sum(q))
-        new_a = float(np.sum(a))
-        new_b = float(np.sum(b))
+        new_q, new_a, new_b = totals
         s.sum_q_re += new_q.real - old_q.real
         s.sum_q_im += new_q.imag - old_q.imag
         s.sum_a += new_a - old_a
@@ -483,14 +597,21 @@ class KairosEngine:
         big_l = self._big_l
         v = (x - complex(s.last_sample[0])) / s.dt
         n = s.samples - 1  # index of the new velocity
-        s.last_sample[0] = x
-        s.samples += 1
+        term = None
         if n >= big_l:
             past = complex(s.vel_ring[(n - big_l) % big_l, 0]) if big_l else v
-            q = v * past.conjugate() * cmath.exp(1j * (self._wdt * float(n)))
+            q = v * past.conjugate()
+            if self._wdt:
+                q *= cmath.exp(1j * (self._wdt * float(n)))
             a = v.real * v.real + v.imag * v.imag
             b = past.real * past.real + past.imag * past.imag
-            self._push_term(n - big_l, q, a, b)
+            term = (q, a, b)
+        if not (cmath.isfinite(v) and (term is None or self._fits(*term))):
+            raise self._overflow()
+        s.last_sample[0] = x
+        s.samples += 1
+        if term is not None:
+            self._push_term(n - big_l, *term)
         if big_l:
             s.vel_ring[n % big_l, 0] = v
         self._last = self._result()
@@ -502,15 +623,19 @@ class KairosEngine:
         big_l = self._big_l
         v = (x - s.last_sample) / s.dt
         n = s.samples - 1
-        s.last_sample = x.copy()
-        s.samples += 1
+        term = None
         if n >= big_l:
             past = s.vel_ring[(n - big_l) % big_l] if big_l else v
-            p = complex(np.vdot(past, v))
-            q = p * cmath.exp(1j * (self._wdt * float(n)))
-            a = float(np.vdot(v, v).real)
-            b = float(np.vdot(past, past).real)
-            self._push_term(n - big_l, q, a, b)
+            q = complex(np.vdot(past, v))
+            if self._wdt:
+                q *= cmath.exp(1j * (self._wdt * float(n)))
+            term = (q, float(np.vdot(v, v).real), float(np.vdot(past, past).real))
+        if not (bool(np.all(np.isfinite(v))) and (term is None or self._fits(*term))):
+            raise self._overflow()
+        s.last_sample = x.copy()
+        s.samples += 1
+        if term is not None:
+            self._push_term(n - big_l, *term)
         if big_l:
             s.vel_ring[n % big_l] = v
         self._last = self._result()
@@ -563,7 +688,9 @@ class KairosEngine:
         a, b = s.sum_a, s.sum_b
         if terms == 0 or a <= 0.0 or b <= 0.0:
             return Resonance(time=time, value=0j, coherence=0.0, terms=terms, collapsed=False)
-        value = clip_unit(complex(s.sum_q_re, s.sum_q_im) * self._rot0 / math.sqrt(a * b))
+        value = clip_unit(
+            complex(s.sum_q_re, s.sum_q_im) * self._rot0 / (math.sqrt(a) * math.sqrt(b))
+        )
         coherence = min(1.0, value.real**2 + value.imag**2)
         return Resonance(
             time=time,
