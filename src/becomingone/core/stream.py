@@ -389,6 +389,16 @@ class KairosEngine:
         follower._apply(theirs)
         return self._last, follower._last
 
+    def check_samples(self, chunk: _Complex) -> None:
+        """Raise ``InputError('samples')`` if :meth:`update_trusted` would refuse ``chunk`` by
+        its shape, dtype or :attr:`sample_limit`; change nothing.
+
+        Lets a caller refuse a batch before acting on it (the cell does, before its hooks
+        fire); the update itself still checks the terms it computes.
+        """
+        self._check_trusted(chunk)
+        self._check_bound(max_part(chunk), self._limit)
+
     def _check_trusted(self, chunk: _Complex) -> None:
         c = self._state.channels
         if not isinstance(chunk, np.ndarray) or chunk.dtype != np.complex128:
