@@ -22,6 +22,13 @@ from hypothesis import strategies as st
 
 from becomingone.core import stream as stream_module
 from becomingone.core.kairos import phase_velocity, temporal_resonance
+from becomingone.core.phase import (
+    circular_mean,
+    circular_midpoint,
+    cluster_coherence,
+    order_parameter,
+    r2_unbiased,
+)
 from becomingone.core.stream import KairosEngine, KairosState
 from becomingone.errors import InputError
 
@@ -269,3 +276,20 @@ def test_engine_at_omega_zero_evaluates_no_rotation() -> None:
         multi.update(x[200])
         temporal_resonance(x, DT, 0.03, 0.0)
     assert eng.last.terms == multi.last.terms == 50
+
+
+def test_phase_statistics_of_huge_phases_are_finite() -> None:
+    """Cluster phases are cycles: a huge finite θ (1e308) is the same point on the circle as
+    θ mod 1, so every statistic equals that of the reduced phases (no NaN from 2π·θ
+    overflowing); huge weights do not overflow the weighted mean either."""
+    theta = np.array([1e308, 0.25, -1e308, 3.5e15 + 0.5, 0.3])
+    reduced = np.mod(theta, 1.0)
+    for stat in (order_parameter, r2_unbiased, cluster_coherence):
+        assert stat(theta) == pytest.approx(stat(reduced), abs=1e-12)
+    mean, want = circular_mean(theta), circular_mean(reduced)
+    assert mean is not None and want is not None and mean == pytest.approx(want, abs=1e-12)
+    weights = np.array([1e308, 1e308, 1.0, 1e300, 1e308])
+    heavy = circular_mean(theta, weights)
+    assert heavy is not None and math.isfinite(heavy)
+    assert heavy == pytest.approx(circular_mean(reduced, weights / 1e308), abs=1e-12)
+    assert circular_midpoint(1e308, -1e308) == pytest.approx(0.0, abs=1e-12)
