@@ -14,6 +14,10 @@ from numpy.typing import ArrayLike, NDArray
 from becomingone.errors import InputError
 
 
+#: Arrays with at most this many parts are scanned in Python by :func:`max_part`.
+_SMALL = 32
+
+
 def finite_float(name: str, value: Any) -> float:
     """Return ``value`` as a finite float or raise ``InputError`` naming ``name``."""
     if isinstance(value, bool):
@@ -94,4 +98,8 @@ def max_part(x: NDArray[Any]) -> float:
     flat = x.view(np.float64) if x.dtype == np.complex128 and x.flags.c_contiguous else x
     if flat.dtype.kind == "c":
         flat = np.concatenate([flat.real.ravel(), flat.imag.ravel()])
-    return float(np.maximum(np.max(flat), -np.min(flat)))
+    if flat.size <= _SMALL:  # a few values: plain Python beats three NumPy reductions
+        parts = flat.ravel().tolist()
+        total = sum(parts)  # NaN iff a part is NaN (or both ±inf): a sum of finite values is not
+        return total if total != total else max(map(abs, parts))
+    return float(np.maximum(flat.max(), -flat.min()))

@@ -640,7 +640,8 @@ class KairosEngine:
             if self._wdt:
                 q *= cmath.exp(1j * (self._wdt * float(n)))
             term = (q, float(np.vdot(v, v).real), float(np.vdot(past, past).real))
-        if not (bool(np.all(np.isfinite(v))) and (term is None or self._fits(*term))):
+        # a finite Σ|v|² (in the term) implies finite velocities; otherwise check them
+        if not (self._fits(*term) if term is not None else bool(np.isfinite(v).all())):
             raise self._overflow()
         s.last_sample = x.copy()
         s.samples += 1
