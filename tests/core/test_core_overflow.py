@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from becomingone.core import stream as stream_module
+from becomingone.core._checks import max_part
 from becomingone.core.kairos import phase_velocity, temporal_resonance
 from becomingone.core.phase import (
     circular_mean,
@@ -293,3 +294,23 @@ def test_phase_statistics_of_huge_phases_are_finite() -> None:
     assert heavy is not None and math.isfinite(heavy)
     assert heavy == pytest.approx(circular_mean(reduced, weights / 1e308), abs=1e-12)
     assert circular_midpoint(1e308, -1e308) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("size", [1, 5, 16, 17, 1000])
+@pytest.mark.parametrize("complex_", [False, True])
+def test_max_part_finds_the_largest_part_and_flags_nan(size: int, complex_: bool) -> None:
+    """max_part (the engines' one-pass bound check) returns the largest |real| or |imaginary|
+    part, on both its small (Python) and large (NumPy) paths, for contiguous and strided
+    arrays; NaN when any part is NaN, inf when one is infinite."""
+    rng = np.random.default_rng(size)
+    x = rng.normal(size=(size, 2))
+    if complex_:
+        x = x + 1j * rng.normal(size=(size, 2))
+    want = max(np.max(np.abs(x.real)), np.max(np.abs(x.imag)))
+    assert max_part(x) == want
+    assert max_part(np.asfortranarray(x)[:, ::-1]) == want
+    y = x.copy()
+    y[size // 2, 1] = complex(0.0, math.nan) if complex_ else math.nan
+    assert math.isnan(max_part(y))
+    y[size // 2, 1] = -math.inf
+    assert max_part(y) == math.inf

@@ -13,7 +13,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from becomingone.errors import InputError
 
-
 #: Arrays with at most this many parts are scanned in Python by :func:`max_part`.
 _SMALL = 32
 
@@ -99,7 +98,7 @@ def max_part(x: NDArray[Any]) -> float:
     if flat.dtype.kind == "c":
         flat = np.concatenate([flat.real.ravel(), flat.imag.ravel()])
     if flat.size <= _SMALL:  # a few values: plain Python beats three NumPy reductions
-        parts = flat.ravel().tolist()
-        total = sum(parts)  # NaN iff a part is NaN (or both ±inf): a sum of finite values is not
-        return total if total != total else max(map(abs, parts))
+        parts: list[float] = flat.ravel().tolist()
+        total = float(sum(parts))  # NaN iff a part is NaN (or both ±inf); finite sums are not
+        return total if total != total else float(max(map(abs, parts)))
     return float(np.maximum(flat.max(), -flat.min()))

@@ -23,9 +23,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from becomingone.core._checks import (
-    finite_array,
+    check_finite,
     finite_float,
     max_part,
+    numeric_array,
     positive_float,
     positive_int,
 )
@@ -321,8 +322,9 @@ class KairosEngine:
     # they are finite and that the running sums keep their headroom, and only then changes the
     # state (``_apply``): a refused chunk leaves the engine bit-identical.
 
-    def _as_chunk(self, samples: ArrayLike) -> _Complex:
-        arr = finite_array("samples", samples)
+    def _as_chunk(self, samples: ArrayLike) -> tuple[_Complex, float]:
+        """The samples as a complex128 (k, C) chunk and their largest part (finite, checked)."""
+        arr = numeric_array("samples", samples)
         c = self._state.channels
         if arr.ndim == 0:
             arr = arr.reshape(1, 1)
@@ -330,7 +332,10 @@ class KairosEngine:
             arr = arr[:, None] if c == 1 else arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != c:
             raise InputError("samples", f"must have shape (k,) or (k, {c}), got {arr.shape}")
-        return arr.astype(np.complex128, copy=False)
+        peak = max_part(arr)  # NaN or inf when a value is: one pass finds both
+        if not math.isfinite(peak):
+            check_finite("samples", arr)
+        return arr.astype(np.complex128, copy=False), peak
 
     def update(self, samples: ArrayLike) -> Resonance:
         """Ingest samples (shape (k,) or (k, C); a scalar for one sample) and return the result.
@@ -345,10 +350,10 @@ class KairosEngine:
             z = complex(samples)
             self._check_bound(max(abs(z.real), abs(z.imag)), self._limit)
             return self._update_scalar(z)
-        x = self._as_chunk(samples)
+        x, peak = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
-        self._check_bound(max_part(x), self._limit)
+        self._check_bound(peak, self._limit)
         return self._ingest(x)
 
     def update_trusted(self, chunk: _Complex) -> Resonance:
