@@ -74,8 +74,7 @@ def sample_limit(dt: float, window_terms: int, channels: int) -> float:
 class _Batch:
     """A chunk's effect on an engine: computed and checked, not yet applied to the state."""
 
-    last: _Complex  # the newest sample, shape (C,)
-    count: int  # samples in the chunk
+    samples: _Complex  # the chunk, shape (k, C)
     v: _Complex  # the newest velocities (the lag ring keeps their last L)
     terms: _Terms | None  # the new window terms, if any
     totals: tuple[complex, float, float]  # Σq, Σa, Σb of ``terms``
@@ -426,12 +425,13 @@ class KairosEngine:
             f"{limit:.3g} (dt={s.dt} s, window {self._big_w} terms, {s.channels} channels)",
         )
 
-    def _overflow(self) -> InputError:
-        """The error for a chunk whose computed terms or sums do not fit in float64."""
+    def _overflow(self, x: _Complex | complex) -> InputError:
+        """The error for samples ``x`` whose computed terms or sums do not fit in float64."""
+        peak = max_part(np.atleast_1d(np.asarray(x, dtype=np.complex128)))
         return InputError(
             "samples",
-            f"would overflow the engine: its velocity terms or the window sums exceed float64 "
-            f"(max |value| allowed {self._limit:.3g})",
+            f"would overflow the engine: the velocity terms or window sums exceed float64 "
+            f"(max |value| {peak:.3g}; the sample limit is {self._limit:.3g})",
         )
 
     def _leads(self, other: KairosEngine) -> bool:
@@ -475,28 +475,28 @@ class KairosEngine:
         if m_new > first:
             idx = np.arange(first, m_new)
             terms = self._products(v[first - m_old :], self._lagged(v, m_old, idx), idx)
-        return self._checked(x[-1], x.shape[0], v, terms)
+        return self._checked(x, v, terms)
 
     def _follow(self, lead: _Batch, m_old: int) -> _Batch:
         """This engine's share of a leader's batch (the leader had ``m_old`` velocities)."""
-        m_new = self._state.samples + lead.count - 1
+        m_new = self._state.samples + lead.samples.shape[0] - 1
         first = max(self._big_l, m_old, m_new - self._big_w)
         terms = None
         if lead.terms is not None and m_new > first:
             q, a, b, idx = lead.terms
             off = first - int(idx[0])
             terms = (q[off:], a[off:], b[off:], idx[off:])
-        return self._checked(lead.last, lead.count, lead.v, terms)
+        return self._checked(lead.samples, lead.v, terms)
 
-    def _checked(self, last: _Complex, count: int, v: _Complex, terms: _Terms | None) -> _Batch:
-        """A batch with its sums, once its new ring velocities and sums are known to fit."""
+    def _checked(self, x: _Complex, v: _Complex, terms: _Terms | None) -> _Batch:
+        """The batch of chunk ``x``, once its new ring velocities and sums are known to fit."""
         totals = (0j, 0.0, 0.0)
         if terms is not None:
             totals = (complex(np.sum(terms[0])), float(np.sum(terms[1])), float(np.sum(terms[2])))
         ring = v[-self._big_l :] if self._big_l else v[:0]
         if not (self._fits(*totals) and bool(np.all(np.isfinite(ring)))):
-            raise self._overflow()
-        return _Batch(last=last, count=count, v=v, terms=terms, totals=totals)
+            raise self._overflow(x)
+        return _Batch(samples=x, v=v, terms=terms, totals=totals)
 
     def _fits(self, q: complex, a: float, b: float) -> bool:
         """True iff terms summing to (q, a, b) keep the running sums well inside float64."""
@@ -510,8 +510,8 @@ class KairosEngine:
     def _apply(self, batch: _Batch) -> None:
         """Commit a checked batch: last sample, count, window terms and the lag ring."""
         s = self._state
-        s.last_sample = batch.last.copy()
-        s.samples += batch.count
+        s.last_sample = batch.samples[-1].copy()
+        s.samples += batch.samples.shape[0]
         if batch.terms is not None:
             q, a, b, idx = batch.terms
             self._store_terms(q, a, b, idx - self._big_l, batch.totals)
@@ -622,7 +622,7 @@ class KairosEngine:
             b = past.real * past.real + past.imag * past.imag
             term = (q, a, b)
         if not (cmath.isfinite(v) and (term is None or self._fits(*term))):
-            raise self._overflow()
+            raise self._overflow(x)
         s.last_sample[0] = x
         s.samples += 1
         if term is not None:
@@ -647,7 +647,7 @@ class KairosEngine:
             term = (q, float(np.vdot(v, v).real), float(np.vdot(past, past).real))
         # a finite Σ|v|² (in the term) implies finite velocities; otherwise check them
         if not (self._fits(*term) if term is not None else bool(np.isfinite(v).all())):
-            raise self._overflow()
+            raise self._overflow(x)
         s.last_sample = x.copy()
         s.samples += 1
         if term is not None:
