@@ -14,10 +14,8 @@ NumPy; no I/O, no clocks.
 from __future__ import annotations
 
 import cmath
-import io
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,6 +28,7 @@ from becomingone.core._checks import (
     positive_float,
     positive_int,
 )
+from becomingone.core._engine_state import FMAX, KairosState, sample_limit
 from becomingone.core.kairos import Resonance, clip_unit, lag_samples
 from becomingone.errors import InputError
 
@@ -39,11 +38,8 @@ __all__ = ["KairosEngine", "KairosState", "sample_limit"]
 #: the current sum: rounding error is then still below ~1e5 · 2.2e-16 ≈ 2e-11 relative.
 _DRIFT_LIMIT = 1e5
 
-#: The largest finite float64.
-_FMAX = float(np.finfo(np.float64).max)
-
 #: A chunk is refused when the running sums plus their drift could pass this (post-check).
-_HEADROOM = _FMAX / 4
+_HEADROOM = FMAX / 4
 
 #: |ω·dt| above this is refused: ω·t_n then stays finite for any sample count below 2⁶³.
 _MAX_OMEGA_DT = 1e280
@@ -51,23 +47,6 @@ _MAX_OMEGA_DT = 1e280
 _Complex = NDArray[np.complex128]
 _Float = NDArray[np.float64]
 _Terms = tuple[_Complex, _Float, _Float, NDArray[np.int64]]  # q, a, b and velocity indices
-
-
-def sample_limit(dt: float, window_terms: int, channels: int) -> float:
-    """The largest |real| or |imaginary| part of a sample a KAIROS engine accepts.
-
-    S = dt · sqrt(F / (512 · W · C)), at most F/4, with F the largest float64 (≈ 1.8e308),
-    W the window in terms and C the channels. Parts ≤ S give velocity parts ≤ 2S/dt, so every
-    term |q|, |φ̇[n]|², |φ̇[n−L]|² is at most 8·C·S²/dt² = F/(64·W): the window sums stay below
-    F/64 and their re-summation drift below F/16 — nothing can overflow. For dt = 10 ms, a
-    one-hour window and 64 channels, S ≈ 1.2e147.
-
-    Examples
-    --------
-    >>> f"{sample_limit(0.01, 360_000, 64):.2g}"
-    '1.2e+147'
-    """
-    return min(_FMAX / 4, dt * math.sqrt(_FMAX / (512.0 * window_terms * channels)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,63 +57,6 @@ class _Batch:
     v: _Complex  # the newest velocities (the lag ring keeps their last L)
     terms: _Terms | None  # the new window terms, if any
     totals: tuple[complex, float, float]  # Σq, Σa, Σb of ``terms``
-
-
-@dataclass(slots=True)
-class KairosState:
-    """Everything a :class:`KairosEngine` needs to resume exactly where it was.
-
-    Arrays are plain NumPy arrays; :meth:`to_bytes` / :meth:`from_bytes` use ``np.savez`` with
-    ``allow_pickle=False``.
-    """
-
-    dt: float
-    lag: float
-    omega: float
-    window: float
-    threshold: float
-    channels: int
-    t0: float
-    samples: int = 0
-    last_sample: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
-    vel_ring: _Complex = field(default_factory=lambda: np.zeros((0, 1), np.complex128))
-    term_q: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
-    term_a: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
-    term_b: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
-    sum_q_re: float = 0.0
-    sum_q_im: float = 0.0
-    sum_a: float = 0.0
-    sum_b: float = 0.0
-    drift_a: float = 0.0
-    drift_b: float = 0.0
-    since_resum: int = 0
-
-    def to_bytes(self) -> bytes:
-        """Serialise to bytes (NumPy ``.npz``, no pickle)."""
-        buf = io.BytesIO()
-        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        np.savez(buf, allow_pickle=False, **arrays)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> KairosState:
-        """Inverse of :meth:`to_bytes`; raises ``InputError`` on damaged data."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                raw = {name: npz[name] for name in npz.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise InputError("state", f"not a KAIROS engine state: {exc}") from exc
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in raw:
-                raise InputError("state", f"missing field {f.name!r}")
-            value = raw[f.name]
-            if value.ndim == 0:
-                kind = value.dtype.kind
-                kwargs[f.name] = int(value) if kind in "iu" else float(value)
-            else:
-                kwargs[f.name] = value
-        return cls(**kwargs)
 
 
 class KairosEngine:
@@ -275,12 +197,7 @@ class KairosEngine:
 
     def snapshot(self) -> KairosState:
         """A deep copy of the engine state; :meth:`restore` resumes from it exactly."""
-        s = self._state
-        copied = {f.name: getattr(s, f.name) for f in fields(s)}
-        for name, value in copied.items():
-            if isinstance(value, np.ndarray):
-                copied[name] = value.copy()
-        return KairosState(**copied)
+        return self._state.copy()
 
     def state_bytes(self) -> bytes:
         """``snapshot().to_bytes()`` without the intermediate deep copy."""
@@ -298,20 +215,7 @@ class KairosEngine:
             channels=int(state.channels),
             t0=state.t0,
         )
-        expect = eng.snapshot()
-        for f in fields(state):
-            value = getattr(state, f.name)
-            ref = getattr(expect, f.name)
-            if isinstance(ref, np.ndarray):
-                arr = np.asarray(value)
-                if arr.shape != ref.shape:
-                    raise InputError("state", f"{f.name} has shape {arr.shape}, want {ref.shape}")
-                value = arr.astype(ref.dtype, copy=True)
-            if not np.all(np.isfinite(value)):
-                raise InputError("state", f"{f.name} holds non-finite values")
-            setattr(eng._state, f.name, value)
-        if eng._state.samples < 0 or eng._state.since_resum < 0:
-            raise InputError("state", "negative counters")
+        eng._state = state.checked_like(eng._state)
         eng._set_derived()
         return eng
 
