@@ -232,14 +232,29 @@ class Cell:
         chunk = x.astype(np.complex128, copy=False)
         return (x if self.channels > 1 else x[:, 0]), chunk, bad
 
+    def _refusal(self, chunk: NDArray[np.complex128]) -> str | None:
+        """Why the engines would refuse ``chunk`` (finite values too large to ingest), or None."""
+        try:
+            for t in (self.master, self.emissary):
+                t.engine.check_samples(chunk)
+        except InputError as exc:
+            return exc.message
+        return None
+
     async def ingest(self, batch: Any, *, now: float) -> CellStatus:
         """Ingest one batch (shape (k,) or (k, C)) at wall time ``now``; commit; fire hooks.
 
-        Rows with NaN or inf are dropped, counted and witnessed, never fed to the engines.
+        Rows with NaN or inf are dropped, counted and witnessed, never fed to the engines. A
+        batch the engines refuse (finite values whose velocity terms would overflow) is
+        rejected whole: counted, witnessed with the reason, kept out of the replay log; the
+        engines keep their previous state.
         """
         x, chunk, bad = self._clean(batch)
         records: list[WitnessRecord] = []
         failures: list[HookFailure] = []
+        refused = self._refusal(chunk)
+        if refused is not None:
+            return await self._reject(len(x) + bad, refused, records, failures, now)
         if bad:
             self.counts["rejected"] += bad
             records.append(self._witness(Level.MICRO, "input.rejected", {"rows": bad}, now))
@@ -249,10 +264,28 @@ class Cell:
         veto = await self._fire("signal.received", t, lambda: {"t": t, "n": len(x)}, failures)
         if veto or len(x) == 0:
             return await self._skip(x, veto, records, failures, now)
-        readings = ingest_pair(self.master, self.emissary, chunk)
+        try:
+            readings = ingest_pair(self.master, self.emissary, chunk)
+        except InputError as exc:  # the engines' own check of the terms: neither changed
+            return await self._reject(len(x), exc.message, records, failures, now)
         decision, action = await self._decide(readings, failures)
         records.extend(self._batch_witnesses(readings, decision, action, len(x), now))
         return await self._finish(x, decision, action, records, failures, now)
+
+    async def _reject(
+        self,
+        rows: int,
+        reason: str,
+        records: list[WitnessRecord],
+        failures: list[HookFailure],
+        now: float,
+    ) -> CellStatus:
+        """Reject a whole batch of ``rows`` rows: count, witness, commit without its samples."""
+        log.warning("batch of %d rows rejected: %s", rows, reason)
+        self.counts["rejected"] += rows
+        payload = {"rows": rows, "reason": reason}
+        records.append(self._witness(Level.MICRO, "input.rejected", payload, now))
+        return await self._skip(np.zeros(0), False, records, failures, now)
 
     async def _fire(
         self,
