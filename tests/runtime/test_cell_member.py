@@ -15,6 +15,7 @@ from becomingone.core.phase import CoherenceBand
 from becomingone.errors import InputError
 from becomingone.keys import NodeKey, key_id, verify_signature
 from becomingone.runtime import LocalCluster, build_supervisors
+from becomingone.runtime.cell import Cell
 from becomingone.runtime.cell_member import (
     CellMember,
     build_cell_members,
@@ -23,6 +24,7 @@ from becomingone.runtime.cell_member import (
 )
 from becomingone.sync import PhaseSupervisor, Reject, decode_packet, next_epoch
 from becomingone.transport import MemoryBus
+from tests.helpers import small_config
 
 SMALL = {"becomingone": {"master": {"tau_max": 10.0, "witness_interval": 5.0}}}
 
@@ -215,3 +217,22 @@ def test_cli_full_cells_json_summary(tmp_path: Path):
     verify = [sys.executable, "-m", "becomingone.cli", "witness", "verify", "--data-dir"]
     check = subprocess.run([*verify, str(cell_dir)], capture_output=True, text=True, check=False)
     assert check.returncode == 0 and "chain verified" in check.stdout
+
+
+def test_boot_epochs_strictly_increase_across_restarts_even_if_the_clock_steps_back(
+    tmp_path: Path,
+) -> None:
+    """The boot epoch is persisted in the data dir: a restart gets previous + 1 when the wall
+    clock went backwards, the wall clock when it moved on; a fresh data dir starts at the
+    clock."""
+    cfg = small_config()
+    cell = Cell(cfg, tmp_path / "a")
+    assert cell.boot_epoch(now_ms=5_000) == 5_000
+    cell.close()
+    again = Cell(cfg, tmp_path / "a")
+    assert again.boot_epoch(now_ms=10) == 5_001  # clock stepped back: still higher
+    assert again.boot_epoch(now_ms=9_000) == 9_000
+    again.close()
+    other = Cell(cfg, tmp_path / "b")
+    assert other.boot_epoch(now_ms=10) == 10
+    other.close()

@@ -39,6 +39,7 @@ from becomingone.config.schema import CellConfig
 from becomingone.core.stream import KairosState
 from becomingone.errors import InputError, StorageError
 from becomingone.events import BEFORE, HookEvent
+from becomingone.memory.sqlite import SqliteProtocolState
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
 from becomingone.runtime.datadir import (
     DataDirLock,
@@ -50,12 +51,16 @@ from becomingone.runtime.datadir import (
 from becomingone.runtime.hooks import HookRegistry
 from becomingone.runtime.sources import SourceCursor
 from becomingone.sync.layer import ActionEvent, SyncDecision, SyncLayer
+from becomingone.sync.ssep import next_epoch
 from becomingone.transducers import EmissaryTransducer, MasterTransducer
 from becomingone.witnessing import Level, VerifyReport, WitnessChain, verify
 
 __all__ = ["Cell", "CellStatus", "default_data_dir", "run_cell"]
 
 log = logging.getLogger("becomingone.cell")
+
+#: Name of the persisted SSEP boot epoch in the data dir's protocol state.
+EPOCH_STATE = "ssep.epoch"
 
 #: Every hook name a handler can listen to: each event and its ``before_`` variant.
 _HOOK_NAMES = tuple(n for e in HookEvent for n in (e.value, f"{BEFORE}{e.value}"))
@@ -361,6 +366,25 @@ class Cell:
     def source_position(self, key: str) -> dict[str, Any] | None:
         """The stored read position of source ``key`` (None: never read by this cell)."""
         return self.memory.source_position(key)
+
+    def boot_epoch(self, now_ms: int | None = None) -> int:
+        """A new SSEP boot epoch for this identity, persisted before it is used.
+
+        :func:`~becomingone.sync.ssep.next_epoch` of the epoch the data dir stored at the last
+        boot and the wall clock (``now_ms``, default now), so epochs strictly increase across
+        restarts even when the clock steps back; stored in the data dir's protocol state
+        (``ssep.epoch``, 8 bytes big-endian) before any packet carries it.
+        """
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        store = SqliteProtocolState(self.data_dir / DB_NAME)
+        try:
+            raw = store.get(EPOCH_STATE)
+            previous = None if raw is None else int.from_bytes(raw, "big")
+            epoch = next_epoch(previous, now)
+            store.put(EPOCH_STATE, epoch.to_bytes(8, "big"))
+        finally:
+            store.close()
+        return epoch
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ the driver ticks the supervisor as for any member. Protocol decisions stay in
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from becomingone.runtime.sources import synthetic_phase
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
 from becomingone.sync.layer import SyncDecision
 from becomingone.sync.roster import KeyRoster
-from becomingone.sync.ssep import next_epoch
 
 __all__ = [
     "CellMember",
@@ -176,8 +174,9 @@ def build_cell_members(
 
     The cells are opened first; each supervisor is then rebuilt with the same settings and
     state but signing with its cell's key, over the roster of the cells' public keys, under
-    boot ``epoch`` (default :func:`~becomingone.sync.ssep.next_epoch` of the wall clock, so
-    a cell restarted on the same data dir is accepted by peers that heard it before).
+    boot ``epoch`` (default: each cell's :meth:`~becomingone.runtime.cell.Cell.boot_epoch`,
+    persisted in its data dir, so a cell restarted on the same data dir is accepted by peers
+    that heard it before, even if the wall clock stepped back).
 
     Every cell reads the synthetic rhythm (steady, then stalled) with its own jitter seed and
     its own offset into the rhythm, so cells collapse and dissipate at different times.
@@ -207,9 +206,9 @@ def _rekeyed(
     """The supervisors signing with their cells' keys, over the cells' roster, at ``epoch``."""
     pairs = list(zip(supervisors, cells, strict=True))
     roster = KeyRoster({s.node_id: c.key.public_bytes for s, c in pairs})
-    boot = next_epoch(None, int(time.time() * 1000)) if epoch is None else epoch
     out = []
     for sup, cell in pairs:
+        boot = cell.boot_epoch() if epoch is None else epoch
         state = sup.state()
         if boot > state.epoch:
             state = state.rebooted(boot)
