@@ -134,3 +134,15 @@ def test_retention_maps_onto_the_memory_value() -> None:
 
     cfg = load_config(None, environ={"BECOMINGONE__MEMORY__RETENTION__SIGNATURES": "5"})
     assert cfg.memory.retention.to_retention() == Retention(signatures=5)
+
+
+def test_a_lag_of_zero_samples_is_refused(tmp_path: Path) -> None:
+    """kairos.tau_scale that rounds to 0 samples at the configured dt is an error naming both
+    numbers (a cell with L = 0 would collapse on any stream); one sample is fine."""
+    f = tmp_path / "c.yaml"
+    f.write_text("becomingone:\n  kairos: {dt: 1.0, tau_scale: 0.1}\n")
+    issues = check_config(f, {})
+    assert [i.path for i in issues] == ["becomingone.kairos"]
+    assert "0.1 s is 0 samples at dt = 1 s" in issues[0].reason
+    f.write_text("becomingone:\n  kairos: {dt: 1.0, tau_scale: 1.0}\n")
+    assert load_config(f, environ={}).kairos.tau_scale == 1.0

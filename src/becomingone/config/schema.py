@@ -46,7 +46,9 @@ class KairosConfig(_Section):
     sample_rate: float | None = Field(
         default=None, gt=0, description="Samples per second (= 1/dt)."
     )
-    tau_scale: float = Field(default=0.05, ge=0, description="Lag τ̄ in seconds.")
+    tau_scale: float = Field(
+        default=0.05, ge=0, description="Lag τ̄ in seconds; at least one sample (> dt/2)."
+    )
     omega: float = Field(
         default=0.0, description="ω in rad/s; 0 resonates with steady oscillations."
     )
@@ -80,6 +82,18 @@ class KairosConfig(_Section):
         if dt is None and isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
             return {**data, "dt": 1.0 / rate}
         return data
+
+    @model_validator(mode="after")
+    def _lag_is_a_sample(self) -> KairosConfig:
+        """A cell's lag must be at least one sample: with L = round(τ̄/dt) = 0 each velocity
+        is compared with itself, so |T|² = 1 on any stream and every batch would collapse."""
+        if self.dt is not None and round(self.tau_scale / self.dt) < 1:
+            raise ValueError(
+                f"tau_scale {self.tau_scale:g} s is 0 samples at dt = {self.dt:g} s (a lag of 0"
+                f" compares each velocity with itself: |T|^2 = 1 on any stream); use"
+                f" tau_scale > {self.dt / 2:g} s"
+            )
+        return self
 
     @property
     def step(self) -> float:
