@@ -123,6 +123,7 @@ def phase_from_signal(
     arr = _matrix("x", x, min_rows=4)
     if arr.dtype.kind == "c":
         raise InputError("x", "must be real (a complex signal already is a phasor)")
+    arr = _unit_peak(arr)
     if detrend != "none":
         kind = "constant" if detrend == "mean" else "linear"
         arr = np.asarray(signal.detrend(arr, axis=0, type=kind), dtype=np.float64)
@@ -131,6 +132,20 @@ def phase_from_signal(
     analytic = signal.hilbert(arr, axis=0)
     phi = np.unwrap(np.angle(analytic), axis=0)
     return _squeeze(phi, x)
+
+
+def _unit_peak(arr: NDArray[Any]) -> NDArray[np.float64]:
+    """``arr`` divided by its largest |value| (finite input), so no later sum can overflow.
+
+    Detrending, the band-pass and the Hilbert transform are linear and the phase of an
+    analytic signal does not change when the signal is scaled by a positive number, so this
+    changes nothing but the range: a finite series of 1e308s keeps its phase.
+    """
+    out = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise InputError("x", "must be finite (NaN or inf found)")
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    return out / peak if peak > 0.0 else out
 
 
 def _band_edges(band: tuple[float, float], dt: float, n: int) -> tuple[float, float]:
