@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from becomingone.errors import CasConflict, InputError, StorageError
+from becomingone.memory import tables
 from becomingone.memory._checks import (
     check_append,
     check_bytes,
@@ -103,15 +104,7 @@ class SqliteWitnessLog(_SqliteAdapter):
     """A :class:`~becomingone.memory.protocols.WitnessLog` in the ``witness`` and
     ``chain_head`` tables."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS witness (
-        pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, level TEXT NOT NULL, time REAL NOT NULL,
-        kind TEXT NOT NULL, payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
-        signer TEXT NOT NULL, signature BLOB NOT NULL);
-    CREATE TABLE IF NOT EXISTS chain_head (
-        id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL, hash TEXT NOT NULL,
-        signature BLOB NOT NULL);
-    """
+    SCHEMA = tables.WITNESS + tables.CHAIN_HEAD
     _COLUMNS = "seq, level, time, kind, payload, prev_hash, hash, signer, signature"
 
     def append(self, records: Sequence[WitnessRecord], head: ChainHead) -> None:
@@ -192,11 +185,7 @@ def _record(row: Sequence[Any], path: Path) -> WitnessRecord:
 class SqliteSignatureStore(_SqliteAdapter):
     """A :class:`~becomingone.memory.protocols.SignatureStore` in the ``signature`` table."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS signature (
-        id INTEGER PRIMARY KEY, transducer TEXT NOT NULL, t REAL NOT NULL,
-        samples INTEGER NOT NULL, state BLOB NOT NULL);
-    """
+    SCHEMA = tables.SIGNATURE
 
     def __init__(self, path: Path | str, retention: Retention | None = None) -> None:
         super().__init__(path)
@@ -240,12 +229,7 @@ class SqliteSignatureStore(_SqliteAdapter):
 class SqliteCoherenceHistory(_SqliteAdapter):
     """A :class:`~becomingone.memory.protocols.CoherenceHistory` in the ``coherence`` table."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS coherence (
-        t REAL NOT NULL, step REAL NOT NULL, master REAL NOT NULL, emissary REAL NOT NULL,
-        sync REAL NOT NULL, delta_phase REAL NOT NULL, phase REAL NOT NULL, n INTEGER NOT NULL);
-    CREATE INDEX IF NOT EXISTS coherence_t ON coherence (t);
-    """
+    SCHEMA = tables.COHERENCE
     _COLUMNS = "t, step, master, emissary, sync, delta_phase, phase, n"
 
     def __init__(self, path: Path | str, retention: Retention | None = None) -> None:

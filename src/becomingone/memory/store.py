@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from becomingone.errors import InputError, StorageError
+from becomingone.memory import tables
 from becomingone.memory.retention import Retention
 from becomingone.witnessing.record import ChainHead, WitnessRecord
 
@@ -38,27 +39,16 @@ SCHEMA_VERSION = "1"
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"  # .npy format version 1.0
 _SOURCE_PREFIX = "source:"  # meta key of a source's read position
 
-_SCHEMA = """
+_SCHEMA = (
+    "".join((tables.WITNESS, tables.CHAIN_HEAD, tables.COHERENCE, tables.SIGNATURE))
+    + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS witness (
-    pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, level TEXT NOT NULL, time REAL NOT NULL,
-    kind TEXT NOT NULL, payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
-    signer TEXT NOT NULL, signature BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS chain_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL, hash TEXT NOT NULL,
-    signature BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS coherence (
-    t REAL NOT NULL, step REAL NOT NULL, master REAL NOT NULL, emissary REAL NOT NULL,
-    sync REAL NOT NULL, delta_phase REAL NOT NULL, phase REAL NOT NULL, n INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS coherence_t ON coherence (t);
-CREATE TABLE IF NOT EXISTS signature (
-    id INTEGER PRIMARY KEY, transducer TEXT NOT NULL, t REAL NOT NULL, samples INTEGER NOT NULL,
-    state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sample_log (id INTEGER PRIMARY KEY, t REAL NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS mesh_snapshot (id INTEGER PRIMARY KEY, t REAL NOT NULL,
     payload TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS mesh_snapshot_t ON mesh_snapshot (t);
 """
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
