@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -182,20 +181,8 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(doc) + "\n"
     else:
         text = render_text(result, rows=args.rows) + (f"plot: {plot}\n" if plot else "")
-    return _emit(text)
-
-
-def _emit(text: str) -> int:
-    """Write ``text`` to stdout; a reader that went away (``| head``) ends the command quietly
-    with status 1, without a traceback at interpreter exit."""
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return 1
+    sys.stdout.write(text)
+    sys.stdout.flush()  # a reader that went away (`| head`): cli.main exits 141, quietly
     return 0
 
 
