@@ -26,10 +26,13 @@ from becomingone.sync.ssep import (
 )
 from becomingone.sync.stability import ClusterReading, NetworkStability, read_cluster
 from becomingone.sync.topology import Plan, Topology, fractal_levels, is_twisted, winding_number
+from becomingone.sync.verified import DEFAULT_CACHE_SIZE, CacheStats, VerifyCache
 
 __all__ = [
+    "DEFAULT_CACHE_SIZE",
     "MAX_PACKET_BYTES",
     "ActionEvent",
+    "CacheStats",
     "ClusterReading",
     "CpsState",
     "DissipationReason",
@@ -46,6 +49,7 @@ __all__ = [
     "SyncLayer",
     "SyncOutcome",
     "Topology",
+    "VerifyCache",
     "action_from",
     "decode_packet",
     "encode_packet",

@@ -23,6 +23,7 @@ from becomingone.keys import NodeKey
 from becomingone.sync.ssep import Packet, PacketKind, PacketValidator, encode_packet
 from becomingone.sync.stability import NetworkStability
 from becomingone.sync.topology import Plan, Topology
+from becomingone.sync.verified import VerifyCache
 
 __all__ = ["CpsState", "Outgoing", "PhaseSupervisor"]
 
@@ -73,6 +74,7 @@ class PhaseSupervisor:
     theta : initial phase Θ in cycles.
     max_skew : accepted |timestamp − now| in seconds.
     peer_timeout, stable_ticks : the network-stability detector's timeout (s) and k.
+    cache : a verification cache shared with other supervisors of this process (optional).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class PhaseSupervisor:
         max_skew: float = 5.0,
         peer_timeout: float = 1.0,
         stable_ticks: int = 5,
+        cache: VerifyCache | None = None,
     ) -> None:
         if keys.get(plan.node_id) != key.public_bytes:
             raise InputError("key", f"is not the registered key of {plan.node_id!r}")
@@ -101,7 +104,7 @@ class PhaseSupervisor:
         self.key, self.plan, self.cluster = key, plan, cluster
         self.frequency = finite_float("frequency", frequency)
         self.theta = finite_float("theta", theta) % 1.0
-        self.validator = PacketValidator(cluster=cluster, keys=keys, max_skew=max_skew)
+        self.validator = PacketValidator(cluster=cluster, keys=keys, max_skew=max_skew, cache=cache)
         self.stability = NetworkStability(peers=plan.hears(), k=stable_ticks, timeout=peer_timeout)
         self.last_error = 0.0
         self.steps = 0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import SIGNATURE_BYTES, NodeKey, verify_signature
+from becomingone.sync.verified import VerifyCache
 
 __all__ = [
     "MAX_PACKET_BYTES",
@@ -238,10 +239,19 @@ class PacketValidator:
     ``keys`` maps node ids to Ed25519 public keys (the membership). Checks, in order: size,
     format and field ranges, cluster, known signer, signature, clock skew (``max_skew``
     seconds against ``now``), and replay (each signer's ``seq`` must grow). The sequence
-    state advances only for packets that pass every check.
+    state advances only for packets that pass every check. An optional shared ``cache``
+    (:class:`~becomingone.sync.verified.VerifyCache`) parses and verifies each distinct packet
+    once per process; every check and counter here stays per validator.
     """
 
-    def __init__(self, *, cluster: str, keys: Mapping[str, bytes], max_skew: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        keys: Mapping[str, bytes],
+        max_skew: float = 5.0,
+        cache: VerifyCache | None = None,
+    ) -> None:
         if not math.isfinite(max_skew) or max_skew <= 0.0:
             raise InputError("max_skew", f"must be a finite number > 0, got {max_skew!r}")
         self.cluster = cluster
@@ -250,6 +260,7 @@ class PacketValidator:
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
         self._last_seq: dict[str, int] = {}
+        self.cache = cache
 
     def validate(self, data: bytes, now: float) -> Packet:
         """The packet in ``data`` if it is acceptable at ``now``; else count and raise."""
@@ -262,13 +273,17 @@ class PacketValidator:
         return packet
 
     def _check(self, data: bytes, now: float) -> Packet:
-        packet, body, signature = decode_packet(data)
+        cache = self.cache
+        packet, body, signature = (
+            cache.parse(data, decode_packet) if cache is not None else decode_packet(data)
+        )
         if packet.cluster != self.cluster:
             raise ProtocolError(Reject.WRONG_CLUSTER, f"packet for cluster {packet.cluster!r}")
         public = self.keys.get(packet.node_id)
         if public is None:
             raise ProtocolError(Reject.UNKNOWN_SIGNER, f"no key for {packet.node_id!r}")
-        if not verify_signature(public, body, signature):
+        verify = verify_signature if cache is None else cache.verify
+        if not verify(public, body, signature):
             raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
         if abs(packet.timestamp - now) > self.max_skew:
             raise ProtocolError(
