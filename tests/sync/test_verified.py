@@ -149,3 +149,22 @@ def test_counters_equal_the_uncached_run(
     """Random genuine, replayed, forged, unknown, skewed and bit-flipped deliveries to three
     receivers give identical accepts and per-reason counters with a (small) shared cache."""
     assert outcomes(VerifyCache(maxsize=maxsize), run) == outcomes(None, run)
+
+
+def test_own_signatures_are_recorded_but_still_checked_against_the_roster() -> None:
+    """cache.sign records a signature made here as good, so a receiver with the signer's key
+    needs no verification; a receiver whose roster holds another key for the same node id
+    still verifies, and rejects it."""
+    cache = VerifyCache()
+    packet = Packet(node_id="a", cluster="x", seq=1, timestamp=10.0)
+    body = packet.to_bytes()
+    data = body + cache.sign(KEYS["a"], body)
+    assert data == encode_packet(packet, KEYS["a"])  # the same bytes as encode_packet
+    assert validator(cache).validate(data, 10.0).seq == 1
+    assert (cache.signed, cache.hits, cache.misses) == (1, 1, 0)
+    impostor_roster = PacketValidator(
+        cluster="x", keys={"a": FORGER.public_bytes}, max_skew=2.0, cache=cache
+    )
+    with pytest.raises(ProtocolError) as info:
+        impostor_roster.validate(data, 10.0)
+    assert info.value.reason is Reject.BAD_SIGNATURE and cache.misses == 1

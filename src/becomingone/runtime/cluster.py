@@ -24,6 +24,7 @@ from becomingone.keys import NodeKey
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Plan, Topology, winding_number
+from becomingone.sync.verified import VerifyCache
 from becomingone.transport.base import Bus, Subscription
 from becomingone.transport.memory import MemoryBus
 
@@ -112,6 +113,18 @@ def subject_for(cluster: str, node_id: str) -> str:
     return f"ssep.{cluster}.{node_id}"
 
 
+class _Subjects(dict[str, str]):
+    """node id → subject, computed once per node id."""
+
+    def __init__(self, cluster: str) -> None:
+        super().__init__()
+        self.cluster = cluster
+
+    def __missing__(self, node_id: str) -> str:
+        subject = self[node_id] = subject_for(self.cluster, node_id)
+        return subject
+
+
 def build_supervisors(
     n: int,
     topology: Topology | str,
@@ -124,11 +137,17 @@ def build_supervisors(
     cluster: str = "local",
     branching: int = 4,
     frequency: float = 1.0,
+    max_skew: float = 5.0,
+    peer_timeout: float = 1.0,
+    stable_ticks: int = 5,
+    cache: VerifyCache | bool = True,
 ) -> list[PhaseSupervisor]:
     """N supervisors with deterministic keys, phases uniform over ``spread`` cycles (centred
     on 0) and natural frequencies ``frequency·(1 + drift_ppm·1e-6·u)``, u uniform in [−1, 1].
 
-    A ring started with ``spread`` ≤ 0.5 has winding number 0.
+    A ring started with ``spread`` ≤ 0.5 has winding number 0. All supervisors share one
+    verification cache (``cache=True``: a new one; or the given one; ``False``: none), so
+    each distinct packet is parsed and verified once, not once per receiver.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError("nodes", f"must be an integer >= 1, got {n!r}")
@@ -141,6 +160,7 @@ def build_supervisors(
     members = [f"cell-{i:04d}" for i in range(n)]
     registry = {m: k.public_bytes for m, k in zip(members, keys, strict=True)}
     topo = Topology.parse(topology)
+    shared = VerifyCache() if cache is True else (None if cache is False else cache)
     return [
         PhaseSupervisor(
             key=keys[i],
@@ -151,6 +171,10 @@ def build_supervisors(
             beta=beta,
             frequency=frequency * (1.0 + drifts[i]),
             theta=float(thetas[i]),
+            max_skew=max_skew,
+            peer_timeout=peer_timeout,
+            stable_ticks=stable_ticks,
+            cache=shared,
         )
         for i in range(n)
     ]
@@ -176,6 +200,7 @@ class LocalCluster:
         self.history: list[TickReport] = []
         self._conns: dict[str, Bus] = {}
         self._subs: dict[str, Subscription] = {}
+        self._subject = _Subjects(cluster)
 
     async def start(self) -> None:
         """Connect every cell and subscribe it to its subject."""
@@ -197,10 +222,12 @@ class LocalCluster:
         await self.aclose()
 
     async def _publish(self, sender: str, out: list[Outgoing]) -> None:
-        conn = self._conns[sender]
-        for msg in out:
-            for dest in msg.to:
-                await conn.publish(subject_for(self.cluster, dest), msg.data)
+        """Hand a cell's messages to the bus in one batch."""
+        if not out:
+            return
+        subject = self._subject
+        batch = [(subject[dest], msg.data) for msg in out for dest in msg.to]
+        await self._conns[sender].publish_many(batch)
 
     async def step(self, now: float) -> TickReport:
         """One tick at ``now`` for every cell; returns the measurement after it.
@@ -212,8 +239,10 @@ class LocalCluster:
             if advance is not None:
                 await advance(now)
         for m in self.members:
+            receive, replies = m.receive, []
             for data in self._subs[m.node_id].drain():
-                await self._publish(m.node_id, m.receive(data, now))
+                replies += receive(data, now)
+            await self._publish(m.node_id, replies)
         for m in self.members:
             await self._publish(m.node_id, m.tick(now))
         await asyncio.sleep(0)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import cmath
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from becomingone.core._checks import finite_float
 from becomingone.core.phase import wrap
@@ -216,8 +218,19 @@ class PhaseSupervisor:
     def _latest(self, kind: PacketKind, level: int) -> dict[str, _Heard]:
         return {s: h for (k, lv, s), h in self._inbox.items() if k is kind and lv == level}
 
+    def _resultant(self, heard: Collection[_Heard], now: float) -> complex:
+        """Σ weight·e^{2πi(θ + f·(now − t))} over ``heard`` (vectorised for a mesh's N)."""
+        if len(heard) < 16:
+            return sum((self._phasor(h, now) for h in heard), 0j)
+        n = len(heard)
+        theta = np.fromiter((h.theta for h in heard), np.float64, n)
+        stamp = np.fromiter((h.timestamp for h in heard), np.float64, n)
+        weight = np.fromiter((h.weight for h in heard), np.float64, n)
+        phase = theta + self.frequency * (now - stamp)
+        return complex(np.dot(weight, np.exp(1j * TWO_PI * phase)))
+
     def _mean(self, heard: Mapping[str, _Heard], now: float, own: bool = True) -> float | None:
-        z = sum((self._phasor(h, now) for h in heard.values()), 0j)
+        z = self._resultant(heard.values(), now)
         if own:
             z += cmath.exp(1j * TWO_PI * self.theta)
         if abs(z) < 1e-12:
@@ -225,13 +238,13 @@ class PhaseSupervisor:
         return (cmath.phase(z) / TWO_PI) % 1.0
 
     def _route(self, now: float) -> tuple[float | None, list[Outgoing]]:
-        plan = self.plan
+        plan, me = self.plan, self.node_id
         consumed = [h for h in self._inbox.values() if h.fresh]
         match plan.topology:
             case Topology.MESH:
                 states = self._fresh(PacketKind.STATE, 0)
                 target = self._mean(states, now) if states else None
-                others = tuple(m for m in plan.members if m != self.node_id)
+                others = tuple(m for m in plan.members if m != me)
                 out = self._send(PacketKind.STATE, 0, self.theta, 1.0, others, now)
             case Topology.RING:
                 pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
@@ -246,13 +259,13 @@ class PhaseSupervisor:
         return target, out
 
     def _hub(self, now: float) -> tuple[float | None, list[Outgoing]]:
-        plan = self.plan
+        plan, me = self.plan, self.node_id
         if self.node_id != plan.hub:
             down = self._fresh(PacketKind.DOWN, 0).get(plan.hub)
             target = None if down is None else down.theta + self.frequency * (now - down.timestamp)
             return target, self._send(PacketKind.STATE, 0, self.theta, 1.0, (plan.hub,), now)
         target = self._mean(self._fresh(PacketKind.STATE, 0), now)
-        others = tuple(m for m in plan.members if m != self.node_id)
+        others = tuple(m for m in plan.members if m != me)
         out = self._send(PacketKind.DOWN, 0, target, 1.0, others, now) if target is not None else []
         return target, out
 
@@ -268,7 +281,7 @@ class PhaseSupervisor:
             if not plan.is_head(level):
                 break
             children = self._latest(PacketKind.UP, level - 1)
-            z = sum((self._phasor(h, now) for h in children.values()), 0j)
+            z = self._resultant(children.values(), now)
             ups.append((level, z))
             fresh_down = self._fresh(PacketKind.DOWN, level)
             if level == plan.levels and abs(z) > 1e-12:
@@ -333,4 +346,8 @@ class PhaseSupervisor:
             coherence=self._field["coherence"],
             node_energy=self._field["node_energy"],
         )
-        return [Outgoing(to=to, data=encode_packet(packet, self.key))]
+        cache = self.validator.cache
+        if cache is None:
+            return [Outgoing(to=to, data=encode_packet(packet, self.key))]
+        body = packet.to_bytes()  # encode_packet, with the signature recorded as verified
+        return [Outgoing(to=to, data=body + cache.sign(self.key, body))]

@@ -1,32 +1,36 @@
 """A per-process memo of Ed25519 verifications and packet parses, bounded and counted.
 
 Rule: a cache never changes a decision, it only saves repeating one. A verification result is
-stored under a BLAKE2b-256 digest of the exact public key, signature and signed bytes, so a
-changed byte (in the body, the signature or the key) is a different entry and is verified
-afresh; bad results are cached as bad. A parse is stored under the exact wire bytes (a dict
-compares the whole key), and only successful parses are kept, so malformed bytes are parsed
-— and rejected — every time. Both memos are least-recently-used and hold at most ``maxsize``
-entries each. Everything that decides *acceptance per receiver* (cluster, roster, clock skew,
-replay) stays in :class:`~becomingone.sync.ssep.PacketValidator`, so rejection counters are the
-same with or without a cache. No I/O, no clocks, no threads (share one instance per event
-loop, e.g. every supervisor of a :class:`~becomingone.runtime.LocalCluster`).
+stored under the exact bytes of (public key, signature, signed message) — a dict compares the
+whole key on a hash match, so unlike a digest no collision can ever stand in for a changed
+byte: a changed byte (in the body, the signature or the key) is a different entry and is
+verified afresh; bad results are cached as bad. Signatures this process makes itself may be
+recorded as good (:meth:`VerifyCache.sign`): Ed25519 signing is deterministic and correct, so
+verifying them again here would only repeat a known result; a receiver still looks them up
+under the key *its* roster holds for the sender. A parse is stored under the exact wire bytes,
+and only successful parses are kept, so malformed bytes are parsed — and rejected — every time.
+Both memos are least-recently-used and hold at most ``maxsize`` entries each. Everything that
+decides *acceptance per receiver* (cluster, roster, clock skew, replay) stays in
+:class:`~becomingone.sync.ssep.PacketValidator`, so rejection counters are the same with or
+without a cache. No I/O, no clocks, no threads (share one instance per event loop, e.g. every
+supervisor of a :class:`~becomingone.runtime.LocalCluster`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from becomingone.errors import InputError
-from becomingone.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify_signature
+from becomingone.keys import NodeKey, verify_signature
 
 __all__ = ["DEFAULT_CACHE_SIZE", "CacheStats", "VerifyCache"]
 
 #: Entries per memo by default: a tick of a 2000-cell fractal or a 256-cell mesh sends fewer
-#: distinct packets than this, and an entry of the verification memo costs ~150 bytes.
+#: distinct packets than this; an entry costs ~0.5 KiB (the parsed packet and its bytes), so
+#: a full cache holds ~8 MiB per memo.
 DEFAULT_CACHE_SIZE = 16_384
 
 T = TypeVar("T")
@@ -38,6 +42,7 @@ class CacheStats:
 
     hits: int
     misses: int
+    signed: int
     parse_hits: int
     parse_misses: int
     size: int
@@ -48,6 +53,7 @@ class CacheStats:
         return {
             "hits": self.hits,
             "misses": self.misses,
+            "signed": self.signed,
             "parse_hits": self.parse_hits,
             "parse_misses": self.parse_misses,
             "size": self.size,
@@ -75,14 +81,23 @@ class VerifyCache:
     (1, 2)
     """
 
-    __slots__ = ("_parsed", "_verified", "hits", "maxsize", "misses", "parse_hits", "parse_misses")
+    __slots__ = (
+        "_parsed",
+        "_verified",
+        "hits",
+        "maxsize",
+        "misses",
+        "parse_hits",
+        "parse_misses",
+        "signed",
+    )
 
     def __init__(self, *, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise InputError("maxsize", f"must be an integer >= 1, got {maxsize!r}")
         self.maxsize = maxsize
-        self.hits = self.misses = self.parse_hits = self.parse_misses = 0
-        self._verified: OrderedDict[bytes, bool] = OrderedDict()
+        self.hits = self.misses = self.signed = self.parse_hits = self.parse_misses = 0
+        self._verified: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
         self._parsed: OrderedDict[bytes, object] = OrderedDict()
 
     def __len__(self) -> int:
@@ -92,21 +107,36 @@ class VerifyCache:
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         """Same result as :func:`~becomingone.keys.verify_signature`, computed once per
         distinct (public key, signature, message)."""
-        if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
-            return False  # cheap and never cached: fixed lengths make the digest unambiguous
-        digest = hashlib.blake2b(public_key + signature + message, digest_size=32).digest()
+        key = (public_key, signature, message)
+        if type(public_key) is not bytes or type(signature) is not bytes:
+            key = (bytes(public_key), bytes(signature), bytes(message))
+        elif type(message) is not bytes:
+            key = (public_key, signature, bytes(message))
         memo = self._verified
-        found = memo.get(digest)
+        found = memo.get(key)
         if found is not None:
             self.hits += 1
-            memo.move_to_end(digest)
+            memo.move_to_end(key)
             return found
         self.misses += 1
-        good = verify_signature(public_key, message, signature)
-        memo[digest] = good
+        good = verify_signature(key[0], key[2], key[1])
+        self._store(key, good)
+        return good
+
+    def sign(self, key: NodeKey, message: bytes) -> bytes:
+        """``key.sign(message)``, recorded as verified: a receiver in this process that holds
+        ``key``'s public key for the sender finds it here instead of verifying it again."""
+        signature = key.sign(message)
+        self.signed += 1
+        self._store((key.public_bytes, signature, bytes(message)), True)
+        return signature
+
+    def _store(self, key: tuple[bytes, bytes, bytes], good: bool) -> None:
+        memo = self._verified
+        memo[key] = good
+        memo.move_to_end(key)
         if len(memo) > self.maxsize:
             memo.popitem(last=False)
-        return good
 
     def parse(self, data: bytes, parser: Callable[[bytes], T]) -> T:
         """``parser(data)``, computed once per distinct ``data`` while it stays cached.
@@ -136,6 +166,7 @@ class VerifyCache:
         return CacheStats(
             hits=self.hits,
             misses=self.misses,
+            signed=self.signed,
             parse_hits=self.parse_hits,
             parse_misses=self.parse_misses,
             size=len(self._verified),
