@@ -13,11 +13,15 @@ from becomingone.runtime.cell_member import (
     cell_totals,
 )
 from becomingone.runtime.cluster import (
+    DELIVERY_SECONDS,
+    SEND_SECONDS,
     ClusterMember,
     ClusterSummary,
     LocalCluster,
     TickReport,
     build_supervisors,
+    estimate_tick_seconds,
+    packets_per_tick,
     subject_for,
 )
 from becomingone.runtime.hooks import (
@@ -31,6 +35,8 @@ from becomingone.runtime.hooks import (
 from becomingone.runtime.sources import Source, open_source, synthetic_phase
 
 __all__ = [
+    "DELIVERY_SECONDS",
+    "SEND_SECONDS",
     "Cell",
     "CellMember",
     "CellStatus",
@@ -50,8 +56,10 @@ __all__ = [
     "build_supervisors",
     "cell_totals",
     "default_data_dir",
+    "estimate_tick_seconds",
     "load_key",
     "open_source",
+    "packets_per_tick",
     "resolve_hook",
     "run_cell",
     "subject_for",
