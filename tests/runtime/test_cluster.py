@@ -93,5 +93,5 @@ async def test_shared_cache_changes_no_decision(ticks: int) -> None:
     if ticks > 1:
         assert rejected["replay"] > 0
     stats = cache.stats()  # type: ignore[attr-defined]
-    assert stats.misses == 0 and stats.signed == 6 * ticks
+    assert stats.misses == 0 and stats.parse_misses == 0 and stats.signed == 6 * ticks
     assert stats.hits == 5 * 6 * (ticks - 1) + rejected.get("replay", 0)

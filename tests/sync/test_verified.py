@@ -168,3 +168,17 @@ def test_own_signatures_are_recorded_but_still_checked_against_the_roster() -> N
     with pytest.raises(ProtocolError) as info:
         impostor_roster.validate(data, 10.0)
     assert info.value.reason is Reject.BAD_SIGNATURE and cache.misses == 1
+
+
+def test_a_supervisors_own_packets_are_remembered_exactly_as_decoded() -> None:
+    """A supervisor sharing a cache records each packet it sends; the recorded parse equals
+    decode_packet of the wire bytes, so receivers that take it from the cache see the same."""
+    from becomingone.runtime import build_supervisors
+
+    cache = VerifyCache()
+    cells = build_supervisors(3, "mesh", seed=2, cache=cache)
+    sent = [msg.data for t in range(3) for c in cells for msg in c.tick(t * 0.05)]
+    assert len(sent) == 9 and cache.signed == 9
+    for data in sent:
+        assert cache.parse(data, lambda _: pytest.fail("not remembered")) == decode_packet(data)
+    assert cache.parse_misses == 0 and cache.parse_hits == 9

@@ -45,7 +45,7 @@ __all__ = [
 #: skew/replay checks, storing the phase) and per packet sent (canonical bytes and one
 #: Ed25519 signature), measured by ``bench/cluster.py`` on the project's 2-core machine.
 DELIVERY_SECONDS = 4e-6
-SEND_SECONDS = 8e-5
+SEND_SECONDS = 9e-5
 
 
 class ClusterMember(Protocol):

@@ -238,13 +238,13 @@ class PhaseSupervisor:
         return (cmath.phase(z) / TWO_PI) % 1.0
 
     def _route(self, now: float) -> tuple[float | None, list[Outgoing]]:
-        plan, me = self.plan, self.node_id
+        plan = self.plan
         consumed = [h for h in self._inbox.values() if h.fresh]
         match plan.topology:
             case Topology.MESH:
                 states = self._fresh(PacketKind.STATE, 0)
                 target = self._mean(states, now) if states else None
-                others = tuple(m for m in plan.members if m != me)
+                others = tuple(m for m in plan.members if m != self.node_id)
                 out = self._send(PacketKind.STATE, 0, self.theta, 1.0, others, now)
             case Topology.RING:
                 pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
@@ -259,13 +259,13 @@ class PhaseSupervisor:
         return target, out
 
     def _hub(self, now: float) -> tuple[float | None, list[Outgoing]]:
-        plan, me = self.plan, self.node_id
+        plan = self.plan
         if self.node_id != plan.hub:
             down = self._fresh(PacketKind.DOWN, 0).get(plan.hub)
             target = None if down is None else down.theta + self.frequency * (now - down.timestamp)
             return target, self._send(PacketKind.STATE, 0, self.theta, 1.0, (plan.hub,), now)
         target = self._mean(self._fresh(PacketKind.STATE, 0), now)
-        others = tuple(m for m in plan.members if m != me)
+        others = tuple(m for m in plan.members if m != self.node_id)
         out = self._send(PacketKind.DOWN, 0, target, 1.0, others, now) if target is not None else []
         return target, out
 
@@ -350,4 +350,7 @@ class PhaseSupervisor:
         if cache is None:
             return [Outgoing(to=to, data=encode_packet(packet, self.key))]
         body = packet.to_bytes()  # encode_packet, with the signature recorded as verified
-        return [Outgoing(to=to, data=body + cache.sign(self.key, body))]
+        signature = cache.sign(self.key, body)
+        data = body + signature
+        cache.remember_parse(data, (packet, body, signature))  # = decode_packet(data)
+        return [Outgoing(to=to, data=data)]

@@ -108,12 +108,12 @@ class VerifyCache:
         """Same result as :func:`~becomingone.keys.verify_signature`, computed once per
         distinct (public key, signature, message)."""
         key = (public_key, signature, message)
-        if type(public_key) is not bytes or type(signature) is not bytes:
-            key = (bytes(public_key), bytes(signature), bytes(message))
-        elif type(message) is not bytes:
-            key = (public_key, signature, bytes(message))
         memo = self._verified
-        found = memo.get(key)
+        try:
+            found = memo.get(key)
+        except TypeError:  # an unhashable buffer (bytearray): use its bytes
+            key = (bytes(public_key), bytes(signature), bytes(message))
+            found = memo.get(key)
         if found is not None:
             self.hits += 1
             memo.move_to_end(key)
@@ -130,6 +130,15 @@ class VerifyCache:
         self.signed += 1
         self._store((key.public_bytes, signature, bytes(message)), True)
         return signature
+
+    def remember_parse(self, data: bytes, value: object) -> None:
+        """Store ``value`` as the parse of ``data`` (the sender's own packet and its bytes,
+        which the parser is tested to round-trip exactly), so in-process receivers skip it."""
+        memo = self._parsed
+        memo[data] = value
+        memo.move_to_end(data)
+        if len(memo) > self.maxsize:
+            memo.popitem(last=False)
 
     def _store(self, key: tuple[bytes, bytes, bytes], good: bool) -> None:
         memo = self._verified
