@@ -95,3 +95,24 @@ async def test_shared_cache_changes_no_decision(ticks: int) -> None:
     stats = cache.stats()  # type: ignore[attr-defined]
     assert stats.misses == 0 and stats.parse_misses == 0 and stats.signed == 6 * ticks
     assert stats.hits == 5 * 6 * (ticks - 1) + rejected.get("replay", 0)
+
+
+@pytest.mark.parametrize("topology", ["mesh", "hub", "ring", "fractal"])
+async def test_packets_per_tick_matches_what_the_bus_delivers(topology: str) -> None:
+    """The up-front estimate of deliveries and sends per tick is within 25% of what a steady
+    tick of 64 cells really puts through the bus."""
+    from becomingone.runtime import packets_per_tick
+
+    cells = build_supervisors(64, topology, seed=1)
+    bus = MemoryBus()
+    async with LocalCluster(cells, bus) as cluster:
+        for i in range(12):
+            await cluster.step(i * 0.05)
+        delivered, published = bus.stats["delivered"], bus.stats["published"]
+        await cluster.step(12 * 0.05)
+        delivered = bus.stats["delivered"] - delivered
+        signed = sum(c.seq for c in cells)
+    deliveries, sends = packets_per_tick(64, topology, 4)
+    assert abs(delivered - deliveries) <= 0.25 * deliveries
+    assert abs(signed / 13 - sends) <= 0.25 * sends
+    assert published > 0

@@ -211,8 +211,8 @@ def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:
     print(
         f"becomingone cluster: warning: {nodes} cells on {settings.topology} deliver "
         f"~{deliveries} packets per tick (~{per_tick:.3g} s of CPU); {ticks} ticks of "
-        f"{settings.tick * 1000:g} ms need ~{per_tick * ticks:.0f} s, not "
-        f"{settings.tick * ticks:.0f} s{hint}",
+        f"{settings.tick * 1000:g} ms need ~{per_tick * ticks:.3g} s, not "
+        f"{settings.tick * ticks:.3g} s{hint}",
         file=sys.stderr,
         flush=True,
     )

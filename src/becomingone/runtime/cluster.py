@@ -45,7 +45,7 @@ __all__ = [
 #: skew/replay checks, storing the phase) and per packet sent (canonical bytes and one
 #: Ed25519 signature), measured by ``bench/cluster.py`` on the project's 2-core machine.
 DELIVERY_SECONDS = 4e-6
-SEND_SECONDS = 9e-5
+SEND_SECONDS = 1e-4
 
 
 class ClusterMember(Protocol):
@@ -193,15 +193,16 @@ def build_supervisors(
 def packets_per_tick(n: int, topology: Topology | str, branching: int = 4) -> tuple[int, int]:
     """About how many packets one tick of ``n`` cells delivers and sends: (deliveries, sends).
 
-    mesh N(N−1) deliveries of N packets; hub 2(N−1) of N; ring N of N; fractal about
-    2N·b/(b−1) deliveries (UP to each group head, DOWN to its children) of N·(b+1)/(b−1).
+    mesh N(N−1) deliveries of N packets; hub 2(N−1) of N; ring N of N; fractal 2(N−1)
+    deliveries (each cell but the root sends UP once and hears DOWN once) of about
+    (N−1)·b/(b−1) packets (one UP each, one DOWN per group head to its b children).
 
     Examples
     --------
     >>> packets_per_tick(256, "mesh")
     (65280, 256)
     >>> packets_per_tick(1024, "fractal", 4)
-    (2731, 1707)
+    (2046, 1364)
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError("nodes", f"must be an integer >= 1, got {n!r}")
@@ -218,7 +219,7 @@ def packets_per_tick(n: int, topology: Topology | str, branching: int = 4) -> tu
         case Topology.RING:
             return n, n
         case Topology.FRACTAL:
-            return round(2 * n * b / (b - 1)), round(n * (b + 1) / (b - 1))
+            return 2 * (n - 1), round((n - 1) * b / (b - 1))
     raise AssertionError(topology)  # pragma: no cover
 
 
