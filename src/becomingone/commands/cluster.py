@@ -36,7 +36,7 @@ from becomingone.runtime import (
     packets_per_tick,
 )
 from becomingone.runtime.cell_member import CellTotals, build_cell_members, cell_totals
-from becomingone.sync import PhaseSupervisor
+from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -175,19 +175,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         summary, history = asyncio.run(_drive(args, settings, cells, ticks, cells))
         totals = None
-    cache = cells[0].validator.cache
-    if args.json:
-        doc = summary.to_json()
-        if totals is not None:
-            doc["cells"] = totals.to_json()
-        if cache is not None:
-            doc["verify_cache"] = cache.stats().to_json()
-        print(json.dumps(doc))
-    else:
-        console = Console()
-        if not console.is_terminal:
-            console.print()  # the live view's last frame ends without a newline off a terminal
-        console.print(_summary_table(summary, totals))
+    _print_summary(args, summary, totals, cells[0].validator.cache)
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 
@@ -199,6 +187,24 @@ def _run(args: argparse.Namespace) -> int:
             r_series=[h.r for h in history],
         )
     return 0
+
+
+def _print_summary(
+    args: argparse.Namespace,
+    summary: ClusterSummary,
+    totals: CellTotals | None,
+    cache: VerifyCache | None,
+) -> None:
+    """The summary as one JSON object (with cell totals and cache counters) or a table."""
+    if args.json:
+        doc = summary.to_json()
+        if totals is not None:
+            doc["cells"] = totals.to_json()
+        if cache is not None:
+            doc["verify_cache"] = cache.stats().to_json()
+        print(json.dumps(doc))
+    else:
+        Console().print(_summary_table(summary, totals))
 
 
 def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:

@@ -1,9 +1,12 @@
 """Local cluster driver: N cells' CPS on one bus, ticked by an asyncio loop (DESIGN.md §6).
 
-Rule: a thin loop. Each tick it hands every cell the bytes its subscription received, calls
-``tick(now)``, publishes what the cell returns and measures C_cluster over all cells. Protocol
-decisions live in :mod:`becomingone.sync`; a cell is anything with the :class:`ClusterMember`
-shape, so a full cell (transducers, witnessing, glyphs) plugs in by exposing its CPS.
+Rule: a thin loop. Each tick it hands every cell the bytes its subscription received (one
+``drain``), calls ``tick(now)``, publishes what the cell returns (one ``publish_many`` per
+cell) and measures C_cluster over all cells. The supervisors of one cluster share one
+:class:`~becomingone.sync.VerifyCache`, so each distinct packet is verified once per
+process. Protocol decisions live in :mod:`becomingone.sync`; a cell is anything with the
+:class:`ClusterMember` shape, so a full cell (transducers, witnessing, glyphs) plugs in by
+exposing its CPS.
 """
 
 from __future__ import annotations
