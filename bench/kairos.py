@@ -7,7 +7,13 @@ baseline measured in the same run, so ratios (not absolute times) are what to co
   windows of 1 s, 60 s and 3600 s (dt = 10 ms), and the ratio to a naive engine that recomputes
   ``temporal_resonance`` over the whole window for every new sample (how a naive engine works);
 - map: ``resonance_map`` of 1 million samples × 64 lags, and its ratio to one complex FFT of the
-  same length.
+  same length;
+- one-shot at ω = 0: ``temporal_resonance`` of real and complex φ against ``np.vdot`` of the same
+  velocity arrays (as complex128: the target is ≤ 3× one complex vdot), and at ω = 2 rad/s;
+- rotation: streaming samples/s at ω = 0 against ω = 2 rad/s (ω = 0 must cost no rotation).
+
+On a shared machine run with ``OPENBLAS_NUM_THREADS=1``: under load, threaded BLAS dot products
+(the vdot baseline too) vary by 100×.
 """
 
 from __future__ import annotations
@@ -15,15 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import timeit
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from becomingone.core.kairos import temporal_resonance
+from becomingone.core.kairos import phase_velocity, temporal_resonance
 from becomingone.core.resmap import resonance_map
 from becomingone.core.stream import KairosEngine
 
 DT = 0.01
 LAG = 0.05
+SECTIONS = ("streaming", "map", "oneshot", "rotation")
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -111,16 +121,98 @@ def bench_map(quick: bool) -> dict[str, float]:
     }
 
 
+def _per_call(fn: Callable[[], object], n: int) -> float:
+    """Best seconds per call of ``fn`` on n samples (enough calls for ~20 ms per repeat)."""
+    number = max(1, 2_000_000 // n)
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number
+
+
+def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
+    """temporal_resonance at ω = 0 (and ω = 2) against np.vdot of the same velocity arrays."""
+    rows: list[dict[str, Any]] = []
+    big_l = round(LAG / DT)
+    rng = np.random.default_rng(3)
+    for n in (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000):
+        walk = np.cumsum(rng.normal(size=n))
+        for kind, phi in (("real", walk), ("complex", np.exp(1j * walk))):
+            v = phase_velocity(phi, DT).astype(np.complex128)
+            now, past = v[big_l:], v[:-big_l]
+            t_vdot = _per_call(lambda: np.vdot(past, now), n)  # noqa: B023 (timed now)
+            t_zero = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
+            t_rot = _per_call(lambda: temporal_resonance(phi, DT, LAG, 2.0), n)  # noqa: B023
+            rows.append(
+                {
+                    "samples": n,
+                    "phi": kind,
+                    "omega0_us": t_zero * 1e6,
+                    "vdot_us": t_vdot * 1e6,
+                    "ratio_to_vdot": t_zero / t_vdot,
+                    "omega2_ratio_to_vdot": t_rot / t_vdot,
+                }
+            )
+    return rows
+
+
+def bench_rotation(quick: bool) -> dict[str, float]:
+    """Streaming samples/s (1 channel, chunks of 4096, 60 s window) at ω = 0 and ω = 2 rad/s."""
+    total = 4096 * (40 if quick else 200)
+    rates = {}
+    for omega in (0.0, 2.0):
+        rng = np.random.default_rng(4)
+        data = np.cumsum(rng.normal(size=total))
+        best = float("inf")
+        for _ in range(3):
+            eng = KairosEngine(dt=DT, lag=LAG, omega=omega, window=60.0)
+            eng.update(data[:6100])
+            start = time.perf_counter()
+            for i in range(6100, total, 4096):
+                eng.update(data[i : i + 4096])
+            best = min(best, time.perf_counter() - start)
+        rates[omega] = (total - 6100) / best
+    return {
+        "omega0_per_s": rates[0.0],
+        "omega2_per_s": rates[2.0],
+        "ratio": rates[0.0] / rates[2.0],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run only this section (repeatable)"
+    )
     args = parser.parse_args()
-    rows = bench_streaming(args.quick)
-    rmap = bench_map(args.quick)
+    run = set(args.only or SECTIONS)
+    rows = bench_streaming(args.quick) if "streaming" in run else []
+    rmap = bench_map(args.quick) if "map" in run else None
+    oneshot = bench_oneshot(args.quick) if "oneshot" in run else []
+    rotation = bench_rotation(args.quick) if "rotation" in run else None
     if args.json:
-        print(json.dumps({"streaming": rows, "map": rmap}, indent=2))
+        out = {"streaming": rows, "map": rmap, "oneshot": oneshot, "rotation": rotation}
+        print(json.dumps(out, indent=2))
         return
+    if rows:
+        print_streaming(rows)
+    if rmap:
+        print(
+            f"\nresonance_map: {rmap['samples']:,} samples x {rmap['lags']} lags in "
+            f"{rmap['seconds']:.2f} s (target < {rmap['target_seconds']:g} s for 1M); "
+            f"{rmap['ratio_to_one_fft']:.0f}x one FFT of the same length "
+            f"({rmap['fft_seconds']:.3f} s)"
+        )
+    if oneshot:
+        print_oneshot(oneshot)
+    if rotation:
+        print(
+            f"\nstreaming at omega 0: {rotation['omega0_per_s']:,.0f} samples/s; at omega 2: "
+            f"{rotation['omega2_per_s']:,.0f} samples/s ({rotation['ratio']:.2f}x)"
+        )
+
+
+def print_streaming(rows: list[dict[str, float]]) -> None:
+    """The streaming table."""
     print("streaming KairosEngine.update (dt = 10 ms, lag 50 ms, omega 0)")
     print(f"{'ch':>3} {'window':>8} {'chunk':>6} {'samples/s':>14} {'naive/s':>10} {'speedup':>9}")
     for r in rows:
@@ -129,11 +221,17 @@ def main() -> None:
             f"{r['samples_per_s']:>14,.0f} {r['naive_samples_per_s']:>10,.0f} "
             f"{r['speedup_vs_naive']:>8,.0f}x"
         )
-    print(
-        f"\nresonance_map: {rmap['samples']:,} samples x {rmap['lags']} lags in "
-        f"{rmap['seconds']:.2f} s (target < {rmap['target_seconds']:g} s for 1M); "
-        f"{rmap['ratio_to_one_fft']:.0f}x one FFT of the same length ({rmap['fft_seconds']:.3f} s)"
-    )
+
+
+def print_oneshot(oneshot: list[dict[str, Any]]) -> None:
+    """The one-shot table."""
+    print("\ntemporal_resonance, lag 50 ms, vs np.vdot of the same velocity arrays (complex128)")
+    print(f"{'samples':>9} {'phi':>8} {'omega 0':>10} {'vdot':>9} {'ratio':>6} {'omega 2':>8}")
+    for r in oneshot:
+        print(
+            f"{r['samples']:>9,} {r['phi']:>8} {r['omega0_us']:>8.1f}us {r['vdot_us']:>7.1f}us "
+            f"{r['ratio_to_vdot']:>5.1f}x {r['omega2_ratio_to_vdot']:>7.1f}x"
+        )
 
 
 if __name__ == "__main__":

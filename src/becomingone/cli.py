@@ -2,12 +2,16 @@
 
 Rule: the CLI only calls library functions. Each subcommand lives in its own module under
 ``becomingone/commands/`` with ``register(subparsers)``; library errors become a one-line message
-on stderr and exit status 2 (bad input) or 1 (anything else we raised on purpose).
+on stderr and exit status 2 (bad input) or 1 (anything else we raised on purpose). Output into
+a pipe the reader closed early (``becomingone ... --json | head -1``) ends the command quietly
+with status 141 (128 + SIGPIPE, what a shell reports for ``yes | head -1``), for every command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -15,7 +19,10 @@ from becomingone import __version__
 from becomingone.commands import COMMANDS
 from becomingone.errors import BecomingOneError, InputError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "build_parser", "main"]
+
+#: Exit status when stdout was a pipe closed by its reader: 128 + SIGPIPE (13).
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    try:
+        try:
+            status = _run(argv)
+        finally:  # also after --help: a broken pipe shows here, not at interpreter exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout's file descriptor at /dev/null, so the interpreter's final flush of what is
+    still buffered cannot fail again (the recipe of the Python docs, ``signal`` module notes)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with contextlib.suppress(OSError, ValueError):  # stdout is not a real file: nothing to do
+            os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -14,6 +14,9 @@ Rule: library code raises only these (or translates a library's error into one o
     ├── IntegrityError               stored or witnessed data failed verification; carries
     │                                ``index`` (the first bad record)
     ├── StorageError                 a storage backend failed (disk, database)
+    │   └── CasConflict              a compare-and-set precondition did not hold (a stale
+    │                                revision, a key that exists, a log that moved on); carries
+    │                                ``key``, ``expected`` and ``actual``
     └── TransportError               a bus connection failed or was used after close
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "BecomingOneError",
+    "CasConflict",
     "ConfigError",
     "InputError",
     "IntegrityError",
@@ -75,6 +79,26 @@ class IntegrityError(BecomingOneError):
 
 class StorageError(BecomingOneError):
     """A storage backend failed (disk full, database locked, unreadable file)."""
+
+
+class CasConflict(StorageError):
+    """A compare-and-set write lost: the stored revision was not the one the caller expected.
+
+    ``key`` names the record (or log); ``expected`` is the revision (or last index) the caller
+    assumed and ``actual`` the one stored (``None`` when the key does not exist; for a create,
+    ``expected`` is ``None`` and ``actual`` the existing revision). ``what`` names the number in
+    the message (``"last index"`` for a log). Nothing was written; re-read and retry, or give up.
+    """
+
+    def __init__(
+        self, key: str, expected: int | None, actual: int | None, *, what: str = "revision"
+    ) -> None:
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        want = "absent" if expected is None else f"{what} {expected}"
+        have = "absent" if actual is None else f"{what} {actual}"
+        super().__init__(f"{key}: expected {want}, found {have}")
 
 
 class TransportError(BecomingOneError):

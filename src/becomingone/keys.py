@@ -16,7 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from becomingone.errors import InputError, StorageError
 
-__all__ = ["PUBLIC_KEY_BYTES", "SIGNATURE_BYTES", "NodeKey", "key_id", "verify_signature"]
+__all__ = [
+    "PUBLIC_KEY_BYTES",
+    "SIGNATURE_BYTES",
+    "NodeKey",
+    "key_id",
+    "read_public_key",
+    "verify_signature",
+    "write_public_key",
+]
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -39,6 +47,35 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def write_public_key(path: Path, public_key: bytes) -> None:
+    """Write ``public_key`` to ``path`` as one line of 64 hex digits (mode 0644, atomically)."""
+    if len(public_key) != PUBLIC_KEY_BYTES:
+        raise InputError("public_key", f"must be {PUBLIC_KEY_BYTES} bytes, got {len(public_key)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(public_key.hex() + "\n", encoding="ascii")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StorageError(f"cannot write public key {path}: {exc.strerror or exc}") from exc
+
+
+def read_public_key(path: Path) -> bytes:
+    """The 32-byte public key in ``path`` (64 hex digits, surrounding space ignored)."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError as exc:
+        raise StorageError(f"cannot read public key {path}: {exc.strerror or exc}") from exc
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise InputError("public_key", f"{path} is not {PUBLIC_KEY_BYTES} bytes of hex")
+    return raw
 
 
 class NodeKey:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from becomingone.cli import EXIT_BROKEN_PIPE
+
 CLI = [sys.executable, "-m", "becomingone.cli"]
 
 
@@ -93,7 +95,7 @@ def test_seed_and_absurd_numbers_are_one_line_errors() -> None:
 
 def test_json_into_a_pipe_closed_early_exits_cleanly() -> None:
     """`cluster --json | head -1` and `simulate ... | head -1`: the reader leaves after one
-    line; the command stops without a traceback and exits 0."""
+    line; the command stops without a traceback and exits 141 like every command (cli.main)."""
     commands = [
         ["cluster", "--nodes", "8", "--fast", "--json", "--duration", "600"],
         ["simulate", "--nodes", "200", "--rounds", "60000", "--every", "1"],
@@ -112,7 +114,8 @@ def test_json_into_a_pipe_closed_early_exits_cleanly() -> None:
         err = proc.stderr.read()
         proc.stderr.close()
         assert first.strip(), args
-        assert rc == 0 and "Traceback" not in err and "BrokenPipe" not in err, (args, err)
+        assert rc == EXIT_BROKEN_PIPE, (args, rc, err)
+        assert "Traceback" not in err and "BrokenPipe" not in err, (args, err)
 
 
 def test_non_tty_run_prints_progress_lines_about_once_a_second() -> None:

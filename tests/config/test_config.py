@@ -105,7 +105,7 @@ def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("becomingone:\n  kairos: [1, 2\n")
     issue = check_config(broken, {})[0]
-    assert issue.path == str(broken) and "line" in issue.reason
+    assert issue.path == f"{broken}:3:1" and "line 2, column 11" in issue.reason
 
 
 def test_cli_config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,3 +126,23 @@ def test_model_round_trips_through_yaml() -> None:
     c = CellConfig()
     text = yaml.safe_dump({"becomingone": c.model_dump(mode="json")})
     assert BecomingOneConfig.model_validate(yaml.safe_load(text)).becomingone == c
+
+
+def test_retention_maps_onto_the_memory_value() -> None:
+    """config's retention section becomes memory's plain Retention value with the same fields."""
+    from becomingone.memory import Retention
+
+    cfg = load_config(None, environ={"BECOMINGONE__MEMORY__RETENTION__SIGNATURES": "5"})
+    assert cfg.memory.retention.to_retention() == Retention(signatures=5)
+
+
+def test_a_lag_of_zero_samples_is_refused(tmp_path: Path) -> None:
+    """kairos.tau_scale that rounds to 0 samples at the configured dt is an error naming both
+    numbers (a cell with L = 0 would collapse on any stream); one sample is fine."""
+    f = tmp_path / "c.yaml"
+    f.write_text("becomingone:\n  kairos: {dt: 1.0, tau_scale: 0.1}\n")
+    issues = check_config(f, {})
+    assert [i.path for i in issues] == ["becomingone.kairos"]
+    assert "0.1 s is 0 samples at dt = 1 s" in issues[0].reason
+    f.write_text("becomingone:\n  kairos: {dt: 1.0, tau_scale: 1.0}\n")
+    assert load_config(f, environ={}).kairos.tau_scale == 1.0

@@ -59,6 +59,50 @@ def test_band_pass_lifts_a_buried_oscillation():
     assert banded > 0.95 > raw
 
 
+def _offset_sine(trend: float = 0.0) -> tuple[np.ndarray, float]:
+    """1000 + trend·t + sin(2π·5t) + small noise: an offset ≫ the amplitude, 30 s at 100 Hz."""
+    rng = np.random.default_rng(1)
+    dt = 0.01
+    t = np.arange(3000) * dt
+    return 1000.0 + trend * t + np.sin(2 * np.pi * 5.0 * t) + 0.05 * rng.normal(size=t.size), dt
+
+
+def test_signal_with_large_offset_resonates_once_the_mean_is_removed():
+    """The analytic signal of 1000 + sin(2π·5t) barely turns, so its raw phase gives |T̂|² ≈ 0
+    at a quarter-period lag; the encoder removes the mean first and the sine resonates."""
+    x, dt = _offset_sine()
+    coherence = abs(temporal_resonance(phase_from_signal(x, dt), dt, 0.05, 0.0)) ** 2
+    assert coherence > 0.9
+    raw = abs(temporal_resonance(phase_from_signal(x, dt, detrend="none"), dt, 0.05, 0.0)) ** 2
+    assert raw < 0.01
+
+
+def test_linear_detrend_rescues_a_signal_on_a_ramp():
+    """A ramp of 50 per second under the sine defeats mean removal; detrend="linear" does not."""
+    x, dt = _offset_sine(trend=50.0)
+    mean_only = abs(temporal_resonance(phase_from_signal(x, dt), dt, 0.05, 0.0)) ** 2
+    linear = phase_from_signal(x, dt, detrend="linear")
+    assert abs(temporal_resonance(linear, dt, 0.05, 0.0)) ** 2 > 0.9 > mean_only
+
+
+def test_detrend_is_per_channel():
+    """Each channel loses its own mean: two offsets give the phases of the two sines."""
+    t = np.arange(1000) * 0.01
+    x = np.stack([500 + np.cos(2 * np.pi * 3 * t), -80 + np.cos(2 * np.pi * 6 * t)], axis=1)
+    rates = np.median(np.diff(phase_from_signal(x, 0.01), axis=0), axis=0) / 0.01 / (2 * np.pi)
+    np.testing.assert_allclose(rates, [3.0, 6.0], rtol=1e-3)
+
+
+def test_band_below_the_resolution_is_refused_before_filtering():
+    """A band far below 1/(N·dt) would make a singular Butterworth filter (LinAlgError
+    today); it is an InputError naming the band and the data's resolution."""
+    x = np.random.default_rng(0).normal(size=3000)
+    for band in ((1e-9, 2e-9), (1e-3, 2e-3)):
+        with pytest.raises(InputError, match="resolution") as info:
+            phase_from_signal(x, 0.01, band=band)
+        assert info.value.parameter == "band"
+
+
 def test_multichannel_signal_keeps_channels():
     """A (N, C) signal gives a (N, C) phase, each channel on its own."""
     t = np.arange(1000) * 0.01
@@ -102,6 +146,7 @@ def test_embeddings_are_normalised_rows():
         (lambda: phase_from_signal(np.ones(100), 0.01, band=(8, 3)), "band"),
         (lambda: phase_from_signal(np.ones(100), 0.01, band=(3, 80)), "band"),
         (lambda: phase_from_signal([np.nan] * 10, 0.01), "x"),
+        (lambda: phase_from_signal(np.ones(100), 0.01, detrend="quadratic"), "detrend"),
         (lambda: phase_from_events([1.0], 0.1), "timestamps"),
         (lambda: phase_from_events([1.0, 1.0, 2.0], 0.1), "timestamps"),
         (lambda: phase_from_events([1.0, 2.0], 0.1, t0=3.0), "t_end"),
@@ -113,3 +158,15 @@ def test_bad_input_names_the_parameter(call, parameter):
     with pytest.raises(InputError) as info:
         call()
     assert info.value.parameter == parameter
+
+
+def test_huge_finite_signal_keeps_its_phase() -> None:
+    """A finite signal near the float64 limit (1e308 scale) gives the same phase as the same
+    signal at unit scale: no overflow in detrending, filtering or the Hilbert transform."""
+    t = np.arange(2000) * 0.01
+    x = 0.5 + np.sin(2 * np.pi * 5 * t)
+    small = phase_from_signal(x, 0.01, band=(3.0, 8.0))
+    with np.errstate(all="raise"):
+        huge = phase_from_signal(x * 1e308, 0.01, band=(3.0, 8.0))
+    assert np.all(np.isfinite(huge))
+    np.testing.assert_allclose(huge, small, rtol=0, atol=1e-9)

@@ -166,3 +166,40 @@ def test_wal_is_checkpointed_off_the_ingest_path(tmp_path: Path) -> None:
         assert mem._checkpointer.runs >= 1 and mem._checkpointer.errors == 0
     wal = tmp_path / "m.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_source_position_is_stored_with_its_batch(tmp_path: Path) -> None:
+    """A source position is written in the batch's transaction: a failed batch leaves the
+    previous position, a stored one reads back; an unknown source reads None."""
+    with TemporalMemory(tmp_path / "m.db") as mem:
+        assert mem.source_position("csv:/x") is None
+        mem.snapshot(1.0, c(0.5), 0.0, [], source=("csv:/x", {"rows": 10, "offset": 99}))
+        chain = WitnessChain(KEY)
+        r = chain.append(Level.MICRO, "ingest", {}, now=1.0)
+        mem._db.execute("CREATE UNIQUE INDEX w_seq ON witness (seq)")
+        with pytest.raises(StorageError):  # the same record twice: the batch fails whole
+            mem.snapshot(2.0, c(0.5), 0.0, [r, r], source=("csv:/x", {"rows": 20}))
+        assert mem.source_position("csv:/x") == {"rows": 10, "offset": 99}
+        with pytest.raises(InputError):
+            mem.snapshot(3.0, c(0.5), 0.0, [], source=("csv:/x", {"rows": float("nan")}))
+
+
+def test_read_only_open(tmp_path: Path) -> None:
+    """open_read_only reads what a writer stored, refuses writes, and names a missing file or
+    a file that is not a cell database."""
+    with TemporalMemory(tmp_path / "m.db") as mem:
+        mem.snapshot(1.0, c(0.5), 0.0, [])
+    ro = TemporalMemory.open_read_only(tmp_path / "m.db")
+    try:
+        assert len(ro.retrieve(0.0, 2.0)) == 1 and ro.integrity_check() == "ok"
+        with ro.read_snapshot():
+            assert ro.chain_head() is None and ro.witness_count() == 0
+        with pytest.raises(sqlite3.OperationalError):
+            ro._db.execute("DELETE FROM coherence")
+    finally:
+        ro.close()
+    with pytest.raises(StorageError, match="no cell database"):
+        TemporalMemory.open_read_only(tmp_path / "missing.db")
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(StorageError):
+        TemporalMemory.open_read_only(tmp_path / "junk.db")

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from becomingone.runtime import HookEvent, Veto
+from becomingone.runtime import HookCall, Veto
 
 SEEN: list[tuple[str, dict[str, Any]]] = []
 
 
-def record(event: HookEvent) -> None:
+def record(event: HookCall) -> None:
     """Remember every event."""
     SEEN.append((event.name, dict(event.payload)))
 
 
-def veto_everything(event: HookEvent) -> Veto:
+def veto_everything(event: HookCall) -> Veto:
     """Veto whatever it is registered for."""
     return Veto(reason=f"no {event.name}")
 
 
-def explode(event: HookEvent) -> None:
+def explode(event: HookCall) -> None:
     """Always fail."""
     raise RuntimeError(f"boom on {event.name}")

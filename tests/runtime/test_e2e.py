@@ -117,15 +117,17 @@ def test_kill_9_during_ingest_loses_at_most_the_open_batch(tmp_path: Path) -> No
 
 
 def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
-    """A bad source or a bad config exits 2 with a message naming what was wrong."""
+    """A bad source, a bad config or an empty --data-dir (up, witness) exits 2 with one line
+    naming what was wrong."""
     r = cli("up", "--data-dir", str(tmp_path), "--source", "bogus", "--duration", "1")
     assert r.returncode == 2 and "source" in r.stderr
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("becomingone:\n  kairos: {omega: nope}\n")
     r = cli("up", "--config", str(cfg), "--data-dir", str(tmp_path), "--duration", "1")
     assert r.returncode == 2 and "becomingone.kairos.omega" in r.stderr
-    r = cli("witness", "verify", "--data-dir", str(tmp_path / "empty"))
-    assert r.returncode == 2 and "holds no cell" in r.stderr
+    for args in (("up", "--duration", "1"), ("witness", "verify"), ("witness", "show")):
+        r = cli(*args, "--data-dir", "")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--data-dir" in r.stderr
 
 
 def test_stdin_source_with_bad_lines(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from becomingone.errors import ConfigError, InputError
-from becomingone.runtime import Cell, HookEvent, HookRegistry, Veto
+from becomingone.runtime import Cell, HookCall, HookRegistry, Veto
 from becomingone.runtime.sources import synthetic_phase
 from tests.helpers import small_config
 from tests.runtime import hookfns
@@ -20,7 +20,7 @@ async def test_sync_and_async_handlers_run_in_order() -> None:
     reg = HookRegistry()
     seen: list[str] = []
 
-    async def later(e: HookEvent) -> None:
+    async def later(e: HookCall) -> None:
         await asyncio.sleep(0)
         seen.append(f"async {e.payload['x']}")
 
@@ -48,7 +48,7 @@ async def test_failures_are_isolated_and_disable_the_handler() -> None:
     reg = HookRegistry(timeout=0.05, max_failures=3)
     ran: list[int] = []
 
-    async def hang(e: HookEvent) -> None:
+    async def hang(e: HookCall) -> None:
         await asyncio.sleep(10)
 
     reg.on("witness", hookfns.explode, name="explode")
@@ -128,3 +128,26 @@ async def test_before_signal_veto_drops_the_batch(tmp_path: Path) -> None:
     assert cell.samples == 8
     assert [r.kind for r in cell.memory.witnesses()][:1] == ["signal.vetoed"]
     cell.close()
+
+
+async def test_hook_event_enum_is_the_one_list() -> None:
+    """Config validation and the registry accept exactly the HookEvent names (and before_*)."""
+    from becomingone.config import CellConfig
+    from becomingone.events import HookEvent
+
+    names = [e.value for e in HookEvent]
+    assert names == ["collapse", "dissipate", "realign", "signal.received", "witness"]
+    target = "tests.runtime.hookfns:record"
+    hooks = {n: [target] for n in names} | {f"before_{n}": [target] for n in names}
+    assert CellConfig(hooks=hooks).hooks == hooks
+    with pytest.raises(ValueError, match="known: " + ", ".join(names)):
+        CellConfig(hooks={"glyph.moved": [target]})
+    reg = HookRegistry()
+    seen: list[str] = []
+    reg.on(HookEvent.SIGNAL_RECEIVED, lambda e: seen.append(e.name))
+    reg.on("before_signal.received", lambda e: seen.append(e.name))
+    await reg.fire(HookEvent.SIGNAL_RECEIVED, 0.0, {})
+    await reg.fire("signal.received", 0.0, {})
+    assert seen == ["before_signal.received", "signal.received"] * 2
+    with pytest.raises(InputError, match="known: " + ", ".join(names)):
+        await reg.fire("collapsed", 0.0, {})

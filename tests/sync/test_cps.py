@@ -33,13 +33,15 @@ def exchange(a: PhaseSupervisor, b: PhaseSupervisor, now: float) -> None:
 
 
 def test_step_is_alpha_times_error_to_the_mean() -> None:
-    """After hearing b, a moves α·wrap(Θ_cluster − θ_a) with Θ_cluster the mean of both."""
+    """After hearing b, a moves α·wrap(Θ_cluster − θ_a) with Θ_cluster the mean of both; b's
+    packet carries b's phase after its own step (b heard a first: 0.3 − 0.1·0.1)."""
     a, b = pair(alpha=0.1, frequency=0.0)
-    exchange(a, b, 0.0)  # first tick: nothing heard yet, no step
+    exchange(a, b, 0.0)  # a ticks first and hears nothing yet: no step
     assert a.theta == pytest.approx(0.1) and a.steps == 0
+    assert b.theta == pytest.approx(0.29) and b.steps == 1
     a.tick(0.0)
-    assert a.theta == pytest.approx(0.1 + 0.1 * 0.1)
-    assert a.last_error == pytest.approx(0.1)
+    assert a.last_error == pytest.approx((0.29 - 0.1) / 2)
+    assert a.theta == pytest.approx(0.1 + 0.1 * (0.29 - 0.1) / 2)
 
 
 def test_pair_locks_across_zero() -> None:

@@ -182,3 +182,24 @@ def test_a_supervisors_own_packets_are_remembered_exactly_as_decoded() -> None:
     for data in sent:
         assert cache.parse(data, lambda _: pytest.fail("not remembered")) == decode_packet(data)
     assert cache.parse_misses == 0 and cache.parse_hits == 9
+
+
+def test_restore_from_settings_keeps_sharing_the_cache() -> None:
+    """settings() carries the shared cache, so restore(state, **settings()) gives a supervisor
+    that still shares it and sends the same bytes as the uninterrupted one (recorded once)."""
+    from becomingone.runtime import build_supervisors
+    from becomingone.sync import PhaseSupervisor
+
+    cache = VerifyCache()
+    cells = build_supervisors(3, "mesh", seed=5, cache=cache)
+    for t in range(3):
+        for c in cells:
+            c.tick(t * 0.05)
+    restored = PhaseSupervisor.restore(cells[0].state(), **cells[0].settings())
+    assert restored.validator.cache is cache
+    signed = cache.signed
+    sent, again = cells[0].tick(0.2), restored.tick(0.2)
+    assert [m.data for m in sent] == [m.data for m in again]
+    assert cache.signed == signed + 2
+    data = sent[0].data
+    assert cache.parse(data, lambda _: pytest.fail("not remembered")) == decode_packet(data)

@@ -100,3 +100,24 @@ def test_ingest_pair_equals_ingesting_each_transducer(sizes: list[int], omega: f
             assert abs(a.resonance.value - b.resonance.value) <= 1e-9
             assert a.resonance.terms == b.resonance.terms
         assert e.extract() == e2.extract()
+
+
+@pytest.mark.parametrize("value", [1e308, -1e200])
+def test_huge_batch_changes_neither_transducer(value: float) -> None:
+    """ingest_pair / ingest of a batch with one huge finite value raise InputError('samples')
+    and leave both engines, the cycle counts and the Emissary's kept window (its extracted
+    phase and frequency) exactly as before."""
+    cfg = small_config()
+    m, e = MasterTransducer.from_config(cfg), EmissaryTransducer.from_config(cfg)
+    good = synthetic_phase(0, 300, dt=0.01).astype(np.complex128)[:, None]
+    ingest_pair(m, e, good)
+    before = (m.engine.state_bytes(), e.engine.state_bytes(), m.cycle, e.cycle, e.extract())
+    bad = synthetic_phase(300, 50, dt=0.01).astype(np.complex128)[:, None]
+    bad[25, 0] = value
+    with pytest.raises(InputError, match="overflow") as info:
+        ingest_pair(m, e, bad)
+    assert info.value.parameter == "samples"
+    with pytest.raises(InputError, match="overflow"):
+        e.ingest(bad[:, 0])
+    after = (m.engine.state_bytes(), e.engine.state_bytes(), m.cycle, e.cycle, e.extract())
+    assert after == before

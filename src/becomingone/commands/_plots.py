@@ -1,17 +1,53 @@
-"""Figures for the cluster and simulate commands (matplotlib, Agg backend; writes PNG files).
+"""Figures for the commands (matplotlib, Agg backend), and the check of a ``--plot`` path.
 
-Rule: plotting only; the numbers come from the library.
+Rule: plotting only; the numbers come from the library. A plot path is checked before a
+command runs (``check_plot_path``), so a long run never ends in a failed write.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from becomingone.errors import StorageError
+from becomingone.errors import InputError, StorageError
 
+#: File types ``--plot`` writes (matplotlib picks the format from the suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 BANDS = ((0.30, "FORMING"), (0.60, "SYMBOLIC"), (0.75, "SHARED"))
+
+
+def check_plot_path(path: str | Path, suffixes: Sequence[str] = PLOT_SUFFIXES) -> Path:
+    """The plot path, once it has a known suffix and a writable place; nothing is created.
+
+    Bad paths (empty, unknown suffix, a directory, a path under a regular file) are an
+    ``InputError`` naming ``plot``; a directory that cannot be written is a ``StorageError``.
+    """
+    if not str(path):
+        raise InputError("plot", "must be a file path, got ''")
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise InputError(
+            "plot", f"{target}: unsupported extension {target.suffix!r}; use {', '.join(suffixes)}"
+        )
+    if target.is_dir():
+        raise InputError("plot", f"{target} is a directory; name a file inside it")
+    place = target.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise InputError("plot", f"{target}: {place} is a file, not a directory")
+    try:
+        if target.exists():
+            with target.open("ab"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=place):
+                pass
+    except OSError as exc:
+        raise StorageError(f"cannot write plot {target}: {exc.strerror or exc}") from exc
+    return target
 
 
 def save_phase_and_timeline(

@@ -23,7 +23,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from becomingone.commands._pipe import reader_may_leave
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime import (
@@ -140,12 +139,6 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the cluster and print the view (or progress lines), JSON lines and the summary."""
-    with reader_may_leave():
-        return _run(args)
-    return 0  # stdout's reader left: stopped quietly
-
-
-def _run(args: argparse.Namespace) -> int:
     _check(args)
     config = load_config(args.config)
     settings = cluster_settings(args, config)
@@ -238,7 +231,8 @@ def _run_full(
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
         members = build_cell_members(cells, base, config, seed=args.seed)
         try:
-            summary, history = asyncio.run(_drive(args, settings, cells, ticks, members))
+            supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
+            summary, history = asyncio.run(_drive(args, settings, supervisors, ticks, members))
         finally:
             verified = [m.close() for m in members]
         return summary, history, cell_totals(members, verified)

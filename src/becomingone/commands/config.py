@@ -1,6 +1,9 @@
 """``becomingone config check FILE`` and ``config show``: validate or print a configuration.
 
-Rule: reports every bad key with its dotted path and reason; exit 2 if any.
+Rule: ``check`` reports every bad key with its dotted path and reason, one line each (a YAML
+syntax error as ``FILE:LINE:COLUMN: problem``), then imports every hook ``module:function``
+the way a cell would and reports each one that cannot be imported or is not callable; exit 2
+if anything was reported.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from becomingone.config import check_config, load_config
+from becomingone.config import ConfigIssue, check_config, load_config
+from becomingone.runtime.hooks import check_hooks
 
 __all__ = ["register"]
 
@@ -22,7 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("config", help="check or show a becomingone.yaml")
     inner = p.add_subparsers(dest="config_command", metavar="ACTION")
     inner.required = True
-    check = inner.add_parser("check", help="validate FILE (and BECOMINGONE__* overrides)")
+    check = inner.add_parser(
+        "check", help="validate FILE (and BECOMINGONE__* overrides) and import its hooks"
+    )
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(handler=_check)
@@ -31,15 +37,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(handler=_show)
 
 
+def _issues(path: Path) -> list[ConfigIssue]:
+    """Schema problems of the file; when there are none, the hooks that do not import."""
+    issues = check_config(path, os.environ)
+    if issues:
+        return issues
+    hooks = load_config(path, os.environ).hooks
+    return [ConfigIssue(path=exc.path, reason=exc.message) for exc in check_hooks(hooks)]
+
+
 def _check(args: argparse.Namespace) -> int:
-    issues = check_config(args.file, os.environ)
+    issues = _issues(args.file)
     if args.json:
         print(json.dumps([{"path": i.path, "reason": i.reason} for i in issues]))
     elif not issues:
         print(f"{args.file}: ok")
     for issue in [] if args.json else issues:
-        where = "" if issue.path == str(args.file) else f"{issue.path}: "
-        print(f"{args.file}: {where}{issue.reason}")
+        file = str(args.file)
+        if issue.path == file or issue.path.startswith(f"{file}:"):  # FILE[:LINE:COLUMN]
+            print(f"{issue.path}: {issue.reason}")
+        else:
+            print(f"{args.file}: {issue.path}: {issue.reason}")
     return 2 if issues else 0
 
 

@@ -10,7 +10,6 @@ import json
 import math
 from pathlib import Path
 
-from becomingone.commands._pipe import reader_may_leave
 from becomingone.commands.cluster import cluster_settings
 from becomingone.config import ClusterConfig, load_config
 from becomingone.errors import InputError
@@ -67,12 +66,6 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate and print the table (or JSON), optionally plot."""
-    with reader_may_leave():
-        return _run(args)
-    return 0  # stdout's reader left: stopped quietly
-
-
-def _run(args: argparse.Namespace) -> int:
     _check(args)
     settings = cluster_settings(args, load_config(args.config))
     res = simulate(

@@ -1,6 +1,9 @@
 """``becomingone witness verify|show``: check and read a cell's signed witness chain.
 
-Rule: read-only on the data dir; ``verify`` exits 1 and names the first bad record on tampering.
+Rule: read-only on the data dir — the database is opened with SQLite's ``mode=ro``, no lock is
+taken and the private key is never read: ``verify`` needs only ``node.pub`` (the public key
+beside the chain). ``verify`` also runs SQLite's ``PRAGMA integrity_check``, and exits 1 naming
+the first bad record on tampering or reporting what SQLite found on corruption.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from pathlib import Path
 
 from becomingone.config import load_config
 from becomingone.errors import InputError, StorageError
+from becomingone.keys import NodeKey, read_public_key
 from becomingone.memory.store import DB_NAME, TemporalMemory
-from becomingone.runtime.cell import default_data_dir, load_key
+from becomingone.runtime.cell import default_data_dir
+from becomingone.runtime.datadir import PUBLIC_KEY_FILE
 from becomingone.witnessing import verify
 
 __all__ = ["register"]
@@ -24,11 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inner = p.add_subparsers(dest="witness_command", metavar="ACTION")
     inner.required = True
     for name, handler, text in (
-        ("verify", _verify, "walk the whole chain; non-zero exit names the first bad record"),
+        ("verify", _verify, "integrity check + walk the whole chain; exit 1 names the first bad"),
         ("show", _show, "print the newest records"),
     ):
         q = inner.add_parser(name, help=text)
-        q.add_argument("--data-dir", type=Path, help="data dir (default: ~/.becomingone)")
+        q.add_argument("--data-dir", help="data dir (default: memory.path or ~/.becomingone)")
         q.add_argument("--config", type=Path, help="becomingone.yaml (for the key file name)")
         q.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "show":
@@ -37,46 +42,59 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.set_defaults(handler=handler)
 
 
-def _open(args: argparse.Namespace) -> tuple[TemporalMemory, bytes]:
+def _data_dir(args: argparse.Namespace) -> tuple[Path, str]:
+    """(data dir, private key file name); a missing dir or database is a StorageError."""
+    if args.data_dir is not None and not args.data_dir.strip():
+        raise InputError("--data-dir", "must not be empty")
     config = load_config(args.config)
-    data_dir = (args.data_dir or config.memory.path or default_data_dir()).expanduser()
-    db = data_dir / DB_NAME
-    key_path = data_dir / config.security.key_file
-    if not db.exists() or not key_path.exists():
-        raise InputError("--data-dir", f"{data_dir} holds no cell (no {DB_NAME} or key file)")
-    key = load_key(key_path, strict=False)
-    return TemporalMemory(db, config.memory.retention), key.public_bytes
+    given = Path(args.data_dir) if args.data_dir is not None else config.memory.path
+    data_dir = (given or default_data_dir()).expanduser()
+    if not data_dir.is_dir():
+        raise StorageError(f"data dir {data_dir} does not exist")
+    if not (data_dir / DB_NAME).is_file():
+        raise StorageError(f"data dir {data_dir} holds no cell database ({DB_NAME})")
+    return data_dir, config.security.key_file
+
+
+def _public_key(data_dir: Path, key_file: str) -> bytes:
+    """``node.pub``; for a dir from before node.pub existed, derived from the private key."""
+    pub = data_dir / PUBLIC_KEY_FILE
+    if pub.exists():
+        return read_public_key(pub)
+    if (data_dir / key_file).exists():
+        return NodeKey.load(data_dir / key_file).public_bytes
+    raise StorageError(f"{data_dir} has no public key ({PUBLIC_KEY_FILE}): cannot check signatures")
 
 
 def _verify(args: argparse.Namespace) -> int:
-    memory, public = _open(args)
+    data_dir, key_file = _data_dir(args)
+    public = _public_key(data_dir, key_file)
+    memory = TemporalMemory.open_read_only(data_dir / DB_NAME)
     try:
-        report = verify(memory.witnesses(), public, head=memory.chain_head())
+        integrity = memory.integrity_check()
+        with memory.read_snapshot():
+            head = memory.chain_head()
+            report = verify(memory.witnesses(), public, head=head)
     except StorageError as exc:
         print(f"chain BROKEN: {exc}")
         return 1
     finally:
         memory.close()
+    ok = report.ok and integrity == "ok"
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "checked": report.checked,
-                    "first_bad": report.first_bad,
-                    "reason": report.reason,
-                }
-            )
-        )
+        out = {"ok": ok, "integrity": integrity, "chain_ok": report.ok, "checked": report.checked}
+        print(json.dumps(out | {"first_bad": report.first_bad, "reason": report.reason}))
     else:
+        print("database integrity: ok" if integrity == "ok" else f"database BROKEN: {integrity}")
         print(str(report) if report.ok else f"chain BROKEN at {report}")
-    return 0 if report.ok else 1
+    return 0 if ok else 1
 
 
 def _show(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise InputError("-n", f"must be >= 1, got {args.n}")
-    memory, _ = _open(args)
+    data_dir, _ = _data_dir(args)
+    memory = TemporalMemory.open_read_only(data_dir / DB_NAME)
     try:
         total = memory.witness_count()
         records = [

@@ -5,7 +5,6 @@ Rule: nothing else in the package reads configuration files or ``BECOMINGONE__*`
 
 from becomingone.config.load import ENV_PREFIX, ConfigIssue, check_config, load_config, read_raw
 from becomingone.config.schema import (
-    HOOK_EVENTS,
     BecomingOneConfig,
     CellConfig,
     ClusterConfig,
@@ -22,7 +21,6 @@ from becomingone.config.schema import (
 
 __all__ = [
     "ENV_PREFIX",
-    "HOOK_EVENTS",
     "BecomingOneConfig",
     "CellConfig",
     "ClusterConfig",

@@ -3,7 +3,9 @@
 Rule: every problem comes back with the dotted key path and the reason
 (``becomingone.kairos.dt: Input should be greater than 0``); :func:`check_config` lists them all,
 :func:`load_config` raises :class:`~becomingone.errors.ConfigError` carrying them all.
-Environment overrides are ``BECOMINGONE__SECTION__KEY=value`` (value parsed as YAML).
+Each problem is one line: a YAML syntax error names ``FILE:LINE:COLUMN``, a binary file its
+name. Environment overrides are ``BECOMINGONE__SECTION__KEY=value``, the value parsed as a YAML
+scalar (YAML 1.2 floats: ``1e-3`` is a number) before the schema's strict validation.
 """
 
 from __future__ import annotations
@@ -38,18 +40,69 @@ class ConfigIssue:
         return f"{self.path}: {self.reason}"
 
 
-def read_raw(path: Path) -> dict[str, Any]:
-    """The YAML document at ``path`` as a dict; raises ``ConfigError`` if unreadable."""
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``1e-3`` is a number (PyYAML's 1.1 rules make it text)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml_error(where: str, exc: yaml.YAMLError) -> ConfigError:
+    """One line for a YAML error: ``FILE:LINE:COLUMN: problem (context)`` when it has a mark."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        text = exc.problem or "not valid YAML"
+        if exc.context:
+            ctx = exc.context_mark
+            at = f" at line {ctx.line + 1}, column {ctx.column + 1}" if ctx is not None else ""
+            text += f" ({exc.context}{at})"
+        return ConfigError(f"{where}:{mark.line + 1}:{mark.column + 1}", " ".join(text.split()))
+    if isinstance(exc, yaml.reader.ReaderError):
+        return ConfigError(
+            where,
+            f"not valid YAML: character #x{exc.character:04x} at offset {exc.position}:"
+            f" {exc.reason}",
+        )
+    return ConfigError(where, "not valid YAML: " + " ".join(str(exc).split()))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """The YAML document ``text``; raises a one-line ``ConfigError`` at ``where`` if invalid."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(where, exc) from exc
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The YAML document at ``path`` as a dict; raises a one-line ``ConfigError`` naming the
+    file (and line:column for a syntax error) if it is unreadable, binary or not YAML."""
+    try:
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    if b"\x00" in raw:
+        raise ConfigError(str(path), "not a YAML text file (it holds NUL bytes: binary data?)")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(str(path), f"not valid YAML{where}: {exc}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path),
+            f"not a YAML text file (byte 0x{raw[exc.start]:02x} at offset {exc.start} is not"
+            " UTF-8)",
+        ) from exc
+    data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -58,6 +111,8 @@ def read_raw(path: Path) -> dict[str, Any]:
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], Any]]:
+    """(keys, value) of each ``BECOMINGONE__*`` variable, its value parsed as a YAML scalar
+    (``0.9`` a float, ``true`` a bool, ``"7"`` a string) before strict validation."""
     out = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
@@ -66,9 +121,9 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], Any]]:
         if not all(keys):
             raise ConfigError(name, "empty key in environment override")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError as exc:
-            raise ConfigError(name, f"value is not valid YAML: {exc}") from exc
+            value = parse_yaml(raw, name) if raw.strip() else raw
+        except ConfigError as exc:
+            raise ConfigError(name, f"value is not valid YAML: {exc.message}") from exc
         out.append((keys, value))
     return out
 

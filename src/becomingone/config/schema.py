@@ -13,8 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from becomingone.errors import InputError
+from becomingone.events import HookEvent, parse_hook_event
+from becomingone.memory.retention import Retention
+
 __all__ = [
-    "HOOK_EVENTS",
     "BecomingOneConfig",
     "CellConfig",
     "ClusterConfig",
@@ -29,12 +32,12 @@ __all__ = [
     "WitnessingConfig",
 ]
 
-#: Hook event names a cell fires; ``before_<name>`` hooks may veto.
-HOOK_EVENTS = ("collapse", "dissipate", "realign", "signal.received", "witness")
-
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    """Strict: no coercion (``true`` or ``"0.9"`` is not a number; an int is a float), unknown
+    keys are errors. Environment overrides are parsed as YAML scalars before they get here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 class KairosConfig(_Section):
@@ -44,7 +47,9 @@ class KairosConfig(_Section):
     sample_rate: float | None = Field(
         default=None, gt=0, description="Samples per second (= 1/dt)."
     )
-    tau_scale: float = Field(default=0.05, ge=0, description="Lag τ̄ in seconds.")
+    tau_scale: float = Field(
+        default=0.05, ge=0, description="Lag τ̄ in seconds; at least one sample (> dt/2)."
+    )
     omega: float = Field(
         default=0.0, description="ω in rad/s; 0 resonates with steady oscillations."
     )
@@ -78,6 +83,18 @@ class KairosConfig(_Section):
         if dt is None and isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
             return {**data, "dt": 1.0 / rate}
         return data
+
+    @model_validator(mode="after")
+    def _lag_is_a_sample(self) -> KairosConfig:
+        """A cell's lag must be at least one sample: with L = round(τ̄/dt) = 0 each velocity
+        is compared with itself, so |T|² = 1 on any stream and every batch would collapse."""
+        if self.dt is not None and round(self.tau_scale / self.dt) < 1:
+            raise ValueError(
+                f"tau_scale {self.tau_scale:g} s is 0 samples at dt = {self.dt:g} s (a lag of 0"
+                f" compares each velocity with itself: |T|^2 = 1 on any stream); use"
+                f" tau_scale > {self.dt / 2:g} s"
+            )
+        return self
 
     @property
     def step(self) -> float:
@@ -138,12 +155,23 @@ class RetentionConfig(_Section):
             raise ValueError("coarse_step: must not exceed raw_seconds")
         return self
 
+    def to_retention(self) -> Retention:
+        """The plain value the memory layer takes (it never imports config)."""
+        return Retention(
+            raw_seconds=self.raw_seconds,
+            coarse_step=self.coarse_step,
+            coarse_seconds=self.coarse_seconds,
+            signatures=self.signatures,
+        )
+
 
 class MemoryConfig(_Section):
     """Temporal memory (SQLite, WAL) and the ingest batch cadence."""
 
     path: Path | None = Field(
-        default=None, description="Data dir; default ~/.becomingone or --data-dir."
+        default=None,
+        strict=False,  # YAML has no path type: a string names the directory
+        description="Data dir; default ~/.becomingone or --data-dir.",
     )
     flush_interval: float = Field(
         default=0.5, gt=0, le=3600, description="Seconds per ingest batch."
@@ -254,9 +282,11 @@ class CellConfig(_Section):
     @classmethod
     def _hooks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         problems = []
-        known = ", ".join(HOOK_EVENTS)
+        known = ", ".join(e.value for e in HookEvent)
         for event, targets in value.items():
-            if event.removeprefix("before_") not in HOOK_EVENTS:
+            try:
+                parse_hook_event(event)
+            except InputError:
                 problems.append(f"{event}: unknown hook event; known: {known} (or before_*)")
             for target in targets:
                 module, sep, func = target.partition(":")

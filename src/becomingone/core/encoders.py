@@ -1,7 +1,8 @@
 """Encoders: turn numeric inputs into the phase sequence φ the KAIROS engine reads (DESIGN.md §4).
 
 - phase samples: as given (radians or cycles), optionally unwrapped from a wrapped input;
-- real signals: the angle of the analytic signal (Hilbert), with an optional band-pass;
+- real signals: the angle of the analytic signal (Hilbert) of the signal with its mean (or its
+  linear trend) removed, with an optional band-pass;
 - event timestamps: linear phase interpolation, one cycle (2π) per event;
 - embeddings (text): each message one sample, the embedding vector as channels.
 
@@ -11,7 +12,7 @@ Pure NumPy/SciPy; no I/O. Text embedding itself (a model) lives in ``becomingone
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -21,11 +22,18 @@ from becomingone.core._checks import finite_array, positive_float
 from becomingone.errors import InputError
 
 __all__ = [
+    "DETRENDS",
+    "Detrend",
     "phase_from_embeddings",
     "phase_from_events",
     "phase_from_samples",
     "phase_from_signal",
 ]
+
+
+Detrend = Literal["none", "mean", "linear"]
+#: What ``phase_from_signal`` may remove before the analytic signal.
+DETRENDS: tuple[Detrend, ...] = ("none", "mean", "linear")
 
 
 def _matrix(name: str, values: ArrayLike, min_rows: int = 2) -> NDArray[Any]:
@@ -80,8 +88,13 @@ def phase_from_signal(
     *,
     band: tuple[float, float] | None = None,
     order: int = 4,
+    detrend: Detrend = "mean",
 ) -> NDArray[np.float64]:
     """Unwrapped phase (radians) of a real signal from its analytic signal.
+
+    The analytic signal of a series with a large offset hardly turns (its phase wobbles around
+    0), so the mean of each channel is removed first (DESIGN.md §4); ``detrend="linear"``
+    removes a least-squares line instead, for a series on a ramp.
 
     Parameters
     ----------
@@ -90,21 +103,30 @@ def phase_from_signal(
     dt : float
         Sample step in seconds.
     band : (low_hz, high_hz), optional
-        Zero-phase Butterworth band-pass applied first (0 < low < high < Nyquist).
+        Zero-phase Butterworth band-pass applied after detrending (0 < low < high < Nyquist,
+        and high ≥ the data's resolution 1/(N·dt)).
     order : int
         Filter order.
+    detrend : {"mean", "linear", "none"}
+        What to remove from each channel before the analytic signal.
 
     Examples
     --------
     >>> t = np.arange(1000) * 0.001
-    >>> phi = phase_from_signal(np.cos(2 * np.pi * 50 * t), 0.001)
+    >>> phi = phase_from_signal(100.0 + np.cos(2 * np.pi * 50 * t), 0.001)
     >>> round(float(np.median(np.diff(phi))) / 0.001 / (2 * np.pi), 3)
     50.0
     """
     step = positive_float("dt", dt)
+    if detrend not in DETRENDS:
+        raise InputError("detrend", f"must be one of {', '.join(DETRENDS)}; got {detrend!r}")
     arr = _matrix("x", x, min_rows=4)
     if arr.dtype.kind == "c":
         raise InputError("x", "must be real (a complex signal already is a phasor)")
+    arr = _unit_peak(arr)
+    if detrend != "none":
+        kind = "constant" if detrend == "mean" else "linear"
+        arr = np.asarray(signal.detrend(arr, axis=0, type=kind), dtype=np.float64)
     if band is not None:
         arr = _bandpass(arr, step, band, order)
     analytic = signal.hilbert(arr, axis=0)
@@ -112,9 +134,22 @@ def phase_from_signal(
     return _squeeze(phi, x)
 
 
-def _bandpass(
-    arr: NDArray[np.float64], dt: float, band: tuple[float, float], order: int
-) -> NDArray[np.float64]:
+def _unit_peak(arr: NDArray[Any]) -> NDArray[np.float64]:
+    """``arr`` divided by its largest |value| (finite input), so no later sum can overflow.
+
+    Detrending, the band-pass and the Hilbert transform are linear and the phase of an
+    analytic signal does not change when the signal is scaled by a positive number, so this
+    changes nothing but the range: a finite series of 1e308s keeps its phase.
+    """
+    out = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise InputError("x", "must be finite (NaN or inf found)")
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    return out / peak if peak > 0.0 else out
+
+
+def _band_edges(band: tuple[float, float], dt: float, n: int) -> tuple[float, float]:
+    """(low, high) in Hz, inside (0, Nyquist) and reaching the resolution 1/(n·dt)."""
     try:
         low, high = (float(band[0]), float(band[1]))
     except (TypeError, ValueError, IndexError) as exc:
@@ -122,13 +157,39 @@ def _bandpass(
     nyquist = 0.5 / dt
     if not (0.0 < low < high < nyquist):
         raise InputError("band", f"needs 0 < low < high < Nyquist ({nyquist} Hz), got {band!r}")
+    resolution = 1.0 / (n * dt)
+    if high < resolution:
+        raise InputError(
+            "band",
+            f"{low:g}-{high:g} Hz lies below the data's resolution 1/(N·dt) = {resolution:.3g} Hz "
+            f"({n} samples at dt {dt:g} s); choose a band with high >= {resolution:.3g} Hz",
+        )
+    return low, high
+
+
+def _bandpass(
+    arr: NDArray[np.float64], dt: float, band: tuple[float, float], order: int
+) -> NDArray[np.float64]:
+    low, high = _band_edges(band, dt, arr.shape[0])
     if order < 1:
         raise InputError("order", f"must be >= 1, got {order}")
-    sos = signal.butter(order, [low, high], btype="bandpass", fs=1.0 / dt, output="sos")
-    padlen = 3 * (2 * len(sos) + 1)
+    padlen = 3 * (2 * order + 1)  # sosfiltfilt: a band-pass of order k has k sections
     if arr.shape[0] <= padlen:
         raise InputError("x", f"band-pass needs more than {padlen} samples, got {arr.shape[0]}")
-    return np.asarray(signal.sosfiltfilt(sos, arr, axis=0), dtype=np.float64)
+    unstable = InputError(
+        "band",
+        f"{low:g}-{high:g} Hz gives a numerically unstable Butterworth filter at dt {dt:g} s "
+        f"(normalised frequencies {low * 2 * dt:.3g}-{high * 2 * dt:.3g} of Nyquist); "
+        "widen the band or lower the order",
+    )
+    try:
+        sos = signal.butter(order, [low, high], btype="bandpass", fs=1.0 / dt, output="sos")
+        out = np.asarray(signal.sosfiltfilt(sos, arr, axis=0), dtype=np.float64)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise unstable from exc
+    if not (np.all(np.isfinite(sos)) and np.all(np.isfinite(out))):
+        raise unstable
+    return out
 
 
 def phase_from_events(

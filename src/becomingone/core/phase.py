@@ -71,7 +71,8 @@ def _phases(theta: ArrayLike, name: str = "theta") -> NDArray[np.float64]:
 
 
 def _resultant(theta: NDArray[np.float64], w: NDArray[np.float64] | None = None) -> complex:
-    z = np.exp(1j * TWO_PI * theta)
+    """Σ w·e^{2πiθ}; θ is reduced mod 1 first (exact), so a huge finite θ cannot overflow."""
+    z = np.exp(1j * TWO_PI * np.mod(theta, 1.0))
     return complex(np.sum(z if w is None else w * z))
 
 
@@ -93,6 +94,9 @@ def circular_mean(theta: ArrayLike, w: ArrayLike | None = None) -> float | None:
         weights = _phases(w, "w")
         if weights.shape != th.shape:
             raise InputError("w", f"must have the shape of theta {th.shape}, got {weights.shape}")
+        peak = float(np.max(np.abs(weights)))
+        if peak > 1.0:  # the mean does not depend on the weights' scale; keep Σ w·z finite
+            weights = weights / peak
     z = _resultant(th, weights)
     scale = float(np.sum(np.abs(weights))) if weights is not None else float(th.size)
     if abs(z) <= 1e-12 * max(scale, 1e-300):
@@ -157,8 +161,8 @@ def coherence_band(c: float) -> CoherenceBand:
 
 def circular_midpoint(a: float, b: float) -> float:
     """Midpoint of two phases along the shorter arc: a + wrap(b − a)/2 mod 1."""
-    x = finite_float("a", a)
-    y = finite_float("b", b)
+    x = finite_float("a", a) % 1.0  # exact; keeps b − a finite for huge phases
+    y = finite_float("b", b) % 1.0
     out = (x + float(wrap(y - x)) / 2.0) % 1.0
     return 0.0 if out >= 1.0 else out
 

@@ -105,6 +105,13 @@ def _fft_grid_row(p: NDArray[np.complex128], start: int, n_fft: int, pick: Any) 
     return spec[pick] * np.exp(2j * np.pi * k * start / n_fft)
 
 
+def _unit_scale(v: NDArray[Any]) -> NDArray[Any]:
+    """Velocities divided by their largest real or imaginary part, so |φ̇|² sums cannot
+    overflow; |T̂|² is a ratio of products of φ̇, so a common positive scale cancels."""
+    peak = float(max(np.max(np.abs(v.real)), np.max(np.abs(v.imag)))) if v.size else 0.0
+    return v / peak if peak > 0.0 else v
+
+
 def resonance_map(
     phi: ArrayLike,
     dt: float,
@@ -141,7 +148,7 @@ def resonance_map(
     [1.0, 1.0]
     """
     step = positive_float("dt", dt)
-    v = phase_velocity(as_phase_matrix(phi), step)
+    v = _unit_scale(phase_velocity(as_phase_matrix(phi), step))
     m = v.shape[0]
     lag_s = _validate_grid("lags", lags)
     if np.any(lag_s < 0):

@@ -14,84 +14,49 @@ NumPy; no I/O, no clocks.
 from __future__ import annotations
 
 import cmath
-import io
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from becomingone.core._checks import finite_array, finite_float, positive_float, positive_int
+from becomingone.core._checks import (
+    check_finite,
+    finite_float,
+    max_part,
+    numeric_array,
+    positive_float,
+    positive_int,
+)
+from becomingone.core._engine_state import FMAX, KairosState, sample_limit
 from becomingone.core.kairos import Resonance, clip_unit, lag_samples
 from becomingone.errors import InputError
 
-__all__ = ["KairosEngine", "KairosState"]
+__all__ = ["KairosEngine", "KairosState", "sample_limit"]
 
 #: Re-sum when the magnitude of the operations since the last exact sum exceeds this multiple of
 #: the current sum: rounding error is then still below ~1e5 · 2.2e-16 ≈ 2e-11 relative.
 _DRIFT_LIMIT = 1e5
+
+#: A chunk is refused when the running sums plus their drift could pass this (post-check).
+_HEADROOM = FMAX / 4
+
+#: |ω·dt| above this is refused: ω·t_n then stays finite for any sample count below 2⁶³.
+_MAX_OMEGA_DT = 1e280
 
 _Complex = NDArray[np.complex128]
 _Float = NDArray[np.float64]
 _Terms = tuple[_Complex, _Float, _Float, NDArray[np.int64]]  # q, a, b and velocity indices
 
 
-@dataclass(slots=True)
-class KairosState:
-    """Everything a :class:`KairosEngine` needs to resume exactly where it was.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Batch:
+    """A chunk's effect on an engine: computed and checked, not yet applied to the state."""
 
-    Arrays are plain NumPy arrays; :meth:`to_bytes` / :meth:`from_bytes` use ``np.savez`` with
-    ``allow_pickle=False``.
-    """
-
-    dt: float
-    lag: float
-    omega: float
-    window: float
-    threshold: float
-    channels: int
-    t0: float
-    samples: int = 0
-    last_sample: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
-    vel_ring: _Complex = field(default_factory=lambda: np.zeros((0, 1), np.complex128))
-    term_q: _Complex = field(default_factory=lambda: np.zeros(0, np.complex128))
-    term_a: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
-    term_b: _Float = field(default_factory=lambda: np.zeros(0, np.float64))
-    sum_q_re: float = 0.0
-    sum_q_im: float = 0.0
-    sum_a: float = 0.0
-    sum_b: float = 0.0
-    drift_a: float = 0.0
-    drift_b: float = 0.0
-    since_resum: int = 0
-
-    def to_bytes(self) -> bytes:
-        """Serialise to bytes (NumPy ``.npz``, no pickle)."""
-        buf = io.BytesIO()
-        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        np.savez(buf, allow_pickle=False, **arrays)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> KairosState:
-        """Inverse of :meth:`to_bytes`; raises ``InputError`` on damaged data."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                raw = {name: npz[name] for name in npz.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise InputError("state", f"not a KAIROS engine state: {exc}") from exc
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in raw:
-                raise InputError("state", f"missing field {f.name!r}")
-            value = raw[f.name]
-            if value.ndim == 0:
-                kind = value.dtype.kind
-                kwargs[f.name] = int(value) if kind in "iu" else float(value)
-            else:
-                kwargs[f.name] = value
-        return cls(**kwargs)
+    samples: _Complex  # the chunk, shape (k, C)
+    v: _Complex  # the newest velocities (the lag ring keeps their last L)
+    terms: _Terms | None  # the new window terms, if any
+    totals: tuple[complex, float, float]  # Σq, Σa, Σb of ``terms``
 
 
 class KairosEngine:
@@ -146,14 +111,20 @@ class KairosEngine:
         if not 0.0 < thr <= 1.0:
             raise InputError("threshold", f"must be in (0, 1], got {thr}")
         n_ch = positive_int("channels", channels)
+        w = finite_float("omega", omega)
+        start = finite_float("t0", t0)
+        if not (abs(w * step) <= _MAX_OMEGA_DT and math.isfinite(w * start)):
+            raise InputError(
+                "omega", f"ω·t would overflow float64 (ω={w} rad/s, dt={step} s, t0={start} s)"
+            )
         self._state = KairosState(
             dt=step,
             lag=float(lag),
-            omega=finite_float("omega", omega),
+            omega=w,
             window=win,
             threshold=thr,
             channels=n_ch,
-            t0=finite_float("t0", t0),
+            t0=start,
             last_sample=np.zeros(n_ch, np.complex128),
             vel_ring=np.zeros((big_l, n_ch), np.complex128),
             term_q=np.zeros(big_w, np.complex128),
@@ -168,6 +139,7 @@ class KairosEngine:
         self._big_w: int = int(s.term_q.shape[0])
         self._rot0 = complex(np.exp(1j * s.omega * s.t0))
         self._wdt = s.omega * s.dt
+        self._limit = sample_limit(s.dt, self._big_w, s.channels)
         self._last: Resonance = self._result()
 
     # -- public read-only view -------------------------------------------------------------------
@@ -203,6 +175,11 @@ class KairosEngine:
         return self._big_w
 
     @property
+    def sample_limit(self) -> float:
+        """The largest |real| or |imaginary| part of a sample accepted (:func:`sample_limit`)."""
+        return self._limit
+
+    @property
     def samples(self) -> int:
         """Number of samples ingested so far."""
         return self._state.samples
@@ -220,12 +197,7 @@ class KairosEngine:
 
     def snapshot(self) -> KairosState:
         """A deep copy of the engine state; :meth:`restore` resumes from it exactly."""
-        s = self._state
-        copied = {f.name: getattr(s, f.name) for f in fields(s)}
-        for name, value in copied.items():
-            if isinstance(value, np.ndarray):
-                copied[name] = value.copy()
-        return KairosState(**copied)
+        return self._state.copy()
 
     def state_bytes(self) -> bytes:
         """``snapshot().to_bytes()`` without the intermediate deep copy."""
@@ -243,27 +215,19 @@ class KairosEngine:
             channels=int(state.channels),
             t0=state.t0,
         )
-        expect = eng.snapshot()
-        for f in fields(state):
-            value = getattr(state, f.name)
-            ref = getattr(expect, f.name)
-            if isinstance(ref, np.ndarray):
-                arr = np.asarray(value)
-                if arr.shape != ref.shape:
-                    raise InputError("state", f"{f.name} has shape {arr.shape}, want {ref.shape}")
-                value = arr.astype(ref.dtype, copy=True)
-            if not np.all(np.isfinite(value)):
-                raise InputError("state", f"{f.name} holds non-finite values")
-            setattr(eng._state, f.name, value)
-        if eng._state.samples < 0 or eng._state.since_resum < 0:
-            raise InputError("state", "negative counters")
+        eng._state = state.checked_like(eng._state)
         eng._set_derived()
         return eng
 
     # -- ingest ----------------------------------------------------------------------------------
+    #
+    # Every path computes a chunk's velocities, terms and sums first (``_prepare``), checks that
+    # they are finite and that the running sums keep their headroom, and only then changes the
+    # state (``_apply``): a refused chunk leaves the engine bit-identical.
 
-    def _as_chunk(self, samples: ArrayLike) -> _Complex:
-        arr = finite_array("samples", samples)
+    def _as_chunk(self, samples: ArrayLike) -> tuple[_Complex, float]:
+        """The samples as a complex128 (k, C) chunk and their largest part (finite, checked)."""
+        arr = numeric_array("samples", samples)
         c = self._state.channels
         if arr.ndim == 0:
             arr = arr.reshape(1, 1)
@@ -271,33 +235,41 @@ class KairosEngine:
             arr = arr[:, None] if c == 1 else arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != c:
             raise InputError("samples", f"must have shape (k,) or (k, {c}), got {arr.shape}")
-        return arr.astype(np.complex128, copy=False)
+        peak = max_part(arr)  # NaN or inf when a value is: one pass finds both
+        if not math.isfinite(peak):
+            check_finite("samples", arr)
+        return arr.astype(np.complex128, copy=False), peak
 
     def update(self, samples: ArrayLike) -> Resonance:
         """Ingest samples (shape (k,) or (k, C); a scalar for one sample) and return the result.
 
-        Raises ``InputError`` (nothing ingested) on a wrong shape or non-finite values.
+        Raises ``InputError`` (nothing ingested) on a wrong shape, non-finite values or a value
+        beyond :attr:`sample_limit` (its velocity terms would overflow float64).
         """
         s = self._state
         if s.channels == 1 and s.samples and isinstance(samples, float | int | complex):
             if isinstance(samples, bool) or not cmath.isfinite(samples):
                 raise InputError("samples", f"must be a finite number, got {samples!r}")
-            return self._update_scalar(complex(samples))
-        x = self._as_chunk(samples)
+            z = complex(samples)
+            self._check_bound(max(abs(z.real), abs(z.imag)), self._limit)
+            return self._update_scalar(z)
+        x, peak = self._as_chunk(samples)
         if x.shape[0] == 0:
             return self._last
+        self._check_bound(peak, self._limit)
         return self._ingest(x)
 
     def update_trusted(self, chunk: _Complex) -> Resonance:
         """Ingest a chunk its caller has already cleaned: complex128, shape (k, C), all finite.
 
-        The fast path for a caller that validates once for several engines (the cell): only
-        the dtype and shape are checked here (O(1)); finiteness is the caller's promise, so
-        NaN/inf must be removed before. Results equal :meth:`update` on the same samples.
+        The fast path for a caller that validates once for several engines (the cell): the
+        dtype and shape are checked, and one pass finds the largest part for the
+        :attr:`sample_limit` (which also refuses NaN/inf). Results equal :meth:`update`.
         """
         self._check_trusted(chunk)
         if chunk.shape[0] == 0:
             return self._last
+        self._check_bound(max_part(chunk), self._limit)
         return self._ingest(chunk)
 
     def update_pair(self, chunk: _Complex, follower: KairosEngine) -> tuple[Resonance, Resonance]:
@@ -307,17 +279,33 @@ class KairosEngine:
         no longer than this one's, and has ingested the same samples so far (same count, last
         sample and lag ring), the velocity products are computed once, here, and ``follower``
         stores those in its own window. Otherwise both engines update on their own. Either
-        way each engine ends exactly as if it had been fed ``chunk`` alone.
+        way each engine ends exactly as if it had been fed ``chunk`` alone; if either engine
+        refuses the chunk (``InputError``), neither changes.
         """
         self._check_trusted(chunk)
         follower._check_trusted(chunk)
-        if chunk.shape[0] < 2 or not self._leads(follower):
-            return self.update_trusted(chunk), follower.update_trusted(chunk)
-        m_old = max(self._state.samples - 1, 0)
-        terms, v = self._ingest_chunk(chunk)
-        self._last = self._result()
-        follower._follow(chunk, m_old, terms, v)
+        if chunk.shape[0] == 0:
+            return self._last, follower._last
+        self._check_bound(max_part(chunk), min(self._limit, follower._limit))
+        if self._leads(follower):
+            m_old = max(self._state.samples - 1, 0)
+            mine = self._prepare(chunk)
+            theirs = follower._follow(mine, m_old)
+        else:
+            mine, theirs = self._prepare(chunk), follower._prepare(chunk)
+        self._apply(mine)
+        follower._apply(theirs)
         return self._last, follower._last
+
+    def check_samples(self, chunk: _Complex) -> None:
+        """Raise ``InputError('samples')`` if :meth:`update_trusted` would refuse ``chunk`` by
+        its shape, dtype or :attr:`sample_limit`; change nothing.
+
+        Lets a caller refuse a batch before acting on it (the cell does, before its hooks
+        fire); the update itself still checks the terms it computes.
+        """
+        self._check_trusted(chunk)
+        self._check_bound(max_part(chunk), self._limit)
 
     def _check_trusted(self, chunk: _Complex) -> None:
         c = self._state.channels
@@ -327,6 +315,28 @@ class KairosEngine:
             raise InputError(
                 "samples", f"a trusted chunk must have shape (k, {c}), got {chunk.shape}"
             )
+
+    def _check_bound(self, peak: float, limit: float) -> None:
+        """Refuse a chunk whose largest part ``peak`` exceeds ``limit`` (or is NaN/inf)."""
+        if peak <= limit:
+            return
+        if not math.isfinite(peak):
+            raise InputError("samples", f"must be finite, got a value {peak!r}")
+        s = self._state
+        raise InputError(
+            "samples",
+            f"would overflow the engine: max |value| {peak:.3g} exceeds the sample limit "
+            f"{limit:.3g} (dt={s.dt} s, window {self._big_w} terms, {s.channels} channels)",
+        )
+
+    def _overflow(self, x: _Complex | complex) -> InputError:
+        """The error for samples ``x`` whose computed terms or sums do not fit in float64."""
+        peak = max_part(np.atleast_1d(np.asarray(x, dtype=np.complex128)))
+        return InputError(
+            "samples",
+            f"would overflow the engine: the velocity terms or window sums exceed float64 "
+            f"(max |value| {peak:.3g}; the sample limit is {self._limit:.3g})",
+        )
 
     def _leads(self, other: KairosEngine) -> bool:
         """True iff ``other`` would compute the same velocity products as this engine."""
@@ -342,30 +352,15 @@ class KairosEngine:
             and bool(np.all(o.vel_ring == s.vel_ring))
         )
 
-    def _follow(self, x: _Complex, m_old: int, terms: _Terms | None, v: _Complex) -> None:
-        """Take a leader's terms for chunk ``x`` (leader had ``m_old`` velocities before)."""
-        s = self._state
-        s.last_sample = x[-1].copy()
-        s.samples += x.shape[0]
-        m_new = s.samples - 1
-        first = max(self._big_l, m_old, m_new - self._big_w)
-        if terms is not None and m_new > first:
-            q, a, b, idx = terms
-            off = first - int(idx[0])
-            self._store_terms(q[off:], a[off:], b[off:], idx[off:] - self._big_l)
-        self._push_ring(v, m_new)
-        self._last = self._result()
-
     def _ingest(self, x: _Complex) -> Resonance:
-        """Ingest a validated chunk of shape (k, C), k ≥ 1 (complex128, finite)."""
+        """Ingest a validated chunk of shape (k, C), k ≥ 1 (complex128, finite, bounded)."""
         if x.shape[0] == 1 and self._state.samples:
             return self._update_one(x[0])
-        self._ingest_chunk(x)
-        self._last = self._result()
+        self._apply(self._prepare(x))
         return self._last
 
-    def _ingest_chunk(self, x: _Complex) -> tuple[_Terms | None, _Complex]:
-        """Ingest k ≥ 1 samples; return the terms computed and the velocities used."""
+    def _prepare(self, x: _Complex) -> _Batch:
+        """Compute (not apply) the effect of k ≥ 1 samples; raise if it would overflow."""
         s = self._state
         m_old = max(s.samples - 1, 0)  # velocities so far
         need = self._big_w + self._big_l  # only the newest W + L velocities can still matter
@@ -376,13 +371,7 @@ class KairosEngine:
         else:
             seq = np.concatenate([s.last_sample[None, :], x]) if s.samples else x
         v: _Complex = np.asarray(np.diff(seq, axis=0) / s.dt, dtype=np.complex128)
-        s.last_sample = x[-1].copy()
-        s.samples += x.shape[0]
-        return self._add_velocities(v, m_old), v
-
-    def _add_velocities(self, v: _Complex, m_old: int) -> _Terms | None:
-        k = v.shape[0]
-        m_new = m_old + k
+        m_new = m_old + v.shape[0]
         # First new velocity index with a lagged partner whose term stays in the window: terms
         # that would leave within this chunk are never computed (the window keeps the last W).
         first = max(self._big_l, m_old, m_new - self._big_w)
@@ -390,9 +379,48 @@ class KairosEngine:
         if m_new > first:
             idx = np.arange(first, m_new)
             terms = self._products(v[first - m_old :], self._lagged(v, m_old, idx), idx)
-            self._store_terms(terms[0], terms[1], terms[2], idx - self._big_l)
-        self._push_ring(v, m_new)
-        return terms
+        return self._checked(x, v, terms)
+
+    def _follow(self, lead: _Batch, m_old: int) -> _Batch:
+        """This engine's share of a leader's batch (the leader had ``m_old`` velocities)."""
+        m_new = self._state.samples + lead.samples.shape[0] - 1
+        first = max(self._big_l, m_old, m_new - self._big_w)
+        terms = None
+        if lead.terms is not None and m_new > first:
+            q, a, b, idx = lead.terms
+            off = first - int(idx[0])
+            terms = (q[off:], a[off:], b[off:], idx[off:])
+        return self._checked(lead.samples, lead.v, terms)
+
+    def _checked(self, x: _Complex, v: _Complex, terms: _Terms | None) -> _Batch:
+        """The batch of chunk ``x``, once its new ring velocities and sums are known to fit."""
+        totals = (0j, 0.0, 0.0)
+        if terms is not None:
+            totals = (complex(np.sum(terms[0])), float(np.sum(terms[1])), float(np.sum(terms[2])))
+        ring = v[-self._big_l :] if self._big_l else v[:0]
+        if not (self._fits(*totals) and bool(np.all(np.isfinite(ring)))):
+            raise self._overflow(x)
+        return _Batch(samples=x, v=v, terms=terms, totals=totals)
+
+    def _fits(self, q: complex, a: float, b: float) -> bool:
+        """True iff terms summing to (q, a, b) keep the running sums well inside float64."""
+        s = self._state
+        return (
+            cmath.isfinite(q)
+            and s.sum_a + s.drift_a + 2.0 * a <= _HEADROOM
+            and s.sum_b + s.drift_b + 2.0 * b <= _HEADROOM
+        )
+
+    def _apply(self, batch: _Batch) -> None:
+        """Commit a checked batch: last sample, count, window terms and the lag ring."""
+        s = self._state
+        s.last_sample = batch.samples[-1].copy()
+        s.samples += batch.samples.shape[0]
+        if batch.terms is not None:
+            q, a, b, idx = batch.terms
+            self._store_terms(q, a, b, idx - self._big_l, batch.totals)
+        self._push_ring(batch.v, s.samples - 1)
+        self._last = self._result()
 
     def _push_ring(self, v: _Complex, m_new: int) -> None:
         """Keep the newest L velocities (indices < m_new; v holds the newest ones)."""
@@ -431,11 +459,18 @@ class KairosEngine:
             b = np.einsum("nc,nc->n", past.real, past.real) + np.einsum(
                 "nc,nc->n", past.imag, past.imag
             )
-        q = p * np.exp(1j * (self._wdt * idx.astype(np.float64)))
+        q = p * np.exp(1j * (self._wdt * idx.astype(np.float64))) if self._wdt else p
         return q, a, b, idx
 
-    def _store_terms(self, q: _Complex, a: _Float, b: _Float, j: NDArray[np.int64]) -> None:
-        """Put terms number j (since the start) into the window and update the sums."""
+    def _store_terms(
+        self,
+        q: _Complex,
+        a: _Float,
+        b: _Float,
+        j: NDArray[np.int64],
+        totals: tuple[complex, float, float],
+    ) -> None:
+        """Put terms number j (since the start), whose sums are ``totals``, into the window."""
         s = self._state
         big_w = self._big_w
         if q.shape[0] >= big_w:
@@ -456,9 +491,7 @@ class KairosEngine:
         s.term_q[slots] = q
         s.term_a[slots] = a
         s.term_b[slots] = b
-        new_q = complex(np.sum(q))
-        new_a = float(np.sum(a))
-        new_b = float(np.sum(b))
+        new_q, new_a, new_b = totals
         s.sum_q_re += new_q.real - old_q.real
         s.sum_q_im += new_q.imag - old_q.imag
         s.sum_a += new_a - old_a
@@ -483,14 +516,21 @@ class KairosEngine:
         big_l = self._big_l
         v = (x - complex(s.last_sample[0])) / s.dt
         n = s.samples - 1  # index of the new velocity
-        s.last_sample[0] = x
-        s.samples += 1
+        term = None
         if n >= big_l:
             past = complex(s.vel_ring[(n - big_l) % big_l, 0]) if big_l else v
-            q = v * past.conjugate() * cmath.exp(1j * (self._wdt * float(n)))
+            q = v * past.conjugate()
+            if self._wdt:
+                q *= cmath.exp(1j * (self._wdt * float(n)))
             a = v.real * v.real + v.imag * v.imag
             b = past.real * past.real + past.imag * past.imag
-            self._push_term(n - big_l, q, a, b)
+            term = (q, a, b)
+        if not (cmath.isfinite(v) and (term is None or self._fits(*term))):
+            raise self._overflow(x)
+        s.last_sample[0] = x
+        s.samples += 1
+        if term is not None:
+            self._push_term(n - big_l, *term)
         if big_l:
             s.vel_ring[n % big_l, 0] = v
         self._last = self._result()
@@ -502,15 +542,20 @@ class KairosEngine:
         big_l = self._big_l
         v = (x - s.last_sample) / s.dt
         n = s.samples - 1
-        s.last_sample = x.copy()
-        s.samples += 1
+        term = None
         if n >= big_l:
             past = s.vel_ring[(n - big_l) % big_l] if big_l else v
-            p = complex(np.vdot(past, v))
-            q = p * cmath.exp(1j * (self._wdt * float(n)))
-            a = float(np.vdot(v, v).real)
-            b = float(np.vdot(past, past).real)
-            self._push_term(n - big_l, q, a, b)
+            q = complex(np.vdot(past, v))
+            if self._wdt:
+                q *= cmath.exp(1j * (self._wdt * float(n)))
+            term = (q, float(np.vdot(v, v).real), float(np.vdot(past, past).real))
+        # a finite Σ|v|² (in the term) implies finite velocities; otherwise check them
+        if not (self._fits(*term) if term is not None else bool(np.isfinite(v).all())):
+            raise self._overflow(x)
+        s.last_sample = x.copy()
+        s.samples += 1
+        if term is not None:
+            self._push_term(n - big_l, *term)
         if big_l:
             s.vel_ring[n % big_l] = v
         self._last = self._result()
@@ -563,7 +608,9 @@ class KairosEngine:
         a, b = s.sum_a, s.sum_b
         if terms == 0 or a <= 0.0 or b <= 0.0:
             return Resonance(time=time, value=0j, coherence=0.0, terms=terms, collapsed=False)
-        value = clip_unit(complex(s.sum_q_re, s.sum_q_im) * self._rot0 / math.sqrt(a * b))
+        value = clip_unit(
+            complex(s.sum_q_re, s.sum_q_im) * self._rot0 / (math.sqrt(a) * math.sqrt(b))
+        )
         coherence = min(1.0, value.real**2 + value.imag**2)
         return Resonance(
             time=time,

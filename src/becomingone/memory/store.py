@@ -1,13 +1,13 @@
 """Temporal memory of a cell: one SQLite file (WAL) per data dir.
 
 Rule: this is the only module that speaks SQL. Each ingest batch is one transaction (witness
-records, chain head, coherence point, counters, and either the raw batch in the replay log or
-fresh engine signatures), so a crash (even ``kill -9``) loses at most the batch being written
-and never leaves the chain or the history half-written. Engine states are stored as
-``KairosState.to_bytes`` (npz, no pickle); batches as ``.npy`` bytes (no pickle). Coherence
-history is kept raw for ``retention.raw_seconds``, then as ``coarse_step`` means for
-``coarse_seconds``; only the latest ``retention.signatures`` engine signatures are kept, so
-the file stays bounded however long the Master window runs.
+records, chain head, coherence point, counters, the source's read position, and either the raw
+batch in the replay log or fresh engine signatures), so a crash (even ``kill -9``) loses at
+most the batch being written and never leaves the chain or the history half-written. Engine
+states are stored as ``KairosState.to_bytes`` (npz, no pickle); batches as ``.npy`` bytes (no
+pickle). Coherence history is kept raw for ``retention.raw_seconds``, then as ``coarse_step``
+means for ``coarse_seconds``; only the latest ``retention.signatures`` engine signatures are
+kept, so the file stays bounded however long the Master window runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,8 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from becomingone.config.schema import RetentionConfig
 from becomingone.errors import InputError, StorageError
+from becomingone.memory.retention import Retention
 from becomingone.witnessing.record import ChainHead, WitnessRecord
 
 __all__ = ["DB_NAME", "Coherence", "CoherencePoint", "TemporalMemory"]
@@ -35,6 +36,7 @@ __all__ = ["DB_NAME", "Coherence", "CoherencePoint", "TemporalMemory"]
 DB_NAME = "memory.sqlite3"
 SCHEMA_VERSION = "1"
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"  # .npy format version 1.0
+_SOURCE_PREFIX = "source:"  # meta key of a source's read position
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -160,10 +162,12 @@ class TemporalMemory:
 
     #: Ask the checkpointer to run after this many commits, or after a signature write.
     POKE_EVERY = 64
+    #: True for a store from :meth:`open_read_only`.
+    _read_only = False
 
-    def __init__(self, path: Path, retention: RetentionConfig | None = None) -> None:
+    def __init__(self, path: Path, retention: Retention | None = None) -> None:
         self.path = Path(path)
-        self.retention = retention or RetentionConfig()
+        self.retention = retention or Retention()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -185,8 +189,44 @@ class TemporalMemory:
         elif row[0] != SCHEMA_VERSION:
             raise StorageError(f"{self.path}: schema {row[0]}, this version reads {SCHEMA_VERSION}")
 
+    @classmethod
+    def open_read_only(cls, path: Path) -> TemporalMemory:
+        """An existing store opened for reading only (SQLite URI ``mode=ro``).
+
+        Writes nothing and starts no checkpointer: it works beside a running writer (SQLite's
+        usual ``-wal``/``-shm`` side files may appear) and on a read-only copy of a data dir
+        (then opened ``immutable``, creating nothing). Raises ``StorageError`` if ``path`` is
+        missing or not a cell database.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.retention = Retention()
+        self._read_only = True
+        self._commits = 0
+        if not self.path.is_file():
+            raise StorageError(f"no cell database at {self.path}")
+        try:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            wal = self.path.with_name(self.path.name + "-wal")
+            if not wal.exists() and not os.access(self.path.parent, os.W_OK):
+                # SQLite cannot create -wal/-shm here, and no writer can be active without
+                # them: read the file as it is (a read-only copy, read-only media).
+                uri += "&immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot read temporal memory {self.path}: {exc}") from exc
+        if row is None or row[0] != SCHEMA_VERSION:
+            self._db.close()
+            raise StorageError(f"{self.path}: schema {row and row[0]}, this version reads "
+                               f"{SCHEMA_VERSION}")  # fmt: skip
+        return self
+
     def close(self) -> None:
         """Stop the checkpointer, checkpoint the whole WAL and close the file."""
+        if self._read_only:
+            self._db.close()
+            return
         self._checkpointer.close()
         with contextlib.suppress(sqlite3.DatabaseError):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -212,17 +252,23 @@ class TemporalMemory:
         signatures: Mapping[str, tuple[int, bytes]] | None = None,
         counters: Mapping[str, int] | None = None,
         wall: float | None = None,
+        source: tuple[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Store one batch atomically: a coherence point at stream time ``t`` with its witnesses.
 
         ``samples`` go to the replay log; ``signatures`` (role → (samples, state bytes)) replace
         it (the log is cleared: the states already contain those samples). ``counters`` are the
-        cell's running counts. Raises ``StorageError`` (nothing stored) on failure.
+        cell's running counts. ``source`` is (source key, position): how far the cell has read
+        that source, stored with the batch so the two never disagree. Raises ``StorageError``
+        (nothing stored) on failure.
         """
         if not (math.isfinite(t) and math.isfinite(phase)):
             raise InputError("t", f"time and phase must be finite, got {t!r}, {phase!r}")
+        position = None if source is None else _source_json(source[1])
         with self._transaction():
             self._write_batch(t, coherence, phase, witnesses, head, samples, signatures)
+            if source is not None and position is not None:
+                self._put_meta(_SOURCE_PREFIX + source[0], position)
             if counters is not None or wall is not None:
                 state = {"counters": dict(counters or {}), "wall": wall}
                 self._put_meta("state", json.dumps(state, sort_keys=True))
@@ -397,6 +443,25 @@ class TemporalMemory:
             return {}
         return {str(k): int(v) for k, v in json.loads(row[0][0])["counters"].items()}
 
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the store (one read transaction), even while another
+        process commits batches: the head and the records it signs agree."""
+        self._exec("BEGIN")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self._db.execute("COMMIT")
+
+    def source_position(self, key: str) -> dict[str, Any] | None:
+        """The position stored for source ``key`` with the newest batch that read it."""
+        row = self._exec("SELECT value FROM meta WHERE key = ?", (_SOURCE_PREFIX + key,))
+        if not row:
+            return None
+        value = json.loads(row[0][0])
+        return value if isinstance(value, dict) else None
+
     def chain_head(self) -> ChainHead | None:
         """The signed head stored with the newest batch."""
         row = self._exec("SELECT count, hash, signature FROM chain_head WHERE id = 1")
@@ -429,8 +494,16 @@ class TemporalMemory:
         return [(float(t), json.loads(p)) for t, p in rows]
 
     def integrity_check(self) -> str:
-        """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""
-        return str(self._exec("PRAGMA integrity_check")[0][0])
+        """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound; else its first
+        ten findings joined by ``"; "``)."""
+        return "; ".join(str(row[0]) for row in self._exec("PRAGMA integrity_check(10)"))
+
+
+def _source_json(position: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(position), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError("source", f"position is not JSON: {exc}") from exc
 
 
 def _point(row: Sequence[Any]) -> CoherencePoint:

@@ -4,7 +4,7 @@ Rule: thin loops around the sans-IO parts; this layer owns time, signals and ter
 makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
-from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, load_key, run_cell
+from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -24,18 +24,33 @@ from becomingone.runtime.cluster import (
     packets_per_tick,
     subject_for,
 )
+from becomingone.runtime.datadir import (
+    LOCK_NAME,
+    PUBLIC_KEY_FILE,
+    DataDirLock,
+    LockHolder,
+    check_chain,
+    load_key,
+    open_identity,
+    resume_point,
+    verify_tail,
+)
 from becomingone.runtime.hooks import (
+    HookCall,
     HookEvent,
     HookFailure,
     HookRegistry,
     HookResult,
     Veto,
+    check_hooks,
     resolve_hook,
 )
-from becomingone.runtime.sources import Source, open_source, synthetic_phase
+from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
     "DELIVERY_SECONDS",
+    "LOCK_NAME",
+    "PUBLIC_KEY_FILE",
     "SEND_SECONDS",
     "Cell",
     "CellMember",
@@ -43,25 +58,34 @@ __all__ = [
     "CellTotals",
     "ClusterMember",
     "ClusterSummary",
+    "DataDirLock",
+    "HookCall",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
     "HookResult",
     "LivingMember",
     "LocalCluster",
+    "LockHolder",
     "Source",
+    "SourceCursor",
     "TickReport",
     "Veto",
     "build_cell_members",
     "build_supervisors",
     "cell_totals",
+    "check_chain",
+    "check_hooks",
     "default_data_dir",
     "estimate_tick_seconds",
     "load_key",
+    "open_identity",
     "open_source",
     "packets_per_tick",
     "resolve_hook",
+    "resume_point",
     "run_cell",
     "subject_for",
     "synthetic_phase",
+    "verify_tail",
 ]

@@ -1,11 +1,13 @@
-"""One living cell (DESIGN.md §5) and its asyncio driver.
+"""One living cell (DESIGN.md §5): the asyncio driver of the sans-IO cell core.
 
-Rule: :class:`Cell` wires the sans-IO parts — transducers, Sync layer, witness chain — to the
-temporal memory and the hooks; :meth:`Cell.ingest` handles one batch and commits it in one
-transaction. Cadence (documented in docs/cell.md): one micro witness per ingest batch (not per
-sample), one meso witness per transducer per batch in which an integration cycle completed, one
-macro witness per collapse, one meta witness every ``witnessing.meta_interval`` wall seconds.
-:func:`run_cell` is the thin loop that pulls batches from a source and reports status.
+Rule: the decisions live in :class:`becomingone.cell.CellCore` (no I/O); :class:`Cell` opens the
+data dir, builds the core from config, resumes it, and performs the effects it yields — one
+SQLite transaction per batch (with the source's read position), hooks, the meta self-check.
+Opening a data dir is guarded (docs/cell.md, Data safety): the writer lock first, then the key
+checked against ``node.pub`` (never re-created beside an existing chain), then the signed head
+and the resumed tail verified — a broken chain is extended only when the caller accepts it, and
+then the break is the first new record. :func:`run_cell` is the thin loop that pulls batches
+from a source and reports status.
 """
 
 from __future__ import annotations
@@ -13,62 +15,60 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import stat
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, fields
-from functools import partial
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
+from becomingone.cell import (
+    COUNTERS,
+    CellCore,
+    Commit,
+    CoreSettings,
+    Effect,
+    FireHook,
+    HookOutcome,
+    Ingest,
+    IngestOutcome,
+    VerifyRecent,
+)
 from becomingone.config.schema import CellConfig
 from becomingone.core.stream import KairosState
 from becomingone.errors import InputError, StorageError
-from becomingone.keys import NodeKey
+from becomingone.events import BEFORE, HookEvent
+from becomingone.memory.sqlite import SqliteProtocolState
 from becomingone.memory.store import DB_NAME, Coherence, TemporalMemory
-from becomingone.runtime.hooks import HookFailure, HookRegistry
-from becomingone.sync.layer import (
-    ActionEvent,
-    RealignRequest,
-    SyncDecision,
-    SyncLayer,
-    action_from,
+from becomingone.runtime.datadir import (
+    DataDirLock,
+    check_chain,
+    open_identity,
+    resume_point,
+    verify_tail,
 )
-from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading, ingest_pair
-from becomingone.witnessing import (
-    GENESIS_HASH,
-    Level,
-    VerifyReport,
-    WitnessChain,
-    WitnessRecord,
-    verify,
-)
+from becomingone.runtime.hooks import HookRegistry
+from becomingone.runtime.sources import SourceCursor
+from becomingone.sync.layer import ActionEvent, SyncDecision, SyncLayer
+from becomingone.sync.ssep import next_epoch
+from becomingone.transducers import EmissaryTransducer, MasterTransducer
+from becomingone.witnessing import Level, VerifyReport, WitnessChain, verify
 
-__all__ = ["Cell", "CellStatus", "default_data_dir", "load_key", "run_cell"]
+__all__ = ["Cell", "CellStatus", "default_data_dir", "run_cell"]
 
 log = logging.getLogger("becomingone.cell")
 
-_COUNTERS = ("collapses", "dissipations", "realigns", "rejected", "vetoed", "hook_failures")
+#: Name of the persisted SSEP boot epoch in the data dir's protocol state.
+EPOCH_STATE = "ssep.epoch"
+
+#: Every hook name a handler can listen to: each event and its ``before_`` variant.
+_HOOK_NAMES = tuple(n for e in HookEvent for n in (e.value, f"{BEFORE}{e.value}"))
 
 
 def default_data_dir() -> Path:
     """``~/.becomingone`` (the data dir when neither config nor ``--data-dir`` names one)."""
     return Path.home() / ".becomingone"
-
-
-def load_key(path: Path, *, strict: bool = True) -> NodeKey:
-    """The cell's Ed25519 key at ``path``, created (mode 0600) on first start."""
-    if path.exists() and strict:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise InputError(
-                "security.key_file", f"{path} has mode {mode:o}; run: chmod 600 {path}"
-            )
-    return NodeKey.load_or_create(path)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,10 +100,13 @@ class CellStatus:
 
 
 class Cell:
-    """Transducers + Sync layer + witnessing + temporal memory + hooks, on one data dir.
+    """The asyncio driver of one cell: a :class:`~becomingone.cell.CellCore` on a data dir.
 
-    Opening a data dir that already holds a cell resumes it: engines from the newest temporal
-    signature plus the replay log, the witness chain from its signed head, the counts.
+    The core decides (transducers, Sync layer, witness records); this class owns the data dir
+    (its writer lock, key and memory) and performs what the core asks. Opening a data dir that
+    already holds a cell resumes it: engines from the newest temporal signature plus the replay
+    log, the witness chain from its signed head, the counts. Use ``async with`` or call
+    :meth:`aclose` (or :meth:`close` outside a loop).
     """
 
     def __init__(
@@ -113,334 +116,222 @@ class Cell:
         *,
         hooks: HookRegistry | None = None,
         channels: int | None = None,
+        accept_broken_chain: bool = False,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir).expanduser()
-        self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
-        self.key = load_key(
-            self.data_dir / config.security.key_file,
-            strict=config.security.strict_key_permissions,
+        self.source: SourceCursor | None = None
+        self.lock = DataDirLock.acquire(self.data_dir)
+        try:
+            self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
+            retention = config.memory.retention.to_retention()
+            self.memory = TemporalMemory(self.data_dir / DB_NAME, retention)
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            self.core = self._open(config, channels, accept_broken_chain)
+        except BaseException:
+            self.memory.close()
+            self.lock.release()
+            raise
+
+    def _open(self, config: CellConfig, channels: int | None, accept_broken: bool) -> CellCore:
+        self.key = open_identity(self.data_dir, self.memory, config.security)
+        master = MasterTransducer.from_config(config, channels=channels)
+        emissary = EmissaryTransducer.from_config(config, channels=channels)
+        broken = check_chain(
+            self.memory,
+            self.key.public_bytes,
+            window=config.witnessing.meta_window,
+            accept_broken=accept_broken,
         )
-        self.memory = TemporalMemory(self.data_dir / DB_NAME, config.memory.retention)
-        self.master = MasterTransducer.from_config(config, channels=channels)
-        self.emissary = EmissaryTransducer.from_config(config, channels=channels)
-        self.sync = SyncLayer(
-            threshold=config.kairos.threshold, phase_threshold=config.sync.phase_threshold
-        )
-        self.counts = dict.fromkeys(_COUNTERS, 0)
-        self.chain = self._resume()
-        self.chain_ok: bool | None = None
-        self._last_signature: float | None = None
-        self._last_meta: float | None = None
-        self._logged = 0
+        count, last_hash = resume_point(self.memory, broken)
+        self._restore(master, emissary)
         windows = config.memory.replay_windows  # replay log bound, in Master windows
-        self._max_log = windows * max(self.master.engine.window_terms, 1)
-
-    # -- resume ----------------------------------------------------------------------------------
-
-    def _resume(self) -> WitnessChain:
-        head = self.memory.chain_head()
-        count = self.memory.witness_count()
-        if head is not None and head.count != count:
-            raise StorageError(
-                f"{self.memory.path}: {count} witness records but the signed head says "
-                f"{head.count}; run `becomingone witness verify`"
-            )
-        chain = WitnessChain(
-            self.key,
-            count=head.count if head else 0,
-            last_hash=head.hash if head else GENESIS_HASH,
+        core = CellCore(
+            master=master,
+            emissary=emissary,
+            sync=SyncLayer(
+                threshold=config.kairos.threshold, phase_threshold=config.sync.phase_threshold
+            ),
+            chain=WitnessChain(self.key, count=count, last_hash=last_hash),
+            settings=CoreSettings(
+                meta_interval=config.witnessing.meta_interval,
+                meta_window=config.witnessing.meta_window,
+                signature_interval=config.memory.signature_interval,
+                max_log=windows * max(master.engine.window_terms, 1),
+            ),
+            counts=self.memory.counters(),
         )
-        self.counts.update({k: v for k, v in self.memory.counters().items() if k in self.counts})
+        if broken is not None:
+            self._record_break(core, broken)
+        return core
+
+    def _restore(self, master: MasterTransducer, emissary: EmissaryTransducer) -> None:
+        """Engines from the newest signatures, then the replay log after them."""
         signatures = self.memory.latest_signatures()
         if signatures:
-            self._restore(signatures)
+            if set(signatures) != {"master", "emissary"}:
+                raise StorageError(
+                    f"{self.memory.path}: incomplete signatures {sorted(signatures)}"
+                )
+            if signatures["master"][0] != signatures["emissary"][0]:
+                raise StorageError(f"{self.memory.path}: master and emissary signatures disagree")
+            master.restore(KairosState.from_bytes(signatures["master"][1]))
+            emissary.restore(KairosState.from_bytes(signatures["emissary"][1]))
         for batch in self.memory.replay_log():
-            self.master.ingest(batch)
-            self.emissary.ingest(batch)
-        return chain
+            master.ingest(batch)
+            emissary.ingest(batch)
 
-    def _restore(self, signatures: dict[str, tuple[int, bytes]]) -> None:
-        if set(signatures) != {"master", "emissary"}:
-            raise StorageError(f"{self.memory.path}: incomplete signatures {sorted(signatures)}")
-        if signatures["master"][0] != signatures["emissary"][0]:
-            raise StorageError(f"{self.memory.path}: master and emissary signatures disagree")
-        self.master.restore(KairosState.from_bytes(signatures["master"][1]))
-        self.emissary.restore(KairosState.from_bytes(signatures["emissary"][1]))
+    def _record_break(self, core: CellCore, report: VerifyReport) -> None:
+        """Witness an accepted break as the first record of this run (META chain.break_accepted).
+
+        No hook listens yet (the core's ``listening`` is empty), so the core yields one commit.
+        """
+        payload = {
+            "first_bad": report.first_bad,
+            "reason": report.reason,
+            "checked": report.checked,
+        }
+        steps = core.witness(Level.META, "chain.break_accepted", payload, time.time())
+        commit = next(steps)
+        assert isinstance(commit, Commit)
+        try:
+            self._store(commit)
+        except StorageError as exc:
+            steps.throw(exc)
+        with contextlib.suppress(StopIteration):
+            steps.send(None)
+        core.chain_ok = False
+
+    # -- the parts, as the core holds them -------------------------------------------------------
+
+    @property
+    def master(self) -> MasterTransducer:
+        """The slow transducer."""
+        return self.core.master
+
+    @property
+    def emissary(self) -> EmissaryTransducer:
+        """The fast transducer."""
+        return self.core.emissary
+
+    @property
+    def sync(self) -> SyncLayer:
+        """The Sync layer."""
+        return self.core.sync
+
+    @property
+    def chain(self) -> WitnessChain:
+        """The witness chain (its head is the stored head plus pending records)."""
+        return self.core.chain
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Running counts (collapses, dissipations, realigns, rejected, vetoed, hook failures)."""
+        return self.core.counts
+
+    @property
+    def chain_ok(self) -> bool | None:
+        """The result of the newest self-check (None before the first)."""
+        return self.core.chain_ok
 
     @property
     def channels(self) -> int:
         """Channels per sample."""
-        return self.master.engine.channels
+        return self.core.channels
 
     @property
     def samples(self) -> int:
         """Samples ingested over the cell's whole life (across restarts)."""
-        return self.master.engine.samples
+        return self.core.samples
 
     @property
     def dt(self) -> float:
         """Sample step in seconds."""
         return self.master.engine.dt
 
-    # -- one batch -------------------------------------------------------------------------------
-
-    def _clean(self, batch: Any) -> tuple[NDArray[Any], NDArray[np.complex128], int]:
-        """(rows to log, the same rows as a complex128 (k, C) chunk, count of dropped rows).
-
-        The one validation of a batch: the transducers get the chunk on their trusted path.
-        """
-        try:
-            x = np.asarray(batch)
-            if x.dtype.kind not in "fciu":
-                raise TypeError(f"dtype {x.dtype}")
-            x = x.astype(np.complex128 if x.dtype.kind == "c" else np.float64, copy=False)
-        except (TypeError, ValueError) as exc:
-            raise InputError("samples", f"cannot be read as numbers: {exc}") from exc
-        if x.ndim == 1 and self.channels > 1 and x.shape[0] == self.channels:
-            x = x[None, :]
-        x = x.reshape(-1, 1) if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[1] != self.channels:
-            raise InputError("samples", f"need shape (k,) or (k, {self.channels}), got {x.shape}")
-        finite = np.isfinite(x)
-        good = finite[:, 0] if self.channels == 1 else np.all(finite, axis=1)
-        bad = int(x.shape[0] - np.count_nonzero(good))
-        if bad:
-            x = x[good]
-        chunk = x.astype(np.complex128, copy=False)
-        return (x if self.channels > 1 else x[:, 0]), chunk, bad
+    # -- performing the core's effects -----------------------------------------------------------
 
     async def ingest(self, batch: Any, *, now: float) -> CellStatus:
         """Ingest one batch (shape (k,) or (k, C)) at wall time ``now``; commit; fire hooks.
 
-        Rows with NaN or inf are dropped, counted and witnessed, never fed to the engines.
+        Rows with NaN or inf are dropped, counted and witnessed, never fed to the engines. A
+        batch the engines refuse (finite values whose velocity terms would overflow) is
+        rejected whole: counted, witnessed with the reason, kept out of the replay log; the
+        engines keep their previous state.
         """
-        x, chunk, bad = self._clean(batch)
-        records: list[WitnessRecord] = []
-        failures: list[HookFailure] = []
-        if bad:
-            self.counts["rejected"] += bad
-            records.append(self._witness(Level.MICRO, "input.rejected", {"rows": bad}, now))
-        if self._meta_due(now):
-            records.append(self._meta_witness(now))
-        t = self.master.engine.time_of(self.samples + len(x) - 1) if len(x) else 0.0
-        veto = await self._fire("signal.received", t, lambda: {"t": t, "n": len(x)}, failures)
-        if veto or len(x) == 0:
-            return await self._skip(x, veto, records, failures, now)
-        readings = ingest_pair(self.master, self.emissary, chunk)
-        decision, action = await self._decide(readings, failures)
-        records.extend(self._batch_witnesses(readings, decision, action, len(x), now))
-        return await self._finish(x, decision, action, records, failures, now)
+        self.core.listening = self._listening()
+        outcome = await self._drive(self.core.ingest(batch, now=now))
+        if outcome.rejected is not None:
+            log.warning("batch rejected: %s", outcome.rejected)
+        return self.status(outcome.decision, outcome.action)
 
-    async def _fire(
-        self,
-        event: str,
-        t: float,
-        payload: Callable[[], dict[str, Any]],
-        failures: list[HookFailure],
-    ) -> bool:
-        """Fire ``event`` if any handler listens (payload built only then); True iff vetoed."""
-        if not (self.hooks.has(event) or self.hooks.has(f"before_{event}")):
-            return False
-        result = await self.hooks.fire(event, t, payload())
-        failures.extend(result.failures)
-        return result.veto is not None
+    async def witness(self, level: Level, kind: str, payload: dict[str, Any], now: float) -> None:
+        """Witness a driver event on its own (committed, then the ``witness`` hooks)."""
+        self.core.listening = self._listening()
+        await self._drive(self.core.witness(level, kind, payload, now))
 
-    async def _skip(
-        self,
-        x: NDArray[Any],
-        vetoed: bool,
-        records: list[WitnessRecord],
-        failures: list[HookFailure],
-        now: float,
-    ) -> CellStatus:
-        if vetoed:
-            self.counts["vetoed"] += 1
-            records.append(self._witness(Level.MICRO, "signal.vetoed", {"n": len(x)}, now))
-        records.extend(self._failure_witnesses(failures, now))
-        if records:
-            self._commit(None, None, records, None, now)
-        await self._after_commit(records)
-        return self.status(None, None)
+    def _listening(self) -> frozenset[str]:
+        return frozenset(name for name in _HOOK_NAMES if self.hooks.has(name))
 
-    async def _decide(
-        self, readings: tuple[Reading, Reading], failures: list[HookFailure]
-    ) -> tuple[SyncDecision, ActionEvent | None]:
-        master, emissary = readings
-        decision = self.sync.evaluate(
-            master.resonance, emissary.resonance, now=master.resonance.time
-        )
-        action = None
-        if decision.collapsed:
-            phase, freq = self.emissary.extract()
-            action = action_from(decision, phase=phase, frequency_hz=freq)
-            if await self._fire("collapse", decision.time, lambda: _fields(action), failures):
-                self.counts["vetoed"] += 1
-                decision, action = self.sync.veto(decision), None
-        if decision.collapsed:
-            self.counts["collapses"] += 1
-            return decision, action
-        self.counts["dissipations"] += 1
-        t = decision.time
-        vetoed = await self._fire("dissipate", t, lambda: _decision_payload(decision), failures)
-        realign = decision.realign
-        if not vetoed and realign is not None:
-            vetoed = await self._fire("realign", t, partial(_realign_payload, realign), failures)
-            self.counts["realigns"] += not vetoed
-        return decision, action
+    async def _drive(self, steps: Ingest) -> IngestOutcome:
+        """Run the core's generator to its end, performing each effect it yields."""
+        reply: Any = None
+        error: StorageError | None = None
+        while True:
+            try:
+                effect = steps.send(reply) if error is None else steps.throw(error)
+            except StopIteration as done:
+                outcome: IngestOutcome = done.value
+                return outcome
+            reply, error = None, None
+            try:
+                reply = await self._perform(effect)
+            except StorageError as exc:
+                error = exc
 
-    def _batch_witnesses(
-        self,
-        readings: tuple[Reading, Reading],
-        decision: SyncDecision,
-        action: ActionEvent | None,
-        n: int,
-        now: float,
-    ) -> list[WitnessRecord]:
-        out = [self._witness(Level.MICRO, "ingest", {"n": n, **_decision_payload(decision)}, now)]
-        for r in readings:
-            if r.cycles:
-                payload = {
-                    "transducer": r.role,
-                    "cycle": r.cycle,
-                    "cycles": r.cycles,
-                    "coherence": r.resonance.coherence,
-                    "terms": r.resonance.terms,
-                    "t": r.resonance.time,
-                }
-                out.append(self._witness(Level.MESO, "cycle", payload, now))
-        if action is not None:
-            out.append(self._witness(Level.MACRO, "collapse", _fields(action), now))
-        return out
+    async def _perform(self, effect: Effect) -> Any:
+        match effect:
+            case Commit():
+                self._store(effect)
+                return None
+            case FireHook():
+                result = await self.hooks.fire(effect.event, effect.time, effect.payload)
+                for f in result.failures:
+                    log.warning("hook %s on %s failed: %s", f.hook, f.event, f.error)
+                failures = tuple(asdict(f) for f in result.failures)
+                return HookOutcome(vetoed=result.veto is not None, failures=failures)
+            case VerifyRecent():
+                report = self.verify_recent(effect.window)
+                if not report.ok:
+                    log.error("witness chain failed self-verification: %s", report)
+                return report
 
-    async def _finish(
-        self,
-        x: NDArray[Any],
-        decision: SyncDecision,
-        action: ActionEvent | None,
-        records: list[WitnessRecord],
-        failures: list[HookFailure],
-        now: float,
-    ) -> CellStatus:
-        records.extend(self._failure_witnesses(failures, now))
-        self._commit(x, decision, records, self._signatures_due(len(x), now), now)
-        await self._after_commit(records)
-        return self.status(decision, action)
-
-    def _commit(
-        self,
-        x: NDArray[Any] | None,
-        decision: SyncDecision | None,
-        records: list[WitnessRecord],
-        signatures: dict[str, tuple[int, bytes]] | None,
-        now: float,
-    ) -> None:
-        d = decision
+    def _store(self, c: Commit) -> None:
+        """One transaction: the batch, its records and head, counters and the source position."""
         coherence = Coherence(
-            master=abs(d.master) ** 2 if d else self.master.engine.last.coherence,
-            emissary=abs(d.emissary) ** 2 if d else self.emissary.engine.last.coherence,
-            sync=d.coherence if d else 0.0,
-            delta_phase=d.delta_phase if d else 0.0,
+            master=c.master, emissary=c.emissary, sync=c.sync, delta_phase=c.delta_phase
         )
-        t = d.time if d else self.master.engine.last.time
-        phase = math.atan2(d.t_sync.imag, d.t_sync.real) if d else 0.0
-        try:
-            self.memory.snapshot(
-                t,
-                coherence,
-                phase,
-                records,
-                head=self.chain.head(),
-                samples=x,
-                signatures=signatures,
-                counters=self.counts,
-                wall=now,
-            )
-        except StorageError:
-            self.chain.rollback()
-            raise
-        self.chain.commit()
-        if signatures:
-            self._logged = 0
-        elif x is not None:
-            self._logged += len(x)
-
-    async def _after_commit(self, records: list[WitnessRecord]) -> None:
-        if not self.hooks.has("witness") and not self.hooks.has("before_witness"):
-            return
-        for record in records:
-            result = await self.hooks.fire("witness", record.time, record.summary())
-            if result.failures:
-                failed = self._failure_witnesses(list(result.failures), record.time)
-                self._commit(None, None, failed, None, record.time)
-
-    # -- witnessing helpers ----------------------------------------------------------------------
-
-    def _witness(
-        self, level: Level, kind: str, payload: dict[str, Any], now: float
-    ) -> WitnessRecord:
-        return self.chain.append(level, kind, payload, now=now)
-
-    def _failure_witnesses(self, failures: list[HookFailure], now: float) -> list[WitnessRecord]:
-        out = []
-        for f in failures:
-            log.warning("hook %s on %s failed: %s", f.hook, f.event, f.error)
-            out.append(self._witness(Level.MICRO, "hook.failed", asdict(f), now))
-        self.counts["hook_failures"] += len(failures)
-        return out
-
-    def _meta_due(self, now: float) -> bool:
-        if self._last_meta is None:
-            self._last_meta = now
-            return False
-        return now - self._last_meta >= self.config.witnessing.meta_interval
-
-    def _meta_witness(self, now: float) -> WitnessRecord:
-        self._last_meta = now
-        report = self.verify_recent(self.config.witnessing.meta_window)
-        self.chain_ok = report.ok
-        if not report.ok:
-            log.error("witness chain failed self-verification: %s", report)
-        payload = {
-            "checked": report.checked,
-            "ok": report.ok,
-            "first_bad": report.first_bad,
-            "reason": report.reason,
-        }
-        return self._witness(Level.META, "verify", payload, now)
-
-    def _signatures_due(self, n: int, now: float) -> dict[str, tuple[int, bytes]] | None:
-        if self._last_signature is None:
-            self._last_signature = now
-        interval = self.config.memory.signature_interval
-        if now - self._last_signature < interval and self._logged + n < self._max_log:
-            return None
-        self._last_signature = now
-        return self._signature_states()
-
-    def _signature_states(self) -> dict[str, tuple[int, bytes]]:
-        return {
-            t.role: (t.engine.samples, t.engine.state_bytes()) for t in (self.master, self.emissary)
-        }
+        self.memory.snapshot(
+            c.t,
+            coherence,
+            c.phase,
+            c.records,
+            head=c.head,
+            samples=c.samples,
+            signatures=c.signatures,
+            counters=c.counters,
+            wall=c.wall,
+            source=None if self.source is None else self.source.stored(),
+        )
 
     # -- reading ---------------------------------------------------------------------------------
 
     def verify_recent(self, window: int) -> VerifyReport:
         """Verify the newest ``window`` stored records (linked to the record before them)."""
-        count = self.memory.witness_count()
-        start = max(0, count - window)
-        prev = GENESIS_HASH
-        if start > 0:
-            before = next(self.memory.witnesses(start=start - 1, limit=1))
-            prev = before.hash
-        records = self.memory.witnesses(start=start)
-        return verify(
-            records,
-            self.key.public_bytes,
-            start=start,
-            prev_hash=prev,
-            head=self.memory.chain_head(),
-        )
+        return verify_tail(self.memory, self.key.public_bytes, window)
 
     def verify_chain(self) -> VerifyReport:
         """Verify the whole stored chain against the signed head."""
@@ -460,37 +351,65 @@ class Cell:
             witnessed=self.chain.count,
             chain_ok=self.chain_ok,
             action=action,
-            **{k: self.counts[k] for k in _COUNTERS},
+            **{k: self.counts[k] for k in COUNTERS},
         )
 
+    def track(self, cursor: SourceCursor | None) -> None:
+        """Store ``cursor``'s position with every batch from now on (see ``sources``).
+
+        The source advances the cursor as it yields a batch and the cell commits that batch
+        before it asks for the next, so the stored position is always the end of the last
+        stored batch, in the same transaction.
+        """
+        self.source = cursor
+
+    def source_position(self, key: str) -> dict[str, Any] | None:
+        """The stored read position of source ``key`` (None: never read by this cell)."""
+        return self.memory.source_position(key)
+
+    def boot_epoch(self, now_ms: int | None = None) -> int:
+        """A new SSEP boot epoch for this identity, persisted before it is used.
+
+        :func:`~becomingone.sync.ssep.next_epoch` of the epoch the data dir stored at the last
+        boot and the wall clock (``now_ms``, default now), so epochs strictly increase across
+        restarts even when the clock steps back; stored in the data dir's protocol state
+        (``ssep.epoch``, 8 bytes big-endian) before any packet carries it.
+        """
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        store = SqliteProtocolState(self.data_dir / DB_NAME)
+        try:
+            raw = store.get(EPOCH_STATE)
+            previous = None if raw is None else int.from_bytes(raw, "big")
+            epoch = next_epoch(previous, now)
+            store.put(EPOCH_STATE, epoch.to_bytes(8, "big"))
+        finally:
+            store.close()
+        return epoch
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
     def close(self) -> None:
-        """Store final engine signatures (so a restart needs no replay) and close the file."""
+        """Store final engine signatures (so a restart needs no replay), close the file and
+        release the data-dir lock."""
         try:
             if self.samples:
-                self.memory.checkpoint(self.master.engine.last.time, self._signature_states())
+                self.memory.checkpoint(self.master.engine.last.time, self.core.signature_states())
+                self.core.logged_reset()
         finally:
-            self.memory.close()
+            try:
+                self.memory.close()
+            finally:
+                self.lock.release()
 
+    async def aclose(self) -> None:
+        """:meth:`close`, for ``async with`` and asyncio code."""
+        self.close()
 
-def _fields(obj: Any) -> dict[str, Any]:
-    """``dataclasses.asdict`` for a flat dataclass (scalar fields only), without deep copies."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    async def __aenter__(self) -> Cell:
+        return self
 
-
-def _realign_payload(r: RealignRequest) -> dict[str, Any]:
-    return _fields(r) | {"reason": r.reason.value}
-
-
-def _decision_payload(d: SyncDecision) -> dict[str, Any]:
-    return {
-        "t": d.time,
-        "master": abs(d.master) ** 2,
-        "emissary": abs(d.emissary) ** 2,
-        "sync": d.coherence,
-        "delta_phase": d.delta_phase,
-        "outcome": d.outcome.value,
-        "reason": d.reason.value if d.reason else None,
-    }
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 async def run_cell(

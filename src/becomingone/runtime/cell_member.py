@@ -1,11 +1,16 @@
 """A full cell as a cluster member: a living :class:`Cell` plus its Cluster Phase Supervisor.
 
-Rule: glue only. Each tick the cluster driver first calls :meth:`CellMember.advance`, which
-feeds the cell its own stream up to the tick's time (in batches of ``memory.flush_interval``
-stream seconds, so witnessing and storage keep the cell's own cadence) and copies the cell's
-state into the supervisor's SSEP field: Δφ = Δ_phase, coherence = |T_sync|², κ = the coupling
-gain α, node energy = the glyph load (0 until glyphs exist). Then the driver ticks the
-supervisor as for any member. Protocol decisions stay in :mod:`becomingone.sync`.
+Rule: glue only. One identity per cell (DESIGN.md §5): the supervisor signs SSEP packets with
+the key in the cell's data dir (the key that signs its witness records), and the roster is
+made of the cells' public keys, so cells are opened first and supervisors built from them.
+
+Each tick the cluster driver first calls :meth:`CellMember.advance`, which feeds the cell its
+own stream up to the tick's time (in batches of ``memory.flush_interval`` stream seconds, so
+witnessing and storage keep the cell's own cadence) and copies the state of the cell's last
+Sync decision into the supervisor's SSEP field: T_sync (complex), Δφ = Δ_phase, coherence =
+|T_sync|², κ = the coupling gain α, node energy = the glyph load (0 until glyphs exist). Then
+the driver ticks the supervisor as for any member. Protocol decisions stay in
+:mod:`becomingone.sync`.
 """
 
 from __future__ import annotations
@@ -19,11 +24,21 @@ from typing import Any, Protocol, runtime_checkable
 from numpy.typing import NDArray
 
 from becomingone.config.schema import CellConfig
+from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, CellStatus
 from becomingone.runtime.sources import synthetic_phase
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.layer import SyncDecision
+from becomingone.sync.roster import KeyRoster
 
-__all__ = ["CellMember", "CellTotals", "LivingMember", "build_cell_members", "cell_totals"]
+__all__ = [
+    "CellMember",
+    "CellTotals",
+    "LivingMember",
+    "build_cell_members",
+    "cell_totals",
+    "open_cells",
+]
 
 #: A stream as a pure function of (first sample index, count) → samples.
 Stream = Callable[[int, int], NDArray[Any]]
@@ -67,6 +82,10 @@ class CellMember:
     """
 
     def __init__(self, cell: Cell, supervisor: PhaseSupervisor, stream: Stream) -> None:
+        if supervisor.key.public_bytes != cell.key.public_bytes:
+            raise InputError(
+                "supervisor", f"{supervisor.node_id!r} does not sign with the cell's key"
+            )
         self.cell = cell
         self.supervisor = supervisor
         self.stream = stream
@@ -92,12 +111,23 @@ class CellMember:
             start = self._origin + self._fed
             self.status = await self.cell.ingest(self.stream(start, self._batch), now=now)
             self._fed += self._batch
+        decision = self.last_decision()
+        t_sync = decision.t_sync
+        if abs(t_sync) > 1.0:  # |T_sync| <= 1 up to rounding (Cauchy-Schwarz); pull it inside
+            t_sync *= (1.0 - 1e-12) / abs(t_sync)
         self.supervisor.set_field(
-            delta_phi=self.status.delta_phase,
-            coherence=self.status.sync,
+            delta_phi=min(decision.delta_phase, 1.0),
+            coherence=decision.coherence,
+            t_sync=t_sync,
             kappa=self.supervisor.alpha,
             node_energy=0.0,
         )
+
+    def last_decision(self) -> SyncDecision:
+        """The cell's last Sync decision, evaluated again from the engines' latest readings
+        (the same values the cell decided on; warming up before any input)."""
+        master, emissary = self.cell.master.engine.last, self.cell.emissary.engine.last
+        return self.cell.sync.evaluate(master, emissary, now=master.time)
 
     def tick(self, now: float) -> list[Outgoing]:
         """The supervisor's tick."""
@@ -118,29 +148,74 @@ class CellMember:
         return ok
 
 
+def open_cells(node_ids: Sequence[str], base_dir: Path, config: CellConfig) -> list[Cell]:
+    """One :class:`Cell` per node id in ``base_dir/<node id>`` (its key created on first
+    start); if one cannot be opened, those already open are closed and the error raised."""
+    cells: list[Cell] = []
+    try:
+        for node_id in node_ids:
+            cells.append(Cell(config.model_copy(update={"name": node_id}), base_dir / node_id))
+    except BaseException:
+        for cell in cells:
+            cell.close()
+        raise
+    return cells
+
+
 def build_cell_members(
     supervisors: Sequence[PhaseSupervisor],
     base_dir: Path,
     config: CellConfig,
     *,
     seed: int = 0,
+    epoch: int | None = None,
 ) -> list[CellMember]:
     """One full cell per supervisor, each in ``base_dir/<node id>`` with its own stream.
+
+    The cells are opened first; each supervisor is then rebuilt with the same settings and
+    state but signing with its cell's key, over the roster of the cells' public keys, under
+    boot ``epoch`` (default: each cell's :meth:`~becomingone.runtime.cell.Cell.boot_epoch`,
+    persisted in its data dir, so a cell restarted on the same data dir is accepted by peers
+    that heard it before, even if the wall clock stepped back).
 
     Every cell reads the synthetic rhythm (steady, then stalled) with its own jitter seed and
     its own offset into the rhythm, so cells collapse and dissipate at different times.
     """
+    cells = open_cells([s.node_id for s in supervisors], base_dir, config)
+    try:
+        rekeyed = _rekeyed(supervisors, cells, epoch)
+    except BaseException:
+        for cell in cells:
+            cell.close()
+        raise
     members = []
-    for sup in supervisors:
+    for sup, cell in zip(rekeyed, cells, strict=True):
         cell_seed = int.from_bytes(hashlib.sha256(f"{seed}:{sup.node_id}".encode()).digest()[:4])
         offset = cell_seed % 600
 
         def stream(start: int, count: int, s: int = cell_seed, o: int = offset) -> NDArray[Any]:
             return synthetic_phase(o + start, count, dt=config.kairos.step, seed=s)
 
-        cell = Cell(config.model_copy(update={"name": sup.node_id}), base_dir / sup.node_id)
         members.append(CellMember(cell, sup, stream))
     return members
+
+
+def _rekeyed(
+    supervisors: Sequence[PhaseSupervisor], cells: Sequence[Cell], epoch: int | None
+) -> list[PhaseSupervisor]:
+    """The supervisors signing with their cells' keys, over the cells' roster, at ``epoch``."""
+    pairs = list(zip(supervisors, cells, strict=True))
+    roster = KeyRoster({s.node_id: c.key.public_bytes for s, c in pairs})
+    out = []
+    for sup, cell in pairs:
+        boot = cell.boot_epoch() if epoch is None else epoch
+        state = sup.state()
+        if boot > state.epoch:
+            state = state.rebooted(boot)
+        out.append(
+            PhaseSupervisor.restore(state, **{**sup.settings(), "key": cell.key, "keys": roster})
+        )
+    return out
 
 
 def cell_totals(members: Sequence[CellMember], verified: Sequence[bool]) -> CellTotals:

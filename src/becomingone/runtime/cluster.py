@@ -25,6 +25,7 @@ from becomingone.core.phase import CoherenceBand
 from becomingone.errors import InputError
 from becomingone.keys import NodeKey
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.roster import KeyRoster
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Plan, Topology, winding_number
 from becomingone.sync.verified import VerifyCache
@@ -154,13 +155,18 @@ def build_supervisors(
     peer_timeout: float = 1.0,
     stable_ticks: int = 5,
     cache: VerifyCache | bool = True,
+    keys: Sequence[NodeKey] | None = None,
+    epoch: int = 0,
 ) -> list[PhaseSupervisor]:
-    """N supervisors with deterministic keys, phases uniform over ``spread`` cycles (centred
-    on 0) and natural frequencies ``frequency·(1 + drift_ppm·1e-6·u)``, u uniform in [−1, 1].
+    """N supervisors with phases uniform over ``spread`` cycles (centred on 0) and natural
+    frequencies ``frequency·(1 + drift_ppm·1e-6·u)``, u uniform in [−1, 1].
 
-    A ring started with ``spread`` ≤ 0.5 has winding number 0. All supervisors share one
-    verification cache (``cache=True``: a new one; or the given one; ``False``: none), so
-    each distinct packet is parsed and verified once, not once per receiver.
+    ``keys`` are the cells' own keys, one per cell (default: deterministic keys from
+    ``seed``, for runs without data dirs); the roster is made of their public keys. ``epoch``
+    is the boot epoch of every supervisor. A ring started with ``spread`` ≤ 0.5 has winding
+    number 0. All supervisors share one verification cache (``cache=True``: a new one; or the
+    given one; ``False``: none), so each distinct packet is parsed and verified once, not once
+    per receiver.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError("nodes", f"must be an integer >= 1, got {n!r}")
@@ -169,9 +175,13 @@ def build_supervisors(
     rng = np.random.default_rng(seed)
     thetas = (rng.random(n) - 0.5) * spread
     drifts = rng.uniform(-1.0, 1.0, n) * drift_ppm * 1e-6
-    keys = [NodeKey.from_seed(hashlib.sha256(f"{seed}:{i}".encode()).digest()) for i in range(n)]
+    if keys is None:
+        seeds = (hashlib.sha256(f"{seed}:{i}".encode()).digest() for i in range(n))
+        keys = [NodeKey.from_seed(s) for s in seeds]
+    elif len(keys) != n:
+        raise InputError("keys", f"needs one key per cell ({n}), got {len(keys)}")
     members = [f"cell-{i:04d}" for i in range(n)]
-    registry = {m: k.public_bytes for m, k in zip(members, keys, strict=True)}
+    registry = KeyRoster({m: k.public_bytes for m, k in zip(members, keys, strict=True)})
     topo = Topology.parse(topology)
     shared = VerifyCache() if cache is True else (None if cache is False else cache)
     return [
@@ -184,6 +194,7 @@ def build_supervisors(
             beta=beta,
             frequency=frequency * (1.0 + drifts[i]),
             theta=float(thetas[i]),
+            epoch=epoch,
             max_skew=max_skew,
             peer_timeout=peer_timeout,
             stable_ticks=stable_ticks,

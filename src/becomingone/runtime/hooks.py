@@ -1,8 +1,9 @@
-"""Event-named hooks of a cell (after OpenClaw): ``signal.received``, ``collapse``, ``dissipate``,
-``realign``, ``witness``, each with a ``before_*`` variant that may veto.
+"""Event-named hooks of a cell (after OpenClaw): one per :class:`~becomingone.events.HookEvent`
+(``signal.received``, ``collapse``, ``dissipate``, ``realign``, ``witness``), each with a
+``before_*`` variant that may veto.
 
 Rule: a hook can never hurt the cell. Handlers (sync or async, registered in code or named in
-config as ``module:function``) get one :class:`HookEvent`; an exception or a timeout is caught
+config as ``module:function``) get one :class:`HookCall`; an exception or a timeout is caught
 and returned as a :class:`HookFailure` for the cell to witness, and a handler that fails
 ``max_failures`` times in a row is disabled. A ``before_*`` handler vetoes by returning ``False``
 or a :class:`Veto`; a failing ``before_*`` handler does not veto.
@@ -17,16 +18,25 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from becomingone.config.schema import HOOK_EVENTS
-from becomingone.errors import ConfigError, InputError
+from becomingone.errors import ConfigError
+from becomingone.events import HookEvent, parse_hook_event
 
-__all__ = ["HookEvent", "HookFailure", "HookRegistry", "HookResult", "Veto", "resolve_hook"]
+__all__ = [
+    "HookCall",
+    "HookEvent",
+    "HookFailure",
+    "HookRegistry",
+    "HookResult",
+    "Veto",
+    "check_hooks",
+    "resolve_hook",
+]
 
-Handler = Callable[["HookEvent"], Any | Awaitable[Any]]
+Handler = Callable[["HookCall"], Any | Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HookEvent:
+class HookCall:
     """What a handler receives: the event ``name``, stream ``time`` (s) and a JSON-able payload."""
 
     name: str
@@ -68,9 +78,9 @@ class _Entry:
 
 
 def _check_event(event: str) -> str:
-    if event.removeprefix("before_") not in HOOK_EVENTS:
-        raise InputError("event", f"unknown hook event {event!r}; known: {', '.join(HOOK_EVENTS)}")
-    return event
+    """The registry key of ``event`` (a :class:`HookEvent` or its ``before_`` name)."""
+    base, before = parse_hook_event(str(event))
+    return f"before_{base.value}" if before else base.value
 
 
 def resolve_hook(target: str, *, path: str = "hook") -> Handler:
@@ -81,7 +91,8 @@ def resolve_hook(target: str, *, path: str = "hook") -> Handler:
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
-        raise ConfigError(path, f"cannot import {module_name!r}: {exc}") from exc
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever it says
+        raise ConfigError(path, f"cannot import {module_name!r}: {why}") from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ConfigError(path, f"{module_name!r} has no attribute {attr!r}")
@@ -90,6 +101,19 @@ def resolve_hook(target: str, *, path: str = "hook") -> Handler:
         raise ConfigError(path, f"{target!r} is not callable")
     handler: Handler = obj
     return handler
+
+
+def check_hooks(hooks: Mapping[str, Sequence[str]]) -> list[ConfigError]:
+    """Import every configured ``module:function`` (as :meth:`HookRegistry.from_config` would);
+    one ``ConfigError`` per bad hook, its ``path`` the key (``becomingone.hooks.collapse[1]``)."""
+    problems = []
+    for event, targets in hooks.items():
+        for i, target in enumerate(targets):
+            try:
+                resolve_hook(target, path=f"becomingone.hooks.{event}[{i}]")
+            except ConfigError as exc:
+                problems.append(exc)
+    return problems
 
 
 class HookRegistry:
@@ -124,17 +148,18 @@ class HookRegistry:
 
         Returns the veto (if any) and every failure; never raises for a handler's error.
         """
+        event = _check_event(event)
         failures: list[HookFailure] = []
         before = f"before_{event}"
         for entry in self._live(before):
-            out = await self._call(entry, HookEvent(name=before, time=time, payload=payload))
+            out = await self._call(entry, HookCall(name=before, time=time, payload=payload))
             if isinstance(out, HookFailure):
                 failures.append(out)
             elif out is False or isinstance(out, Veto):
                 veto = out if isinstance(out, Veto) else Veto(reason=f"{entry.name} vetoed")
                 return HookResult(veto=veto, failures=tuple(failures))
         for entry in self._live(event):
-            out = await self._call(entry, HookEvent(name=event, time=time, payload=payload))
+            out = await self._call(entry, HookCall(name=event, time=time, payload=payload))
             if isinstance(out, HookFailure):
                 failures.append(out)
         return HookResult(failures=tuple(failures))
@@ -142,7 +167,7 @@ class HookRegistry:
     def _live(self, event: str) -> list[_Entry]:
         return [e for e in self._hooks.get(event, ()) if not e.disabled]
 
-    async def _call(self, entry: _Entry, event: HookEvent) -> Any:
+    async def _call(self, entry: _Entry, event: HookCall) -> Any:
         try:
             out = entry.fn(event)
             if inspect.isawaitable(out):

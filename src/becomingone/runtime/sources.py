@@ -4,19 +4,23 @@ Rule: a source is an async iterator of batches (arrays of shape (k,) or (k, C));
 channel count and nothing about the cell. Unreadable values become NaN rows, which the cell drops,
 counts and witnesses — a bad line never stops a stream. The synthetic source is paced in real
 time and is a pure function of the sample index, so a restarted cell continues the same stream.
+File sources resume: a :class:`SourceCursor` says how far the file was read (rows, byte offset,
+hash of the bytes read); the cell stores it with each batch, and a restart continues after it
+or refuses a file that is not the one that was read. ``stdin`` is a new stream on every start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,16 +30,92 @@ from becomingone.errors import InputError
 from becomingone.ingest.files import DT_TOLERANCE, TIME_COLUMNS, read_messages
 from becomingone.ingest.text import embed_messages
 
-__all__ = ["Source", "open_source", "parse_row", "synthetic_phase"]
+__all__ = ["Source", "SourceCursor", "open_source", "parse_row", "synthetic_phase"]
+
+
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(slots=True)
+class SourceCursor:
+    """How far a file source has been read: ``rows`` samples, ending at byte ``offset``.
+
+    ``sha256`` is the hash of the file's first ``offset`` bytes: the identity of what was read.
+    The source advances the cursor as it yields each batch; the cell stores :meth:`stored`
+    with the batch. :meth:`resume` continues after a stored position, or refuses when the file
+    at ``path`` is not the one that was read (shorter, or changed before the offset).
+    """
+
+    key: str
+    path: Path
+    rows: int = 0
+    offset: int = 0
+    sha256: str = _EMPTY_SHA256
+
+    def stored(self) -> tuple[str, dict[str, Any]]:
+        """(key, position) as the cell stores it."""
+        return self.key, {"rows": self.rows, "offset": self.offset, "sha256": self.sha256}
+
+    def resume(self, position: Mapping[str, Any] | None) -> None:
+        """Continue after ``position`` (None: the file was never read, start at row 1)."""
+        if not position:
+            return
+        try:
+            rows, offset, digest = (
+                int(position["rows"]),
+                int(position["offset"]),
+                str(position["sha256"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError("source", f"stored position of {self.key} is unreadable") from exc
+        actual = _prefix_sha256(self.path, offset)
+        if actual != digest:
+            what = "is shorter than" if actual is None else "changed within"
+            raise InputError(
+                "source",
+                f"{self.path} {what} the first {offset} bytes ({rows} rows) this data dir has "
+                "already read, so it is not the same stream; restore the file or use a new "
+                "--data-dir to read it from the start",
+            )
+        self.rows, self.offset, self.sha256 = rows, offset, digest
+
+
+def _prefix_sha256(path: Path, size: int) -> str | None:
+    """SHA-256 of the first ``size`` bytes of ``path`` (None if the file is shorter)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            if _hash_into(fh, size, digest) < size:
+                return None
+    except OSError as exc:
+        raise InputError("source", f"cannot read {path}: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def _hash_into(fh: BinaryIO, size: int, digest: Any) -> int:
+    """Feed the next ``size`` bytes of ``fh`` to ``digest`` (1 MiB at a time); bytes read."""
+    done = 0
+    while done < size:
+        chunk = fh.read(min(size - done, 1 << 20))
+        if not chunk:
+            break
+        digest.update(chunk)
+        done += len(chunk)
+    return done
 
 
 @dataclass(slots=True)
 class Source:
-    """A named stream of batches with ``channels`` values per sample."""
+    """A named stream of batches with ``channels`` values per sample.
+
+    File sources (``csv:``, ``text:``) carry a :class:`SourceCursor`; ``synthetic`` continues
+    from the cell's sample count and ``stdin`` is a new stream every time (no cursor).
+    """
 
     name: str
     channels: int
     batches: AsyncIterator[NDArray[Any]]
+    cursor: SourceCursor | None = None
 
 
 def synthetic_phase(
@@ -153,13 +233,22 @@ def _check_time_step(path: Path, layout: _CsvLayout, dt: float) -> None:
                 return
 
 
-async def _csv(path: Path, layout: _CsvLayout, batch: int) -> AsyncIterator[NDArray[Any]]:
+async def _csv(
+    path: Path, layout: _CsvLayout, batch: int, cursor: SourceCursor
+) -> AsyncIterator[NDArray[Any]]:
+    """Rows after ``cursor`` in batches; the cursor moves to the end of each batch as it is
+    yielded (rows, byte offset, SHA-256 of the bytes read so far)."""
     rows: list[list[float]] = []
-    skipped_header = not layout.header
     keep = list(layout.keep)
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            row = parse_row(line, layout.columns)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        offset = cursor.offset
+        _hash_into(fh, offset, digest)  # checked by cursor.resume; rebuilds the running hash
+        skipped_header = not layout.header or offset > 0
+        for raw in fh:
+            offset += len(raw)
+            digest.update(raw)
+            row = parse_row(raw.decode("utf-8", errors="replace"), layout.columns)
             if row is None:
                 continue
             if not skipped_header:
@@ -167,10 +256,17 @@ async def _csv(path: Path, layout: _CsvLayout, batch: int) -> AsyncIterator[NDAr
                 continue
             rows.append([row[i] for i in keep])
             if len(rows) >= batch:
+                cursor.rows, cursor.offset = cursor.rows + len(rows), offset
+                cursor.sha256 = digest.hexdigest()
                 yield np.asarray(rows, np.float64)
                 rows = []
                 await asyncio.sleep(0)
     if rows:
+        cursor.rows, cursor.offset, cursor.sha256 = (
+            cursor.rows + len(rows),
+            offset,
+            digest.hexdigest(),
+        )
         yield np.asarray(rows, np.float64)
 
 
@@ -203,21 +299,28 @@ async def _stdin(stream: TextIO, interval: float) -> AsyncIterator[NDArray[Any]]
             yield np.asarray(rows, np.float64)
 
 
-def _text(path: Path, batch: int) -> tuple[int, AsyncIterator[NDArray[Any]]]:
-    """Messages of a text file (one per line) as sentence embeddings, one sample per message.
+def _text(path: Path, batch: int, cursor: SourceCursor) -> tuple[int, AsyncIterator[NDArray[Any]]]:
+    """Messages of a text file (one per line) as sentence embeddings, one sample per message,
+    from message ``cursor.rows`` on (the cursor's offset and hash cover the whole file).
 
     The embedding is the MiniLM model when the ``text`` extra is installed, else the lexical
     fallback (see :mod:`becomingone.ingest.text`).
     """
     try:
+        data = path.read_bytes()
         messages = read_messages(path)
+    except OSError as exc:
+        raise InputError("source", f"cannot read {path}: {exc.strerror or exc}") from exc
     except InputError as exc:
         raise InputError("source", exc.message) from exc
     vectors = phase_from_embeddings(embed_messages(messages))
 
     async def gen() -> AsyncIterator[NDArray[Any]]:
-        for i in range(0, vectors.shape[0], batch):
-            yield vectors[i : i + batch]
+        cursor.offset, cursor.sha256 = len(data), hashlib.sha256(data).hexdigest()
+        for i in range(cursor.rows, vectors.shape[0], batch):
+            chunk = vectors[i : i + batch]
+            cursor.rows = i + len(chunk)
+            yield chunk
             await asyncio.sleep(0)
 
     return vectors.shape[1], gen()
@@ -235,8 +338,11 @@ def open_source(spec: str, *, dt: float, flush_interval: float, start: int = 0) 
         path = Path(arg).expanduser()
         layout = _csv_layout(path)
         _check_time_step(path, layout, dt)
-        return Source(f"csv:{path}", len(layout.keep), _csv(path, layout, batch))
+        cursor = SourceCursor(f"csv:{path.resolve()}", path)
+        return Source(f"csv:{path}", len(layout.keep), _csv(path, layout, batch, cursor), cursor)
     if kind == "text" and arg:
-        channels, gen = _text(Path(arg).expanduser(), batch)
-        return Source(f"text:{arg}", channels, gen)
+        path = Path(arg).expanduser()
+        cursor = SourceCursor(f"text:{path.resolve()}", path)
+        channels, gen = _text(path, batch, cursor)
+        return Source(f"text:{arg}", channels, gen, cursor)
     raise InputError("source", f"{spec!r}: use synthetic, stdin, csv:PATH or text:PATH")

@@ -1,9 +1,10 @@
 """Vectorised large-N simulation of the CPS phase-lock dynamics (DESIGN.md §6).
 
 Rule: one NumPy pass per round over all cells, never a Python loop over cells; the update is
-the CPS rule of :mod:`becomingone.sync.cps` (Θ ← Θ + f + α·wrap(Θ_cluster − Θ), f ← f + β·err)
-with the same topology rules as :mod:`becomingone.sync.topology`. One round is one tick
-(dt = 1, so f is in cycles per round). Deterministic for a given ``seed``.
+the CPS law itself, :func:`becomingone.sync.law.cps_step` (Θ ← Θ + f·dt + α·err,
+f ← f + β·err with err = wrap(Θ_cluster − Θ)), with the same topology rules as
+:mod:`becomingone.sync.topology`. One round is one tick (dt = 1, so f is in cycles per
+round). Deterministic for a given ``seed``.
 
 Loss model: each round, each cell misses its round's cluster phase (the hub broadcast, its
 predecessor's packet, the global phase from its parent, its mesh round) with probability
@@ -24,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from becomingone.core._checks import finite_array, finite_float, positive_int
 from becomingone.core.phase import circular_mean, wrap
 from becomingone.errors import InputError
+from becomingone.sync.law import cps_step
 from becomingone.sync.topology import Topology, fractal_levels
 
 __all__ = ["SimResult", "simulate", "slow_mode_variance"]
@@ -213,6 +215,7 @@ def simulate(
     branching: int = 16,
     *,
     theta0: ArrayLike | None = None,
+    freq0: ArrayLike | None = None,
     break_twist: bool = False,
 ) -> SimResult:
     """Simulate ``rounds`` CPS rounds of ``n`` cells on ``topology``.
@@ -227,6 +230,7 @@ def simulate(
     loss : probability that a cell misses its round's cluster phase.
     branching : fractal branching factor b.
     theta0 : explicit initial phases (cycles).
+    freq0 : explicit initial frequencies (cycles per round); replaces ``freq_spread``.
     break_twist : ring only; while the ring is twisted each cell also hears one random
         peer per round (temporary chords), which unwinds the twist.
 
@@ -244,6 +248,10 @@ def simulate(
     rng = np.random.default_rng(seed)
     theta = _initial(n, rng, theta0)
     freq = rng.normal(0.0, spread, n) if spread > 0.0 else None
+    if freq0 is not None:
+        freq = np.array(np.atleast_1d(finite_array("freq0", freq0, allow_complex=False)).ravel())
+        if freq.size != n:
+            raise InputError("freq0", f"must have n = {n} frequencies, got {freq.size}")
     if freq is None and beta > 0.0:
         freq = np.zeros(n)
     state = _State(theta, freq, *(np.empty(n) for _ in range(4)))
@@ -304,11 +312,11 @@ def _step(
     err = state.err
     if loss > 0.0:
         err *= rng.random(err.size) >= loss
-    state.theta += alpha * err
-    if state.freq is not None:
-        state.theta += state.freq
-        if beta > 0.0:
-            state.freq += beta * err
+    if state.freq is None:  # no drift and no PLL: f stays 0
+        state.theta, _ = cps_step(state.theta, 0.0, err, alpha, 0.0, 1.0)
+    else:
+        state.theta, freq = cps_step(state.theta, state.freq, err, alpha, beta, 1.0)
+        state.freq = np.asarray(freq, dtype=np.float64)
     if jitter > 0.0:
         state.theta += rng.normal(0.0, jitter, err.size)
 

@@ -6,6 +6,8 @@ and outgoing bytes are returned. Drivers in ``becomingone.runtime`` move bytes a
 """
 
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.cps_state import CellField, HeardPhase, SupervisorState
+from becomingone.sync.law import cps_step
 from becomingone.sync.layer import (
     ActionEvent,
     DissipationReason,
@@ -15,27 +17,39 @@ from becomingone.sync.layer import (
     SyncOutcome,
     action_from,
 )
+from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.ssep import (
     MAX_PACKET_BYTES,
     Packet,
     PacketKind,
     PacketValidator,
     Reject,
+    ValidatorState,
     decode_packet,
     encode_packet,
+    next_epoch,
 )
-from becomingone.sync.stability import ClusterReading, NetworkStability, read_cluster
+from becomingone.sync.stability import (
+    ClusterReading,
+    NetworkStability,
+    StabilityState,
+    read_cluster,
+)
 from becomingone.sync.topology import Plan, Topology, fractal_levels, is_twisted, winding_number
 from becomingone.sync.verified import DEFAULT_CACHE_SIZE, CacheStats, VerifyCache
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "MAX_PACKET_BYTES",
+    "NODE_ID_PATTERN",
     "ActionEvent",
     "CacheStats",
+    "CellField",
     "ClusterReading",
     "CpsState",
     "DissipationReason",
+    "HeardPhase",
+    "KeyRoster",
     "NetworkStability",
     "Outgoing",
     "Packet",
@@ -45,16 +59,21 @@ __all__ = [
     "Plan",
     "RealignRequest",
     "Reject",
+    "StabilityState",
+    "SupervisorState",
     "SyncDecision",
     "SyncLayer",
     "SyncOutcome",
     "Topology",
+    "ValidatorState",
     "VerifyCache",
     "action_from",
+    "cps_step",
     "decode_packet",
     "encode_packet",
     "fractal_levels",
     "is_twisted",
+    "next_epoch",
     "read_cluster",
     "winding_number",
 ]

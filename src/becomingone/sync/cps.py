@@ -1,12 +1,19 @@
 """Cluster Phase Supervisor (CPS): one cell's side of the phase lock (DESIGN.md §6).
 
-Rule: sans-IO. ``tick(now)`` advances the local phase Θ by f·dt, steps it α of the way toward
-the cluster phase the topology gives (f ← f + β·err with the PLL term) and returns the signed
-packets to send; ``receive(data, now)`` validates a peer's bytes and stores what was heard.
-Bad packets are counted by reason and dropped; they never raise out of ``receive``.
+Rule: sans-IO. ``tick(now)`` advances the local phase Θ by f·dt, measures the cluster phase
+the topology gives and applies the CPS law (:func:`~becomingone.sync.law.cps_step`:
+Θ ← Θ + f·dt + α·err, f ← f + β·err), then returns the signed packets to send, which carry
+the phase after the step; ``receive(data, now)`` validates a peer's bytes and stores what was
+heard. Bad packets are counted by reason and dropped; they never raise out of ``receive``.
 
 Phases heard are extrapolated to ``now`` with the cell's own frequency, so a packet in flight
 for d seconds is compared as the sender's phase plus f·d.
+
+Settings (key, plan, roster, cluster, α, β, max skew, timeouts, the shared verification
+cache) are constructor arguments (:meth:`PhaseSupervisor.settings`); everything that evolves
+is one value, :class:`SupervisorState` (:meth:`PhaseSupervisor.state`), which round-trips
+through canonical bytes and :meth:`PhaseSupervisor.restore` exactly: a restored supervisor
+given the same inputs sends the same bytes as the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from __future__ import annotations
 import cmath
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +30,9 @@ from becomingone.core._checks import finite_float
 from becomingone.core.phase import wrap
 from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import NodeKey
+from becomingone.sync.cps_state import CellField, HeardPhase, SupervisorState
+from becomingone.sync.law import cps_step
+from becomingone.sync.roster import KeyRoster
 from becomingone.sync.ssep import Packet, PacketKind, PacketValidator, encode_packet
 from becomingone.sync.stability import NetworkStability
 from becomingone.sync.topology import Plan, Topology
@@ -54,12 +65,29 @@ class CpsState:
     rejected: Mapping[str, int] = field(default_factory=dict)
 
 
+def _unit(x: float) -> float:
+    """``x`` mod 1 in [0, 1) (``%`` gives 1.0 for tiny negative ``x``)."""
+    y = x % 1.0
+    return 0.0 if y >= 1.0 else y
+
+
 @dataclass(slots=True)
 class _Heard:
     theta: float
     weight: float
     timestamp: float
     fresh: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A packet to build after the step; ``theta`` ``None`` means the cell's own new phase."""
+
+    kind: PacketKind
+    level: int
+    theta: float | None
+    weight: float
+    to: tuple[str, ...]
 
 
 class PhaseSupervisor:
@@ -69,11 +97,14 @@ class PhaseSupervisor:
     ----------
     key : the cell's Ed25519 key; its public bytes must be ``keys[plan.node_id]``.
     plan : routing of this cell (:class:`~becomingone.sync.topology.Plan`).
-    keys : node id → public key of every member (unknown signers are rejected).
+    keys : the membership, a :class:`~becomingone.sync.roster.KeyRoster` or a mapping of node
+        ids to public keys (unknown signers are rejected).
     cluster : cluster name carried in every packet.
     alpha, beta : phase gain (0 < α < 1) and PLL frequency gain (β ≥ 0, per tick).
     frequency : natural frequency f in cycles per second.
     theta : initial phase Θ in cycles.
+    epoch : this boot's epoch (see :func:`~becomingone.sync.ssep.next_epoch`); it must grow
+        across restarts of the same identity, and packets are numbered (epoch, seq).
     max_skew : accepted |timestamp − now| in seconds.
     peer_timeout, stable_ticks : the network-stability detector's timeout (s) and k.
     cache : a verification cache shared with other supervisors of this process (optional).
@@ -90,12 +121,14 @@ class PhaseSupervisor:
         beta: float = 0.0,
         frequency: float = 1.0,
         theta: float = 0.0,
+        epoch: int = 0,
         max_skew: float = 5.0,
         peer_timeout: float = 1.0,
         stable_ticks: int = 5,
         cache: VerifyCache | None = None,
     ) -> None:
-        if keys.get(plan.node_id) != key.public_bytes:
+        roster = KeyRoster.of(keys)
+        if roster.get(plan.node_id) != key.public_bytes:
             raise InputError("key", f"is not the registered key of {plan.node_id!r}")
         self.alpha = finite_float("alpha", alpha)
         if not 0.0 < self.alpha < 1.0:
@@ -103,23 +136,101 @@ class PhaseSupervisor:
         self.beta = finite_float("beta", beta)
         if not 0.0 <= self.beta < 1.0:
             raise InputError("beta", f"must be in [0, 1), got {beta!r}")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**64:
+            raise InputError("epoch", f"must be an integer in [0, 2**64), got {epoch!r}")
         self.key, self.plan, self.cluster = key, plan, cluster
         self.frequency = finite_float("frequency", frequency)
-        self.theta = finite_float("theta", theta) % 1.0
-        self.validator = PacketValidator(cluster=cluster, keys=keys, max_skew=max_skew, cache=cache)
+        self.theta = _unit(finite_float("theta", theta))
+        self.epoch = epoch
+        self.validator = PacketValidator(
+            cluster=cluster, keys=roster, max_skew=max_skew, cache=cache
+        )
         self.stability = NetworkStability(peers=plan.hears(), k=stable_ticks, timeout=peer_timeout)
         self.last_error = 0.0
         self.steps = 0
         self.seq = 0
         self._last_now: float | None = None
         self._inbox: dict[tuple[PacketKind, int, str], _Heard] = {}
-        self._field = {"delta_phi": 0.0, "kappa": self.alpha, "coherence": 0.0, "node_energy": 0.0}
-        self._digest = b""
+        self.field = CellField(kappa=self.alpha)
+
+    @classmethod
+    def restore(cls, state: SupervisorState, **settings: Any) -> PhaseSupervisor:
+        """A supervisor with ``settings`` (the constructor's keywords except ``theta``,
+        ``frequency`` and ``epoch``) resuming exactly from ``state``."""
+        for name in ("theta", "frequency", "epoch"):
+            if name in settings:
+                raise InputError(name, "comes from the state, not from the settings")
+        sup = cls(theta=state.theta, frequency=state.frequency, epoch=state.epoch, **settings)
+        if state.node_id != sup.node_id:
+            raise InputError("state", f"is the state of {state.node_id!r}, not {sup.node_id!r}")
+        sup.theta, sup.seq, sup.steps = state.theta, state.seq, state.steps
+        sup.last_error, sup._last_now, sup.field = state.last_error, state.last_now, state.field
+        sup._inbox = {
+            (h.kind, h.level, h.sender): _Heard(h.theta, h.weight, h.timestamp, h.fresh)
+            for h in state.inbox
+        }
+        sup.validator.load_state(state.validator)
+        sup.stability = NetworkStability.restore(
+            state.stability, k=sup.stability.k, timeout=sup.stability.timeout
+        )
+        return sup
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor keywords that are not state (``restore`` takes them with a state)."""
+        return {
+            "key": self.key,
+            "plan": self.plan,
+            "keys": self.roster,
+            "cluster": self.cluster,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "max_skew": self.validator.max_skew,
+            "peer_timeout": self.stability.timeout,
+            "stable_ticks": self.stability.k,
+            "cache": self.validator.cache,
+        }
+
+    def state(self) -> SupervisorState:
+        """Everything that evolves, as one value (:meth:`restore` takes it back)."""
+        return SupervisorState(
+            node_id=self.node_id,
+            epoch=self.epoch,
+            seq=self.seq,
+            theta=self.theta,
+            frequency=self.frequency,
+            last_error=self.last_error,
+            steps=self.steps,
+            last_now=self._last_now,
+            inbox=tuple(
+                HeardPhase(
+                    kind=k,
+                    level=lv,
+                    sender=s,
+                    theta=h.theta,
+                    weight=h.weight,
+                    timestamp=h.timestamp,
+                    fresh=h.fresh,
+                )
+                for (k, lv, s), h in self._inbox.items()
+            ),
+            validator=self.validator.state(),
+            stability=self.stability.state(),
+            field=self.field,
+        )
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes of :meth:`state`."""
+        return self.state().to_bytes()
 
     @property
     def node_id(self) -> str:
         """This cell's id."""
         return self.plan.node_id
+
+    @property
+    def roster(self) -> KeyRoster:
+        """The membership this supervisor accepts packets from."""
+        return self.validator.roster
 
     @property
     def rejected(self) -> Mapping[str, int]:
@@ -133,10 +244,12 @@ class PhaseSupervisor:
         kappa: float | None = None,
         coherence: float | None = None,
         node_energy: float | None = None,
+        t_sync: complex | None = None,
         glyph_digest: bytes | None = None,
     ) -> None:
-        """Update what the cell reports in its packets (Δφ, κ, |T_sync|², glyph load, digest)."""
-        new = dict(self._field)
+        """Update what the cell reports in its packets (Δφ, κ, |T_sync|², glyph load, T_sync,
+        digest); a bad value raises ``InputError`` here, not later in ``tick``."""
+        new: dict[str, Any] = {}
         for name, value in (
             ("delta_phi", delta_phi),
             ("kappa", kappa),
@@ -145,20 +258,11 @@ class PhaseSupervisor:
         ):
             if value is not None:
                 new[name] = finite_float(name, value)
-        digest = self._digest if glyph_digest is None else bytes(glyph_digest)
-        # Validate exactly as a packet would, so a bad value fails here and not in tick().
-        Packet(
-            node_id=self.node_id,
-            cluster=self.cluster,
-            seq=0,
-            timestamp=0.0,
-            glyph_digest=digest,
-            delta_phi=new["delta_phi"],
-            kappa=new["kappa"],
-            coherence=new["coherence"],
-            node_energy=new["node_energy"],
-        )
-        self._field, self._digest = new, digest
+        if t_sync is not None:
+            new["t_sync"] = complex(t_sync)
+        if glyph_digest is not None:
+            new["glyph_digest"] = bytes(glyph_digest)
+        self.field = replace(self.field, **new)
 
     def snapshot(self) -> CpsState:
         """Current state, for displays and tests."""
@@ -193,16 +297,17 @@ class PhaseSupervisor:
             raise InputError("now", f"went backwards: {t} < {self._last_now}")
         dt = 0.0 if self._last_now is None else t - self._last_now
         self._last_now = t
-        self.theta = (self.theta + self.frequency * dt) % 1.0
-        target, out = self._route(t)
+        start = self.theta
+        self.theta = _unit(start + self.frequency * dt)  # the phase reached by now
+        target, sends = self._route(t)
+        err = 0.0 if target is None else float(wrap(target - self.theta))
+        theta, self.frequency = cps_step(start, self.frequency, err, self.alpha, self.beta, dt)
+        self.theta = _unit(theta)
         if target is not None:
-            err = float(wrap(target - self.theta))
-            self.theta = (self.theta + self.alpha * err) % 1.0
-            self.frequency += self.beta * err
             self.last_error = err
             self.steps += 1
         self.stability.tick(t)
-        return out
+        return [self._packet(s, t) for s in sends]
 
     # Topology rules ---------------------------------------------------------------------
 
@@ -237,7 +342,7 @@ class PhaseSupervisor:
             return None
         return (cmath.phase(z) / TWO_PI) % 1.0
 
-    def _route(self, now: float) -> tuple[float | None, list[Outgoing]]:
+    def _route(self, now: float) -> tuple[float | None, list[_Send]]:
         plan = self.plan
         consumed = [h for h in self._inbox.values() if h.fresh]
         match plan.topology:
@@ -245,11 +350,11 @@ class PhaseSupervisor:
                 states = self._fresh(PacketKind.STATE, 0)
                 target = self._mean(states, now) if states else None
                 others = tuple(m for m in plan.members if m != self.node_id)
-                out = self._send(PacketKind.STATE, 0, self.theta, 1.0, others, now)
+                out = [_Send(PacketKind.STATE, 0, None, 1.0, others)] if others else []
             case Topology.RING:
                 pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
                 target = None if pred is None else self._mean({"p": pred}, now)
-                out = self._send(PacketKind.STATE, 0, self.theta, 1.0, (plan.successor,), now)
+                out = [_Send(PacketKind.STATE, 0, None, 1.0, (plan.successor,))]
             case Topology.HUB:
                 target, out = self._hub(now)
             case Topology.FRACTAL:
@@ -258,18 +363,19 @@ class PhaseSupervisor:
             heard.fresh = False
         return target, out
 
-    def _hub(self, now: float) -> tuple[float | None, list[Outgoing]]:
+    def _hub(self, now: float) -> tuple[float | None, list[_Send]]:
         plan = self.plan
         if self.node_id != plan.hub:
             down = self._fresh(PacketKind.DOWN, 0).get(plan.hub)
             target = None if down is None else down.theta + self.frequency * (now - down.timestamp)
-            return target, self._send(PacketKind.STATE, 0, self.theta, 1.0, (plan.hub,), now)
+            return target, [_Send(PacketKind.STATE, 0, None, 1.0, (plan.hub,))]
         target = self._mean(self._fresh(PacketKind.STATE, 0), now)
         others = tuple(m for m in plan.members if m != self.node_id)
-        out = self._send(PacketKind.DOWN, 0, target, 1.0, others, now) if target is not None else []
-        return target, out
+        if target is None or not others:
+            return target, []
+        return target, [_Send(PacketKind.DOWN, 0, target, 1.0, others)]
 
-    def _fractal(self, now: float) -> tuple[float | None, list[Outgoing]]:
+    def _fractal(self, now: float) -> tuple[float | None, list[_Send]]:
         plan, out = self.plan, []
         down0 = self._fresh(PacketKind.DOWN, 0)
         target = None
@@ -311,46 +417,33 @@ class PhaseSupervisor:
         weight: float,
         to: tuple[str, ...],
         now: float,
-    ) -> list[Outgoing]:
+    ) -> list[_Send]:
         """Send to peers; a copy addressed to this cell is stored directly for the next tick."""
         if self.node_id in to:
-            self._inbox[(kind, level, self.node_id)] = _Heard(theta % 1.0, weight, now)
+            self._inbox[(kind, level, self.node_id)] = _Heard(_unit(theta), weight, now)
             to = tuple(m for m in to if m != self.node_id)
-        return self._send(kind, level, theta, weight, to, now) if to else []
+        return [_Send(kind, level, theta, weight, to)] if to else []
 
-    def _send(
-        self,
-        kind: PacketKind,
-        level: int,
-        theta: float,
-        weight: float,
-        to: tuple[str, ...],
-        now: float,
-    ) -> list[Outgoing]:
-        if not to:
-            return []
+    def _packet(self, send: _Send, now: float) -> Outgoing:
+        """The signed packet of ``send`` (own phase: the phase after this tick's step)."""
         self.seq += 1
-        theta = theta % 1.0
         packet = Packet(
             node_id=self.node_id,
             cluster=self.cluster,
+            epoch=self.epoch,
             seq=self.seq,
             timestamp=now,
-            theta=0.0 if theta >= 1.0 else theta,
-            glyph_digest=self._digest,
-            kind=kind,
-            level=level,
-            weight=weight,
-            delta_phi=self._field["delta_phi"],
-            kappa=self._field["kappa"],
-            coherence=self._field["coherence"],
-            node_energy=self._field["node_energy"],
+            theta=self.theta if send.theta is None else _unit(send.theta),
+            kind=send.kind,
+            level=send.level,
+            weight=send.weight,
+            **self.field.packet_fields(),
         )
         cache = self.validator.cache
         if cache is None:
-            return [Outgoing(to=to, data=encode_packet(packet, self.key))]
+            return Outgoing(to=send.to, data=encode_packet(packet, self.key))
         body = packet.to_bytes()  # encode_packet, with the signature recorded as verified
         signature = cache.sign(self.key, body)
         data = body + signature
         cache.remember_parse(data, (packet, body, signature))  # = decode_packet(data)
-        return [Outgoing(to=to, data=data)]
+        return Outgoing(to=send.to, data=data)

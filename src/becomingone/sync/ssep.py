@@ -1,25 +1,36 @@
-"""SSEP packet v1: fields, canonical bytes, Ed25519 signatures and validation (DESIGN.md §6).
+"""SSEP packet v2: fields, canonical bytes, Ed25519 signatures and validation (DESIGN.md §6).
 
 Rule: everything that decides whether a peer's bytes are accepted lives here; no clocks, no
 I/O (time arrives as ``now``). Every rejection raises :class:`ProtocolError` with a
 :class:`Reject` code and is counted by the :class:`PacketValidator`; nothing else escapes.
 
-Wire format (big-endian)::
+Wire format v2 (big-endian)::
 
-    b"SSEP" | u8 version=1 | u8 kind | u8 level | u8 len + node_id (ASCII) | u8 len + cluster
-    | u64 seq | f64 timestamp, delta_phi, kappa, theta, coherence, node_energy, weight
+    b"SSEP" | u8 version=2 | u8 kind | u8 level | u8 len + node_id (ASCII) | u8 len + cluster
+    | u64 epoch | u64 seq
+    | f64 timestamp, delta_phi, kappa, theta, coherence, node_energy, weight, t_sync.re, t_sync.im
     | u8 len + glyph_digest (0 or 32 bytes) | 64-byte Ed25519 signature over all before it
 
-``kind``, ``level`` and ``weight`` extend the DESIGN field list so one packet type carries a
-cell's own state (STATE: θ = Θ_local, weight 1), an aggregated field going up (UP: θ = arg
-and weight = |Σ e^{2πiθ}| of the group's resultant) and a cluster phase coming down (DOWN).
+Everything before the signature is the packet's canonical bytes (:meth:`Packet.to_bytes`).
+``epoch`` is the sender's boot epoch (it grows across restarts, see :func:`next_epoch`) and
+``t_sync`` the cell's complex T_sync (finite, |t_sync| ≤ 1). ``kind``, ``level`` and
+``weight`` extend the DESIGN field list so one packet type carries a cell's own state (STATE:
+θ = Θ_local, weight 1), an aggregated field going up (UP: θ = arg and weight = |Σ e^{2πiθ}| of
+the group's resultant) and a cluster phase coming down (DOWN).
+
+Version 1 packets (no epoch, no t_sync) are rejected as ``bad_version``: a v1 sender's
+sequence numbers cannot be ordered against v2 epochs, so accepting both would reopen the
+replay hole v2 closes. Upgrade every cell of a cluster together.
+
+Replay protection: per signer, (epoch, seq) must grow lexicographically. A higher epoch is
+accepted with any seq (a restarted cell starts again at seq 1); the same epoch needs a higher
+seq (else ``replay``); a lower epoch is rejected as ``old_epoch``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-import re
 import struct
 from collections import Counter
 from collections.abc import Mapping
@@ -27,6 +38,7 @@ from dataclasses import dataclass
 
 from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import SIGNATURE_BYTES, NodeKey, verify_signature
+from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.verified import VerifyCache
 
 __all__ = [
@@ -35,18 +47,20 @@ __all__ = [
     "PacketKind",
     "PacketValidator",
     "Reject",
+    "ValidatorState",
     "decode_packet",
     "encode_packet",
+    "next_epoch",
 ]
 
 MAGIC = b"SSEP"
-VERSION = 1
+VERSION = 2
 MAX_PACKET_BYTES = 4096
 DIGEST_BYTES = 32
 MAX_LEVEL = 63
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ID = NODE_ID_PATTERN
 _HEAD = struct.Struct(">4sBBB")
-_BODY = struct.Struct(">Q7d")
+_BODY = struct.Struct(">QQ9d")
 _FLOATS = ("timestamp", "delta_phi", "kappa", "theta", "coherence", "node_energy", "weight")
 
 
@@ -70,7 +84,8 @@ class Reject(enum.StrEnum):
     UNKNOWN_SIGNER = "unknown_signer"
     BAD_SIGNATURE = "bad_signature"
     SKEW = "skew"
-    REPLAY = "replay"
+    REPLAY = "replay"  #: same epoch, seq not above the last accepted
+    OLD_EPOCH = "old_epoch"  #: an epoch below the signer's last accepted epoch
 
 
 def _field_problem(name: str, value: float) -> tuple[Reject, str] | None:
@@ -94,11 +109,13 @@ def _problem(f: Mapping[str, object]) -> tuple[Reject, str] | None:
         value = f[name]
         if not isinstance(value, str) or not _ID.match(value):
             return Reject.MALFORMED, f"{name} {value!r} must be 1-64 of [A-Za-z0-9._:-]"
-    seq, kind, level, digest = f["seq"], f["kind"], f["level"], f["glyph_digest"]
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        return Reject.MALFORMED, f"seq {seq!r} must be an integer"
-    if not 0 <= seq < 2**64:
-        return Reject.OUT_OF_RANGE, f"seq {seq} must be in [0, 2**64)"
+    kind, level, digest = f["kind"], f["level"], f["glyph_digest"]
+    for name in ("epoch", "seq"):
+        value = f[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            return Reject.MALFORMED, f"{name} {value!r} must be an integer"
+        if not 0 <= value < 2**64:
+            return Reject.OUT_OF_RANGE, f"{name} {value} must be in [0, 2**64)"
     if not isinstance(kind, PacketKind):
         return Reject.OUT_OF_RANGE, f"kind {kind!r} is not a PacketKind"
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_LEVEL:
@@ -112,17 +129,30 @@ def _problem(f: Mapping[str, object]) -> tuple[Reject, str] | None:
         found = _field_problem(name, float(value))
         if found is not None:
             return found
+    return _t_sync_problem(f["t_sync"])
+
+
+def _t_sync_problem(value: object) -> tuple[Reject, str] | None:
+    if isinstance(value, bool) or not isinstance(value, complex | float | int):
+        return Reject.MALFORMED, f"t_sync {value!r} must be a complex number"
+    z = complex(value)
+    if not (math.isfinite(z.real) and math.isfinite(z.imag)):
+        return Reject.NON_FINITE, f"t_sync is {z!r}"
+    if abs(z) > 1.0:
+        return Reject.OUT_OF_RANGE, f"t_sync = {z!r} has |t_sync| > 1"
     return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Packet:
-    """One SSEP v1 packet (unsigned content). Validates on construction (``InputError``)."""
+    """One SSEP v2 packet (unsigned content). Validates on construction (``InputError``)."""
 
     node_id: str
     cluster: str
     seq: int
     timestamp: float
+    epoch: int = 0
+    t_sync: complex = 0j
     delta_phi: float = 0.0
     kappa: float = 0.0
     theta: float = 0.0
@@ -146,7 +176,8 @@ class Packet:
         """Canonical bytes of the packet (what the signature covers)."""
         node = self.node_id.encode("ascii")
         cluster = self.cluster.encode("ascii")
-        floats = (float(getattr(self, name)) for name in _FLOATS)
+        floats = [float(getattr(self, name)) for name in _FLOATS]
+        t_sync = complex(self.t_sync)
         return b"".join(
             (
                 _HEAD.pack(MAGIC, VERSION, int(self.kind), self.level),
@@ -154,7 +185,7 @@ class Packet:
                 node,
                 bytes([len(cluster)]),
                 cluster,
-                _BODY.pack(self.seq, *floats),
+                _BODY.pack(self.epoch, self.seq, *floats, t_sync.real, t_sync.imag),
                 bytes([len(self.glyph_digest)]),
                 self.glyph_digest,
             )
@@ -206,12 +237,14 @@ def decode_packet(data: bytes) -> tuple[Packet, bytes, bytes]:
     if magic != MAGIC:
         raise ProtocolError(Reject.MALFORMED, "not an SSEP packet (bad magic)")
     if version != VERSION:
-        raise ProtocolError(Reject.BAD_VERSION, f"version {version} is not supported")
+        raise ProtocolError(
+            Reject.BAD_VERSION, f"version {version} is not supported (this node speaks v2 only)"
+        )
     if kind not in PacketKind._value2member_map_:
         raise ProtocolError(Reject.OUT_OF_RANGE, f"kind {kind} is unknown")
     node_id = reader.text("node_id")
     cluster = reader.text("cluster")
-    seq, *floats = _BODY.unpack(reader.take(_BODY.size))
+    epoch, seq, *floats, t_re, t_im = _BODY.unpack(reader.take(_BODY.size))
     digest = reader.short()
     body_end = reader.pos
     signature = reader.take(SIGNATURE_BYTES)
@@ -221,7 +254,9 @@ def decode_packet(data: bytes) -> tuple[Packet, bytes, bytes]:
     fields.update(
         node_id=node_id,
         cluster=cluster,
+        epoch=epoch,
         seq=seq,
+        t_sync=complex(t_re, t_im),
         glyph_digest=digest,
         kind=PacketKind(kind),
         level=level,
@@ -233,13 +268,67 @@ def decode_packet(data: bytes) -> tuple[Packet, bytes, bytes]:
     return packet, data[:body_end], signature
 
 
+def next_epoch(previous: int | None, now_ms: int) -> int:
+    """The boot epoch for a (re)start: ``max(previous + 1, now_ms)``.
+
+    ``previous`` is the epoch persisted by the last start of this identity (``None`` on the
+    first start) and ``now_ms`` the wall clock in whole milliseconds since the Unix epoch.
+    ``previous + 1`` makes epochs strictly increase even if the clock stepped back or two
+    starts fall in one millisecond; the wall clock keeps them above every epoch used before
+    when the persisted counter was lost (a restored backup, a wiped protocol state), since
+    the peers still remember the old epoch. Raises ``InputError`` past 2**64 − 1.
+
+    Examples
+    --------
+    >>> next_epoch(None, 1_700_000_000_000), next_epoch(1_700_000_000_005, 1_700_000_000_000)
+    (1700000000000, 1700000000006)
+    """
+    for name, value in (("previous", previous), ("now_ms", now_ms)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InputError(name, f"must be an integer, got {value!r}")
+        if value is not None and value < 0:
+            raise InputError(name, f"must be >= 0, got {value}")
+    epoch = max(-1 if previous is None else previous, now_ms - 1) + 1
+    if epoch >= 2**64:
+        raise InputError("previous", f"epoch {epoch} does not fit in 64 bits")
+    return epoch
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidatorState:
+    """What a :class:`PacketValidator` remembers: the replay table and the counters.
+
+    ``last`` holds (signer, epoch, seq) of each signer's last accepted packet, sorted by signer;
+    ``rejected`` holds (reason, count) sorted by reason.
+    """
+
+    last: tuple[tuple[str, int, int], ...] = ()
+    accepted: int = 0
+    rejected: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        signers = [s for s, _, _ in self.last]
+        if signers != sorted(set(signers)):
+            raise InputError("state", "replay table must be sorted by signer, one row each")
+        for signer, epoch, seq in self.last:
+            if not _ID.match(signer) or not (0 <= epoch < 2**64 and 0 <= seq < 2**64):
+                raise InputError("state", f"replay row ({signer!r}, {epoch}, {seq}) is invalid")
+        reasons = [r for r, _ in self.rejected]
+        if reasons != sorted(set(reasons)) or not set(reasons) <= set(Reject):
+            raise InputError("state", f"rejected reasons {reasons} are not sorted known reasons")
+        if self.accepted < 0 or any(n < 0 for _, n in self.rejected):
+            raise InputError("state", "counters must be >= 0")
+
+
 class PacketValidator:
     """Accepts a peer's wire bytes or rejects them with a counted reason.
 
-    ``keys`` maps node ids to Ed25519 public keys (the membership). Checks, in order: size,
-    format and field ranges, cluster, known signer, signature, clock skew (``max_skew``
-    seconds against ``now``), and replay (each signer's ``seq`` must grow). The sequence
-    state advances only for packets that pass every check. An optional shared ``cache``
+    ``keys`` is the membership: a :class:`~becomingone.sync.roster.KeyRoster` or a mapping
+    of node ids to Ed25519 public keys (validated into one). Checks, in order: size, format
+    and field ranges, cluster, known signer, signature, clock skew (``max_skew`` seconds
+    against ``now``), and replay: each signer's (epoch, seq) must grow (see the module
+    docstring). The replay table advances only for packets that pass every check. ``state``
+    resumes a validator from :meth:`state`. An optional shared ``cache``
     (:class:`~becomingone.sync.verified.VerifyCache`) parses and verifies each distinct packet
     once per process; every check and counter here stays per validator.
     """
@@ -250,17 +339,39 @@ class PacketValidator:
         cluster: str,
         keys: Mapping[str, bytes],
         max_skew: float = 5.0,
+        state: ValidatorState | None = None,
         cache: VerifyCache | None = None,
     ) -> None:
         if not math.isfinite(max_skew) or max_skew <= 0.0:
             raise InputError("max_skew", f"must be a finite number > 0, got {max_skew!r}")
         self.cluster = cluster
-        self.keys = dict(keys)
+        self.roster = KeyRoster.of(keys)
         self.max_skew = float(max_skew)
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
-        self._last_seq: dict[str, int] = {}
+        self._last: dict[str, tuple[int, int]] = {}
         self.cache = cache
+        if state is not None:
+            self.load_state(state)
+
+    def load_state(self, state: ValidatorState) -> None:
+        """Replace the replay table and counters with ``state`` (settings stay)."""
+        self.rejected = Counter(dict(state.rejected))
+        self.accepted = state.accepted
+        self._last = {s: (e, q) for s, e, q in state.last}
+
+    @property
+    def keys(self) -> KeyRoster:
+        """The membership (same as :attr:`roster`)."""
+        return self.roster
+
+    def state(self) -> ValidatorState:
+        """The replay table and counters as a value."""
+        return ValidatorState(
+            last=tuple((s, e, q) for s, (e, q) in sorted(self._last.items())),
+            accepted=self.accepted,
+            rejected=tuple(sorted((str(r), n) for r, n in self.rejected.items() if n)),
+        )
 
     def validate(self, data: bytes, now: float) -> Packet:
         """The packet in ``data`` if it is acceptable at ``now``; else count and raise."""
@@ -279,7 +390,7 @@ class PacketValidator:
         )
         if packet.cluster != self.cluster:
             raise ProtocolError(Reject.WRONG_CLUSTER, f"packet for cluster {packet.cluster!r}")
-        public = self.keys.get(packet.node_id)
+        public = self.roster.get(packet.node_id)
         if public is None:
             raise ProtocolError(Reject.UNKNOWN_SIGNER, f"no key for {packet.node_id!r}")
         verify = verify_signature if cache is None else cache.verify
@@ -289,8 +400,10 @@ class PacketValidator:
             raise ProtocolError(
                 Reject.SKEW, f"timestamp {packet.timestamp:.3f} is off by > {self.max_skew} s"
             )
-        last = self._last_seq.get(packet.node_id)
-        if last is not None and packet.seq <= last:
-            raise ProtocolError(Reject.REPLAY, f"seq {packet.seq} <= last {last}")
-        self._last_seq[packet.node_id] = packet.seq
+        last = self._last.get(packet.node_id)
+        if last is not None and packet.epoch < last[0]:
+            raise ProtocolError(Reject.OLD_EPOCH, f"epoch {packet.epoch} < last {last[0]}")
+        if last is not None and (packet.epoch, packet.seq) <= last:
+            raise ProtocolError(Reject.REPLAY, f"seq {packet.seq} <= last {last[1]}")
+        self._last[packet.node_id] = (packet.epoch, packet.seq)
         return packet

@@ -2,7 +2,9 @@
 
 Rule: sans-IO bookkeeping; time arrives as ``now``. The network is *stable* when membership
 has not changed and every expected peer was heard within its timeout for the last ``k`` ticks.
-Cluster coherence ``C_cluster`` and its band come from :mod:`becomingone.core.phase`.
+The detector's settings (``k``, ``timeout``) and its evolving state (:class:`StabilityState`,
+which round-trips through canonical bytes) are apart. Cluster coherence ``C_cluster`` and its
+band come from :mod:`becomingone.core.phase`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from numpy.typing import ArrayLike
 
@@ -20,8 +23,12 @@ from becomingone.core.phase import (
     order_parameter,
 )
 from becomingone.errors import InputError
+from becomingone.sync import _codec
 
-__all__ = ["ClusterReading", "NetworkStability", "read_cluster"]
+__all__ = ["ClusterReading", "NetworkStability", "StabilityState", "read_cluster"]
+
+_FORMAT = "becomingone.stability"
+_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +50,66 @@ def read_cluster(thetas: ArrayLike) -> ClusterReading:
     """
     c = cluster_coherence(thetas)
     return ClusterReading(c=c, r=order_parameter(thetas), band=coherence_band(min(c, 1.0)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StabilityState:
+    """The evolving state of a :class:`NetworkStability` detector.
+
+    ``peers`` (sorted) are the expected peers; ``last_heard`` holds (peer, time) of each peer
+    heard so far, sorted by peer; ``changed`` is a membership change not yet evaluated;
+    ``streak`` counts consecutive good ticks.
+    """
+
+    peers: tuple[str, ...] = ()
+    last_heard: tuple[tuple[str, float], ...] = ()
+    changed: bool = False
+    streak: int = 0
+
+    def __post_init__(self) -> None:
+        if list(self.peers) != sorted(set(self.peers)):
+            raise InputError("state", "peers must be sorted and unique")
+        heard = [p for p, _ in self.last_heard]
+        if heard != sorted(set(heard)):
+            raise InputError("state", "last_heard must be sorted by peer, one row each")
+        if not all(math.isfinite(t) for _, t in self.last_heard):
+            raise InputError("state", "last_heard times must be finite")
+        if isinstance(self.streak, bool) or not isinstance(self.streak, int) or self.streak < 0:
+            raise InputError("state", f"streak must be an integer >= 0, got {self.streak!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The state as a JSON-ready dict (the body of :meth:`to_bytes`)."""
+        return {
+            "peers": list(self.peers),
+            "last_heard": [{"peer": p, "time": t} for p, t in self.last_heard],
+            "changed": self.changed,
+            "streak": self.streak,
+        }
+
+    @classmethod
+    def from_fields(cls, f: _codec.Fields) -> StabilityState:
+        """The state from parsed JSON fields (``InputError`` naming ``state`` if invalid)."""
+        peers = f.doc.get("peers")
+        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+            raise InputError("state", f"{f.where}: peers must be a list of strings")
+        return cls(
+            peers=tuple(peers),
+            last_heard=tuple((r.text("peer"), r.number("time")) for r in f.rows("last_heard")),
+            changed=f.flag("changed"),
+            streak=f.integer("streak"),
+        )
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes (JSON, sorted keys, versioned; see :mod:`becomingone.sync._codec`)."""
+        return _codec.dump(_FORMAT, _VERSION, self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StabilityState:
+        """Parse :meth:`to_bytes` output; ``InputError`` naming ``state`` for anything else."""
+        state: StabilityState = _codec.load(_FORMAT, _VERSION, data, cls.from_fields)
+        if state.to_bytes() != bytes(data):
+            raise InputError("state", "stability state bytes are not canonical")
+        return state
 
 
 class NetworkStability:
@@ -68,6 +135,26 @@ class NetworkStability:
         self._changed = False
         self._streak = 0
 
+    def state(self) -> StabilityState:
+        """The evolving state as a value."""
+        return StabilityState(
+            peers=tuple(sorted(self._peers)),
+            last_heard=tuple(sorted(self._last_heard.items())),
+            changed=self._changed,
+            streak=self._streak,
+        )
+
+    @classmethod
+    def restore(
+        cls, state: StabilityState, *, k: int = 5, timeout: float = 1.0
+    ) -> NetworkStability:
+        """A detector with settings ``k`` and ``timeout`` resuming from ``state``."""
+        out = cls(peers=state.peers, k=k, timeout=timeout)
+        out._last_heard = dict(state.last_heard)
+        out._changed = state.changed
+        out._streak = state.streak
+        return out
+
     @property
     def peers(self) -> frozenset[str]:
         """The peers expected to be heard."""
@@ -79,8 +166,8 @@ class NetworkStability:
         return self._streak >= self.k
 
     def heard(self, peer: str, now: float) -> None:
-        """Record a valid message from ``peer`` at ``now``."""
-        self._last_heard[peer] = now
+        """Record a valid message from ``peer`` at ``now`` (seconds, finite)."""
+        self._last_heard[peer] = float(now)
 
     def set_peers(self, peers: Iterable[str]) -> None:
         """Replace the expected peers; a change resets the streak at the next tick."""

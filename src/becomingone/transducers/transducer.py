@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from becomingone.config.schema import CellConfig
 from becomingone.core.kairos import Resonance
 from becomingone.core.stream import KairosEngine, KairosState
 from becomingone.errors import InputError
@@ -38,6 +37,38 @@ class Reading:
     cycle: int
 
 
+class _KairosSettings(Protocol):
+    @property
+    def step(self) -> float: ...
+    @property
+    def tau_scale(self) -> float: ...
+    @property
+    def omega(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def channels(self) -> int: ...
+
+
+class _WindowSettings(Protocol):
+    @property
+    def tau_max(self) -> float: ...
+    @property
+    def witness_interval(self) -> float: ...
+
+
+class _CellSettings(Protocol):
+    """What :meth:`Transducer.from_config` reads: the shape of ``config.CellConfig``, named here
+    so this layer takes plain parameters and never imports ``becomingone.config``."""
+
+    @property
+    def kairos(self) -> _KairosSettings: ...
+    @property
+    def master(self) -> _WindowSettings: ...
+    @property
+    def emissary(self) -> _WindowSettings: ...
+
+
 class Transducer:
     """A windowed KAIROS engine with an integration-cycle clock."""
 
@@ -50,7 +81,7 @@ class Transducer:
         self._interval = float(witness_interval)
 
     @classmethod
-    def from_config(cls, config: CellConfig, *, channels: int | None = None) -> Self:
+    def from_config(cls, config: _CellSettings, *, channels: int | None = None) -> Self:
         """Build from the cell config (``channels`` overrides ``kairos.channels``)."""
         part = config.master if cls.role == "master" else config.emissary
         engine = KairosEngine(
