@@ -45,6 +45,7 @@ bench: $(BASE)
 	$(BIN)/python bench/kairos.py
 	$(BIN)/python bench/cell.py
 	$(BIN)/python bench/sim.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from becomingone.cli import EXIT_BROKEN_PIPE
+
 CLI = [sys.executable, "-m", "becomingone.cli"]
 
 
@@ -68,3 +70,114 @@ def test_simulate_table_and_json(tmp_path: Path) -> None:
     data = json.loads(run("simulate", "--nodes", "500", "--topology", "ring", "--json").stdout)
     assert data["topology"] == "ring" and isinstance(data["winding"], int)
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_seed_and_absurd_numbers_are_one_line_errors() -> None:
+    """--seed -1 and other negative or absurd numbers exit 2 with one line naming the flag."""
+    cases = [
+        ("cluster", "--seed", "-1"),
+        ("cluster", "--nodes", "0"),
+        ("cluster", "--drift", "-5"),
+        ("cluster", "--duration", "1e30"),
+        ("cluster", "--branching", "1"),
+        ("simulate", "--seed", "-1"),
+        ("simulate", "--rounds", "-5"),
+        ("simulate", "--rounds", "10000000", "--nodes", "100000"),
+        ("simulate", "--jitter", "nan"),
+    ]
+    for args in cases:
+        out = run(*args)
+        flag = next(a for a in args if a.startswith("--"))
+        assert out.returncode == 2, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1 and flag in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_json_into_a_pipe_closed_early_exits_cleanly() -> None:
+    """`cluster --json | head -1` and `simulate ... | head -1`: the reader leaves after one
+    line; the command stops without a traceback and exits 141 like every command (cli.main)."""
+    commands = [
+        ["cluster", "--nodes", "8", "--fast", "--json", "--duration", "600"],
+        ["simulate", "--nodes", "200", "--rounds", "60000", "--every", "1"],
+    ]
+    for args in commands:
+        proc = subprocess.Popen(
+            [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        try:
+            rc = proc.wait(timeout=120)
+        finally:
+            proc.kill()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert first.strip(), args
+        assert rc == EXIT_BROKEN_PIPE, (args, rc, err)
+        assert "Traceback" not in err and "BrokenPipe" not in err, (args, err)
+
+
+def test_non_tty_run_prints_progress_lines_about_once_a_second() -> None:
+    """Without a terminal and without --json, a 3 s run prints a progress line about every
+    second (not nothing until exit), then the summary."""
+    out = run("cluster", "--nodes", "4", "--topology", "hub", "--duration", "3")
+    assert out.returncode == 0, out.stderr
+    progress = [line for line in out.stdout.splitlines() if line.startswith("tick ")]
+    assert 3 <= len(progress) <= 6, out.stdout
+    assert progress[-1].startswith("tick 60/60")
+    assert "ticks to SHARED" in out.stdout
+
+
+def test_too_big_mesh_warns_up_front_and_suggests_fractal() -> None:
+    """A mesh too large for its tick gets one warning line on stderr naming fractal/hub."""
+    out = run("cluster", "--nodes", "300", "--duration", "0.05", "--fast", "--json")
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "fractal" in warnings[0] and "300 cells" in warnings[0]
+    quiet = run("cluster", "--nodes", "8", "--duration", "0.05", "--fast", "--json")
+    assert "warning" not in quiet.stderr
+
+
+def test_cluster_section_of_the_config_is_used_and_flags_win(tmp_path: Path) -> None:
+    """cluster: in --config sets topology (and the rest) for cluster and simulate; a flag
+    given on the command line wins; a bad value in the file names its key."""
+    cfg = tmp_path / "b1.yaml"
+    cfg.write_text("becomingone:\n  cluster:\n    topology: ring\n    tick: 0.1\n    alpha: 0.05\n")
+    base = ["cluster", "--config", str(cfg), "--nodes", "4", "--fast", "--json"]
+    lines = run(*base, "--duration", "1").stdout.splitlines()
+    assert len(lines) == 10 + 1  # 1 s of 0.1 s ticks, then the summary
+    assert isinstance(json.loads(lines[0])["winding"], int)  # ring
+    lines = run(*base, "--duration", "1", "--topology", "mesh", "--tick", "50").stdout
+    assert (
+        len(lines.splitlines()) == 20 + 1 and json.loads(lines.splitlines()[0])["winding"] is None
+    )
+    sim = run("simulate", "--config", str(cfg), "--nodes", "50", "--rounds", "10", "--json")
+    assert json.loads(sim.stdout)["topology"] == "ring"
+    sim = run(
+        "simulate",
+        "--config",
+        str(cfg),
+        "--nodes",
+        "50",
+        "--rounds",
+        "10",
+        "--json",
+        "--topology",
+        "hub",
+    )
+    assert json.loads(sim.stdout)["topology"] == "hub"
+    cfg.write_text("becomingone:\n  cluster:\n    alpha: 3\n")
+    bad = run("cluster", "--config", str(cfg))
+    assert bad.returncode == 2 and "cluster.alpha" in bad.stderr
+
+
+def test_argparse_defaults_come_from_the_schema() -> None:
+    """With no flags and no file, the settings are exactly ClusterConfig's defaults."""
+    from becomingone.cli import build_parser
+    from becomingone.commands.cluster import cluster_settings
+    from becomingone.config import CellConfig, ClusterConfig
+
+    for command in ("cluster", "simulate"):
+        args = build_parser().parse_args([command])
+        assert cluster_settings(args, CellConfig()) == ClusterConfig()

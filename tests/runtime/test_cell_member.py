@@ -22,7 +22,7 @@ from becomingone.runtime.cell_member import (
     cell_totals,
     open_cells,
 )
-from becomingone.sync import PhaseSupervisor, Reject, decode_packet, next_epoch
+from becomingone.sync import PhaseSupervisor, Reject, VerifyCache, decode_packet, next_epoch
 from becomingone.transport import MemoryBus
 from tests.helpers import small_config
 
@@ -169,6 +169,26 @@ async def test_full_cell_restarts_on_its_data_dir_with_the_same_key(tmp_path: Pa
     finally:
         for m in members:
             m.close()
+
+
+async def test_rekeyed_supervisors_keep_sharing_one_verification_cache(tmp_path: Path):
+    """The supervisors rebuilt with the cells' keys share the cache build_supervisors gave
+    them: each packet is signed once, recorded under the cell's key, and found there by every
+    receiver (no Ed25519 verification repeated), with nothing rejected."""
+    cache = VerifyCache()
+    sups = build_supervisors(4, "mesh", seed=3, cache=cache)
+    members = build_cell_members(sups, tmp_path, _config(), seed=3)
+    try:
+        assert all(m.supervisor.validator.cache is cache for m in members)
+        async with LocalCluster(members, MemoryBus()) as cluster:
+            for k in range(5):
+                await cluster.step(k * 0.05)
+        assert cluster.rejected() == {}
+    finally:
+        for m in members:
+            m.close()
+    stats = cache.stats()  # 5 steps x 4 cells sent; the last step's 4 are still on the bus
+    assert stats.signed == 20 and stats.misses == 0 and stats.hits == 3 * (20 - 4)
 
 
 def test_member_refuses_a_supervisor_with_another_key(tmp_path: Path):

@@ -66,3 +66,53 @@ async def test_forged_and_replayed_packets_are_rejected_and_counted() -> None:
     assert rejected[Reject.BAD_SIGNATURE] == 1
     assert report.rejected == len(captured) + 1
     assert cells[1].theta != theta_before  # the cell kept running on genuine packets
+
+
+async def _run_with(cache: bool, ticks: int) -> tuple[list[float], dict[str, int], object]:
+    """A mesh of 6 with a spy replaying packets to one cell; thetas, rejections, cache."""
+    cells = build_supervisors(6, "mesh", seed=9, drift_ppm=50, cache=cache)
+    bus = MemoryBus()
+    async with LocalCluster(cells, bus) as cluster:
+        target = subject_for("local", cells[2].node_id)
+        spy = await bus.connect("spy").subscribe(target)
+        attacker = bus.connect("attacker")
+        for i in range(ticks):
+            await cluster.step(i * 0.05)
+            await attacker.publish_many([(target, d) for d in spy.drain()[:2]])
+    return [c.theta for c in cells], dict(cluster.rejected()), cells[0].validator.cache
+
+
+@pytest.mark.parametrize("ticks", [1, 25])
+async def test_shared_cache_changes_no_decision(ticks: int) -> None:
+    """With the shared cache the cluster's phases and rejection counters equal the run
+    without it; each packet is signed-and-recorded once and every delivery is a hit."""
+    thetas, rejected, cache = await _run_with(True, ticks)
+    plain_thetas, plain_rejected, none = await _run_with(False, ticks)
+    assert none is None
+    assert thetas == plain_thetas and rejected == plain_rejected
+    if ticks > 1:
+        assert rejected["replay"] > 0
+    stats = cache.stats()  # type: ignore[attr-defined]
+    assert stats.misses == 0 and stats.parse_misses == 0 and stats.signed == 6 * ticks
+    assert stats.hits == 5 * 6 * (ticks - 1) + rejected.get("replay", 0)
+
+
+@pytest.mark.parametrize("topology", ["mesh", "hub", "ring", "fractal"])
+async def test_packets_per_tick_matches_what_the_bus_delivers(topology: str) -> None:
+    """The up-front estimate of deliveries and sends per tick is within 25% of what a steady
+    tick of 64 cells really puts through the bus."""
+    from becomingone.runtime import packets_per_tick
+
+    cells = build_supervisors(64, topology, seed=1)
+    bus = MemoryBus()
+    async with LocalCluster(cells, bus) as cluster:
+        for i in range(12):
+            await cluster.step(i * 0.05)
+        delivered, published = bus.stats["delivered"], bus.stats["published"]
+        await cluster.step(12 * 0.05)
+        delivered = bus.stats["delivered"] - delivered
+        signed = sum(c.seq for c in cells)
+    deliveries, sends = packets_per_tick(64, topology, 4)
+    assert abs(delivered - deliveries) <= 0.25 * deliveries
+    assert abs(signed / 13 - sends) <= 0.25 * sends
+    assert published > 0

@@ -75,3 +75,25 @@ class BusConformance:
         await self.settle()
         assert sub.drain() == [bytes([i]) for i in range(5)]
         assert sub.drain() == []
+
+    async def test_publish_many_is_publish_in_order(self, connect: Connect) -> None:
+        """A batch over two subjects reaches each subscriber byte-exact and in batch order,
+        exactly as the same messages published one by one."""
+        pub, rx = await connect("p"), await connect("r")
+        one, two = await rx.subscribe("s.b1"), await rx.subscribe("s.b2")
+        batch = [("s.b1" if i % 3 else "s.b2", bytes([i]) * (i + 1)) for i in range(40)]
+        await pub.publish_many(batch)
+        await pub.publish_many([])  # an empty batch is a no-op
+        await self.settle()
+        assert one.drain() == [d for s, d in batch if s == "s.b1"]
+        assert two.drain() == [d for s, d in batch if s == "s.b2"]
+
+    async def test_next_msg_wakes_on_a_later_publish(self, connect: Connect) -> None:
+        """A reader already waiting in next_msg gets a message published after it started."""
+        pub, rx = await connect("p"), await connect("r")
+        sub = await rx.subscribe("s.wait")
+        reader = asyncio.ensure_future(sub.next_msg(timeout=2.0))
+        await asyncio.sleep(0.01)
+        assert not reader.done()
+        await pub.publish_many([("s.wait", b"late")])
+        assert await reader == b"late"

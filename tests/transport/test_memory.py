@@ -84,3 +84,48 @@ async def test_closed_and_bad_input() -> None:
         await conn.publish("s", b"x")
     with pytest.raises(InputError):
         MemoryBus(loss=1.0)
+
+
+async def _sequential_and_batched(bus_kw: dict[str, object]) -> list[tuple[object, object]]:
+    """The same 300 messages to three subscribers, one by one and as one batch."""
+    results = []
+    for batched in (False, True):
+        bus = MemoryBus(**bus_kw)  # type: ignore[arg-type]
+        subs = [await bus.connect(f"r{i}").subscribe(f"s{i % 2}") for i in range(3)]
+        pub = bus.connect("p")
+        messages = [(f"s{i % 2}", i.to_bytes(2, "big")) for i in range(300)]
+        if batched:
+            await pub.publish_many(messages)
+        else:
+            for subject, data in messages:
+                await pub.publish(subject, data)
+        results.append(([s.drain() for s in subs], dict(bus.stats)))
+    return results
+
+
+@pytest.mark.parametrize(
+    "bus_kw", [{"maxsize": 50}, {"loss": 0.3, "seed": 4}, {"maxsize": 1000}], ids=str
+)
+async def test_batch_drops_and_stats_equal_one_by_one(bus_kw: dict[str, object]) -> None:
+    """publish_many gives the same deliveries, drops (full, loss) and stats as publish."""
+    one_by_one, batched = await _sequential_and_batched(bus_kw)
+    assert batched == one_by_one
+    queues, stats = batched
+    assert all(len(q) <= bus_kw.get("maxsize", 1024) for q in queues)  # type: ignore[operator]
+    assert stats["published"] == 300
+    assert stats["delivered"] + stats.get("dropped_full", 0) + stats.get("dropped_loss", 0) == 450
+
+
+async def test_batch_partition_counts_and_bad_item_sends_nothing() -> None:
+    """A batch across a partition counts each dropped copy; a non-bytes item in a batch
+    raises InputError before anything of the batch is sent."""
+    bus = MemoryBus()
+    near, far = await bus.connect("a").subscribe("s"), await bus.connect("b").subscribe("s")
+    pub = bus.connect("a")
+    bus.partition({"a"}, {"b"})
+    await pub.publish_many([("s", b"1"), ("s", b"2")])
+    assert near.drain() == [b"1", b"2"] and far.drain() == []
+    assert bus.stats["dropped_partition"] == 2
+    with pytest.raises(InputError):
+        await pub.publish_many([("s", b"ok"), ("s", "text")])  # type: ignore[list-item]
+    assert near.drain() == [] and bus.stats["published"] == 2

@@ -10,16 +10,20 @@ import asyncio
 import contextlib
 import json
 import math
+import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from becomingone.config import load_config
+from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime import (
     ClusterMember,
@@ -27,28 +31,48 @@ from becomingone.runtime import (
     LocalCluster,
     TickReport,
     build_supervisors,
+    estimate_tick_seconds,
+    packets_per_tick,
 )
 from becomingone.runtime.cell_member import CellTotals, build_cell_members, cell_totals
-from becomingone.sync import PhaseSupervisor
+from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
 SPARK = " ▁▂▃▄▅▆▇█"
 
 
+_DEFAULT = ClusterConfig()
+#: Flags that override the ``cluster:`` section: flag dest → (config key, flag → config value).
+_OVERRIDES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "topology": ("topology", str),
+    "alpha": ("alpha", float),
+    "beta": ("beta", float),
+    "tick": ("tick", lambda ms: ms / 1000.0),
+    "branching": ("branching", int),
+}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``cluster`` subcommand."""
+    d = _DEFAULT
     p = sub.add_parser("cluster", help="run an in-process phase-locked cluster (live view)")
     p.add_argument("--nodes", type=int, default=16, help="number of cells (default 16)")
-    p.add_argument("--topology", default="mesh", choices=["mesh", "hub", "ring", "fractal"])
+    p.add_argument(
+        "--topology",
+        choices=["mesh", "hub", "ring", "fractal"],
+        help=f"default: cluster.topology ({d.topology})",
+    )
     p.add_argument("--duration", type=float, default=15.0, help="seconds to run (default 15)")
-    p.add_argument("--tick", type=float, default=50.0, help="tick period in ms (default 50)")
-    p.add_argument("--alpha", type=float, default=0.01, help="CPS phase gain α (default 0.01)")
-    p.add_argument("--beta", type=float, default=0.0, help="PLL frequency gain β (default 0)")
+    p.add_argument(
+        "--tick", type=float, help=f"tick period in ms (default: cluster.tick, {d.tick * 1000:g})"
+    )
+    p.add_argument("--alpha", type=float, help=f"CPS phase gain α (default {d.alpha})")
+    p.add_argument("--beta", type=float, help=f"PLL frequency gain β (default {d.beta})")
     p.add_argument("--drift", type=float, default=0.0, help="clock drift spread in ppm")
     p.add_argument("--loss", type=float, default=0.0, help="packet loss probability on the bus")
-    p.add_argument("--branching", type=int, default=4, help="fractal branching b (default 4)")
+    p.add_argument("--branching", type=int, help=f"fractal branching b (default {d.branching})")
     p.add_argument("--spread", type=float, default=None, help="initial phase spread, cycles")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of phases, drifts, keys and loss")
     p.add_argument("--fast", action="store_true", help="virtual time: do not wait between ticks")
     p.add_argument("--json", action="store_true", help="one JSON object per tick, then summary")
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
@@ -65,8 +89,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --cells full: keep the cells' data here (one folder per cell); "
         "default: a temporary folder removed at the end",
     )
-    p.add_argument("--config", type=Path, help="with --cells full: the cells' becomingone.yaml")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="becomingone.yaml: its cluster: section gives the defaults (flags win); "
+        "with --cells full also the cells' configuration",
+    )
     p.set_defaults(handler=run)
+
+
+def cluster_settings(args: argparse.Namespace, config: CellConfig) -> ClusterConfig:
+    """The ``cluster:`` section of ``config`` with the flags given on the command line."""
+    values = config.cluster.model_dump()
+    given = []
+    for dest, (key, convert) in _OVERRIDES.items():
+        flag = getattr(args, dest, None)
+        if flag is not None:
+            values[key] = convert(flag)
+            given.append(key)
+    try:
+        return ClusterConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "cluster"
+        where = f"--{key}" if key in given else f"cluster.{key}"
+        raise InputError(where, f"{err['msg'].removeprefix('Value error, ')}") from None
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -74,44 +121,54 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--nodes", f"must be in [1, 2000], got {args.nodes}")
     for name in ("duration", "tick"):
         value = getattr(args, name)
-        if not math.isfinite(value) or value <= 0:
+        if value is not None and (not math.isfinite(value) or value <= 0):
             raise InputError(f"--{name}", f"must be a finite number > 0, got {value}")
-    if not 0.0 < args.alpha < 1.0:
+    if args.alpha is not None and not 0.0 < args.alpha < 1.0:
         raise InputError("--alpha", f"must be in (0, 1), got {args.alpha}")
     if not 0.0 <= args.loss < 1.0:
         raise InputError("--loss", f"must be in [0, 1), got {args.loss}")
+    if not math.isfinite(args.drift) or not 0.0 <= args.drift <= 1e6:
+        raise InputError("--drift", f"must be in [0, 1e6] ppm, got {args.drift}")
+    if args.spread is not None and not 0.0 <= args.spread <= 1.0:
+        raise InputError("--spread", f"must be in [0, 1] cycles, got {args.spread}")
+    if not 0 <= args.seed < 2**32:
+        raise InputError("--seed", f"must be in [0, 2**32), got {args.seed}")
+    if args.duration > 86_400 * 365:
+        raise InputError("--duration", f"must be at most a year of seconds, got {args.duration}")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the cluster and print the view, JSON lines and the summary."""
+    """Run the cluster and print the view (or progress lines), JSON lines and the summary."""
     _check(args)
-    spread = args.spread if args.spread is not None else (0.5 if args.topology == "ring" else 1.0)
+    config = load_config(args.config)
+    settings = cluster_settings(args, config)
+    ticks = max(1, round(args.duration / settings.tick))
+    if ticks > 10_000_000:
+        raise InputError("--duration", f"{ticks} ticks of {settings.tick} s is too many (> 1e7)")
+    _warn_if_too_slow(args.nodes, settings, ticks)
+    spread = (
+        args.spread if args.spread is not None else (0.5 if settings.topology == "ring" else 1.0)
+    )
     cells = build_supervisors(
         args.nodes,
-        args.topology,
-        alpha=args.alpha,
-        beta=args.beta,
+        settings.topology,
+        alpha=settings.alpha,
+        beta=settings.beta,
         drift_ppm=args.drift,
         spread=spread,
         seed=args.seed,
-        branching=args.branching,
+        cluster=settings.name,
+        branching=settings.branching,
+        max_skew=settings.max_skew,
+        peer_timeout=settings.peer_timeout,
+        stable_ticks=settings.stable_ticks,
     )
-    ticks = max(1, round(args.duration * 1000.0 / args.tick))
     if args.cells == "full":
-        summary, history, totals = _run_full(args, cells, ticks)
+        summary, history, totals = _run_full(args, config, settings, cells, ticks)
     else:
-        summary, history = asyncio.run(_drive(args, cells, ticks, cells))
+        summary, history = asyncio.run(_drive(args, settings, cells, ticks, cells))
         totals = None
-    if args.json:
-        doc = summary.to_json()
-        if totals is not None:
-            doc["cells"] = totals.to_json()
-        print(json.dumps(doc))
-    else:
-        console = Console()
-        if not console.is_terminal:
-            console.print()  # the live view's last frame ends without a newline off a terminal
-        console.print(_summary_table(summary, totals))
+    _print_summary(args, summary, totals, cells[0].validator.cache)
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 
@@ -119,26 +176,63 @@ def run(args: argparse.Namespace) -> int:
             args.plot,
             history[-1].thetas,
             [h.c_cluster for h in history],
-            f"{args.nodes} cells, {args.topology}",
+            f"{args.nodes} cells, {settings.topology}",
             r_series=[h.r for h in history],
         )
     return 0
 
 
+def _print_summary(
+    args: argparse.Namespace,
+    summary: ClusterSummary,
+    totals: CellTotals | None,
+    cache: VerifyCache | None,
+) -> None:
+    """The summary as one JSON object (with cell totals and cache counters) or a table."""
+    if args.json:
+        doc = summary.to_json()
+        if totals is not None:
+            doc["cells"] = totals.to_json()
+        if cache is not None:
+            doc["verify_cache"] = cache.stats().to_json()
+        print(json.dumps(doc))
+    else:
+        Console().print(_summary_table(summary, totals))
+
+
+def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:
+    """One line on stderr when the run cannot keep its tick at the measured packet costs."""
+    per_tick = estimate_tick_seconds(nodes, settings.topology, settings.branching)
+    if per_tick <= settings.tick:
+        return
+    deliveries, _ = packets_per_tick(nodes, settings.topology, settings.branching)
+    hint = "" if settings.topology in ("fractal", "hub") else "; try --topology fractal or hub"
+    print(
+        f"becomingone cluster: warning: {nodes} cells on {settings.topology} deliver "
+        f"~{deliveries} packets per tick (~{per_tick:.3g} s of CPU); {ticks} ticks of "
+        f"{settings.tick * 1000:g} ms need ~{per_tick * ticks:.3g} s, not "
+        f"{settings.tick * ticks:.3g} s{hint}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _run_full(
-    args: argparse.Namespace, cells: list[PhaseSupervisor], ticks: int
+    args: argparse.Namespace,
+    config: CellConfig,
+    settings: ClusterConfig,
+    cells: list[PhaseSupervisor],
+    ticks: int,
 ) -> tuple[ClusterSummary, list[TickReport], CellTotals]:
     """Run with a full cell behind every supervisor; close (and verify) every cell after."""
-    config = load_config(args.config)
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
         members = build_cell_members(cells, base, config, seed=args.seed)
         try:
-            summary, history = asyncio.run(
-                _drive(args, [m.supervisor for m in members], ticks, members)
-            )
+            supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
+            summary, history = asyncio.run(_drive(args, settings, supervisors, ticks, members))
         finally:
             verified = [m.close() for m in members]
         return summary, history, cell_totals(members, verified)
@@ -146,30 +240,60 @@ def _run_full(
 
 async def _drive(
     args: argparse.Namespace,
+    settings: ClusterConfig,
     cells: list[PhaseSupervisor],
     ticks: int,
     members: Sequence[ClusterMember],
 ) -> tuple[ClusterSummary, list[TickReport]]:
-    bus = MemoryBus(loss=args.loss, seed=args.seed)
-    async with LocalCluster(members, bus, ring=args.topology == "ring") as cluster:
-        if args.json:
-
-            def emit(report: TickReport) -> None:
-                print(json.dumps(report.to_json()), flush=True)
-
-            summary = await cluster.run(
-                ticks, args.tick / 1000.0, realtime=not args.fast, on_tick=emit
-            )
-        else:
-            with Live(refresh_per_second=8, transient=False) as live:
-
-                def show(report: TickReport) -> None:
-                    live.update(_view(report, cluster, cells))
-
-                summary = await cluster.run(
-                    ticks, args.tick / 1000.0, realtime=not args.fast, on_tick=show
-                )
+    bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
+    ring = settings.topology == "ring"
+    async with LocalCluster(members, bus, cluster=settings.name, ring=ring) as cluster:
+        on_tick = _reporter(args, cluster, cells, ticks)
+        with on_tick as show:
+            summary = await cluster.run(ticks, settings.tick, realtime=not args.fast, on_tick=show)
         return summary, cluster.history
+
+
+@contextlib.contextmanager
+def _reporter(
+    args: argparse.Namespace, cluster: LocalCluster, cells: list[PhaseSupervisor], ticks: int
+) -> Iterator[Callable[[TickReport], None]]:
+    """JSON lines, the live view on a terminal, or a progress line about once a second."""
+    if args.json:
+
+        def emit(report: TickReport) -> None:
+            print(json.dumps(report.to_json()), flush=True)
+
+        yield emit
+    elif Console().is_terminal:
+        with Live(refresh_per_second=8, transient=False) as live:
+
+            def show(report: TickReport) -> None:
+                live.update(_view(report, cluster, cells))
+
+            yield show
+    else:
+        yield _Progress(ticks)
+
+
+class _Progress:
+    """Plain progress lines for a pipe or a log file: the first tick, then about one per
+    second of wall time, and the last tick."""
+
+    def __init__(self, ticks: int, every: float = 1.0) -> None:
+        self.ticks, self.every = ticks, every
+        self._next = 0.0
+
+    def __call__(self, report: TickReport) -> None:
+        now = time.monotonic()
+        if now < self._next and report.tick + 1 < self.ticks:
+            return
+        self._next = now + self.every
+        print(
+            f"tick {report.tick + 1}/{self.ticks}  C_cluster {report.c_cluster:.4f}  "
+            f"R {report.r:.4f}  band {report.band.value}  rejected {report.rejected}",
+            flush=True,
+        )
 
 
 def phase_circle(thetas: tuple[float, ...], size: int = 11) -> Text:

@@ -7,6 +7,7 @@ from becomingone.config.load import ENV_PREFIX, ConfigIssue, check_config, load_
 from becomingone.config.schema import (
     BecomingOneConfig,
     CellConfig,
+    ClusterConfig,
     EmissaryConfig,
     KairosConfig,
     LoggingConfig,
@@ -22,6 +23,7 @@ __all__ = [
     "ENV_PREFIX",
     "BecomingOneConfig",
     "CellConfig",
+    "ClusterConfig",
     "ConfigIssue",
     "EmissaryConfig",
     "KairosConfig",

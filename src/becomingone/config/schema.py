@@ -20,6 +20,7 @@ from becomingone.memory.retention import Retention
 __all__ = [
     "BecomingOneConfig",
     "CellConfig",
+    "ClusterConfig",
     "EmissaryConfig",
     "KairosConfig",
     "LoggingConfig",
@@ -216,6 +217,50 @@ class LoggingConfig(_Section):
     )
 
 
+class ClusterConfig(_Section):
+    """The cluster a cell joins (DESIGN.md §6): topology, CPS gains, tick and timeouts.
+
+    ``becomingone cluster`` and ``becomingone simulate`` take their defaults from here
+    (their flags win over the file).
+    """
+
+    name: str = Field(
+        default="local",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="Cluster name carried in every SSEP packet (1-64 of A-Z a-z 0-9 . _ : -).",
+    )
+    topology: Literal["mesh", "hub", "ring", "fractal"] = Field(
+        default="mesh", description="Who hears whom: mesh, hub, ring or fractal."
+    )
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="CPS phase gain α per tick.")
+    beta: float = Field(
+        default=0.0, ge=0, lt=1, description="PLL frequency gain β per tick (0: off)."
+    )
+    tick: float = Field(default=0.05, gt=0, le=3600, description="Tick period in seconds.")
+    peer_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=86400,
+        description="Seconds a peer may stay silent and count as heard.",
+    )
+    stable_ticks: int = Field(
+        default=5, ge=1, le=1_000_000, description="k: good ticks in a row for a stable network."
+    )
+    max_skew: float = Field(
+        default=5.0, gt=0, le=86400, description="Accepted |packet timestamp − now| in seconds."
+    )
+    branching: int = Field(
+        default=4, ge=2, le=1024, description="Fractal branching b: cells per local field."
+    )
+
+    @field_validator("alpha", "beta", "tick", "peer_timeout", "max_skew")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
+
 class CellConfig(_Section):
     """Everything under the ``becomingone:`` key."""
 
@@ -228,6 +273,7 @@ class CellConfig(_Section):
     witnessing: WitnessingConfig = WitnessingConfig()
     security: SecurityConfig = SecurityConfig()
     logging: LoggingConfig = LoggingConfig()
+    cluster: ClusterConfig = ClusterConfig()
     hooks: dict[str, list[str]] = Field(
         default_factory=dict, description="Event name → list of 'module:function' handlers."
     )

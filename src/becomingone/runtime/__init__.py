@@ -13,11 +13,15 @@ from becomingone.runtime.cell_member import (
     cell_totals,
 )
 from becomingone.runtime.cluster import (
+    DELIVERY_SECONDS,
+    SEND_SECONDS,
     ClusterMember,
     ClusterSummary,
     LocalCluster,
     TickReport,
     build_supervisors,
+    estimate_tick_seconds,
+    packets_per_tick,
     subject_for,
 )
 from becomingone.runtime.datadir import (
@@ -44,8 +48,10 @@ from becomingone.runtime.hooks import (
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
+    "DELIVERY_SECONDS",
     "LOCK_NAME",
     "PUBLIC_KEY_FILE",
+    "SEND_SECONDS",
     "Cell",
     "CellMember",
     "CellStatus",
@@ -71,9 +77,11 @@ __all__ = [
     "check_chain",
     "check_hooks",
     "default_data_dir",
+    "estimate_tick_seconds",
     "load_key",
     "open_identity",
     "open_source",
+    "packets_per_tick",
     "resolve_hook",
     "resume_point",
     "run_cell",

@@ -1,9 +1,12 @@
 """Local cluster driver: N cells' CPS on one bus, ticked by an asyncio loop (DESIGN.md §6).
 
-Rule: a thin loop. Each tick it hands every cell the bytes its subscription received, calls
-``tick(now)``, publishes what the cell returns and measures C_cluster over all cells. Protocol
-decisions live in :mod:`becomingone.sync`; a cell is anything with the :class:`ClusterMember`
-shape, so a full cell (transducers, witnessing, glyphs) plugs in by exposing its CPS.
+Rule: a thin loop. Each tick it hands every cell the bytes its subscription received (one
+``drain``), calls ``tick(now)``, publishes what the cell returns (one ``publish_many`` per
+cell) and measures C_cluster over all cells. The supervisors of one cluster share one
+:class:`~becomingone.sync.VerifyCache`, so each distinct packet is verified once per
+process. Protocol decisions live in :mod:`becomingone.sync`; a cell is anything with the
+:class:`ClusterMember` shape, so a full cell (transducers, witnessing, glyphs) plugs in by
+exposing its CPS.
 """
 
 from __future__ import annotations
@@ -25,17 +28,28 @@ from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
 from becomingone.sync.roster import KeyRoster
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Plan, Topology, winding_number
+from becomingone.sync.verified import VerifyCache
 from becomingone.transport.base import Bus, Subscription
 from becomingone.transport.memory import MemoryBus
 
 __all__ = [
+    "DELIVERY_SECONDS",
+    "SEND_SECONDS",
     "ClusterMember",
     "ClusterSummary",
     "LocalCluster",
     "TickReport",
     "build_supervisors",
+    "estimate_tick_seconds",
+    "packets_per_tick",
     "subject_for",
 ]
+
+#: CPU seconds per delivered packet (bus, parse and signature check from the shared cache,
+#: skew/replay checks, storing the phase) and per packet sent (canonical bytes and one
+#: Ed25519 signature), measured by ``bench/cluster.py`` on the project's 2-core machine.
+DELIVERY_SECONDS = 4e-6
+SEND_SECONDS = 1e-4
 
 
 class ClusterMember(Protocol):
@@ -113,6 +127,18 @@ def subject_for(cluster: str, node_id: str) -> str:
     return f"ssep.{cluster}.{node_id}"
 
 
+class _Subjects(dict[str, str]):
+    """node id → subject, computed once per node id."""
+
+    def __init__(self, cluster: str) -> None:
+        super().__init__()
+        self.cluster = cluster
+
+    def __missing__(self, node_id: str) -> str:
+        subject = self[node_id] = subject_for(self.cluster, node_id)
+        return subject
+
+
 def build_supervisors(
     n: int,
     topology: Topology | str,
@@ -125,6 +151,10 @@ def build_supervisors(
     cluster: str = "local",
     branching: int = 4,
     frequency: float = 1.0,
+    max_skew: float = 5.0,
+    peer_timeout: float = 1.0,
+    stable_ticks: int = 5,
+    cache: VerifyCache | bool = True,
     keys: Sequence[NodeKey] | None = None,
     epoch: int = 0,
 ) -> list[PhaseSupervisor]:
@@ -134,7 +164,9 @@ def build_supervisors(
     ``keys`` are the cells' own keys, one per cell (default: deterministic keys from
     ``seed``, for runs without data dirs); the roster is made of their public keys. ``epoch``
     is the boot epoch of every supervisor. A ring started with ``spread`` ≤ 0.5 has winding
-    number 0.
+    number 0. All supervisors share one verification cache (``cache=True``: a new one; or the
+    given one; ``False``: none), so each distinct packet is parsed and verified once, not once
+    per receiver.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError("nodes", f"must be an integer >= 1, got {n!r}")
@@ -151,6 +183,7 @@ def build_supervisors(
     members = [f"cell-{i:04d}" for i in range(n)]
     registry = KeyRoster({m: k.public_bytes for m, k in zip(members, keys, strict=True)})
     topo = Topology.parse(topology)
+    shared = VerifyCache() if cache is True else (None if cache is False else cache)
     return [
         PhaseSupervisor(
             key=keys[i],
@@ -162,9 +195,52 @@ def build_supervisors(
             frequency=frequency * (1.0 + drifts[i]),
             theta=float(thetas[i]),
             epoch=epoch,
+            max_skew=max_skew,
+            peer_timeout=peer_timeout,
+            stable_ticks=stable_ticks,
+            cache=shared,
         )
         for i in range(n)
     ]
+
+
+def packets_per_tick(n: int, topology: Topology | str, branching: int = 4) -> tuple[int, int]:
+    """About how many packets one tick of ``n`` cells delivers and sends: (deliveries, sends).
+
+    mesh N(N−1) deliveries of N packets; hub 2(N−1) of N; ring N of N; fractal 2(N−1)
+    deliveries (each cell but the root sends UP once and hears DOWN once) of about
+    (N−1)·b/(b−1) packets (one UP each, one DOWN per group head to its b children).
+
+    Examples
+    --------
+    >>> packets_per_tick(256, "mesh")
+    (65280, 256)
+    >>> packets_per_tick(1024, "fractal", 4)
+    (2046, 1364)
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError("nodes", f"must be an integer >= 1, got {n!r}")
+    if isinstance(branching, bool) or not isinstance(branching, int) or branching < 2:
+        raise InputError("branching", f"must be an integer >= 2, got {branching!r}")
+    if n == 1:
+        return 0, 0
+    b = branching
+    match Topology.parse(topology):
+        case Topology.MESH:
+            return n * (n - 1), n
+        case Topology.HUB:
+            return 2 * (n - 1), n
+        case Topology.RING:
+            return n, n
+        case Topology.FRACTAL:
+            return 2 * (n - 1), round((n - 1) * b / (b - 1))
+    raise AssertionError(topology)  # pragma: no cover
+
+
+def estimate_tick_seconds(n: int, topology: Topology | str, branching: int = 4) -> float:
+    """CPU seconds one tick of the in-process cluster is expected to take (the costs above)."""
+    deliveries, sends = packets_per_tick(n, topology, branching)
+    return deliveries * DELIVERY_SECONDS + sends * SEND_SECONDS
 
 
 class LocalCluster:
@@ -187,6 +263,7 @@ class LocalCluster:
         self.history: list[TickReport] = []
         self._conns: dict[str, Bus] = {}
         self._subs: dict[str, Subscription] = {}
+        self._subject = _Subjects(cluster)
 
     async def start(self) -> None:
         """Connect every cell and subscribe it to its subject."""
@@ -208,10 +285,12 @@ class LocalCluster:
         await self.aclose()
 
     async def _publish(self, sender: str, out: list[Outgoing]) -> None:
-        conn = self._conns[sender]
-        for msg in out:
-            for dest in msg.to:
-                await conn.publish(subject_for(self.cluster, dest), msg.data)
+        """Hand a cell's messages to the bus in one batch."""
+        if not out:
+            return
+        subject = self._subject
+        batch = [(subject[dest], msg.data) for msg in out for dest in msg.to]
+        await self._conns[sender].publish_many(batch)
 
     async def step(self, now: float) -> TickReport:
         """One tick at ``now`` for every cell; returns the measurement after it.
@@ -223,8 +302,10 @@ class LocalCluster:
             if advance is not None:
                 await advance(now)
         for m in self.members:
+            receive, replies = m.receive, []
             for data in self._subs[m.node_id].drain():
-                await self._publish(m.node_id, m.receive(data, now))
+                replies += receive(data, now)
+            await self._publish(m.node_id, replies)
         for m in self.members:
             await self._publish(m.node_id, m.tick(now))
         await asyncio.sleep(0)

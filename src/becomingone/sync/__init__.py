@@ -36,11 +36,14 @@ from becomingone.sync.stability import (
     read_cluster,
 )
 from becomingone.sync.topology import Plan, Topology, fractal_levels, is_twisted, winding_number
+from becomingone.sync.verified import DEFAULT_CACHE_SIZE, CacheStats, VerifyCache
 
 __all__ = [
+    "DEFAULT_CACHE_SIZE",
     "MAX_PACKET_BYTES",
     "NODE_ID_PATTERN",
     "ActionEvent",
+    "CacheStats",
     "CellField",
     "ClusterReading",
     "CpsState",
@@ -63,6 +66,7 @@ __all__ = [
     "SyncOutcome",
     "Topology",
     "ValidatorState",
+    "VerifyCache",
     "action_from",
     "cps_step",
     "decode_packet",

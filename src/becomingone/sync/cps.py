@@ -9,19 +9,22 @@ heard. Bad packets are counted by reason and dropped; they never raise out of ``
 Phases heard are extrapolated to ``now`` with the cell's own frequency, so a packet in flight
 for d seconds is compared as the sender's phase plus f·d.
 
-Settings (key, plan, roster, cluster, α, β, max skew, timeouts) are constructor arguments;
-everything that evolves is one value, :class:`SupervisorState` (:meth:`PhaseSupervisor.state`),
-which round-trips through canonical bytes and :meth:`PhaseSupervisor.restore` exactly: a
-restored supervisor given the same inputs sends the same bytes as the uninterrupted one.
+Settings (key, plan, roster, cluster, α, β, max skew, timeouts, the shared verification
+cache) are constructor arguments (:meth:`PhaseSupervisor.settings`); everything that evolves
+is one value, :class:`SupervisorState` (:meth:`PhaseSupervisor.state`), which round-trips
+through canonical bytes and :meth:`PhaseSupervisor.restore` exactly: a restored supervisor
+given the same inputs sends the same bytes as the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import cmath
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from becomingone.core._checks import finite_float
 from becomingone.core.phase import wrap
@@ -33,6 +36,7 @@ from becomingone.sync.roster import KeyRoster
 from becomingone.sync.ssep import Packet, PacketKind, PacketValidator, encode_packet
 from becomingone.sync.stability import NetworkStability
 from becomingone.sync.topology import Plan, Topology
+from becomingone.sync.verified import VerifyCache
 
 __all__ = ["CpsState", "Outgoing", "PhaseSupervisor"]
 
@@ -103,6 +107,7 @@ class PhaseSupervisor:
         across restarts of the same identity, and packets are numbered (epoch, seq).
     max_skew : accepted |timestamp − now| in seconds.
     peer_timeout, stable_ticks : the network-stability detector's timeout (s) and k.
+    cache : a verification cache shared with other supervisors of this process (optional).
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class PhaseSupervisor:
         max_skew: float = 5.0,
         peer_timeout: float = 1.0,
         stable_ticks: int = 5,
+        cache: VerifyCache | None = None,
     ) -> None:
         roster = KeyRoster.of(keys)
         if roster.get(plan.node_id) != key.public_bytes:
@@ -136,7 +142,9 @@ class PhaseSupervisor:
         self.frequency = finite_float("frequency", frequency)
         self.theta = _unit(finite_float("theta", theta))
         self.epoch = epoch
-        self.validator = PacketValidator(cluster=cluster, keys=roster, max_skew=max_skew)
+        self.validator = PacketValidator(
+            cluster=cluster, keys=roster, max_skew=max_skew, cache=cache
+        )
         self.stability = NetworkStability(peers=plan.hears(), k=stable_ticks, timeout=peer_timeout)
         self.last_error = 0.0
         self.steps = 0
@@ -179,6 +187,7 @@ class PhaseSupervisor:
             "max_skew": self.validator.max_skew,
             "peer_timeout": self.stability.timeout,
             "stable_ticks": self.stability.k,
+            "cache": self.validator.cache,
         }
 
     def state(self) -> SupervisorState:
@@ -314,8 +323,19 @@ class PhaseSupervisor:
     def _latest(self, kind: PacketKind, level: int) -> dict[str, _Heard]:
         return {s: h for (k, lv, s), h in self._inbox.items() if k is kind and lv == level}
 
+    def _resultant(self, heard: Collection[_Heard], now: float) -> complex:
+        """Σ weight·e^{2πi(θ + f·(now − t))} over ``heard`` (vectorised for a mesh's N)."""
+        if len(heard) < 16:
+            return sum((self._phasor(h, now) for h in heard), 0j)
+        n = len(heard)
+        theta = np.fromiter((h.theta for h in heard), np.float64, n)
+        stamp = np.fromiter((h.timestamp for h in heard), np.float64, n)
+        weight = np.fromiter((h.weight for h in heard), np.float64, n)
+        phase = theta + self.frequency * (now - stamp)
+        return complex(np.dot(weight, np.exp(1j * TWO_PI * phase)))
+
     def _mean(self, heard: Mapping[str, _Heard], now: float, own: bool = True) -> float | None:
-        z = sum((self._phasor(h, now) for h in heard.values()), 0j)
+        z = self._resultant(heard.values(), now)
         if own:
             z += cmath.exp(1j * TWO_PI * self.theta)
         if abs(z) < 1e-12:
@@ -367,7 +387,7 @@ class PhaseSupervisor:
             if not plan.is_head(level):
                 break
             children = self._latest(PacketKind.UP, level - 1)
-            z = sum((self._phasor(h, now) for h in children.values()), 0j)
+            z = self._resultant(children.values(), now)
             ups.append((level, z))
             fresh_down = self._fresh(PacketKind.DOWN, level)
             if level == plan.levels and abs(z) > 1e-12:
@@ -419,4 +439,11 @@ class PhaseSupervisor:
             weight=send.weight,
             **self.field.packet_fields(),
         )
-        return Outgoing(to=send.to, data=encode_packet(packet, self.key))
+        cache = self.validator.cache
+        if cache is None:
+            return Outgoing(to=send.to, data=encode_packet(packet, self.key))
+        body = packet.to_bytes()  # encode_packet, with the signature recorded as verified
+        signature = cache.sign(self.key, body)
+        data = body + signature
+        cache.remember_parse(data, (packet, body, signature))  # = decode_packet(data)
+        return Outgoing(to=send.to, data=data)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import SIGNATURE_BYTES, NodeKey, verify_signature
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
+from becomingone.sync.verified import VerifyCache
 
 __all__ = [
     "MAX_PACKET_BYTES",
@@ -327,7 +328,9 @@ class PacketValidator:
     and field ranges, cluster, known signer, signature, clock skew (``max_skew`` seconds
     against ``now``), and replay: each signer's (epoch, seq) must grow (see the module
     docstring). The replay table advances only for packets that pass every check. ``state``
-    resumes a validator from :meth:`state`.
+    resumes a validator from :meth:`state`. An optional shared ``cache``
+    (:class:`~becomingone.sync.verified.VerifyCache`) parses and verifies each distinct packet
+    once per process; every check and counter here stays per validator.
     """
 
     def __init__(
@@ -337,6 +340,7 @@ class PacketValidator:
         keys: Mapping[str, bytes],
         max_skew: float = 5.0,
         state: ValidatorState | None = None,
+        cache: VerifyCache | None = None,
     ) -> None:
         if not math.isfinite(max_skew) or max_skew <= 0.0:
             raise InputError("max_skew", f"must be a finite number > 0, got {max_skew!r}")
@@ -346,6 +350,7 @@ class PacketValidator:
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
         self._last: dict[str, tuple[int, int]] = {}
+        self.cache = cache
         if state is not None:
             self.load_state(state)
 
@@ -379,13 +384,17 @@ class PacketValidator:
         return packet
 
     def _check(self, data: bytes, now: float) -> Packet:
-        packet, body, signature = decode_packet(data)
+        cache = self.cache
+        packet, body, signature = (
+            cache.parse(data, decode_packet) if cache is not None else decode_packet(data)
+        )
         if packet.cluster != self.cluster:
             raise ProtocolError(Reject.WRONG_CLUSTER, f"packet for cluster {packet.cluster!r}")
         public = self.roster.get(packet.node_id)
         if public is None:
             raise ProtocolError(Reject.UNKNOWN_SIGNER, f"no key for {packet.node_id!r}")
-        if not verify_signature(public, body, signature):
+        verify = verify_signature if cache is None else cache.verify
+        if not verify(public, body, signature):
             raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
         if abs(packet.timestamp - now) > self.max_skew:
             raise ProtocolError(

@@ -2,11 +2,13 @@
 
 Rule: a small ``typing.Protocol`` shaped after NATS core (fire-and-forget publish, one bounded
 queue per subscription, slow consumers lose messages rather than block publishers). The
-conformance suite in ``tests/transport/conformance.py`` runs against every adapter.
+conformance suite in ``tests/transport/conformance.py`` runs against every adapter. A driver
+moves a tick's messages with ``publish_many`` and ``drain`` (one call each, not one per message).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Bus", "Subscription"]
@@ -37,6 +39,14 @@ class Bus(Protocol):
 
     async def publish(self, subject: str, data: bytes) -> None:
         """Send ``data`` to every current subscriber of ``subject`` (fire and forget)."""
+        ...
+
+    async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        """Publish each ``(subject, data)`` in order, as ``publish`` would, in one call.
+
+        The batch form a driver uses to hand over a tick's packets without per-message
+        overhead; delivery, ordering, bounds and drops are exactly those of the single form.
+        """
         ...
 
     async def subscribe(self, subject: str) -> Subscription:

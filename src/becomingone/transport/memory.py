@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 
 from becomingone.errors import InputError, TransportError
@@ -24,27 +24,35 @@ class MemorySubscription:
     def __init__(self, conn: MemoryConnection, subject: str, maxsize: int) -> None:
         self.subject = subject
         self._conn = conn
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.active = True
 
     def _offer(self, data: bytes) -> bool:
-        if not self.active:
+        if not self.active or len(self._queue) >= self._maxsize:
             return False
-        try:
-            self._queue.put_nowait(data)
-        except asyncio.QueueFull:
-            return False
+        self._queue.append(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return True
 
     async def next_msg(self, timeout: float) -> bytes:
         """The next message; ``TimeoutError`` after ``timeout`` seconds."""
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        async with asyncio.timeout(timeout):
+            while not self._queue:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        return self._queue.popleft()
 
     def drain(self) -> list[bytes]:
-        """Every queued message, without waiting."""
-        out = []
-        while not self._queue.empty():
-            out.append(self._queue.get_nowait())
+        """Every queued message, without waiting (one call however many there are)."""
+        out = list(self._queue)
+        self._queue.clear()
         return out
 
     async def unsubscribe(self) -> None:
@@ -64,11 +72,17 @@ class MemoryConnection:
 
     async def publish(self, subject: str, data: bytes) -> None:
         """Deliver ``data`` to every subscriber of ``subject`` (subject to faults)."""
+        await self.publish_many(((subject, data),))
+
+    async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        """Deliver each ``(subject, data)`` in order; all are checked before any is sent."""
         if self.closed:
             raise TransportError(f"connection {self.name!r} is closed")
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise InputError("data", f"must be bytes, got {type(data).__name__}")
-        self._bus._route(self.name, subject, bytes(data))
+        batch = list(messages)
+        for _, data in batch:
+            if type(data) is not bytes and not isinstance(data, bytes | bytearray | memoryview):
+                raise InputError("data", f"must be bytes, got {type(data).__name__}")
+        self._bus._route(self.name, [(subject, bytes(data)) for subject, data in batch])
 
     async def subscribe(self, subject: str) -> MemorySubscription:
         """Start receiving ``subject``."""
@@ -134,17 +148,38 @@ class MemoryBus:
         if sub in subs:
             subs.remove(sub)
 
-    def _route(self, origin: str, subject: str, data: bytes) -> None:
-        self.stats["published"] += 1
-        for sub in list(self._subs.get(subject, ())):
-            if self._groups.get(origin, -1) != self._groups.get(sub._conn.name, -1):
-                self.stats["dropped_partition"] += 1
-            elif self.loss and self._rng.random() < self.loss:
-                self.stats["dropped_loss"] += 1
-            elif self.latency > 0.0:
-                asyncio.get_running_loop().call_later(self.latency, self._deliver, sub, data)
-            else:
-                self._deliver(sub, data)
+    def _route(self, origin: str, batch: list[tuple[str, bytes]]) -> None:
+        """Route a batch in order; counters are summed locally and added once."""
+        delivered = full = partition = lost = 0
+        groups, subs, rng, loss = self._groups, self._subs, self._rng, self.loss
+        home = groups.get(origin, -1)
+        for subject, data in batch:
+            for sub in subs.get(subject, ()):
+                if groups and groups.get(sub._conn.name, -1) != home:
+                    partition += 1
+                elif loss and rng.random() < loss:
+                    lost += 1
+                elif self.latency > 0.0:
+                    asyncio.get_running_loop().call_later(self.latency, self._deliver, sub, data)
+                elif not sub.active:
+                    continue
+                elif len(sub._queue) < sub._maxsize:  # MemorySubscription._offer, inlined
+                    sub._queue.append(data)
+                    delivered += 1
+                    if sub._waiter is not None and not sub._waiter.done():
+                        sub._waiter.set_result(None)
+                else:
+                    full += 1
+        stats = self.stats
+        for name, count in (
+            ("published", len(batch)),
+            ("delivered", delivered),
+            ("dropped_full", full),
+            ("dropped_partition", partition),
+            ("dropped_loss", lost),
+        ):
+            if count:
+                stats[name] += count
 
     def _deliver(self, sub: MemorySubscription, data: bytes) -> None:
         if sub._offer(data):

@@ -1,0 +1,183 @@
+"""A per-process memo of Ed25519 verifications and packet parses, bounded and counted.
+
+Rule: a cache never changes a decision, it only saves repeating one. A verification result is
+stored under the exact bytes of (public key, signature, signed message) — a dict compares the
+whole key on a hash match, so unlike a digest no collision can ever stand in for a changed
+byte: a changed byte (in the body, the signature or the key) is a different entry and is
+verified afresh; bad results are cached as bad. Signatures this process makes itself may be
+recorded as good (:meth:`VerifyCache.sign`): Ed25519 signing is deterministic and correct, so
+verifying them again here would only repeat a known result; a receiver still looks them up
+under the key *its* roster holds for the sender. A parse is stored under the exact wire bytes,
+and only successful parses are kept, so malformed bytes are parsed — and rejected — every time.
+Both memos are least-recently-used and hold at most ``maxsize`` entries each. Everything that
+decides *acceptance per receiver* (cluster, roster, clock skew, replay) stays in
+:class:`~becomingone.sync.ssep.PacketValidator`, so rejection counters are the same with or
+without a cache. No I/O, no clocks, no threads (share one instance per event loop, e.g. every
+supervisor of a :class:`~becomingone.runtime.LocalCluster`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from becomingone.errors import InputError
+from becomingone.keys import NodeKey, verify_signature
+
+__all__ = ["DEFAULT_CACHE_SIZE", "CacheStats", "VerifyCache"]
+
+#: Entries per memo by default: a tick of a 2000-cell fractal or a 256-cell mesh sends fewer
+#: distinct packets than this; an entry costs ~0.5 KiB (the parsed packet and its bytes), so
+#: a full cache holds ~8 MiB per memo.
+DEFAULT_CACHE_SIZE = 16_384
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheStats:
+    """Counters of a :class:`VerifyCache` (verifications and parses)."""
+
+    hits: int
+    misses: int
+    signed: int
+    parse_hits: int
+    parse_misses: int
+    size: int
+    maxsize: int
+
+    def to_json(self) -> dict[str, int]:
+        """A JSON-ready dict."""
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "signed": self.signed,
+            "parse_hits": self.parse_hits,
+            "parse_misses": self.parse_misses,
+            "size": self.size,
+            "maxsize": self.maxsize,
+        }
+
+
+class VerifyCache:
+    """Bounded LRU memo of signature checks (and packet parses) shared by validators.
+
+    Parameters
+    ----------
+    maxsize : entries kept in each memo (>= 1); the least recently used goes first.
+
+    Examples
+    --------
+    >>> from becomingone.keys import NodeKey
+    >>> key, cache = NodeKey.from_seed(b"k" * 32), VerifyCache(maxsize=8)
+    >>> sig = key.sign(b"body")
+    >>> cache.verify(key.public_bytes, b"body", sig), cache.verify(key.public_bytes, b"body", sig)
+    (True, True)
+    >>> cache.verify(key.public_bytes, b"bodY", sig)
+    False
+    >>> cache.stats().hits, cache.stats().misses
+    (1, 2)
+    """
+
+    __slots__ = (
+        "_parsed",
+        "_verified",
+        "hits",
+        "maxsize",
+        "misses",
+        "parse_hits",
+        "parse_misses",
+        "signed",
+    )
+
+    def __init__(self, *, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise InputError("maxsize", f"must be an integer >= 1, got {maxsize!r}")
+        self.maxsize = maxsize
+        self.hits = self.misses = self.signed = self.parse_hits = self.parse_misses = 0
+        self._verified: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
+        self._parsed: OrderedDict[bytes, object] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Entries in the verification memo."""
+        return len(self._verified)
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """Same result as :func:`~becomingone.keys.verify_signature`, computed once per
+        distinct (public key, signature, message)."""
+        key = (public_key, signature, message)
+        memo = self._verified
+        try:
+            found = memo.get(key)
+        except TypeError:  # an unhashable buffer (bytearray): use its bytes
+            key = (bytes(public_key), bytes(signature), bytes(message))
+            found = memo.get(key)
+        if found is not None:
+            self.hits += 1
+            memo.move_to_end(key)
+            return found
+        self.misses += 1
+        good = verify_signature(key[0], key[2], key[1])
+        self._store(key, good)
+        return good
+
+    def sign(self, key: NodeKey, message: bytes) -> bytes:
+        """``key.sign(message)``, recorded as verified: a receiver in this process that holds
+        ``key``'s public key for the sender finds it here instead of verifying it again."""
+        signature = key.sign(message)
+        self.signed += 1
+        self._store((key.public_bytes, signature, bytes(message)), True)
+        return signature
+
+    def remember_parse(self, data: bytes, value: object) -> None:
+        """Store ``value`` as the parse of ``data`` (the sender's own packet and its bytes,
+        which the parser is tested to round-trip exactly), so in-process receivers skip it."""
+        memo = self._parsed
+        memo[data] = value
+        memo.move_to_end(data)
+        if len(memo) > self.maxsize:
+            memo.popitem(last=False)
+
+    def _store(self, key: tuple[bytes, bytes, bytes], good: bool) -> None:
+        memo = self._verified
+        memo[key] = good
+        memo.move_to_end(key)
+        if len(memo) > self.maxsize:
+            memo.popitem(last=False)
+
+    def parse(self, data: bytes, parser: Callable[[bytes], T]) -> T:
+        """``parser(data)``, computed once per distinct ``data`` while it stays cached.
+
+        ``parser`` must be a pure function of the bytes returning an immutable value; an
+        exception it raises propagates and nothing is cached. Anything but ``bytes`` (e.g. a
+        ``bytearray``) is passed to ``parser`` uncached.
+        """
+        if type(data) is not bytes:  # only immutable, hashable bytes are memo keys
+            return parser(data)
+        key = data
+        memo = self._parsed
+        found = memo.get(key)
+        if found is not None:
+            self.parse_hits += 1
+            memo.move_to_end(key)
+            return found  # type: ignore[return-value]
+        self.parse_misses += 1
+        value = parser(key)
+        memo[key] = value
+        if len(memo) > self.maxsize:
+            memo.popitem(last=False)
+        return value
+
+    def stats(self) -> CacheStats:
+        """Current counters."""
+        return CacheStats(
+            hits=self.hits,
+            misses=self.misses,
+            signed=self.signed,
+            parse_hits=self.parse_hits,
+            parse_misses=self.parse_misses,
+            size=len(self._verified),
+            maxsize=self.maxsize,
+        )
