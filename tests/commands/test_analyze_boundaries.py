@@ -125,7 +125,7 @@ def test_rows_below_one_is_refused(capsys, rows):
 
 
 def test_json_into_a_closed_pipe_exits_without_a_traceback():
-    """`analyze ... --json | head -c 10` with the reader gone: status 141 (cli.main), nothing on stderr."""
+    """`analyze ... --json | head -c 10` with the reader gone: status 141, nothing on stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "becomingone.cli", "analyze", str(EXAMPLE), "--json"],
         stdout=subprocess.PIPE,
