@@ -181,3 +181,23 @@ def test_argparse_defaults_come_from_the_schema() -> None:
     for command in ("cluster", "simulate"):
         args = build_parser().parse_args([command])
         assert cluster_settings(args, CellConfig()) == ClusterConfig()
+
+
+def test_bad_plot_paths_are_refused_before_the_run(tmp_path: Path) -> None:
+    """`cluster` and `simulate` check --plot before running (unsupported extension, a path
+    under a regular file): one line naming plot, exit 2, and no run output at all."""
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    for cmd in (
+        ["cluster", "--nodes", "4", "--fast", "--duration", "5", "--json"],
+        ["simulate", "--nodes", "100", "--rounds", "10", "--json"],
+    ):
+        for plot, words in (
+            (tmp_path / "p.txt", "unsupported extension"),
+            (a_file / "p.png", "is a file"),
+        ):
+            out = run(*cmd, "--plot", str(plot))
+            assert out.returncode == 2, out.stderr
+            assert out.stdout == ""
+            assert words in out.stderr and "plot" in out.stderr
+            assert len(out.stderr.strip().splitlines()) == 1

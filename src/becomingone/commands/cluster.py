@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from becomingone.commands._plots import check_plot_path
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime import (
@@ -135,6 +136,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--seed", f"must be in [0, 2**32), got {args.seed}")
     if args.duration > 86_400 * 365:
         raise InputError("--duration", f"must be at most a year of seconds, got {args.duration}")
+    if args.plot is not None:
+        check_plot_path(args.plot)  # before the run, not after it
 
 
 def run(args: argparse.Namespace) -> int:

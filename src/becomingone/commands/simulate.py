@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+from becomingone.commands._plots import check_plot_path
 from becomingone.commands.cluster import cluster_settings
 from becomingone.config import ClusterConfig, load_config
 from becomingone.errors import InputError
@@ -62,6 +63,8 @@ def _check(args: argparse.Namespace) -> None:
         if not math.isfinite(value) or value < 0:
             flag = "--" + name.replace("_", "-")
             raise InputError(flag, f"must be a finite number >= 0, got {value}")
+    if args.plot is not None:
+        check_plot_path(args.plot)  # before the run, not after it
 
 
 def run(args: argparse.Namespace) -> int:
