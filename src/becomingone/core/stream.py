@@ -525,7 +525,11 @@ class KairosEngine:
             a = v.real * v.real + v.imag * v.imag
             b = past.real * past.real + past.imag * past.imag
             term = (q, a, b)
-        if not (cmath.isfinite(v) and (term is None or self._fits(*term))):
+        # Under a finite sample_limit (checked by the caller) nothing here can overflow: the
+        # bound is derived so that it cannot; the post-check runs only without one.
+        if self._limit == math.inf and not (
+            cmath.isfinite(v) and (term is None or self._fits(*term))
+        ):
             raise self._overflow(x)
         s.last_sample[0] = x
         s.samples += 1
