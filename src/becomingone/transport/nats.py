@@ -34,6 +34,7 @@ import asyncio
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import nats
 import nats.errors
@@ -151,21 +152,25 @@ class NatsBus:
         max_reconnect_attempts: int,
         reconnect_time_wait: float,
     ) -> None:
+        # nats-py annotates these seconds as int; it uses them as asyncio timeouts (floats).
+        seconds: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "reconnect_time_wait": reconnect_time_wait,
+        }
         try:
             await self._nc.connect(
                 servers=list(urls),
                 name=self.name,
                 dont_randomize=True,
                 allow_reconnect=True,
-                connect_timeout=connect_timeout,
                 # nats-py spends the whole reconnect budget on the first connect too: try each
                 # server twice there, then allow the full budget for later reconnects.
                 max_reconnect_attempts=1,
-                reconnect_time_wait=reconnect_time_wait,
                 pending_size=RECONNECT_BUFFER,
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnect,
                 reconnected_cb=self._on_reconnect,
+                **seconds,
             )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await self._nc.close()
@@ -222,7 +227,7 @@ class NatsBus:
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until the server has everything published so far (one round trip)."""
         try:
-            await self._nc.flush(timeout=timeout)
+            await self._nc.flush(timeout=timeout)  # type: ignore[arg-type]  # seconds, float
         except (nats.errors.Error, TimeoutError) as exc:
             raise TransportError(f"flush on {self.name!r}: {exc or type(exc).__name__}") from exc
 
