@@ -34,6 +34,7 @@ from becomingone.errors import InputError, StorageError, TransportError
 
 __all__ = [
     "MAX_SERVERS",
+    "STATE_FILE",
     "NatsServers",
     "ServerSpec",
     "ServerStatus",
@@ -47,6 +48,7 @@ __all__ = [
 MAX_SERVERS = 9
 #: Name of the NATS cluster (the ``cluster { name }`` of every server).
 CLUSTER_NAME = "becomingone"
+#: The state file in ``DATA_DIR/nats``: what ``nats up`` started.
 STATE_FILE = "state.json"
 _HOST = "127.0.0.1"
 _POLL = 0.02  # seconds between readiness and exit checks
@@ -329,8 +331,7 @@ class NatsServers:
                 proc.wait(timeout=self.stop_timeout)
         self._procs = []
         if self.specs:
-            with contextlib.suppress(OSError):
-                (self.dir / STATE_FILE).unlink()
+            _remove_state(self.dir)
 
 
 def _write_state(directory: Path, specs: list[ServerSpec]) -> None:
@@ -343,6 +344,15 @@ def _write_state(directory: Path, specs: list[ServerSpec]) -> None:
         raise StorageError(f"cannot write {directory / STATE_FILE}: {exc}") from exc
 
 
+def _remove_state(directory: Path) -> None:
+    try:
+        (directory / STATE_FILE).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot remove {directory / STATE_FILE}: {exc}") from exc
+
+
 def read_state(directory: str | os.PathLike[str]) -> list[ServerSpec]:
     """The servers recorded in ``directory/state.json`` (``[]`` when there is none).
 
@@ -353,7 +363,7 @@ def read_state(directory: str | os.PathLike[str]) -> list[ServerSpec]:
     try:
         raw = json.loads(path.read_text())
         return [ServerSpec(**entry) for entry in raw["servers"]]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StorageError(f"unreadable nats state {path}: {exc}") from exc
@@ -405,8 +415,8 @@ def stop_servers(directory: str | os.PathLike[str], *, timeout: float = 5.0) -> 
     left = _wait_gone(left, timeout)
     if left:
         raise TransportError(f"nats-server pids {[s.pid for s in left]} survived SIGKILL")
-    with contextlib.suppress(FileNotFoundError):
-        (Path(directory) / STATE_FILE).unlink()
+    if specs:
+        _remove_state(Path(directory))
     return [
         ServerStatus(name=s.name, pid=s.pid, url=s.url, state="stopped" if s in ours else "stale")
         for s in specs
