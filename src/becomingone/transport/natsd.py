@@ -52,6 +52,7 @@ CLUSTER_NAME = "becomingone"
 STATE_FILE = "state.json"
 _HOST = "127.0.0.1"
 _POLL = 0.02  # seconds between readiness and exit checks
+_PORT_ATTEMPTS = 3  # starts with fresh ports when another program took one in between
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
 
@@ -154,6 +155,16 @@ def _routed_peers(monitor_port: int, timeout: float) -> int:
     return len({route.get("remote_name") for route in routes})
 
 
+class _PortTaken(TransportError):
+    """A server found its port taken (chosen free, then bound by another program)."""
+
+
+def _port_taken(log: str) -> bool:
+    with contextlib.suppress(OSError):
+        return "address already in use" in Path(log).read_text(errors="replace")
+    return False
+
+
 def _log_tail(log: str, lines: int = 3) -> str:
     with contextlib.suppress(OSError):
         return " | ".join(Path(log).read_text(errors="replace").strip().splitlines()[-lines:])
@@ -234,16 +245,24 @@ class NatsServers:
                 f"nats-server already running from {self.dir} (pids "
                 f"{', '.join(str(s.pid) for s in running)}): run `becomingone nats down` first"
             )
-        self.specs = self._write_configs()
-        try:
-            for spec in list(self.specs):
-                self._launch(binary, spec, detach=detach)
-            self._wait_ready()
-            _write_state(self.dir, self.specs)
-        except BaseException:
-            self.stop()
-            raise
-        return self.urls
+        if self._procs:
+            raise TransportError(f"servers of {self.dir} already started by this object")
+        for attempt in range(_PORT_ATTEMPTS):
+            self.specs = self._write_configs()
+            try:
+                for spec in list(self.specs):
+                    self._launch(binary, spec, detach=detach)
+                self._wait_ready()
+                _write_state(self.dir, self.specs)
+                return self.urls
+            except _PortTaken:
+                self.stop()
+                if attempt + 1 == _PORT_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_configs(self) -> list[ServerSpec]:
         names = [f"n{i + 1}" for i in range(self.count)]
@@ -297,7 +316,8 @@ class NatsServers:
         while waiting:
             for spec, proc in list(waiting):
                 if proc.poll() is not None:
-                    raise TransportError(
+                    error = _PortTaken if _port_taken(spec.log) else TransportError
+                    raise error(
                         f"nats-server {spec.name} exited with status {proc.returncode}: "
                         f"{_log_tail(spec.log)}"
                     )
@@ -313,7 +333,9 @@ class NatsServers:
                 time.sleep(_POLL)
 
     def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to server ``index`` (a fault for tests); it is reaped by :meth:`stop`."""
+        """Send ``sig`` to server ``index`` (a fault for tests) and reap it (bounded wait)."""
+        if not 0 <= index < len(self._procs):
+            raise InputError("index", f"must be 0 to {len(self._procs) - 1}, got {index}")
         self._procs[index].send_signal(sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._procs[index].wait(timeout=self.stop_timeout)
