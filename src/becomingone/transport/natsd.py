@@ -357,7 +357,7 @@ class NatsServers:
 
 
 def _write_state(directory: Path, specs: list[ServerSpec]) -> None:
-    state = {"version": 1, "servers": [asdict(spec) for spec in specs]}
+    state = {"version": 1, "servers": [{**asdict(spec), "url": spec.url} for spec in specs]}
     tmp = directory / (STATE_FILE + ".tmp")
     try:
         tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -384,7 +384,8 @@ def read_state(directory: str | os.PathLike[str]) -> list[ServerSpec]:
     path = Path(directory) / STATE_FILE
     try:
         raw = json.loads(path.read_text())
-        return [ServerSpec(**entry) for entry in raw["servers"]]
+        fields = ServerSpec.__dataclass_fields__
+        return [ServerSpec(**{k: v for k, v in e.items() if k in fields}) for e in raw["servers"]]
     except (FileNotFoundError, NotADirectoryError):
         return []
     except (OSError, ValueError, KeyError, TypeError) as exc:
