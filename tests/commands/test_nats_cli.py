@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +70,10 @@ def test_up_status_down_three_servers(data_dir: Path) -> None:
     while any(alive(s.pid) for s in specs) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(s.pid) for s in specs)
+    for port in [p for s in specs for p in (s.port, s.cluster_port, s.monitor_port) if p]:
+        with socket.socket() as probe:  # nothing listens there any more: the ports are free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
     assert not (data_dir / "nats" / STATE_FILE).exists()
     after = nats("status", "--data-dir", str(data_dir))
     assert after.returncode == 1 and "no nats servers recorded" in after.stdout

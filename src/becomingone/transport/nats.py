@@ -125,6 +125,8 @@ class NatsBus:
     """
 
     def __init__(self, *, name: str, maxsize: int = 1024) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("name", f"must be a non-empty string, got {name!r}")
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise InputError("maxsize", f"must be an integer >= 1, got {maxsize!r}")
         self.name = name
