@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze, cluster, config, simulate, up, witness
+from becomingone.commands import analyze, cluster, config, nats, simulate, up, witness
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -22,6 +22,7 @@ COMMANDS: list[Register] = [
     simulate.register,
     witness.register,
     config.register,
+    nats.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]

@@ -1,9 +1,22 @@
-"""Transports: the :class:`Bus` protocol and its adapters (in-process memory bus; NATS later).
+"""Transports: the :class:`Bus` protocol and its adapters (in-process memory bus, NATS).
 
 Rule: adapters only move bytes; protocol logic lives in :mod:`becomingone.sync`.
 """
 
 from becomingone.transport.base import Bus, Subscription
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
+from becomingone.transport.nats import NatsBus, NatsSubscription, connect_nats
+from becomingone.transport.natsd import NatsServers, find_nats_server
 
-__all__ = ["Bus", "MemoryBus", "MemoryConnection", "MemorySubscription", "Subscription"]
+__all__ = [
+    "Bus",
+    "MemoryBus",
+    "MemoryConnection",
+    "MemorySubscription",
+    "NatsBus",
+    "NatsServers",
+    "NatsSubscription",
+    "Subscription",
+    "connect_nats",
+    "find_nats_server",
+]

@@ -1,0 +1,292 @@
+"""NATS bus: a :class:`~becomingone.transport.Bus` on ``nats-py``, one client connection.
+
+Rule: the same contract as :class:`~becomingone.transport.MemoryBus` — fire-and-forget publish,
+one bounded queue per subscription, a full queue drops the message and counts it (publishers
+never block) — on real ``nats-server`` processes. Every ``nats-py`` error is translated into
+:class:`~becomingone.errors.TransportError` here, at the boundary; bad arguments are
+:class:`~becomingone.errors.InputError`.
+
+Subjects (NATS tokens separated by dots, no spaces or wildcards when publishing)::
+
+    ssep.<cluster>.<node>       SSEP packets of one node of one cluster (as in the in-process
+                                cluster; a node subscribes to the subjects of its peers)
+
+Later steps add their subjects under the same cluster token (for example a per-level prefix for
+topology levels); a subscriber may use NATS wildcards (``ssep.<cluster>.*``).
+
+Delivery and faults:
+
+- ``publish`` hands the message to the client's outgoing buffer and returns (no round trip).
+- The client is given every server URL in order (``dont_randomize``); when its server goes
+  away it reconnects to the next one, at most ``max_reconnect_attempts`` times per server.
+  While it reconnects, publishes are buffered in memory (up to ``reconnect_buffer`` bytes) and
+  sent after the reconnect; a publish that does not fit, or any call once the client gave up
+  and closed, raises :class:`TransportError`. Messages sent to a subscriber while it was
+  disconnected are lost (NATS core is at-most-once).
+- ``stats`` counts ``published``, ``delivered`` (into this connection's subscriptions),
+  ``dropped_full`` (a subscription's queue was full), ``slow_consumer`` (the client library's
+  own per-subscription buffer overflowed), ``disconnects``, ``reconnects`` and ``errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSub
+
+from becomingone.errors import InputError, TransportError
+
+__all__ = ["NatsBus", "NatsSubscription", "connect_nats"]
+
+#: Bytes of publishes kept while reconnecting (nats-py's ``pending_size``).
+RECONNECT_BUFFER = 8 * 1024 * 1024
+
+
+def _check_subject(subject: str, *, wildcards: bool) -> None:
+    if not isinstance(subject, str) or not subject:
+        raise InputError("subject", f"must be a non-empty string, got {subject!r}")
+    if any(c.isspace() for c in subject) or "" in subject.split("."):
+        raise InputError("subject", f"must be dot-separated tokens without spaces: {subject!r}")
+    if not wildcards and ("*" in subject or ">" in subject):
+        raise InputError("subject", f"a publish subject has no wildcards: {subject!r}")
+
+
+class NatsSubscription:
+    """A bounded queue of the messages of one subject on one :class:`NatsBus` connection."""
+
+    def __init__(self, bus: NatsBus, subject: str, maxsize: int) -> None:
+        self.subject = subject
+        self._bus = bus
+        self._maxsize = maxsize
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._sub: NatsSub | None = None
+        self.active = True
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """nats-py's callback: queue the payload, or drop and count it when the queue is full."""
+        if not self.active:
+            return
+        if len(self._queue) >= self._maxsize:
+            self._bus.stats["dropped_full"] += 1
+            return
+        self._queue.append(msg.data)
+        self._bus.stats["delivered"] += 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_msg(self, timeout: float) -> bytes:
+        """The next message; ``TimeoutError`` after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while not self._queue:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        return self._queue.popleft()
+
+    def drain(self) -> list[bytes]:
+        """Every queued message, without waiting."""
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    async def unsubscribe(self) -> None:
+        """Stop receiving (messages still in flight are discarded)."""
+        if not self.active:
+            return
+        self.active = False
+        self._bus._subs.discard(self)
+        sub, self._sub = self._sub, None
+        if sub is not None and not self._bus.closed:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error as exc:
+                raise TransportError(f"unsubscribe {self.subject!r}: {exc}") from exc
+
+
+class NatsBus:
+    """One client connection to a NATS server or cluster; make one with :func:`connect_nats`.
+
+    Parameters
+    ----------
+    name : connection name (shown by the server's monitoring pages).
+    maxsize : capacity of each subscription's queue (as :class:`MemoryBus`).
+    """
+
+    def __init__(self, *, name: str, maxsize: int = 1024) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("name", f"must be a non-empty string, got {name!r}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise InputError("maxsize", f"must be an integer >= 1, got {maxsize!r}")
+        self.name = name
+        self.maxsize = maxsize
+        self.stats: Counter[str] = Counter()
+        self._nc = Client()
+        self._subs: set[NatsSubscription] = set()
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed (by :meth:`aclose` or after reconnects failed)."""
+        return bool(self._nc.is_closed)
+
+    @property
+    def connected_url(self) -> str | None:
+        """The server this client is connected to now (``None`` while disconnected)."""
+        url = self._nc.connected_url
+        return None if url is None or not self._nc.is_connected else url.geturl()
+
+    async def _connect(
+        self,
+        urls: Sequence[str],
+        *,
+        connect_timeout: float,
+        max_reconnect_attempts: int,
+        reconnect_time_wait: float,
+    ) -> None:
+        # nats-py annotates these seconds as int; it uses them as asyncio timeouts (floats).
+        seconds: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "reconnect_time_wait": reconnect_time_wait,
+        }
+        try:
+            await self._nc.connect(
+                servers=list(urls),
+                name=self.name,
+                dont_randomize=True,
+                allow_reconnect=True,
+                # nats-py spends the whole reconnect budget on the first connect too: try each
+                # server twice there, then allow the full budget for later reconnects.
+                max_reconnect_attempts=1,
+                pending_size=RECONNECT_BUFFER,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnect,
+                reconnected_cb=self._on_reconnect,
+                **seconds,
+            )
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            await self._nc.close()
+            raise TransportError(
+                f"cannot connect to {', '.join(urls)}: {exc or type(exc).__name__}"
+            ) from exc
+        self._nc.options["max_reconnect_attempts"] = max_reconnect_attempts
+
+    async def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self.stats["slow_consumer"] += 1
+        else:
+            self.stats["errors"] += 1
+
+    async def _on_disconnect(self) -> None:
+        self.stats["disconnects"] += 1
+
+    async def _on_reconnect(self) -> None:
+        self.stats["reconnects"] += 1
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        """Send ``data`` to every current subscriber of ``subject`` (fire and forget)."""
+        await self.publish_many(((subject, data),))
+
+    async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        """Publish each ``(subject, data)`` in order; all are checked before any is sent."""
+        batch = list(messages)
+        for subject, data in batch:
+            _check_subject(subject, wildcards=False)
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise InputError("data", f"must be bytes, got {type(data).__name__}")
+        publish = self._nc.publish
+        try:
+            for subject, data in batch:
+                await publish(subject, bytes(data))
+        except nats.errors.Error as exc:
+            raise TransportError(f"publish on {self.name!r}: {exc or type(exc).__name__}") from exc
+        self.stats["published"] += len(batch)
+
+    async def subscribe(self, subject: str) -> NatsSubscription:
+        """Start receiving ``subject``; returns once the server has registered the interest."""
+        _check_subject(subject, wildcards=True)
+        sub = NatsSubscription(self, subject, self.maxsize)
+        try:
+            sub._sub = await self._nc.subscribe(
+                subject, cb=sub._on_msg, pending_msgs_limit=max(self.maxsize, 1024)
+            )
+            await self._nc.flush(timeout=5)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"subscribe {subject!r}: {exc or type(exc).__name__}") from exc
+        self._subs.add(sub)
+        return sub
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until the server has everything published so far (one round trip)."""
+        try:
+            await self._nc.flush(timeout=timeout)  # type: ignore[arg-type]  # seconds, float
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"flush on {self.name!r}: {exc or type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection and its subscriptions (idempotent)."""
+        for sub in list(self._subs):
+            sub.active = False
+        self._subs.clear()
+        if not self._nc.is_closed:
+            try:
+                await self._nc.close()
+            except nats.errors.Error as exc:
+                raise TransportError(f"close {self.name!r}: {exc}") from exc
+
+
+async def connect_nats(
+    urls: Sequence[str] | str,
+    *,
+    name: str,
+    maxsize: int = 1024,
+    connect_timeout: float = 2.0,
+    max_reconnect_attempts: int = 60,
+    reconnect_time_wait: float = 0.25,
+) -> NatsBus:
+    """A :class:`NatsBus` connected to the first reachable server of ``urls``.
+
+    Parameters
+    ----------
+    urls : server URLs (``nats://127.0.0.1:4222``), tried in this order; a string may hold
+        several, comma-separated.
+    name : connection name.
+    maxsize : capacity of each subscription's queue.
+    connect_timeout : seconds per connection attempt.
+    max_reconnect_attempts : reconnect attempts per server before the client gives up and
+        closes (every later call raises :class:`TransportError`).
+    reconnect_time_wait : seconds between two attempts on the same server.
+    """
+    servers = [u.strip() for u in urls.split(",")] if isinstance(urls, str) else list(urls)
+    if not servers or not all(u and u.startswith(("nats://", "tls://")) for u in servers):
+        raise InputError("urls", f"must be nats://HOST:PORT URLs, got {urls!r}")
+    for label, value in (
+        ("connect_timeout", connect_timeout),
+        ("reconnect_time_wait", reconnect_time_wait),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(label, f"must be a finite number > 0, got {value!r}")
+    if isinstance(max_reconnect_attempts, bool) or not (
+        isinstance(max_reconnect_attempts, int) and max_reconnect_attempts >= 1
+    ):
+        raise InputError(
+            "max_reconnect_attempts", f"must be an integer >= 1, got {max_reconnect_attempts!r}"
+        )
+    bus = NatsBus(name=name, maxsize=maxsize)
+    await bus._connect(
+        servers,
+        connect_timeout=connect_timeout,
+        max_reconnect_attempts=max_reconnect_attempts,
+        reconnect_time_wait=reconnect_time_wait,
+    )
+    return bus

