@@ -136,10 +136,12 @@ def test_issue_bad_arguments(
 
 
 def test_issue_without_a_ca_names_the_missing_file(tmp_path: Path) -> None:
-    """Without `certs init` first, issue is one InputError naming the missing ca.crt."""
-    with pytest.raises(InputError, match=f"{tmp_path}/ca.crt does not exist") as info:
+    """Without `certs init` first, issue and list are one InputError saying to run it."""
+    with pytest.raises(InputError, match=f"no cluster CA in {tmp_path}: run") as info:
         issue_certificate(tmp_path, "n1")
-    assert info.value.parameter == "ca"
+    assert info.value.parameter == "dir"
+    with pytest.raises(InputError, match="no cluster CA"):
+        list_certificates(tmp_path / "absent")
 
 
 def test_loader_rejects_bad_files(ca_dir: Path, tmp_path: Path) -> None:

@@ -127,6 +127,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def _require_ca(folder: Path) -> Path:
+    """``folder/ca.crt``, or an :class:`InputError` saying to run ``certs init`` first."""
+    path = folder / f"{CA_NAME}.crt"
+    if not path.exists():
+        raise InputError("dir", f"no cluster CA in {folder}: run `becomingone certs init` first")
+    return path
+
+
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -202,7 +210,7 @@ def init_ca(
     cert_path, key_path = folder / f"{CA_NAME}.crt", folder / f"{CA_NAME}.key"
     if not force and (cert_path.exists() or key_path.exists()):
         raise InputError(
-            "force",
+            "dir",
             f"a CA exists in {folder}: pass --force to replace it (it invalidates "
             "every certificate it signed)",
         )
@@ -268,7 +276,7 @@ def issue_certificate(
     folder = Path(directory).expanduser().absolute()
     if hosts and not server:
         raise InputError("hosts", "only a --server certificate carries host names")
-    ca_cert = verify_certificate(folder / f"{CA_NAME}.crt", None, kind=CertKind.CA, now=when)
+    ca_cert = verify_certificate(_require_ca(folder), None, kind=CertKind.CA, now=when)
     ca_key = _load_key(folder / f"{CA_NAME}.key", ca_cert)
     cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
     if not force and (cert_path.exists() or key_path.exists()):
@@ -434,7 +442,7 @@ def list_certificates(
     """Every certificate in ``directory``, the CA first, each with its state against the CA."""
     folder = Path(directory).expanduser().absolute()
     when = _now(now)
-    ca = load_certificate(folder / f"{CA_NAME}.crt", what="ca")
+    ca = load_certificate(_require_ca(folder), what="ca")
     out = [_info(CA_NAME, folder / f"{CA_NAME}.crt", ca, None, when)]
     for path in sorted(folder.glob("*.crt")):
         if path.stem != CA_NAME:
