@@ -37,6 +37,7 @@ certificate, one from another CA) is a :class:`TransportError` saying TLS.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import ssl
 from collections import Counter, deque
@@ -305,12 +306,32 @@ def _connect_failure(urls: Sequence[str], exc: BaseException, *, tls: bool) -> s
     return f"cannot connect to {where}: {detail}"
 
 
+class _SslEofNoise(logging.Filter):
+    """Drops one asyncio warning that every close of a nats-py TLS connection logs.
+
+    nats-py reads TLS through an ``asyncio.StreamReaderProtocol``, whose ``eof_received``
+    returns True; asyncio's SSL layer then warns "returning true from eof_received() has no
+    effect when using ssl" each time a server closes. It means nothing here; every other
+    asyncio record passes.
+    """
+
+    MESSAGE = "returning true from eof_received() has no effect when using ssl"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
 def _client_context(tls: ssl.SSLContext | TlsFiles | None) -> ssl.SSLContext | None:
-    if tls is None or isinstance(tls, ssl.SSLContext):
-        return tls
+    if tls is None:
+        return None
     if isinstance(tls, TlsFiles):
-        return tls.client_context()
-    raise InputError("tls", f"must be an ssl.SSLContext or TlsFiles, got {type(tls).__name__}")
+        tls = tls.client_context()
+    if not isinstance(tls, ssl.SSLContext):
+        raise InputError("tls", f"must be an ssl.SSLContext or TlsFiles, got {type(tls).__name__}")
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _SslEofNoise) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(_SslEofNoise())
+    return tls
 
 
 async def connect_nats(
