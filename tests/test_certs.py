@@ -102,6 +102,13 @@ def test_server_certificate_names_loopback_and_hosts(ca_dir: Path) -> None:
     assert eku(cert) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
 
 
+def test_certificate_never_outlives_its_ca(tmp_path: Path) -> None:
+    """A certificate asked for longer than its CA lives ends when the CA ends."""
+    ca = init_ca(tmp_path, days=10)
+    info = issue_certificate(tmp_path, "n1", days=365)
+    assert info.not_after == ca.not_after
+
+
 def test_issue_refuses_to_replace_unless_forced(ca_dir: Path) -> None:
     """Issuing an existing name again is refused (naming --force); forced, it rotates: a new
     key and serial under the same name."""

@@ -170,7 +170,13 @@ def _builder(
     public: ec.EllipticCurvePublicKey,
     days: int,
     now: dt.datetime,
+    ca_not_after: dt.datetime | None = None,
 ) -> x509.CertificateBuilder:
+    """Subject, issuer, key, a random serial and the validity: from ``now`` (less 5 minutes of
+    clock skew) for ``days``, never beyond the CA's own not-after."""
+    not_after = now + dt.timedelta(days=days)
+    if ca_not_after is not None:
+        not_after = min(not_after, ca_not_after)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -178,7 +184,7 @@ def _builder(
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _SKEW)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(not_after)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
 
@@ -266,6 +272,7 @@ def issue_certificate(
 ) -> CertInfo:
     """Issue ``NAME.crt``/``NAME.key`` in ``directory``, signed by its CA.
 
+    Valid for ``days`` but never beyond the CA's not-after (a chain fails with its CA).
     A node certificate (CN = ``name``) is for clients (clientAuth); a ``server`` one serves
     TLS for 127.0.0.1, ::1, localhost and ``hosts`` (serverAuth) and dials routes to other
     servers (clientAuth). An existing ``NAME`` is kept unless ``force`` (rotation).
@@ -284,7 +291,14 @@ def issue_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
     builder = (
-        _builder(_subject(name), ca_cert.subject, key.public_key(), days, when)
+        _builder(
+            _subject(name),
+            ca_cert.subject,
+            key.public_key(),
+            days,
+            when,
+            ca_not_after=ca_cert.not_valid_after_utc,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
