@@ -10,6 +10,8 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
+import signal
 import ssl
 import time
 from collections.abc import Iterator
@@ -182,3 +184,30 @@ async def test_three_servers_route_over_tls(certs: Path, tmp_path: Path) -> None
             await third.aclose()
         assert [s.state for s in server_status(servers.dir)] == ["running"] * 3
         assert handshake_errors(servers) == 0
+
+
+def cert_not_after(monitor_port: int) -> str:
+    """The not-after of the certificate a server presents to clients (its /varz)."""
+    with _NO_PROXY.open(f"http://127.0.0.1:{monitor_port}/varz", timeout=2.0) as reply:
+        return str(json.loads(reply.read())["tls_cert_not_after"])
+
+
+async def test_server_certificate_rotates_on_sighup(tmp_path: Path) -> None:
+    """The documented rotation of the server certificate: issue it again with --force, send
+    SIGHUP; the running server presents the new certificate (its not-after changes within 5 s)
+    and a node still connects, with no restart."""
+    folder = tmp_path / "certs"
+    init_ca(folder)
+    issue_certificate(folder, "nats", server=True, days=300)
+    issue_certificate(folder, "n1")
+    with NatsServers(tmp_path, servers=1, tls=TlsFiles.named(folder, "nats")) as servers:
+        spec = servers.specs[0]
+        before = cert_not_after(spec.monitor_port)
+        issue_certificate(folder, "nats", server=True, days=30, force=True)
+        os.kill(spec.pid, signal.SIGHUP)  # our own child: nats-server reloads its config
+        deadline = time.monotonic() + 5.0
+        while cert_not_after(spec.monitor_port) == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert cert_not_after(spec.monitor_port) != before
+        bus = await connect_nats(servers.urls, name="n1", tls=TlsFiles.named(folder, "n1"))
+        await bus.aclose()
