@@ -1,9 +1,24 @@
-"""Transports: the :class:`Bus` protocol and its adapters (in-process memory bus; NATS later).
+"""Transports: the :class:`Bus` protocol and its adapters (in-process memory bus; NATS later),
+and the JetStream adapters of the storage protocols (they need a NATS connection).
 
 Rule: adapters only move bytes; protocol logic lives in :mod:`becomingone.sync`.
 """
 
 from becomingone.transport.base import Bus, Subscription
+from becomingone.transport.jetstream import (
+    JetStreamAppendLog,
+    JetStreamCasRecord,
+    JetStreamConnection,
+)
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
 
-__all__ = ["Bus", "MemoryBus", "MemoryConnection", "MemorySubscription", "Subscription"]
+__all__ = [
+    "Bus",
+    "JetStreamAppendLog",
+    "JetStreamCasRecord",
+    "JetStreamConnection",
+    "MemoryBus",
+    "MemoryConnection",
+    "MemorySubscription",
+    "Subscription",
+]
