@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import re
 import threading
 from collections.abc import Coroutine, Sequence
@@ -171,6 +172,8 @@ class JetStreamConnection:
 
     def _stop_loop(self) -> None:
         self._closed = True
+        with contextlib.suppress(BaseException):
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(self.timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=self.timeout + 1.0)
         if not self._thread.is_alive():
@@ -183,6 +186,14 @@ class JetStreamConnection:
         self.close()
 
 
+async def _cancel_tasks() -> None:
+    """Cancel every other task of the running loop and wait for them to finish."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class _Adapter:
     """Owns its connection when given URLs; shares it when given a :class:`JetStreamConnection`."""
 
@@ -190,9 +201,13 @@ class _Adapter:
         self, servers: str | Sequence[str] | JetStreamConnection, timeout: float | None
     ) -> None:
         if isinstance(servers, JetStreamConnection):
+            if timeout is not None:
+                raise InputError("timeout", "is the shared connection's: set it there")
             self.connection, self._owned = servers, False
         else:
-            self.connection = JetStreamConnection(servers, timeout=timeout or 5.0)
+            self.connection = JetStreamConnection(
+                servers, timeout=5.0 if timeout is None else timeout
+            )
             self._owned = True
 
     def _open(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
@@ -353,7 +368,10 @@ class JetStreamAppendLog(_Adapter):
         timeout: float | None = None,
     ) -> None:
         self.name = check_key(name, "name")
-        self.stream = _check_name(f"LOG_{name}" if stream is None else stream, "stream")
+        if stream is None:
+            self.stream = _check_name(f"LOG_{name}", "name")
+        else:
+            self.stream = _check_name(stream, "stream")
         self.subject = f"becomingone.log.{self.stream}"
         replicas = _check_replicas(replicas)
         super().__init__(servers, timeout)
