@@ -45,6 +45,25 @@ def race(workers: list[threading.Thread]) -> None:
         assert not w.is_alive()
 
 
+def one_round(kvs: list[JetStreamCasRecord], revision: int, tag: int) -> tuple[list[int], int]:
+    """One thread per adapter updates "k" at ``revision`` together: the revisions the winners
+    got and the number of CasConflict losers (each expecting ``revision``)."""
+    barrier = threading.Barrier(len(kvs))
+    wins: list[int] = []
+    losses: list[CasConflict] = []
+
+    def contend(i: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            wins.append(kvs[i].update("k", b"%d:%d" % (tag, i), revision))
+        except CasConflict as err:
+            losses.append(err)
+
+    race([threading.Thread(target=contend, args=(i,)) for i in range(len(kvs))])
+    assert all(err.expected == revision for err in losses)
+    return wins, len(losses)
+
+
 def test_connections_racing_on_a_revision_exactly_one_wins(url: str) -> None:
     """THREADS adapters, each on its own connection, update one key at the same revision:
     each round exactly one wins (its value is stored) and the others get CasConflict."""
@@ -53,20 +72,8 @@ def test_connections_racing_on_a_revision_exactly_one_wins(url: str) -> None:
     try:
         revision = kvs[0].create("k", b"start")
         for tag in range(ROUNDS):
-            barrier = threading.Barrier(THREADS)
-            wins: list[int] = []
-            losses: list[CasConflict] = []
-
-            def contend(i: int, revision: int = revision, tag: int = tag) -> None:
-                barrier.wait(timeout=30)
-                try:
-                    wins.append(kvs[i].update("k", b"%d:%d" % (tag, i), revision))
-                except CasConflict as err:
-                    losses.append(err)
-
-            race([threading.Thread(target=contend, args=(i,)) for i in range(THREADS)])
-            assert len(wins) == 1 and len(losses) == THREADS - 1
-            assert all(err.expected == revision for err in losses)
+            wins, losses = one_round(kvs, revision, tag)
+            assert len(wins) == 1 and losses == THREADS - 1
             revision = wins[0]
             stored = kvs[-1].get("k")
             assert stored is not None and stored.revision == revision
