@@ -83,6 +83,27 @@ def test_connections_racing_on_a_revision_exactly_one_wins(url: str) -> None:
             kv.close()
 
 
+def test_a_deleted_key_has_no_revision_even_its_tombstones(url: str) -> None:
+    """A delete leaves a KV tombstone at the next revision; bare KV would accept an update or
+    delete expecting it. Here both raise CasConflict (actual None), from this adapter and from
+    one that never saw the key, and a create after them gets a fresh revision."""
+    bucket = unique_name("tomb")
+    with JetStreamCasRecord(url, bucket) as kv, JetStreamCasRecord(url, bucket) as other:
+        r1 = kv.create("k", b"a")
+        kv.delete("k", r1)
+        tombstone = r1 + 1  # one writer: the delete marker took the next sequence
+        for adapter in (kv, other):
+            for call in (
+                lambda a: a.update("k", b"x", tombstone),
+                lambda a: a.delete("k", tombstone),
+                lambda a: a.update("k", b"x", r1),
+            ):
+                with pytest.raises(CasConflict) as err:
+                    call(adapter)
+                assert err.value.actual is None
+        assert other.get("k") is None and other.create("k", b"b") == tombstone + 1
+
+
 def test_racing_creates_and_appends_have_one_winner(url: str) -> None:
     """Creates of one new key from several connections: one wins. Appends with expected_last
     from several connections: one wins per index and the log stays gapless."""

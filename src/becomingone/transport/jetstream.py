@@ -15,10 +15,14 @@ Semantics that differ from the bare KV API, and how they are mapped:
 - A revision is the bucket stream's sequence, so it grows across keys and deletes (as the
   protocol asks). A delete writes a tombstone (``KV-Operation: DEL``) whose sequence is the
   key's last subject sequence; KV's ``update(last=tombstone)`` would succeed on a deleted key.
-  The protocol says a deleted key has no revision, so ``update`` and ``delete`` first read the
-  message at ``expected_revision`` (one extra request) and refuse unless it is a live value of
-  that key. This check is race-free: a sequence names one message forever, so if that message
-  is a tombstone or another key's, no later state of the key can carry that revision.
+  The protocol says a deleted key has no revision, so ``update`` and ``delete`` refuse unless
+  the message at ``expected_revision`` is a live value of that key. This check is race-free: a
+  sequence names one message forever, so if that message is a tombstone or another key's, no
+  later state of the key can carry that revision. For the same reason the adapter remembers
+  (boundedly) the revisions it has itself seen as live values (returned by ``create``,
+  ``update`` and ``get``) and checks only other revisions with one extra request, so a
+  read-modify-write loop costs one request per write. (A bucket deleted and re-created under a
+  running adapter restarts its sequences: open a new adapter after that.)
 - The ``actual`` revision of a :class:`~becomingone.errors.CasConflict` is read after the
   refused write, so under contention it may already be newer than the one that won.
 - Reads go to the stream leader (no direct get), so a read after a write sees it on a
@@ -60,6 +64,8 @@ _NAME = re.compile(r"[-_A-Za-z0-9]{1,200}")
 _WRONG_LAST = frozenset({10071, 10164})
 #: Requests in flight at once when a read fetches many entries.
 _READ_WINDOW = 256
+#: Revisions a CasRecord remembers having seen as live values (oldest forgotten first).
+_SEEN_MAX = 4096
 _KV_OP = "KV-Operation"
 _EXPECTED_LAST = "Nats-Expected-Last-Sequence"
 _EXPECTED_LAST_SUBJECT = "Nats-Expected-Last-Subject-Sequence"
@@ -254,6 +260,7 @@ class JetStreamCasRecord(_Adapter):
         replicas = _check_replicas(replicas)
         super().__init__(servers, timeout)
         self._js = self.connection.js
+        self._seen: dict[int, str] = {}  # revision -> subject; touched on the loop thread only
         self._open(self._ensure(replicas), f"open bucket {bucket}")
 
     async def _ensure(self, replicas: int) -> None:
@@ -299,7 +306,14 @@ class JetStreamCasRecord(_Adapter):
         last = await self._last(subject)
         if last is None or not last[1]:
             return None
-        return Versioned(last[0].data or b"", int(last[0].seq or 0))
+        return Versioned(last[0].data or b"", self._saw(int(last[0].seq or 0), subject))
+
+    def _saw(self, revision: int, subject: str) -> int:
+        """Remember that ``revision`` is a live value of ``subject``; return it."""
+        self._seen[revision] = subject
+        if len(self._seen) > _SEEN_MAX:
+            del self._seen[next(iter(self._seen))]
+        return revision
 
     async def _actual(self, subject: str) -> int | None:
         live = await self._live(subject)
@@ -321,7 +335,7 @@ class JetStreamCasRecord(_Adapter):
             headers = {_EXPECTED_LAST_SUBJECT: str(expected)}
             revision = await self._publish(subject, value, headers)
             if revision is not None:
-                return revision
+                return self._saw(revision, subject)
             last = await self._last(subject)
             if last is not None and last[1]:
                 raise CasConflict(key, None, int(last[0].seq or 0))
@@ -331,18 +345,22 @@ class JetStreamCasRecord(_Adapter):
     async def _write(
         self, key: str, subject: str, value: bytes, expected: int, headers: dict[str, str]
     ) -> int:
-        try:
-            msg = await self._js.get_msg(self.stream, seq=expected)
-        except nats.js.errors.NotFoundError:
-            msg = None
-        if msg is None or msg.subject != subject or not _is_value(msg):
+        if self._seen.get(expected) != subject and not await self._is_live(subject, expected):
             raise CasConflict(key, expected, await self._actual(subject))
         revision = await self._publish(
             subject, value, {**headers, _EXPECTED_LAST_SUBJECT: str(expected)}
         )
         if revision is None:
             raise CasConflict(key, expected, await self._actual(subject))
-        return revision
+        return revision if headers else self._saw(revision, subject)
+
+    async def _is_live(self, subject: str, revision: int) -> bool:
+        """Whether the message at ``revision`` is a live value of ``subject``."""
+        try:
+            msg = await self._js.get_msg(self.stream, seq=revision)
+        except nats.js.errors.NotFoundError:
+            return False
+        return msg.subject == subject and _is_value(msg)
 
 
 def _is_value(msg: api.RawStreamMsg) -> bool:
