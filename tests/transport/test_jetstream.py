@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from becomingone.errors import CasConflict, InputError, StorageError
-from becomingone.transport import JetStreamAppendLog, JetStreamCasRecord, JetStreamConnection
+from becomingone.transport import (
+    JetStreamAppendLog,
+    JetStreamCasRecord,
+    JetStreamConnection,
+    JetStreamProtocolState,
+)
 from tests.natshelpers import NatsServer, free_port, shared_server, unique_name
 
 THREADS = 6
@@ -236,3 +241,34 @@ def test_a_stream_with_other_subjects_is_refused(url: str) -> None:
         conn.run(conn.js.add_stream(name=stream, subjects=[f"elsewhere.{stream}"]), "setup")
         with pytest.raises(StorageError, match="exists with subjects"):
             JetStreamAppendLog(conn, stream=stream)
+
+
+def test_protocol_state_writers_on_several_connections_lose_nothing(url: str) -> None:
+    """THREADS stores on their own connections write their own names ROUNDS times at once:
+    every name ends with its last value (a lost race is retried, never dropped)."""
+    bucket = unique_name("state")
+    stores = [JetStreamProtocolState(url, bucket, "cell-a") for _ in range(THREADS)]
+
+    def writer(i: int) -> None:
+        for r in range(ROUNDS):
+            stores[i].put_many({f"n{i}": b"%d" % r, f"m{i}": b"%d" % r})
+
+    try:
+        race([threading.Thread(target=writer, args=(i,)) for i in range(THREADS)])
+        last = b"%d" % (ROUNDS - 1)
+        assert stores[0].names() == sorted(f"{c}{i}" for c in "nm" for i in range(THREADS))
+        assert all(stores[0].get(f"n{i}") == last for i in range(THREADS))
+        with JetStreamProtocolState(url, bucket, "cell-b") as other:
+            assert other.names() == []
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_protocol_state_refuses_a_record_it_did_not_write(url: str) -> None:
+    """A record under the store's key that is not in its format is a StorageError, not data."""
+    bucket = unique_name("state")
+    with JetStreamCasRecord(url, bucket) as kv, JetStreamProtocolState(url, bucket) as store:
+        kv.create("protocol", b"\x00\x09ab")
+        with pytest.raises(StorageError, match="is not protocol state"):
+            store.get("cps")

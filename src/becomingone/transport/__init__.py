@@ -9,6 +9,7 @@ from becomingone.transport.jetstream import (
     JetStreamAppendLog,
     JetStreamCasRecord,
     JetStreamConnection,
+    JetStreamProtocolState,
 )
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
 
@@ -17,6 +18,7 @@ __all__ = [
     "JetStreamAppendLog",
     "JetStreamCasRecord",
     "JetStreamConnection",
+    "JetStreamProtocolState",
     "MemoryBus",
     "MemoryConnection",
     "MemorySubscription",

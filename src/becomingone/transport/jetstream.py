@@ -1,6 +1,6 @@
-"""JetStream adapters of the storage protocols: a compare-and-set record on a KV bucket and an
-append-only log on a one-subject stream, behind the same synchronous interfaces as the SQLite
-and in-memory adapters.
+"""JetStream adapters of the storage protocols: a compare-and-set record on a KV bucket, an
+append-only log on a one-subject stream and protocol state in one KV record, behind the same
+synchronous interfaces as the SQLite and in-memory adapters.
 
 Rule: the storage protocols are synchronous, so a :class:`JetStreamConnection` runs one asyncio
 loop and one ``nats-py`` client on a background thread and every call blocks on it with a bound
@@ -35,8 +35,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import re
+import struct
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -54,7 +55,12 @@ from becomingone.memory._checks import (
 )
 from becomingone.memory.protocols import Versioned
 
-__all__ = ["JetStreamAppendLog", "JetStreamCasRecord", "JetStreamConnection"]
+__all__ = [
+    "JetStreamAppendLog",
+    "JetStreamCasRecord",
+    "JetStreamConnection",
+    "JetStreamProtocolState",
+]
 
 T = TypeVar("T")
 
@@ -455,3 +461,104 @@ class JetStreamAppendLog(_Adapter):
             msgs = await asyncio.gather(*(self._js.get_msg(self.stream, seq=s) for s in seqs))
             out += [m.data or b"" for m in msgs]
         return out
+
+
+class JetStreamProtocolState:
+    """A :class:`~becomingone.memory.protocols.ProtocolStateStore` in one record ``key`` of the
+    KV bucket ``bucket``: every blob of one owner (a cell) in one value, so ``put_many`` is one
+    compare-and-set and atomic. A write re-reads and retries when another writer got in first
+    (last write wins per name, as the protocol says), at most 16 times.
+
+    The value is the blobs sorted by name, each as a 2-byte name length, the name, a 4-byte value
+    length and the value (big-endian). Several owners share a bucket under different keys.
+    """
+
+    ATTEMPTS = 16
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] | JetStreamConnection,
+        bucket: str = "state",
+        key: str = "protocol",
+        *,
+        replicas: int = 1,
+        timeout: float | None = None,
+    ) -> None:
+        self.key = check_key(key)
+        self._kv = JetStreamCasRecord(servers, bucket, replicas=replicas, timeout=timeout)
+        self.connection = self._kv.connection
+
+    def get(self, name: str) -> bytes | None:
+        """The blob under ``name``."""
+        return self._read()[0].get(check_key(name, "name"))
+
+    def put(self, name: str, value: bytes) -> None:
+        """Store one blob."""
+        self.put_many({name: value})
+
+    def put_many(self, blobs: Mapping[str, bytes]) -> None:
+        """Store every blob in one compare-and-set, or none if one is invalid."""
+        checked = {check_key(k, "name"): check_bytes(v, "value") for k, v in dict(blobs).items()}
+        for _ in range(self.ATTEMPTS):
+            stored, revision = self._read()
+            value = _encode_blobs({**stored, **checked})
+            try:
+                if revision is None:
+                    self._kv.create(self.key, value)
+                else:
+                    self._kv.update(self.key, value, revision)
+                return
+            except CasConflict:
+                continue
+        raise StorageError(f"jetstream: put {self.key}: lost {self.ATTEMPTS} races in a row")
+
+    def names(self) -> list[str]:
+        """Stored names, sorted."""
+        return sorted(self._read()[0])
+
+    def _read(self) -> tuple[dict[str, bytes], int | None]:
+        record = self._kv.get(self.key)
+        if record is None:
+            return {}, None
+        return _decode_blobs(record.value, f"{self._kv.bucket}/{self.key}"), record.revision
+
+    def close(self) -> None:
+        """Close the connection if this store opened it."""
+        self._kv.close()
+
+    def __enter__(self) -> JetStreamProtocolState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _encode_blobs(blobs: Mapping[str, bytes]) -> bytes:
+    parts = []
+    for name in sorted(blobs):
+        raw = name.encode()
+        parts += [
+            struct.pack(">H", len(raw)),
+            raw,
+            struct.pack(">I", len(blobs[name])),
+            blobs[name],
+        ]
+    return b"".join(parts)
+
+
+def _decode_blobs(data: bytes, where: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    at = 0
+    try:
+        while at < len(data):
+            (size,) = struct.unpack_from(">H", data, at)
+            name = data[at + 2 : at + 2 + size].decode()
+            at += 2 + size
+            (size,) = struct.unpack_from(">I", data, at)
+            out[name] = data[at + 4 : at + 4 + size]
+            if len(out[name]) != size:
+                raise ValueError("truncated value")
+            at += 4 + size
+    except (struct.error, UnicodeDecodeError, ValueError) as err:
+        raise StorageError(f"jetstream: {where} is not protocol state ({err})") from None
+    return out
