@@ -5,7 +5,9 @@ revision the last update returned), creates of new keys, appends without and wit
 ``expected_last``, and one ``read()`` of the whole log. Adapters: in-memory, SQLite (a WAL file
 in a temporary directory) and JetStream (a ``nats-server -js`` started on a free loopback port
 for this run, file storage in a temporary directory, stopped by PID at the end). The ratio
-column is JetStream / SQLite: what moving a store onto the network costs one writer.
+column is JetStream / SQLite: what moving a store onto the network costs one writer. A last
+line times bare ``nats-py`` JetStream publishes from one asyncio task (no adapter, no thread):
+what the synchronous adapters' background-thread hop costs on top of the network.
 
 Run: ``.venv/bin/python bench/storage.py [--ops N] [--json]``
 """
@@ -13,6 +15,7 @@ Run: ``.venv/bin/python bench/storage.py [--ops N] [--json]``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -24,6 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import nats
 
 from becomingone.memory import MemoryAppendLog, MemoryCasRecord, SqliteAppendLog, SqliteCasRecord
 from becomingone.transport import JetStreamAppendLog, JetStreamCasRecord
@@ -85,6 +90,23 @@ def measure(kv: Any, log: Any, n: int) -> dict[str, float]:
     return out
 
 
+def bare_publish_rate(url: str, n: int) -> float:
+    """Acknowledged JetStream publishes per second from one asyncio task, no adapter."""
+
+    async def run() -> float:
+        nc = await nats.connect(url)
+        js = nc.jetstream(timeout=5)
+        await js.add_stream(name="BARE", subjects=["bare"])
+        start = time.perf_counter()
+        for i in range(n):
+            await js.publish("bare", b"entry %d" % i)
+        elapsed = time.perf_counter() - start
+        await nc.close()
+        return n / elapsed
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--ops", type=int, default=2000, help="operations per measurement")
@@ -100,14 +122,19 @@ def main() -> None:
             results["jetstream"] = measure(
                 JetStreamCasRecord(url, "bench"), JetStreamAppendLog(url, "bench"), n
             )
+            bare = bare_publish_rate(url, n)
     ratio = {op: results["jetstream"][op] / results["sqlite"][op] for op in OPS}
     if args.json:
-        print(json.dumps({"ops": n, "per_second": results, "jetstream_over_sqlite": ratio}))
+        out = {"ops": n, "per_second": results, "jetstream_over_sqlite": ratio}
+        print(json.dumps({**out, "bare_nats_py_publish": bare}))
         return
     print(f"{'operation':<16}" + "".join(f"{a:>12}" for a in results) + f"{'js/sqlite':>11}")
     for op in OPS:
         cells = "".join(f"{results[a][op]:>10.0f}/s" for a in results)
         print(f"{op:<16}{cells}{ratio[op]:>11.2f}")
+    append = results["jetstream"]["append"]
+    print(f"bare nats-py publish (asyncio, no thread): {bare:.0f}/s; adapter append / bare: "
+          f"{append / bare:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
