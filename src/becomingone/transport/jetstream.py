@@ -166,7 +166,8 @@ class JetStreamConnection:
             raise
         except (TimeoutError, concurrent.futures.TimeoutError) as err:
             future.cancel()
-            raise StorageError(f"jetstream: {what}: no answer in {self.timeout:g} s") from err
+            late = f"no answer in time ({self.timeout:g} s a request)"
+            raise StorageError(f"jetstream: {what}: {late}") from err
         except (nats.errors.Error, OSError) as err:
             raise StorageError(f"jetstream: {what}: {err}") from err
 
