@@ -46,6 +46,7 @@ bench: $(BASE)
 	$(BIN)/python bench/cell.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/storage.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
