@@ -184,6 +184,7 @@ def test_everything_survives_a_server_restart(tmp_path: Path) -> None:
     ("make", "parameter"),
     [
         (lambda url: JetStreamCasRecord(url, "a.b"), "bucket"),
+        (lambda url: JetStreamCasRecord(url, 5), "bucket"),
         (lambda url: JetStreamCasRecord(url, "kv", replicas=0), "replicas"),
         (lambda url: JetStreamCasRecord(url, "kv", timeout=0), "timeout"),
         (lambda url: JetStreamCasRecord(url, "kv", timeout=float("nan")), "timeout"),

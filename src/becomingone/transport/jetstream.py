@@ -77,8 +77,8 @@ _EXPECTED_LAST = "Nats-Expected-Last-Sequence"
 _EXPECTED_LAST_SUBJECT = "Nats-Expected-Last-Subject-Sequence"
 
 
-def _check_name(value: str, parameter: str) -> str:
-    if not _NAME.fullmatch(value):
+def _check_name(value: object, parameter: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InputError(
             parameter, f"must be 1-200 of [-_A-Za-z0-9] (a stream name), got {value!r}"
         )
@@ -120,6 +120,7 @@ class JetStreamConnection:
         second. The 0.5–5 s range suits loopback and a LAN.
 
     Several adapters may share one connection; an adapter given URLs opens (and closes) its own.
+    ``js`` is the ``nats-py`` JetStream context, for administration outside the protocols.
     """
 
     def __init__(self, servers: str | Sequence[str], *, timeout: float = 5.0) -> None:
