@@ -47,6 +47,7 @@ bench: $(BASE)
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/nats_bus.py
+	$(BIN)/python bench/storage.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,12 @@
 """Storage conformance: the adapters of every storage protocol, as pytest fixtures.
 
-Each fixture below is parametrised over every adapter of its protocol (``memory``, ``sqlite``;
-a JetStream adapter adds one entry to each table), so every test in
+Each fixture below is parametrised over every adapter of its protocol (``memory``, ``sqlite``,
+and ``jetstream`` for the compare-and-set record, the append log and protocol state, against
+the test process's shared ``nats-server`` from ``tests/natshelpers.py``), so every test in
 ``tests/memory/test_conformance.py`` and ``test_state_machines.py`` runs against all of them.
 A factory takes the test's ``tmp_path`` (a file-backed adapter puts its database there) and
-the keyword arguments of the test (``retention``).
+the keyword arguments of the test (``retention``); a JetStream adapter gets a bucket or stream
+of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import pytest
 
 from becomingone import memory as m
 from becomingone.keys import NodeKey
+from becomingone.transport import JetStreamAppendLog, JetStreamCasRecord, JetStreamProtocolState
 from becomingone.witnessing import Level, WitnessChain, WitnessRecord
+from tests.natshelpers import shared_server, unique_name
 
 Factory = Callable[..., Any]
 
@@ -38,14 +42,21 @@ COHERENCE_HISTORIES: dict[str, Factory] = {
 PROTOCOL_STATES: dict[str, Factory] = {
     "memory": lambda tmp: m.MemoryProtocolState(),
     "sqlite": lambda tmp: m.SqliteProtocolState(tmp / DB),
+    "jetstream": lambda tmp: JetStreamProtocolState(shared_server().url, unique_name("state")),
 }
 CAS_RECORDS: dict[str, Factory] = {
     "memory": lambda tmp, **kw: m.MemoryCasRecord(),
     "sqlite": lambda tmp, **kw: m.SqliteCasRecord(tmp / DB, **kw),
+    "jetstream": lambda tmp, **kw: JetStreamCasRecord(
+        shared_server().url, **{"bucket": unique_name("kv"), **kw}
+    ),
 }
 APPEND_LOGS: dict[str, Factory] = {
     "memory": lambda tmp, **kw: m.MemoryAppendLog(**kw),
     "sqlite": lambda tmp, **kw: m.SqliteAppendLog(tmp / DB, **kw),
+    "jetstream": lambda tmp, **kw: JetStreamAppendLog(
+        shared_server().url, **kw, stream=unique_name("log")
+    ),
 }
 
 KEY = NodeKey.from_seed(bytes(range(32)))

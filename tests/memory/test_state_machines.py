@@ -134,6 +134,8 @@ TestCasMemory = for_adapter(CasMachine, CAS_RECORDS, "memory")
 TestCasSqlite = for_adapter(CasMachine, CAS_RECORDS, "sqlite")
 TestLogMemory = for_adapter(LogMachine, APPEND_LOGS, "memory")
 TestLogSqlite = for_adapter(LogMachine, APPEND_LOGS, "sqlite")
+TestCasJetstream = for_adapter(CasMachine, CAS_RECORDS, "jetstream")
+TestLogJetstream = for_adapter(LogMachine, APPEND_LOGS, "jetstream")
 
 
 def test_every_adapter_has_a_machine() -> None:

@@ -1,15 +1,26 @@
-"""Transports: the :class:`Bus` protocol and its adapters (in-process memory bus, NATS).
+"""Transports: the :class:`Bus` protocol and its adapters (in-process memory bus, NATS),
+and the JetStream adapters of the storage protocols (they need a NATS connection).
 
 Rule: adapters only move bytes; protocol logic lives in :mod:`becomingone.sync`.
 """
 
 from becomingone.transport.base import Bus, Subscription
+from becomingone.transport.jetstream import (
+    JetStreamAppendLog,
+    JetStreamCasRecord,
+    JetStreamConnection,
+    JetStreamProtocolState,
+)
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
 from becomingone.transport.nats import NatsBus, NatsSubscription, connect_nats
 from becomingone.transport.natsd import NatsServers, find_nats_server
 
 __all__ = [
     "Bus",
+    "JetStreamAppendLog",
+    "JetStreamCasRecord",
+    "JetStreamConnection",
+    "JetStreamProtocolState",
     "MemoryBus",
     "MemoryConnection",
     "MemorySubscription",
