@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from becomingone.certs import TlsFiles, init_ca, issue_certificate
 from becomingone.errors import InputError, TransportError
-from becomingone.transport import connect_nats
+from becomingone.transport import connect_nats, natsd
 from becomingone.transport.natsd import _NO_PROXY, NatsServers, _routed_peers, server_status
 
 pytestmark = pytest.mark.timeout(120)
@@ -211,3 +212,47 @@ async def test_server_certificate_rotates_on_sighup(tmp_path: Path) -> None:
         assert cert_not_after(spec.monitor_port) != before
         bus = await connect_nats(servers.urls, name="n1", tls=TlsFiles.named(folder, "n1"))
         await bus.aclose()
+
+
+def test_server_of_another_ca_cannot_join_the_routes(certs: Path, tmp_path: Path) -> None:
+    """A nats-server presenting a server certificate of another CA (while trusting ours, so only
+    our check can refuse it), configured with a route to our cluster, is refused on the route:
+    ours stay routed to each other only, the stranger has no route, and our server logs the
+    TLS failure (route TLS verifies the peer's certificate, not just clients')."""
+    issue_certificate(certs / "other", "nats", server=True, force=True)
+    stranger_files = TlsFiles(
+        ca=certs / "ca.crt", cert=certs / "other" / "nats.crt", key=certs / "other" / "nats.key"
+    )
+    with NatsServers(tmp_path / "ours", servers=2, tls=TlsFiles.named(certs, "nats")) as ours:
+        spec = ours.specs[0]
+        port, cluster_port, monitor = natsd._free_ports(3)
+        stranger = natsd.ServerSpec(
+            name="stranger",
+            port=port,
+            cluster_port=cluster_port,
+            monitor_port=monitor,
+            config=str(tmp_path / "stranger.conf"),
+            log=str(tmp_path / "stranger.log"),
+            store_dir=str(tmp_path / "stranger-js"),
+            tls=True,
+        )
+        route = [f"nats-route://127.0.0.1:{spec.cluster_port}"]
+        Path(stranger.config).write_text(natsd._config_text(stranger, route, stranger_files))
+        with open(stranger.log, "wb") as log:
+            proc = subprocess.Popen(
+                [str(natsd.find_nats_server()), "-c", stranger.config],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 10.0
+            text = ""
+            while "certificate signed by unknown authority" not in text:
+                assert time.monotonic() < deadline, "no route TLS failure logged in 10 s"
+                time.sleep(0.05)
+                text = Path(spec.log).read_text()
+            assert _routed_peers(spec.monitor_port, 2.0) == 1
+            assert _routed_peers(stranger.monitor_port, 2.0) == 0
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
