@@ -12,7 +12,7 @@ __all__ = ["LAYERS", "PLANNED", "layer_of"]
 #: Top-level names under ``becomingone`` (a module ``x.py`` or a subpackage ``x/``), lowest
 #: layer first. ``__init__`` is the package's own ``becomingone/__init__.py``.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "_layers", "errors", "keys", "events"),
+    ("__init__", "_layers", "errors", "keys", "certs", "events"),
     ("core",),
     ("ingest",),
     ("transducers", "sync"),

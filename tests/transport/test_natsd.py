@@ -71,7 +71,7 @@ def test_port_taken_in_between_is_retried(tmp_path: Path, monkeypatch: pytest.Mo
 def test_server_that_exits_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that exits at start (here a broken config) is a TransportError quoting its log;
     nothing stays running and no state is written."""
-    monkeypatch.setattr(natsd, "_config_text", lambda spec, routes: "listen: {{{\n")
+    monkeypatch.setattr(natsd, "_config_text", lambda spec, routes, tls: "listen: {{{\n")
     servers = NatsServers(tmp_path, servers=2)
     with pytest.raises(TransportError, match="exited with status"):
         servers.start()

@@ -4,6 +4,8 @@ Rule: argument handling and printing only; the servers are
 :class:`becomingone.transport.natsd.NatsServers`. ``up`` leaves them running detached (a
 session of their own) and exits; ``down`` and ``status`` find them through
 ``DATA_DIR/nats/state.json`` and touch only processes that are still our ``nats-server``.
+``up --tls`` uses the server certificate ``nats`` of a certificates directory (``becomingone
+certs issue nats --server``): clients and routes then need a certificate of the same CA.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ import argparse
 import json
 from pathlib import Path
 
+from becomingone.certs import TlsFiles
+from becomingone.commands.certs import certs_dir
 from becomingone.errors import InputError
 from becomingone.runtime.cell import default_data_dir
 from becomingone.transport.natsd import MAX_SERVERS, NatsServers, server_status, stop_servers
 
-__all__ = ["register"]
+__all__ = ["SERVER_CERT", "register"]
+
+#: Name of the server certificate ``nats up --tls`` uses (``certs issue nats --server``).
+SERVER_CERT = "nats"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +44,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                 default="1",
                 help=f"how many servers, 1 to {MAX_SERVERS} (default 1; 3 for a cluster)",
             )
+            q.add_argument(
+                "--tls",
+                action="store_true",
+                help="require TLS with client certificates (clients and routes); tls:// URLs",
+            )
+            q.add_argument(
+                "--certs",
+                help="certificates dir with ca.crt and the server certificate nats.crt "
+                "(default DATA_DIR/certs)",
+            )
         if name == "status":
             q.add_argument("--json", action="store_true", help="machine-readable output")
         q.set_defaults(handler=handler)
@@ -56,7 +73,20 @@ def _up(args: argparse.Namespace) -> int:
         raise InputError("--servers", f"must be an integer, got {args.servers!r}") from None
     if not 1 <= count <= MAX_SERVERS:
         raise InputError("--servers", f"must be 1 to {MAX_SERVERS}, got {count}")
-    servers = NatsServers(_nats_dir(args), servers=count)
+    data_dir = _nats_dir(args)
+    tls = None
+    if args.certs is not None and not args.tls:
+        raise InputError("--certs", "only with --tls")
+    if args.tls:
+        folder = certs_dir(args.certs) if args.certs is not None else data_dir / "certs"
+        tls = TlsFiles.named(folder, SERVER_CERT)
+        if not tls.cert.exists():
+            raise InputError(
+                "--certs",
+                f"no server certificate {tls.cert}: run `becomingone certs issue {SERVER_CERT} "
+                f"--server --dir {folder}`",
+            )
+    servers = NatsServers(data_dir, servers=count, tls=tls)
     for url in servers.start(detach=True):
         print(url)
     return 0

@@ -26,12 +26,20 @@ Delivery and faults:
 - ``stats`` counts ``published``, ``delivered`` (into this connection's subscriptions),
   ``dropped_full`` (a subscription's queue was full), ``slow_consumer`` (the client library's
   own per-subscription buffer overflowed), ``disconnects``, ``reconnects`` and ``errors``.
+
+TLS: ``connect_nats(..., tls=...)`` takes an :class:`ssl.SSLContext` or a
+:class:`~becomingone.certs.TlsFiles` (the cluster CA, this node's certificate and key, checked
+by :mod:`becomingone.certs` before any connection: an expired or foreign certificate is an
+:class:`~becomingone.errors.InputError`). A server that refuses the handshake (no client
+certificate, one from another CA) is a :class:`TransportError` saying TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import ssl
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -42,6 +50,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSub
 
+from becomingone.certs import TlsFiles
 from becomingone.errors import InputError, TransportError
 
 __all__ = ["NatsBus", "NatsSubscription", "connect_nats"]
@@ -134,6 +143,8 @@ class NatsBus:
         self.stats: Counter[str] = Counter()
         self._nc = Client()
         self._subs: set[NatsSubscription] = set()
+        self._last_error: Exception | None = None  # what a failed first connect really hit
+        self._connecting = False
 
     @property
     def closed(self) -> bool:
@@ -153,35 +164,58 @@ class NatsBus:
         connect_timeout: float,
         max_reconnect_attempts: int,
         reconnect_time_wait: float,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         # nats-py annotates these seconds as int; it uses them as asyncio timeouts (floats).
         seconds: dict[str, Any] = {
             "connect_timeout": connect_timeout,
             "reconnect_time_wait": reconnect_time_wait,
         }
+        budget = 2 * len(urls) * (3 * connect_timeout + reconnect_time_wait) + connect_timeout
+        self._connecting = True
         try:
-            await self._nc.connect(
-                servers=list(urls),
-                name=self.name,
-                dont_randomize=True,
-                allow_reconnect=True,
-                # nats-py spends the whole reconnect budget on the first connect too: try each
-                # server twice there, then allow the full budget for later reconnects.
-                max_reconnect_attempts=1,
-                pending_size=RECONNECT_BUFFER,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnect,
-                reconnected_cb=self._on_reconnect,
-                **seconds,
-            )
+            async with asyncio.timeout(budget):  # a bound even if nats-py hangs (see _abandon)
+                await self._nc.connect(
+                    servers=list(urls),
+                    name=self.name,
+                    dont_randomize=True,
+                    allow_reconnect=True,
+                    # nats-py spends the whole reconnect budget on the first connect too: try each
+                    # server twice there, then allow the full budget for later reconnects.
+                    max_reconnect_attempts=1,
+                    pending_size=RECONNECT_BUFFER,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnect,
+                    reconnected_cb=self._on_reconnect,
+                    tls=tls,
+                    **seconds,
+                )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
-            await self._nc.close()
-            raise TransportError(
-                f"cannot connect to {', '.join(urls)}: {exc or type(exc).__name__}"
-            ) from exc
+            await self._abandon()
+            retried = isinstance(exc, nats.errors.NoServersError | TimeoutError)
+            cause = (self._last_error if retried else None) or exc
+            raise TransportError(_connect_failure(urls, cause, tls=tls is not None)) from exc
+        finally:
+            self._connecting = False
         self._nc.options["max_reconnect_attempts"] = max_reconnect_attempts
 
+    async def _abandon(self) -> None:
+        """Close a client whose first connect failed.
+
+        nats-py 2.16 closes a failed connection by waiting for its stream to close; after a
+        failed TLS upgrade (``start_tls`` already closed the socket under another protocol)
+        that wait never ends. Close the transport here and detach it so the wait is skipped.
+        """
+        transport, self._nc._transport = self._nc._transport, None
+        if transport is not None:
+            transport.close()  # type: ignore[no-untyped-call]
+        await self._nc.close()
+
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
+        if self._connecting and isinstance(exc, ssl.SSLError):
+            self.stats["errors"] += 1
+            raise exc  # a certificate that failed verification fails again: stop retrying
         if isinstance(exc, nats.errors.SlowConsumerError):
             self.stats["slow_consumer"] += 1
         else:
@@ -269,6 +303,61 @@ class NatsBus:
                 raise TransportError(f"close {self.name!r}: {exc}") from exc
 
 
+#: What the usual TLS alerts mean here (OpenSSL reason code → explanation).
+_TLS_REASONS = {
+    "CERTIFICATE_REQUIRED": ": the server requires a client certificate",
+    "UNKNOWN_CA": ": the server does not trust this client certificate (another CA?)",
+    "BAD_CERTIFICATE": ": the server refused this client certificate",
+    "CERTIFICATE_VERIFY_FAILED": ": the server's certificate is not signed by the given CA",
+}
+
+
+def _connect_failure(urls: Sequence[str], exc: BaseException, *, tls: bool) -> str:
+    """One line saying why a first connect failed (naming TLS when the handshake was refused)."""
+    where = ", ".join(urls)
+    if isinstance(exc, ssl.SSLError):
+        reason = str(exc.reason or exc)
+        meaning = next((text for key, text in _TLS_REASONS.items() if key in reason), "")
+        return f"cannot connect to {where}: TLS handshake failed{meaning} ({reason})"
+    if tls and isinstance(exc, ConnectionError | nats.errors.UnexpectedEOF):
+        return (
+            f"cannot connect to {where}: the server closed the TLS connection (it requires a "
+            "client certificate signed by its CA)"
+        )
+    detail = exc or type(exc).__name__
+    if not tls and "tls" in str(detail).lower():
+        return f"cannot connect to {where}: the server requires TLS ({detail})"
+    return f"cannot connect to {where}: {detail}"
+
+
+class _SslEofNoise(logging.Filter):
+    """Drops one asyncio warning that every close of a nats-py TLS connection logs.
+
+    nats-py reads TLS through an ``asyncio.StreamReaderProtocol``, whose ``eof_received``
+    returns True; asyncio's SSL layer then warns "returning true from eof_received() has no
+    effect when using ssl" each time a server closes. It means nothing here; every other
+    asyncio record passes.
+    """
+
+    MESSAGE = "returning true from eof_received() has no effect when using ssl"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
+def _client_context(tls: ssl.SSLContext | TlsFiles | None) -> ssl.SSLContext | None:
+    if tls is None:
+        return None
+    if isinstance(tls, TlsFiles):
+        tls = tls.client_context()
+    if not isinstance(tls, ssl.SSLContext):
+        raise InputError("tls", f"must be an ssl.SSLContext or TlsFiles, got {type(tls).__name__}")
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _SslEofNoise) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(_SslEofNoise())
+    return tls
+
+
 async def connect_nats(
     urls: Sequence[str] | str,
     *,
@@ -277,6 +366,7 @@ async def connect_nats(
     connect_timeout: float = 2.0,
     max_reconnect_attempts: int = 60,
     reconnect_time_wait: float = 0.25,
+    tls: ssl.SSLContext | TlsFiles | None = None,
 ) -> NatsBus:
     """A :class:`NatsBus` connected to the first reachable server of ``urls``.
 
@@ -290,6 +380,9 @@ async def connect_nats(
     max_reconnect_attempts : reconnect attempts per server before the client gives up and
         closes (every later call raises :class:`TransportError`).
     reconnect_time_wait : seconds between two attempts on the same server.
+    tls : a client TLS context, or the files to build one from (:meth:`TlsFiles.named`:
+        the cluster CA, this node's certificate and key, checked before connecting). Needed
+        for servers started with TLS (``tls://`` URLs).
     """
     servers = [u.strip() for u in urls.split(",")] if isinstance(urls, str) else list(urls)
     if not servers or not all(u and u.startswith(("nats://", "tls://")) for u in servers):
@@ -306,11 +399,13 @@ async def connect_nats(
         raise InputError(
             "max_reconnect_attempts", f"must be an integer >= 1, got {max_reconnect_attempts!r}"
         )
+    context = _client_context(tls)
     bus = NatsBus(name=name, maxsize=maxsize)
     await bus._connect(
         servers,
         connect_timeout=connect_timeout,
         max_reconnect_attempts=max_reconnect_attempts,
         reconnect_time_wait=reconnect_time_wait,
+        tls=context,
     )
     return bus

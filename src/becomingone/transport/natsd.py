@@ -7,6 +7,11 @@ paths), so another process (``becomingone nats down``) can find it; a process is
 when ``/proc/PID/cmdline`` shows ``nats-server`` run with *our* config file, so a stale state
 never kills a foreign pid. Stopping is SIGTERM, then SIGKILL after a bounded wait.
 
+With ``tls`` (a server certificate from :mod:`becomingone.certs`), every server requires TLS
+and a client certificate signed by the cluster CA, for clients and for routes between servers
+alike; its URLs are ``tls://``, and readiness is read from the monitoring port (``/healthz``)
+because a plain TCP probe of a TLS port makes the server log a handshake error.
+
 Layout of ``DATA_DIR/nats/``::
 
     state.json          what is running (written after every server is ready)
@@ -30,11 +35,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from becomingone.certs import CertKind, TlsFiles
 from becomingone.errors import InputError, StorageError, TransportError
 
 __all__ = [
     "MAX_SERVERS",
     "STATE_FILE",
+    "TLS_TIMEOUT",
     "NatsServers",
     "ServerSpec",
     "ServerStatus",
@@ -53,6 +60,8 @@ STATE_FILE = "state.json"
 _HOST = "127.0.0.1"
 _POLL = 0.02  # seconds between readiness and exit checks
 _PORT_ATTEMPTS = 3  # starts with fresh ports when another program took one in between
+#: Seconds a server gives a TLS handshake (client or route) before closing the connection.
+TLS_TIMEOUT = 2.0
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
 
@@ -81,11 +90,12 @@ class ServerSpec:
     log: str
     store_dir: str
     pid: int = 0
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        """The client URL, ``nats://127.0.0.1:PORT``."""
-        return f"nats://{_HOST}:{self.port}"
+        """The client URL, ``nats://127.0.0.1:PORT`` (``tls://`` when TLS is required)."""
+        return f"{'tls' if self.tls else 'nats'}://{_HOST}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +121,20 @@ def _free_ports(count: int) -> list[int]:
         return [int(s.getsockname()[1]) for s in socks]
 
 
-def _config_text(spec: ServerSpec, routes: list[str]) -> str:
+def _tls_block(tls: TlsFiles, indent: str) -> list[str]:
+    """A ``tls {}`` block requiring a client certificate signed by the cluster CA."""
+    return [
+        f"{indent}tls {{",
+        f"{indent}  cert_file: {json.dumps(str(tls.cert))}",
+        f"{indent}  key_file: {json.dumps(str(tls.key))}",
+        f"{indent}  ca_file: {json.dumps(str(tls.ca))}",
+        f"{indent}  verify: true",
+        f"{indent}  timeout: {TLS_TIMEOUT:g}",
+        f"{indent}}}",
+    ]
+
+
+def _config_text(spec: ServerSpec, routes: list[str], tls: TlsFiles | None = None) -> str:
     """The nats-server config of one server (JSON strings are valid NATS config strings)."""
     lines = [
         f"server_name: {json.dumps(spec.name)}",
@@ -123,12 +146,15 @@ def _config_text(spec: ServerSpec, routes: list[str]) -> str:
         "  max_file_store: 2GB",
         "}",
     ]
+    if tls is not None:
+        lines += _tls_block(tls, "")
     if spec.cluster_port is not None:
         lines += [
             "cluster {",
             f"  name: {json.dumps(CLUSTER_NAME)}",
             f"  listen: {json.dumps(f'{_HOST}:{spec.cluster_port}')}",
             f"  routes: {json.dumps(routes)}",
+            *(_tls_block(tls, "  ") if tls is not None else []),
             "}",
         ]
     return "\n".join(lines) + "\n"
@@ -142,6 +168,23 @@ def _probe(port: int, timeout: float) -> bool:
             return s.recv(5) == b"INFO "
     except OSError:
         return False
+
+
+def _healthy(monitor_port: int, timeout: float) -> bool:
+    """True when the server's ``/healthz`` says ok (it accepts clients; JetStream is on)."""
+    url = f"http://{_HOST}:{monitor_port}/healthz?js-enabled-only=true"
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as reply:
+            return bool(json.loads(reply.read()).get("status") == "ok")
+    except (OSError, ValueError):
+        return False
+
+
+def _answers(spec: ServerSpec, timeout: float) -> bool:
+    """True when ``spec``'s server accepts clients (probed without a TLS handshake error)."""
+    if spec.tls:
+        return _healthy(spec.monitor_port, timeout)
+    return _probe(spec.port, timeout)
 
 
 def _routed_peers(monitor_port: int, timeout: float) -> int:
@@ -180,6 +223,9 @@ class NatsServers:
     servers : how many servers (1 to :data:`MAX_SERVERS`); more than one form a cluster.
     ready_timeout : seconds to wait for every server to be ready.
     stop_timeout : seconds to wait after SIGTERM before SIGKILL.
+    tls : a server certificate (:meth:`TlsFiles.named` of a ``certs issue NAME --server``):
+        every server then requires TLS with a client certificate signed by its CA, on the
+        client port and on routes; checked here (an :class:`InputError` names the bad file).
 
     Use as a context manager (``with NatsServers(d, servers=3) as ns: ns.urls``) or call
     :meth:`start` and :meth:`stop`; :meth:`start` with ``detach=True`` leaves them running in
@@ -193,6 +239,7 @@ class NatsServers:
         servers: int = 1,
         ready_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        tls: TlsFiles | None = None,
     ) -> None:
         if isinstance(servers, bool) or not isinstance(servers, int):
             raise InputError("servers", f"must be an integer, got {servers!r}")
@@ -201,6 +248,11 @@ class NatsServers:
         for name, value in (("ready_timeout", ready_timeout), ("stop_timeout", stop_timeout)):
             if not value > 0:
                 raise InputError(name, f"must be > 0 seconds, got {value!r}")
+        if tls is not None and not isinstance(tls, TlsFiles):
+            raise InputError("tls", f"must be TlsFiles or None, got {type(tls).__name__}")
+        if tls is not None:
+            tls.check(kind=CertKind.SERVER)
+        self.tls = tls
         self.dir = Path(data_dir).expanduser().absolute() / "nats"
         self.count = servers
         self.ready_timeout = ready_timeout
@@ -279,6 +331,7 @@ class NatsServers:
                 config=str(self.dir / f"{name}.conf"),
                 log=str(self.dir / f"{name}.log"),
                 store_dir=str(self.dir / "jetstream" / name),
+                tls=self.tls is not None,
             )
             for name, port, cport, mport in zip(names, ports, cluster, monitor)
         ]
@@ -290,7 +343,7 @@ class NatsServers:
                     for other in specs
                     if other is not spec and other.cluster_port is not None
                 ]
-                Path(spec.config).write_text(_config_text(spec, routes))
+                Path(spec.config).write_text(_config_text(spec, routes, self.tls))
                 Path(spec.log).write_bytes(b"")
         except OSError as exc:
             raise StorageError(f"cannot write nats configs under {self.dir}: {exc}") from exc
@@ -321,7 +374,7 @@ class NatsServers:
                         f"nats-server {spec.name} exited with status {proc.returncode}: "
                         f"{_log_tail(spec.log)}"
                     )
-                if _probe(spec.port, 1.0) and _routed_peers(spec.monitor_port, 1.0) >= peers:
+                if _answers(spec, 1.0) and _routed_peers(spec.monitor_port, 1.0) >= peers:
                     waiting.remove((spec, proc))
             if waiting and time.monotonic() > deadline:
                 names = ", ".join(spec.name for spec, _ in waiting)
@@ -412,7 +465,7 @@ def server_status(directory: str | os.PathLike[str]) -> list[ServerStatus]:
     for spec in read_state(directory):
         if not _is_our_server(spec.pid, spec.config):
             state = "stale"
-        elif _probe(spec.port, 1.0):
+        elif _answers(spec, 1.0):
             state = "running"
         else:
             state = "unreachable"
