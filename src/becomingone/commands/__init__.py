@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze, cluster, config, nats, simulate, up, witness
+from becomingone.commands import analyze, cluster, config, nats, node, simulate, up, witness
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -23,6 +23,7 @@ COMMANDS: list[Register] = [
     witness.register,
     config.register,
     nats.register,
+    node.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]
