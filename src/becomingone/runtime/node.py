@@ -125,7 +125,11 @@ class RosterFile:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStatus:
-    """What a node publishes once per tick on its status subject (JSON)."""
+    """What a node publishes once per tick on its status subject (JSON).
+
+    ``members`` is the roster's size, ``heard`` how many of the peers its plan expects it
+    heard within the peer timeout, ``accepted`` and ``rejected`` its validator's counts.
+    """
 
     node: str
     kind: str
@@ -136,6 +140,7 @@ class NodeStatus:
     epoch: int
     seq: int
     members: int
+    heard: int
     accepted: int
     rejected: Mapping[str, int] = field(default_factory=dict)
 
@@ -151,6 +156,7 @@ class NodeStatus:
             "epoch": self.epoch,
             "seq": self.seq,
             "members": self.members,
+            "heard": self.heard,
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
         }
@@ -170,6 +176,7 @@ class NodeStatus:
                 epoch=int(doc["epoch"]),
                 seq=int(doc["seq"]),
                 members=int(doc["members"]),
+                heard=int(doc["heard"]),
                 accepted=int(doc["accepted"]),
                 rejected={str(k): int(v) for k, v in dict(doc["rejected"]).items()},
             )
@@ -312,6 +319,7 @@ class SupervisedNode:
             epoch=sup.epoch,
             seq=sup.seq,
             members=len(sup.roster),
+            heard=_heard(sup, now),
             accepted=sup.validator.accepted,
             rejected=sup.rejected,
         )
@@ -350,6 +358,17 @@ class SupervisedNode:
         with contextlib.suppress(Exception):
             await inbox.unsubscribe()
         return status
+
+
+def _heard(sup: PhaseSupervisor, now: float) -> int:
+    """How many of the peers the plan expects were heard within the peer timeout."""
+    stability = sup.stability
+    peers = stability.peers
+    return sum(
+        1
+        for peer, at in stability.state().last_heard
+        if peer in peers and now - at <= stability.timeout
+    )
 
 
 def _dumps(doc: Mapping[str, Any]) -> bytes:
