@@ -24,8 +24,9 @@ from becomingone.config import load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.cell_member import CellMember
-from becomingone.runtime.node import NodeSettings, NodeStatus, RosterFile, SupervisedNode
+from becomingone.runtime.node import NodeSettings, RosterFile, SupervisedNode
 from becomingone.runtime.sources import synthetic_phase
+from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Plan, Topology
@@ -43,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--kind",
         default="full",
         choices=["full", "light", "witness", "relay"],
-        help="full: Master + Emissary + Sync + CPS (the only kind this version runs)",
+        help="full: Master + Emissary + Sync + CPS on a stream; light: the CPS only (no "
+        "stream); witness: no engine, verifies every packet and keeps a signed log "
+        "(relay: not yet)",
     )
     p.add_argument("--topology", choices=["mesh", "hub", "ring", "fractal"])
     p.add_argument("--tick", type=float, help="tick period in ms (default: cluster.tick)")
@@ -65,8 +68,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _check(args: argparse.Namespace) -> None:
     if args.kind == "relay":
         raise InputError("--kind", "relay (a NATS leaf node) is not available yet; use full")
-    if args.kind in ("light", "witness"):
-        raise InputError("--kind", f"{args.kind} is not available yet; use full")
+    if args.kind == "witness" and args.join:
+        raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick"):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value <= 0):
@@ -102,23 +105,33 @@ def run(args: argparse.Namespace) -> int:
     cell = Cell(config.model_copy(update={"name": name}), data_dir)
     ok = False
     try:
-        if args.join:
-            roster.join(name, cell.key.public_bytes)
-        member = _member(cell, settings, args.seed)
-        node = SupervisedNode(
-            settings,
-            member=member,
-            key=cell.key,
-            epoch=cell.boot_epoch(),
-            roster=roster,
-            theta=_initial_theta(args.seed, name),
-        )
-        last = asyncio.run(_serve(args, node))
+        if args.kind == "witness":
+            witness = ClusterWitness(
+                cell, cluster=settings.cluster, roster=roster, max_skew=settings.max_skew
+            )
+            last = asyncio.run(_serve(args, witness.run, name)).copy()
+            ticks = None
+        else:
+            if args.join:
+                roster.join(name, cell.key.public_bytes)
+            node = SupervisedNode(
+                settings,
+                member=_member(cell, settings, args.seed) if args.kind == "full" else None,
+                key=cell.key,
+                epoch=cell.boot_epoch(),
+                roster=roster,
+                kind=args.kind,
+                theta=_initial_theta(args.seed, name),
+            )
+            last = asyncio.run(_serve(args, node.run, name)).to_json()
+            ticks = node.ticks
     finally:
         ok = cell.verify_chain().ok
         cell.close()
-    summary = {"summary": True, **last.to_json(), "ticks": node.ticks, "chain_verified": ok}
-    print(json.dumps(summary) if args.json else _line(last, prefix="stopped"), flush=True)
+    if args.json:
+        print(json.dumps({"summary": True, **last, "ticks": ticks, "chain_verified": ok}))
+    else:
+        print(f"stopped {_line(last)}  chain {'verified' if ok else 'BROKEN'}", flush=True)
     return 0 if ok else 1
 
 
@@ -148,18 +161,20 @@ def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
     return CellMember(cell, alone, stream)
 
 
-async def _serve(args: argparse.Namespace, node: SupervisedNode) -> NodeStatus:
+async def _serve(args: argparse.Namespace, runner: Any, name: str) -> Any:
+    """Connect, run ``runner(bus, duration=, stop=, on_second=)`` until a signal, close."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    bus = await connect_nats(args.bus, name=node.node_id)
+    bus = await connect_nats(args.bus, name=name)
     try:
 
-        def show(status: NodeStatus) -> None:
-            print(json.dumps(status.to_json()) if args.json else _line(status), flush=True)
+        def show(status: Any) -> None:
+            doc = status if isinstance(status, dict) else status.to_json()
+            print(json.dumps(doc) if args.json else _line(doc), flush=True)
 
-        return await node.run(bus, duration=args.duration, stop=stop, on_second=show)
+        return await runner(bus, duration=args.duration, stop=stop, on_second=show)
     finally:
         with contextlib.suppress(Exception):
             await bus.aclose()
@@ -167,11 +182,18 @@ async def _serve(args: argparse.Namespace, node: SupervisedNode) -> NodeStatus:
             loop.remove_signal_handler(sig)
 
 
-def _line(status: NodeStatus, prefix: str = "") -> str:
-    rejected = ", ".join(f"{k}={v}" for k, v in sorted(status.rejected.items())) or "none"
-    head = f"{prefix} " if prefix else ""
+def _line(doc: dict[str, Any]) -> str:
+    """One status as a plain line (nodes and witnesses). ``θ@sec`` is the phase carried back
+    to the last whole second of the wall clock, so lines of different processes compare."""
+    rejected = ", ".join(f"{k}={v}" for k, v in sorted(doc["rejected"].items())) or "none"
+    if doc["kind"] == "witness":
+        return (
+            f"{doc['node']} (witness)  members {doc['members']}  accepted {doc['accepted']}  "
+            f"copies {doc['copies']}  rejected {rejected}  records {doc['records']}"
+        )
+    at_second = (doc["theta"] - doc["frequency"] * (doc["time"] % 1.0)) % 1.0
     return (
-        f"{head}{status.node}  θ {status.theta:.4f}  members {status.members}  "
-        f"accepted {status.accepted}  rejected {rejected}  "
-        f"stable {'yes' if status.stable else 'no'}  epoch {status.epoch}  seq {status.seq}"
+        f"{doc['node']}  θ@sec {at_second:.4f}  members {doc['members']}  heard {doc['heard']}  "
+        f"accepted {doc['accepted']}  rejected {rejected}  "
+        f"stable {'yes' if doc['stable'] else 'no'}  epoch {doc['epoch']}  seq {doc['seq']}"
     )
