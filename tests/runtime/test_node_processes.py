@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -165,9 +166,11 @@ async def test_raw_client_attacks_are_rejected_and_counted(
 ) -> None:
     """A raw NATS client publishes forged (bad signature; unknown signer), replayed, 1 MB and
     garbage messages to every node's subject: every node rejects and counts each kind, no
-    process exits, and the cluster stays SHARED."""
+    process exits, the cluster stays SHARED, and a witness process counts the same rejections
+    (once per copy) and keeps a verified chain."""
     servers, procs = cluster
     start_all(procs, 3)
+    procs.start("witness", kind="witness")
     names = [node_name(i) for i in range(3)]
     bus, obs = await observe(servers.urls)
     raw = await connect_nats(servers.urls, name="attacker")
@@ -201,6 +204,11 @@ async def test_raw_client_attacks_are_rejected_and_counted(
     finally:
         await raw.aclose()
         await bus.aclose()
+    assert procs.stop() == dict.fromkeys(procs.pids, 0)
+    last = json.loads((procs.base / "witness.log").read_text().strip().splitlines()[-1])
+    # the witness hears every packet once per receiver: the replayed bytes are a copy to it
+    assert all(last["rejected"].get(r, 0) >= 3 for r in WANT - {"replay"}), last
+    assert last["chain_verified"] and last["records"] >= 1 and last["copies"] > 0
 
 
 #: What every receiver must count.

@@ -45,8 +45,8 @@ class NodeProcesses:
         """The roster file the nodes share."""
         return self.base / "roster.json"
 
-    def command(self, name: str) -> list[str]:
-        """The command line of node ``name``."""
+    def command(self, name: str, kind: str = "full") -> list[str]:
+        """The command line of node ``name`` (JSON status lines; a witness does not join)."""
         return [
             sys.executable,
             "-m",
@@ -60,19 +60,23 @@ class NodeProcesses:
             str(self.base / name),
             "--roster",
             str(self.roster),
-            "--join",
+            "--json",
+            *(["--kind", "witness"] if kind == "witness" else ["--kind", kind, "--join"]),
             *self.extra,
         ]
 
-    def start(self, name: str) -> int:
-        """Start node ``name`` (again, if it exited); returns its pid."""
+    def start(self, name: str, kind: str = "full") -> int:
+        """Start node ``name`` of ``kind`` (again, if it exited); returns its pid."""
         old = self.procs.get(name)
         if old is not None and old.poll() is None:
             raise InputError("name", f"{name!r} is already running (pid {old.pid})")
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.base / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
-                self.command(name), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self.command(name, kind),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         self.procs[name] = proc
         return proc.pid
