@@ -16,6 +16,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -122,7 +123,9 @@ async def _wait_for_nodes(obs: ClusterObserver, n: int, tick: float, procs: Node
 
 
 @contextlib.contextmanager
-def _reporter(args: argparse.Namespace, obs: ClusterObserver, ticks: int):  # type: ignore[no-untyped-def]
+def _reporter(
+    args: argparse.Namespace, obs: ClusterObserver, ticks: int
+) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, a live view on a terminal, or a progress line about once a second."""
     if args.json:
         yield lambda r: print(json.dumps(r.to_json()), flush=True)
