@@ -71,7 +71,7 @@ def test_status_round_trip_and_bad_bytes() -> None:
     """A status survives JSON; garbage, missing fields and bad ids are InputError('status')."""
     s = NodeStatus(
         node="a", kind="full", time=1.5, theta=0.25, frequency=1.0, stable=True, epoch=3,
-        seq=4, members=2, heard=1, accepted=9, rejected={"replay": 1},
+        seq=4, members=2, heard=1, c_seen=0.5, accepted=9, rejected={"replay": 1},
     )  # fmt: skip
     assert NodeStatus.from_bytes(json.dumps(s.to_json()).encode()) == s
     for bad in (b"{", b"[]", b'{"node": "a"}', json.dumps({**s.to_json(), "node": "a b"})):
@@ -111,6 +111,7 @@ async def test_two_nodes_lock_on_a_memory_bus(tmp_path: Path) -> None:
         statuses = {n: await node.step(conns[n], inbox[n], 1000.0) for n, node in nodes.items()}
     a, b = statuses["a"], statuses["b"]
     assert a.heard == b.heard == 1 and a.stable and b.stable and a.rejected == {}
+    assert a.c_seen > 0.99 and b.c_seen > 0.99
     assert abs((a.theta - b.theta + 0.5) % 1.0 - 0.5) < 1e-3
     RosterFile(roster_path).join("c", keys["c"].public_bytes)
     assert nodes["a"].reload_roster()
@@ -143,7 +144,8 @@ async def test_observer_reads_live_nodes_only() -> None:
         return json.dumps(
             NodeStatus(
                 node=node, kind="full", time=t, theta=theta, frequency=1.0, stable=True,
-                epoch=1, seq=int(t * 20), members=3, heard=2, accepted=0, rejected=rejected,
+                epoch=1, seq=int(t * 20), members=3, heard=2, c_seen=1.0, accepted=0,
+                rejected=rejected,
             ).to_json()
         ).encode()  # fmt: skip
 

@@ -193,7 +193,8 @@ def _line(doc: dict[str, Any]) -> str:
         )
     at_second = (doc["theta"] - doc["frequency"] * (doc["time"] % 1.0)) % 1.0
     return (
-        f"{doc['node']}  θ@sec {at_second:.4f}  members {doc['members']}  heard {doc['heard']}  "
+        f"{doc['node']}  θ@sec {at_second:.4f}  C seen {doc['c_seen']:.4f}  "
+        f"members {doc['members']}  heard {doc['heard']}  "
         f"accepted {doc['accepted']}  rejected {rejected}  "
         f"stable {'yes' if doc['stable'] else 'no'}  epoch {doc['epoch']}  seq {doc['seq']}"
     )

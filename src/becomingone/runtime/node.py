@@ -40,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from becomingone.errors import InputError, StorageError
+from becomingone.keys import NodeKey
 from becomingone.runtime.cell_member import CellMember
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
+from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Plan, Topology
 from becomingone.transport.base import Bus, Subscription
 
@@ -128,7 +130,9 @@ class NodeStatus:
     """What a node publishes once per tick on its status subject (JSON).
 
     ``members`` is the roster's size, ``heard`` how many of the peers its plan expects it
-    heard within the peer timeout, ``accepted`` and ``rejected`` its validator's counts.
+    heard within the peer timeout, ``c_seen`` C_cluster over its own phase and every phase it
+    heard within the timeout (any packet kind, carried to ``time`` with its frequency), and
+    ``accepted`` and ``rejected`` its validator's counts.
     """
 
     node: str
@@ -141,6 +145,7 @@ class NodeStatus:
     seq: int
     members: int
     heard: int
+    c_seen: float
     accepted: int
     rejected: Mapping[str, int] = field(default_factory=dict)
 
@@ -157,6 +162,7 @@ class NodeStatus:
             "seq": self.seq,
             "members": self.members,
             "heard": self.heard,
+            "c_seen": self.c_seen,
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
         }
@@ -177,6 +183,7 @@ class NodeStatus:
                 seq=int(doc["seq"]),
                 members=int(doc["members"]),
                 heard=int(doc["heard"]),
+                c_seen=float(doc["c_seen"]),
                 accepted=int(doc["accepted"]),
                 rejected={str(k): int(v) for k, v in dict(doc["rejected"]).items()},
             )
@@ -216,7 +223,7 @@ class SupervisedNode:
         settings: NodeSettings,
         *,
         member: CellMember | None,
-        key: Any,
+        key: NodeKey,
         epoch: int,
         roster: RosterFile,
         kind: str = "full",
@@ -320,6 +327,7 @@ class SupervisedNode:
             seq=sup.seq,
             members=len(sup.roster),
             heard=_heard(sup, now),
+            c_seen=_c_seen(sup, now),
             accepted=sup.validator.accepted,
             rejected=sup.rejected,
         )
@@ -369,6 +377,15 @@ def _heard(sup: PhaseSupervisor, now: float) -> int:
         for peer, at in stability.state().last_heard
         if peer in peers and now - at <= stability.timeout
     )
+
+
+def _c_seen(sup: PhaseSupervisor, now: float) -> float:
+    """C_cluster of the node's own phase and the phases it heard within the peer timeout."""
+    timeout, f = sup.stability.timeout, sup.frequency
+    phases = [sup.theta] + [
+        h.theta + f * (now - h.timestamp) for h in sup.state().inbox if now - h.timestamp <= timeout
+    ]
+    return read_cluster(phases).c
 
 
 def _dumps(doc: Mapping[str, Any]) -> bytes:
