@@ -141,3 +141,44 @@ def test_cluster_bus_nats_refuses_fast(tmp_path: Path) -> None:
     """--fast is virtual time, which node processes cannot follow: exit 2 naming it."""
     done = run("cluster", "--bus", "nats", "--nodes", "2", "--fast")
     assert done.returncode == 2 and "--fast" in done.stderr, done.stderr
+
+
+def test_live_view_lists_the_nodes_heard() -> None:
+    """The terminal view of ``cluster --bus nats`` shows the observer's line and one table row
+    per node heard (θ, f, heard, C seen, stable, rejected)."""
+    import io
+
+    from rich.console import Console
+
+    from becomingone.commands._nats_cluster import _view
+    from becomingone.runtime.node import NodeStatus
+    from becomingone.runtime.observer import ClusterObserver
+    from becomingone.transport import MemoryBus
+
+    class Sub:
+        subject = "status.t.*"
+
+        def __init__(self, queue: list[bytes]) -> None:
+            self.queue = queue
+
+        def drain(self) -> list[bytes]:
+            out, self.queue = self.queue, []
+            return out
+
+    obs = ClusterObserver(
+        MemoryBus().connect("o"), cluster="t", peer_timeout=1.0, clock=lambda: 10.0
+    )
+    statuses = [
+        NodeStatus(
+            node=n, kind="full", time=10.0, theta=t, frequency=1.0, stable=True, epoch=1,
+            seq=1, members=2, heard=1, c_seen=0.99, accepted=5, rejected={"replay": 1},
+        )
+        for n, t in (("a", 0.1), ("b", 0.12))
+    ]  # fmt: skip
+    obs._sub = Sub([json.dumps(s.to_json()).encode() for s in statuses])  # type: ignore[assignment]
+    report = obs.step()
+    console = Console(file=io.StringIO(), width=100)
+    console.print(_view(report, obs))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "nodes heard 2" in text and "band SHARED" in text and "rejected 2" in text
+    assert "│ a " in text and "│ b " in text and "0.9900" in text

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from becomingone.commands.cluster import SPARK, _Progress, phase_circle
@@ -144,4 +145,17 @@ def _view(report: TickReport, obs: ClusterObserver) -> Group:
         f"{report.c_cluster:.4f}  R {report.r:.4f}  band {report.band.value}  "
         f"rejected {report.rejected}"
     )
-    return Group(Text(line), phase_circle(report.thetas), Text(f"C over time │{spark}│"))
+    table = Table("node", "θ (cycles)", "f (Hz)", "heard", "C seen", "stable", "rejected")
+    for s in obs.live(report.time)[:16]:
+        table.add_row(
+            s.node,
+            f"{s.theta:.4f}",
+            f"{s.frequency:.6f}",
+            str(s.heard),
+            f"{s.c_seen:.4f}",
+            "yes" if s.stable else "no",
+            str(sum(s.rejected.values())),
+        )
+    if len(obs.latest) > 16:
+        table.caption = f"first 16 of {len(obs.latest)} nodes"
+    return Group(Text(line), phase_circle(report.thetas), Text(f"C over time │{spark}│"), table)
