@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze, certs, cluster, config, nats, simulate, up, witness
+from becomingone.commands import analyze, certs, cluster, config, nats, node, simulate, up, witness
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -24,6 +24,7 @@ COMMANDS: list[Register] = [
     config.register,
     nats.register,
     certs.register,
+    node.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]

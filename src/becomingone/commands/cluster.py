@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("cluster", help="run an in-process phase-locked cluster (live view)")
     p.add_argument("--nodes", type=int, default=16, help="number of cells (default 16)")
     p.add_argument(
+        "--bus",
+        default="memory",
+        choices=["memory", "nats"],
+        help="memory: every cell in this process; nats: starts a nats-server and one "
+        "`becomingone node` process (a full cell) per cell, and observes them",
+    )
+    p.add_argument(
         "--topology",
         choices=["mesh", "hub", "ring", "fractal"],
         help=f"default: cluster.topology ({d.topology})",
@@ -138,6 +145,12 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--duration", f"must be at most a year of seconds, got {args.duration}")
     if args.plot is not None:
         check_plot_path(args.plot)  # before the run, not after it
+    if args.bus == "nats":
+        for flag, given in (("--fast", args.fast), ("--loss", args.loss), ("--drift", args.drift)):
+            if given:
+                raise InputError(flag, "is for the in-process bus; node processes run in real time")
+        if args.nodes > 64:
+            raise InputError("--nodes", f"with --bus nats at most 64 processes, got {args.nodes}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,12 +179,18 @@ def run(args: argparse.Namespace) -> int:
         peer_timeout=settings.peer_timeout,
         stable_ticks=settings.stable_ticks,
     )
-    if args.cells == "full":
+    if args.bus == "nats":
+        from becomingone.commands._nats_cluster import run_nats
+
+        summary, history = run_nats(args, settings, ticks)
+        totals, cache = None, None
+    elif args.cells == "full":
         summary, history, totals = _run_full(args, config, settings, cells, ticks)
+        cache = cells[0].validator.cache
     else:
         summary, history = asyncio.run(_drive(args, settings, cells, ticks, cells))
-        totals = None
-    _print_summary(args, summary, totals, cells[0].validator.cache)
+        totals, cache = None, cells[0].validator.cache
+    _print_summary(args, summary, totals, cache)
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 

@@ -23,6 +23,7 @@ from becomingone.runtime.cluster import (
     estimate_tick_seconds,
     packets_per_tick,
     subject_for,
+    summarize,
 )
 from becomingone.runtime.datadir import (
     LOCK_NAME,
@@ -45,6 +46,15 @@ from becomingone.runtime.hooks import (
     check_hooks,
     resolve_hook,
 )
+from becomingone.runtime.launcher import NodeProcesses, node_name
+from becomingone.runtime.node import (
+    NodeSettings,
+    NodeStatus,
+    RosterFile,
+    SupervisedNode,
+    status_subject,
+)
+from becomingone.runtime.observer import ClusterObserver
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
@@ -57,6 +67,7 @@ __all__ = [
     "CellStatus",
     "CellTotals",
     "ClusterMember",
+    "ClusterObserver",
     "ClusterSummary",
     "DataDirLock",
     "HookCall",
@@ -67,8 +78,13 @@ __all__ = [
     "LivingMember",
     "LocalCluster",
     "LockHolder",
+    "NodeProcesses",
+    "NodeSettings",
+    "NodeStatus",
+    "RosterFile",
     "Source",
     "SourceCursor",
+    "SupervisedNode",
     "TickReport",
     "Veto",
     "build_cell_members",
@@ -79,13 +95,16 @@ __all__ = [
     "default_data_dir",
     "estimate_tick_seconds",
     "load_key",
+    "node_name",
     "open_identity",
     "open_source",
     "packets_per_tick",
     "resolve_hook",
     "resume_point",
     "run_cell",
+    "status_subject",
     "subject_for",
+    "summarize",
     "synthetic_phase",
     "verify_tail",
 ]

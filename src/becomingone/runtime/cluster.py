@@ -43,6 +43,7 @@ __all__ = [
     "estimate_tick_seconds",
     "packets_per_tick",
     "subject_for",
+    "summarize",
 ]
 
 #: CPU seconds per delivered packet (bus, parse and signature check from the shared cache,
@@ -363,20 +364,29 @@ class LocalCluster:
         """Summary of the run so far."""
         if not self.history:
             self._measure(0.0)
-        order = list(CoherenceBand)
-        first: dict[str, int | None] = {b.value: None for b in order}
-        for rep in self.history:
-            for band in order[: order.index(rep.band) + 1]:
-                if first[band.value] is None:
-                    first[band.value] = rep.tick
-        last = self.history[-1]
-        return ClusterSummary(
-            ticks=len(self.history),
-            ticks_to_band=first,
-            c_cluster=last.c_cluster,
-            r=last.r,
-            band=last.band,
-            rejected=dict(self.rejected()),
-            twisted=bool(last.winding),
-            bus=dict(self.bus.stats),
-        )
+        return summarize(self.history, self.rejected(), self.bus.stats)
+
+
+def summarize(
+    history: Sequence[TickReport], rejected: Mapping[str, int], bus: Mapping[str, int]
+) -> ClusterSummary:
+    """The summary of a run from its tick reports (at least one), rejections and bus counts."""
+    if not history:
+        raise InputError("history", "needs at least one tick report")
+    order = list(CoherenceBand)
+    first: dict[str, int | None] = {b.value: None for b in order}
+    for rep in history:
+        for band in order[: order.index(rep.band) + 1]:
+            if first[band.value] is None:
+                first[band.value] = rep.tick
+    last = history[-1]
+    return ClusterSummary(
+        ticks=len(history),
+        ticks_to_band=first,
+        c_cluster=last.c_cluster,
+        r=last.r,
+        band=last.band,
+        rejected=dict(rejected),
+        twisted=bool(last.winding),
+        bus=dict(bus),
+    )

@@ -1,0 +1,392 @@
+"""One cell per process on a NATS bus: the roster file, the node loop and its status messages.
+
+Rule: a thin asyncio loop around the sans-IO supervisor (:mod:`becomingone.sync`). Every tick
+(``cluster.tick`` of wall time) it hands the supervisor the bytes its subscription received,
+ticks it at the wall clock (processes on one machine, or machines kept in step by NTP, share
+it; ``cluster.max_skew`` bounds the difference), publishes the packets the topology plan routes
+and one status message. Time is the wall clock in seconds (``time.time()``), never stepped back.
+
+Membership (the :class:`~becomingone.sync.KeyRoster`) comes from a roster file that every node
+of a cluster reads (JSON, written atomically under a lock)::
+
+    {"members": {"cell-0000": "<64 hex digits: Ed25519 public key>", ...}}
+
+A node started with ``join`` adds its own (name, key) if the name is absent (a name already
+held by another key is refused); without ``join`` it must already be listed. Each node reads
+the file again when it changes (one ``stat`` per tick) and rebuilds its plan over the
+sorted member names, so all nodes agree on one order. Packets from a signer not in the roster
+are rejected and counted (``unknown_signer``).
+
+Subjects::
+
+    ssep.<cluster>.<node>     SSEP packets to <node> (each node subscribes to its own)
+    status.<cluster>.<node>   the node's status, JSON (NodeStatus), once per tick
+
+The status messages are what an observer (``becomingone cluster --bus nats``) measures the
+cluster from; they are not signed and carry nothing a peer acts on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from becomingone.errors import InputError, StorageError
+from becomingone.keys import NodeKey
+from becomingone.runtime.cell_member import CellMember
+from becomingone.sync.cps import PhaseSupervisor
+from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
+from becomingone.sync.stability import read_cluster
+from becomingone.sync.topology import Plan, Topology
+from becomingone.transport.base import Bus, Subscription
+
+__all__ = [
+    "NodeSettings",
+    "NodeStatus",
+    "RosterFile",
+    "SupervisedNode",
+    "status_subject",
+]
+
+
+def status_subject(cluster: str, node_id: str) -> str:
+    """The subject a node publishes its status on."""
+    return f"status.{cluster}.{node_id}"
+
+
+class RosterFile:
+    """The roster file of a cluster: read, join (locked, atomic), reread when changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self._stamp: tuple[int, int] | None = None
+
+    def read(self) -> KeyRoster:
+        """The roster in the file (empty if the file does not exist yet)."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return KeyRoster()
+        except OSError as exc:
+            raise StorageError(f"cannot read roster {self.path}: {exc}") from exc
+        try:
+            doc = json.loads(text)
+            members = doc["members"]
+            keys = {str(n): bytes.fromhex(k) for n, k in members.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(
+                "--roster", f"{self.path} is not a roster file ({{'members': {{name: hex}}}})"
+            ) from exc
+        return KeyRoster(keys)
+
+    def join(self, node_id: str, public_key: bytes) -> KeyRoster:
+        """Add ``node_id`` with ``public_key`` unless present; refuse a name held by another
+        key. Returns the roster after the change."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            roster = self.read()
+            held = roster.get(node_id)
+            if held == public_key:
+                return roster
+            if held is not None:
+                raise InputError(
+                    "--name", f"{node_id!r} is in {self.path} with another key (not this cell's)"
+                )
+            roster = roster.with_member(node_id, public_key)
+            self._write(roster)
+            return roster
+
+    def _write(self, roster: KeyRoster) -> None:
+        doc = {"members": {n: k.hex() for n, k in roster.items()}}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+
+    def changed(self) -> bool:
+        """True the first time and whenever the file changed since the last call."""
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStatus:
+    """What a node publishes once per tick on its status subject (JSON).
+
+    ``members`` is the roster's size, ``heard`` how many of the peers its plan expects it
+    heard within the peer timeout, ``c_seen`` C_cluster over its own phase and every phase it
+    heard within the timeout (any packet kind, carried to ``time`` with its frequency), and
+    ``accepted`` and ``rejected`` its validator's counts.
+    """
+
+    node: str
+    kind: str
+    time: float
+    theta: float
+    frequency: float
+    stable: bool
+    epoch: int
+    seq: int
+    members: int
+    heard: int
+    c_seen: float
+    accepted: int
+    rejected: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "node": self.node,
+            "kind": self.kind,
+            "time": round(self.time, 6),
+            "theta": self.theta,
+            "frequency": self.frequency,
+            "stable": self.stable,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "members": self.members,
+            "heard": self.heard,
+            "c_seen": self.c_seen,
+            "accepted": self.accepted,
+            "rejected": dict(self.rejected),
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> NodeStatus:
+        """Parse a status message; ``InputError`` naming ``status`` for anything else."""
+        try:
+            doc = json.loads(data)
+            out = cls(
+                node=str(doc["node"]),
+                kind=str(doc["kind"]),
+                time=float(doc["time"]),
+                theta=float(doc["theta"]),
+                frequency=float(doc["frequency"]),
+                stable=bool(doc["stable"]),
+                epoch=int(doc["epoch"]),
+                seq=int(doc["seq"]),
+                members=int(doc["members"]),
+                heard=int(doc["heard"]),
+                c_seen=float(doc["c_seen"]),
+                accepted=int(doc["accepted"]),
+                rejected={str(k): int(v) for k, v in dict(doc["rejected"]).items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise InputError("status", f"not a node status message: {exc}") from None
+        if not NODE_ID_PATTERN.match(out.node):
+            raise InputError("status", f"bad node id {out.node!r}")
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSettings:
+    """How a node joins its cluster (the ``cluster:`` section and the command line)."""
+
+    name: str
+    cluster: str
+    topology: Topology
+    tick: float
+    alpha: float
+    beta: float
+    branching: int
+    max_skew: float
+    peer_timeout: float
+    stable_ticks: int
+
+
+class SupervisedNode:
+    """One process's cell: a :class:`PhaseSupervisor` (and, for a full node, the
+    :class:`CellMember` feeding it) on a bus, over the roster file's membership.
+
+    ``member`` is ``None`` for a node without an engine of its own (its field stays at rest);
+    ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch.
+    """
+
+    def __init__(
+        self,
+        settings: NodeSettings,
+        *,
+        member: CellMember | None,
+        key: NodeKey,
+        epoch: int,
+        roster: RosterFile,
+        kind: str = "full",
+        theta: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.member = member
+        self.key = key
+        self.kind = kind
+        self.roster_file = roster
+        self.clock = clock
+        self.supervisor: PhaseSupervisor | None = None
+        self._epoch = epoch
+        self._theta = theta
+        self._last_now = -float("inf")
+        self.ticks = 0
+
+    @property
+    def node_id(self) -> str:
+        """This node's name."""
+        return self.settings.name
+
+    def now(self) -> float:
+        """The wall clock, never stepping back."""
+        self._last_now = max(self._last_now, self.clock())
+        return self._last_now
+
+    def reload_roster(self) -> bool:
+        """Rebuild the supervisor when the roster file changed; True iff it was rebuilt."""
+        if not self.roster_file.changed():
+            return False
+        roster = self.roster_file.read()
+        if self.supervisor is not None and roster == self.supervisor.roster:
+            return False
+        if roster.get(self.node_id) != self.key.public_bytes:
+            if self.supervisor is None:
+                raise InputError(
+                    "--roster", f"{self.node_id!r} is not in {self.roster_file.path} with its key"
+                )
+            return False  # removed or re-keyed while running: keep the last roster we were in
+        members = tuple(roster)
+        s = self.settings
+        plan = Plan(
+            topology=s.topology,
+            members=members,
+            index=members.index(self.node_id),
+            branching=s.branching,
+        )
+        common: dict[str, Any] = {
+            "key": self.key,
+            "plan": plan,
+            "keys": roster,
+            "cluster": s.cluster,
+            "alpha": s.alpha,
+            "beta": s.beta,
+            "max_skew": s.max_skew,
+            "peer_timeout": s.peer_timeout,
+            "stable_ticks": s.stable_ticks,
+        }
+        if self.supervisor is None:
+            sup = PhaseSupervisor(epoch=self._epoch, theta=self._theta, **common)
+        else:
+            sup = PhaseSupervisor.restore(self.supervisor.state(), **common)
+            sup.stability.set_peers(plan.hears())
+        self.supervisor = sup
+        if self.member is not None:
+            self.member.supervisor = sup
+        return True
+
+    async def step(self, bus: Bus, inbox: Subscription, started: float) -> NodeStatus:
+        """One tick: advance the cell, take what arrived, tick, publish packets and status."""
+        sup = self.supervisor
+        assert sup is not None, "reload_roster() first"
+        now = self.now()
+        if self.member is not None:
+            await self.member.advance(now - started)
+        for data in inbox.drain():
+            sup.receive(data, now)
+        out = sup.tick(now)
+        s = self.settings
+        batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
+        status = self.status(now)
+        batch.append((status_subject(s.cluster, self.node_id), _dumps(status.to_json())))
+        await bus.publish_many(batch)
+        self.ticks += 1
+        return status
+
+    def status(self, now: float) -> NodeStatus:
+        """The node's status at ``now``."""
+        sup = self.supervisor
+        assert sup is not None
+        return NodeStatus(
+            node=self.node_id,
+            kind=self.kind,
+            time=now,
+            theta=sup.theta,
+            frequency=sup.frequency,
+            stable=sup.stability.stable,
+            epoch=sup.epoch,
+            seq=sup.seq,
+            members=len(sup.roster),
+            heard=_heard(sup, now),
+            c_seen=_c_seen(sup, now),
+            accepted=sup.validator.accepted,
+            rejected=sup.rejected,
+        )
+
+    async def run(
+        self,
+        bus: Bus,
+        *,
+        duration: float | None,
+        stop: asyncio.Event,
+        on_second: Callable[[NodeStatus], None] | None = None,
+    ) -> NodeStatus:
+        """Tick until ``stop`` is set or ``duration`` seconds passed; returns the last status."""
+        self.reload_roster()
+        inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
+        tick = self.settings.tick
+        started = self.now()
+        next_print = started
+        status = self.status(started)
+        i = 0
+        while not stop.is_set():
+            if duration is not None and self.now() - started >= duration:
+                break
+            self.reload_roster()  # one stat() unless the file changed
+            status = await self.step(bus, inbox, started)
+            if on_second is not None and status.time >= next_print:
+                on_second(status)
+                next_print += 1.0
+            i += 1
+            delay = started + i * tick - self.now()
+            if delay < -tick:  # fell behind: skip the missed ticks rather than bursting
+                i = int((self.now() - started) / tick) + 1
+                delay = started + i * tick - self.now()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
+        with contextlib.suppress(Exception):
+            await inbox.unsubscribe()
+        return status
+
+
+def _heard(sup: PhaseSupervisor, now: float) -> int:
+    """How many of the peers the plan expects were heard within the peer timeout."""
+    stability = sup.stability
+    peers = stability.peers
+    return sum(
+        1
+        for peer, at in stability.state().last_heard
+        if peer in peers and now - at <= stability.timeout
+    )
+
+
+def _c_seen(sup: PhaseSupervisor, now: float) -> float:
+    """C_cluster of the node's own phase and the phases it heard within the peer timeout."""
+    timeout, f = sup.stability.timeout, sup.frequency
+    phases = [sup.theta] + [
+        h.theta + f * (now - h.timestamp) for h in sup.state().inbox if now - h.timestamp <= timeout
+    ]
+    return read_cluster(phases).c
+
+
+def _dumps(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()

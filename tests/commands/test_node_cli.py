@@ -1,0 +1,184 @@
+"""``becomingone node`` and ``becomingone cluster --bus nats`` as real subprocesses on a real
+``nats-server``: bad input is one line with exit 2, a node and a witness stop cleanly on
+SIGTERM with verified chains, the launcher leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from becomingone.transport.natsd import NatsServers
+
+CLI = [sys.executable, "-m", "becomingone.cli"]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run one command to completion (bounded)."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
+    """One nats-server for the module, stopped by pid at the end."""
+    with NatsServers(tmp_path_factory.mktemp("srv"), servers=1) as servers:
+        yield servers
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--kind", "relay"], "--kind"),
+        (["--kind", "witness", "--join"], "--join"),
+        (["--name", "bad name"], "--name"),
+        (["--tick", "0"], "--tick"),
+        (["--alpha", "1.5"], "--alpha"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: str) -> None:
+    """Each bad flag is refused before anything starts: exit 2, one line naming the flag."""
+    done = run(
+        "node", "--bus", "nats://127.0.0.1:1", "--roster", str(tmp_path / "r.json"),
+        "--data-dir", str(tmp_path / "n"), *extra,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], done.stderr
+
+
+def test_unknown_name_without_join_is_refused(tmp_path: Path, server: NatsServers) -> None:
+    """A node not in the roster file (and not joining) exits 2 naming --roster."""
+    done = run(
+        "node", "--bus", server.urls[0], "--roster", str(tmp_path / "r.json"),
+        "--data-dir", str(tmp_path / "n"), "--duration", "1",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--roster" in done.stderr, done.stderr
+
+
+def test_node_and_witness_stop_on_sigterm(tmp_path: Path, server: NatsServers) -> None:
+    """Two full nodes and a witness: JSON status lines while running; SIGTERM stops each with
+    exit 0 and a summary line whose chain verified; the witness accepted the nodes' packets
+    (no copies: each has one receiver) and wrote signed records that ``witness verify`` accepts."""
+    roster = str(tmp_path / "roster.json")
+    common = ["--bus", server.urls[0], "--roster", roster, "--json", "--tick", "50"]
+    procs = [
+        subprocess.Popen(
+            [*CLI, "node", *common, "--name", n, "--data-dir", str(tmp_path / n), "--join"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in ("a", "b")
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "roster.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        witness = subprocess.Popen(
+            [*CLI, "node", *common, "--kind", "witness", "--data-dir", str(tmp_path / "w")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(witness)
+        for p in procs:  # the first status line of each (bounded by the deadline)
+            assert p.stdout is not None
+            assert json.loads(p.stdout.readline())["node"]
+        time.sleep(2.0)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=30) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["summary"] and summary["chain_verified"]
+    w = json.loads(outs[2][0].strip().splitlines()[-1])
+    # two nodes: each packet has one receiver, so the witness hears no copies
+    assert w["kind"] == "witness" and w["accepted"] > 10 and w["copies"] == 0
+    assert w["records"] >= 1 and w["rejected"] == {}
+    nodes = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs[:2]]
+    assert all(n["members"] == 2 and n["heard"] == 1 for n in nodes)
+    done = run("witness", "verify", "--data-dir", str(tmp_path / "w"), "--json")
+    assert done.returncode == 0, done.stderr
+
+
+def test_cluster_bus_nats_json(tmp_path: Path) -> None:
+    """``cluster --bus nats --nodes 3 --json``: one row per tick from the observer, a summary
+    reaching SHARED with nothing rejected; the node processes and the server are gone after
+    (the data dir holds their logs and no state file of a running server)."""
+    done = run(
+        "cluster", "--bus", "nats", "--nodes", "3", "--duration", "3", "--alpha", "0.3",
+        "--json", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    summary = rows[-1]
+    assert summary["summary"] and len(rows) - 1 == summary["ticks"] == 60
+    assert summary["ticks_to_band"]["SHARED"] is not None and summary["rejected"] == {}
+    assert summary["bus"]["status"] >= 3 * 50
+    assert sorted(p.name for p in (tmp_path / "nodes").glob("*.log")) == [
+        "cell-0000.log",
+        "cell-0001.log",
+        "cell-0002.log",
+    ]
+    assert not (tmp_path / "nats" / "state.json").exists()
+
+
+def test_cluster_bus_nats_refuses_fast(tmp_path: Path) -> None:
+    """--fast is virtual time, which node processes cannot follow: exit 2 naming it."""
+    done = run("cluster", "--bus", "nats", "--nodes", "2", "--fast")
+    assert done.returncode == 2 and "--fast" in done.stderr, done.stderr
+
+
+def test_live_view_lists_the_nodes_heard() -> None:
+    """The terminal view of ``cluster --bus nats`` shows the observer's line and one table row
+    per node heard (θ, f, heard, C seen, stable, rejected)."""
+    import io
+
+    from rich.console import Console
+
+    from becomingone.commands._nats_cluster import _view
+    from becomingone.runtime.node import NodeStatus
+    from becomingone.runtime.observer import ClusterObserver
+    from becomingone.transport import MemoryBus
+
+    class Sub:
+        subject = "status.t.*"
+
+        def __init__(self, queue: list[bytes]) -> None:
+            self.queue = queue
+
+        def drain(self) -> list[bytes]:
+            out, self.queue = self.queue, []
+            return out
+
+    obs = ClusterObserver(
+        MemoryBus().connect("o"), cluster="t", peer_timeout=1.0, clock=lambda: 10.0
+    )
+    statuses = [
+        NodeStatus(
+            node=n, kind="full", time=10.0, theta=t, frequency=1.0, stable=True, epoch=1,
+            seq=1, members=2, heard=1, c_seen=0.99, accepted=5, rejected={"replay": 1},
+        )
+        for n, t in (("a", 0.1), ("b", 0.12))
+    ]  # fmt: skip
+    obs._sub = Sub([json.dumps(s.to_json()).encode() for s in statuses])  # type: ignore[assignment]
+    report = obs.step()
+    console = Console(file=io.StringIO(), width=100)
+    console.print(_view(report, obs))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "nodes heard 2" in text and "band SHARED" in text and "rejected 2" in text
+    assert "│ a " in text and "│ b " in text and "0.9900" in text

@@ -1,0 +1,161 @@
+"""The node loop, roster file and observer in one process (memory bus, fake clocks): fast
+checks of what the process tests exercise over NATS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from becomingone.core.phase import CoherenceBand
+from becomingone.errors import InputError
+from becomingone.keys import NodeKey
+from becomingone.runtime.node import NodeSettings, NodeStatus, RosterFile, SupervisedNode
+from becomingone.runtime.observer import ClusterObserver
+from becomingone.sync.topology import Topology
+from becomingone.transport import MemoryBus
+
+
+def settings(name: str) -> NodeSettings:
+    return NodeSettings(
+        name=name,
+        cluster="t",
+        topology=Topology.MESH,
+        tick=0.05,
+        alpha=0.3,
+        beta=0.0,
+        branching=4,
+        max_skew=5.0,
+        peer_timeout=1.0,
+        stable_ticks=3,
+    )
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_roster_join_is_idempotent_and_refuses_another_key(tmp_path: Path) -> None:
+    """Joining twice with the same key changes nothing; the same name with another key is an
+    InputError naming --name; the file round-trips through read()."""
+    roster = RosterFile(tmp_path / "r.json")
+    k1, k2 = NodeKey.generate(), NodeKey.generate()
+    assert dict(roster.join("a", k1.public_bytes)) == {"a": k1.public_bytes}
+    assert roster.join("a", k1.public_bytes) == roster.read()
+    with pytest.raises(InputError, match="--name"):
+        roster.join("a", k2.public_bytes)
+    roster.join("b", k2.public_bytes)
+    assert list(roster.read()) == ["a", "b"]
+
+
+def test_roster_bad_file_and_changed(tmp_path: Path) -> None:
+    """A file that is not a roster is an InputError naming --roster; changed() is True once
+    per change of the file."""
+    path = tmp_path / "r.json"
+    roster = RosterFile(path)
+    assert roster.changed() and not roster.changed()
+    path.write_text(json.dumps({"members": {"a": "zz"}}))
+    assert roster.changed()
+    with pytest.raises(InputError, match="--roster"):
+        roster.read()
+
+
+def test_status_round_trip_and_bad_bytes() -> None:
+    """A status survives JSON; garbage, missing fields and bad ids are InputError('status')."""
+    s = NodeStatus(
+        node="a", kind="full", time=1.5, theta=0.25, frequency=1.0, stable=True, epoch=3,
+        seq=4, members=2, heard=1, c_seen=0.5, accepted=9, rejected={"replay": 1},
+    )  # fmt: skip
+    assert NodeStatus.from_bytes(json.dumps(s.to_json()).encode()) == s
+    for bad in (b"{", b"[]", b'{"node": "a"}', json.dumps({**s.to_json(), "node": "a b"})):
+        with pytest.raises(InputError, match="status"):
+            NodeStatus.from_bytes(bad if isinstance(bad, bytes) else bad.encode())
+
+
+async def test_two_nodes_lock_on_a_memory_bus(tmp_path: Path) -> None:
+    """Two light nodes on one roster file, stepped on a memory bus with a fake clock: they
+    hear each other, lock (|Δθ| small), become stable, and a third member added to the file
+    is routed to at the next step."""
+    roster_path = tmp_path / "r.json"
+    keys = {n: NodeKey.generate() for n in ("a", "b", "c")}
+    for n in ("a", "b"):
+        RosterFile(roster_path).join(n, keys[n].public_bytes)
+    clock = Clock()
+    bus = MemoryBus()
+    nodes = {
+        n: SupervisedNode(
+            settings(n),
+            member=None,
+            key=keys[n],
+            epoch=1,
+            roster=RosterFile(roster_path),
+            kind="light",
+            theta=theta,
+            clock=clock,
+        )
+        for n, theta in (("a", 0.0), ("b", 0.4))
+    }
+    conns = {n: bus.connect(n) for n in nodes}
+    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
+    for node in nodes.values():
+        node.reload_roster()
+    for _ in range(60):
+        clock.t += 0.05
+        statuses = {n: await node.step(conns[n], inbox[n], 1000.0) for n, node in nodes.items()}
+    a, b = statuses["a"], statuses["b"]
+    assert a.heard == b.heard == 1 and a.stable and b.stable and a.rejected == {}
+    assert a.c_seen > 0.99 and b.c_seen > 0.99
+    assert abs((a.theta - b.theta + 0.5) % 1.0 - 0.5) < 1e-3
+    RosterFile(roster_path).join("c", keys["c"].public_bytes)
+    assert nodes["a"].reload_roster()
+    assert nodes["a"].supervisor is not None
+    assert nodes["a"].supervisor.plan.members == ("a", "b", "c")
+
+
+class FakeSub:
+    """A subscription whose messages the test sets."""
+
+    subject = "status.t.*"
+
+    def __init__(self) -> None:
+        self.queue: list[bytes] = []
+
+    def drain(self) -> list[bytes]:
+        out, self.queue = self.queue, []
+        return out
+
+
+async def test_observer_reads_live_nodes_only() -> None:
+    """The observer carries phases to its clock, drops nodes silent for longer than the peer
+    timeout from the measurement (their rejections stay counted) and counts bad messages."""
+    clock = Clock(100.0)
+    obs = ClusterObserver(MemoryBus().connect("o"), cluster="t", peer_timeout=1.0, clock=clock)
+    sub = FakeSub()
+    obs._sub = sub  # type: ignore[assignment]
+
+    def status(node: str, t: float, theta: float, rejected: dict[str, int]) -> bytes:
+        return json.dumps(
+            NodeStatus(
+                node=node, kind="full", time=t, theta=theta, frequency=1.0, stable=True,
+                epoch=1, seq=int(t * 20), members=3, heard=2, c_seen=1.0, accepted=0,
+                rejected=rejected,
+            ).to_json()
+        ).encode()  # fmt: skip
+
+    sub.queue = [
+        status("a", 99.9, 0.2, {}),
+        status("b", 100.0, 0.3, {}),  # a carried to 100.0 is at 0.3 too
+        status("c", 98.0, 0.8, {"replay": 2}),  # silent for 2 s
+        b"garbage",
+    ]
+    report = obs.step()
+    assert len(report.thetas) == 2 and report.band is CoherenceBand.SHARED
+    assert report.rejected == 2 and obs.stats["bad_status"] == 1
+    assert obs.summary().rejected == {"replay": 2}
