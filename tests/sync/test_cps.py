@@ -84,6 +84,18 @@ def test_forged_replayed_and_unknown_packets_are_counted_and_ignored() -> None:
     assert a.last_error == pytest.approx(0.1)  # only the genuine packet counted
 
 
+def test_own_packet_played_back_is_a_replay() -> None:
+    """A node never sends to itself over the bus: its own signed packet coming back (played
+    back by someone on the subject) is counted as a replay and changes nothing."""
+    a, b = pair(frequency=0.0)
+    own = a.tick(0.0)[0].data
+    assert a.receive(own, 0.0) == []
+    assert a.rejected == {Reject.REPLAY: 1}
+    assert a.validator.accepted == 0
+    b.receive(own, 0.0)  # the same bytes are genuine to the peer
+    assert b.validator.accepted == 1 and not b.rejected
+
+
 def test_bad_local_input() -> None:
     """Time going backwards, a wrong key and a bad field value raise InputError."""
     a, _ = pair()

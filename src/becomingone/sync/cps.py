@@ -143,7 +143,7 @@ class PhaseSupervisor:
         self.theta = _unit(finite_float("theta", theta))
         self.epoch = epoch
         self.validator = PacketValidator(
-            cluster=cluster, keys=roster, max_skew=max_skew, cache=cache
+            cluster=cluster, keys=roster, max_skew=max_skew, cache=cache, own_id=plan.node_id
         )
         self.stability = NetworkStability(peers=plan.hears(), k=stable_ticks, timeout=peer_timeout)
         self.last_error = 0.0

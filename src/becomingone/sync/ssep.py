@@ -328,7 +328,9 @@ class PacketValidator:
     and field ranges, cluster, known signer, signature, clock skew (``max_skew`` seconds
     against ``now``), and replay: each signer's (epoch, seq) must grow (see the module
     docstring). The replay table advances only for packets that pass every check. ``state``
-    resumes a validator from :meth:`state`. An optional shared ``cache``
+    resumes a validator from :meth:`state`. With ``own_id`` (the receiving node's id) a packet
+    signed as that node is a replay: a node never sends to itself over the bus, so its own
+    packet coming back was played back by someone. An optional shared ``cache``
     (:class:`~becomingone.sync.verified.VerifyCache`) parses and verifies each distinct packet
     once per process; every check and counter here stays per validator.
     """
@@ -341,6 +343,7 @@ class PacketValidator:
         max_skew: float = 5.0,
         state: ValidatorState | None = None,
         cache: VerifyCache | None = None,
+        own_id: str | None = None,
     ) -> None:
         if not math.isfinite(max_skew) or max_skew <= 0.0:
             raise InputError("max_skew", f"must be a finite number > 0, got {max_skew!r}")
@@ -351,6 +354,7 @@ class PacketValidator:
         self.accepted = 0
         self._last: dict[str, tuple[int, int]] = {}
         self.cache = cache
+        self.own_id = own_id
         if state is not None:
             self.load_state(state)
 
@@ -396,6 +400,8 @@ class PacketValidator:
         verify = verify_signature if cache is None else cache.verify
         if not verify(public, body, signature):
             raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
+        if packet.node_id == self.own_id:  # a node never sends to itself over the bus
+            raise ProtocolError(Reject.REPLAY, f"a packet of {packet.node_id!r} came back to it")
         if abs(packet.timestamp - now) > self.max_skew:
             raise ProtocolError(
                 Reject.SKEW, f"timestamp {packet.timestamp:.3f} is off by > {self.max_skew} s"
