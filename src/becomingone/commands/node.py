@@ -143,7 +143,7 @@ def _initial_theta(seed: int, name: str) -> float:
 
 
 def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
-    """The cell fed by its own synthetic stream, with a placeholder supervisor replaced on the
+    """The cell fed by its own synthetic stream, with a single-member supervisor replaced on the
     first roster read (the cell's key signs from the start)."""
     cell_seed = int.from_bytes(hashlib.sha256(f"{seed}:{settings.name}".encode()).digest()[:4])
     offset = cell_seed % 600

@@ -8,10 +8,12 @@ moves a tick's messages with ``publish_many`` and ``drain`` (one call each, not 
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Bus", "Subscription"]
+__all__ = ["Bus", "QueuedSubscription", "Subscription"]
 
 
 @runtime_checkable
@@ -56,3 +58,45 @@ class Bus(Protocol):
     async def aclose(self) -> None:
         """Close the connection and its subscriptions."""
         ...
+
+
+class QueuedSubscription:
+    """The receiving half every adapter shares: a bounded queue of payloads and one waiter.
+
+    An adapter calls :meth:`_offer` for each message that arrives (in arrival order); a full
+    queue refuses the message and the adapter counts the drop.
+    """
+
+    def __init__(self, subject: str, maxsize: int) -> None:
+        self.subject = subject
+        self._maxsize = maxsize
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.active = True
+
+    def _offer(self, data: bytes) -> bool:
+        """Queue ``data``; False (nothing queued) when inactive or full."""
+        if not self.active or len(self._queue) >= self._maxsize:
+            return False
+        self._queue.append(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True
+
+    async def next_msg(self, timeout: float) -> bytes:
+        """The next message; ``TimeoutError`` after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while not self._queue:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        return self._queue.popleft()
+
+    def drain(self) -> list[bytes]:
+        """Every queued message, without waiting (one call however many there are)."""
+        out = list(self._queue)
+        self._queue.clear()
+        return out

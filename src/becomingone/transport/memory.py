@@ -10,50 +10,21 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from becomingone.errors import InputError, TransportError
+from becomingone.transport.base import QueuedSubscription
 
 __all__ = ["MemoryBus", "MemoryConnection", "MemorySubscription"]
 
 
-class MemorySubscription:
+class MemorySubscription(QueuedSubscription):
     """A bounded queue of messages for one subject on one connection."""
 
     def __init__(self, conn: MemoryConnection, subject: str, maxsize: int) -> None:
-        self.subject = subject
+        super().__init__(subject, maxsize)
         self._conn = conn
-        self._maxsize = maxsize
-        self._queue: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self.active = True
-
-    def _offer(self, data: bytes) -> bool:
-        if not self.active or len(self._queue) >= self._maxsize:
-            return False
-        self._queue.append(data)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return True
-
-    async def next_msg(self, timeout: float) -> bytes:
-        """The next message; ``TimeoutError`` after ``timeout`` seconds."""
-        async with asyncio.timeout(timeout):
-            while not self._queue:
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-        return self._queue.popleft()
-
-    def drain(self) -> list[bytes]:
-        """Every queued message, without waiting (one call however many there are)."""
-        out = list(self._queue)
-        self._queue.clear()
-        return out
 
     async def unsubscribe(self) -> None:
         """Stop receiving."""
@@ -163,7 +134,9 @@ class MemoryBus:
                     asyncio.get_running_loop().call_later(self.latency, self._deliver, sub, data)
                 elif not sub.active:
                     continue
-                elif len(sub._queue) < sub._maxsize:  # MemorySubscription._offer, inlined
+                elif (
+                    len(sub._queue) < sub._maxsize
+                ):  # QueuedSubscription._offer, inlined
                     sub._queue.append(data)
                     delivered += 1
                     if sub._waiter is not None and not sub._waiter.done():

@@ -40,7 +40,7 @@ import asyncio
 import logging
 import math
 import ssl
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -52,6 +52,7 @@ from nats.aio.subscription import Subscription as NatsSub
 
 from becomingone.certs import TlsFiles
 from becomingone.errors import InputError, TransportError
+from becomingone.transport.base import QueuedSubscription
 
 __all__ = ["NatsBus", "NatsSubscription", "connect_nats"]
 
@@ -68,47 +69,22 @@ def _check_subject(subject: str, *, wildcards: bool) -> None:
         raise InputError("subject", f"a publish subject has no wildcards: {subject!r}")
 
 
-class NatsSubscription:
+class NatsSubscription(QueuedSubscription):
     """A bounded queue of the messages of one subject on one :class:`NatsBus` connection."""
 
     def __init__(self, bus: NatsBus, subject: str, maxsize: int) -> None:
-        self.subject = subject
+        super().__init__(subject, maxsize)
         self._bus = bus
-        self._maxsize = maxsize
-        self._queue: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
         self._sub: NatsSub | None = None
-        self.active = True
 
     async def _on_msg(self, msg: Msg) -> None:
         """nats-py's callback: queue the payload, or drop and count it when the queue is full."""
         if not self.active:
             return
-        if len(self._queue) >= self._maxsize:
+        if self._offer(msg.data):
+            self._bus.stats["delivered"] += 1
+        else:
             self._bus.stats["dropped_full"] += 1
-            return
-        self._queue.append(msg.data)
-        self._bus.stats["delivered"] += 1
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def next_msg(self, timeout: float) -> bytes:
-        """The next message; ``TimeoutError`` after ``timeout`` seconds."""
-        async with asyncio.timeout(timeout):
-            while not self._queue:
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-        return self._queue.popleft()
-
-    def drain(self) -> list[bytes]:
-        """Every queued message, without waiting."""
-        out = list(self._queue)
-        self._queue.clear()
-        return out
 
     async def unsubscribe(self) -> None:
         """Stop receiving (messages still in flight are discarded)."""
