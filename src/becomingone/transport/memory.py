@@ -134,9 +134,7 @@ class MemoryBus:
                     asyncio.get_running_loop().call_later(self.latency, self._deliver, sub, data)
                 elif not sub.active:
                     continue
-                elif (
-                    len(sub._queue) < sub._maxsize
-                ):  # QueuedSubscription._offer, inlined
+                elif len(sub._queue) < sub._maxsize:  # QueuedSubscription._offer, inlined
                     sub._queue.append(data)
                     delivered += 1
                     if sub._waiter is not None and not sub._waiter.done():
