@@ -24,6 +24,7 @@ from becomingone.memory import (
 )
 from becomingone.witnessing import verify
 from tests.memory.conformance import KEY, chain_batches
+from tests.memory.races import race, race_rounds
 
 THREADS = 6
 ROUNDS = 15
@@ -80,47 +81,13 @@ def test_two_connections_see_each_other_and_conflict(tmp_path: Path) -> None:
         assert y.last_index() == 0 and x.read() == [b"1", b"2"]
 
 
-def race(workers: list[threading.Thread]) -> None:
-    """Start the threads together and wait for them (bounded)."""
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=60)
-        assert not w.is_alive()
-
-
-def one_round(kvs: list[SqliteCasRecord], revision: int, tag: int) -> tuple[list[int], int]:
-    """THREADS threads (adapter ``i % len(kvs)``) update "k" at ``revision`` together:
-    the revisions the winners got and the number of CasConflict losers."""
-    barrier = threading.Barrier(THREADS)
-    wins: list[int] = []
-    losses: list[int] = []
-
-    def contend(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            wins.append(kvs[i % len(kvs)].update("k", b"%d:%d" % (tag, i), revision))
-        except CasConflict:
-            losses.append(i)
-
-    race([threading.Thread(target=contend, args=(i,)) for i in range(THREADS)])
-    return wins, len(losses)
-
-
 @pytest.mark.parametrize("shared", [False, True], ids=["own-connections", "one-adapter"])
 def test_threads_racing_on_a_revision_exactly_one_wins(tmp_path: Path, shared: bool) -> None:
     """Threads updating the same key at the same revision: exactly one wins each round."""
     db = tmp_path / "s.sqlite3"
     kvs = [SqliteCasRecord(db) for _ in range(1 if shared else THREADS)]
-    revision = kvs[0].create("k", b"start")
     try:
-        for tag in range(ROUNDS):
-            wins, losses = one_round(kvs, revision, tag)
-            assert len(wins) == 1 and losses == THREADS - 1
-            revision = wins[0]
-            stored = kvs[-1].get("k")
-            assert stored is not None and stored.revision == revision
-            assert stored.value.startswith(b"%d:" % tag)
+        race_rounds(kvs, rounds=ROUNDS, threads=THREADS)
     finally:
         for kv in kvs:
             kv.close()

@@ -20,6 +20,7 @@ from becomingone.transport import (
     JetStreamProtocolState,
 )
 from becomingone.transport.natsd import _free_ports
+from tests.memory.races import race, race_rounds
 from tests.natshelpers import NatsServer, shared_server, unique_name
 
 THREADS = 6
@@ -42,48 +43,13 @@ def own_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def race(workers: list[threading.Thread]) -> None:
-    """Start the threads together and wait for them (bounded)."""
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=60)
-        assert not w.is_alive()
-
-
-def one_round(kvs: list[JetStreamCasRecord], revision: int, tag: int) -> tuple[list[int], int]:
-    """One thread per adapter updates "k" at ``revision`` together: the revisions the winners
-    got and the number of CasConflict losers (each expecting ``revision``)."""
-    barrier = threading.Barrier(len(kvs))
-    wins: list[int] = []
-    losses: list[CasConflict] = []
-
-    def contend(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            wins.append(kvs[i].update("k", b"%d:%d" % (tag, i), revision))
-        except CasConflict as err:
-            losses.append(err)
-
-    race([threading.Thread(target=contend, args=(i,)) for i in range(len(kvs))])
-    assert all(err.expected == revision for err in losses)
-    return wins, len(losses)
-
-
 def test_connections_racing_on_a_revision_exactly_one_wins(url: str) -> None:
     """THREADS adapters, each on its own connection, update one key at the same revision:
     each round exactly one wins (its value is stored) and the others get CasConflict."""
     bucket = unique_name("race")
     kvs = [JetStreamCasRecord(url, bucket) for _ in range(THREADS)]
     try:
-        revision = kvs[0].create("k", b"start")
-        for tag in range(ROUNDS):
-            wins, losses = one_round(kvs, revision, tag)
-            assert len(wins) == 1 and losses == THREADS - 1
-            revision = wins[0]
-            stored = kvs[-1].get("k")
-            assert stored is not None and stored.revision == revision
-            assert stored.value.startswith(b"%d:" % tag)
+        race_rounds(kvs, rounds=ROUNDS, threads=THREADS)
     finally:
         for kv in kvs:
             kv.close()
