@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from becomingone.errors import CasConflict
 from becomingone.memory.protocols import CasRecord
 
-__all__ = ["race", "race_rounds"]
+__all__ = ["one_round", "race", "race_rounds"]
 
 
 def race(workers: list[threading.Thread]) -> None:
@@ -25,7 +25,7 @@ def race(workers: list[threading.Thread]) -> None:
         assert not w.is_alive()
 
 
-def _one_round(
+def one_round(
     kvs: Sequence[CasRecord], revision: int, tag: int, threads: int
 ) -> tuple[list[int], list[CasConflict]]:
     """``threads`` threads (adapter ``i % len(kvs)``) update "k" at ``revision`` together:
@@ -49,7 +49,7 @@ def race_rounds(kvs: Sequence[CasRecord], *, rounds: int, threads: int) -> None:
     """Create "k", then ``rounds`` rounds of ``threads`` writers at one revision each."""
     revision = kvs[0].create("k", b"start")
     for tag in range(rounds):
-        wins, losses = _one_round(kvs, revision, tag, threads)
+        wins, losses = one_round(kvs, revision, tag, threads)
         assert len(wins) == 1 and len(losses) == threads - 1
         assert all(err.expected == revision for err in losses)
         revision = wins[0]

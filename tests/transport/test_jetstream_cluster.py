@@ -13,7 +13,7 @@ import pytest
 from becomingone.errors import CasConflict, StorageError
 from becomingone.transport import JetStreamAppendLog, JetStreamCasRecord
 from becomingone.transport.natsd import NatsServers
-from tests.transport.test_jetstream import one_round
+from tests.memory.races import one_round
 
 T = TypeVar("T")
 #: How long a cluster may take to elect its JetStream leaders, or to fail over (s).
@@ -58,8 +58,8 @@ def test_r3_bucket_and_log_across_three_servers(cluster: NatsServers) -> None:
         assert kvs[2].get("k") == (b"a", r1)
         revision = r1
         for tag in range(5):
-            wins, losses = one_round(kvs * 2, revision, tag)
-            assert len(wins) == 1 and losses == 5
+            wins, losses = one_round(kvs * 2, revision, tag, threads=6)
+            assert len(wins) == 1 and len(losses) == 5
             revision = wins[0]
             seen = [kv.get("k") for kv in kvs]  # through each server, right after the race
             assert all(v is not None and v.revision == revision for v in seen)
