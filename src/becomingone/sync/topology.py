@@ -204,3 +204,13 @@ class Plan:
         span = self._span(level)
         start = (self.index // span) * span
         return min(start + span, self.n) - start
+
+    def group_size(self, head: str, level: int) -> int:
+        """Number of cells in the level-``level`` group headed by ``head`` (1 at level 0)."""
+        if head not in self.members:
+            raise InputError("head", f"{head!r} is not a member")
+        start = self.members.index(head)
+        span = self._span(level)
+        if start % span:
+            raise InputError("head", f"{head!r} does not head a level-{level} group")
+        return min(start + span, self.n) - start
