@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bus == "nats":
         from becomingone.commands._nats_cluster import run_nats
 
-        summary, history = run_nats(args, settings, ticks)
+        summary, history = run_nats(args, settings, ticks, config.kairos.threshold)
         totals, cache = None, None
     elif args.cells == "full":
         summary, history, totals = _run_full(args, config, settings, cells, ticks)
