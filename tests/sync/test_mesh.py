@@ -31,8 +31,9 @@ def slow_global(own, own_w, values, stamps, weights, now, timeout):
 
 
 def test_global_sync_matches_a_slow_reference() -> None:
-    """Random T_sync values (|T| ≤ 1), ages and weights: the weighted mean over the fresh peers
-    and the own value equals the reference loop, stale peers are not counted, |T_global| ≤ 1."""
+    """Random T_sync values (|T| ≤ 1), ages and weights, as arrays (NumPy path) and as short
+    lists (plain-Python path): the weighted mean over the fresh peers and the own value equals
+    the reference loop, stale peers are not counted, |T_global| ≤ 1."""
     rng = np.random.default_rng(8)
     for _ in range(200):
         n = int(rng.integers(0, 40))
@@ -44,8 +45,13 @@ def test_global_sync_matches_a_slow_reference() -> None:
         got = global_sync(
             values, stamps, weights=weights, now=10.0, timeout=1.0, own=own, own_weight=own_w
         )
+        as_lists = global_sync(
+            list(values), list(stamps), weights=list(weights), now=10.0, timeout=1.0, own=own,
+            own_weight=own_w,
+        )  # fmt: skip
         want = slow_global(own, own_w, values, stamps, weights, 10.0, 1.0)
         assert got.value == pytest.approx(want, abs=1e-12)
+        assert as_lists.value == pytest.approx(want, abs=1e-12) and as_lists.peers == got.peers
         assert got.peers == int(np.sum(10.0 - stamps <= 1.0))
         assert got.cells == pytest.approx(own_w + float(np.sum(weights[10.0 - stamps <= 1.0])))
         assert abs(got.value) <= 1.0 and got.coherence == pytest.approx(abs(want) ** 2)
@@ -74,6 +80,9 @@ def test_global_sync_equal_weights_own_included_and_edges() -> None:
         ({"t_sync": [0.5], "timestamps": [0.0], "timeout": 0.0}, "timeout"),
         ({"t_sync": [0.5], "timestamps": [0.0], "own": 2.0}, "own"),
         ({"t_sync": [0.5], "timestamps": [0.0], "now": math.inf}, "now"),
+        ({"t_sync": ["x"], "timestamps": [0.0]}, "t_sync"),
+        ({"t_sync": np.array([1.5]), "timestamps": [0.0]}, "t_sync"),
+        ({"t_sync": [0.5] * 20, "timestamps": [0.0] * 19}, "timestamps"),
     ],
 )
 def test_global_sync_bad_input_names_the_parameter(kwargs, parameter) -> None:

@@ -400,8 +400,8 @@ class PhaseSupervisor:
         expected = self.stability.peers if senders is None else senders
         slots = [(s, h) for s, h in heard.items() if s in expected]
         return global_sync(
-            np.fromiter((h.t_sync for _, h in slots), np.complex128, len(slots)),
-            np.fromiter((h.timestamp for _, h in slots), np.float64, len(slots)),
+            [h.t_sync for _, h in slots],
+            [h.timestamp for _, h in slots],
             weights=None if weights is None else [weights(s) for s, _ in slots],
             now=now,
             timeout=self.stability.timeout,
@@ -474,14 +474,8 @@ class PhaseSupervisor:
     def _group_sync(self, children: Mapping[str, _Heard], level: int, now: float) -> GlobalSync:
         """The mean T_sync of this head's level-``level`` group: its children's group means
         heard within the timeout (its own copy included), each weighted by its group's size."""
-        plan = self.plan
-        return self._global(
-            children,
-            now,
-            senders=plan.children(level),
-            own=False,
-            weights=lambda s: plan.group_size(s, level - 1),
-        )
+        sizes = self.plan.child_sizes(level)
+        return self._global(children, now, senders=sizes, own=False, weights=sizes.__getitem__)
 
     def _deliver(self, send: _Send, now: float) -> list[_Send]:
         """Send to peers; a copy addressed to this cell is stored directly for the next tick."""

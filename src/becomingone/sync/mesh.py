@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -102,21 +103,15 @@ def global_sync(
     t = _finite("now", now)
     if not _finite("timeout", timeout) > 0.0:
         raise InputError("timeout", f"must be > 0, got {timeout!r}")
-    z = np.asarray(t_sync, dtype=np.complex128).ravel()
-    stamps = np.asarray(timestamps, dtype=np.float64).ravel()
-    if stamps.shape != z.shape:
-        raise InputError("timestamps", f"needs one per T_sync ({z.size}), got {stamps.size}")
-    w = np.ones(z.size) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    if w.shape != z.shape:
-        raise InputError("weights", f"needs one per T_sync ({z.size}), got {w.size}")
-    if not (np.all(np.isfinite(z)) and np.all(np.abs(z) <= 1.0 + 1e-9)):
-        raise InputError("t_sync", "every value must be finite with |T_sync| <= 1")
-    if not (np.all(np.isfinite(stamps)) and np.all(np.isfinite(w)) and np.all(w >= 0.0)):
-        raise InputError("weights", "timestamps and weights must be finite, weights >= 0")
-    live = (t - stamps) <= timeout
-    peers = int(np.count_nonzero(live))
-    total = complex(np.dot(w[live], z[live])) if peers else 0j
-    weight = float(np.sum(w[live])) if peers else 0.0
+    sums = _sums_small if isinstance(t_sync, list | tuple) and len(t_sync) < _SMALL else _sums
+    try:
+        total, weight, peers = sums(t_sync, timestamps, weights, t, timeout)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:  # a value that is not a number at all
+        raise InputError(
+            "t_sync", f"values, timestamps and weights must be numbers: {exc}"
+        ) from None
     if own is not None:
         if not _finite("own_weight", own_weight) >= 0.0:
             raise InputError("own_weight", f"must be >= 0, got {own_weight!r}")
@@ -128,6 +123,61 @@ def global_sync(
     if abs(value) > 1.0:  # a mean of |T| <= 1 values, past 1 only by rounding
         value *= (1.0 - 1e-12) / abs(value)
     return GlobalSync(time=t, value=value, peers=peers, cells=weight)
+
+
+#: Below this many entries given as a list or tuple, plain Python beats NumPy's call overhead.
+_SMALL = 16
+
+
+def _sums(
+    t_sync: ArrayLike, timestamps: ArrayLike, weights: ArrayLike | None, t: float, timeout: float
+) -> tuple[complex, float, int]:
+    """(Σ w·T, Σ w, count) over the entries heard within ``timeout`` of ``t``, with NumPy."""
+    z = np.asarray(t_sync, dtype=np.complex128).ravel()
+    stamps = np.asarray(timestamps, dtype=np.float64).ravel()
+    if stamps.shape != z.shape:
+        raise InputError("timestamps", f"needs one per T_sync ({z.size}), got {stamps.size}")
+    if not (np.abs(z) <= 1.0 + 1e-9).all():  # NaN and inf fail the comparison too
+        raise InputError("t_sync", "every value must be finite with |T_sync| <= 1")
+    if not np.isfinite(stamps).all():
+        raise InputError("timestamps", "must be finite")
+    live = (t - stamps) <= timeout
+    if weights is None:
+        w = live.astype(np.float64)
+    else:
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        if w.shape != z.shape:
+            raise InputError("weights", f"needs one per T_sync ({z.size}), got {w.size}")
+        if not (w >= 0.0).all() or not np.isfinite(w).all():
+            raise InputError("weights", "must be finite and >= 0")
+        w = np.where(live, w, 0.0)
+    return complex(w @ z), float(w.sum()), int(np.count_nonzero(live))
+
+
+def _sums_small(
+    t_sync: Any, timestamps: Any, weights: Any, t: float, timeout: float
+) -> tuple[complex, float, int]:
+    """The same sums as :func:`_sums`, with the same checks, in plain Python."""
+    z = [complex(v) for v in t_sync]
+    stamps = [float(v) for v in timestamps]
+    if len(stamps) != len(z):
+        raise InputError("timestamps", f"needs one per T_sync ({len(z)}), got {len(stamps)}")
+    w = [1.0] * len(z) if weights is None else [float(v) for v in weights]
+    if len(w) != len(z):
+        raise InputError("weights", f"needs one per T_sync ({len(z)}), got {len(w)}")
+    if not all(abs(v) <= 1.0 + 1e-9 for v in z):  # NaN and inf fail the comparison too
+        raise InputError("t_sync", "every value must be finite with |T_sync| <= 1")
+    if not all(math.isfinite(a) for a in stamps):
+        raise InputError("timestamps", "must be finite")
+    if not all(math.isfinite(b) and b >= 0.0 for b in w):
+        raise InputError("weights", "must be finite and >= 0")
+    total, weight, peers = 0j, 0.0, 0
+    for v, stamp, wv in zip(z, stamps, w):
+        if t - stamp <= timeout:
+            total += wv * v
+            weight += wv
+            peers += 1
+    return total, weight, peers
 
 
 class CollapseEdge(enum.Enum):

@@ -205,12 +205,11 @@ class Plan:
         start = (self.index // span) * span
         return min(start + span, self.n) - start
 
-    def group_size(self, head: str, level: int) -> int:
-        """Number of cells in the level-``level`` group headed by ``head`` (1 at level 0)."""
-        if head not in self.members:
-            raise InputError("head", f"{head!r} is not a member")
-        start = self.members.index(head)
+    def child_sizes(self, level: int) -> dict[str, int]:
+        """Each child of this cell's level-``level`` group → the number of cells in its
+        level-``level − 1`` group (O(b), no search)."""
         span = self._span(level)
-        if start % span:
-            raise InputError("head", f"{head!r} does not head a level-{level} group")
-        return min(start + span, self.n) - start
+        step = self._span(level - 1)
+        start = (self.index // span) * span
+        stop = min(start + span, self.n)
+        return {self.members[i]: min(i + step, stop) - i for i in range(start, stop, step)}
