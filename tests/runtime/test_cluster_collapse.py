@@ -80,24 +80,34 @@ async def test_coherent_cluster_witnesses_one_cluster_collapse_on_every_cell(
 
 async def test_a_veto_is_recorded_and_cps_cells_never_collapse(tmp_path: Path):
     """A ``before_cluster.collapse`` veto does not hide the reading: the record is written with
-    the veto's reason and the ``cluster.collapse`` handlers are skipped. Bare CPS cells carry no
-    T_sync, so their T_global stays 0 and nothing collapses."""
+    the veto's reason and the ``cluster.collapse`` handlers are skipped; a failing
+    ``before_`` handler does not veto and is witnessed as ``hook.failed``. Bare CPS cells carry
+    no T_sync, so their T_global stays 0 and nothing collapses."""
     sups = build_supervisors(3, "mesh", seed=5, spread=0.05, alpha=0.3)
     config = _config()
     members = build_cell_members(sups, tmp_path, config, seed=5)
     after: list[HookCall] = []
+
+    def broken(call: HookCall) -> None:
+        raise RuntimeError("boom")
+
     for m in members:
         m.stream = _steady(config.kairos.step)
-        m.cell.hooks.on("before_cluster.collapse", lambda call: False)
         m.cell.hooks.on("cluster.collapse", after.append)
+    members[0].cell.hooks.on("before_cluster.collapse", broken)  # fails open: no veto
+    for m in members[1:]:
+        m.cell.hooks.on("before_cluster.collapse", lambda call: False)
     try:
         async with LocalCluster(members, MemoryBus()) as cluster:
             await cluster.run(60, 0.05)
         records = [_cluster_records(m) for m in members]
+        failed = [r for r in members[0].cell.memory.witnesses() if r.kind == "hook.failed"]
     finally:
         assert all(m.close() for m in members)
-    assert after == []
-    assert all(len(r) == 1 and "vetoed" in str(r[0][1]["vetoed"]) for r in records)
+    assert [c.name for c in after] == ["cluster.collapse"]  # only the cell without a veto
+    assert len(records[0]) == 1 and records[0][0][1]["vetoed"] is None
+    assert all(len(r) == 1 and "vetoed" in str(r[0][1]["vetoed"]) for r in records[1:])
+    assert len(failed) == 1 and "boom" in failed[0].payload
 
     bare = build_supervisors(3, "mesh", seed=5, spread=0.05, alpha=0.3)
     async with LocalCluster(bare, MemoryBus()) as plain:

@@ -480,7 +480,7 @@ class PhaseSupervisor:
     def _deliver(self, send: _Send, now: float) -> list[_Send]:
         """Send to peers; a copy addressed to this cell is stored directly for the next tick."""
         if self.node_id not in send.to:
-            return [send]
+            return [send] if send.to else []
         assert send.theta is not None and send.t_sync is not None
         slot = (send.kind, send.level, self.node_id)
         self._inbox[slot] = _Heard(_unit(send.theta), send.weight, now, t_sync=send.t_sync)
