@@ -24,6 +24,7 @@ class HookEvent(enum.StrEnum):
     True
     """
 
+    CLUSTER_COLLAPSE = "cluster.collapse"  #: |T_global|² crossed I_c (mesh synchronisation)
     COLLAPSE = "collapse"
     DISSIPATE = "dissipate"
     REALIGN = "realign"

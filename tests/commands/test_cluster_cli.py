@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from becomingone.cli import EXIT_BROKEN_PIPE
 
 CLI = [sys.executable, "-m", "becomingone.cli"]
@@ -45,6 +47,27 @@ def test_cluster_json_lines_summary_and_plot(tmp_path: Path) -> None:
     assert summary["summary"] and summary["band"] == "SHARED"
     assert summary["ticks_to_band"]["SHARED"] is not None
     assert png.stat().st_size > 10_000
+
+
+def test_full_cells_json_rows_carry_t_global_and_count_cluster_collapses(tmp_path: Path) -> None:
+    """With full cells every --json row has ``t_global`` ([re, im]) and ``t_global_sq``; the
+    summary counts the driver's cluster collapses (one per upward crossing of I_c) and the
+    cells' own, witnessed on their chains (all verified)."""
+    out = run(
+        "cluster", "--nodes", "4", "--cells", "full", "--fast", "--json", "--duration", "10",
+        "--alpha", "0.2", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    ticks, summary = lines[:-1], lines[-1]
+    for row in ticks:
+        re, im = row["t_global"]
+        assert row["t_global_sq"] == pytest.approx(re * re + im * im)
+    crossings = sum(row["cluster_collapse"] for row in ticks)
+    assert summary["cluster_collapses"] == crossings >= 1
+    assert max(row["t_global_sq"] for row in ticks) >= 0.95
+    assert summary["cells"]["cluster_collapses"] >= 4
+    assert summary["cells"]["chains_verified"] == 4
 
 
 def test_cluster_live_view_prints_summary() -> None:

@@ -129,6 +129,8 @@ def test_cluster_bus_nats_json(tmp_path: Path) -> None:
     assert summary["summary"] and len(rows) - 1 == summary["ticks"] == 60
     assert summary["ticks_to_band"]["SHARED"] is not None and summary["rejected"] == {}
     assert summary["bus"]["status"] >= 3 * 50
+    assert all(len(r["t_global"]) == 2 and 0 <= r["t_global_sq"] <= 1 for r in rows[:-1])
+    assert summary["cluster_collapses"] == sum(r["cluster_collapse"] for r in rows[:-1])
     assert sorted(p.name for p in (tmp_path / "nodes").glob("*.log")) == [
         "cell-0000.log",
         "cell-0001.log",
@@ -182,3 +184,4 @@ def test_live_view_lists_the_nodes_heard() -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "nodes heard 2" in text and "band SHARED" in text and "rejected 2" in text
     assert "│ a " in text and "│ b " in text and "0.9900" in text
+    assert "|T_global|² 0.0000  I_c 0.95  cluster collapses 0" in text

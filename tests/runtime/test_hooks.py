@@ -136,7 +136,14 @@ async def test_hook_event_enum_is_the_one_list() -> None:
     from becomingone.events import HookEvent
 
     names = [e.value for e in HookEvent]
-    assert names == ["collapse", "dissipate", "realign", "signal.received", "witness"]
+    assert names == [
+        "cluster.collapse",
+        "collapse",
+        "dissipate",
+        "realign",
+        "signal.received",
+        "witness",
+    ]
     target = "tests.runtime.hookfns:record"
     hooks = {n: [target] for n in names} | {f"before_{n}": [target] for n in names}
     assert CellConfig(hooks=hooks).hooks == hooks

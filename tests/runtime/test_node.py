@@ -159,3 +159,51 @@ async def test_observer_reads_live_nodes_only() -> None:
     assert len(report.thetas) == 2 and report.band is CoherenceBand.SHARED
     assert report.rejected == 2 and obs.stats["bad_status"] == 1
     assert obs.summary().rejected == {"replay": 2}
+
+
+def test_status_carries_t_sync_and_t_global() -> None:
+    """T_sync, T_global and the cluster collapse count survive JSON ([re, im] pairs with
+    |T_global|²); a pair that is not finite or has modulus > 1 is InputError('status')."""
+    s = NodeStatus(
+        node="a", kind="full", time=1.5, theta=0.25, frequency=1.0, stable=True, epoch=3,
+        seq=4, members=2, heard=1, c_seen=0.5, accepted=9, t_sync=0.6 + 0.8j,
+        t_global=0.5 - 0.5j, cluster_collapses=2,
+    )  # fmt: skip
+    doc = s.to_json()
+    assert doc["t_global"] == [0.5, -0.5] and doc["t_global_sq"] == pytest.approx(0.5)
+    assert NodeStatus.from_bytes(json.dumps(doc).encode()) == s
+    for bad in ([2.0, 0.0], ["nan", 0.0], [1.0], "ab"):
+        with pytest.raises(InputError, match="status"):
+            NodeStatus.from_bytes(json.dumps({**doc, "t_sync": bad}).encode())
+
+
+async def test_observer_t_global_over_live_nodes_and_its_crossings() -> None:
+    """The observer's T_global is the equal-weight mean of the T_sync of the nodes heard within
+    the peer timeout (a silent node's value leaves it); a crossing of I_c is one cluster
+    collapse in the rows and the summary, not one per tick above."""
+    clock = Clock(100.0)
+    obs = ClusterObserver(
+        MemoryBus().connect("o"), cluster="t", peer_timeout=1.0, clock=clock, threshold=0.9
+    )
+    sub = FakeSub()
+    obs._sub = sub  # type: ignore[assignment]
+
+    def status(node: str, t: float, t_sync: complex) -> bytes:
+        return json.dumps(
+            NodeStatus(
+                node=node, kind="full", time=t, theta=0.1, frequency=0.0, stable=True,
+                epoch=1, seq=int(t * 20), members=3, heard=2, c_seen=1.0, accepted=0,
+                t_sync=t_sync,
+            ).to_json()
+        ).encode()  # fmt: skip
+
+    sub.queue = [status("a", 100.0, 0.9), status("b", 99.5, 0.5j), status("c", 98.0, -1.0)]
+    first = obs.step()
+    assert first.t_global == pytest.approx((0.9 + 0.5j) / 2) and not first.cluster_collapse
+    for k in range(3):
+        clock.t = 100.1 + k * 0.1
+        sub.queue = [status(n, clock.t, 0.99) for n in "abc"]
+        obs.step()
+    assert [r.cluster_collapse for r in obs.history] == [False, True, False, False]
+    assert obs.history[-1].to_json()["t_global"] == pytest.approx([0.99, 0.0])
+    assert obs.summary().cluster_collapses == 1

@@ -190,7 +190,9 @@ def test_bad_state_bytes_are_refused_with_input_error() -> None:
         good.to_bytes().replace(b'"theta":0.0', b'"theta":NaN'),
         good.to_bytes().replace(b'"frequency":1.0', b'"frequency":Infinity'),
         json.dumps({**doc, "format": "other"}).encode(),
-        json.dumps({**doc, "version": 2}, sort_keys=True, separators=(",", ":")).encode(),
+        json.dumps(
+            {**doc, "version": doc["version"] + 1}, sort_keys=True, separators=(",", ":")
+        ).encode(),
         json.dumps({k: v for k, v in doc.items() if k != "seq"}).encode(),
         json.dumps({**doc, "seq": -1}, sort_keys=True, separators=(",", ":")).encode(),
         json.dumps({**doc, "theta": 1.5}, sort_keys=True, separators=(",", ":")).encode(),

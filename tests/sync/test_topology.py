@@ -51,3 +51,18 @@ def test_winding_of_a_twisted_state(w: int, n: int, offset: float) -> None:
     th = (w * np.arange(n) / n + offset) % 1.0
     assert winding_number(th) == w
     assert is_twisted(th) == (w != 0)
+
+
+def test_group_sizes_of_a_fractal_plan() -> None:
+    """child_sizes(level) gives each child's group size (the last group may be short); the
+    sizes of a group's children add up to its size, for every cell and level."""
+    members = [f"c{i}" for i in range(10)]
+    plan = Plan.for_member("fractal", members, "c0", branching=3)
+    assert plan.child_sizes(1) == {"c0": 1, "c1": 1, "c2": 1}
+    assert plan.child_sizes(2) == {"c0": 3, "c3": 3, "c6": 3}
+    assert plan.child_sizes(3) == {"c0": 9, "c9": 1}
+    for name in members:
+        p = Plan.for_member("fractal", members, name, branching=3)
+        for level in range(1, p.levels + 1):
+            assert sum(p.child_sizes(level).values()) == p.subtree_size(level)
+            assert tuple(p.child_sizes(level)) == p.children(level)

@@ -24,7 +24,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from becomingone.commands.cluster import SPARK, _Progress, phase_circle
+from becomingone.commands.cluster import (
+    SPARK,
+    SYNC_COLUMNS,
+    _Progress,
+    phase_circle,
+    t_global_line,
+)
 from becomingone.config import ClusterConfig
 from becomingone.errors import TransportError
 from becomingone.runtime.cluster import ClusterSummary, TickReport
@@ -61,9 +67,10 @@ def node_flags(args: argparse.Namespace, settings: ClusterConfig) -> list[str]:
 
 
 def run_nats(
-    args: argparse.Namespace, settings: ClusterConfig, ticks: int
+    args: argparse.Namespace, settings: ClusterConfig, ticks: int, threshold: float
 ) -> tuple[ClusterSummary, list[TickReport]]:
-    """Start a server and ``args.nodes`` node processes, observe ``ticks`` ticks, stop all."""
+    """Start a server and ``args.nodes`` node processes, observe ``ticks`` ticks, stop all;
+    ``threshold`` is the nodes' I_c, for the cluster collapses the observer counts."""
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
@@ -74,7 +81,8 @@ def run_nats(
         )
         for i in range(args.nodes):
             procs.start(node_name(i))
-        return asyncio.run(_observe(args, settings, servers.urls, ticks, procs))
+        observe = _observe(args, settings, servers.urls, ticks, procs, threshold)
+        return asyncio.run(observe)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -84,12 +92,17 @@ async def _observe(
     urls: list[str],
     ticks: int,
     procs: NodeProcesses,
+    threshold: float,
 ) -> tuple[ClusterSummary, list[TickReport]]:
     bus = await connect_nats(urls, name="observer")
     try:
         ring = settings.topology == "ring"
         obs = ClusterObserver(
-            bus, cluster=settings.name, peer_timeout=settings.peer_timeout, ring=ring
+            bus,
+            cluster=settings.name,
+            peer_timeout=settings.peer_timeout,
+            ring=ring,
+            threshold=threshold,
         )
         await obs.start()
         await _wait_for_nodes(obs, args.nodes, settings.tick, procs)
@@ -145,7 +158,9 @@ def _view(report: TickReport, obs: ClusterObserver) -> Group:
         f"{report.c_cluster:.4f}  R {report.r:.4f}  band {report.band.value}  "
         f"rejected {report.rejected}"
     )
-    table = Table("node", "θ (cycles)", "f (Hz)", "heard", "C seen", "stable", "rejected")
+    table = Table(
+        "node", "θ (cycles)", "f (Hz)", "heard", "C seen", "stable", "rejected", *SYNC_COLUMNS
+    )
     for s in obs.live(report.time)[:16]:
         table.add_row(
             s.node,
@@ -155,7 +170,11 @@ def _view(report: TickReport, obs: ClusterObserver) -> Group:
             f"{s.c_seen:.4f}",
             "yes" if s.stable else "no",
             str(sum(s.rejected.values())),
+            f"{min(1.0, abs(s.t_sync) ** 2):.4f}",
+            f"{min(1.0, abs(s.t_global) ** 2):.4f}",
         )
     if len(obs.latest) > 16:
         table.caption = f"first 16 of {len(obs.latest)} nodes"
-    return Group(Text(line), phase_circle(report.thetas), Text(f"C over time │{spark}│"), table)
+    mesh = t_global_line(report, obs.collapses.threshold, obs.collapses.fired)
+    circle = phase_circle(report.thetas)
+    return Group(Text(line), mesh, circle, Text(f"C over time │{spark}│"), table)

@@ -182,13 +182,13 @@ def run(args: argparse.Namespace) -> int:
     if args.bus == "nats":
         from becomingone.commands._nats_cluster import run_nats
 
-        summary, history = run_nats(args, settings, ticks)
+        summary, history = run_nats(args, settings, ticks, config.kairos.threshold)
         totals, cache = None, None
     elif args.cells == "full":
         summary, history, totals = _run_full(args, config, settings, cells, ticks)
         cache = cells[0].validator.cache
     else:
-        summary, history = asyncio.run(_drive(args, settings, cells, ticks, cells))
+        summary, history = asyncio.run(_drive(args, config, settings, cells, ticks, cells))
         totals, cache = None, cells[0].validator.cache
     _print_summary(args, summary, totals, cache)
     if args.plot is not None:
@@ -254,7 +254,9 @@ def _run_full(
         members = build_cell_members(cells, base, config, seed=args.seed)
         try:
             supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
-            summary, history = asyncio.run(_drive(args, settings, supervisors, ticks, members))
+            summary, history = asyncio.run(
+                _drive(args, config, settings, supervisors, ticks, members)
+            )
         finally:
             verified = [m.close() for m in members]
         return summary, history, cell_totals(members, verified)
@@ -262,6 +264,7 @@ def _run_full(
 
 async def _drive(
     args: argparse.Namespace,
+    config: CellConfig,
     settings: ClusterConfig,
     cells: list[PhaseSupervisor],
     ticks: int,
@@ -269,7 +272,10 @@ async def _drive(
 ) -> tuple[ClusterSummary, list[TickReport]]:
     bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
     ring = settings.topology == "ring"
-    async with LocalCluster(members, bus, cluster=settings.name, ring=ring) as cluster:
+    threshold = config.kairos.threshold  # I_c of the cells: the cluster collapse's too
+    async with LocalCluster(
+        members, bus, cluster=settings.name, ring=ring, threshold=threshold
+    ) as cluster:
         on_tick = _reporter(args, cluster, cells, ticks)
         with on_tick as show:
             summary = await cluster.run(ticks, settings.tick, realtime=not args.fast, on_tick=show)
@@ -313,7 +319,8 @@ class _Progress:
         self._next = now + self.every
         print(
             f"tick {report.tick + 1}/{self.ticks}  C_cluster {report.c_cluster:.4f}  "
-            f"R {report.r:.4f}  band {report.band.value}  rejected {report.rejected}",
+            f"R {report.r:.4f}  band {report.band.value}  |T_global|² "
+            f"{report.t_global_sq:.4f}  rejected {report.rejected}",
             flush=True,
         )
 
@@ -349,9 +356,12 @@ def _view(report: TickReport, cluster: LocalCluster, cells: list[PhaseSupervisor
     if report.winding is not None:
         line += f"  winding {report.winding}" + ("  TWISTED" if report.winding else "")
     head = Text(line)
-    table = Table("cell", "θ (cycles)", "f (Hz)", "last err", "steps", "stable", "rejected")
+    table = Table(
+        "cell", "θ (cycles)", "f (Hz)", "last err", "steps", "stable", "rejected", *SYNC_COLUMNS
+    )
     for cell in cells[:16]:
         s = cell.snapshot()
+        own = 0.0 if s.mesh is None else s.mesh.coherence
         table.add_row(
             s.node_id,
             f"{s.theta:.4f}",
@@ -360,10 +370,30 @@ def _view(report: TickReport, cluster: LocalCluster, cells: list[PhaseSupervisor
             str(s.steps),
             "yes" if s.stable else "no",
             str(sum(s.rejected.values())),
+            f"{abs(s.t_sync) ** 2:.4f}",
+            f"{own:.4f}",
         )
     if len(cells) > 16:
         table.caption = f"first 16 of {len(cells)} cells"
-    return Group(head, phase_circle(report.thetas), Text(f"C over time │{spark}│"), table)
+    mesh = t_global_line(report, cluster.collapses.threshold, cluster.collapses.fired)
+    return Group(head, mesh, phase_circle(report.thetas), Text(f"C over time │{spark}│"), table)
+
+
+#: Per-cell columns of the live views: |T_sync|² and the cell's own |T_global|².
+SYNC_COLUMNS = ("|T_sync|²", "own |T_global|²")
+
+
+def t_global_line(report: TickReport, threshold: float, collapses: int) -> Text:
+    """The mesh synchronisation line of a live view: T_global, |T_global|² against I_c and the
+    cluster collapses counted so far (green at or above I_c)."""
+    z = report.t_global
+    style = "bold green" if report.t_global_sq >= threshold else ""
+    line = Text(f"T_global {z.real:+.4f}{z.imag:+.4f}i  |T_global|² ")
+    line.append(f"{report.t_global_sq:.4f}", style=style)
+    line.append(f"  I_c {threshold:g}  cluster collapses {collapses}")
+    if report.cluster_collapse:
+        line.append("  CLUSTER COLLAPSE", style="bold green")
+    return line
 
 
 def _summary_table(summary: ClusterSummary, totals: CellTotals | None = None) -> Table:
@@ -373,6 +403,8 @@ def _summary_table(summary: ClusterSummary, totals: CellTotals | None = None) ->
     table.add_row("final C_cluster", f"{summary.c_cluster:.4f}")
     table.add_row("final R", f"{summary.r:.4f}")
     table.add_row("final band", summary.band.value)
+    table.add_row("final |T_global|²", f"{summary.t_global_sq:.4f}")
+    table.add_row("cluster collapses", str(summary.cluster_collapses))
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(summary.rejected.items())) or "none"
     table.add_row("rejected packets", rejected)
     table.add_row("twisted ring", "yes" if summary.twisted else "no")
@@ -381,7 +413,8 @@ def _summary_table(summary: ClusterSummary, totals: CellTotals | None = None) ->
         table.add_row(
             "full cells",
             f"{totals.cells} cells, {totals.samples} samples, {totals.collapses} collapses, "
-            f"{totals.dissipations} dissipations, {totals.witnessed} witnessed",
+            f"{totals.dissipations} dissipations, {totals.witnessed} witnessed, "
+            f"{totals.cluster_collapses} cluster collapses witnessed",
         )
         table.add_row("chains verified", f"{totals.chains_verified}/{totals.cells}")
     return table

@@ -9,15 +9,21 @@ own stream up to the tick's time (in batches of ``memory.flush_interval`` stream
 witnessing and storage keep the cell's own cadence) and copies the state of the cell's last
 Sync decision into the supervisor's SSEP field: T_sync (complex), Δφ = Δ_phase, coherence =
 |T_sync|², κ = the coupling gain α, node energy = the glyph load (0 until glyphs exist). Then
-the driver ticks the supervisor as for any member. Protocol decisions stay in
+the driver ticks the supervisor as for any member, and after the tick calls
+:meth:`CellMember.after_tick`: the supervisor's T_global reading goes through the cell's
+:class:`~becomingone.sync.ClusterCollapseDetector` (I_c = the cell's Sync threshold) and a
+crossing is a **cluster collapse**: the ``cluster.collapse`` hooks fire (a
+``before_cluster.collapse`` veto is recorded, not obeyed: the reading happened) and a MACRO
+witness record ``cluster.collapse`` goes on the cell's chain. Protocol decisions stay in
 :mod:`becomingone.sync`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,11 +31,14 @@ from numpy.typing import NDArray
 
 from becomingone.config.schema import CellConfig
 from becomingone.errors import InputError
+from becomingone.events import HookEvent
 from becomingone.runtime.cell import Cell, CellStatus
 from becomingone.runtime.sources import synthetic_phase
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
 from becomingone.sync.layer import SyncDecision
+from becomingone.sync.mesh import ClusterCollapse, ClusterCollapseDetector
 from becomingone.sync.roster import KeyRoster
+from becomingone.witnessing import Level
 
 __all__ = [
     "CellMember",
@@ -40,6 +49,8 @@ __all__ = [
     "open_cells",
 ]
 
+log = logging.getLogger("becomingone.cluster")
+
 #: A stream as a pure function of (first sample index, count) → samples.
 Stream = Callable[[int, int], NDArray[Any]]
 
@@ -49,6 +60,8 @@ class LivingMember(Protocol):
     """A member with a life of its own between ticks (the driver awaits ``advance`` first)."""
 
     async def advance(self, now: float) -> None: ...
+
+    async def after_tick(self, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +74,13 @@ class CellTotals:
     dissipations: int
     witnessed: int
     chains_verified: int
+    cluster_collapses: int = 0
 
     def to_json(self) -> dict[str, int]:
         """A JSON-ready dict."""
         return {
             "cells": self.cells,
+            "cluster_collapses": self.cluster_collapses,
             "samples": self.samples,
             "collapses": self.collapses,
             "dissipations": self.dissipations,
@@ -93,6 +108,8 @@ class CellMember:
         self._batch = max(1, round(cell.config.memory.flush_interval / cell.dt))
         self._origin = cell.samples  # a resumed cell continues its stream from here
         self._fed = 0
+        self.detector = ClusterCollapseDetector(threshold=cell.sync.threshold)
+        self.ticks = 0
 
     @property
     def node_id(self) -> str:
@@ -132,6 +149,28 @@ class CellMember:
     def tick(self, now: float) -> list[Outgoing]:
         """The supervisor's tick."""
         return self.supervisor.tick(now)
+
+    @property
+    def cluster_collapses(self) -> int:
+        """Cluster collapses this cell witnessed in this run."""
+        return self.detector.fired
+
+    async def after_tick(self, now: float) -> ClusterCollapse | None:
+        """Witness a cluster collapse if this tick's T_global crossed I_c (``now``: the time
+        given to :meth:`advance`). A cell with peers needs at least one of them counted."""
+        self.detector.min_peers = 1 if self.supervisor.stability.peers else 0
+        event = self.detector.update(self.supervisor.mesh, tick=self.ticks)
+        self.ticks += 1
+        if event is None:
+            return None
+        payload = event.payload()
+        result = await self.cell.hooks.fire(HookEvent.CLUSTER_COLLAPSE, now, payload)
+        payload["vetoed"] = None if result.veto is None else result.veto.reason
+        await self.cell.witness(Level.MACRO, HookEvent.CLUSTER_COLLAPSE.value, payload, now)
+        for failure in result.failures:
+            log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
+            await self.cell.witness(Level.MICRO, "hook.failed", asdict(failure), now)
+        return event
 
     def receive(self, data: bytes, now: float) -> list[Outgoing]:
         """The supervisor's receive."""
@@ -227,4 +266,5 @@ def cell_totals(members: Sequence[CellMember], verified: Sequence[bool]) -> Cell
         dissipations=sum(m.status.dissipations for m in members),
         witnessed=sum(m.status.witnessed for m in members),
         chains_verified=sum(verified),
+        cluster_collapses=sum(m.cluster_collapses for m in members),
     )

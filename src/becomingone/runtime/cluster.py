@@ -2,11 +2,14 @@
 
 Rule: a thin loop. Each tick it hands every cell the bytes its subscription received (one
 ``drain``), calls ``tick(now)``, publishes what the cell returns (one ``publish_many`` per
-cell) and measures C_cluster over all cells. The supervisors of one cluster share one
-:class:`~becomingone.sync.VerifyCache`, so each distinct packet is verified once per
-process. Protocol decisions live in :mod:`becomingone.sync`; a cell is anything with the
-:class:`ClusterMember` shape, so a full cell (transducers, witnessing, glyphs) plugs in by
-exposing its CPS.
+cell) and measures C_cluster over all cells, and T_global over all cells' T_sync (equal
+weights, :func:`~becomingone.sync.global_sync`) with its cluster collapses (upward crossings of
+I_c): the driver's view of the whole cluster, beside each cell's own T_global. The
+supervisors of one cluster share one :class:`~becomingone.sync.VerifyCache`, so each distinct
+packet is verified once per process. Protocol decisions live in :mod:`becomingone.sync`; a
+cell is anything with the :class:`ClusterMember` shape, so a full cell (transducers,
+witnessing, glyphs) plugs in by exposing its CPS (and, if it lives between ticks,
+``advance(now)`` before and ``after_tick(now)`` after each tick).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from becomingone.core.phase import CoherenceBand
 from becomingone.errors import InputError
 from becomingone.keys import NodeKey
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.mesh import ClusterCollapseDetector, GlobalSync, global_sync
 from becomingone.sync.roster import KeyRoster
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Plan, Topology, winding_number
@@ -81,9 +85,16 @@ class TickReport:
     rejected: int
     winding: int | None
     thetas: tuple[float, ...]
+    t_global: complex = 0j
+    cluster_collapse: bool = False
+
+    @property
+    def t_global_sq(self) -> float:
+        """|T_global|²."""
+        return min(1.0, self.t_global.real**2 + self.t_global.imag**2)
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict (phases omitted)."""
+        """A JSON-ready dict (phases omitted); ``t_global`` as [re, im]."""
         return {
             "tick": self.tick,
             "time": round(self.time, 6),
@@ -92,6 +103,9 @@ class TickReport:
             "band": self.band.value,
             "rejected": self.rejected,
             "winding": self.winding,
+            "t_global": [self.t_global.real, self.t_global.imag],
+            "t_global_sq": self.t_global_sq,
+            "cluster_collapse": self.cluster_collapse,
         }
 
 
@@ -107,6 +121,8 @@ class ClusterSummary:
     rejected: Mapping[str, int]
     twisted: bool
     bus: Mapping[str, int]
+    t_global_sq: float = 0.0
+    cluster_collapses: int = 0
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -120,6 +136,8 @@ class ClusterSummary:
             "rejected": dict(self.rejected),
             "twisted": self.twisted,
             "bus": dict(self.bus),
+            "t_global_sq": self.t_global_sq,
+            "cluster_collapses": self.cluster_collapses,
         }
 
 
@@ -245,7 +263,11 @@ def estimate_tick_seconds(n: int, topology: Topology | str, branching: int = 4) 
 
 
 class LocalCluster:
-    """Runs cells on one bus. Use ``async with`` or call :meth:`start` and :meth:`aclose`."""
+    """Runs cells on one bus. Use ``async with`` or call :meth:`start` and :meth:`aclose`.
+
+    ``threshold`` is I_c for the cluster collapses the driver counts (the cells' Sync
+    threshold, ``kairos.threshold``).
+    """
 
     def __init__(
         self,
@@ -254,9 +276,11 @@ class LocalCluster:
         *,
         cluster: str = "local",
         ring: bool = False,
+        threshold: float = 0.95,
     ) -> None:
         if not members:
             raise InputError("members", "needs at least one cell")
+        self.collapses = ClusterCollapseDetector(threshold=threshold)
         self.members = list(members)
         self.bus = bus
         self.cluster = cluster
@@ -309,24 +333,40 @@ class LocalCluster:
             await self._publish(m.node_id, replies)
         for m in self.members:
             await self._publish(m.node_id, m.tick(now))
+        for m in self.members:
+            after_tick = getattr(m, "after_tick", None)
+            if after_tick is not None:
+                await after_tick(now)
         await asyncio.sleep(0)
         return self._measure(now)
 
     def _measure(self, now: float) -> TickReport:
         thetas = tuple(m.theta for m in self.members)
+        snaps = [m.snapshot() for m in self.members]
         reading = read_cluster(thetas)
+        t_global = self.t_global(snaps, now)
+        rejected: Counter[str] = Counter()
+        for s in snaps:
+            rejected.update(s.rejected)
         report = TickReport(
             tick=len(self.history),
             time=now,
             c_cluster=reading.c,
             r=reading.r,
             band=reading.band,
-            rejected=sum(self.rejected().values()),
+            rejected=sum(rejected.values()),
             winding=winding_number(thetas) if self.ring else None,
             thetas=thetas,
+            t_global=t_global.value,
+            cluster_collapse=self.collapses.update(t_global, tick=len(self.history)) is not None,
         )
         self.history.append(report)
         return report
+
+    @staticmethod
+    def t_global(snaps: Sequence[CpsState], now: float) -> GlobalSync:
+        """T_global over every cell's current T_sync, equal weights (the driver sees them all)."""
+        return global_sync([s.t_sync for s in snaps], [now] * len(snaps), now=now, timeout=1.0)
 
     def rejected(self) -> Counter[str]:
         """Rejected packets by reason, over all cells."""
@@ -381,6 +421,8 @@ def summarize(
                 first[band.value] = rep.tick
     last = history[-1]
     return ClusterSummary(
+        t_global_sq=last.t_global_sq,
+        cluster_collapses=sum(rep.cluster_collapse for rep in history),
         ticks=len(history),
         ticks_to_band=first,
         c_cluster=last.c_cluster,

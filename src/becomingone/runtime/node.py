@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -132,7 +133,9 @@ class NodeStatus:
     ``members`` is the roster's size, ``heard`` how many of the peers its plan expects it
     heard within the peer timeout, ``c_seen`` C_cluster over its own phase and every phase it
     heard within the timeout (any packet kind, carried to ``time`` with its frequency), and
-    ``accepted`` and ``rejected`` its validator's counts.
+    ``accepted`` and ``rejected`` its validator's counts. ``t_sync`` is the cell's own T_sync,
+    ``t_global`` its own T_global (:mod:`becomingone.sync.mesh`) and ``cluster_collapses`` how
+    many cluster collapses it witnessed since it started.
     """
 
     node: str
@@ -148,6 +151,9 @@ class NodeStatus:
     c_seen: float
     accepted: int
     rejected: Mapping[str, int] = field(default_factory=dict)
+    t_sync: complex = 0j
+    t_global: complex = 0j
+    cluster_collapses: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -165,6 +171,10 @@ class NodeStatus:
             "c_seen": self.c_seen,
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
+            "t_sync": [self.t_sync.real, self.t_sync.imag],
+            "t_global": [self.t_global.real, self.t_global.imag],
+            "t_global_sq": min(1.0, abs(self.t_global) ** 2),
+            "cluster_collapses": self.cluster_collapses,
         }
 
     @classmethod
@@ -186,6 +196,9 @@ class NodeStatus:
                 c_seen=float(doc["c_seen"]),
                 accepted=int(doc["accepted"]),
                 rejected={str(k): int(v) for k, v in dict(doc["rejected"]).items()},
+                t_sync=_unit_complex(doc["t_sync"]),
+                t_global=_unit_complex(doc["t_global"]),
+                cluster_collapses=int(doc["cluster_collapses"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -304,6 +317,8 @@ class SupervisedNode:
         for data in inbox.drain():
             sup.receive(data, now)
         out = sup.tick(now)
+        if self.member is not None:
+            await self.member.after_tick(now - started)  # a cluster collapse is witnessed
         s = self.settings
         batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
         status = self.status(now)
@@ -330,6 +345,9 @@ class SupervisedNode:
             c_seen=_c_seen(sup, now),
             accepted=sup.validator.accepted,
             rejected=sup.rejected,
+            t_sync=sup.field.t_sync,
+            t_global=sup.mesh.value,
+            cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
         )
 
     async def run(
@@ -386,6 +404,15 @@ def _c_seen(sup: PhaseSupervisor, now: float) -> float:
         h.theta + f * (now - h.timestamp) for h in sup.state().inbox if now - h.timestamp <= timeout
     ]
     return read_cluster(phases).c
+
+
+def _unit_complex(pair: Any) -> complex:
+    """[re, im] of a finite complex number with modulus at most 1 (else ``ValueError``)."""
+    re, im = (float(x) for x in pair)
+    z = complex(re, im)
+    if not (math.isfinite(re) and math.isfinite(im)) or abs(z) > 1.0 + 1e-9:
+        raise ValueError(f"{pair!r} is not a complex number with |z| <= 1")
+    return z
 
 
 def _dumps(doc: Mapping[str, Any]) -> bytes:

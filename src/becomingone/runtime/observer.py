@@ -6,8 +6,11 @@ reaches into a process. Each tick it takes the newest status of every node heard
 cluster's peer timeout, carries each phase forward to the observer's clock with the node's own
 frequency (θ + f·(now − t)) and measures them with
 :func:`~becomingone.sync.stability.read_cluster` into the same :class:`TickReport` rows and
-:class:`ClusterSummary` as :class:`~becomingone.runtime.cluster.LocalCluster`. A node not heard
-within the timeout leaves the measurement (its last rejection counts stay in the totals).
+:class:`ClusterSummary` as :class:`~becomingone.runtime.cluster.LocalCluster`; T_global is the
+equal-weight mean of the T_sync in those statuses (:func:`~becomingone.sync.global_sync`) and
+its upward crossings of I_c are the cluster collapses the observer counts (each node witnesses
+its own, from what it hears). A node not heard within the timeout leaves the measurement (its
+last rejection counts stay in the totals).
 Malformed status messages are counted (``bad_status``) and dropped.
 """
 
@@ -21,6 +24,7 @@ from becomingone.core.phase import CoherenceBand
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterSummary, TickReport, summarize
 from becomingone.runtime.node import NodeStatus
+from becomingone.sync.mesh import ClusterCollapseDetector, global_sync
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import winding_number
 from becomingone.transport.base import Bus, Subscription
@@ -30,7 +34,7 @@ __all__ = ["ClusterObserver"]
 
 class ClusterObserver:
     """Measures a cluster from its nodes' status messages; call :meth:`start` then
-    :meth:`step` once per tick."""
+    :meth:`step` once per tick. ``threshold`` is I_c (the nodes' ``kairos.threshold``)."""
 
     def __init__(
         self,
@@ -39,6 +43,7 @@ class ClusterObserver:
         cluster: str,
         peer_timeout: float,
         ring: bool = False,
+        threshold: float = 0.95,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
@@ -49,6 +54,7 @@ class ClusterObserver:
         self.latest: dict[str, NodeStatus] = {}
         self.history: list[TickReport] = []
         self.stats: Counter[str] = Counter()
+        self.collapses = ClusterCollapseDetector(threshold=threshold)
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
@@ -76,6 +82,12 @@ class ClusterObserver:
         heard = self.live(now)
         thetas = tuple((s.theta + s.frequency * (now - s.time)) % 1.0 for s in heard)
         reading = read_cluster(thetas if thetas else (0.0,))
+        mesh = global_sync(
+            [s.t_sync for s in heard],
+            [s.time for s in heard],
+            now=now,
+            timeout=self.peer_timeout,
+        )
         report = TickReport(
             tick=len(self.history),
             time=now,
@@ -85,6 +97,8 @@ class ClusterObserver:
             rejected=sum(self.rejected().values()),
             winding=winding_number(thetas) if self.ring and thetas else None,
             thetas=thetas,
+            t_global=mesh.value,
+            cluster_collapse=self.collapses.update(mesh, tick=len(self.history)) is not None,
         )
         self.history.append(report)
         return report

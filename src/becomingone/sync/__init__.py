@@ -1,6 +1,7 @@
 """The Sync layer of a cell and the sans-IO protocol machines of a cluster.
 
-CPS, SSEP packets, topologies and network stability for phase lock; the Sync layer that decides
+CPS, SSEP packets, topologies, network stability and mesh synchronisation (T_global, the
+cluster collapse) for phase lock; the Sync layer that decides
 collapse or dissipation inside a cell. Rule: no clocks and no I/O here; time arrives as ``now``
 and outgoing bytes are returned. Drivers in ``becomingone.runtime`` move bytes and time.
 """
@@ -16,6 +17,13 @@ from becomingone.sync.layer import (
     SyncLayer,
     SyncOutcome,
     action_from,
+)
+from becomingone.sync.mesh import (
+    ClusterCollapse,
+    ClusterCollapseDetector,
+    CollapseEdge,
+    GlobalSync,
+    global_sync,
 )
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.ssep import (
@@ -45,9 +53,13 @@ __all__ = [
     "ActionEvent",
     "CacheStats",
     "CellField",
+    "ClusterCollapse",
+    "ClusterCollapseDetector",
     "ClusterReading",
+    "CollapseEdge",
     "CpsState",
     "DissipationReason",
+    "GlobalSync",
     "HeardPhase",
     "KeyRoster",
     "NetworkStability",
@@ -72,6 +84,7 @@ __all__ = [
     "decode_packet",
     "encode_packet",
     "fractal_levels",
+    "global_sync",
     "is_twisted",
     "next_epoch",
     "read_cluster",

@@ -6,6 +6,13 @@ the topology gives and applies the CPS law (:func:`~becomingone.sync.law.cps_ste
 the phase after the step; ``receive(data, now)`` validates a peer's bytes and stores what was
 heard. Bad packets are counted by reason and dropped; they never raise out of ``receive``.
 
+Each tick also computes T_global (mesh synchronisation, :mod:`becomingone.sync.mesh`) over the
+T_sync values the cell heard within the peer timeout: mesh and ring over the STATE packets of
+the peers it hears, own T_sync included; a hub over every report and sends the result down in
+its DOWN packets (``t_sync`` = T_global, ``weight`` = cells counted), which the other cells
+adopt; in a fractal each group head sends its group's mean T up (weighted by group sizes) and
+the root's T_global comes down with the global phase. The reading is :attr:`PhaseSupervisor.mesh`.
+
 Phases heard are extrapolated to ``now`` with the cell's own frequency, so a packet in flight
 for d seconds is compared as the sender's phase plus f·d.
 
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import cmath
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,6 +39,7 @@ from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import NodeKey
 from becomingone.sync.cps_state import CellField, HeardPhase, SupervisorState
 from becomingone.sync.law import cps_step
+from becomingone.sync.mesh import GlobalSync, global_sync
 from becomingone.sync.roster import KeyRoster
 from becomingone.sync.ssep import Packet, PacketKind, PacketValidator, encode_packet
 from becomingone.sync.stability import NetworkStability
@@ -63,6 +71,8 @@ class CpsState:
     seq: int
     stable: bool
     rejected: Mapping[str, int] = field(default_factory=dict)
+    t_sync: complex = 0j
+    mesh: GlobalSync | None = None
 
 
 def _unit(x: float) -> float:
@@ -77,6 +87,7 @@ class _Heard:
     weight: float
     timestamp: float
     fresh: bool = True
+    t_sync: complex = 0j
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,7 @@ class _Send:
     theta: float | None
     weight: float
     to: tuple[str, ...]
+    t_sync: complex | None = None  #: ``None``: the cell's own T_sync
 
 
 class PhaseSupervisor:
@@ -152,6 +164,7 @@ class PhaseSupervisor:
         self._last_now: float | None = None
         self._inbox: dict[tuple[PacketKind, int, str], _Heard] = {}
         self.field = CellField(kappa=self.alpha)
+        self.mesh = GlobalSync(time=0.0)
 
     @classmethod
     def restore(cls, state: SupervisorState, **settings: Any) -> PhaseSupervisor:
@@ -166,7 +179,7 @@ class PhaseSupervisor:
         sup.theta, sup.seq, sup.steps = state.theta, state.seq, state.steps
         sup.last_error, sup._last_now, sup.field = state.last_error, state.last_now, state.field
         sup._inbox = {
-            (h.kind, h.level, h.sender): _Heard(h.theta, h.weight, h.timestamp, h.fresh)
+            (h.kind, h.level, h.sender): _Heard(h.theta, h.weight, h.timestamp, h.fresh, h.t_sync)
             for h in state.inbox
         }
         sup.validator.load_state(state.validator)
@@ -210,6 +223,7 @@ class PhaseSupervisor:
                     weight=h.weight,
                     timestamp=h.timestamp,
                     fresh=h.fresh,
+                    t_sync=h.t_sync,
                 )
                 for (k, lv, s), h in self._inbox.items()
             ),
@@ -275,6 +289,8 @@ class PhaseSupervisor:
             seq=self.seq,
             stable=self.stability.stable,
             rejected=self.rejected,
+            t_sync=self.field.t_sync,
+            mesh=self.mesh,
         )
 
     # Events -----------------------------------------------------------------------------
@@ -287,7 +303,9 @@ class PhaseSupervisor:
             return []
         self.stability.heard(packet.node_id, now)
         slot = (packet.kind, packet.level, packet.node_id)
-        self._inbox[slot] = _Heard(packet.theta, packet.weight, packet.timestamp)
+        self._inbox[slot] = _Heard(
+            packet.theta, packet.weight, packet.timestamp, t_sync=packet.t_sync
+        )
         return []
 
     def tick(self, now: float) -> list[Outgoing]:
@@ -349,11 +367,13 @@ class PhaseSupervisor:
             case Topology.MESH:
                 states = self._fresh(PacketKind.STATE, 0)
                 target = self._mean(states, now) if states else None
+                self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
                 others = tuple(m for m in plan.members if m != self.node_id)
                 out = [_Send(PacketKind.STATE, 0, None, 1.0, others)] if others else []
             case Topology.RING:
                 pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
                 target = None if pred is None else self._mean({"p": pred}, now)
+                self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
                 out = [_Send(PacketKind.STATE, 0, None, 1.0, (plan.successor,))]
             case Topology.HUB:
                 target, out = self._hub(now)
@@ -363,70 +383,114 @@ class PhaseSupervisor:
             heard.fresh = False
         return target, out
 
+    # T_global (mesh synchronisation) --------------------------------------------------------
+
+    def _global(
+        self,
+        heard: Mapping[str, _Heard],
+        now: float,
+        *,
+        senders: Collection[str] | None = None,
+        own: bool = True,
+        weights: Callable[[str], float] | None = None,
+    ) -> GlobalSync:
+        """T_global over the T_sync carried by ``heard`` from ``senders`` (default: the peers
+        this cell expects), ``weights``: sender → weight (default 1), and, if ``own``, its own
+        T_sync."""
+        expected = self.stability.peers if senders is None else senders
+        slots = [(s, h) for s, h in heard.items() if s in expected]
+        return global_sync(
+            [h.t_sync for _, h in slots],
+            [h.timestamp for _, h in slots],
+            weights=None if weights is None else [weights(s) for s, _ in slots],
+            now=now,
+            timeout=self.stability.timeout,
+            own=self.field.t_sync if own else None,
+        )
+
+    def _adopt(self, down: _Heard | None, now: float) -> GlobalSync:
+        """T_global carried down by a hub or the fractal root (weight: the cells behind it)."""
+        if down is None:
+            return global_sync([], [], now=now, timeout=self.stability.timeout)
+        return global_sync(
+            [down.t_sync],
+            [down.timestamp],
+            weights=[down.weight],
+            now=now,
+            timeout=self.stability.timeout,
+        )
+
     def _hub(self, now: float) -> tuple[float | None, list[_Send]]:
         plan = self.plan
         if self.node_id != plan.hub:
+            self.mesh = self._adopt(self._latest(PacketKind.DOWN, 0).get(plan.hub), now)
             down = self._fresh(PacketKind.DOWN, 0).get(plan.hub)
             target = None if down is None else down.theta + self.frequency * (now - down.timestamp)
             return target, [_Send(PacketKind.STATE, 0, None, 1.0, (plan.hub,))]
+        self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
         target = self._mean(self._fresh(PacketKind.STATE, 0), now)
         others = tuple(m for m in plan.members if m != self.node_id)
         if target is None or not others:
             return target, []
-        return target, [_Send(PacketKind.DOWN, 0, target, 1.0, others)]
+        m = self.mesh
+        return target, [_Send(PacketKind.DOWN, 0, target, m.cells, others, m.value)]
 
     def _fractal(self, now: float) -> tuple[float | None, list[_Send]]:
         plan, out = self.plan, []
         down0 = self._fresh(PacketKind.DOWN, 0)
+        carried = self._latest(PacketKind.DOWN, 0).values()
+        self.mesh = self._adopt(max(carried, key=lambda h: h.timestamp, default=None), now)
         target = None
         if down0:
             heard = next(iter(down0.values()))
             target = heard.theta + self.frequency * (now - heard.timestamp)
-        ups: list[tuple[int, complex]] = [(0, cmath.exp(1j * TWO_PI * self.theta))]
+        own = cmath.exp(1j * TWO_PI * self.theta)
+        ups: list[tuple[int, complex, complex]] = [(0, own, self.field.t_sync)]
         for level in range(1, plan.levels + 1):
             if not plan.is_head(level):
                 break
             children = self._latest(PacketKind.UP, level - 1)
             z = self._resultant(children.values(), now)
-            ups.append((level, z))
+            group = self._group_sync(children, level, now)
+            ups.append((level, z, group.value))
             fresh_down = self._fresh(PacketKind.DOWN, level)
+            below = plan.children(level)
             if level == plan.levels and abs(z) > 1e-12:
                 phase = (cmath.phase(z) / TWO_PI) % 1.0
-                out += self._deliver(
-                    PacketKind.DOWN, level - 1, phase, 1.0, plan.children(level), now
-                )
+                down = _Send(PacketKind.DOWN, level - 1, phase, group.cells, below, group.value)
+                out += self._deliver(down, now)
             elif fresh_down:
                 heard = next(iter(fresh_down.values()))
                 phase = (heard.theta + self.frequency * (now - heard.timestamp)) % 1.0
-                out += self._deliver(
-                    PacketKind.DOWN, level - 1, phase, 1.0, plan.children(level), now
-                )
-        for level, z in ups:
+                down = _Send(PacketKind.DOWN, level - 1, phase, heard.weight, below, heard.t_sync)
+                out += self._deliver(down, now)
+        for level, z, t_group in ups:
             if level < plan.levels:
                 phase = (cmath.phase(z) / TWO_PI) % 1.0
-                out += self._deliver(
-                    PacketKind.UP, level, phase, abs(z), (plan.head(level + 1),), now
-                )
+                up = _Send(PacketKind.UP, level, phase, abs(z), (plan.head(level + 1),), t_group)
+                out += self._deliver(up, now)
         return target, out
 
-    def _deliver(
-        self,
-        kind: PacketKind,
-        level: int,
-        theta: float,
-        weight: float,
-        to: tuple[str, ...],
-        now: float,
-    ) -> list[_Send]:
+    def _group_sync(self, children: Mapping[str, _Heard], level: int, now: float) -> GlobalSync:
+        """The mean T_sync of this head's level-``level`` group: its children's group means
+        heard within the timeout (its own copy included), each weighted by its group's size."""
+        sizes = self.plan.child_sizes(level)
+        return self._global(children, now, senders=sizes, own=False, weights=sizes.__getitem__)
+
+    def _deliver(self, send: _Send, now: float) -> list[_Send]:
         """Send to peers; a copy addressed to this cell is stored directly for the next tick."""
-        if self.node_id in to:
-            self._inbox[(kind, level, self.node_id)] = _Heard(_unit(theta), weight, now)
-            to = tuple(m for m in to if m != self.node_id)
-        return [_Send(kind, level, theta, weight, to)] if to else []
+        if self.node_id not in send.to:
+            return [send] if send.to else []
+        assert send.theta is not None and send.t_sync is not None
+        slot = (send.kind, send.level, self.node_id)
+        self._inbox[slot] = _Heard(_unit(send.theta), send.weight, now, t_sync=send.t_sync)
+        to = tuple(m for m in send.to if m != self.node_id)
+        return [replace(send, to=to)] if to else []
 
     def _packet(self, send: _Send, now: float) -> Outgoing:
         """The signed packet of ``send`` (own phase: the phase after this tick's step)."""
         self.seq += 1
+        fields = self.field.packet_fields()
         packet = Packet(
             node_id=self.node_id,
             cluster=self.cluster,
@@ -437,7 +501,7 @@ class PhaseSupervisor:
             kind=send.kind,
             level=send.level,
             weight=send.weight,
-            **self.field.packet_fields(),
+            **(fields | ({} if send.t_sync is None else {"t_sync": send.t_sync})),
         )
         cache = self.validator.cache
         if cache is None:

@@ -22,7 +22,7 @@ from becomingone.sync.stability import StabilityState
 __all__ = ["CellField", "HeardPhase", "SupervisorState"]
 
 _FORMAT = "becomingone.cps"
-_VERSION = 1
+_VERSION = 2  # 2: inbox slots keep the T_sync each packet carried
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +56,8 @@ class CellField:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeardPhase:
-    """One slot of the inbox: the latest phase heard from ``sender`` as (``kind``, ``level``)."""
+    """One slot of the inbox: the latest phase heard from ``sender`` as (``kind``, ``level``),
+    with the T_sync its packet carried (see :mod:`becomingone.sync.mesh`)."""
 
     kind: PacketKind
     level: int
@@ -65,6 +66,7 @@ class HeardPhase:
     weight: float
     timestamp: float
     fresh: bool
+    t_sync: complex = 0j
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +104,7 @@ class SupervisorState:
         slots = [(h.kind, h.level, h.sender) for h in self.inbox]
         if len(set(slots)) != len(slots):
             raise InputError("state", "inbox holds one slot twice")
-        if not all(math.isfinite(h.theta + h.weight + h.timestamp) for h in self.inbox):
+        if not all(_finite_slot(h) for h in self.inbox):
             raise InputError("state", "inbox values must be finite")
 
     def rebooted(self, epoch: int) -> SupervisorState:
@@ -130,6 +132,11 @@ class SupervisorState:
         return state
 
 
+def _finite_slot(h: HeardPhase) -> bool:
+    z = h.t_sync
+    return math.isfinite(h.theta + h.weight + h.timestamp + z.real + z.imag) and abs(z) <= 1.0
+
+
 def _state_json(s: SupervisorState) -> dict[str, Any]:
     v, f = s.validator, s.field
     return {
@@ -144,6 +151,7 @@ def _state_json(s: SupervisorState) -> dict[str, Any]:
         "inbox": [
             {"kind": int(h.kind), "level": h.level, "sender": h.sender, "theta": h.theta}
             | {"weight": h.weight, "timestamp": h.timestamp, "fresh": h.fresh}
+            | {"t_sync_re": h.t_sync.real, "t_sync_im": h.t_sync.imag}
             for h in s.inbox
         ],
         "validator": {
@@ -176,6 +184,7 @@ def _heard_from(r: _codec.Fields) -> HeardPhase:
         weight=r.number("weight"),
         timestamp=r.number("timestamp"),
         fresh=r.flag("fresh"),
+        t_sync=complex(r.number("t_sync_re"), r.number("t_sync_im")),
     )
 
 

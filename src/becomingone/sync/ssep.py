@@ -16,7 +16,10 @@ Everything before the signature is the packet's canonical bytes (:meth:`Packet.t
 ``t_sync`` the cell's complex T_sync (finite, |t_sync| ≤ 1). ``kind``, ``level`` and
 ``weight`` extend the DESIGN field list so one packet type carries a cell's own state (STATE:
 θ = Θ_local, weight 1), an aggregated field going up (UP: θ = arg and weight = |Σ e^{2πiθ}| of
-the group's resultant) and a cluster phase coming down (DOWN).
+the group's resultant) and a cluster phase coming down (DOWN). ``t_sync`` follows the kind
+(mesh synchronisation, :mod:`becomingone.sync.mesh`): STATE carries the sender's own T_sync,
+UP its group's mean T_sync, DOWN the cluster's T_global, with ``weight`` = the number of cells
+behind it.
 
 Version 1 packets (no epoch, no t_sync) are rejected as ``bad_version``: a v1 sender's
 sequence numbers cannot be ordered against v2 epochs, so accepting both would reopen the

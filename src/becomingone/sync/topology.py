@@ -204,3 +204,12 @@ class Plan:
         span = self._span(level)
         start = (self.index // span) * span
         return min(start + span, self.n) - start
+
+    def child_sizes(self, level: int) -> dict[str, int]:
+        """Each child of this cell's level-``level`` group → the number of cells in its
+        level-``level − 1`` group (O(b), no search)."""
+        span = self._span(level)
+        step = self._span(level - 1)
+        start = (self.index // span) * span
+        stop = min(start + span, self.n)
+        return {self.members[i]: min(i + step, stop) - i for i in range(start, stop, step)}
