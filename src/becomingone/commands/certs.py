@@ -46,6 +46,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("name", metavar="NAME", help="node name (the certificate's CN) or server name")
     q.add_argument("--server", action="store_true", help="a server certificate (nats up --tls)")
     q.add_argument(
+        "--admin",
+        action="store_true",
+        help="an admin client certificate: may write the roster (becomingone roster add)",
+    )
+    q.add_argument(
         "--host",
         action="append",
         default=[],
@@ -88,6 +93,7 @@ def _issue(args: argparse.Namespace) -> int:
         certs_dir(args.dir),
         args.name,
         server=args.server,
+        admin=args.admin,
         hosts=args.host,
         days=_days(args.days),
         force=args.force,
