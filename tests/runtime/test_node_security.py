@@ -10,6 +10,7 @@ stopped by pid; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -242,3 +243,25 @@ def test_node_without_certificate_exits_in_one_line(
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in run.stderr
         assert "requires TLS with a client certificate, and none was given" in lines[0]
+
+
+def test_cluster_command_with_tls(tmp_path: Path) -> None:
+    """``cluster --bus nats --tls`` makes a CA and certificates for the run, starts a TLS
+    server that maps certificates to users, and its two node processes lock (SHARED) with
+    nothing rejected; nothing it started is left running."""
+    cli = [sys.executable, "-m", "becomingone.cli", "cluster", "--bus", "nats", "--tls"]
+    flags = ["--nodes", "2", "--duration", "2", "--tick", "50", "--alpha", "0.3", "--json"]
+    run = subprocess.run(
+        [*cli, *flags, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.splitlines()[-1])
+    assert summary["summary"] and summary["band"] == "SHARED" and summary["rejected"] == {}
+    names = {p.stem for p in (tmp_path / "certs").glob("*.crt")}
+    assert names == {"ca", "nats", "observer", "cell-0000", "cell-0001"}
+    assert "verify_and_map: true" in (tmp_path / "nats" / "n1.conf").read_text()
+    logs = (tmp_path / "nodes" / "cell-0000.log").read_text()
+    assert '"summary": true' in logs and '"chain_verified": true' in logs
