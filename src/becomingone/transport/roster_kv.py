@@ -57,6 +57,10 @@ DEV_MODE_WARNING = (
 )
 
 
+class _NoBucket(TransportError):
+    """The roster bucket does not exist."""
+
+
 def roster_bucket(cluster: str) -> str:
     """The KV bucket holding ``cluster``'s roster (``roster_<cluster>``)."""
     name = f"roster_{cluster}"
@@ -148,7 +152,7 @@ class RosterBucket:
         try:
             return work.result()
         except nats.js.errors.BucketNotFoundError:
-            raise TransportError(
+            raise _NoBucket(
                 f"roster {self.bucket}: no such bucket on the servers: an admin creates it "
                 "with `becomingone roster add`"
             ) from None
@@ -156,26 +160,26 @@ class RosterBucket:
             raise TransportError(f"roster {self.bucket}: {what}: {exc or type(exc)}") from exc
 
     async def _kv(self, *, create: bool, replicas: int = 1) -> Any:
-        if not create:
+        """The bucket (created first when ``create`` and it is absent)."""
+        try:
             return await self._guarded(self._js.key_value(self.bucket), "open")
+        except _NoBucket:
+            if not create:
+                raise
         config = api.KeyValueConfig(
             bucket=self.bucket,
             history=HISTORY,
             replicas=replicas,
             description=f"roster of cluster {self.cluster}: node id -> Ed25519 public key (hex)",
         )
-        with contextlib.suppress(TransportError):
-            return await self._guarded(self._js.key_value(self.bucket), "open")
         return await self._guarded(self._js.create_key_value(config), "create")
 
     async def members(self) -> KeyRoster:
         """The roster now (empty when the bucket does not exist yet)."""
         try:
             kv = await self._kv(create=False)
-        except TransportError as exc:
-            if "no such bucket" in str(exc):
-                return KeyRoster()
-            raise
+        except _NoBucket:
+            return KeyRoster()
         entries = await self._guarded(_read_all(kv), "read")
         roster, _ = _apply(KeyRoster(), entries)
         return roster
