@@ -55,9 +55,9 @@ def test_config_maps_roles_to_users(tls_server: NatsServers) -> None:
     text = Path(tls_server.specs[0].config).read_text()
     assert "verify_and_map: true" in text
     assert '"urn:becomingone:role:admin"' in text and '"urn:becomingone:role:node"' in text
-    node_line = next(line for line in text.splitlines() if "role:node" in line)
-    assert "$KV" not in node_line and "STREAM.CREATE" not in node_line
-    assert "STREAM.DELETE" not in node_line and '"ssep.>"' in node_line
+    node = text[text.index('user: "urn:becomingone:role:node"') :]
+    assert "$KV" not in node and "STREAM.CREATE" not in node and "STREAM.DELETE" not in node
+    assert '"ssep.>"' in node and "STREAM.UPDATE" not in node and "PURGE" not in node
 
 
 async def test_admin_writes_nodes_read_and_are_refused(

@@ -165,15 +165,19 @@ def _tls_block(tls: TlsFiles, indent: str, *, verify: str = "verify") -> list[st
 
 def _authorization_block() -> list[str]:
     """The users a certificate maps to (by its role URI) and what each may do."""
-    node = {
-        "publish": {"allow": [*NODE_SUBJECTS, *NODE_JETSTREAM_READ]},
-        "subscribe": {"allow": [*NODE_SUBJECTS, "_INBOX.>"]},
-    }
+    publish = json.dumps([*NODE_SUBJECTS, *NODE_JETSTREAM_READ])
+    subscribe = json.dumps([*NODE_SUBJECTS, "_INBOX.>"])
     return [
         "authorization {",
         "  users: [",
         f"    {{user: {json.dumps(ROLE_URI['admin'])}}}",
-        f"    {{user: {json.dumps(ROLE_URI['node'])}, permissions: {json.dumps(node)}}}",
+        "    {",
+        f"      user: {json.dumps(ROLE_URI['node'])}",
+        "      permissions: {",
+        f"        publish: {{allow: {publish}}}",
+        f"        subscribe: {{allow: {subscribe}}}",
+        "      }",
+        "    }",
         "  ]",
         "}",
     ]
