@@ -265,3 +265,24 @@ def test_cluster_command_with_tls(tmp_path: Path) -> None:
     assert "verify_and_map: true" in (tmp_path / "nats" / "n1.conf").read_text()
     logs = (tmp_path / "nodes" / "cell-0000.log").read_text()
     assert '"summary": true' in logs and '"chain_verified": true' in logs
+
+
+async def test_without_tls_join_writes_the_kv_roster(tmp_path: Path) -> None:
+    """Development mode (no TLS): ``node --join`` without ``--roster`` adds the node to the KV
+    roster itself and warns on stderr that the roster is unprotected; a witness on the KV
+    roster reads the same member."""
+    with NatsServers(tmp_path) as servers:
+        url = servers.urls[0]
+        run = run_node(url, "--name", "a", "--data-dir", str(tmp_path / "a"), "--join")
+        assert run.returncode == 0, run.stderr
+        assert "not protected (development mode)" in run.stderr
+        bucket = await RosterBucket.connect(servers.urls, cluster="local")
+        try:
+            assert await bucket.members() == KeyRoster({"a": public_key(tmp_path / "a")})
+        finally:
+            await bucket.aclose()
+        witness = ["--name", "w", "--kind", "witness", "--data-dir", str(tmp_path / "w")]
+        run = run_node(url, *witness, "--json")
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(run.stdout.splitlines()[-1])
+        assert summary["members"] == 1 and summary["chain_verified"]

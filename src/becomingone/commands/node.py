@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -38,7 +39,7 @@ from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Plan, Topology
-from becomingone.transport.nats import connect_nats
+from becomingone.transport.nats import NatsBus, connect_nats
 from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
 
 __all__ = ["register"]
@@ -126,12 +127,14 @@ def run(args: argparse.Namespace) -> int:
     cell = Cell(config.model_copy(update={"name": name}), data_dir)
     ok = False
     try:
-        connection = _Connection(args, name, tls, roster, cell.key.public_bytes)
+        serve = functools.partial(
+            _serve, args, name=name, tls=tls, roster=roster, public_key=cell.key.public_bytes
+        )
         if args.kind == "witness":
             witness = ClusterWitness(
                 cell, cluster=settings.cluster, roster=roster, max_skew=settings.max_skew
             )
-            last = asyncio.run(connection.serve(witness.run)).copy()
+            last = asyncio.run(serve(witness.run)).copy()
             ticks = None
         else:
             if args.join and isinstance(roster, RosterFile):
@@ -145,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 kind=args.kind,
                 theta=_initial_theta(args.seed, name),
             )
-            last = asyncio.run(connection.serve(node.run)).to_json()
+            last = asyncio.run(serve(node.run)).to_json()
             ticks = node.ticks
     finally:
         ok = cell.verify_chain().ok
@@ -183,71 +186,56 @@ def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
     return CellMember(cell, alone, stream)
 
 
-class _Connection:
-    """The node's bus connection (with its certificate) and, for a KV roster, the join and
-    the watch on that connection."""
-
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        name: str,
-        tls: TlsFiles | None,
-        roster: RosterSource,
-        public_key: bytes,
-    ) -> None:
-        self.args, self.name, self.tls = args, name, tls
-        self.roster, self.public_key = roster, public_key
-
-    async def _join(self) -> None:
-        """``--join`` on a KV roster: add this node on a short connection of its own (the
-        server refuses a node certificate's write at once)."""
-        bucket = await RosterBucket.connect(
-            self.args.bus, cluster=self.roster_cluster, tls=self.tls, name=f"{self.name}-join"
-        )
-        try:
-            await bucket.join(self.name, self.public_key)
-        finally:
-            await bucket.aclose()
-
-    @property
-    def roster_cluster(self) -> str:
-        assert isinstance(self.roster, RosterWatch)
-        return self.roster.cluster
-
-    async def serve(self, runner: Any) -> Any:
-        """Connect, run ``runner(bus, duration=, stop=, on_second=)`` until a signal, close."""
-        args = self.args
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+async def _serve(
+    args: argparse.Namespace,
+    runner: Any,
+    name: str,
+    *,
+    tls: TlsFiles | None,
+    roster: RosterSource,
+    public_key: bytes,
+) -> Any:
+    """Connect (with the node's certificate); on a KV roster join it if asked, then watch it;
+    run ``runner(bus, duration=, stop=, on_second=)`` until a signal; close everything."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        watch = self.roster if isinstance(self.roster, RosterWatch) else None
-        try:
-            if watch is not None and args.join:
-                await self._join()
-            bus = await connect_nats(args.bus, name=self.name, tls=self.tls)
-        except BaseException:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            raise
-        try:
-            if watch is not None:
-                if self.tls is None:
-                    print(f"{self.name}: {DEV_MODE_WARNING}", file=sys.stderr, flush=True)
-                await watch.start(bus)
+            stack.callback(loop.remove_signal_handler, sig)
+        watch = roster if isinstance(roster, RosterWatch) else None
+        if watch is not None and args.join:
+            await _join_kv(args.bus, watch.cluster, name, public_key, tls)
+        bus = await connect_nats(args.bus, name=name, tls=tls)
+        stack.push_async_callback(_close_quietly, bus)
+        if watch is not None:
+            if tls is None:
+                print(f"{name}: {DEV_MODE_WARNING}", file=sys.stderr, flush=True)
+            stack.push_async_callback(watch.aclose)
+            await watch.start(bus)
 
-            def show(status: Any) -> None:
-                doc = status if isinstance(status, dict) else status.to_json()
-                print(json.dumps(doc) if args.json else _line(doc), flush=True)
+        def show(status: Any) -> None:
+            doc = status if isinstance(status, dict) else status.to_json()
+            print(json.dumps(doc) if args.json else _line(doc), flush=True)
 
-            return await runner(bus, duration=args.duration, stop=stop, on_second=show)
-        finally:
-            if watch is not None:
-                await watch.aclose()
-            with contextlib.suppress(Exception):
-                await bus.aclose()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+        return await runner(bus, duration=args.duration, stop=stop, on_second=show)
+
+
+async def _join_kv(
+    urls: str, cluster: str, name: str, public_key: bytes, tls: TlsFiles | None
+) -> None:
+    """``--join`` on a KV roster, on a short connection of its own (the servers refuse a node
+    certificate's write, and the error says so at once)."""
+    bucket = await RosterBucket.connect(urls, cluster=cluster, tls=tls, name=f"{name}-join")
+    try:
+        await bucket.join(name, public_key)
+    finally:
+        await bucket.aclose()
+
+
+async def _close_quietly(bus: NatsBus) -> None:
+    with contextlib.suppress(Exception):
+        await bus.aclose()
 
 
 def _line(doc: dict[str, Any]) -> str:
