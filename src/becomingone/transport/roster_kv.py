@@ -180,7 +180,7 @@ class RosterBucket:
             kv = await self._kv(create=False)
         except _NoBucket:
             return KeyRoster()
-        entries = await self._guarded(_read_all(kv), "read")
+        entries = await self._guarded(_read_all(kv, self.timeout), "read")
         roster, _ = _apply(KeyRoster(), entries)
         return roster
 
@@ -225,12 +225,12 @@ class RosterBucket:
             await self.client.close()
 
 
-async def _read_all(kv: Any) -> list[Any]:
+async def _read_all(kv: Any, timeout: float) -> list[Any]:
     """Every current entry of ``kv`` (one ordered consumer, up to the end-of-init marker)."""
     watcher = await kv.watchall()
     entries = []
     try:
-        while (entry := await watcher.updates(timeout=kv._js._timeout)) is not None:
+        while (entry := await watcher.updates(timeout=timeout)) is not None:
             entries.append(entry)
     finally:
         with contextlib.suppress(Exception):
