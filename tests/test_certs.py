@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from becomingone.certs import (
+    ROLE_URI,
     CertKind,
     TlsFiles,
     init_ca,
@@ -87,6 +89,48 @@ def test_node_certificate_is_a_client_certificate(ca_dir: Path) -> None:
     assert info.kind is CertKind.NODE and info.state == "valid" and info.usage == "clientAuth"
     cert.verify_directly_issued_by(load_certificate(ca_dir / "ca.crt"))
     assert (mode(ca_dir / "node-1.key"), mode(ca_dir / "node-1.crt")) == (0o600, 0o644)
+
+
+def test_client_certificates_carry_their_role(ca_dir: Path) -> None:
+    """A node certificate names the role ``node`` in a URI SAN, an ``--admin`` one ``admin``
+    (what the servers map users by); list shows the admin's kind; both are clients (accepted
+    where a node certificate is); --server with --admin is refused."""
+    issue_certificate(ca_dir, "n1")
+    info = issue_certificate(ca_dir, "boss", admin=True)
+    for name, role in (("n1", "node"), ("boss", "admin")):
+        cert = load_certificate(ca_dir / f"{name}.crt")
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.UniformResourceIdentifier) == [ROLE_URI[role]]
+        assert eku(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+        TlsFiles.named(ca_dir, name).check(kind=CertKind.NODE)
+    assert info.kind is CertKind.ADMIN and info.usage == "clientAuth"
+    assert [i.kind for i in list_certificates(ca_dir) if i.name == "boss"] == [CertKind.ADMIN]
+    with pytest.raises(InputError, match="either --server or --admin"):
+        issue_certificate(ca_dir, "both", server=True, admin=True)
+
+
+def test_a_certificate_without_role_is_refused_before_connecting(ca_dir: Path) -> None:
+    """A client certificate made before roles existed (no role URI) is one InputError telling
+    to reissue it, since the servers would map it to no user."""
+    ca = load_certificate(ca_dir / "ca.crt")
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (ca_dir / "old.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(InputError, match=r"old\.crt carries no role.*--force"):
+        verify_certificate(ca_dir / "old.crt", ca, kind=CertKind.NODE)
 
 
 def test_server_certificate_names_loopback_and_hosts(ca_dir: Path) -> None:

@@ -9,8 +9,14 @@ that is missing, of the wrong kind, expired, or not signed by the cluster CA is 
 Layout of a certificates directory (default ``DATA_DIR/certs``, mode 0700)::
 
     ca.crt, ca.key          the cluster CA (``init``)
-    NAME.crt, NAME.key      a node (clientAuth; CN = NAME) or a server (serverAuth and
-                            clientAuth, for routes; SANs 127.0.0.1, ::1, localhost and hosts)
+    NAME.crt, NAME.key      a node or an admin (clientAuth; CN = NAME) or a server (serverAuth
+                            and clientAuth, for routes; SANs 127.0.0.1, ::1, localhost and hosts)
+
+Roles: a client certificate carries its role as a URI SAN, ``urn:becomingone:role:node`` or
+``urn:becomingone:role:admin`` (:data:`ROLE_URI`). The servers map a client to the NATS user
+named by that URI (``verify_and_map``), and each user has its permissions
+(:mod:`becomingone.transport.natsd`): the role is signed by the CA, so only whoever holds the CA
+key makes an admin.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ __all__ = [
     "CA_DAYS",
     "CA_NAME",
     "NODE_DAYS",
+    "ROLE_URI",
     "CertInfo",
     "CertKind",
     "TlsFiles",
@@ -58,14 +65,19 @@ _ORG = "becomingone"
 _SKEW = dt.timedelta(minutes=5)  # not-before is set this far back (clocks of other machines)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: The URI SAN naming a client certificate's role, per role (the servers' user names).
+ROLE_URI = {"node": "urn:becomingone:role:node", "admin": "urn:becomingone:role:admin"}
 
 
 class CertKind(enum.Enum):
-    """What a certificate may do: sign others, serve TLS (and dial routes), or be a client."""
+    """What a certificate may do: sign others, serve TLS (and dial routes), be a client (a
+    node: reads the roster, talks on the cluster subjects), or be an admin client (writes the
+    roster too)."""
 
     CA = "ca"
     SERVER = "server"
     NODE = "node"
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,6 +282,7 @@ def issue_certificate(
     name: str,
     *,
     server: bool = False,
+    admin: bool = False,
     hosts: Sequence[str] = (),
     days: int = NODE_DAYS,
     force: bool = False,
@@ -278,9 +291,11 @@ def issue_certificate(
     """Issue ``NAME.crt``/``NAME.key`` in ``directory``, signed by its CA.
 
     Valid for ``days`` but never beyond the CA's not-after (a chain fails with its CA).
-    A node certificate (CN = ``name``) is for clients (clientAuth); a ``server`` one serves
-    TLS for 127.0.0.1, ::1, localhost and ``hosts`` (serverAuth) and dials routes to other
-    servers (clientAuth). An existing ``NAME`` is kept unless ``force`` (rotation).
+    A node certificate (CN = ``name``) is for clients (clientAuth, role URI ``node``); an
+    ``admin`` one is a client with the role URI ``admin`` (it may write the roster); a
+    ``server`` one serves TLS for 127.0.0.1, ::1, localhost and ``hosts`` (serverAuth) and
+    dials routes to other servers (clientAuth). An existing ``NAME`` is kept unless ``force``
+    (rotation).
     """
     check_name(name)
     _check_days(days)
@@ -288,6 +303,8 @@ def issue_certificate(
     folder = Path(directory).expanduser().absolute()
     if hosts and not server:
         raise InputError("hosts", "only a --server certificate carries host names")
+    if server and admin:
+        raise InputError("admin", "a certificate is either --server or --admin, not both")
     ca_cert = verify_certificate(_require_ca(folder), None, kind=CertKind.CA, now=when)
     ca_key = _load_key(folder / f"{CA_NAME}.key", ca_cert)
     cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
@@ -319,6 +336,9 @@ def issue_certificate(
     )
     if server:
         builder = builder.add_extension(_san(hosts), critical=False)
+    else:
+        role = x509.UniformResourceIdentifier(ROLE_URI["admin" if admin else "node"])
+        builder = builder.add_extension(x509.SubjectAlternativeName([role]), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     _write_atomic(key_path, _key_pem(key), 0o600)
     _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -381,8 +401,19 @@ def _kind(cert: x509.Certificate) -> tuple[CertKind, str]:
         )
         for oid in eku
     ]
-    kind = CertKind.SERVER if ExtendedKeyUsageOID.SERVER_AUTH in eku else CertKind.NODE
-    return kind, ",".join(names)
+    if ExtendedKeyUsageOID.SERVER_AUTH in eku:
+        return CertKind.SERVER, ",".join(names)
+    return (CertKind.ADMIN if _role(cert) == "admin" else CertKind.NODE), ",".join(names)
+
+
+def _role(cert: x509.Certificate) -> str | None:
+    """The role a client certificate's URI SAN names (``"node"``, ``"admin"``), or ``None``."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return next((role for role, uri in ROLE_URI.items() if uri in uris), None)
 
 
 def _state(cert: x509.Certificate, ca: x509.Certificate | None, now: dt.datetime) -> str:
@@ -439,9 +470,15 @@ def verify_certificate(
         raise InputError(what, f"{file} is not valid before {cert.not_valid_before_utc} UTC")
     if state != "valid":
         raise InputError(what, f"{file} is not signed by the cluster CA")
-    wrong = found is not kind and not (kind is CertKind.NODE and found is CertKind.SERVER)
-    if wrong:
+    client = kind is CertKind.NODE and found in (CertKind.SERVER, CertKind.ADMIN)
+    if found is not kind and not client:
         raise InputError(what, f"{file} is a {found.value} certificate ({usage}), not {kind.value}")
+    if found is CertKind.NODE and _role(cert) is None:
+        raise InputError(
+            what,
+            f"{file} carries no role (issued before roles existed): reissue it with "
+            "`becomingone certs issue NAME --force`",
+        )
     return cert
 
 

@@ -173,3 +173,17 @@ def test_nats_up_tls_bad_input(data_dir: Path, args: list[str], message: str) ->
     up = run_nats("up", *(a.format(data=data_dir) for a in args), "--data-dir", str(data_dir))
     assert up.returncode == 2 and message in up.stderr
     assert len(up.stderr.splitlines()) == 1 and not read_state(data_dir / "nats")
+
+
+def test_issue_admin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """issue --admin makes an admin client certificate (list shows its kind); --admin with
+    --server is one line, exit 2."""
+    folder = str(tmp_path / "certs")
+    certs(capsys, "init", "--dir", folder)
+    status, out, _ = certs(capsys, "issue", "boss", "--admin", "--dir", folder)
+    assert status == 0 and "(admin: clientAuth)" in out
+    status, out, _ = certs(capsys, "list", "--json", "--dir", folder)
+    kinds = {json.loads(line)["name"]: json.loads(line)["kind"] for line in out.splitlines()}
+    assert kinds == {"ca": "ca", "boss": "admin"}
+    status, _, err = certs(capsys, "issue", "x", "--admin", "--server", "--dir", folder)
+    assert status == 2 and err.count("\n") == 1 and "either --server or --admin" in err

@@ -10,7 +10,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze, certs, cluster, config, nats, node, simulate, up, witness
+from becomingone.commands import (
+    analyze,
+    certs,
+    cluster,
+    config,
+    nats,
+    node,
+    roster,
+    simulate,
+    up,
+    witness,
+)
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -25,6 +36,7 @@ COMMANDS: list[Register] = [
     nats.register,
     certs.register,
     node.register,
+    roster.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]

@@ -5,6 +5,11 @@ Rule: start, observe, stop exactly what was started. The servers are
 :class:`~becomingone.runtime.launcher.NodeProcesses` (stopped by pid), the measurement a
 :class:`~becomingone.runtime.observer.ClusterObserver` on its own connection: the rows and
 summary are those of the in-process cluster, computed from what the observer hears.
+
+With ``--tls`` the run makes its own CA in ``<base>/certs`` (a server certificate ``nats``, one
+node certificate per node, one for the observer): the server requires them (mutual TLS), and
+every node connects with ``--certs``. Membership stays the roster file of the launcher (every
+node on this machine).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from becomingone.certs import TlsFiles, init_ca, issue_certificate
 from becomingone.commands.cluster import (
     SPARK,
     SYNC_COLUMNS,
@@ -75,15 +81,32 @@ def run_nats(
         base = args.data_dir
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-nats-")))
-        servers = stack.enter_context(NatsServers(base, servers=1))
-        procs = stack.enter_context(
-            NodeProcesses(base / "nodes", servers.urls, node_flags(args, settings))
-        )
+        flags = node_flags(args, settings)
+        tls = observer = None
+        if args.tls:
+            certs = _make_certs(Path(base) / "certs", args.nodes)
+            tls, observer = TlsFiles.named(certs, "nats"), TlsFiles.named(certs, OBSERVER)
+            flags += ["--certs", str(certs)]
+        servers = stack.enter_context(NatsServers(base, servers=1, tls=tls))
+        procs = stack.enter_context(NodeProcesses(base / "nodes", servers.urls, flags))
         for i in range(args.nodes):
             procs.start(node_name(i))
-        observe = _observe(args, settings, servers.urls, ticks, procs, threshold)
+        observe = _observe(args, settings, servers.urls, ticks, procs, threshold, observer)
         return asyncio.run(observe)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Certificate name of the observer's connection with ``--tls``.
+OBSERVER = "observer"
+
+
+def _make_certs(folder: Path, nodes: int) -> Path:
+    """A CA for this run with the server, observer and node certificates (replacing any)."""
+    init_ca(folder, force=True)
+    issue_certificate(folder, "nats", server=True, force=True)
+    for name in [OBSERVER, *(node_name(i) for i in range(nodes))]:
+        issue_certificate(folder, name, force=True)
+    return folder
 
 
 async def _observe(
@@ -93,8 +116,9 @@ async def _observe(
     ticks: int,
     procs: NodeProcesses,
     threshold: float,
+    tls: TlsFiles | None = None,
 ) -> tuple[ClusterSummary, list[TickReport]]:
-    bus = await connect_nats(urls, name="observer")
+    bus = await connect_nats(urls, name=OBSERVER, tls=tls)
     try:
         ring = settings.topology == "ring"
         obs = ClusterObserver(

@@ -15,6 +15,8 @@ from becomingone.certs import (
     CA_DAYS,
     NODE_DAYS,
     CertInfo,
+    TlsFiles,
+    check_name,
     init_ca,
     issue_certificate,
     list_certificates,
@@ -22,7 +24,7 @@ from becomingone.certs import (
 from becomingone.errors import InputError
 from becomingone.runtime.cell import default_data_dir
 
-__all__ = ["certs_dir", "register"]
+__all__ = ["add_tls_options", "certs_dir", "register", "tls_files"]
 
 
 def certs_dir(value: str | None) -> Path:
@@ -31,6 +33,32 @@ def certs_dir(value: str | None) -> Path:
         raise InputError("--dir", "must not be empty")
     folder = Path(value) if value is not None else default_data_dir() / "certs"
     return folder.expanduser().absolute()
+
+
+def add_tls_options(parser: argparse.ArgumentParser, cert_default: str) -> None:
+    """``--certs DIR`` and ``--cert NAME``: the client certificate of a command that connects
+    to TLS servers (the same two options on every such command)."""
+    parser.add_argument(
+        "--certs",
+        help="certificates directory (ca.crt, NAME.crt, NAME.key as `certs issue` writes them): "
+        "connect with mutual TLS",
+    )
+    parser.add_argument("--cert", help=f"certificate name in --certs (default: {cert_default})")
+
+
+def tls_files(args: argparse.Namespace, default_name: str) -> TlsFiles | None:
+    """The client certificate ``--certs``/``--cert`` name (``None`` without ``--certs``);
+    the files are checked when the connection is made."""
+    if args.certs is None:
+        if args.cert is not None:
+            raise InputError("--cert", "only with --certs DIR")
+        return None
+    name = args.cert if args.cert is not None else default_name
+    try:
+        check_name(name)
+    except InputError as exc:
+        raise InputError("--cert", exc.message) from None
+    return TlsFiles.named(certs_dir(args.certs), name)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +73,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q = inner.add_parser("issue", help="issue NAME.crt and NAME.key signed by the CA")
     q.add_argument("name", metavar="NAME", help="node name (the certificate's CN) or server name")
     q.add_argument("--server", action="store_true", help="a server certificate (nats up --tls)")
+    q.add_argument(
+        "--admin",
+        action="store_true",
+        help="an admin client certificate: may write the roster (becomingone roster add)",
+    )
     q.add_argument(
         "--host",
         action="append",
@@ -88,6 +121,7 @@ def _issue(args: argparse.Namespace) -> int:
         certs_dir(args.dir),
         args.name,
         server=args.server,
+        admin=args.admin,
         hosts=args.host,
         days=_days(args.days),
         force=args.force,

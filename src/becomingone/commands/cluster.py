@@ -66,6 +66,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "`becomingone node` process (a full cell) per cell, and observes them",
     )
     p.add_argument(
+        "--tls",
+        action="store_true",
+        help="with --bus nats: mutual TLS, with a CA and server, node and observer "
+        "certificates made for this run (under --data-dir/certs)",
+    )
+    p.add_argument(
         "--topology",
         choices=["mesh", "hub", "ring", "fractal"],
         help=f"default: cluster.topology ({d.topology})",
@@ -145,6 +151,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--duration", f"must be at most a year of seconds, got {args.duration}")
     if args.plot is not None:
         check_plot_path(args.plot)  # before the run, not after it
+    if args.tls and args.bus != "nats":
+        raise InputError("--tls", "is for --bus nats (the in-process bus has no network)")
     if args.bus == "nats":
         for flag, given in (("--fast", args.fast), ("--loss", args.loss), ("--drift", args.drift)):
             if given:

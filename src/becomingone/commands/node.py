@@ -3,6 +3,11 @@
 Rule: argument checks, then library calls (:mod:`becomingone.runtime.node`) and printing only.
 SIGTERM and SIGINT end the loop; the cell (its chain verified and closed) and the bus are
 closed on the way out.
+
+Membership: without ``--roster`` the node reads the cluster's JetStream KV bucket
+(``roster_<cluster>``) and watches it; ``--roster FILE`` uses a roster file instead (one
+machine). ``--certs DIR [--cert NAME]`` connects with mutual TLS (``--cert`` defaults to the
+node's name).
 """
 
 from __future__ import annotations
@@ -10,27 +15,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import math
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 from numpy.typing import NDArray
 
+from becomingone.certs import TlsFiles
+from becomingone.commands.certs import add_tls_options, tls_files
 from becomingone.commands.cluster import cluster_settings
 from becomingone.config import load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.cell_member import CellMember
-from becomingone.runtime.node import NodeSettings, RosterFile, SupervisedNode
+from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
 from becomingone.runtime.sources import synthetic_phase
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Plan, Topology
-from becomingone.transport.nats import connect_nats
+from becomingone.transport.nats import NatsBus, connect_nats
+from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
 
 __all__ = ["register"]
 
@@ -53,10 +63,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--alpha", type=float, help="CPS phase gain α (default: cluster.alpha)")
     p.add_argument("--beta", type=float, help="PLL frequency gain β (default: cluster.beta)")
     p.add_argument("--branching", type=int, help="fractal branching b")
-    p.add_argument("--roster", type=Path, required=True, help="the cluster's roster file")
     p.add_argument(
-        "--join", action="store_true", help="add this cell's (name, key) to the roster file"
+        "--roster",
+        type=Path,
+        help="a roster file (nodes on one machine); default: the cluster's JetStream KV "
+        "bucket roster_<cluster>, watched live",
     )
+    p.add_argument(
+        "--join",
+        action="store_true",
+        help="add this cell's (name, key) to the roster (a KV roster: refused with TLS unless "
+        "the certificate is an admin's)",
+    )
+    add_tls_options(p, "the node's --name")
     p.add_argument("--data-dir", type=Path, help="the cell's data dir (default ~/.becomingone)")
     p.add_argument("--config", type=Path, help="becomingone.yaml (its cluster: section too)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
@@ -101,18 +120,24 @@ def run(args: argparse.Namespace) -> int:
         peer_timeout=cs.peer_timeout,
         stable_ticks=cs.stable_ticks,
     )
-    roster = RosterFile(args.roster)
+    tls = tls_files(args, name)
+    roster: RosterSource = (
+        RosterFile(args.roster) if args.roster is not None else RosterWatch(settings.cluster)
+    )
     cell = Cell(config.model_copy(update={"name": name}), data_dir)
     ok = False
     try:
+        serve = functools.partial(
+            _serve, args, name=name, tls=tls, roster=roster, public_key=cell.key.public_bytes
+        )
         if args.kind == "witness":
             witness = ClusterWitness(
                 cell, cluster=settings.cluster, roster=roster, max_skew=settings.max_skew
             )
-            last = asyncio.run(_serve(args, witness.run, name)).copy()
+            last = asyncio.run(serve(witness.run)).copy()
             ticks = None
         else:
-            if args.join:
+            if args.join and isinstance(roster, RosterFile):
                 roster.join(name, cell.key.public_bytes)
             node = SupervisedNode(
                 settings,
@@ -123,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 kind=args.kind,
                 theta=_initial_theta(args.seed, name),
             )
-            last = asyncio.run(_serve(args, node.run, name)).to_json()
+            last = asyncio.run(serve(node.run)).to_json()
             ticks = node.ticks
     finally:
         ok = cell.verify_chain().ok
@@ -161,25 +186,56 @@ def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
     return CellMember(cell, alone, stream)
 
 
-async def _serve(args: argparse.Namespace, runner: Any, name: str) -> Any:
-    """Connect, run ``runner(bus, duration=, stop=, on_second=)`` until a signal, close."""
+async def _serve(
+    args: argparse.Namespace,
+    runner: Any,
+    name: str,
+    *,
+    tls: TlsFiles | None,
+    roster: RosterSource,
+    public_key: bytes,
+) -> Any:
+    """Connect (with the node's certificate); on a KV roster join it if asked, then watch it;
+    run ``runner(bus, duration=, stop=, on_second=)`` until a signal; close everything."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    bus = await connect_nats(args.bus, name=name)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            stack.callback(loop.remove_signal_handler, sig)
+        watch = roster if isinstance(roster, RosterWatch) else None
+        if watch is not None and args.join:
+            await _join_kv(args.bus, watch.cluster, name, public_key, tls)
+        bus = await connect_nats(args.bus, name=name, tls=tls)
+        stack.push_async_callback(_close_quietly, bus)
+        if watch is not None:
+            if tls is None:
+                print(f"{name}: {DEV_MODE_WARNING}", file=sys.stderr, flush=True)
+            stack.push_async_callback(watch.aclose)
+            await watch.start(bus)
 
         def show(status: Any) -> None:
             doc = status if isinstance(status, dict) else status.to_json()
             print(json.dumps(doc) if args.json else _line(doc), flush=True)
 
         return await runner(bus, duration=args.duration, stop=stop, on_second=show)
+
+
+async def _join_kv(
+    urls: str, cluster: str, name: str, public_key: bytes, tls: TlsFiles | None
+) -> None:
+    """``--join`` on a KV roster, on a short connection of its own (the servers refuse a node
+    certificate's write, and the error says so at once)."""
+    bucket = await RosterBucket.connect(urls, cluster=cluster, tls=tls, name=f"{name}-join")
+    try:
+        await bucket.join(name, public_key)
     finally:
-        with contextlib.suppress(Exception):
-            await bus.aclose()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        await bucket.aclose()
+
+
+async def _close_quietly(bus: NatsBus) -> None:
+    with contextlib.suppress(Exception):
+        await bus.aclose()
 
 
 def _line(doc: dict[str, Any]) -> str:

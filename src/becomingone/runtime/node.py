@@ -6,8 +6,10 @@ ticks it at the wall clock (processes on one machine, or machines kept in step b
 it; ``cluster.max_skew`` bounds the difference), publishes the packets the topology plan routes
 and one status message. Time is the wall clock in seconds (``time.time()``), never stepped back.
 
-Membership (the :class:`~becomingone.sync.KeyRoster`) comes from a roster file that every node
-of a cluster reads (JSON, written atomically under a lock)::
+Membership (the :class:`~becomingone.sync.KeyRoster`) comes from a :class:`RosterSource`: the
+cluster's JetStream KV bucket (:class:`~becomingone.transport.roster_kv.RosterWatch`, written by
+admins, watched live), or a roster file that every node of a cluster on one machine reads (JSON,
+written atomically under a lock)::
 
     {"members": {"cell-0000": "<64 hex digits: Ed25519 public key>", ...}}
 
@@ -38,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
@@ -53,6 +55,7 @@ __all__ = [
     "NodeSettings",
     "NodeStatus",
     "RosterFile",
+    "RosterSource",
     "SupervisedNode",
     "status_subject",
 ]
@@ -63,12 +66,34 @@ def status_subject(cluster: str, node_id: str) -> str:
     return f"status.{cluster}.{node_id}"
 
 
+class RosterSource(Protocol):
+    """Where a node's membership comes from: read it, and learn cheaply when it changed."""
+
+    @property
+    def where(self) -> str:
+        """Where the roster lives, for messages."""
+        ...
+
+    def changed(self) -> bool:
+        """True the first time and whenever the roster changed since the last call."""
+        ...
+
+    def read(self) -> KeyRoster:
+        """The roster now."""
+        ...
+
+
 class RosterFile:
     """The roster file of a cluster: read, join (locked, atomic), reread when changed."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser().absolute()
         self._stamp: tuple[int, int] | None = None
+
+    @property
+    def where(self) -> str:
+        """The file's path, for messages."""
+        return str(self.path)
 
     def read(self) -> KeyRoster:
         """The roster in the file (empty if the file does not exist yet)."""
@@ -238,7 +263,7 @@ class SupervisedNode:
         member: CellMember | None,
         key: NodeKey,
         epoch: int,
-        roster: RosterFile,
+        roster: RosterSource,
         kind: str = "full",
         theta: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -275,7 +300,9 @@ class SupervisedNode:
         if roster.get(self.node_id) != self.key.public_bytes:
             if self.supervisor is None:
                 raise InputError(
-                    "--roster", f"{self.node_id!r} is not in {self.roster_file.path} with its key"
+                    "--roster",
+                    f"{self.node_id!r} is not in {self.roster_file.where} with its key "
+                    f"{self.key.public_bytes.hex()}",
                 )
             return False  # removed or re-keyed while running: keep the last roster we were in
         members = tuple(roster)

@@ -31,7 +31,7 @@ from typing import Any
 
 from becomingone.errors import ProtocolError
 from becomingone.runtime.cell import Cell
-from becomingone.runtime.node import RosterFile
+from becomingone.runtime.node import RosterSource
 from becomingone.sync.ssep import PacketValidator
 from becomingone.transport.base import Bus
 from becomingone.witnessing.record import Level
@@ -50,7 +50,7 @@ class ClusterWitness:
         cell: Cell,
         *,
         cluster: str,
-        roster: RosterFile,
+        roster: RosterSource,
         max_skew: float,
         window: float = 1.0,
         clock: Callable[[], float] = time.time,

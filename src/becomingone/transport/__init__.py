@@ -14,6 +14,7 @@ from becomingone.transport.jetstream import (
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
 from becomingone.transport.nats import NatsBus, NatsSubscription, connect_nats
 from becomingone.transport.natsd import NatsServers, find_nats_server
+from becomingone.transport.roster_kv import RosterBucket, RosterWatch, roster_bucket
 
 __all__ = [
     "Bus",
@@ -27,7 +28,10 @@ __all__ = [
     "NatsBus",
     "NatsServers",
     "NatsSubscription",
+    "RosterBucket",
+    "RosterWatch",
     "Subscription",
     "connect_nats",
     "find_nats_server",
+    "roster_bucket",
 ]

@@ -35,6 +35,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import re
+import ssl
 import struct
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
@@ -45,6 +46,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
+from becomingone.certs import TlsFiles
 from becomingone.errors import BecomingOneError, CasConflict, InputError, StorageError
 from becomingone.memory._checks import (
     check_bytes,
@@ -118,14 +120,31 @@ class JetStreamConnection:
     timeout
         Seconds a JetStream request may take; every blocking call waits at most this plus one
         second. The 0.5–5 s range suits loopback and a LAN.
+    tls
+        For servers started with TLS: a client context, or the files to build one from
+        (:meth:`~becomingone.certs.TlsFiles.named`, checked before connecting; an ``admin``
+        certificate to write buckets, since a ``node`` one may only read JetStream).
 
     Several adapters may share one connection; an adapter given URLs opens (and closes) its own.
     ``js`` is the ``nats-py`` JetStream context, for administration outside the protocols.
     """
 
-    def __init__(self, servers: str | Sequence[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        servers: str | Sequence[str],
+        *,
+        timeout: float = 5.0,
+        tls: ssl.SSLContext | TlsFiles | None = None,
+    ) -> None:
         urls = _servers(servers)
         self.timeout = _check_timeout(timeout)
+        if isinstance(tls, TlsFiles):
+            tls = tls.client_context()
+        elif tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise InputError(
+                "tls", f"must be an ssl.SSLContext or TlsFiles, got {type(tls).__name__}"
+            )
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="becomingone-jetstream", daemon=True
@@ -150,6 +169,7 @@ class JetStreamConnection:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
             error_cb=quiet,
+            tls=self._tls,
         )
 
     def run(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:

@@ -41,7 +41,7 @@ import logging
 import math
 import ssl
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import nats
@@ -121,6 +121,17 @@ class NatsBus:
         self._subs: set[NatsSubscription] = set()
         self._last_error: Exception | None = None  # what a failed first connect really hit
         self._connecting = False
+        self._error_callbacks: list[Callable[[Exception], None]] = []
+
+    @property
+    def client(self) -> Client:
+        """The ``nats-py`` client of this connection (JetStream on the same connection)."""
+        return self._nc
+
+    def on_error(self, callback: Callable[[Exception], None]) -> None:
+        """Also hand every asynchronous error the connection reports (a server's permission
+        violation, for one) to ``callback``."""
+        self._error_callbacks.append(callback)
 
     @property
     def closed(self) -> bool:
@@ -189,6 +200,8 @@ class NatsBus:
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
+        for callback in self._error_callbacks:
+            callback(exc)
         if self._connecting and isinstance(exc, ssl.SSLError):
             self.stats["errors"] += 1
             raise exc  # a certificate that failed verification fails again: stop retrying
@@ -291,6 +304,11 @@ _TLS_REASONS = {
 def _connect_failure(urls: Sequence[str], exc: BaseException, *, tls: bool) -> str:
     """One line saying why a first connect failed (naming TLS when the handshake was refused)."""
     where = ", ".join(urls)
+    if isinstance(exc, ssl.SSLError) and not tls:
+        return (
+            f"cannot connect to {where}: the server requires TLS with a client certificate, "
+            f"and none was given ({exc.reason or exc})"
+        )
     if isinstance(exc, ssl.SSLError):
         reason = str(exc.reason or exc)
         meaning = next((text for key, text in _TLS_REASONS.items() if key in reason), "")

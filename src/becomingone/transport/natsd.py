@@ -12,6 +12,14 @@ and a client certificate signed by the cluster CA, for clients and for routes be
 alike; its URLs are ``tls://``, and readiness is read from the monitoring port (``/healthz``)
 because a plain TCP probe of a TLS port makes the server log a handshake error.
 
+Who may do what (with TLS): the client port maps each client certificate to a NATS user by
+its role URI (``verify_and_map``; :data:`~becomingone.certs.ROLE_URI`). ``admin`` may do
+anything; ``node`` may publish and subscribe on the cluster subjects (:data:`NODE_SUBJECTS`) and
+only *read* JetStream (stream info, consumers, direct and message gets): it cannot write a KV
+bucket, so the roster (``roster_<cluster>``) is written by admins only. A certificate without a
+role maps to no user and is refused. Without TLS there are no users: anyone who reaches a
+server may do anything (development on one machine).
+
 Layout of ``DATA_DIR/nats/``::
 
     state.json          what is running (written after every server is ready)
@@ -35,11 +43,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from becomingone.certs import CertKind, TlsFiles
+from becomingone.certs import ROLE_URI, CertKind, TlsFiles
 from becomingone.errors import InputError, StorageError, TransportError
 
 __all__ = [
     "MAX_SERVERS",
+    "NODE_JETSTREAM_READ",
+    "NODE_SUBJECTS",
     "STATE_FILE",
     "TLS_TIMEOUT",
     "NatsServers",
@@ -63,6 +73,24 @@ _PORT_ATTEMPTS = 3  # starts with fresh ports when another program took one in b
 #: Seconds a server gives a TLS handshake (client or route) before closing the connection.
 TLS_TIMEOUT = 2.0
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+#: Subjects a node certificate may publish and subscribe to: the cluster's SSEP packets and
+#: status messages (``ssep.<cluster>.<node>``, ``status.<cluster>.<node>``).
+NODE_SUBJECTS = ("ssep.>", "status.>")
+#: JetStream API subjects a node may publish to: reading only (stream info, ordered consumers
+#: for KV watches, direct and message gets, flow-control replies). No ``$KV.>`` and no
+#: stream create/update/delete/purge: a node cannot change a bucket.
+NODE_JETSTREAM_READ = (
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.*",
+    "$JS.API.CONSUMER.CREATE.*",
+    "$JS.API.CONSUMER.CREATE.*.>",
+    "$JS.API.CONSUMER.INFO.*.*",
+    "$JS.API.CONSUMER.DELETE.*.*",
+    "$JS.API.DIRECT.GET.*",
+    "$JS.API.DIRECT.GET.*.>",
+    "$JS.API.STREAM.MSG.GET.*",
+    "$JS.FC.>",
+)
 
 
 def find_nats_server() -> Path:
@@ -121,16 +149,37 @@ def _free_ports(count: int) -> list[int]:
         return [int(s.getsockname()[1]) for s in socks]
 
 
-def _tls_block(tls: TlsFiles, indent: str) -> list[str]:
-    """A ``tls {}`` block requiring a client certificate signed by the cluster CA."""
+def _tls_block(tls: TlsFiles, indent: str, *, verify: str = "verify") -> list[str]:
+    """A ``tls {}`` block requiring a client certificate signed by the cluster CA
+    (``verify="verify_and_map"`` also maps it to a user by its role URI)."""
     return [
         f"{indent}tls {{",
         f"{indent}  cert_file: {json.dumps(str(tls.cert))}",
         f"{indent}  key_file: {json.dumps(str(tls.key))}",
         f"{indent}  ca_file: {json.dumps(str(tls.ca))}",
-        f"{indent}  verify: true",
+        f"{indent}  {verify}: true",
         f"{indent}  timeout: {TLS_TIMEOUT:g}",
         f"{indent}}}",
+    ]
+
+
+def _authorization_block() -> list[str]:
+    """The users a certificate maps to (by its role URI) and what each may do."""
+    publish = json.dumps([*NODE_SUBJECTS, *NODE_JETSTREAM_READ])
+    subscribe = json.dumps([*NODE_SUBJECTS, "_INBOX.>"])
+    return [
+        "authorization {",
+        "  users: [",
+        f"    {{user: {json.dumps(ROLE_URI['admin'])}}}",
+        "    {",
+        f"      user: {json.dumps(ROLE_URI['node'])}",
+        "      permissions: {",
+        f"        publish: {{allow: {publish}}}",
+        f"        subscribe: {{allow: {subscribe}}}",
+        "      }",
+        "    }",
+        "  ]",
+        "}",
     ]
 
 
@@ -147,7 +196,7 @@ def _config_text(spec: ServerSpec, routes: list[str], tls: TlsFiles | None = Non
         "}",
     ]
     if tls is not None:
-        lines += _tls_block(tls, "")
+        lines += _tls_block(tls, "", verify="verify_and_map") + _authorization_block()
     if spec.cluster_port is not None:
         lines += [
             "cluster {",
