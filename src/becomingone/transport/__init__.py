@@ -14,6 +14,7 @@ from becomingone.transport.jetstream import (
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
 from becomingone.transport.nats import NatsBus, NatsSubscription, connect_nats
 from becomingone.transport.natsd import NatsServers, find_nats_server
+from becomingone.transport.natsleaf import LeafLink, LeafServer
 
 __all__ = [
     "Bus",
@@ -21,6 +22,8 @@ __all__ = [
     "JetStreamCasRecord",
     "JetStreamConnection",
     "JetStreamProtocolState",
+    "LeafLink",
+    "LeafServer",
     "MemoryBus",
     "MemoryConnection",
     "MemorySubscription",

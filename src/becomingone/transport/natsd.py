@@ -12,6 +12,11 @@ and a client certificate signed by the cluster CA, for clients and for routes be
 alike; its URLs are ``tls://``, and readiness is read from the monitoring port (``/healthz``)
 because a plain TCP probe of a TLS port makes the server log a handshake error.
 
+Every server also listens for leaf nodes (``leafnodes { listen }``, loopback, a free port,
+TLS with client certificates like the client port when ``tls``): a relay
+(:mod:`becomingone.transport.natsleaf`) links a site's own server to the cluster there. Its URL,
+``nats-leaf://127.0.0.1:PORT``, is :attr:`ServerSpec.leaf_url` and is kept in the state file.
+
 Layout of ``DATA_DIR/nats/``::
 
     state.json          what is running (written after every server is ready)
@@ -91,11 +96,18 @@ class ServerSpec:
     store_dir: str
     pid: int = 0
     tls: bool = False
+    leaf_port: int | None = None
 
     @property
     def url(self) -> str:
         """The client URL, ``nats://127.0.0.1:PORT`` (``tls://`` when TLS is required)."""
         return f"{'tls' if self.tls else 'nats'}://{_HOST}:{self.port}"
+
+    @property
+    def leaf_url(self) -> str | None:
+        """The leafnode URL a relay links to, ``nats-leaf://127.0.0.1:PORT`` (None: no
+        leafnode listener, a state file written before there was one)."""
+        return None if self.leaf_port is None else f"nats-leaf://{_HOST}:{self.leaf_port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +118,7 @@ class ServerStatus:
     pid: int
     url: str
     state: str  # "running", "stale" (pid gone or another program), "unreachable"
+    leaf_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -148,6 +161,13 @@ def _config_text(spec: ServerSpec, routes: list[str], tls: TlsFiles | None = Non
     ]
     if tls is not None:
         lines += _tls_block(tls, "")
+    if spec.leaf_port is not None:
+        lines += [
+            "leafnodes {",
+            f"  listen: {json.dumps(f'{_HOST}:{spec.leaf_port}')}",
+            *(_tls_block(tls, "  ") if tls is not None else []),
+            "}",
+        ]
     if spec.cluster_port is not None:
         lines += [
             "cluster {",
@@ -266,6 +286,11 @@ class NatsServers:
         return [spec.url for spec in self.specs]
 
     @property
+    def leaf_urls(self) -> list[str]:
+        """Leafnode URLs of the started servers (where relays link), in start order."""
+        return [spec.leaf_url for spec in self.specs if spec.leaf_url is not None]
+
+    @property
     def pids(self) -> list[int]:
         """Process ids of the started servers."""
         return [spec.pid for spec in self.specs]
@@ -318,9 +343,10 @@ class NatsServers:
 
     def _write_configs(self) -> list[ServerSpec]:
         names = [f"n{i + 1}" for i in range(self.count)]
-        free = _free_ports(3 * self.count)
+        free = _free_ports(4 * self.count)
         ports, monitor = free[: self.count], free[self.count : 2 * self.count]
-        cluster: list[int | None] = list(free[2 * self.count :]) if self.count > 1 else []
+        leaf = free[2 * self.count : 3 * self.count]
+        cluster: list[int | None] = list(free[3 * self.count :]) if self.count > 1 else []
         cluster += [None] * (self.count - len(cluster))
         specs = [
             ServerSpec(
@@ -332,8 +358,9 @@ class NatsServers:
                 log=str(self.dir / f"{name}.log"),
                 store_dir=str(self.dir / "jetstream" / name),
                 tls=self.tls is not None,
+                leaf_port=lport,
             )
-            for name, port, cport, mport in zip(names, ports, cluster, monitor)
+            for name, port, cport, mport, lport in zip(names, ports, cluster, monitor, leaf)
         ]
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -410,7 +437,10 @@ class NatsServers:
 
 
 def _write_state(directory: Path, specs: list[ServerSpec]) -> None:
-    state = {"version": 1, "servers": [{**asdict(spec), "url": spec.url} for spec in specs]}
+    state = {
+        "version": 1,
+        "servers": [{**asdict(spec), "url": spec.url, "leaf_url": spec.leaf_url} for spec in specs],
+    }
     tmp = directory / (STATE_FILE + ".tmp")
     try:
         tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -469,7 +499,11 @@ def server_status(directory: str | os.PathLike[str]) -> list[ServerStatus]:
             state = "running"
         else:
             state = "unreachable"
-        out.append(ServerStatus(name=spec.name, pid=spec.pid, url=spec.url, state=state))
+        out.append(
+            ServerStatus(
+                name=spec.name, pid=spec.pid, url=spec.url, state=state, leaf_url=spec.leaf_url
+            )
+        )
     return out
 
 
