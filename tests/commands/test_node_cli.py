@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
 @pytest.mark.parametrize(
     ("extra", "flag"),
     [
-        (["--kind", "relay"], "--kind"),
+        (["--kind", "relay"], "--roster"),
         (["--kind", "witness", "--join"], "--join"),
         (["--name", "bad name"], "--name"),
         (["--tick", "0"], "--tick"),
@@ -52,6 +52,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: st
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0], done.stderr
+
+
+def test_roster_is_required_for_a_member(tmp_path: Path) -> None:
+    """A full node without --roster exits 2 naming --roster; a relay with a URL that is not a
+    leafnode URL exits 2 naming --bus (nothing started)."""
+    done = run("node", "--bus", "nats://127.0.0.1:1", "--data-dir", str(tmp_path / "n"))
+    assert done.returncode == 2 and "--roster" in done.stderr, done.stderr
+    done = run("node", "--kind", "relay", "--bus", "http://h:1", "--data-dir", str(tmp_path / "r"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--bus" in lines[0], done.stderr
 
 
 def test_unknown_name_without_join_is_refused(tmp_path: Path, server: NatsServers) -> None:

@@ -2,7 +2,8 @@
 
 Rule: argument checks, then library calls (:mod:`becomingone.runtime.node`) and printing only.
 SIGTERM and SIGINT end the loop; the cell (its chain verified and closed) and the bus are
-closed on the way out.
+closed on the way out. A relay (``--kind relay``) has no cell: it locks its data dir, runs its
+site's leaf server (:mod:`becomingone.runtime.relay`) and stops it by pid on the way out.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from becomingone.config import load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.datadir import DataDirLock
 from becomingone.runtime.node import NodeSettings, RosterFile, SupervisedNode
+from becomingone.runtime.relay import Relay
 from becomingone.runtime.sources import synthetic_phase
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Plan, Topology
 from becomingone.transport.nats import connect_nats
+from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 
 __all__ = ["register"]
 
@@ -38,22 +42,27 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``node`` subcommand."""
     p = sub.add_parser("node", help="run one cell in this process on a NATS bus")
-    p.add_argument("--bus", required=True, help="NATS server URLs: nats://HOST:PORT[,...]")
+    p.add_argument(
+        "--bus",
+        required=True,
+        help="NATS server URLs: nats://HOST:PORT[,...]; for a relay the cluster's leafnode "
+        "URLs, nats-leaf://HOST:PORT[,...] (shown by `nats status`)",
+    )
     p.add_argument("--name", help="node id (default: the data dir's folder name)")
     p.add_argument(
         "--kind",
         default="full",
         choices=["full", "light", "witness", "relay"],
-        help="full: Master + Emissary + Sync + CPS on a stream; light: the CPS only (no "
-        "stream); witness: no engine, verifies every packet and keeps a signed log "
-        "(relay: not yet)",
+        help="full: Master + Emissary + Sync + CPS on a stream; light: Emissary + CPS on a "
+        "stream; witness: no engine, verifies every packet and keeps a signed log; relay: a "
+        "NATS leaf node bridging a site into the cluster (prints the site's URL)",
     )
     p.add_argument("--topology", choices=["mesh", "hub", "ring", "fractal"])
     p.add_argument("--tick", type=float, help="tick period in ms (default: cluster.tick)")
     p.add_argument("--alpha", type=float, help="CPS phase gain α (default: cluster.alpha)")
     p.add_argument("--beta", type=float, help="PLL frequency gain β (default: cluster.beta)")
     p.add_argument("--branching", type=int, help="fractal branching b")
-    p.add_argument("--roster", type=Path, required=True, help="the cluster's roster file")
+    p.add_argument("--roster", type=Path, help="the cluster's roster file (not for a relay)")
     p.add_argument(
         "--join", action="store_true", help="add this cell's (name, key) to the roster file"
     )
@@ -67,7 +76,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     if args.kind == "relay":
-        raise InputError("--kind", "relay (a NATS leaf node) is not available yet; use full")
+        for flag, given in (("--join", args.join), ("--roster", args.roster)):
+            if given:
+                raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
+    elif args.roster is None:
+        raise InputError("--roster", "is required: the cluster's roster file")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick"):
@@ -101,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         peer_timeout=cs.peer_timeout,
         stable_ticks=cs.stable_ticks,
     )
+    if args.kind == "relay":
+        return _run_relay(args, cs.name, data_dir, name)
     roster = RosterFile(args.roster)
     cell = Cell(config.model_copy(update={"name": name}), data_dir)
     ok = False
@@ -161,13 +176,34 @@ def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
     return CellMember(cell, alone, stream)
 
 
-async def _serve(args: argparse.Namespace, runner: Any, name: str) -> Any:
-    """Connect, run ``runner(bus, duration=, stop=, on_second=)`` until a signal, close."""
+def _run_relay(args: argparse.Namespace, cluster: str, data_dir: Path, name: str) -> int:
+    """Lock the data dir, start the site's leaf server, report the link until a signal, stop
+    the leaf server by pid (exit 0 once it is stopped)."""
+    remotes = parse_leaf_urls(args.bus)
+    lock = DataDirLock.acquire(data_dir)
+    leaf = LeafServer(data_dir / "leaf", remotes, name=name)
+    try:
+        leaf.start()
+        relay = Relay(name, cluster=cluster, leaf=leaf)
+        last = asyncio.run(_serve(args, relay.run, name, urls=leaf.url)).to_json()
+    finally:
+        leaf.stop()
+        lock.release()
+    if args.json:
+        print(json.dumps({"summary": True, **last, "stopped": True}))
+    else:
+        print(f"stopped {_line(last)}  leaf server stopped", flush=True)
+    return 0
+
+
+async def _serve(args: argparse.Namespace, runner: Any, name: str, urls: str | None = None) -> Any:
+    """Connect (to ``urls``, default ``--bus``), run ``runner(bus, duration=, stop=,
+    on_second=)`` until a signal, close."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    bus = await connect_nats(args.bus, name=name)
+    bus = await connect_nats(urls or args.bus, name=name)
     try:
 
         def show(status: Any) -> None:
@@ -185,6 +221,14 @@ async def _serve(args: argparse.Namespace, runner: Any, name: str) -> Any:
 def _line(doc: dict[str, Any]) -> str:
     """One status as a plain line (nodes and witnesses). ``θ@sec`` is the phase carried back
     to the last whole second of the wall clock, so lines of different processes compare."""
+    if doc["kind"] == "relay":
+        link = doc["link"]
+        state = f"up to {link['hub']} rtt {link['rtt']}" if link["up"] else "DOWN"
+        return (
+            f"{doc['node']} (relay)  site {doc['url']}  link {state}  "
+            f"in {link['in_msgs']} msgs  out {link['out_msgs']} msgs  "
+            f"links {doc['links']}  restarts {doc['restarts']}"
+        )
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(doc["rejected"].items())) or "none"
     if doc["kind"] == "witness":
         return (

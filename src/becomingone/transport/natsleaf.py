@@ -141,6 +141,7 @@ class LeafServer:
 
     :meth:`start` returns once the site's clients can connect (the link may come later, and is
     re-established by the server whenever it drops); :attr:`url` is the site's client URL.
+    After :meth:`stop`, :meth:`start` runs the server again on the same ports.
     """
 
     def __init__(
@@ -213,7 +214,8 @@ class LeafServer:
         if self._proc is not None:
             raise TransportError(f"leaf server of {self.dir} already started by this object")
         binary = find_nats_server()
-        self.port, self.monitor_port = _free_ports(2)
+        if not self.port:  # a restart keeps its ports, so the site's URL stays valid
+            self.port, self.monitor_port = _free_ports(2)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.config.write_text(self.config_text())
