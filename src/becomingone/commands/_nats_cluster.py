@@ -1,7 +1,8 @@
-"""``becomingone cluster --bus nats``: a nats-server, N node processes and an observer.
+"""``becomingone cluster --bus nats``: nats-servers, N node processes and an observer.
 
 Rule: start, observe, stop exactly what was started. The servers are
-:class:`~becomingone.transport.natsd.NatsServers`, the nodes
+:class:`~becomingone.transport.natsd.NatsServers` (``--servers``: 1, or a routed cluster; node
+``i`` connects first to server ``i mod servers``), the nodes
 :class:`~becomingone.runtime.launcher.NodeProcesses` (stopped by pid), the measurement a
 :class:`~becomingone.runtime.observer.ClusterObserver` on its own connection: the rows and
 summary are those of the in-process cluster, computed from what the observer hears.
@@ -63,17 +64,18 @@ def node_flags(args: argparse.Namespace, settings: ClusterConfig) -> list[str]:
 def run_nats(
     args: argparse.Namespace, settings: ClusterConfig, ticks: int
 ) -> tuple[ClusterSummary, list[TickReport]]:
-    """Start a server and ``args.nodes`` node processes, observe ``ticks`` ticks, stop all."""
+    """Start ``args.servers`` servers and ``args.nodes`` node processes spread over them,
+    observe ``ticks`` ticks, stop all."""
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-nats-")))
-        servers = stack.enter_context(NatsServers(base, servers=1))
+        servers = stack.enter_context(NatsServers(base, servers=args.servers))
         procs = stack.enter_context(
             NodeProcesses(base / "nodes", servers.urls, node_flags(args, settings))
         )
         for i in range(args.nodes):
-            procs.start(node_name(i))
+            procs.start(node_name(i), server=i)
         return asyncio.run(_observe(args, settings, servers.urls, ticks, procs))
     raise AssertionError("unreachable")  # pragma: no cover
 
