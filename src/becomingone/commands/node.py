@@ -18,21 +18,18 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from numpy.typing import NDArray
-
 from becomingone.commands.cluster import cluster_settings
 from becomingone.config import load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
-from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.datadir import DataDirLock
 from becomingone.runtime.node import NodeSettings, RosterFile, SupervisedNode
+from becomingone.runtime.node_feed import node_member
 from becomingone.runtime.relay import Relay
-from becomingone.runtime.sources import synthetic_phase
+from becomingone.runtime.sources import open_source
 from becomingone.runtime.witness_node import ClusterWitness
-from becomingone.sync import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN
-from becomingone.sync.topology import Plan, Topology
+from becomingone.sync.topology import Topology
 from becomingone.transport.nats import connect_nats
 from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 
@@ -68,13 +65,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--data-dir", type=Path, help="the cell's data dir (default ~/.becomingone)")
     p.add_argument("--config", type=Path, help="becomingone.yaml (its cluster: section too)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
+    p.add_argument(
+        "--source",
+        help="what the engine reads (full, light): synthetic, csv:PATH, stdin or text:PATH, as "
+        "`becomingone up --source`; files are played in real time. Default: the node's own "
+        "synthetic rhythm (its offset and jitter from --seed and the name)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the node's synthetic rhythm")
     p.add_argument("--duration", type=float, help="seconds to run (default: until a signal)")
     p.add_argument("--json", action="store_true", help="one JSON status line per second")
     p.set_defaults(handler=run)
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.kind in ("relay", "witness") and args.source is not None:
+        raise InputError("--source", f"a {args.kind} has no engine to feed; drop --source")
     if args.kind == "relay":
         for flag, given in (("--join", args.join), ("--roster", args.roster)):
             if given:
@@ -117,7 +122,12 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "relay":
         return _run_relay(args, cs.name, data_dir, name)
     roster = RosterFile(args.roster)
-    cell = Cell(config.model_copy(update={"name": name}), data_dir)
+    source = None
+    if args.source is not None:
+        flush = config.memory.flush_interval
+        source = open_source(args.source, dt=config.kairos.step, flush_interval=flush)
+    channels = source.channels if source and source.channels != config.kairos.channels else None
+    cell = Cell(config.model_copy(update={"name": name}), data_dir, channels=channels)
     ok = False
     try:
         if args.kind == "witness":
@@ -129,9 +139,24 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.join:
                 roster.join(name, cell.key.public_bytes)
+            if args.source == "synthetic":  # the shared rhythm continues from the cell's count
+                source = open_source(
+                    "synthetic",
+                    dt=cell.dt,
+                    flush_interval=config.memory.flush_interval,
+                    start=cell.samples,
+                )
+            member = node_member(
+                args.kind,
+                cell,
+                topology=settings.topology,
+                cluster=settings.cluster,
+                seed=args.seed,
+                source=source,
+            )
             node = SupervisedNode(
                 settings,
-                member=_member(cell, settings, args.seed) if args.kind == "full" else None,
+                member=member,
                 key=cell.key,
                 epoch=cell.boot_epoch(),
                 roster=roster,
@@ -155,25 +180,6 @@ def _initial_theta(seed: int, name: str) -> float:
     in-process cluster's phases, reproducible per node)."""
     digest = hashlib.sha256(f"theta:{seed}:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 - 0.5
-
-
-def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
-    """The cell fed by its own synthetic stream, with a single-member supervisor replaced on the
-    first roster read (the cell's key signs from the start)."""
-    cell_seed = int.from_bytes(hashlib.sha256(f"{seed}:{settings.name}".encode()).digest()[:4])
-    offset = cell_seed % 600
-    dt = cell.dt
-
-    def stream(start: int, count: int) -> NDArray[Any]:
-        return synthetic_phase(offset + start, count, dt=dt, seed=cell_seed)
-
-    alone = PhaseSupervisor(
-        key=cell.key,
-        plan=Plan(topology=settings.topology, members=(settings.name,), index=0),
-        keys={settings.name: cell.key.public_bytes},
-        cluster=settings.cluster,
-    )
-    return CellMember(cell, alone, stream)
 
 
 def _run_relay(args: argparse.Namespace, cluster: str, data_dir: Path, name: str) -> int:

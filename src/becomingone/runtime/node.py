@@ -42,6 +42,7 @@ from typing import Any
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.node_feed import FedMember
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.stability import read_cluster
@@ -132,7 +133,8 @@ class NodeStatus:
     ``members`` is the roster's size, ``heard`` how many of the peers its plan expects it
     heard within the peer timeout, ``c_seen`` C_cluster over its own phase and every phase it
     heard within the timeout (any packet kind, carried to ``time`` with its frequency), and
-    ``accepted`` and ``rejected`` its validator's counts.
+    ``accepted`` and ``rejected`` its validator's counts; ``samples`` how many samples its
+    engine has read (a full cell: over its whole life; a light node: since it started).
     """
 
     node: str
@@ -148,6 +150,7 @@ class NodeStatus:
     c_seen: float
     accepted: int
     rejected: Mapping[str, int] = field(default_factory=dict)
+    samples: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -165,6 +168,7 @@ class NodeStatus:
             "c_seen": self.c_seen,
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
+            "samples": self.samples,
         }
 
     @classmethod
@@ -186,6 +190,7 @@ class NodeStatus:
                 c_seen=float(doc["c_seen"]),
                 accepted=int(doc["accepted"]),
                 rejected={str(k): int(v) for k, v in dict(doc["rejected"]).items()},
+                samples=int(doc.get("samples", 0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -211,8 +216,10 @@ class NodeSettings:
 
 
 class SupervisedNode:
-    """One process's cell: a :class:`PhaseSupervisor` (and, for a full node, the
-    :class:`CellMember` feeding it) on a bus, over the roster file's membership.
+    """One process's cell: a :class:`PhaseSupervisor` (and the engine feeding its field: a
+    full cell's :class:`CellMember` on its own synthetic stream, or a
+    :class:`~becomingone.runtime.node_feed.FedMember` on a source — a full cell or a light
+    node's Emissary) on a bus, over the roster file's membership.
 
     ``member`` is ``None`` for a node without an engine of its own (its field stays at rest);
     ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch.
@@ -222,7 +229,7 @@ class SupervisedNode:
         self,
         settings: NodeSettings,
         *,
-        member: CellMember | None,
+        member: CellMember | FedMember | None,
         key: NodeKey,
         epoch: int,
         roster: RosterFile,
@@ -330,6 +337,7 @@ class SupervisedNode:
             c_seen=_c_seen(sup, now),
             accepted=sup.validator.accepted,
             rejected=sup.rejected,
+            samples=_samples(self.member),
         )
 
     async def run(
@@ -365,7 +373,16 @@ class SupervisedNode:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
         with contextlib.suppress(Exception):
             await inbox.unsubscribe()
+        if isinstance(self.member, FedMember):
+            await self.member.aclose()
         return status
+
+
+def _samples(member: CellMember | FedMember | None) -> int:
+    """Samples the node's engine has read (0 without one)."""
+    if isinstance(member, CellMember):
+        return member.cell.samples
+    return 0 if member is None else member.samples
 
 
 def _heard(sup: PhaseSupervisor, now: float) -> int:
