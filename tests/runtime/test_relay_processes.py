@@ -135,3 +135,50 @@ async def test_relay_restarts_its_leaf_server_on_the_same_url(
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 0 and gone(int(doc["pid"]))  # type: ignore[call-overload]
+
+
+async def test_a_site_is_one_fractal_field_behind_its_relay(
+    tmp_path: Path, relay: tuple[NatsServers, subprocess.Popen[str], dict[str, object]]
+) -> None:
+    """Fractal topology, b = 2: cells a-0, a-1 behind the relay and b-0, b-1 on the cluster
+    (names sort the site into one local field). All four lock (SHARED, each hears the peers
+    its plan expects), and per tick only the group heads' packets cross the link: b-0's
+    resultant up to a-0 (in) and a-0's phase down to b-0 (out), besides the two site cells'
+    status messages to the observer (out) — not the 4 + 4 packets a mesh would send."""
+    servers, proc, first = relay
+    flags = ["--topology", "fractal", "--branching", "2", "--tick", "50", "--alpha", "0.3"]
+    on_hub = NodeProcesses(tmp_path / "nodes", servers.urls, flags)
+    at_site = NodeProcesses(tmp_path / "nodes", [str(first["url"])], flags)
+    bus, obs = await observe(servers.urls)
+    try:
+        watch = await bus.subscribe(relay_subject("local", "site-a"))
+        for name in ("a-0", "a-1"):
+            at_site.start(name)
+        for name in ("b-0", "b-1"):
+            on_hub.start(name)
+        expect = {"a-0": 2, "a-1": 1, "b-0": 2, "b-1": 1}  # heads hear their children + parent
+        await until(
+            obs,
+            lambda: (
+                {n: s.heard for n, s in obs.latest.items()} == expect
+                and obs.history[-1].band.value == "SHARED"
+            ),
+            60,
+        )
+        watch.drain()
+        before = RelayStatus.from_bytes(await watch.next_msg(timeout=5))
+        await asyncio.sleep(3.0)
+        watch.drain()
+        after = RelayStatus.from_bytes(await watch.next_msg(timeout=5))
+    finally:
+        await bus.aclose()
+        codes = {**on_hub.stop(), **at_site.stop()}
+    assert set(codes.values()) == {0}
+    ticks = (after.time - before.time) / 0.05
+    crossed_in = (after.link.in_msgs - before.link.in_msgs) / ticks
+    crossed_out = (after.link.out_msgs - before.link.out_msgs) / ticks
+    print(f"fractal b=2 behind a relay: {crossed_in:.2f} in, {crossed_out:.2f} out per tick")
+    assert 0.5 < crossed_in <= 1.2 and 1.5 < crossed_out <= 3.3
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
