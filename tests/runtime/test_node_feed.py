@@ -137,3 +137,31 @@ async def test_a_storage_error_ends_the_node(tmp_path: Path) -> None:
             node_member("witness", cell, topology=Topology.MESH, cluster="c")
     finally:
         cell.close()
+
+
+async def test_stopping_never_cuts_a_batch_in_half(tmp_path: Path) -> None:
+    """aclose() while a batch is being ingested waits for that batch to finish, then stops
+    the pump (no further batch is read)."""
+    done: list[int] = []
+
+    class Slow(LightFeed):
+        async def ingest(self, batch: np.ndarray, now: float) -> None:
+            await asyncio.sleep(0.2)
+            done.append(len(batch))
+
+    async def batches() -> AsyncIterator[np.ndarray]:
+        for _ in range(5):
+            yield np.zeros(4)
+
+    cell = Cell(CellConfig(name="s"), tmp_path / "s")
+    try:
+        light = node_member("light", cell, topology=Topology.MESH, cluster="c")
+        assert isinstance(light, LightFeed)
+        await light.aclose()
+        member = Slow(light.emissary, light.supervisor, batches(), pace=False)
+        await member.advance(0.0)
+        await asyncio.sleep(0.05)  # inside the first batch
+        await member.aclose()
+        assert done == [4]
+    finally:
+        cell.close()

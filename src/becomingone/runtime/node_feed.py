@@ -82,6 +82,7 @@ class FedMember:
         self.rejected = 0
         self.ended = False
         self._task: asyncio.Task[None] | None = None
+        self._ingesting: asyncio.Future[None] | None = None
 
     async def ingest(self, batch: NDArray[Any], now: float) -> None:
         """Feed one batch to the engine (``now``: the node's seconds since start)."""
@@ -99,8 +100,10 @@ class FedMember:
                 await asyncio.sleep(
                     max(0.0, began + (self.samples + rows) * self.dt - self.clock())
                 )
+            # shielded: stopping the pump never cuts a batch in half (aclose waits for it)
+            self._ingesting = asyncio.ensure_future(self.ingest(batch, self.clock() - began))
             try:
-                await self.ingest(batch, self.clock() - began)
+                await asyncio.shield(self._ingesting)
             except InputError as exc:
                 self.rejected += 1
                 log.warning("batch rejected: %s", exc)
@@ -125,11 +128,14 @@ class FedMember:
         )
 
     async def aclose(self) -> None:
-        """Stop the pump and close the source."""
+        """Stop the pump (after the batch being ingested, if any) and close the source."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._ingesting is not None:  # the batch being ingested completes first
+            with contextlib.suppress(Exception):
+                await self._ingesting
         aclose = getattr(self.batches, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):

@@ -121,11 +121,13 @@ class Relay:
 
     async def check(self) -> RelayStatus:
         """Start the leaf server again if it exited; read the link; the status now."""
+        # Both calls block for a few ms on loopback, in this thread on purpose: the leaf server
+        # is started with a pre-exec hook, which must not run while other threads exist.
         if not self.leaf.running():
             self.leaf.stop()  # reap it
-            await asyncio.to_thread(self.leaf.start)  # same ports: the site URL stays
+            self.leaf.start()  # same ports: the site URL stays
             self.restarts += 1
-        link = await asyncio.to_thread(self.leaf.link)
+        link = self.leaf.link()
         if link.up and not self._was_up:
             self.links += 1
         self._was_up = link.up
