@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from becomingone.commands.cluster import cluster_settings
-from becomingone.config import load_config
+from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.datadir import DataDirLock
 from becomingone.runtime.node import NodeSettings, RosterFile, SupervisedNode
 from becomingone.runtime.node_feed import node_member
 from becomingone.runtime.relay import Relay
-from becomingone.runtime.sources import open_source
+from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Topology
@@ -122,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "relay":
         return _run_relay(args, cs.name, data_dir, name)
     roster = RosterFile(args.roster)
-    source = None
-    if args.source is not None:
-        flush = config.memory.flush_interval
-        source = open_source(args.source, dt=config.kairos.step, flush_interval=flush)
+    source = _source(args.source, config)
     channels = source.channels if source and source.channels != config.kairos.channels else None
     cell = Cell(config.model_copy(update={"name": name}), data_dir, channels=channels)
     ok = False
@@ -139,32 +136,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.join:
                 roster.join(name, cell.key.public_bytes)
-            if args.source == "synthetic":  # the shared rhythm continues from the cell's count
-                source = open_source(
-                    "synthetic",
-                    dt=cell.dt,
-                    flush_interval=config.memory.flush_interval,
-                    start=cell.samples,
-                )
-            member = node_member(
-                args.kind,
-                cell,
-                topology=settings.topology,
-                cluster=settings.cluster,
-                seed=args.seed,
-                source=source,
-            )
-            node = SupervisedNode(
-                settings,
-                member=member,
-                key=cell.key,
-                epoch=cell.boot_epoch(),
-                roster=roster,
-                kind=args.kind,
-                theta=_initial_theta(args.seed, name),
-            )
-            last = asyncio.run(_serve(args, node.run, name)).to_json()
-            ticks = node.ticks
+            last, ticks = _run_member(args, cell, settings, roster, source)
     finally:
         ok = cell.verify_chain().ok
         cell.close()
@@ -173,6 +145,45 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"stopped {_line(last)}  chain {'verified' if ok else 'BROKEN'}", flush=True)
     return 0 if ok else 1
+
+
+def _run_member(
+    args: argparse.Namespace,
+    cell: Cell,
+    settings: NodeSettings,
+    roster: RosterFile,
+    source: Source | None,
+) -> tuple[dict[str, Any], int]:
+    """Run a full or light node on ``cell`` until a signal or the end; (last status, ticks)."""
+    if args.source == "synthetic":  # the shared rhythm continues from the cell's count
+        source = _source("synthetic", cell.config, start=cell.samples)
+    member = node_member(
+        args.kind,
+        cell,
+        topology=settings.topology,
+        cluster=settings.cluster,
+        seed=args.seed,
+        source=source,
+    )
+    node = SupervisedNode(
+        settings,
+        member=member,
+        key=cell.key,
+        epoch=cell.boot_epoch(),
+        roster=roster,
+        kind=args.kind,
+        theta=_initial_theta(args.seed, settings.name),
+    )
+    last = asyncio.run(_serve(args, node.run, settings.name)).to_json()
+    return last, node.ticks
+
+
+def _source(spec: str | None, config: CellConfig, start: int = 0) -> Source | None:
+    """The source named by ``--source`` (None without one), batched like ``up``."""
+    if spec is None:
+        return None
+    flush = config.memory.flush_interval
+    return open_source(spec, dt=config.kairos.step, flush_interval=flush, start=start)
 
 
 def _initial_theta(seed: int, name: str) -> float:
