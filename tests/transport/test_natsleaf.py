@@ -1,7 +1,7 @@
 """Leaf servers (a relay's site server) on real nats-server processes: the cluster servers
 listen for leaf nodes; a leaf server links to them, messages cross the link both ways and only
-where the other side has interest; it is stopped by pid and dies with its parent; mutual TLS
-on the link; bad URLs are one InputError."""
+where the other side has interest; the link fails over when its server is killed; it is
+stopped by pid and dies with its parent; mutual TLS on the link; bad URLs are one InputError."""
 
 from __future__ import annotations
 
@@ -164,3 +164,23 @@ def test_bad_leaf_urls(urls: str) -> None:
     with pytest.raises(InputError) as info:
         parse_leaf_urls(urls)
     assert info.value.parameter == "--bus"
+
+
+def test_link_fails_over_to_the_next_server(tmp_path: Path) -> None:
+    """kill -9 of the cluster server a leaf is linked to: the link goes down and comes back
+    up through the next leafnode URL (bounded), the leaf server itself untouched."""
+    with (
+        NatsServers(tmp_path / "hub", servers=3) as servers,
+        LeafServer(tmp_path / "leaf", servers.leaf_urls) as leaf,
+    ):
+        assert leaf.wait_linked(10).hub == "n1"
+        pid = leaf.pid
+        killed = time.monotonic()
+        servers.kill(0)
+        deadline = killed + 15
+        while (link := leaf.link()).hub in ("n1", None):
+            assert time.monotonic() < deadline, link
+            time.sleep(0.02)
+        took = time.monotonic() - killed
+        print(f"leaf link back up through {link.hub} {took * 1000:.0f} ms after kill -9")
+        assert link.up and link.hub in ("n2", "n3") and leaf.pid == pid and leaf.running()
