@@ -100,11 +100,11 @@ async def test_nodes_behind_a_relay_hear_the_cluster(
 
 
 async def test_relay_restarts_its_leaf_server_on_the_same_url(
-    relay: tuple[NatsServers, subprocess.Popen[str], dict[str, object]],
+    tmp_path: Path, relay: tuple[NatsServers, subprocess.Popen[str], dict[str, object]]
 ) -> None:
     """The relay's leaf server killed with -9: the relay starts it again on the same site URL
-    (counted in ``restarts``), the link comes back up, and a client of the site reaches the
-    cluster through it again."""
+    (counted in ``restarts``; the log of the first run kept), the link comes back up, and a
+    client of the site reaches the cluster through it again."""
     servers, proc, first = relay
     old = first["pid"]
     assert isinstance(old, int)
@@ -116,6 +116,8 @@ async def test_relay_restarts_its_leaf_server_on_the_same_url(
         assert time.monotonic() < deadline, doc
         doc = json.loads(proc.stdout.readline())
     assert doc["url"] == first["url"] and doc["pid"] != old
+    log = (tmp_path / "relay" / "leaf" / "leaf.log").read_text()
+    assert log.count("Server is ready") == 2
     site = await connect_nats([str(first["url"])], name="site")
     hub = await connect_nats(servers.urls, name="hub")
     try:

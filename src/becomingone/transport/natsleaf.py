@@ -214,12 +214,14 @@ class LeafServer:
         if self._proc is not None:
             raise TransportError(f"leaf server of {self.dir} already started by this object")
         binary = find_nats_server()
-        if not self.port:  # a restart keeps its ports, so the site's URL stays valid
+        first = not self.port
+        if first:  # a restart keeps its ports (the site's URL stays valid) and its log
             self.port, self.monitor_port = _free_ports(2)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.config.write_text(self.config_text())
-            self.log.write_bytes(b"")
+            if first:
+                self.log.write_bytes(b"")
         except OSError as exc:
             raise StorageError(f"cannot write the leaf server config in {self.dir}: {exc}") from exc
         with open(self.log, "ab") as log:
