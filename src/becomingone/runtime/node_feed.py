@@ -21,6 +21,7 @@ reading and the node stays in the cluster.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hashlib
@@ -56,7 +57,7 @@ async def paced(
         sent += batch
 
 
-class FedMember:
+class FedMember(abc.ABC):
     """An engine fed by ``batches`` in a task of its own; the supervisor's field follows it.
 
     ``dt`` paces the batches in real time when ``pace`` is set (file sources). ``samples``
@@ -84,13 +85,13 @@ class FedMember:
         self._task: asyncio.Task[None] | None = None
         self._ingesting: asyncio.Future[None] | None = None
 
+    @abc.abstractmethod
     async def ingest(self, batch: NDArray[Any], now: float) -> None:
         """Feed one batch to the engine (``now``: the node's seconds since start)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def field(self) -> tuple[complex, float, float]:
         """(T_sync, coherence, Δφ) of the engine's latest reading."""
-        raise NotImplementedError
 
     async def _pump(self) -> None:
         began = self.clock()
