@@ -157,7 +157,16 @@ def test_leaf_link_over_mutual_tls(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "urls",
-    ["", "http://127.0.0.1:4222", "nats-leaf://127.0.0.1", "127.0.0.1:4222", "nats-leaf://:9"],
+    [
+        "",
+        " , ",
+        "http://127.0.0.1:4222",
+        "nats-leaf://127.0.0.1",
+        "127.0.0.1:4222",
+        "nats-leaf://:9",
+        "nats-leaf://h:99999",
+        "nats-leaf://h:x",
+    ],
 )
 def test_bad_leaf_urls(urls: str) -> None:
     """Anything but HOST:PORT URLs of a nats-leaf/nats/tls scheme is one InputError (--bus)."""

@@ -62,18 +62,22 @@ def parse_leaf_urls(urls: str | Sequence[str]) -> list[str]:
     if not out:
         raise InputError("--bus", "needs the cluster's leafnode URLs (nats-leaf://HOST:PORT)")
     for url in out:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            port = None
-            parts = urlsplit("")
-        if parts.scheme not in _SCHEMES or not parts.hostname or port is None:
+        if not _is_leaf_url(url):
             raise InputError(
                 "--bus",
                 f"{url!r} is not a leafnode URL (nats-leaf://HOST:PORT, see `nats status`)",
             )
     return out
+
+
+def _is_leaf_url(url: str) -> bool:
+    """``scheme://HOST:PORT`` with a leafnode scheme (``nats-leaf``, ``nats`` or ``tls``)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number or out of range
+        return False
+    return parts.scheme in _SCHEMES and bool(parts.hostname) and port is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
