@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
 @pytest.mark.parametrize(
     ("extra", "flag"),
     [
-        (["--kind", "relay"], "--kind"),
+        (["--kind", "relay"], "--roster"),
         (["--kind", "witness", "--join"], "--join"),
         (["--name", "bad name"], "--name"),
         (["--tick", "0"], "--tick"),
@@ -52,6 +52,19 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: st
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0], done.stderr
+
+
+def test_relay_needs_a_leafnode_url(tmp_path: Path) -> None:
+    """A relay with a URL that is not a leafnode URL exits 2 naming --bus (nothing started);
+    one given --roster exits 2 naming it (a relay is not a member)."""
+    done = run(
+        "node", "--kind", "relay", "--bus", "nats-leaf://127.0.0.1:1", "--roster", "r.json",
+        "--data-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert done.returncode == 2 and "--roster" in done.stderr, done.stderr
+    done = run("node", "--kind", "relay", "--bus", "http://h:1", "--data-dir", str(tmp_path / "r"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--bus" in lines[0], done.stderr
 
 
 def test_unknown_name_without_join_is_refused(tmp_path: Path, server: NatsServers) -> None:
@@ -115,17 +128,26 @@ def test_node_and_witness_stop_on_sigterm(tmp_path: Path, server: NatsServers) -
     assert done.returncode == 0, done.stderr
 
 
-def test_cluster_bus_nats_json(tmp_path: Path) -> None:
-    """``cluster --bus nats --nodes 3 --json``: one row per tick from the observer, a summary
-    reaching SHARED with nothing rejected; the node processes and the server are gone after
-    (the data dir holds their logs and no state file of a running server)."""
+SUMMARY_KEYS = {
+    "summary", "ticks", "ticks_to_band", "c_cluster", "r", "band", "rejected", "twisted", "bus",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("servers", [1, 3])
+def test_cluster_bus_nats_json(tmp_path: Path, servers: int) -> None:
+    """``cluster --bus nats --nodes 3 --json`` on 1 server and on a routed cluster of 3 (one
+    node per server): one row per tick from the observer, a summary of the same shape reaching
+    SHARED with nothing rejected; the node processes and the servers are gone after (the data
+    dir holds their logs and no state file of a running server)."""
     done = run(
         "cluster", "--bus", "nats", "--nodes", "3", "--duration", "3", "--alpha", "0.3",
-        "--json", "--data-dir", str(tmp_path),
+        "--json", "--data-dir", str(tmp_path), "--servers", str(servers),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     summary = rows[-1]
+    assert set(summary) >= SUMMARY_KEYS, sorted(summary)
+    assert len(list((tmp_path / "nats").glob("n*.conf"))) == servers
     assert summary["summary"] and len(rows) - 1 == summary["ticks"] == 60
     assert summary["ticks_to_band"]["SHARED"] is not None and summary["rejected"] == {}
     assert summary["bus"]["status"] >= 3 * 50
@@ -137,6 +159,25 @@ def test_cluster_bus_nats_json(tmp_path: Path) -> None:
         "cell-0002.log",
     ]
     assert not (tmp_path / "nats" / "state.json").exists()
+
+
+def test_nodes_spread_over_the_servers(tmp_path: Path) -> None:
+    """The launcher gives node i every URL starting at server i mod the server count, so a
+    node fails over to the next server; --servers is refused on the in-process bus."""
+    from becomingone.runtime.launcher import NodeProcesses
+
+    procs = NodeProcesses(tmp_path, ["nats://a:1", "nats://b:2", "nats://c:3"])
+    firsts = [procs.command(f"n{i}", server=i)[5] for i in range(4)]
+    assert firsts == [
+        "nats://a:1,nats://b:2,nats://c:3",
+        "nats://b:2,nats://c:3,nats://a:1",
+        "nats://c:3,nats://a:1,nats://b:2",
+        "nats://a:1,nats://b:2,nats://c:3",
+    ]
+    done = run("cluster", "--nodes", "2", "--servers", "3", "--duration", "0.1")
+    assert done.returncode == 2 and "--servers" in done.stderr, done.stderr
+    done = run("cluster", "--bus", "nats", "--nodes", "2", "--servers", "0")
+    assert done.returncode == 2 and "--servers" in done.stderr, done.stderr
 
 
 def test_cluster_bus_nats_refuses_fast(tmp_path: Path) -> None:

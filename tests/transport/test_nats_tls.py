@@ -154,7 +154,7 @@ def test_server_needs_a_server_certificate(certs: Path, tmp_path: Path) -> None:
 
 async def test_three_servers_route_over_tls(certs: Path, tmp_path: Path) -> None:
     """A 3-server TLS cluster comes up routed (each server to both others), with TLS required
-    and verified on routes too (the cluster block of every config, /varz); a message from a
+    and verified on routes and leafnode listeners too (every config, /varz); a message from a
     client of n1 reaches a client of n3 through the TLS routes; status says running; and no
     server logged a TLS handshake error (readiness and status probe the monitoring port)."""
     with NatsServers(tmp_path, servers=3, tls=TlsFiles.named(certs, "nats")) as servers:
@@ -162,12 +162,14 @@ async def test_three_servers_route_over_tls(certs: Path, tmp_path: Path) -> None
         for spec in servers.specs:
             assert _routed_peers(spec.monitor_port, 2.0) == 2
             text = Path(spec.config).read_text()
-            assert text.count("verify: true") == 1 and text.count("verify_and_map: true") == 1
+            # client and leaf ports map certificates to users; routes only verify
+            assert text.count("verify: true") == 1 and text.count("verify_and_map: true") == 2
             url = f"http://127.0.0.1:{spec.monitor_port}/varz"
             with _NO_PROXY.open(url, timeout=2.0) as reply:
                 varz = json.loads(reply.read())
             assert varz["tls_verify"] and varz["cluster"]["tls_verify"]
             assert varz["cluster"]["tls_required"]
+            assert varz["leaf"]["tls_required"] and varz["leaf"]["tls_verify"]
         first = await connect_nats(servers.urls[:1], name="n1", tls=TlsFiles.named(certs, "n1"))
         third = await connect_nats(servers.urls[2:], name="n2", tls=TlsFiles.named(certs, "n2"))
         try:

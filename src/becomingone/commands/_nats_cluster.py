@@ -1,7 +1,8 @@
-"""``becomingone cluster --bus nats``: a nats-server, N node processes and an observer.
+"""``becomingone cluster --bus nats``: nats-servers, N node processes and an observer.
 
 Rule: start, observe, stop exactly what was started. The servers are
-:class:`~becomingone.transport.natsd.NatsServers`, the nodes
+:class:`~becomingone.transport.natsd.NatsServers` (``--servers``: 1, or a routed cluster; node
+``i`` connects first to server ``i mod servers``), the nodes
 :class:`~becomingone.runtime.launcher.NodeProcesses` (stopped by pid), the measurement a
 :class:`~becomingone.runtime.observer.ClusterObserver` on its own connection: the rows and
 summary are those of the in-process cluster, computed from what the observer hears.
@@ -75,8 +76,9 @@ def node_flags(args: argparse.Namespace, settings: ClusterConfig) -> list[str]:
 def run_nats(
     args: argparse.Namespace, settings: ClusterConfig, ticks: int, threshold: float
 ) -> tuple[ClusterSummary, list[TickReport]]:
-    """Start a server and ``args.nodes`` node processes, observe ``ticks`` ticks, stop all;
-    ``threshold`` is the nodes' I_c, for the cluster collapses the observer counts."""
+    """Start ``args.servers`` servers and ``args.nodes`` node processes spread over them,
+    observe ``ticks`` ticks, stop all; ``threshold`` is the nodes' I_c, for the cluster
+    collapses the observer counts."""
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
@@ -87,10 +89,10 @@ def run_nats(
             certs = _make_certs(Path(base) / "certs", args.nodes)
             tls, observer = TlsFiles.named(certs, "nats"), TlsFiles.named(certs, OBSERVER)
             flags += ["--certs", str(certs)]
-        servers = stack.enter_context(NatsServers(base, servers=1, tls=tls))
+        servers = stack.enter_context(NatsServers(base, servers=args.servers, tls=tls))
         procs = stack.enter_context(NodeProcesses(base / "nodes", servers.urls, flags))
         for i in range(args.nodes):
-            procs.start(node_name(i))
+            procs.start(node_name(i), server=i)
         observe = _observe(args, settings, servers.urls, ticks, procs, threshold, observer)
         return asyncio.run(observe)
     raise AssertionError("unreachable")  # pragma: no cover

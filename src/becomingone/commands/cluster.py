@@ -72,6 +72,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "certificates made for this run (under --data-dir/certs)",
     )
     p.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="with --bus nats: nats-servers to start, 1 to 9 (default 1; 3 for a routed "
+        "cluster, the nodes spread over them)",
+    )
+    p.add_argument(
         "--topology",
         choices=["mesh", "hub", "ring", "fractal"],
         help=f"default: cluster.topology ({d.topology})",
@@ -159,6 +166,10 @@ def _check(args: argparse.Namespace) -> None:
                 raise InputError(flag, "is for the in-process bus; node processes run in real time")
         if args.nodes > 64:
             raise InputError("--nodes", f"with --bus nats at most 64 processes, got {args.nodes}")
+        if not 1 <= args.servers <= 9:
+            raise InputError("--servers", f"must be 1 to 9, got {args.servers}")
+    elif args.servers != 1:
+        raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 Rule: argument handling and printing only; the servers are
 :class:`becomingone.transport.natsd.NatsServers`. ``up`` leaves them running detached (a
 session of their own) and exits; ``down`` and ``status`` find them through
-``DATA_DIR/nats/state.json`` and touch only processes that are still our ``nats-server``.
+``DATA_DIR/nats/state.json`` and touch only processes that are still our ``nats-server``;
+``status`` also shows each server's leafnode URL (where a relay node links).
 ``up --tls`` uses the server certificate ``nats`` of a certificates directory (``becomingone
 certs issue nats --server``): clients and routes then need a certificate of the same CA.
 """
@@ -111,5 +112,6 @@ def _status(args: argparse.Namespace) -> int:
     elif not found:
         print(f"no nats servers recorded in {directory}")
     for s in found if not args.json else ():
-        print(f"{s.name} pid {s.pid} {s.url} {s.state}")
+        leaf = f" leaf {s.leaf_url}" if s.leaf_url else ""
+        print(f"{s.name} pid {s.pid} {s.url} {s.state}{leaf}")
     return 0 if found and all(s.state == "running" for s in found) else 1

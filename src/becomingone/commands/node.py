@@ -2,7 +2,8 @@
 
 Rule: argument checks, then library calls (:mod:`becomingone.runtime.node`) and printing only.
 SIGTERM and SIGINT end the loop; the cell (its chain verified and closed) and the bus are
-closed on the way out.
+closed on the way out. A relay (``--kind relay``) has no cell: it locks its data dir, runs its
+site's leaf server (:mod:`becomingone.runtime.relay`) and stops it by pid on the way out.
 
 Membership: without ``--roster`` the node reads the cluster's JetStream KV bucket
 (``roster_<cluster>``) and watches it; ``--roster FILE`` uses a roster file instead (one
@@ -24,22 +25,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from numpy.typing import NDArray
-
 from becomingone.certs import TlsFiles
 from becomingone.commands.certs import add_tls_options, tls_files
 from becomingone.commands.cluster import cluster_settings
-from becomingone.config import load_config
+from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
-from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.datadir import DataDirLock
 from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
-from becomingone.runtime.sources import synthetic_phase
+from becomingone.runtime.node_feed import node_member
+from becomingone.runtime.relay import Relay
+from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.witness_node import ClusterWitness
-from becomingone.sync import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN
-from becomingone.sync.topology import Plan, Topology
+from becomingone.sync.topology import Topology
 from becomingone.transport.nats import NatsBus, connect_nats
+from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
 
 __all__ = ["register"]
@@ -48,15 +49,20 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``node`` subcommand."""
     p = sub.add_parser("node", help="run one cell in this process on a NATS bus")
-    p.add_argument("--bus", required=True, help="NATS server URLs: nats://HOST:PORT[,...]")
+    p.add_argument(
+        "--bus",
+        required=True,
+        help="NATS server URLs: nats://HOST:PORT[,...]; for a relay the cluster's leafnode "
+        "URLs, nats-leaf://HOST:PORT[,...] (shown by `nats status`)",
+    )
     p.add_argument("--name", help="node id (default: the data dir's folder name)")
     p.add_argument(
         "--kind",
         default="full",
         choices=["full", "light", "witness", "relay"],
-        help="full: Master + Emissary + Sync + CPS on a stream; light: the CPS only (no "
-        "stream); witness: no engine, verifies every packet and keeps a signed log "
-        "(relay: not yet)",
+        help="full: Master + Emissary + Sync + CPS on a stream; light: Emissary + CPS on a "
+        "stream; witness: no engine, verifies every packet and keeps a signed log; relay: a "
+        "NATS leaf node bridging a site into the cluster (prints the site's URL)",
     )
     p.add_argument("--topology", choices=["mesh", "hub", "ring", "fractal"])
     p.add_argument("--tick", type=float, help="tick period in ms (default: cluster.tick)")
@@ -78,15 +84,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_tls_options(p, "the node's --name")
     p.add_argument("--data-dir", type=Path, help="the cell's data dir (default ~/.becomingone)")
     p.add_argument("--config", type=Path, help="becomingone.yaml (its cluster: section too)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
+    p.add_argument(
+        "--source",
+        help="what the engine reads (full, light): synthetic, csv:PATH, stdin or text:PATH, as "
+        "`becomingone up --source`; files are played in real time. Default: the node's own "
+        "synthetic rhythm (its offset and jitter from --seed and the name)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the node's synthetic rhythm")
     p.add_argument("--duration", type=float, help="seconds to run (default: until a signal)")
     p.add_argument("--json", action="store_true", help="one JSON status line per second")
     p.set_defaults(handler=run)
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.kind in ("relay", "witness") and args.source is not None:
+        raise InputError("--source", f"a {args.kind} has no engine to feed; drop --source")
     if args.kind == "relay":
-        raise InputError("--kind", "relay (a NATS leaf node) is not available yet; use full")
+        for flag, given in (("--join", args.join), ("--roster", args.roster)):
+            if given:
+                raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick"):
@@ -120,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
         peer_timeout=cs.peer_timeout,
         stable_ticks=cs.stable_ticks,
     )
+    if args.kind == "relay":
+        return _run_relay(args, cs.name, data_dir, name)
     tls = tls_files(args, name)
     roster: RosterSource = (
         RosterFile(args.roster) if args.roster is not None else RosterWatch(settings.cluster)
     )
-    cell = Cell(config.model_copy(update={"name": name}), data_dir)
+    source = _source(args.source, config)
+    channels = source.channels if source and source.channels != config.kairos.channels else None
+    cell = Cell(config.model_copy(update={"name": name}), data_dir, channels=channels)
     ok = False
     try:
         serve = functools.partial(
@@ -139,17 +159,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.join and isinstance(roster, RosterFile):
                 roster.join(name, cell.key.public_bytes)
-            node = SupervisedNode(
-                settings,
-                member=_member(cell, settings, args.seed) if args.kind == "full" else None,
-                key=cell.key,
-                epoch=cell.boot_epoch(),
-                roster=roster,
-                kind=args.kind,
-                theta=_initial_theta(args.seed, name),
-            )
-            last = asyncio.run(serve(node.run)).to_json()
-            ticks = node.ticks
+            last, ticks = _run_member(args, cell, settings, roster, source, serve)
     finally:
         ok = cell.verify_chain().ok
         cell.close()
@@ -167,23 +177,66 @@ def _initial_theta(seed: int, name: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 - 0.5
 
 
-def _member(cell: Cell, settings: NodeSettings, seed: int) -> CellMember:
-    """The cell fed by its own synthetic stream, with a single-member supervisor replaced on the
-    first roster read (the cell's key signs from the start)."""
-    cell_seed = int.from_bytes(hashlib.sha256(f"{seed}:{settings.name}".encode()).digest()[:4])
-    offset = cell_seed % 600
-    dt = cell.dt
-
-    def stream(start: int, count: int) -> NDArray[Any]:
-        return synthetic_phase(offset + start, count, dt=dt, seed=cell_seed)
-
-    alone = PhaseSupervisor(
-        key=cell.key,
-        plan=Plan(topology=settings.topology, members=(settings.name,), index=0),
-        keys={settings.name: cell.key.public_bytes},
+def _run_member(
+    args: argparse.Namespace,
+    cell: Cell,
+    settings: NodeSettings,
+    roster: RosterSource,
+    source: Source | None,
+    serve: Any,
+) -> tuple[dict[str, Any], int]:
+    """Run a full or light node on ``cell`` until a signal or the end; (last status, ticks)."""
+    if args.source == "synthetic":  # the shared rhythm continues from the cell's count
+        source = _source("synthetic", cell.config, start=cell.samples)
+    member = node_member(
+        args.kind,
+        cell,
+        topology=settings.topology,
         cluster=settings.cluster,
+        seed=args.seed,
+        source=source,
     )
-    return CellMember(cell, alone, stream)
+    node = SupervisedNode(
+        settings,
+        member=member,
+        key=cell.key,
+        epoch=cell.boot_epoch(),
+        roster=roster,
+        kind=args.kind,
+        theta=_initial_theta(args.seed, settings.name),
+    )
+    last = asyncio.run(serve(node.run)).to_json()
+    return last, node.ticks
+
+
+def _source(spec: str | None, config: CellConfig, start: int = 0) -> Source | None:
+    """The source named by ``--source`` (None without one), batched like ``up``."""
+    if spec is None:
+        return None
+    flush = config.memory.flush_interval
+    return open_source(spec, dt=config.kairos.step, flush_interval=flush, start=start)
+
+
+def _run_relay(args: argparse.Namespace, cluster: str, data_dir: Path, name: str) -> int:
+    """Lock the data dir, start the site's leaf server (linked over mutual TLS with ``--certs``:
+    an admin certificate), report the link until a signal, stop the leaf server by pid (exit 0
+    once it is stopped)."""
+    remotes = parse_leaf_urls(args.bus)
+    lock = DataDirLock.acquire(data_dir)
+    leaf = LeafServer(data_dir / "leaf", remotes, name=name, tls=tls_files(args, name))
+    try:
+        leaf.start()
+        relay = Relay(name, cluster=cluster, leaf=leaf)
+        serve = _serve(args, relay.run, name, tls=None, roster=None, public_key=b"", urls=leaf.url)
+        last = asyncio.run(serve).to_json()
+    finally:
+        leaf.stop()
+        lock.release()
+    if args.json:
+        print(json.dumps({"summary": True, **last, "stopped": True}))
+    else:
+        print(f"stopped {_line(last)}  leaf server stopped", flush=True)
+    return 0
 
 
 async def _serve(
@@ -192,11 +245,13 @@ async def _serve(
     name: str,
     *,
     tls: TlsFiles | None,
-    roster: RosterSource,
+    roster: RosterSource | None,
     public_key: bytes,
+    urls: str | None = None,
 ) -> Any:
-    """Connect (with the node's certificate); on a KV roster join it if asked, then watch it;
-    run ``runner(bus, duration=, stop=, on_second=)`` until a signal; close everything."""
+    """Connect (to ``urls``, default ``--bus``, with the node's certificate); on a KV roster
+    join it if asked, then watch it; run ``runner(bus, duration=, stop=, on_second=)`` until a
+    signal; close everything."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     async with contextlib.AsyncExitStack() as stack:
@@ -206,7 +261,7 @@ async def _serve(
         watch = roster if isinstance(roster, RosterWatch) else None
         if watch is not None and args.join:
             await _join_kv(args.bus, watch.cluster, name, public_key, tls)
-        bus = await connect_nats(args.bus, name=name, tls=tls)
+        bus = await connect_nats(urls or args.bus, name=name, tls=tls)
         stack.push_async_callback(_close_quietly, bus)
         if watch is not None:
             if tls is None:
@@ -241,6 +296,14 @@ async def _close_quietly(bus: NatsBus) -> None:
 def _line(doc: dict[str, Any]) -> str:
     """One status as a plain line (nodes and witnesses). ``θ@sec`` is the phase carried back
     to the last whole second of the wall clock, so lines of different processes compare."""
+    if doc["kind"] == "relay":
+        link = doc["link"]
+        state = f"up to {link['hub']} rtt {link['rtt']}" if link["up"] else "DOWN"
+        return (
+            f"{doc['node']} (relay)  site {doc['url']}  link {state}  "
+            f"in {link['in_msgs']} msgs  out {link['out_msgs']} msgs  "
+            f"links {doc['links']}  restarts {doc['restarts']}"
+        )
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(doc["rejected"].items())) or "none"
     if doc["kind"] == "witness":
         return (

@@ -54,7 +54,9 @@ from becomingone.runtime.node import (
     SupervisedNode,
     status_subject,
 )
+from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.observer import ClusterObserver
+from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
@@ -70,17 +72,22 @@ __all__ = [
     "ClusterObserver",
     "ClusterSummary",
     "DataDirLock",
+    "FedMember",
+    "FullFeed",
     "HookCall",
     "HookEvent",
     "HookFailure",
     "HookRegistry",
     "HookResult",
+    "LightFeed",
     "LivingMember",
     "LocalCluster",
     "LockHolder",
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
+    "Relay",
+    "RelayStatus",
     "RosterFile",
     "Source",
     "SourceCursor",
@@ -95,10 +102,12 @@ __all__ = [
     "default_data_dir",
     "estimate_tick_seconds",
     "load_key",
+    "node_member",
     "node_name",
     "open_identity",
     "open_source",
     "packets_per_tick",
+    "relay_subject",
     "resolve_hook",
     "resume_point",
     "run_cell",

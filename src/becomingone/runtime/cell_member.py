@@ -89,6 +89,38 @@ class CellTotals:
         }
 
 
+class CollapseWitness:
+    """One cell's cluster collapses: the edge detector on its supervisor's T_global, the hook
+    and the MACRO witness record (shared by the in-process member and the node feeds)."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+        self.detector = ClusterCollapseDetector(threshold=cell.sync.threshold)
+        self.ticks = 0
+
+    @property
+    def fired(self) -> int:
+        """Cluster collapses witnessed so far."""
+        return self.detector.fired
+
+    async def after_tick(self, supervisor: PhaseSupervisor, now: float) -> ClusterCollapse | None:
+        """Witness a cluster collapse if this tick's T_global crossed I_c. A cell with peers
+        needs at least one of them counted."""
+        self.detector.min_peers = 1 if supervisor.stability.peers else 0
+        event = self.detector.update(supervisor.mesh, tick=self.ticks)
+        self.ticks += 1
+        if event is None:
+            return None
+        payload = event.payload()
+        result = await self.cell.hooks.fire(HookEvent.CLUSTER_COLLAPSE, now, payload)
+        payload["vetoed"] = None if result.veto is None else result.veto.reason
+        await self.cell.witness(Level.MACRO, HookEvent.CLUSTER_COLLAPSE.value, payload, now)
+        for failure in result.failures:
+            log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
+            await self.cell.witness(Level.MICRO, "hook.failed", asdict(failure), now)
+        return event
+
+
 class CellMember:
     """A :class:`Cell` fed by ``stream`` whose phase lock is run by ``supervisor``.
 
@@ -108,8 +140,7 @@ class CellMember:
         self._batch = max(1, round(cell.config.memory.flush_interval / cell.dt))
         self._origin = cell.samples  # a resumed cell continues its stream from here
         self._fed = 0
-        self.detector = ClusterCollapseDetector(threshold=cell.sync.threshold)
-        self.ticks = 0
+        self.collapses = CollapseWitness(cell)
 
     @property
     def node_id(self) -> str:
@@ -153,24 +184,12 @@ class CellMember:
     @property
     def cluster_collapses(self) -> int:
         """Cluster collapses this cell witnessed in this run."""
-        return self.detector.fired
+        return self.collapses.fired
 
     async def after_tick(self, now: float) -> ClusterCollapse | None:
         """Witness a cluster collapse if this tick's T_global crossed I_c (``now``: the time
-        given to :meth:`advance`). A cell with peers needs at least one of them counted."""
-        self.detector.min_peers = 1 if self.supervisor.stability.peers else 0
-        event = self.detector.update(self.supervisor.mesh, tick=self.ticks)
-        self.ticks += 1
-        if event is None:
-            return None
-        payload = event.payload()
-        result = await self.cell.hooks.fire(HookEvent.CLUSTER_COLLAPSE, now, payload)
-        payload["vetoed"] = None if result.veto is None else result.veto.reason
-        await self.cell.witness(Level.MACRO, HookEvent.CLUSTER_COLLAPSE.value, payload, now)
-        for failure in result.failures:
-            log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
-            await self.cell.witness(Level.MICRO, "hook.failed", asdict(failure), now)
-        return event
+        given to :meth:`advance`)."""
+        return await self.collapses.after_tick(self.supervisor, now)
 
     def receive(self, data: bytes, now: float) -> list[Outgoing]:
         """The supervisor's receive."""

@@ -29,7 +29,9 @@ class NodeProcesses:
     """``becomingone node`` processes, one per name, sharing a roster file under ``base``.
 
     ``extra`` are the flags every node gets (topology, tick, ...); each node runs on
-    ``base/<name>`` as its data dir and joins ``base/roster.json``.
+    ``base/<name>`` as its data dir and joins ``base/roster.json``. A node gets every URL,
+    starting at the server it is given (``server``: an index into ``urls``), so nodes spread
+    over a cluster's servers and each fails over to the next one.
     """
 
     def __init__(self, base: Path, urls: Sequence[str], extra: Sequence[str] = ()) -> None:
@@ -45,15 +47,17 @@ class NodeProcesses:
         """The roster file the nodes share."""
         return self.base / "roster.json"
 
-    def command(self, name: str, kind: str = "full") -> list[str]:
-        """The command line of node ``name`` (JSON status lines; a witness does not join)."""
+    def command(self, name: str, kind: str = "full", *, server: int = 0) -> list[str]:
+        """The command line of node ``name`` (JSON status lines; a witness does not join),
+        connecting first to ``urls[server % len(urls)]``."""
+        first = server % len(self.urls)
         return [
             sys.executable,
             "-m",
             "becomingone.cli",
             "node",
             "--bus",
-            ",".join(self.urls),
+            ",".join(self.urls[first:] + self.urls[:first]),
             "--name",
             name,
             "--data-dir",
@@ -65,15 +69,16 @@ class NodeProcesses:
             *self.extra,
         ]
 
-    def start(self, name: str, kind: str = "full") -> int:
-        """Start node ``name`` of ``kind`` (again, if it exited); returns its pid."""
+    def start(self, name: str, kind: str = "full", *, server: int = 0) -> int:
+        """Start node ``name`` of ``kind`` (again, if it exited) on server ``server``; its
+        pid."""
         old = self.procs.get(name)
         if old is not None and old.poll() is None:
             raise InputError("name", f"{name!r} is already running (pid {old.pid})")
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.base / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
-                self.command(name, kind),
+                self.command(name, kind, server=server),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

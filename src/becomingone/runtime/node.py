@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.node_feed import FedMember
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.stability import read_cluster
@@ -161,6 +162,8 @@ class NodeStatus:
     ``accepted`` and ``rejected`` its validator's counts. ``t_sync`` is the cell's own T_sync,
     ``t_global`` its own T_global (:mod:`becomingone.sync.mesh`) and ``cluster_collapses`` how
     many cluster collapses it witnessed since it started.
+    ``accepted`` and ``rejected`` its validator's counts; ``samples`` how many samples its
+    engine has read (a full cell: over its whole life; a light node: since it started).
     """
 
     node: str
@@ -179,6 +182,7 @@ class NodeStatus:
     t_sync: complex = 0j
     t_global: complex = 0j
     cluster_collapses: int = 0
+    samples: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -200,6 +204,7 @@ class NodeStatus:
             "t_global": [self.t_global.real, self.t_global.imag],
             "t_global_sq": min(1.0, abs(self.t_global) ** 2),
             "cluster_collapses": self.cluster_collapses,
+            "samples": self.samples,
         }
 
     @classmethod
@@ -224,6 +229,7 @@ class NodeStatus:
                 t_sync=_unit_complex(doc["t_sync"]),
                 t_global=_unit_complex(doc["t_global"]),
                 cluster_collapses=int(doc["cluster_collapses"]),
+                samples=int(doc.get("samples", 0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -249,8 +255,10 @@ class NodeSettings:
 
 
 class SupervisedNode:
-    """One process's cell: a :class:`PhaseSupervisor` (and, for a full node, the
-    :class:`CellMember` feeding it) on a bus, over the roster file's membership.
+    """One process's cell: a :class:`PhaseSupervisor` (and the engine feeding its field: a
+    full cell's :class:`CellMember` on its own synthetic stream, or a
+    :class:`~becomingone.runtime.node_feed.FedMember` on a source — a full cell or a light
+    node's Emissary) on a bus, over the roster file's membership.
 
     ``member`` is ``None`` for a node without an engine of its own (its field stays at rest);
     ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch.
@@ -260,7 +268,7 @@ class SupervisedNode:
         self,
         settings: NodeSettings,
         *,
-        member: CellMember | None,
+        member: CellMember | FedMember | None,
         key: NodeKey,
         epoch: int,
         roster: RosterSource,
@@ -375,6 +383,7 @@ class SupervisedNode:
             t_sync=sup.field.t_sync,
             t_global=sup.mesh.value,
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
+            samples=_samples(self.member),
         )
 
     async def run(
@@ -410,7 +419,16 @@ class SupervisedNode:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
         with contextlib.suppress(Exception):
             await inbox.unsubscribe()
+        if isinstance(self.member, FedMember):
+            await self.member.aclose()
         return status
+
+
+def _samples(member: CellMember | FedMember | None) -> int:
+    """Samples the node's engine has read (0 without one)."""
+    if isinstance(member, CellMember):
+        return member.cell.samples
+    return 0 if member is None else member.samples
 
 
 def _heard(sup: PhaseSupervisor, now: float) -> int:

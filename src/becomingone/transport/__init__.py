@@ -14,6 +14,7 @@ from becomingone.transport.jetstream import (
 from becomingone.transport.memory import MemoryBus, MemoryConnection, MemorySubscription
 from becomingone.transport.nats import NatsBus, NatsSubscription, connect_nats
 from becomingone.transport.natsd import NatsServers, find_nats_server
+from becomingone.transport.natsleaf import LeafLink, LeafServer
 from becomingone.transport.roster_kv import RosterBucket, RosterWatch, roster_bucket
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "JetStreamCasRecord",
     "JetStreamConnection",
     "JetStreamProtocolState",
+    "LeafLink",
+    "LeafServer",
     "MemoryBus",
     "MemoryConnection",
     "MemorySubscription",

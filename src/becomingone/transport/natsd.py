@@ -20,6 +20,12 @@ bucket, so the roster (``roster_<cluster>``) is written by admins only. A certif
 role maps to no user and is refused. Without TLS there are no users: anyone who reaches a
 server may do anything (development on one machine).
 
+Every server also listens for leaf nodes (``leafnodes { listen }``, loopback, a free port): a
+relay (:mod:`becomingone.transport.natsleaf`) links a site's own server to the cluster there.
+With TLS the leaf port requires an *admin* certificate (a leaf link carries the whole account,
+so a node certificate there would step around the node permissions). Its URL,
+``nats-leaf://127.0.0.1:PORT``, is :attr:`ServerSpec.leaf_url` and is kept in the state file.
+
 Layout of ``DATA_DIR/nats/``::
 
     state.json          what is running (written after every server is ready)
@@ -119,11 +125,18 @@ class ServerSpec:
     store_dir: str
     pid: int = 0
     tls: bool = False
+    leaf_port: int | None = None
 
     @property
     def url(self) -> str:
         """The client URL, ``nats://127.0.0.1:PORT`` (``tls://`` when TLS is required)."""
         return f"{'tls' if self.tls else 'nats'}://{_HOST}:{self.port}"
+
+    @property
+    def leaf_url(self) -> str | None:
+        """The leafnode URL a relay links to, ``nats-leaf://127.0.0.1:PORT`` (None: no
+        leafnode listener, a state file written before there was one)."""
+        return None if self.leaf_port is None else f"nats-leaf://{_HOST}:{self.leaf_port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +147,7 @@ class ServerStatus:
     pid: int
     url: str
     state: str  # "running", "stale" (pid gone or another program), "unreachable"
+    leaf_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -160,6 +174,18 @@ def _tls_block(tls: TlsFiles, indent: str, *, verify: str = "verify") -> list[st
         f"{indent}  {verify}: true",
         f"{indent}  timeout: {TLS_TIMEOUT:g}",
         f"{indent}}}",
+    ]
+
+
+def _leaf_auth_lines(tls: TlsFiles) -> list[str]:
+    """With TLS, a leaf link must present an *admin* certificate: a leaf connection carries
+    the whole account (NATS binds leaf users to an account, not to subject permissions), so a
+    node certificate linking as a leaf would step around the node permissions."""
+    return [
+        *_tls_block(tls, "  ", verify="verify_and_map"),
+        "  authorization {",
+        f"    users: [{{user: {json.dumps(ROLE_URI['admin'])}}}]",
+        "  }",
     ]
 
 
@@ -197,6 +223,13 @@ def _config_text(spec: ServerSpec, routes: list[str], tls: TlsFiles | None = Non
     ]
     if tls is not None:
         lines += _tls_block(tls, "", verify="verify_and_map") + _authorization_block()
+    if spec.leaf_port is not None:
+        lines += [
+            "leafnodes {",
+            f"  listen: {json.dumps(f'{_HOST}:{spec.leaf_port}')}",
+            *(_leaf_auth_lines(tls) if tls is not None else []),
+            "}",
+        ]
     if spec.cluster_port is not None:
         lines += [
             "cluster {",
@@ -315,6 +348,11 @@ class NatsServers:
         return [spec.url for spec in self.specs]
 
     @property
+    def leaf_urls(self) -> list[str]:
+        """Leafnode URLs of the started servers (where relays link), in start order."""
+        return [spec.leaf_url for spec in self.specs if spec.leaf_url is not None]
+
+    @property
     def pids(self) -> list[int]:
         """Process ids of the started servers."""
         return [spec.pid for spec in self.specs]
@@ -367,9 +405,10 @@ class NatsServers:
 
     def _write_configs(self) -> list[ServerSpec]:
         names = [f"n{i + 1}" for i in range(self.count)]
-        free = _free_ports(3 * self.count)
+        free = _free_ports(4 * self.count)
         ports, monitor = free[: self.count], free[self.count : 2 * self.count]
-        cluster: list[int | None] = list(free[2 * self.count :]) if self.count > 1 else []
+        leaf = free[2 * self.count : 3 * self.count]
+        cluster: list[int | None] = list(free[3 * self.count :]) if self.count > 1 else []
         cluster += [None] * (self.count - len(cluster))
         specs = [
             ServerSpec(
@@ -381,8 +420,9 @@ class NatsServers:
                 log=str(self.dir / f"{name}.log"),
                 store_dir=str(self.dir / "jetstream" / name),
                 tls=self.tls is not None,
+                leaf_port=lport,
             )
-            for name, port, cport, mport in zip(names, ports, cluster, monitor)
+            for name, port, cport, mport, lport in zip(names, ports, cluster, monitor, leaf)
         ]
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -459,7 +499,10 @@ class NatsServers:
 
 
 def _write_state(directory: Path, specs: list[ServerSpec]) -> None:
-    state = {"version": 1, "servers": [{**asdict(spec), "url": spec.url} for spec in specs]}
+    state = {
+        "version": 1,
+        "servers": [{**asdict(spec), "url": spec.url, "leaf_url": spec.leaf_url} for spec in specs],
+    }
     tmp = directory / (STATE_FILE + ".tmp")
     try:
         tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -518,7 +561,11 @@ def server_status(directory: str | os.PathLike[str]) -> list[ServerStatus]:
             state = "running"
         else:
             state = "unreachable"
-        out.append(ServerStatus(name=spec.name, pid=spec.pid, url=spec.url, state=state))
+        out.append(
+            ServerStatus(
+                name=spec.name, pid=spec.pid, url=spec.url, state=state, leaf_url=spec.leaf_url
+            )
+        )
     return out
 
 

@@ -1,0 +1,186 @@
+"""Relay nodes with real processes: a cluster server, a relay (``becomingone node --kind
+relay``) with its leaf server, one cell behind the relay and one on the cluster.
+
+Every wait is bounded; every process is started by the test and stopped by pid, and the tests
+assert that none is left (the relay's leaf server included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from becomingone.errors import TransportError
+from becomingone.runtime.launcher import NodeProcesses
+from becomingone.runtime.relay import RelayStatus, relay_subject
+from becomingone.transport import connect_nats
+from becomingone.transport.natsd import NatsServers
+
+from .test_node_processes import FLAGS, gone, observe, until
+
+pytestmark = pytest.mark.timeout(180)
+
+CLI = [sys.executable, "-m", "becomingone.cli"]
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[tuple[NatsServers, subprocess.Popen[str], dict[str, object]]]:
+    """A cluster server and a relay process linked to it; the relay's first JSON status."""
+    with NatsServers(tmp_path / "hub", servers=1) as servers:
+        proc = subprocess.Popen(
+            [*CLI, "node", "--kind", "relay", "--bus", ",".join(servers.leaf_urls),
+             "--name", "site-a", "--data-dir", str(tmp_path / "relay"), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            first = json.loads(proc.stdout.readline())
+            yield servers, proc, first
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    assert all(gone(pid) for pid in servers.pids)
+
+
+async def test_nodes_behind_a_relay_hear_the_cluster(
+    tmp_path: Path, relay: tuple[NatsServers, subprocess.Popen[str], dict[str, object]]
+) -> None:
+    """A cell connected to the relay's site URL and a cell on the cluster server hear each
+    other (each heard its peer, accepted its signed packets and rejected none) and reach
+    SHARED as seen by an observer on the cluster; the relay reports the link up with messages
+    both ways on relay.<cluster>.<name>; SIGTERM stops the relay with exit 0 and its leaf
+    server is gone; no process is left."""
+    servers, proc, first = relay
+    assert first["kind"] == "relay" and str(first["url"]).startswith("nats://127.0.0.1:")
+    leaf_pid = first["pid"]
+    assert isinstance(leaf_pid, int) and not gone(leaf_pid)
+    base = tmp_path / "nodes"
+    on_hub = NodeProcesses(base, servers.urls, FLAGS)
+    at_site = NodeProcesses(base, [str(first["url"])], FLAGS)
+    bus, obs = await observe(servers.urls)
+    try:
+        watch = await bus.subscribe(relay_subject("local", "site-a"))
+        on_hub.start("hub-cell")
+        at_site.start("site-cell")
+        await until(obs, lambda: len(obs.live(time.time())) == 2, 60)
+        await until(
+            obs,
+            lambda: all(s.heard == 1 and s.accepted > 20 for s in obs.latest.values()),
+            30,
+        )
+        await until(obs, lambda: obs.history[-1].band.value == "SHARED", 30)
+        assert all(s.members == 2 and not s.rejected for s in obs.latest.values())
+        status = RelayStatus.from_bytes(await watch.next_msg(timeout=5))
+        while status.link.out_msgs == 0 or status.link.in_msgs == 0:
+            status = RelayStatus.from_bytes(await watch.next_msg(timeout=5))
+        assert status.link.up and status.link.hub == "n1" and status.restarts == 0
+    finally:
+        await bus.aclose()
+        codes = {**on_hub.stop(), **at_site.stop()}
+    assert codes == {"hub-cell": 0, "site-cell": 0}
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["summary"] and summary["stopped"] and summary["link"]["up"]
+    assert gone(leaf_pid) and gone(proc.pid)
+    assert all(gone(pid) for pid in {**on_hub.pids, **at_site.pids}.values())
+
+
+async def test_relay_restarts_its_leaf_server_on_the_same_url(
+    tmp_path: Path, relay: tuple[NatsServers, subprocess.Popen[str], dict[str, object]]
+) -> None:
+    """The relay's leaf server killed with -9: the relay starts it again on the same site URL
+    (counted in ``restarts``; the log of the first run kept), the link comes back up, and a
+    client of the site reaches the cluster through it again."""
+    servers, proc, first = relay
+    old = first["pid"]
+    assert isinstance(old, int)
+    os.kill(old, signal.SIGKILL)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    doc = first
+    while not (doc["restarts"] == 1 and doc["link"]["up"]):  # type: ignore[index]
+        assert time.monotonic() < deadline, doc
+        doc = json.loads(proc.stdout.readline())
+    assert doc["url"] == first["url"] and doc["pid"] != old
+    log = (tmp_path / "relay" / "leaf" / "leaf.log").read_text()
+    assert log.count("Server is ready") == 2
+    site = await connect_nats([str(first["url"])], name="site")
+    hub = await connect_nats(servers.urls, name="hub")
+    try:
+        sub = await hub.subscribe("ssep.local.x")
+        for _ in range(100):  # until the subscription is known across the link (bounded)
+            await site.publish("ssep.local.x", b"again")
+            try:
+                assert await sub.next_msg(timeout=0.1) == b"again"
+                break
+            except TransportError:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("nothing crossed the restarted link")
+    finally:
+        await site.aclose()
+        await hub.aclose()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0 and gone(int(doc["pid"]))  # type: ignore[call-overload]
+
+
+async def test_a_site_is_one_fractal_field_behind_its_relay(
+    tmp_path: Path, relay: tuple[NatsServers, subprocess.Popen[str], dict[str, object]]
+) -> None:
+    """Fractal topology, b = 2: cells a-0, a-1 behind the relay and b-0, b-1 on the cluster
+    (names sort the site into one local field). All four lock (SHARED, each hears the peers
+    its plan expects), and per tick only the group heads' packets cross the link: b-0's
+    resultant up to a-0 (in) and a-0's phase down to b-0 (out), besides the two site cells'
+    status messages to the observer (out) — not the 4 + 4 packets a mesh would send."""
+    servers, proc, first = relay
+    flags = ["--topology", "fractal", "--branching", "2", "--tick", "50", "--alpha", "0.3"]
+    on_hub = NodeProcesses(tmp_path / "nodes", servers.urls, flags)
+    at_site = NodeProcesses(tmp_path / "nodes", [str(first["url"])], flags)
+    bus, obs = await observe(servers.urls)
+    try:
+        watch = await bus.subscribe(relay_subject("local", "site-a"))
+        for name in ("a-0", "a-1"):
+            at_site.start(name)
+        for name in ("b-0", "b-1"):
+            on_hub.start(name)
+        expect = {"a-0": 2, "a-1": 1, "b-0": 2, "b-1": 1}  # heads hear their children + parent
+        await until(
+            obs,
+            lambda: (
+                {n: s.heard for n, s in obs.latest.items()} == expect
+                and obs.history[-1].band.value == "SHARED"
+            ),
+            60,
+        )
+        watch.drain()
+        before = RelayStatus.from_bytes(await watch.next_msg(timeout=5))
+        await asyncio.sleep(3.0)
+        watch.drain()
+        after = RelayStatus.from_bytes(await watch.next_msg(timeout=5))
+    finally:
+        await bus.aclose()
+        codes = {**on_hub.stop(), **at_site.stop()}
+    assert set(codes.values()) == {0}
+    ticks = (after.time - before.time) / 0.05
+    crossed_in = (after.link.in_msgs - before.link.in_msgs) / ticks
+    crossed_out = (after.link.out_msgs - before.link.out_msgs) / ticks
+    print(f"fractal b=2 behind a relay: {crossed_in:.2f} in, {crossed_out:.2f} out per tick")
+    assert 0.5 < crossed_in <= 1.2 and 1.5 < crossed_out <= 3.3
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
