@@ -163,12 +163,21 @@ class TcpProxy:
                 w.transport.abort()
 
     def close(self) -> None:
-        """Cut, then end the loop and its thread."""
+        """Cut, end every forwarding task, then the loop and its thread."""
         if self._thread.is_alive():
             with contextlib.suppress(Exception):
-                self.cut()
+                self._call(self._shutdown)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    async def _shutdown(self) -> None:
+        await self._cut()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __enter__(self) -> TcpProxy:
         return self

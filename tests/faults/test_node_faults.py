@@ -80,8 +80,7 @@ async def test_kill9_one_cell_of_eight_then_restart(one_server: tuple[NatsServer
         assert worst <= PEER_TIMEOUT + 2 * TICK + 0.3  # timeout, a tick, scheduling
         await until(obs, lambda: all(obs.latest[n].heard == 6 for n in others), 5, "heard 6")
         assert obs.rejected() == {}
-        at_kill = witness_verify(fleet.base / victim)
-        assert at_kill["ok"], at_kill
+        at_kill = chain_length(fleet.base / victim)
 
         fleet.start(victim)
         first: list[float] = []
@@ -101,24 +100,23 @@ async def test_kill9_one_cell_of_eight_then_restart(one_server: tuple[NatsServer
         assert fleet.roster_text() == roster_before  # same name, same key
         took = await until(obs, lambda: obs.history[-1].band is CoherenceBand.SHARED, 30)
         print(f"restart: SHARED with 8 again {took:.2f} s after they all hear it")
-        grown = int(at_kill["checked"])
-        await until(obs, lambda: chain_length(fleet.base / victim) > grown, 30, "chain grows")
+        await until(obs, lambda: chain_length(fleet.base / victim) > at_kill, 30, "chain grows")
     finally:
         await bus.aclose()
     assert fleet.stop() == dict.fromkeys(names, 0)
     after = witness_verify(fleet.base / victim)
     assert after["ok"] and after["exit"] == 0, after
-    assert int(after["checked"]) > int(at_kill["checked"])
+    assert after["checked"] > at_kill  # the records before the kill, and more, all linked
 
 
 async def test_sigstop_five_seconds_then_sigcont(one_server: tuple[NatsServers, Fleet]) -> None:
-    """SIGSTOP of one cell of 4 for 5 s: its peers flag it unstable; after SIGCONT it catches
+    """SIGSTOP of one cell of 3 for 5 s: its peers flag it unstable; after SIGCONT it catches
     up: it accepts its peers' new packets again (its accepted count grows by more than a
     second's worth) and every peer hears it again, the cluster SHARED; a packet older than
     ``max_skew`` that waited in its inbox may be rejected as skew, but nothing else and not
     for long (no rejections after the catch-up)."""
     servers, fleet = one_server
-    names = [node_name(i) for i in range(4)]
+    names = [node_name(i) for i in range(3)]
     victim, others = names[0], names[1:]
     for name in names:
         fleet.start(name)
@@ -138,9 +136,9 @@ async def test_sigstop_five_seconds_then_sigcont(one_server: tuple[NatsServers, 
             v = obs.latest[victim]
             return (
                 v.time > resumed
-                and v.heard == 3
-                and v.accepted >= before + 3 * round(1 / TICK)
-                and all(obs.latest[n].heard == 3 for n in others)
+                and v.heard == 2
+                and v.accepted >= before + 2 * round(1 / TICK)
+                and all(obs.latest[n].heard == 2 for n in others)
             )
 
         took = await until(obs, caught_up, 10, "caught up")
