@@ -143,10 +143,11 @@ async def test_kill9_one_of_three_servers(three_servers: NatsServers, tmp_path: 
                 )
 
             took = await until(obs, back, 20, "nodes reconnected and heard")
-            after = [t for t in writer.acked.values() if t > killed]
-            await until(
-                obs, lambda: len([t for t in writer.acked.values() if t > killed]) >= 20, SETTLE
-            )
+
+            def resumed() -> bool:
+                return sum(t > killed for t in writer.acked.values()) >= 20
+
+            await until(obs, resumed, SETTLE, "20 KV writes after the kill")
             assert obs.history[-1].band is CoherenceBand.SHARED
             assert obs.rejected() == {}
         finally:
