@@ -178,10 +178,11 @@ async def test_kill9_one_of_three_servers(three_servers: NatsServers, tmp_path: 
 async def test_partition_two_halves_then_heal(tmp_path: Path) -> None:
     """Two servers whose routes both go through loopback proxies; the proxies are cut (no
     route left), then two nodes start on each server: each half locks among itself (SHARED
-    as seen from its own server, every node hearing only its half, the network unstable),
-    while the two halves are apart (all four phases together are not SHARED). Healed, the
-    routes come back and the four become one SHARED cluster, every node hearing 3 peers and
-    stable again (time to re-lock measured); no packet is rejected on the way."""
+    as seen from its own server, every node hearing only its half, the network unstable).
+    Each half settles on a phase of its own (where depends on when its processes started;
+    the gap is printed). Healed, the routes come back and the four become one SHARED
+    cluster, every node hearing 3 peers and stable again (time to re-lock measured); no
+    packet is rejected on the way."""
     servers: NatsServers | None = None
 
     def cluster_port(i: int) -> int:
@@ -249,7 +250,6 @@ async def partition_and_heal(
         union = read_cluster(a + b)
         gap = wrap(float(circular_mean(a) or 0.0) - float(circular_mean(b) or 0.0))
         print(f"\npartition: each half SHARED; all four together C {union.c:.3f}, gap {gap:+.3f}")
-        assert union.band is not CoherenceBand.SHARED  # two clusters, not one
         assert not any(obs.latest[n].stable for obs, half in zip(both, halves) for n in half)
 
         for proxy in proxies:
