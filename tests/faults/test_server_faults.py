@@ -145,6 +145,7 @@ async def test_kill9_one_of_three_servers(three_servers: NatsServers, tmp_path: 
             took = await until(obs, back, 20, "nodes reconnected and heard")
 
             def writes_resumed() -> bool:
+                assert obs.history[-1].band is CoherenceBand.SHARED, "left SHARED"
                 return sum(t > killed for t in writer.acked.values()) >= 20
 
             await until(obs, writes_resumed, SETTLE, "20 KV writes after the kill")
