@@ -81,6 +81,17 @@ class Fleet:
         """Send ``sig`` to node ``name`` (a SIGKILLed one is reaped)."""
         self.where[name].kill(name, sig)
 
+    def terminate(self, name: str) -> int | None:
+        """SIGTERM node ``name`` and wait for it (SIGKILL after :data:`STOP_TIMEOUT`); its
+        exit code."""
+        proc = self.proc(name)
+        proc.terminate()
+        try:
+            return proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(timeout=10)
+
     def proc(self, name: str) -> subprocess.Popen[bytes]:
         """The process of node ``name``."""
         return self.where[name].procs[name]

@@ -22,6 +22,7 @@ import pytest
 from becomingone.core.phase import CoherenceBand, circular_mean, wrap
 from becomingone.errors import CasConflict, StorageError
 from becomingone.runtime.launcher import node_name
+from becomingone.runtime.observer import ClusterObserver
 from becomingone.sync.stability import read_cluster
 from becomingone.transport import JetStreamCasRecord
 from becomingone.transport.natsd import NatsServers
@@ -179,11 +180,10 @@ async def test_kill9_one_of_three_servers(three_servers: NatsServers, tmp_path: 
 async def test_partition_two_halves_then_heal(tmp_path: Path) -> None:
     """Two servers whose routes both go through loopback proxies; the proxies are cut (no
     route left), then two nodes start on each server: each half locks among itself (SHARED
-    as seen from its own server, every node hearing only its half, the network unstable).
-    Each half settles on a phase of its own (where depends on when its processes started;
-    the gap is printed). Healed, the routes come back and the four become one SHARED
-    cluster, every node hearing 3 peers and stable again (time to re-lock measured); no
-    packet is rejected on the way."""
+    as seen from its own server, every node hearing only its half, the network unstable) on
+    a phase of its own, apart from the other half's (all four together not SHARED). Healed,
+    the routes come back and the four become one SHARED cluster, every node hearing 3 peers
+    and stable again (time to re-lock measured); no packet is rejected on the way."""
     servers: NatsServers | None = None
 
     def cluster_port(i: int) -> int:
@@ -221,6 +221,45 @@ async def wait_routes(monitors: list[int], *, routed: bool, seconds: float = 15.
     raise AssertionError(f"routes still {[routed_to(p) for p in monitors]} after {seconds} s")
 
 
+#: Restarts of the second half at most, to get two halves apart (each try: ~84% chance).
+APART_TRIES = 5
+
+
+async def halves_apart(
+    fleet: Fleet, obs_a: ClusterObserver, obs_b: ClusterObserver, halves: list[list[str]]
+) -> None:
+    """Wait until each half is locked among itself (each observer sees its half only, SHARED,
+    each node hearing its one peer) at phases apart enough that all four together are not
+    SHARED (|gap| ≳ 0.08 cycles). Where a half settles depends on when its processes started,
+    so when the halves happen to be that close the second half is restarted (SIGTERM, start
+    again on the same data dirs), at most :data:`APART_TRIES` times."""
+    newer: dict[str, int] = {}  # the second half's statuses must come from a later boot
+
+    def halves_locked() -> bool:
+        now = time.time()
+        return all(
+            sorted(s.node for s in obs.live(now)) == half
+            and obs.history[-1].band is CoherenceBand.SHARED
+            and all(obs.latest[n].heard == 1 for n in half)
+            and all(obs.latest[n].epoch > newer.get(n, 0) for n in half)
+            for obs, half in ((obs_a, halves[0]), (obs_b, halves[1]))
+        )
+
+    for _ in range(APART_TRIES):
+        await until([obs_a, obs_b], halves_locked, 90, "each half locked")
+        a, b = obs_a.history[-1].thetas, obs_b.history[-1].thetas
+        union = read_cluster(a + b)
+        gap = wrap(float(circular_mean(a) or 0.0) - float(circular_mean(b) or 0.0))
+        print(f"\npartition: each half SHARED; the four together C {union.c:.3f}, gap {gap:+.3f}")
+        if union.band is not CoherenceBand.SHARED:
+            return
+        for name in halves[1]:
+            newer[name] = obs_b.latest[name].epoch
+            assert fleet.terminate(name) == 0
+            fleet.start(name, at=1)
+    raise AssertionError(f"the halves settled together {APART_TRIES} times in a row")
+
+
 async def partition_and_heal(
     servers: NatsServers, tmp_path: Path, proxies: tuple[TcpProxy, TcpProxy], monitors: list[int]
 ) -> None:
@@ -236,21 +275,7 @@ async def partition_and_heal(
     bus_b, obs_b = await observe([urls[1]], "observer-n2")
     both = [obs_a, obs_b]
     try:
-
-        def halves_locked() -> bool:
-            now = time.time()
-            return all(
-                sorted(s.node for s in obs.live(now)) == half
-                and obs.history[-1].band is CoherenceBand.SHARED
-                and all(obs.latest[n].heard == 1 for n in half)
-                for obs, half in zip(both, halves)
-            )
-
-        await until(both, halves_locked, 90, "each half locked")
-        a, b = obs_a.history[-1].thetas, obs_b.history[-1].thetas
-        union = read_cluster(a + b)
-        gap = wrap(float(circular_mean(a) or 0.0) - float(circular_mean(b) or 0.0))
-        print(f"\npartition: each half SHARED; all four together C {union.c:.3f}, gap {gap:+.3f}")
+        await halves_apart(fleet, obs_a, obs_b, halves)
         assert not any(obs.latest[n].stable for obs, half in zip(both, halves) for n in half)
 
         for proxy in proxies:
