@@ -101,8 +101,8 @@ class Fleet:
         return [n for n in self.where if self.proc(n).poll() is None]
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM every node (SIGCONT first, for one left stopped), SIGKILL after 10 s; exit
-        codes by name. Asserts every pid started is gone."""
+        """SIGTERM every node (SIGCONT first, for one left stopped), SIGKILL those left after
+        :data:`STOP_TIMEOUT`; exit codes by name. Asserts every pid started is gone."""
         for name in self.running():
             self.proc(name).send_signal(signal.SIGCONT)
         codes: dict[str, int | None] = {}
