@@ -6,21 +6,30 @@ Rule: a test that needs a server takes one from here or from ``NatsServers`` dir
 finds or launches the binary any other way. :func:`shared_server` is one lazily started server
 per test process, for adapters built outside fixtures (the Hypothesis state machines); it is
 stopped when the process exits.
+:class:`TcpProxy` forwards TCP on loopback and can be cut and healed (a network partition
+between two servers); :func:`routed_to` reads a server's routes from its monitoring port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import itertools
+import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from becomingone.transport.natsd import NatsServers
 
-__all__ = ["NatsServer", "shared_server", "unique_name"]
+__all__ = ["NatsServer", "TcpProxy", "routed_to", "shared_server", "unique_name"]
 
 _counter = itertools.count(1)
 
@@ -74,3 +83,113 @@ def shared_server() -> NatsServer:
 def _stop_shared(server: NatsServer, workdir: Path) -> None:
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def routed_to(monitor_port: int) -> set[str]:
+    """Names of the servers a server has routes to now (its ``/routez`` page), or an empty
+    set when it does not answer."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{monitor_port}/routez", timeout=2.0) as reply:
+            routes = json.loads(reply.read()).get("routes") or []
+    except (OSError, ValueError):
+        return set()
+    return {str(r.get("remote_name")) for r in routes}
+
+
+class TcpProxy:
+    """A TCP proxy on ``127.0.0.1``, run by an asyncio loop on a thread of its own (so it keeps
+    forwarding while the test blocks, e.g. in :meth:`NatsServers.start`).
+
+    It listens on one port, fixed at construction (:attr:`port`), and forwards each connection
+    to ``127.0.0.1:target()`` (asked per connection, so the target may be chosen after the
+    proxy). :meth:`cut` closes the listener and aborts every forwarded connection (both ends
+    see a reset, as when a link fails); :meth:`heal` listens on the same port again. Use as a
+    context manager: the loop and thread end on exit.
+    """
+
+    def __init__(self, target: Callable[[], int]) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.target = target
+        self.connections = 0
+        self._links: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _call(self, make: Callable[[], object]) -> None:
+        future = asyncio.run_coroutine_threadsafe(make(), self._loop)  # type: ignore[arg-type]
+        future.result(timeout=10.0)
+
+    def heal(self) -> TcpProxy:
+        """Listen (again) and forward new connections."""
+        self._call(self._listen)
+        return self
+
+    def cut(self) -> None:
+        """Stop listening and abort every connection it forwards."""
+        self._call(self._cut)
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(
+                self._forward, "127.0.0.1", self.port, reuse_address=True
+            )
+
+    async def _cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._links):
+            writer.transport.abort()
+        self._links.clear()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target())
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        self._links |= {writer, up_writer}
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                self._links.discard(w)
+                w.transport.abort()
+
+    def close(self) -> None:
+        """Cut, end every forwarding task, then the loop and its thread."""
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._call(self._shutdown)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    async def _shutdown(self) -> None:
+        await self._cut()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until EOF or an error on either side."""
+    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import signal
 
 from becomingone.core._checks import finite_array, positive_float
 from becomingone.errors import InputError
@@ -117,6 +116,8 @@ def phase_from_signal(
     >>> round(float(np.median(np.diff(phi))) / 0.001 / (2 * np.pi), 3)
     50.0
     """
+    from scipy import signal  # here, not at import: it costs ~1 s of CPU (every node process)
+
     step = positive_float("dt", dt)
     if detrend not in DETRENDS:
         raise InputError("detrend", f"must be one of {', '.join(DETRENDS)}; got {detrend!r}")
@@ -182,6 +183,8 @@ def _bandpass(
         f"(normalised frequencies {low * 2 * dt:.3g}-{high * 2 * dt:.3g} of Nyquist); "
         "widen the band or lower the order",
     )
+    from scipy import signal
+
     try:
         sos = signal.butter(order, [low, high], btype="bandpass", fs=1.0 / dt, output="sos")
         out = np.asarray(signal.sosfiltfilt(sos, arr, axis=0), dtype=np.float64)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import fft as sfft
-from scipy import signal
 
 from becomingone.core._checks import finite_array, positive_float, positive_int
+
+if TYPE_CHECKING:  # scipy.signal costs ~1 s of CPU to import: only where a map is computed
+    from scipy import signal
 from becomingone.core.kairos import as_phase_matrix, phase_velocity
 from becomingone.errors import InputError
 
@@ -83,6 +85,8 @@ class _FourierRows:
         if omegas.size > _DIRECT_MAX and step is not None:
             # Chirp-z evaluates X_j = Σ_k p_k z_j^{-k} at z_j = A·W^{-j}; A = e^{-iω0·dt} and
             # W = e^{iΔω·dt} give z_j^{-k} = e^{iω_j·dt·k}.
+            from scipy import signal
+
             self.czt = signal.CZT(
                 length, m=omegas.size, w=np.exp(1j * step * dt), a=np.exp(-1j * omegas[0] * dt)
             )

@@ -44,6 +44,7 @@ import subprocess
 import sysconfig
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -152,6 +153,23 @@ class ServerStatus:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+def _check_routes(routes: Mapping[str, Sequence[str]] | None, servers: int) -> dict[str, list[str]]:
+    """The ``routes`` argument of :class:`NatsServers`, checked (names and URLs)."""
+    if routes is None:
+        return {}
+    names = {f"n{i + 1}" for i in range(servers)}
+    out = {}
+    for name, urls in dict(routes).items():
+        if name not in names or servers < 2:
+            raise InputError("routes", f"{name!r} is not a server of this cluster")
+        if isinstance(urls, str) or not all(
+            isinstance(u, str) and u.startswith("nats-route://") for u in urls
+        ):
+            raise InputError("routes", f"{name}: must be nats-route:// URLs, got {urls!r}")
+        out[name] = list(urls)
+    return out
 
 
 def _free_ports(count: int) -> list[int]:
@@ -308,6 +326,10 @@ class NatsServers:
     tls : a server certificate (:meth:`TlsFiles.named` of a ``certs issue NAME --server``):
         every server then requires TLS with a client certificate signed by its CA, on the
         client port and on routes; checked here (an :class:`InputError` names the bad file).
+    routes : server name (``n1``, ...) → the route URLs that server solicits, instead of one
+        to every other server; ``[]`` only accepts routes. Readiness still waits until each
+        server is routed to every other one (a fault test sends a route through a proxy it
+        can cut).
 
     Use as a context manager (``with NatsServers(d, servers=3) as ns: ns.urls``) or call
     :meth:`start` and :meth:`stop`; :meth:`start` with ``detach=True`` leaves them running in
@@ -322,6 +344,7 @@ class NatsServers:
         ready_timeout: float = 20.0,
         stop_timeout: float = 5.0,
         tls: TlsFiles | None = None,
+        routes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if isinstance(servers, bool) or not isinstance(servers, int):
             raise InputError("servers", f"must be an integer, got {servers!r}")
@@ -335,6 +358,7 @@ class NatsServers:
         if tls is not None:
             tls.check(kind=CertKind.SERVER)
         self.tls = tls
+        self.routes = _check_routes(routes, servers)
         self.dir = Path(data_dir).expanduser().absolute() / "nats"
         self.count = servers
         self.ready_timeout = ready_timeout
@@ -427,11 +451,13 @@ class NatsServers:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             for spec in specs:
-                routes = [
-                    f"nats-route://{_HOST}:{other.cluster_port}"
-                    for other in specs
-                    if other is not spec and other.cluster_port is not None
-                ]
+                routes = self.routes.get(spec.name)
+                if routes is None:
+                    routes = [
+                        f"nats-route://{_HOST}:{other.cluster_port}"
+                        for other in specs
+                        if other is not spec and other.cluster_port is not None
+                    ]
                 Path(spec.config).write_text(_config_text(spec, routes, self.tls))
                 Path(spec.log).write_bytes(b"")
         except OSError as exc:
