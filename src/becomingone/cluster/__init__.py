@@ -15,6 +15,15 @@ from becomingone.cluster.glyph import (
     glyph_digest,
     node_energy,
 )
+from becomingone.cluster.handlers import (
+    ENTRY_POINT_GROUP,
+    GlyphHandler,
+    HandlerContext,
+    HandlerRegistry,
+    HandlerResult,
+    as_result,
+    resolve_target,
+)
 from becomingone.cluster.scheduler import (
     RUNNING_WEIGHT,
     End,
@@ -28,6 +37,7 @@ from becomingone.cluster.scheduler import (
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "MAX_ENERGY",
     "MAX_KAPPA",
     "MAX_PAYLOAD_BYTES",
@@ -36,12 +46,18 @@ __all__ = [
     "EndReason",
     "Fire",
     "Glyph",
+    "GlyphHandler",
     "GlyphScheduler",
+    "HandlerContext",
+    "HandlerRegistry",
+    "HandlerResult",
     "SchedulerEffect",
     "Skip",
     "SkipReason",
+    "as_result",
     "evolve",
     "glyph_digest",
     "late_limit",
     "node_energy",
+    "resolve_target",
 ]
