@@ -328,3 +328,28 @@ def test_matches_slow_reference_for_small_steps(
                 energy[gid] -= 1.0
     assert sorted(got) == sorted(want)
     assert s.counts["fired"] + s.counts["late"] == len(want)
+
+
+def test_work_per_cycle_touches_only_the_glyphs_that_fire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flat cost, counted rather than timed: over one cycle of 20 ticks, 20 000 glyphs are
+    each evaluated exactly once (no tick scans the set), and ticks that cross no θ evaluate
+    nothing."""
+    calls = 0
+    original = GlyphScheduler._evaluate
+
+    def counting(self: GlyphScheduler, *args: object) -> None:
+        nonlocal calls
+        calls += 1
+        original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GlyphScheduler, "_evaluate", counting)
+    n = 20_000
+    s = GlyphScheduler(position=0.0)
+    s.add_many(g(f"g{i}", (i + 0.5) / n * 0.5) for i in range(n))  # θ in (0, 0.5)
+    for k in range(1, 21):
+        for e in s.tick(k / 20 % 1.0):
+            assert isinstance(e, Fire)
+            s.complete(e.glyph.id, e.cycle, cost=0.0)
+        if k > 10:  # θ > 0.5: nothing to cross
+            assert calls == n
+    assert calls == n and s.counts["fired"] == n

@@ -187,7 +187,7 @@ class GlyphScheduler:
         self.kinds = None if kinds is None else frozenset(kinds)
         self._slots: dict[str, _Slot] = {}
         self._thetas: list[float] = []
-        self._ids: list[str] = []
+        self._order: list[_Slot] = []  # parallel to _thetas
         self._ending: dict[int, set[str]] = {}
         self.counts = dict.fromkeys(
             ("fired", "late", "busy", "missed", "energy", "lifetime", "cancelled", "stale"), 0
@@ -218,7 +218,7 @@ class GlyphScheduler:
     def glyphs(self) -> list[Glyph]:
         """Current states of every glyph, by θ."""
         cycle = self.cycle
-        return [self._slots[i].snapshot(cycle) for i in self._ids]
+        return [slot.snapshot(cycle) for slot in self._order]
 
     def node_energy(self) -> float:
         """Σ energy of the glyphs here (the cell's SSEP ``node_energy``)."""
@@ -242,7 +242,7 @@ class GlyphScheduler:
         self._slots[glyph.id] = slot
         i = bisect.bisect_right(self._thetas, glyph.theta)
         self._thetas.insert(i, glyph.theta)
-        self._ids.insert(i, glyph.id)
+        self._order.insert(i, slot)
         self._ending.setdefault(slot.end_cycle, set()).add(glyph.id)
 
     def add_many(self, glyphs: Iterable[Glyph]) -> None:
@@ -254,13 +254,13 @@ class GlyphScheduler:
         for g in batch:
             self._check_new(g)
         cycle = self.cycle
-        for g in batch:
+        for g in sorted(batch, key=lambda x: x.theta):  # allocated in firing order: cache-friendly
             slot = _Slot(g, cycle, None)
             self._slots[g.id] = slot
             self._ending.setdefault(slot.end_cycle, set()).add(g.id)
         order = sorted(self._slots.values(), key=lambda s: s.glyph.theta)
         self._thetas = [s.glyph.theta for s in order]
-        self._ids = [s.glyph.id for s in order]
+        self._order = order
 
     def cancel(self, glyph_id: str) -> End:
         """Remove a glyph and return its ``End(CANCELLED)``."""
@@ -361,9 +361,9 @@ class GlyphScheduler:
         glyph = slot.snapshot(self.cycle)
         del self._slots[glyph_id]
         i = bisect.bisect_left(self._thetas, slot.glyph.theta)
-        while self._ids[i] != glyph_id:
+        while self._order[i] is not slot:
             i += 1
-        del self._thetas[i], self._ids[i]
+        del self._thetas[i], self._order[i]
         ending = self._ending[slot.end_cycle]
         ending.discard(glyph_id)
         if not ending:
@@ -376,8 +376,8 @@ class GlyphScheduler:
         """Fire the glyphs with lo < θ ≤ hi in ``cycle``, the position being ``now``."""
         a = bisect.bisect_right(self._thetas, lo)
         b = bisect.bisect_right(self._thetas, hi)
-        for glyph_id in self._ids[a:b]:
-            self._evaluate(out, self._slots[glyph_id], cycle, now)
+        for slot in self._order[a:b]:
+            self._evaluate(out, slot, cycle, now)
 
     def _evaluate(self, out: list[SchedulerEffect], slot: _Slot, cycle: int, now: float) -> None:
         """Fire or skip ``slot`` for ``cycle`` at position ``now``."""
@@ -411,8 +411,7 @@ class GlyphScheduler:
     def _sweep(self, old: float, new: float) -> list[SchedulerEffect]:
         """A step of a whole cycle or more: each glyph's latest passed point, then the ends."""
         effects: list[SchedulerEffect] = []
-        for glyph_id in list(self._ids):
-            slot = self._slots[glyph_id]
+        for slot in list(self._order):
             theta = slot.glyph.theta
             first = max(math.floor(old - theta) + 1, slot.last_cycle + 1)
             last = min(math.floor(new - theta), slot.end_cycle - 1)
