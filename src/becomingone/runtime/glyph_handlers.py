@@ -86,7 +86,13 @@ async def http_latency(url: str, deadline: float) -> float:
             request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
             writer.write(request.encode("ascii"))
             await writer.drain()
-            return await reader.read(MAX_HTTP_BYTES)
+            head, size = b"", 0
+            while chunk := await reader.read(65536):  # to the end of the response
+                size += len(chunk)
+                if size > MAX_HTTP_BYTES:
+                    raise OSError(f"{url}: response larger than {MAX_HTTP_BYTES} bytes")
+                head = head or chunk
+            return head
         finally:
             writer.close()
 

@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,6 @@ class GlyphRunner:
         cell: str,
         timeout: float = 2.0,
         failure_cost: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not timeout > 0:
             raise InputError("timeout", f"must be > 0, got {timeout!r}")
@@ -84,7 +83,6 @@ class GlyphRunner:
         self.cell = cell
         self.timeout = float(timeout)
         self.failure_cost = float(failure_cost)
-        self._clock = clock
         self.counts: Counter[str] = Counter()
         self.by_kind: dict[str, Counter[str]] = {}
 
@@ -92,7 +90,7 @@ class GlyphRunner:
         """Run one firing; never raises for what the handler does."""
         glyph = fire.glyph
         context = HandlerContext(cell=self.cell, cycle=fire.cycle, lateness=fire.lateness)
-        start = self._clock()
+        start = time.monotonic()
         deadline = start + self.timeout
         try:
             handler = self.registry.get(glyph.kind)
@@ -102,7 +100,7 @@ class GlyphRunner:
                 call = asyncio.to_thread(handler, glyph, context, deadline)
             out = await asyncio.wait_for(call, timeout=self.timeout)
             if inspect.isawaitable(out):  # a plain function that returned an awaitable
-                out = await asyncio.wait_for(out, timeout=max(deadline - self._clock(), 0.0))
+                out = await asyncio.wait_for(out, timeout=max(deadline - time.monotonic(), 0.0))
             result = as_result(out)
         except TimeoutError as exc:
             error = _one_line(exc) if str(exc) else f"timed out after {self.timeout:g} s"
@@ -117,7 +115,7 @@ class GlyphRunner:
             ok=True,
             value=result.value,
             cost=result.cost,
-            elapsed=self._clock() - start,
+            elapsed=time.monotonic() - start,
         )
 
     async def settle(
@@ -143,7 +141,7 @@ class GlyphRunner:
             ok=False,
             value=None,
             cost=self.failure_cost,
-            elapsed=self._clock() - start,
+            elapsed=time.monotonic() - start,
             error=error,
             timed_out=timed_out,
         )
