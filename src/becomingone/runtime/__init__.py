@@ -42,6 +42,7 @@ from becomingone.runtime.glyph_handlers import (
     ProbeHandler,
     PythonHandler,
     build_registry,
+    check_glyphs,
 )
 from becomingone.runtime.glyph_runner import GlyphRunner, RunOutcome
 from becomingone.runtime.hooks import (
@@ -106,6 +107,7 @@ __all__ = [
     "build_supervisors",
     "cell_totals",
     "check_chain",
+    "check_glyphs",
     "check_hooks",
     "default_data_dir",
     "estimate_tick_seconds",

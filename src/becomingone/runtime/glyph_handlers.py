@@ -22,7 +22,7 @@ from typing import Any
 from becomingone.cluster import Glyph, HandlerContext, HandlerRegistry, resolve_target
 from becomingone.cluster.handlers import is_async
 from becomingone.config import GlyphsConfig
-from becomingone.errors import InputError
+from becomingone.errors import ConfigError, InputError
 
 __all__ = [
     "RUN_COST",
@@ -30,6 +30,7 @@ __all__ = [
     "ProbeHandler",
     "PythonHandler",
     "build_registry",
+    "check_glyphs",
 ]
 
 #: Energy one run of a built-in kind spends (work units).
@@ -235,3 +236,26 @@ def build_registry(config: GlyphsConfig | None = None) -> HandlerRegistry:
         registry.load_entry_points()
     registry.load_targets(config.kinds)
     return registry
+
+
+def check_glyphs(config: GlyphsConfig) -> list[ConfigError]:
+    """Import every ``module:function`` of the section (as :func:`build_registry` would) and
+    load the entry points; one ``ConfigError`` per problem, its ``path`` the key
+    (``becomingone.glyphs.kinds.<kind>``) or the entry point."""
+    problems = []
+    builtin = {"probe", "command", "python"}
+    for section, targets in (("kinds", config.kinds), ("callables", config.callables)):
+        for name, target in targets.items():
+            path = f"becomingone.glyphs.{section}.{name}"
+            try:
+                resolve_target(target, path=path)
+            except ConfigError as exc:
+                problems.append(exc)
+            if section == "kinds" and name in builtin:
+                problems.append(ConfigError(path, f"{name!r} is a built-in kind"))
+    if config.entry_points:
+        try:
+            build_registry(GlyphsConfig())  # the built-ins and the installed entry points
+        except ConfigError as exc:
+            problems.append(exc)
+    return problems
