@@ -160,6 +160,9 @@ def test_add_rejects_duplicates_unknown_kinds_and_spent_glyphs() -> None:
         with pytest.raises(InputError) as info:
             s.add(glyph)
         assert info.value.parameter == param
+    with pytest.raises(InputError) as info:
+        s.add(g("f", 0.1), fired_cycle=1.5)  # type: ignore[arg-type]
+    assert info.value.parameter == "fired_cycle"
     with pytest.raises(InputError):
         s.tick(1.0)
     with pytest.raises(InputError):

@@ -238,6 +238,10 @@ class GlyphScheduler:
         unknown kind, no energy or no lifetime.
         """
         self._check_new(glyph)
+        if fired_cycle is not None and (
+            isinstance(fired_cycle, bool) or not isinstance(fired_cycle, int)
+        ):
+            raise InputError("fired_cycle", f"must be an integer or None, got {fired_cycle!r}")
         slot = _Slot(glyph, self.cycle, fired_cycle)
         self._slots[glyph.id] = slot
         i = bisect.bisect_right(self._thetas, glyph.theta)
