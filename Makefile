@@ -48,6 +48,7 @@ bench: $(BASE)
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/nats_bus.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/glyphs.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

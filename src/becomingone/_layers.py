@@ -26,8 +26,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("commands", "cli"),
 )
 
-#: Names in :data:`LAYERS` that later issues add (no code yet).
-PLANNED: frozenset[str] = frozenset({"cluster"})
+#: Names in :data:`LAYERS` that later issues add (no code yet); empty while every layer exists.
+PLANNED: frozenset[str] = frozenset()
 
 
 def layer_of(module: str) -> int | None:

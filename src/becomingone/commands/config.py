@@ -1,9 +1,9 @@
 """``becomingone config check FILE`` and ``config show``: validate or print a configuration.
 
 Rule: ``check`` reports every bad key with its dotted path and reason, one line each (a YAML
-syntax error as ``FILE:LINE:COLUMN: problem``), then imports every hook ``module:function``
-the way a cell would and reports each one that cannot be imported or is not callable; exit 2
-if anything was reported.
+syntax error as ``FILE:LINE:COLUMN: problem``), then imports every hook and glyph
+``module:function`` the way a cell would and reports each one that cannot be imported or is not
+callable; exit 2 if anything was reported.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from becomingone.config import ConfigIssue, check_config, load_config
+from becomingone.runtime.glyph_handlers import check_glyphs
 from becomingone.runtime.hooks import check_hooks
 
 __all__ = ["register"]
@@ -38,12 +39,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _issues(path: Path) -> list[ConfigIssue]:
-    """Schema problems of the file; when there are none, the hooks that do not import."""
+    """Schema problems of the file; when there are none, the hooks and glyph handlers that do
+    not import."""
     issues = check_config(path, os.environ)
     if issues:
         return issues
-    hooks = load_config(path, os.environ).hooks
-    return [ConfigIssue(path=exc.path, reason=exc.message) for exc in check_hooks(hooks)]
+    config = load_config(path, os.environ)
+    errors = [*check_hooks(config.hooks), *check_glyphs(config.glyphs)]
+    return [ConfigIssue(path=exc.path, reason=exc.message) for exc in errors]
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ environment access here (that is :mod:`becomingone.config.load`).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,8 @@ __all__ = [
     "CellConfig",
     "ClusterConfig",
     "EmissaryConfig",
+    "GlyphCommandConfig",
+    "GlyphsConfig",
     "KairosConfig",
     "LoggingConfig",
     "MasterConfig",
@@ -261,6 +264,78 @@ class ClusterConfig(_Section):
         return value
 
 
+_TARGET = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+class GlyphCommandConfig(_Section):
+    """The built-in ``command`` kind: which argvs may run, for how long, how much output."""
+
+    allowlist: list[list[str]] = Field(
+        default_factory=list,
+        description="Argvs a command glyph may run, each matched exactly (none: no commands).",
+    )
+    timeout: float = Field(default=5.0, gt=0, le=3600, description="Seconds before a kill.")
+    max_output: int = Field(
+        default=1_048_576, ge=0, le=2**30, description="Bytes of output digested; more kills it."
+    )
+
+    @field_validator("allowlist")
+    @classmethod
+    def _argvs(cls, value: list[list[str]]) -> list[list[str]]:
+        for i, argv in enumerate(value):
+            if not argv or not all(argv) or any("\x00" in a for a in argv):
+                raise ValueError(f"[{i}]: an argv is a non-empty list of non-empty strings")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
+
+class GlyphsConfig(_Section):
+    """Glyph handlers (docs/glyphs.md): extra kinds, Python callables, the command allowlist."""
+
+    kinds: dict[str, str] = Field(
+        default_factory=dict, description="Kind → 'module:function' handler (extra kinds)."
+    )
+    callables: dict[str, str] = Field(
+        default_factory=dict, description="Name → 'module:function' the python kind may call."
+    )
+    entry_points: bool = Field(
+        default=True, description="Load kinds from the becomingone.glyphs entry points."
+    )
+    timeout: float = Field(
+        default=2.0, gt=0, le=3600, description="Seconds a handler may run per firing."
+    )
+    failure_cost: float = Field(
+        default=1.0, ge=0, le=1e6, description="Energy a failed or timed-out run spends."
+    )
+    command: GlyphCommandConfig = GlyphCommandConfig()
+
+    @field_validator("kinds", "callables")
+    @classmethod
+    def _targets(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for name, target in value.items():
+            if not re.match(r"^[a-z][a-z0-9_.-]{0,63}$", name):
+                problems.append(f"{name}: must be a lowercase name [a-z][a-z0-9_.-]*")
+            if not re.match(_TARGET, target):
+                problems.append(f"{name}: {target!r} is not 'module:function'")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return value
+
+    @field_validator("timeout", "failure_cost")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
+
 class CellConfig(_Section):
     """Everything under the ``becomingone:`` key."""
 
@@ -274,6 +349,7 @@ class CellConfig(_Section):
     security: SecurityConfig = SecurityConfig()
     logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig = ClusterConfig()
+    glyphs: GlyphsConfig = GlyphsConfig()
     hooks: dict[str, list[str]] = Field(
         default_factory=dict, description="Event name → list of 'module:function' handlers."
     )

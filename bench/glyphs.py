@@ -1,0 +1,112 @@
+"""Benchmark: glyph placement at scale and the per-cell scheduler's cost.
+
+1. Placement, N = 10⁴ cells and M = 10⁶ glyphs (energies uniform in [0.5, 1.5)): from the same
+   start, the migration policy (gated by the simulator's phase-lock C per round), random
+   placement and power-of-two-choices — load CV and glyph moves, in the same run. Target on the
+   skewed start (half the glyphs submitted on 1% of the cells): CV within 10% of
+   power-of-two-choices with fewer migrations. A uniform start is shown for reference.
+2. Scheduler: CPU cost per glyph per cycle (fire + complete) at 10³ and 10⁵ glyphs on one
+   cell, 20 ticks per cycle. Target: flat (the larger costs at most 1.5× the smaller) with the
+   cyclic GC paused while timing, as ``timeit`` does; the figures with the GC running are
+   printed too (its full passes scan the whole heap, which grows with the glyphs).
+
+Run: ``.venv/bin/python bench/glyphs.py [--quick]`` (quick: 10³ cells, 10⁵ glyphs, 10³/10⁴
+glyphs on the cell). Exit status 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+
+import numpy as np
+
+from becomingone.cluster import Fire, Glyph, GlyphScheduler
+from becomingone.sim import compare_placements, simulate, skewed_placement
+
+TICKS_PER_CYCLE = 20
+
+
+def placement(n: int, m: int) -> bool:
+    """Print the placement comparison for both starts; True iff the skewed target is met."""
+    energy = np.random.default_rng(1).uniform(0.5, 1.5, m)
+    lock = simulate(n, "mesh", 60, alpha=0.1, seed=1)
+    print(f"placement: N = {n} cells, M = {m} glyphs; C > 0.65 from round {lock.rounds_to(0.65)}")
+    print(f"{'start':<8} {'strategy':<22} {'CV':>8} {'migrations':>11} {'seconds':>8}")
+    met = True
+    for label, share in (("skewed", 0.5), ("uniform", 0.0)):
+        start = skewed_placement(n, m, hot_share=share, seed=1)
+        t0 = time.perf_counter()
+        cmp = compare_placements(energy, start, n, coherence=lock.c[1:], seed=1)
+        took = time.perf_counter() - t0
+        print(f"{label:<8} {'(start)':<22} {cmp.start_cv:8.4f} {0:11d}")
+        for res in (cmp.policy, cmp.random, cmp.two_choices):
+            print(f"{label:<8} {res.name:<22} {res.cv:8.4f} {res.migrations:11d}")
+        ratio = cmp.policy.cv / cmp.two_choices.cv
+        moves = cmp.policy.migrations / cmp.two_choices.migrations
+        verdict = "ok" if cmp.target_met else "MISSED"
+        note = f"  target: {verdict}" if label == "skewed" else "  (reference)"
+        print(
+            f"{label:<8} policy/p2c: CV x{ratio:.2f}, migrations x{moves:.3f};"
+            f" all three {took:.1f} s{note}"
+        )
+        if label == "skewed":
+            met = cmp.target_met
+    return met
+
+
+def scheduler_cost(glyphs: int, cycles: int, *, collect: bool = False) -> float:
+    """CPU seconds per glyph per cycle to tick, fire and complete ``glyphs`` glyphs (process
+    time, so other processes on a shared machine do not count). ``collect``: leave CPython's
+    cyclic GC running (its full passes scan every live object, so they grow with the heap)."""
+    rng = np.random.default_rng(2)
+    sched = GlyphScheduler(position=0.0)
+    sched.add_many(
+        Glyph(id=f"g{i}", kind="probe", theta=float(t), energy=1e6, lifetime=10**6)
+        for i, t in enumerate(rng.random(glyphs))
+    )
+    steps = cycles * TICKS_PER_CYCLE
+    gc.collect()
+    if not collect:  # as timeit does: the cyclic GC paused while timing
+        gc.disable()
+    start = time.process_time()
+    fired = 0
+    for k in range(1, steps + 1):
+        for effect in sched.tick((k / TICKS_PER_CYCLE) % 1.0):
+            if isinstance(effect, Fire):
+                sched.complete(effect.glyph.id, effect.cycle, cost=0.0)
+                fired += 1
+    took = time.process_time() - start
+    gc.enable()
+    assert fired == glyphs * cycles, (fired, glyphs, cycles)
+    return took / (glyphs * cycles)
+
+
+def main() -> int:
+    """Run both parts; exit 1 if a target is missed."""
+    quick = "--quick" in sys.argv[1:]
+    n, m = (1_000, 100_000) if quick else (10_000, 1_000_000)
+    ok = placement(n, m)
+    small, large = (1_000, 10_000) if quick else (1_000, 100_000)
+    print(f"\nscheduler: {TICKS_PER_CYCLE} ticks per cycle, fire + complete per glyph (CPU time)")
+    costs: dict[tuple[int, bool], float] = {}
+    for collect in (False, True):
+        for count in (small, large):
+            cycles = max(2, 200_000 // count)
+            best = min(scheduler_cost(count, cycles, collect=collect) for _ in range(2))
+            costs[count, collect] = best
+            gc_state = "GC running" if collect else "GC paused "
+            print(f"{count:>7} glyphs, {gc_state}: {best * 1e6:6.2f} µs per glyph per cycle")
+    ratio = costs[large, False] / costs[small, False]
+    with_gc = costs[large, True] / costs[small, True]
+    flat = ratio <= 1.5
+    print(
+        f"ratio {large}/{small}: {ratio:.2f} (GC paused; target <= 1.5: "
+        f"{'ok' if flat else 'MISSED'}), {with_gc:.2f} with the GC running"
+    )
+    return 0 if ok and flat else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
