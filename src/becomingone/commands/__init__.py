@@ -10,7 +10,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from becomingone.commands import analyze, certs, cluster, config, nats, node, simulate, up, witness
+from becomingone.commands import (
+    analyze,
+    certs,
+    cluster,
+    config,
+    nats,
+    node,
+    serve,
+    simulate,
+    tokens,
+    up,
+    witness,
+)
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -25,6 +37,8 @@ COMMANDS: list[Register] = [
     nats.register,
     certs.register,
     node.register,
+    serve.register,
+    tokens.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]
