@@ -101,7 +101,7 @@ class CellClient:
         return self._get(CoherenceNow, "/coherence/now")
 
     def coherence_history(
-        self, start: float | None = None, end: float | None = None, points: int = 500
+        self, start: float | None = None, end: float | None = None, points: int | None = None
     ) -> CoherenceHistory:
         """History over ``[start, end]`` stream seconds, at most ``points`` points."""
         return self._get(

@@ -81,7 +81,7 @@ def parse_types(text: str | None) -> frozenset[EventType]:
         raise InputError("types", f"{text!r}: known types are {known}") from None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Subscriber:
     """One client's queue: at most ``size`` events, the oldest dropped (and counted) beyond."""
 

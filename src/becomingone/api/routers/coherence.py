@@ -72,9 +72,12 @@ def history(
     _: Reader,
     start: Annotated[float | None, Query(description="Stream seconds; default end − 60")] = None,
     end: Annotated[float | None, Query(description="Stream seconds; default the newest")] = None,
-    points: Annotated[int, Query(ge=1, description="At most this many points")] = 500,
+    points: Annotated[
+        int | None, Query(ge=1, description="At most this many points; default the app's limit")
+    ] = None,
 ) -> CoherenceHistory:
     """Stored coherence between ``start`` and ``end``, downsampled to at most ``points``."""
+    points = settings.max_points if points is None else points
     if points > settings.max_points:
         raise InputError("points", f"at most {settings.max_points}, got {points}")
     if end is None:

@@ -1,0 +1,137 @@
+"""The event stream: events derived from witness records (live and replayed alike), the
+filter, bounded drop-oldest queues with a readable counter, resume after a seq, and the
+WebSocket route on a real loopback server with the typed client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from becomingone.api import ApiServer, ApiSettings, CellClient, EventHub, EventType, events_of
+from becomingone.api.events import parse_types
+from becomingone.errors import InputError, TransportError
+from tests.api.conftest import Served, ingest, serve_cell
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def record(seq: int, kind: str, **payload: Any) -> dict[str, Any]:
+    """A witness record summary as the witness hook delivers it."""
+    return {"seq": seq, "kind": kind, "level": "micro", "payload": payload}
+
+
+def test_events_of_each_record_kind() -> None:
+    """ingest → witness + tick (+ dissipate when it dissipated); collapse → witness + collapse;
+    other kinds → witness only; all carry the record's seq."""
+    assert [e.type for e in events_of(record(1, "ingest", outcome="collapse"))] == [
+        EventType.WITNESS,
+        EventType.TICK,
+    ]
+    assert [e.type for e in events_of(record(2, "ingest", outcome="dissipate"))] == [
+        EventType.WITNESS,
+        EventType.TICK,
+        EventType.DISSIPATE,
+    ]
+    assert [e.type for e in events_of(record(3, "collapse", time=1.0))] == [
+        EventType.WITNESS,
+        EventType.COLLAPSE,
+    ]
+    assert [(e.type, e.seq) for e in events_of(record(4, "cycle"))] == [(EventType.WITNESS, 4)]
+
+
+def test_filter_names_are_checked() -> None:
+    """An unknown type in the filter is an InputError naming `types`."""
+    assert parse_types(None) == frozenset(EventType)
+    with pytest.raises(InputError, match="known types"):
+        parse_types("tick,bogus")
+
+
+def test_a_full_queue_drops_the_oldest_and_counts() -> None:
+    """A subscriber of size 3 given 5 ticks keeps the newest 3 and has dropped 2; events at or
+    before its `after` seq and types outside its filter are not queued at all."""
+    hub = EventHub()
+    sub = hub.subscribe([EventType.TICK], size=3, after=0)
+    for seq in range(6):
+        hub.publish_record(record(seq, "ingest", outcome="collapse"))
+    assert [e.seq for e in sub.queue] == [3, 4, 5] and sub.dropped == 2
+    assert sub.queue[-1].as_json(sub.dropped)["dropped"] == 2
+    hub.unsubscribe(sub)
+    hub.publish_record(record(9, "ingest"))
+    assert len(sub.queue) == 3
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[Served, ApiServer]]:
+    """A running cell served on a free loopback port."""
+    async for served in serve_cell(tmp_path, ApiSettings(event_queue=1000)):
+        app = served.client._transport.app  # type: ignore[attr-defined]
+        api = ApiServer(app, "127.0.0.1", 0)
+        await api.start()
+        try:
+            yield served, api
+        finally:
+            await api.aclose()
+
+
+async def take(stream: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The next n messages (bounded in time)."""
+    out = []
+    async with asyncio.timeout(10):
+        async for message in stream:
+            out.append(message)
+            if len(out) == n:
+                break
+    return out
+
+
+async def test_live_events_with_a_filter(server: tuple[Served, ApiServer]) -> None:
+    """A client asking for ticks gets `resumed` (ready), then one tick per ingested batch,
+    with the seq of its ingest record and the decision's fields."""
+    served, api = server
+    client = CellClient(api.url)
+    stream = client.events(types=["tick"])
+    ready = await take(stream, 1)
+    assert ready[0]["type"] == "resumed"
+    await ingest(served.cell, 2)
+    ticks = await take(stream, 2)
+    assert [t["type"] for t in ticks] == ["tick", "tick"]
+    ingests = [r for r in served.cell.memory.witnesses() if r.kind == "ingest"][-2:]
+    assert [t["seq"] for t in ticks] == [r.seq for r in ingests]
+    assert {"t", "master", "emissary", "sync", "outcome"} <= set(ticks[0]["data"])
+    await stream.aclose()  # type: ignore[attr-defined]
+    client.close()
+
+
+async def test_resume_replays_what_was_missed_then_goes_live(
+    server: tuple[Served, ApiServer],
+) -> None:
+    """A client that saw up to seq S reconnects with since=S: it gets every stored record
+    after S once, in order, a `resumed` marker, then live records — no gap, no repeat."""
+    served, api = server
+    client = CellClient(api.url)
+    seen = served.cell.chain.count - 1
+    await ingest(served.cell, 3)  # missed while away
+    stored = served.cell.chain.count
+    stream = client.events(types=["witness"], since=seen)
+    replayed = await take(stream, stored - seen)
+    assert [m["seq"] for m in replayed[:-1]] == list(range(seen + 1, stored))
+    assert replayed[-1]["type"] == "resumed"
+    assert replayed[-1]["data"] == {"replayed": stored - seen - 1, "complete": True}
+    await ingest(served.cell, 1)
+    live = await take(stream, 1)
+    assert live[0]["seq"] == stored
+    await stream.aclose()  # type: ignore[attr-defined]
+    client.close()
+
+
+async def test_a_bad_filter_closes_with_the_error_body(server: tuple[Served, ApiServer]) -> None:
+    """types=bogus: the socket closes with 1008 and the error body as reason."""
+    _, api = server
+    client = CellClient(api.url)
+    with pytest.raises(TransportError, match="1008"):
+        await take(client.events(types=["bogus"]), 1)
+    client.close()
