@@ -135,3 +135,34 @@ async def test_a_bad_filter_closes_with_the_error_body(server: tuple[Served, Api
     with pytest.raises(TransportError, match="1008"):
         await take(client.events(types=["bogus"]), 1)
     client.close()
+
+
+async def test_the_client_reconnects_and_resumes_after_a_restart(
+    server: tuple[Served, ApiServer],
+) -> None:
+    """The server goes away, the cell witnesses more, a new server comes up on the same port:
+    the client's stream reconnects with since=<last seq it saw> and yields every record it
+    missed exactly once, in order, then the `resumed` marker."""
+    served, api = server
+    client = CellClient(api.url)
+    stream = client.events(types=["witness"], reconnects=100, retry_seconds=0.05)
+    assert (await take(stream, 1))[0]["type"] == "resumed"
+    n0 = served.cell.chain.count
+    await ingest(served.cell, 1)
+    n1 = served.cell.chain.count
+    live = await take(stream, n1 - n0)
+    assert [m["seq"] for m in live] == list(range(n0, n1))
+    await api.aclose()
+    await ingest(served.cell, 2)  # witnessed while no server listens
+    n2 = served.cell.chain.count
+    app = served.client._transport.app  # type: ignore[attr-defined]
+    again = ApiServer(app, "127.0.0.1", api.port)
+    await again.start()
+    try:
+        missed = await take(stream, n2 - n1 + 1)
+        assert [m["seq"] for m in missed[:-1]] == list(range(n1, n2))
+        assert missed[-1]["type"] == "resumed" and missed[-1]["data"]["complete"] is True
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+        client.close()
+        await again.aclose()

@@ -3,10 +3,11 @@
 Rule: one method per route, returning the route's response model; an error answer becomes an
 :class:`ApiError` carrying the status and the error body's ``code``, ``message`` and
 ``field``; a connection failure becomes a ``TransportError``. The event stream can resume: it
-remembers the last ``seq`` it yielded and reconnects with ``since=`` that seq.
+remembers the last ``seq`` it yielded and reconnects with ``since=`` that seq. For example::
 
->>> with CellClient("http://127.0.0.1:8787") as api:  # doctest: +SKIP
-...     api.post_signals([0.1, 0.2, 0.3]); api.coherence_now().sync
+    with CellClient("http://127.0.0.1:8787", token=token) as api:
+        api.post_signals([0.1, 0.2, 0.3])
+        print(api.coherence_now().sync)
 """
 
 from __future__ import annotations

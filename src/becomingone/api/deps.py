@@ -100,7 +100,7 @@ def _writer(state: State, request: Request) -> TokenInfo:
             405,
             "read_only",
             "this server serves a stopped cell read-only",
-            headers={"Allow": "GET, HEAD"},
+            headers={"Allow": ""},
         )
     info = _token(state, request)
     s, now = state.settings, state.clock()

@@ -63,7 +63,7 @@ async def post_signals(
             405,
             "read_only",
             "this server serves a stopped cell read-only",
-            headers={"Allow": "GET, HEAD"},
+            headers={"Allow": ""},
         )
     body = await read_body(request, settings.max_body_bytes)
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
