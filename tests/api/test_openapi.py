@@ -21,9 +21,16 @@ EXPECTED = {
 }
 
 
-def schema() -> dict[str, Any]:
-    """The app's OpenAPI document (no cell is needed to build it)."""
-    return create_app(object(), ApiSettings()).openapi()  # type: ignore[arg-type]
+class Stub:
+    """Enough of a served cell to build the document (only the channel count is read)."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+
+
+def schema(channels: int = 1) -> dict[str, Any]:
+    """The app's OpenAPI document for a cell with ``channels`` channels."""
+    return create_app(Stub(channels), ApiSettings()).openapi()  # type: ignore[arg-type]
 
 
 def test_every_route_documents_its_statuses() -> None:
@@ -52,6 +59,13 @@ def test_every_error_status_uses_the_error_body() -> None:
 
 
 def test_signals_documents_json_and_csv_bodies() -> None:
-    """POST /signals documents both request content types."""
+    """POST /signals documents both request content types; the JSON schema says exactly what
+    the cell takes: 1 to 100 000 samples, each a number or a row of `channels` numbers."""
     body = schema()["paths"]["/api/v1/signals"]["post"]["requestBody"]
     assert set(body["content"]) == {"application/json", "text/csv"}
+    samples = body["content"]["application/json"]["schema"]["properties"]["samples"]
+    assert (samples["minItems"], samples["maxItems"]) == (1, 100_000)
+    assert samples["items"] == {"type": "number"}
+    two = schema(2)["paths"]["/api/v1/signals"]["post"]["requestBody"]["content"]
+    row = two["application/json"]["schema"]["properties"]["samples"]["items"]
+    assert (row["type"], row["minItems"], row["maxItems"]) == ("array", 2, 2)

@@ -59,7 +59,9 @@ async def test_json_and_csv_samples_reach_the_cell(live: Served) -> None:
         (b'{"samples": []}', "application/json", 422, "invalid", "samples"),
         (b'{"rows": [1]}', "application/json", 400, "bad_json", "body"),
         (b"0.1\nabc\n", "text/csv", 400, "bad_csv", "line 2"),
-        (b"0.1\nnan\n", "text/csv", 422, "invalid", "row 2"),
+        (b"0.1\nnan\n", "text/csv", 400, "bad_csv", "line 2"),
+        (b"0.1\n1_000\n", "text/csv", 400, "bad_csv", "line 2"),
+        (b"# phase\n0.1\n0.2 0.3\n", "text/csv", 422, "invalid", "row 2"),
         (b"0.1", "text/plain", 400, "bad_content_type", "Content-Type"),
     ],
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -74,6 +75,7 @@ def create_app(
     install_error_handlers(app, state.errors)
     for module in (node, coherence, signals, witness, events):
         app.include_router(module.router, prefix=PREFIX)
+    _describe_signals(app, cell.channels, settings.max_samples)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -83,6 +85,21 @@ def create_app(
         )
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes, state=state)
     return app
+
+
+def _describe_signals(app: FastAPI, channels: int, max_samples: int) -> None:
+    """Make OpenAPI's POST /signals body exact for this cell (its channels, its row cap); the
+    routers are shared by every app, so the app's document is edited, not the route."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            body = signals.signals_body(channels, max_samples)["requestBody"]
+            document["paths"][f"{PREFIX}/signals"]["post"]["requestBody"] = body
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def attach_events(cell: Cell, hub: EventHub) -> None:

@@ -94,6 +94,11 @@ class ServedCell:
         self.memory.close()
 
     @property
+    def channels(self) -> int:
+        """Channels per sample (what a posted sample must have)."""
+        return self.cell.channels if self.cell is not None else self.config.kairos.channels
+
+    @property
     def running(self) -> bool:
         """True when a running cell is behind this app."""
         return self.cell is not None

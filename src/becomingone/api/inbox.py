@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,23 @@ from numpy.typing import NDArray
 
 from becomingone.errors import InputError
 
-__all__ = ["SignalInbox", "merge_sources", "parse_csv", "parse_json", "samples_array"]
+__all__ = [
+    "CSV_NUMBER",
+    "CSV_SEPARATOR",
+    "SignalInbox",
+    "merge_sources",
+    "parse_csv",
+    "parse_json",
+    "samples_array",
+]
+
+#: A number as a CSV body may write it: decimal, at most 20 digits before and after the point,
+#: an exponent of at most two digits — finite by construction (no inf, nan, ``1_000``).
+CSV_NUMBER = r"[-+]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][-+]?[0-9]{1,2})?"
+_CSV_NUMBER = re.compile(CSV_NUMBER)
+#: What separates the numbers of one CSV line: a comma (blanks around it allowed) or blanks.
+CSV_SEPARATOR = r"(?:[ \t]*,[ \t]*|[ \t]+)"
+_CSV_SEPARATOR = re.compile(CSV_SEPARATOR)
 
 
 class SignalInbox:
@@ -112,22 +129,23 @@ def parse_json(body: bytes, channels: int, max_samples: int) -> NDArray[np.float
 
 
 def parse_csv(body: bytes, channels: int, max_samples: int) -> NDArray[np.float64]:
-    """One sample per line, ``channels`` numbers separated by commas or blanks; ``#`` lines and
-    blank lines are skipped; an unreadable line is an ``InputError`` naming its number."""
+    """One sample per line (lines end at ``\\n``, a ``\\r`` before it is dropped), ``channels``
+    numbers (:data:`CSV_NUMBER`) separated by a comma or blanks (space, tab); blank lines and
+    ``#`` lines are skipped; any other line is an ``InputError`` naming its number — the same
+    language as the OpenAPI pattern of the body."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("body", "CSV must be UTF-8") from None
     rows: list[Any] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r").strip(" \t")
+        if not line or line.startswith("#"):
             continue
-        parts = stripped.replace(",", " ").split()
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            raise InputError(f"line {number}", f"{stripped[:40]!r} is not numbers") from None
+        parts = _CSV_SEPARATOR.split(line)
+        if not all(_CSV_NUMBER.fullmatch(p) for p in parts):
+            raise InputError(f"line {number}", f"{line[:40]!r} is not numbers")
+        values = [float(p) for p in parts]
         rows.append(values if channels > 1 else (values[0] if len(values) == 1 else values))
     if not rows:
         raise InputError("body", "no samples in the CSV")

@@ -19,7 +19,6 @@ __all__ = [
     "RecordPage",
     "RecordPublic",
     "SignalsAccepted",
-    "SignalsCreate",
     "VerifyPublic",
 ]
 
@@ -80,12 +79,6 @@ class CoherenceHistory(BaseModel):
     end: float
     stored: int = Field(description="Stored points in the range before downsampling")
     points: list[CoherencePointPublic]
-
-
-class SignalsCreate(BaseModel):
-    """Samples for the running cell: numbers (one channel) or lists of ``channels`` numbers."""
-
-    samples: list[float] | list[list[float]]
 
 
 class SignalsAccepted(BaseModel):

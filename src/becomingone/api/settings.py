@@ -13,10 +13,26 @@ from dataclasses import dataclass
 from becomingone.config.schema import ApiConfig
 from becomingone.errors import InputError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ApiSettings", "is_loopback", "parse_listen"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_INDEX",
+    "MAX_PAGE",
+    "MAX_POINTS",
+    "MAX_SAMPLES",
+    "ApiSettings",
+    "is_loopback",
+    "parse_listen",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+#: Caps the OpenAPI document states (an app's settings may only lower them).
+MAX_POINTS = 2_000
+MAX_PAGE = 1_000
+MAX_SAMPLES = 100_000
+#: Largest seq or position a query may name (SQLite integers are 64-bit).
+MAX_INDEX = 2**62
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,9 +53,9 @@ class ApiSettings:
     max_body_bytes: int = 1_048_576
     rate_per_second: float = 20.0
     rate_burst: int = 40
-    max_samples: int = 100_000
-    max_points: int = 2_000
-    max_page: int = 1_000
+    max_samples: int = MAX_SAMPLES
+    max_points: int = MAX_POINTS
+    max_page: int = MAX_PAGE
     event_queue: int = 1_000
     replay_limit: int = 10_000
     inbox_batches: int = 64
@@ -57,6 +73,13 @@ class ApiSettings:
         ):
             if getattr(self, name) < 1:
                 raise InputError(name, f"must be >= 1, got {getattr(self, name)}")
+        for name, cap in (
+            ("max_samples", MAX_SAMPLES),
+            ("max_points", MAX_POINTS),
+            ("max_page", MAX_PAGE),
+        ):
+            if getattr(self, name) > cap:
+                raise InputError(name, f"must be <= {cap}, got {getattr(self, name)}")
         if not self.rate_per_second > 0:
             raise InputError("rate_per_second", f"must be > 0, got {self.rate_per_second}")
 

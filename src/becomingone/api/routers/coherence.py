@@ -16,6 +16,7 @@ from becomingone.api.deps import Cell, Reader, Settings
 from becomingone.api.errors import ApiProblem, responses
 from becomingone.api.routers.node import READ_STATUSES
 from becomingone.api.schemas import CoherenceHistory, CoherenceNow, CoherencePointPublic
+from becomingone.api.settings import MAX_POINTS
 from becomingone.errors import InputError
 from becomingone.memory.store import CoherencePoint
 
@@ -73,10 +74,12 @@ def history(
     start: Annotated[float | None, Query(description="Stream seconds; default end − 60")] = None,
     end: Annotated[float | None, Query(description="Stream seconds; default the newest")] = None,
     points: Annotated[
-        int | None, Query(ge=1, description="At most this many points; default the app's limit")
+        int | None,
+        Query(ge=1, le=MAX_POINTS, description="At most this many points; default the app's limit"),
     ] = None,
 ) -> CoherenceHistory:
-    """Stored coherence between ``start`` and ``end``, downsampled to at most ``points``."""
+    """Stored coherence between ``start`` and ``end`` (none when start > end), downsampled to
+    at most ``points``."""
     points = settings.max_points if points is None else points
     if points > settings.max_points:
         raise InputError("points", f"at most {settings.max_points}, got {points}")
@@ -84,9 +87,9 @@ def history(
         latest = cell.now()
         end = float(latest["t"]) if latest else 0.0
     start = end - 60.0 if start is None else start
-    if not (math.isfinite(start) and math.isfinite(end)) or start > end:
-        raise InputError("start", f"need finite start <= end, got {start} > {end}")
-    stored = cell.history(start, end)
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise InputError("start", f"start and end must be finite, got {start}, {end}")
+    stored = cell.history(start, end) if start <= end else []
     return CoherenceHistory(
         start=start, end=end, stored=len(stored), points=downsample(stored, start, end, points)
     )

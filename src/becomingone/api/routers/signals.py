@@ -8,31 +8,66 @@ full). Every refusal is counted by code in ``/node/state``'s ``api_errors``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, status
 
 from becomingone.api.deps import Cell, Settings, Writer
 from becomingone.api.errors import ApiProblem, responses
-from becomingone.api.inbox import parse_csv, parse_json
-from becomingone.api.schemas import SignalsAccepted, SignalsCreate
+from becomingone.api.inbox import CSV_NUMBER, CSV_SEPARATOR, parse_csv, parse_json
+from becomingone.api.schemas import SignalsAccepted
+from becomingone.api.settings import MAX_SAMPLES
 from becomingone.errors import InputError
 
-__all__ = ["read_body", "router"]
+__all__ = ["csv_pattern", "read_body", "router", "signals_body"]
 
 router = APIRouter(prefix="/signals", tags=["signals"])
 
 _CSV_EXAMPLE = "0.10\n0.25\n0.40\n"
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": SignalsCreate.model_json_schema(),
-                "example": {"samples": [0.1, 0.25, 0.4]},
-            },
-            "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
-        },
+
+
+def csv_pattern(channels: int) -> str:
+    r"""The regular expression of a CSV body for ``channels`` channels: lines of exactly that
+    many numbers (separated by a comma or blanks), blank lines and ``#`` lines, at least one
+    sample.
+
+    >>> import re
+    >>> bool(re.match(csv_pattern(2), "# t\n0.1, 2e-3\n\n-4 5\n"))
+    True
+    >>> [bool(re.match(csv_pattern(1), s)) for s in ("0.1\n0.2", "e2", "0.1 0.2", "\n")]
+    [True, False, False, False]
+    """
+    data = rf"[ \t]*{CSV_NUMBER}(?:{CSV_SEPARATOR}{CSV_NUMBER}){{{channels - 1}}}[ \t]*"
+    other = r"[ \t]*(?:#[^\n]*)?"
+    line = rf"(?:{data}|{other})"
+    return rf"^(?:{other}\r?\n)*{data}(?:\r?\n{line})*\r?\n?$"
+
+
+def signals_body(channels: int, max_samples: int) -> dict[str, Any]:
+    """The OpenAPI request body of POST /signals for a cell with ``channels`` channels: JSON
+    ``{"samples": [...]}`` (numbers, or rows of exactly ``channels`` numbers) or CSV text."""
+    sample: dict[str, Any] = {"type": "number"}
+    if channels > 1:
+        sample = {"type": "array", "items": sample, "minItems": channels, "maxItems": channels}
+    samples = {"type": "array", "items": sample, "minItems": 1, "maxItems": max_samples}
+    schema = {
+        "type": "object",
+        "properties": {"samples": samples},
+        "required": ["samples"],
+        "additionalProperties": False,
+        "title": "SignalsCreate",
     }
-}
+    example = [[0.1] * channels] if channels > 1 else [0.1, 0.25, 0.4]
+    csv = {"type": "string", "pattern": csv_pattern(channels)}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": schema, "example": {"samples": example}},
+                "text/csv": {"schema": csv, "example": _CSV_EXAMPLE},
+            },
+        }
+    }
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -51,7 +86,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    openapi_extra=_BODY,
+    openapi_extra=signals_body(1, MAX_SAMPLES),
     responses=responses(400, 401, 403, 405, 413, 422, 429, 503),
 )
 async def post_signals(

@@ -11,6 +11,7 @@ from becomingone.api.deps import Cell, Reader, Settings
 from becomingone.api.errors import ApiProblem, responses
 from becomingone.api.routers.node import READ_STATUSES
 from becomingone.api.schemas import RecordPage, RecordPublic, VerifyPublic
+from becomingone.api.settings import MAX_INDEX, MAX_PAGE
 from becomingone.errors import InputError
 from becomingone.witnessing import WitnessRecord
 
@@ -40,8 +41,10 @@ def records(
     cell: Cell,
     settings: Settings,
     _: Reader,
-    start: Annotated[int, Query(ge=0, description="Position of the first record")] = 0,
-    limit: Annotated[int, Query(ge=1, description="Records in the page")] = 100,
+    start: Annotated[
+        int, Query(ge=0, le=MAX_INDEX, description="Position of the first record")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Records in the page")] = 100,
 ) -> RecordPage:
     """Stored witness records in chain order, one page."""
     if limit > settings.max_page:
@@ -57,7 +60,7 @@ def records(
 
 
 @router.get("/records/{seq}", responses=responses(404, 422))
-def record(cell: Cell, _: Reader, seq: Annotated[int, Path(ge=0)]) -> RecordPublic:
+def record(cell: Cell, _: Reader, seq: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> RecordPublic:
     """The record with this seq (404 if the chain is shorter)."""
     page, _total = cell.records(seq, 1)
     if not page or page[0].seq != seq:
