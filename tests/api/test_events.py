@@ -166,3 +166,18 @@ async def test_the_client_reconnects_and_resumes_after_a_restart(
         await stream.aclose()  # type: ignore[attr-defined]
         client.close()
         await again.aclose()
+
+
+async def test_a_remote_client_without_public_reads_is_refused(live: Served) -> None:
+    """A WebSocket client from beyond loopback is closed with 1008 and code remote_read."""
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    app = live.client._transport.app  # type: ignore[attr-defined]
+    with (
+        TestClient(app, client=("192.0.2.7", 50_000)) as remote,
+        pytest.raises(WebSocketDisconnect) as closed,
+        remote.websocket_connect("/api/v1/events") as ws,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 1008 and "remote_read" in closed.value.reason
