@@ -193,3 +193,20 @@ async def test_no_decision_yet_is_404(tmp_path: Path) -> None:
             one_error(answer.json(), "no_data")
     finally:
         served.close()
+
+
+async def test_concurrent_reads_share_one_connection_safely(live: Served) -> None:
+    """Many reads at once (FastAPI runs them in worker threads on one read connection) all
+    answer 200 with consistent pages: no 'transaction within a transaction'."""
+    import asyncio
+
+    async def page(start: int) -> int:
+        answer = await live.client.get("/witness/records", params={"start": start, "limit": 5})
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["total"])
+
+    calls = [page(i % 10) for i in range(60)]
+    calls += [live.client.get("/coherence/now") for _ in range(20)]  # type: ignore[misc]
+    results = await asyncio.gather(*calls)
+    assert all(r == live.cell.chain.count for r in results[:60])
+    assert all(r.status_code == 200 for r in results[60:])  # type: ignore[union-attr]

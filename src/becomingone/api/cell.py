@@ -11,6 +11,7 @@ cell's event loop. Secrets in the config are shown as ``"***"``.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ class ServedCell:
         self.cell = cell
         self.inbox = inbox
         self.memory = TemporalMemory.open_read_only(self.data_dir / DB_NAME)
+        #: FastAPI runs reads in worker threads; one read (or read transaction) at a time.
+        self.lock = threading.Lock()
 
     @classmethod
     def live(cls, cell: Cell, inbox: SignalInbox) -> ServedCell:
@@ -91,7 +94,8 @@ class ServedCell:
 
     def close(self) -> None:
         """Close the read connection."""
-        self.memory.close()
+        with self.lock:
+            self.memory.close()
 
     @property
     def channels(self) -> int:
@@ -138,11 +142,13 @@ class ServedCell:
                     "accepted_samples": self.inbox.accepted_samples,
                 }
             return out
+        with self.lock:
+            witnessed, counts = self.memory.witness_count(), self.memory.counters()
         return {
             "samples": None,
-            "witnessed": self.memory.witness_count(),
+            "witnessed": witnessed,
             "chain_ok": None,
-            "counts": self.memory.counters(),
+            "counts": counts,
             "channels": self.config.kairos.channels,
             "dt": self.config.kairos.step,
         }
@@ -153,7 +159,7 @@ class ServedCell:
         """The newest decision: the payload of the newest ``ingest`` witness record (stream
         time ``t``, the three |T|², Δ_phase, outcome) with its ``seq``; None if there is none
         among the newest ``scan`` records."""
-        with self.memory.read_snapshot():
+        with self.lock, self.memory.read_snapshot():
             total = self.memory.witness_count()
             newest = list(self.memory.witnesses(start=max(0, total - scan)))
         for record in reversed(newest):
@@ -163,13 +169,19 @@ class ServedCell:
 
     def history(self, start: float, end: float) -> list[CoherencePoint]:
         """Stored points with ``start <= t <= end`` (raw and bucketed), oldest first."""
-        return self.memory.retrieve(start, end)
+        with self.lock:
+            return self.memory.retrieve(start, end)
 
     def records(self, start: int, limit: int) -> tuple[list[WitnessRecord], int]:
         """Up to ``limit`` witness records from position ``start``, and the stored total."""
-        with self.memory.read_snapshot():
+        with self.lock, self.memory.read_snapshot():
             total = self.memory.witness_count()
             return list(self.memory.witnesses(start=start, limit=limit)), total
+
+    def witness_count(self) -> int:
+        """Number of stored witness records."""
+        with self.lock:
+            return self.memory.witness_count()
 
     def verify_chain(self) -> VerifyReport:
         """Walk the whole stored chain against the signed head (call it in a worker thread)."""

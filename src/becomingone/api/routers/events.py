@@ -52,7 +52,7 @@ async def _replay(ws: WebSocket, cell: ServedCell, sub: Subscriber, since: int, 
             last, sent = record.seq, sent + 1
         if last + 1 >= total:
             break
-    complete = since < 0 or last + 1 >= cell.memory.witness_count()
+    complete = since < 0 or last + 1 >= cell.witness_count()
     await ws.send_json(
         {
             "type": "resumed",
