@@ -60,6 +60,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=240,
+            cwd=tmp_path,  # its cache directory goes there, not into the checkout
         )
         assert run.returncode == 0, run.stdout[-4000:]
         assert proc.poll() is None
