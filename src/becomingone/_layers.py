@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config",),
     ("runtime", "sim"),
     ("analysis",),
+    ("api",),
     ("commands", "cli"),
 )
 

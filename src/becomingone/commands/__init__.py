@@ -18,7 +18,9 @@ from becomingone.commands import (
     nats,
     node,
     roster,
+    serve,
     simulate,
+    tokens,
     up,
     witness,
 )
@@ -37,6 +39,8 @@ COMMANDS: list[Register] = [
     certs.register,
     node.register,
     roster.register,
+    serve.register,
+    tokens.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]

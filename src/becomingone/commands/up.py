@@ -7,23 +7,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from numpy.typing import NDArray
 from rich.console import Console
 from rich.live import Live
 
+from becomingone.api import (
+    PREFIX,
+    ApiServer,
+    ApiSettings,
+    EventHub,
+    ServedCell,
+    SignalInbox,
+    TokenStore,
+    attach_events,
+    create_app,
+    merge_sources,
+)
+from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, parse_listen
 from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
-from becomingone.runtime.sources import open_source
+from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.view import json_line, status_table, summary, summary_text
 
 __all__ = ["data_dir_arg", "progress_line", "register", "run_up"]
@@ -37,8 +52,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--source",
         default="synthetic",
-        help="synthetic (default), csv:PATH, stdin (one sample per line) or text:PATH; "
-        "a file source resumes after the rows this data dir has already read",
+        help="synthetic (default), csv:PATH, stdin (one sample per line), text:PATH, or api "
+        "(only samples POSTed to --serve); a file source resumes after the rows this data dir "
+        "has already read",
+    )
+    p.add_argument(
+        "--serve",
+        nargs="?",
+        const=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        metavar="[HOST:]PORT",
+        help=f"serve the HTTP + WebSocket API beside the cell (default {DEFAULT_HOST}:"
+        f"{DEFAULT_PORT}; beyond loopback only with api.allow_remote); see docs/api.md",
     )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object per second")
@@ -83,10 +107,21 @@ def run_up(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         raise InputError("--duration", f"must be > 0 seconds, got {args.duration}")
     config = load_config(args.config)
+    listen = (
+        None
+        if args.serve is None
+        else parse_listen(args.serve, allow_remote=config.api.allow_remote)
+    )
+    if args.source == "api" and listen is None:
+        raise InputError("--source", "api needs --serve (samples arrive as POST /api/v1/signals)")
     data_dir = data_dir_arg(args.data_dir, config)
     _logging(config, data_dir)
     flush = config.memory.flush_interval
-    source = open_source(args.source, dt=config.kairos.step, flush_interval=flush)
+    source = (
+        Source("api", config.kairos.channels, _no_batches())
+        if args.source == "api"
+        else open_source(args.source, dt=config.kairos.step, flush_interval=flush)
+    )
     channels = source.channels if source.channels != config.kairos.channels else None
     cell = Cell(config, data_dir, channels=channels, accept_broken_chain=args.accept_broken_chain)
     try:
@@ -97,7 +132,7 @@ def run_up(args: argparse.Namespace) -> int:
         if source.cursor is not None:
             source.cursor.resume(cell.source_position(source.cursor.key))
             cell.track(source.cursor)
-        _, data = asyncio.run(_serve(cell, source.name, source.batches, args))
+        _, data = asyncio.run(_serve(cell, source, args, listen))
     finally:
         cell.close()
     if args.summary:
@@ -164,20 +199,74 @@ def _reporter(
     return report, live
 
 
+async def _aclose(batches: AsyncIterator[NDArray[Any]]) -> None:
+    """Close a source's generator (its files, threads)."""
+    close = getattr(batches, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _no_batches() -> AsyncIterator[NDArray[Any]]:
+    """The ``api`` source: no batches of its own (a placeholder the API replaces)."""
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
 async def _serve(
-    cell: Cell, source_name: str, batches: Any, args: argparse.Namespace
+    cell: Cell, source: Source, args: argparse.Namespace, listen: tuple[str, int] | None
 ) -> tuple[CellStatus, dict[str, Any]]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    report, live = _reporter(cell, source_name, args, stop)
+    report, live = _reporter(cell, source.name, args, stop)
     try:
-        with live if live is not None else nullcontext():
-            final = await run_cell(cell, batches, stop=stop, duration=args.duration, report=report)
-            report(final)
+        async with _api(cell, source, listen) as batches:
+            with live if live is not None else nullcontext():
+                final = await run_cell(
+                    cell, batches, stop=stop, duration=args.duration, report=report
+                )
+                report(final)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await batches.aclose()
     return final, summary(final, cell.verify_chain(), str(cell.data_dir))
+
+
+@contextlib.asynccontextmanager
+async def _api(
+    cell: Cell, source: Source, listen: tuple[str, int] | None
+) -> AsyncIterator[AsyncIterator[NDArray[Any]]]:
+    """The batches to run: the source's, or (with ``--serve``) those merged with the API's
+    inbox while the API serves beside the cell (the ``api`` source: the inbox alone); every
+    generator is closed on the way out."""
+    if listen is None:
+        try:
+            yield source.batches
+        finally:
+            await _aclose(source.batches)
+        return
+    inbox = SignalInbox(cell.channels)
+    hub = EventHub()
+    attach_events(cell, hub)
+    served = ServedCell.live(cell, inbox)
+    tokens = TokenStore(cell.data_dir)
+    settings = ApiSettings.from_config(cell.config.api)
+    server = ApiServer(create_app(served, settings, tokens=tokens, hub=hub), *listen)
+    try:
+        await server.start()
+        print(
+            f"becomingone up: API at {server.url}{PREFIX} (docs {server.url}{PREFIX}/docs)",
+            file=sys.stderr,
+            flush=True,
+        )
+        merged = merge_sources(None if source.name == "api" else source.batches, inbox)
+        try:
+            yield merged
+        finally:
+            await _aclose(merged)
+    finally:
+        await _aclose(source.batches)
+        await server.aclose()
+        tokens.close()
+        served.close()

@@ -5,6 +5,7 @@ Rule: nothing else in the package reads configuration files or ``BECOMINGONE__*`
 
 from becomingone.config.load import ENV_PREFIX, ConfigIssue, check_config, load_config, read_raw
 from becomingone.config.schema import (
+    ApiConfig,
     BecomingOneConfig,
     CellConfig,
     ClusterConfig,
@@ -23,6 +24,7 @@ from becomingone.config.schema import (
 
 __all__ = [
     "ENV_PREFIX",
+    "ApiConfig",
     "BecomingOneConfig",
     "CellConfig",
     "ClusterConfig",

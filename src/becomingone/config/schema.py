@@ -19,6 +19,7 @@ from becomingone.events import HookEvent, parse_hook_event
 from becomingone.memory.retention import Retention
 
 __all__ = [
+    "ApiConfig",
     "BecomingOneConfig",
     "CellConfig",
     "ClusterConfig",
@@ -336,6 +337,29 @@ class GlyphsConfig(_Section):
         return value
 
 
+class ApiConfig(_Section):
+    """The HTTP + WebSocket API of ``up --serve`` and ``serve`` (docs/api.md)."""
+
+    allow_remote: bool = Field(
+        default=False, description="Allow listening on an address other than loopback."
+    )
+    public_reads: bool = Field(
+        default=False, description="Reads need no token from non-loopback clients either."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty: CORS off."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=67_108_864, description="Largest request body in bytes."
+    )
+    rate_per_second: float = Field(
+        default=20.0, gt=0, le=100_000, description="Writes per second per token (refill rate)."
+    )
+    rate_burst: int = Field(
+        default=40, ge=1, le=1_000_000, description="Writes a token may make at once (bucket)."
+    )
+
+
 class CellConfig(_Section):
     """Everything under the ``becomingone:`` key."""
 
@@ -350,6 +374,7 @@ class CellConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig = ClusterConfig()
     glyphs: GlyphsConfig = GlyphsConfig()
+    api: ApiConfig = ApiConfig()
     hooks: dict[str, list[str]] = Field(
         default_factory=dict, description="Event name → list of 'module:function' handlers."
     )

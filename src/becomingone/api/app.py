@@ -1,0 +1,111 @@
+"""The FastAPI app of one cell: :func:`create_app` wires routers, access, limits and errors.
+
+Rule: the app holds one :class:`~becomingone.api.deps.ApiState` and nothing global; it never
+drives the cell — a running cell feeds :meth:`EventHub.publish_record` through its ``witness``
+hook (:func:`attach_events`) and takes posted samples from its inbox. Every route lives under
+``/api/v1``; OpenAPI is at ``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from becomingone import __version__
+from becomingone.api.cell import ServedCell
+from becomingone.api.deps import ApiState
+from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
+from becomingone.api.events import EventHub
+from becomingone.api.routers import coherence, events, node, signals, witness
+from becomingone.api.settings import ApiSettings
+from becomingone.api.tokens import TokenStore
+from becomingone.runtime.cell import Cell
+from becomingone.runtime.hooks import HookCall
+
+__all__ = ["PREFIX", "attach_events", "create_app"]
+
+PREFIX = "/api/v1"
+
+
+class _BodyLimit:
+    """Refuses (413, the error body) any request whose Content-Length is over the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int, state: ApiState) -> None:
+        self.app, self.limit, self.state = app, limit, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope["headers"]).get(b"content-length", b"0")
+            if declared.isdigit() and int(declared) > self.limit:
+                self.state.errors["too_large"] += 1
+                problem = ApiProblem(
+                    413, "too_large", f"body of {int(declared)} bytes; the limit is {self.limit}"
+                )
+                await error_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    cell: ServedCell,
+    settings: ApiSettings,
+    *,
+    tokens: TokenStore | None = None,
+    hub: EventHub | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The API of ``cell`` (writes need ``tokens``; a read-only ``settings`` refuses them)."""
+    app = FastAPI(
+        title="BecomingONE cell API",
+        version=__version__,
+        description="One cell: node, coherence, signals, witness chain, event stream.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    state = ApiState(
+        cell=cell, settings=settings, tokens=tokens, hub=hub or EventHub(), clock=clock
+    )
+    app.state.api = state
+    install_error_handlers(app, state.errors)
+    for module in (node, coherence, signals, witness, events):
+        app.include_router(module.router, prefix=PREFIX)
+    _describe_signals(app, cell.channels, settings.max_samples)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes, state=state)
+    return app
+
+
+def _describe_signals(app: FastAPI, channels: int, max_samples: int) -> None:
+    """Make OpenAPI's POST /signals body exact for this cell (its channels, its row cap); the
+    routers are shared by every app, so the app's document is edited, not the route."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            body = signals.signals_body(channels, max_samples)["requestBody"]
+            document["paths"][f"{PREFIX}/signals"]["post"]["requestBody"] = body
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def attach_events(cell: Cell, hub: EventHub) -> None:
+    """Publish every record ``cell`` witnesses (after its commit) to ``hub``."""
+
+    def publish(call: HookCall) -> None:
+        hub.publish_record(call.payload)
+
+    cell.hooks.on("witness", publish, name="becomingone.api.events")

@@ -1,0 +1,191 @@
+"""A typed Python client of the cell API: httpx for the routes, websockets for the events.
+
+Rule: one method per route, returning the route's response model; an error answer becomes an
+:class:`ApiError` carrying the status and the error body's ``code``, ``message`` and
+``field``; a connection failure becomes a ``TransportError``. The event stream can resume: it
+remembers the last ``seq`` it yielded and reconnects with ``since=`` that seq. For example::
+
+    with CellClient("http://127.0.0.1:8787", token=token) as api:
+        api.post_signals([0.1, 0.2, 0.3])
+        print(api.coherence_now().sync)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
+
+import httpx
+import websockets
+from pydantic import BaseModel
+
+from becomingone.api.app import PREFIX
+from becomingone.api.schemas import (
+    CoherenceHistory,
+    CoherenceNow,
+    NodePublic,
+    NodeState,
+    RecordPage,
+    RecordPublic,
+    SignalsAccepted,
+    VerifyPublic,
+)
+from becomingone.errors import BecomingOneError, TransportError
+
+__all__ = ["ApiError", "CellClient"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(BecomingOneError):
+    """The server refused: HTTP ``status`` and the error body's ``code``, ``message``, ``field``."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        self.status, self.code, self.message, self.field = status, code, message, field
+        where = f" ({field})" if field else ""
+        super().__init__(f"{status} {code}: {message}{where}")
+
+
+class CellClient:
+    """The API of one cell at ``url`` (``http://127.0.0.1:8787``); ``token`` for writes."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url + PREFIX, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> CellClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {self.url}{PREFIX}{path}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_of(response)
+        return response.json()
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        query = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(self._call("GET", path, params=query))
+
+    # -- node ------------------------------------------------------------------------------------
+
+    def node(self) -> NodePublic:
+        """Who the cell is."""
+        return self._get(NodePublic, "/node")
+
+    def config(self) -> dict[str, Any]:
+        """The cell's config, secrets redacted."""
+        out: dict[str, Any] = self._call("GET", "/node/config")
+        return out
+
+    def state(self) -> NodeState:
+        """Counts, samples, inbox and the API's error counts."""
+        return self._get(NodeState, "/node/state")
+
+    # -- coherence -------------------------------------------------------------------------------
+
+    def coherence_now(self) -> CoherenceNow:
+        """The newest decision."""
+        return self._get(CoherenceNow, "/coherence/now")
+
+    def coherence_history(
+        self, start: float | None = None, end: float | None = None, points: int | None = None
+    ) -> CoherenceHistory:
+        """History over ``[start, end]`` stream seconds, at most ``points`` points."""
+        return self._get(
+            CoherenceHistory, "/coherence/history", start=start, end=end, points=points
+        )
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def post_signals(self, samples: Sequence[float] | Sequence[Sequence[float]]) -> SignalsAccepted:
+        """Queue samples (numbers, or rows of ``channels`` numbers) for the running cell."""
+        rows = [list(map(float, s)) if isinstance(s, Sequence) else float(s) for s in samples]
+        body = json.dumps({"samples": rows}, allow_nan=True)
+        headers = {"Content-Type": "application/json"}
+        return SignalsAccepted.model_validate(
+            self._call("POST", "/signals", content=body, headers=headers)
+        )
+
+    def post_csv(self, text: str) -> SignalsAccepted:
+        """Queue samples given as CSV text (one sample per line)."""
+        headers = {"Content-Type": "text/csv"}
+        return SignalsAccepted.model_validate(
+            self._call("POST", "/signals", content=text.encode(), headers=headers)
+        )
+
+    # -- witness ---------------------------------------------------------------------------------
+
+    def verify(self) -> VerifyPublic:
+        """Verify the whole chain on the server."""
+        return self._get(VerifyPublic, "/witness/verify")
+
+    def records(self, start: int = 0, limit: int = 100) -> RecordPage:
+        """One page of witness records."""
+        return self._get(RecordPage, "/witness/records", start=start, limit=limit)
+
+    def record(self, seq: int) -> RecordPublic:
+        """The witness record ``seq``."""
+        return self._get(RecordPublic, f"/witness/records/{seq}")
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def events_url(self, types: Sequence[str] = (), since: int | None = None) -> str:
+        """The WebSocket URL of the event stream with a filter and a resume seq."""
+        query = []
+        if types:
+            query.append("types=" + ",".join(types))
+        if since is not None:
+            query.append(f"since={since}")
+        ws = "ws" + self.url.removeprefix("http")
+        return f"{ws}{PREFIX}/events" + ("?" + "&".join(query) if query else "")
+
+    async def events(
+        self,
+        types: Sequence[str] = (),
+        since: int | None = None,
+        *,
+        reconnects: int = 0,
+        retry_seconds: float = 0.5,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Messages of the event stream (events and ``resumed`` markers). After a lost
+        connection, reconnect up to ``reconnects`` times, resuming after the last seq seen."""
+        last, left = since, reconnects
+        while True:
+            try:
+                async with websockets.connect(self.events_url(types, last)) as ws:
+                    async for raw in ws:
+                        message = json.loads(raw)
+                        if message.get("type") != "resumed":
+                            last = int(message["seq"])
+                        yield message
+            except (OSError, websockets.ConnectionClosed) as exc:
+                if left <= 0:
+                    raise TransportError(f"event stream {self.url}: {exc}") from exc
+            if left <= 0:
+                return
+            left -= 1
+            await asyncio.sleep(retry_seconds)
+
+
+def _error_of(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()["error"]
+        return ApiError(
+            response.status_code, str(body["code"]), str(body["message"]), body.get("field")
+        )
+    except (ValueError, KeyError, TypeError):
+        return ApiError(response.status_code, "http_error", response.text[:200])

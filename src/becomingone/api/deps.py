@@ -1,0 +1,143 @@
+"""FastAPI dependencies in one place: the served cell, the settings, read and write access.
+
+Rule: every route takes what it needs through these ``Annotated`` aliases; access rules live
+here only. Writes need ``Authorization: Bearer <token>`` of an active token and spend one unit
+of that token's :class:`~becomingone.api.tokens.TokenBucket`; a read-only server answers 405
+to every write before looking at the token. Reads are open from loopback clients (and from
+anywhere when ``public_reads``); others need a valid token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from becomingone.api.cell import ServedCell
+from becomingone.api.errors import ApiProblem
+from becomingone.api.events import EventHub
+from becomingone.api.settings import ApiSettings, is_loopback
+from becomingone.api.tokens import TokenBucket, TokenInfo, TokenStore
+
+__all__ = ["ApiState", "Cell", "Hub", "Reader", "Settings", "Writer", "api_state"]
+
+
+@dataclass(slots=True, kw_only=True)
+class ApiState:
+    """Everything one app holds: the cell, settings, tokens, the hub, buckets and counts."""
+
+    cell: ServedCell
+    settings: ApiSettings
+    tokens: TokenStore | None
+    hub: EventHub
+    clock: Callable[[], float]
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def api_state(request: Request) -> ApiState:
+    """The app's :class:`ApiState`."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+State = Annotated[ApiState, Depends(api_state)]
+
+
+def _cell(state: State) -> ServedCell:
+    return state.cell
+
+
+def _settings(state: State) -> ApiSettings:
+    return state.settings
+
+
+def _hub(state: State) -> EventHub:
+    return state.hub
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <token>",
+            field="Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def _token(state: ApiState, request: Request) -> TokenInfo:
+    """The active token of the request (401 unknown, 403 revoked)."""
+    token = _bearer(request)
+    info = state.tokens.check(token) if state.tokens is not None else None
+    if info is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "unknown token",
+            field="Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not info.active:
+        raise ApiProblem(
+            403, "token_revoked", f"token {info.name!r} was revoked", field="Authorization"
+        )
+    return info
+
+
+def _writer(state: State, request: Request) -> TokenInfo:
+    """405 on a read-only server; else an active token with rate left (429 otherwise)."""
+    if state.settings.read_only:
+        raise ApiProblem(
+            405,
+            "read_only",
+            "this server serves a stopped cell read-only",
+            headers={"Allow": ""},
+        )
+    info = _token(state, request)
+    s, now = state.settings, state.clock()
+    bucket = state.buckets.setdefault(
+        info.name,
+        TokenBucket(rate=s.rate_per_second, burst=s.rate_burst, level=s.rate_burst, at=now),
+    )
+    if not bucket.take(now):
+        wait = bucket.wait(now)
+        raise ApiProblem(
+            429,
+            "rate_limited",
+            f"token {info.name!r} is over {s.rate_per_second:g} writes/s "
+            f"(burst {s.rate_burst}); retry in {wait:.2f} s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    return info
+
+
+def _reader(state: State, request: Request) -> None:
+    """Reads: open from loopback or when ``public_reads``; else an active token."""
+    host = request.client.host if request.client else ""
+    if state.settings.public_reads or is_loopback(host):
+        return
+    try:
+        _token(state, request)
+    except ApiProblem as exc:
+        raise ApiProblem(
+            403,
+            "remote_read",
+            f"reads from {host} need a token ({exc.message})",
+            field="Authorization",
+        ) from None
+
+
+Cell = Annotated[ServedCell, Depends(_cell)]
+Settings = Annotated[ApiSettings, Depends(_settings)]
+Hub = Annotated[EventHub, Depends(_hub)]
+Writer = Annotated[TokenInfo, Depends(_writer)]
+Reader = Annotated[None, Depends(_reader)]
