@@ -165,3 +165,40 @@ async def test_stopping_never_cuts_a_batch_in_half(tmp_path: Path) -> None:
         assert done == [4]
     finally:
         cell.close()
+
+
+async def test_full_feed_witnesses_a_cluster_collapse_light_feed_none(tmp_path: Path) -> None:
+    """A full node on a steady file source witnesses the crossing of I_c by its T_global as a
+    MACRO ``cluster.collapse`` record on its own chain (once: an edge, not every tick); a light
+    node on the same source has no chain and witnesses nothing."""
+    path = ramp_csv(tmp_path / "r.csv", 600)
+    config = CellConfig(name="f", master={"tau_max": 1.0, "witness_interval": 1.0})
+    cell = Cell(config, tmp_path / "f")
+    try:
+        source = open_source(f"csv:{path}", dt=0.01, flush_interval=0.1)
+        member = node_member("full", cell, topology=Topology.MESH, cluster="c", source=source)
+        assert isinstance(member, FullFeed)
+        await run_until(member, lambda: member.ended)
+        for tick in range(3):
+            await member.advance(7.0 + tick)
+            member.supervisor.tick(7.0 + tick)
+            await member.after_tick(7.0 + tick)
+        assert abs(member.supervisor.mesh.value) ** 2 >= cell.sync.threshold
+        records = [r for r in cell.memory.witnesses() if r.kind == "cluster.collapse"]
+        assert member.cluster_collapses == 1 and len(records) == 1
+        assert records[0].level == "macro" and cell.verify_chain().ok
+        await member.aclose()
+    finally:
+        cell.close()
+    light_cell = Cell(CellConfig(name="l"), tmp_path / "l")
+    try:
+        source = open_source(f"csv:{path}", dt=0.01, flush_interval=0.1)
+        light = node_member("light", light_cell, topology=Topology.MESH, cluster="c", source=source)
+        await run_until(light, lambda: light.ended)
+        light.supervisor.tick(7.0)
+        await light.after_tick(7.0)
+        kinds = [r.kind for r in light_cell.memory.witnesses()]
+        assert light.cluster_collapses == 0 and "cluster.collapse" not in kinds
+        await light.aclose()
+    finally:
+        light_cell.close()
