@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -61,6 +62,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", type=Path, help="becomingone.yaml (its cluster: section too)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
     p.add_argument("--duration", type=float, help="seconds to run (default: until a signal)")
+    p.add_argument(
+        "--start-at",
+        type=float,
+        help="wall-clock time (Unix seconds) of the first tick: connect, then wait (full, light)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON status line per second")
     p.set_defaults(handler=run)
 
@@ -70,10 +76,12 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--kind", "relay (a NATS leaf node) is not available yet; use full")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
-    for name in ("duration", "tick"):
+    for name in ("duration", "tick", "start_at"):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value <= 0):
-            raise InputError(f"--{name}", f"must be a finite number > 0, got {value}")
+            raise InputError(
+                f"--{name.replace('_', '-')}", f"must be a finite number > 0, got {value}"
+            )
     if args.name is not None and not NODE_ID_PATTERN.match(args.name):
         raise InputError("--name", f"must be 1-64 of [A-Za-z0-9._:-], got {args.name!r}")
     if args.alpha is not None and not 0.0 < args.alpha < 1.0:
@@ -123,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                 kind=args.kind,
                 theta=_initial_theta(args.seed, name),
             )
-            last = asyncio.run(_serve(args, node.run, name)).to_json()
+            runner = functools.partial(node.run, start_at=args.start_at)
+            last = asyncio.run(_serve(args, runner, name)).to_json()
             ticks = node.ticks
     finally:
         ok = cell.verify_chain().ok

@@ -54,7 +54,7 @@ from becomingone.runtime.node import (
     SupervisedNode,
     status_subject,
 )
-from becomingone.runtime.observer import ClusterObserver
+from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
@@ -81,6 +81,7 @@ __all__ = [
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
+    "PacketAges",
     "RosterFile",
     "Source",
     "SourceCursor",

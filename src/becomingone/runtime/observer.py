@@ -9,23 +9,32 @@ frequency (θ + f·(now − t)) and measures them with
 :class:`ClusterSummary` as :class:`~becomingone.runtime.cluster.LocalCluster`. A node not heard
 within the timeout leaves the measurement (its last rejection counts stay in the totals).
 Malformed status messages are counted (``bad_status``) and dropped.
+
+:class:`PacketAges` listens to the packets themselves (``ssep.<cluster>.*``, every copy to
+every receiver): it verifies each on arrival against the roster file (Ed25519, as a member
+would) and records its age, now − the packet's timestamp, i.e. publish → verified on one
+machine's clock (the sender stamps a packet at its tick, just before signing and publishing).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
 
 from becomingone.core.phase import CoherenceBand
-from becomingone.errors import InputError
+from becomingone.errors import InputError, ProtocolError
+from becomingone.keys import verify_signature
 from becomingone.runtime.cluster import ClusterSummary, TickReport, summarize
-from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.node import NodeStatus, RosterFile
+from becomingone.sync.ssep import decode_packet
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import winding_number
 from becomingone.transport.base import Bus, Subscription
 
-__all__ = ["ClusterObserver"]
+__all__ = ["ClusterObserver", "PacketAges"]
 
 
 class ClusterObserver:
@@ -101,3 +110,69 @@ class ClusterObserver:
         if not self.history:
             self.step()
         return summarize(self.history, self.rejected(), self.stats)
+
+
+class PacketAges:
+    """Ages (seconds) of a cluster's packets, verified on arrival; :meth:`run` until stopped.
+
+    ``ages`` holds every verified copy's age, oldest first, up to ``limit`` (later ones are
+    counted in ``stats["not_kept"]``); packets that do not parse or verify are counted by
+    reason (``malformed``, ``oversize``, ..., ``unknown_signer``, ``bad_signature``).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        cluster: str,
+        roster: RosterFile,
+        limit: int = 1_000_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bus = bus
+        self.cluster = cluster
+        self.roster_file = roster
+        self.limit = limit
+        self.clock = clock
+        self.ages: list[float] = []
+        self.stats: Counter[str] = Counter()
+        self._keys = roster.read()
+
+    def record(self, data: bytes) -> float | None:
+        """Verify one message and keep its age; ``None`` (counted) if it is not a packet of a
+        member of this cluster."""
+        try:
+            packet, body, signature = decode_packet(data)
+        except ProtocolError as exc:
+            self.stats[str(exc.reason)] += 1
+            return None
+        key = self._keys.get(packet.node_id)
+        if key is None and self.roster_file.changed():
+            self._keys = self.roster_file.read()
+            key = self._keys.get(packet.node_id)
+        if key is None or packet.cluster != self.cluster:
+            self.stats["unknown_signer" if key is None else "wrong_cluster"] += 1
+            return None
+        if not verify_signature(key, body, signature):
+            self.stats["bad_signature"] += 1
+            return None
+        age = self.clock() - packet.timestamp
+        self.stats["verified"] += 1
+        if len(self.ages) < self.limit:
+            self.ages.append(age)
+        else:
+            self.stats["not_kept"] += 1
+        return age
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Subscribe to every packet of the cluster and record each as it arrives."""
+        sub = await self.bus.subscribe(f"ssep.{self.cluster}.*")
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    self.record(await sub.next_msg(timeout=0.1))
+                    for data in sub.drain():
+                        self.record(data)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
