@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from becomingone.keys import NodeKey
+from becomingone.keys import NodeKey, verify_signature
+from becomingone.runtime import observer
 from becomingone.runtime.node import NodeSettings, NodeStatus, RosterFile, SupervisedNode
 from becomingone.runtime.observer import PacketAges
 from becomingone.sync.ssep import Packet, encode_packet
@@ -50,6 +51,31 @@ def test_ages_of_verified_packets_and_rejections_by_reason(tmp_path: Path) -> No
     assert sum(ages.stats.values()) == 5
     roster.join("b", kb.public_bytes)  # a member that joined later is read from the file
     assert ages.record(packet(kb, node="b")) is not None and len(ages.ages) == 2
+
+
+def test_copies_are_timed_each_and_verified_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bytes arriving for three receivers give three ages and one Ed25519 check; a
+    copy with one changed byte is checked again (and fails)."""
+    roster = RosterFile(tmp_path / "r.json")
+    key = NodeKey.generate()
+    roster.join("a", key.public_bytes)
+    clock = Clock(100.0)
+    ages = PacketAges(MemoryBus().connect("p"), cluster="t", roster=roster, clock=clock)
+    calls: list[bytes] = []
+
+    def counting(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        calls.append(signature)
+        return verify_signature(public_key, message, signature)
+
+    monkeypatch.setattr(observer, "verify_signature", counting)
+    data = packet(key)
+    for _ in range(3):
+        clock.t += 0.01
+        assert ages.record(data) is not None
+    assert len(calls) == 1 and [round(a, 6) for a in ages.ages] == [0.03, 0.04, 0.05]
+    assert ages.record(data[:-1] + bytes([data[-1] ^ 1])) is None and len(calls) == 2
 
 
 @pytest.mark.timeout(60)

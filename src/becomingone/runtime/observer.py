@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 from becomingone.core.phase import CoherenceBand
@@ -117,8 +117,13 @@ class PacketAges:
 
     ``ages`` holds every verified copy's age, oldest first, up to ``limit`` (later ones are
     counted in ``stats["not_kept"]``); packets that do not parse or verify are counted by
-    reason (``malformed``, ``oversize``, ..., ``unknown_signer``, ``bad_signature``).
+    reason (``malformed``, ``oversize``, ..., ``unknown_signer``, ``bad_signature``). A packet
+    sent to k receivers arrives k times with the same bytes: its signature is checked once
+    (the verdict is kept for the last ``SEEN`` distinct packets), each copy is timed.
     """
+
+    #: Distinct packets whose verdict is remembered.
+    SEEN = 4096
 
     def __init__(
         self,
@@ -137,6 +142,7 @@ class PacketAges:
         self.ages: list[float] = []
         self.stats: Counter[str] = Counter()
         self._keys = roster.read()
+        self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
 
     def record(self, data: bytes) -> float | None:
         """Verify one message and keep its age; ``None`` (counted) if it is not a packet of a
@@ -153,7 +159,13 @@ class PacketAges:
         if key is None or packet.cluster != self.cluster:
             self.stats["unknown_signer" if key is None else "wrong_cluster"] += 1
             return None
-        if not verify_signature(key, body, signature):
+        seen = key + data
+        good = self._verdicts.get(seen)
+        if good is None:
+            good = self._verdicts[seen] = verify_signature(key, body, signature)
+            if len(self._verdicts) > self.SEEN:
+                self._verdicts.popitem(last=False)
+        if not good:
             self.stats["bad_signature"] += 1
             return None
         age = self.clock() - packet.timestamp
@@ -171,8 +183,10 @@ class PacketAges:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     self.record(await sub.next_msg(timeout=0.1))
-                    for data in sub.drain():
+                    for i, data in enumerate(sub.drain(), 1):
                         self.record(data)
+                        if i % 32 == 0:  # let the rest of the process run
+                            await asyncio.sleep(0)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
