@@ -5,9 +5,11 @@ For each case (N node processes, a topology; 10 Hz ticks): one ``nats-server`` a
 joining one roster file, then
 
 - start-up: the nodes are spawned at most ``os.cpu_count()`` at a time; a node's start-up is
-  spawn → connected and subscribed (read from the server's ``/connz``). Every node is given the
-  same ``--start-at``, a wall-clock time after all should be up, so they tick together from
-  there — the measured part never includes Python start-up;
+  spawn → connected and subscribed (read from the server's ``/connz``). Each node is told
+  (``--start-at``) to wait a budget (a few times the measured Python start-up) after its spawn
+  before its first tick, and is SIGSTOPped as soon as it is up; once all are up and the last
+  start time has passed, one SIGCONT each starts them together — the measured part never
+  includes Python start-up, and no node couples to a peer before every node is there;
 - packet age: :class:`~becomingone.runtime.PacketAges` on its own connection verifies every
   copy of every packet on arrival (Ed25519 against the roster, as a member would) and keeps
   now − the packet's timestamp (stamped by the sender at its tick, just before signing): the
@@ -69,8 +71,9 @@ class Measured:
     """What one case's node processes did."""
 
     startup: list[float] = field(default_factory=list)
+    start_at: float = 0.0
     launch: float = 0.0
-    late: bool = False
+    late: int = 0
     ages: list[float] = field(default_factory=list)
     probe: dict[str, int] = field(default_factory=dict)
     cpu: list[float] = field(default_factory=list)
@@ -138,22 +141,31 @@ def import_seconds() -> float:
     return time.perf_counter() - t0
 
 
-def launch(procs: NodeProcesses, n: int, monitor_port: int, out: Measured) -> None:
-    """Spawn ``n`` light nodes, at most CORES starting at once; record each start-up."""
+def launch(
+    procs: NodeProcesses, n: int, monitor_port: int, flags: list[str], budget: float
+) -> Measured:
+    """Spawn ``n`` light nodes, at most CORES starting at once, each told to start ticking
+    ``budget`` s after its spawn (``start_at``: the last of these times); SIGSTOP each as soon
+    as it is connected and subscribed (its start-up), so none ticks before all are up. Returns
+    the start-ups (``late``: nodes not up within their budget, which ticked alone first)."""
     spawned: dict[str, float] = {}
     ready: dict[str, float] = {}
+    out = Measured()
     t0 = time.monotonic()
     deadline = t0 + 120.0 + 10.0 * n
     while len(ready) < n:
         while len(spawned) < n and len(spawned) - len(ready) < CORES:
             name = node_name(len(spawned))
+            out.start_at = max(out.start_at, time.time() + budget)
+            procs.extra = [*flags, "--start-at", repr(out.start_at)]
             procs.start(name, kind="light")
             spawned[name] = time.monotonic()
         time.sleep(0.05)
         now = time.monotonic()
-        for name in ready_nodes(monitor_port) - ready.keys():
-            if name in spawned:
-                ready[name] = now
+        for name in ready_nodes(monitor_port) & spawned.keys() - ready.keys():
+            procs.kill(name, signal.SIGSTOP)
+            ready[name] = now
+            out.late += now - spawned[name] > budget
         exited = [k for k, p in procs.procs.items() if p.poll() is not None]
         if exited or now > deadline:
             log = procs.base / f"{(exited or ['cell-0000'])[0]}.log"
@@ -161,6 +173,14 @@ def launch(procs: NodeProcesses, n: int, monitor_port: int, out: Measured) -> No
             raise SystemExit(f"nodes did not start ({len(ready)}/{n} ready): {' '.join(tail)}")
     out.startup = [ready[k] - spawned[k] for k in spawned]
     out.launch = time.monotonic() - t0
+    return out
+
+
+def resume(procs: NodeProcesses) -> None:
+    """SIGCONT every node still running (all start ticking at once)."""
+    for proc in procs.procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
 
 
 async def observe(
@@ -194,12 +214,11 @@ async def observe(
         await probe_bus.aclose()
 
 
-def node_flags(topology: str, args: argparse.Namespace, start_at: float) -> list[str]:
-    """The flags of every node process of a case."""
+def node_flags(topology: str, args: argparse.Namespace) -> list[str]:
+    """The flags every node process of a case gets (``--start-at`` is added per node)."""
     return [
         "--topology", topology, "--tick", repr(TICK * 1000), "--alpha", repr(args.alpha),
         "--beta", "0", "--branching", str(BRANCHING), "--seed", str(args.seed),
-        "--start-at", repr(start_at),
     ]  # fmt: skip
 
 
@@ -221,19 +240,21 @@ async def measure(
 
 def processes(n: int, topology: str, args: argparse.Namespace, ticks: int) -> Measured:
     """Run one case with node processes; everything started here is stopped by pid."""
-    out = Measured()
     with (
         tempfile.TemporaryDirectory(prefix="b1-bench-") as tmp,
         NatsServers(tmp, servers=1) as servers,
+        NodeProcesses(Path(tmp) / "nodes", servers.urls) as procs,
     ):
-        # every node must be up before its first tick: a margin over the measured start-up
-        start_at = time.time() + 5.0 + 2.5 * args.import_s * (1 + n / CORES)
-        flags = node_flags(topology, args, start_at)
-        with NodeProcesses(Path(tmp) / "nodes", servers.urls, flags) as procs:
-            launch(procs, n, servers.specs[0].monitor_port, out)
-            out.late = time.time() >= start_at
-            asyncio.run(measure(servers, procs, start_at, ticks, out))
-            out.exits = list(procs.stop(timeout=60.0).values())
+        try:
+            budget = 10.0 + 4.0 * args.import_s
+            flags = node_flags(topology, args)
+            out = launch(procs, n, servers.specs[0].monitor_port, flags, budget)
+            time.sleep(max(0.0, out.start_at - time.time()))  # every node's start time passed
+            resume(procs)
+            asyncio.run(measure(servers, procs, time.time(), ticks, out))
+        finally:
+            resume(procs)  # a stopped process cannot act on SIGTERM
+        out.exits = list(procs.stop(timeout=60.0).values())
     return out
 
 
@@ -258,7 +279,7 @@ def report(n: int, topology: str, inproc: int | None, m: Measured) -> str:
             f"(load {Path('/proc/loadavg').read_text().split()[0]})",
             f"  start-up   p50 {statistics.median(m.startup):.2f} s, max {max(m.startup):.2f} s "
             f"per node ({CORES} at a time); all {n} up in {m.launch:.1f} s"
-            + ("" if not m.late else "  LATE: started after --start-at"),
+            + (f"  LATE: {m.late} ticked before all were up" if m.late else ""),
             f"  age        p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(ms, default=0):.1f} ms "
             f"over {len(ms)} verified copies{f'  not verified {bad}' if bad else ''}",
             f"  per node   CPU {statistics.mean(m.cpu):.1f} % (max {max(m.cpu):.1f})  "
