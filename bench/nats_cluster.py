@@ -10,10 +10,11 @@ joining one roster file, then
   before its first tick, and is SIGSTOPped as soon as it is up; once all are up and the last
   start time has passed, one SIGCONT each starts them together — the measured part never
   includes Python start-up, and no node couples to a peer before every node is there;
-- packet age: :class:`~becomingone.runtime.PacketAges` on its own connection verifies every
-  copy of every packet on arrival (Ed25519 against the roster, as a member would) and keeps
-  now − the packet's timestamp (stamped by the sender at its tick, just before signing): the
-  age from publish to verified, p50 / p99 / max in ms. A node itself takes what arrived at its
+- packet age: :class:`~becomingone.runtime.PacketAges` on its own connection hears every
+  packet sent to ``--probe`` receivers (the first node and a seeded sample), verifies each on
+  arrival (Ed25519 against the roster, as a member would) and keeps now − the packet's
+  timestamp (stamped by the sender at its tick, just before signing): the age from publish to
+  verified, p50 / p99 / max in ms. A node itself takes what arrived at its
   next tick, so the phase it uses is older by up to one tick more;
 - CPU % and RSS per node from ``/proc/<pid>/stat`` and ``status`` of the pids started here
   (CPU over the measured ticks; mean and max over the nodes), and the server's CPU %;
@@ -34,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -72,6 +74,7 @@ class Measured:
 
     startup: list[float] = field(default_factory=list)
     start_at: float = 0.0
+    receivers: list[str] = field(default_factory=list)
     launch: float = 0.0
     late: int = 0
     ages: list[float] = field(default_factory=list)
@@ -176,11 +179,20 @@ def launch(
     return out
 
 
-def resume(procs: NodeProcesses) -> None:
-    """SIGCONT every node still running (all start ticking at once)."""
-    for proc in procs.procs.values():
+def resume(procs: NodeProcesses, spread: float = 0.0) -> None:
+    """SIGCONT every node still running, the i-th of n ``i/n·spread`` s after the first (each
+    starts ticking when resumed: 0 makes every tick a burst of all nodes at once)."""
+    first, live = time.monotonic(), list(procs.procs.values())
+    for i, proc in enumerate(live):
+        time.sleep(max(0.0, first + i / len(live) * spread - time.monotonic()))
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
+
+
+def sample(n: int, k: int, seed: int) -> list[str]:
+    """``k`` node names drawn from ``n`` (always the first: a fractal's root, a hub's hub)."""
+    rest = random.Random(seed).sample(range(1, n), min(k, n) - 1)
+    return [node_name(i) for i in sorted([0, *rest])]
 
 
 async def observe(
@@ -193,7 +205,9 @@ async def observe(
     try:
         obs = ClusterObserver(obs_bus, cluster=CLUSTER, peer_timeout=1.0)
         await obs.start()
-        ages = PacketAges(probe_bus, cluster=CLUSTER, roster=RosterFile(roster))
+        ages = PacketAges(
+            probe_bus, cluster=CLUSTER, roster=RosterFile(roster), receivers=out.receivers
+        )
         task = asyncio.create_task(ages.run(stop))
         await asyncio.sleep(max(0.0, start_at - time.time()))
         obs.step()
@@ -249,9 +263,11 @@ def processes(n: int, topology: str, args: argparse.Namespace, ticks: int) -> Me
             budget = 10.0 + 4.0 * args.import_s
             flags = node_flags(topology, args)
             out = launch(procs, n, servers.specs[0].monitor_port, flags, budget)
+            out.receivers = sample(n, args.probe, args.seed)
             time.sleep(max(0.0, out.start_at - time.time()))  # every node's start time passed
-            resume(procs)
-            asyncio.run(measure(servers, procs, time.time(), ticks, out))
+            started = time.time()
+            resume(procs, 0.0 if args.together else TICK)
+            asyncio.run(measure(servers, procs, started, ticks, out))
         finally:
             resume(procs)  # a stopped process cannot act on SIGTERM
         out.exits = list(procs.stop(timeout=60.0).values())
@@ -264,7 +280,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def report(n: int, topology: str, inproc: int | None, m: Measured) -> str:
+def report(n: int, topology: str, inproc: int | None, m: Measured, together: bool) -> str:
     """One case as text lines, with the verdict against the target."""
     ms = [a * 1000 for a in m.ages]
     p50, p99 = (pct(ms, 0.5), pct(ms, 0.99)) if ms else (float("nan"), float("nan"))
@@ -275,13 +291,15 @@ def report(n: int, topology: str, inproc: int | None, m: Measured) -> str:
     bad = {k: v for k, v in m.probe.items() if k != "verified"}
     return "\n".join(
         [
-            f"{topology} {n} nodes, {m.ticks} ticks of {TICK * 1000:.0f} ms "
+            f"{topology} {n} nodes, {m.ticks} ticks of {TICK * 1000:.0f} ms, started "
+            f"{'together' if together else 'spread over one tick'} "
             f"(load {Path('/proc/loadavg').read_text().split()[0]})",
             f"  start-up   p50 {statistics.median(m.startup):.2f} s, max {max(m.startup):.2f} s "
             f"per node ({CORES} at a time); all {n} up in {m.launch:.1f} s"
             + (f"  LATE: {m.late} ticked before all were up" if m.late else ""),
             f"  age        p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(ms, default=0):.1f} ms "
-            f"over {len(ms)} verified copies{f'  not verified {bad}' if bad else ''}",
+            f"over {len(ms)} copies to {len(m.receivers)} receivers"
+            + (f"  not verified {bad}" if bad else ""),
             f"  per node   CPU {statistics.mean(m.cpu):.1f} % (max {max(m.cpu):.1f})  "
             f"RSS {statistics.mean(m.rss_mb):.0f} MB (max {max(m.rss_mb):.0f}); "
             f"nats-server CPU {m.server_cpu:.1f} %",
@@ -313,6 +331,12 @@ def main() -> None:
         "--alpha", type=float, help="CPS gain (default cluster.alpha 0.01; --quick 0.05)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--probe", type=int, default=8, help="receivers whose packets are timed")
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="start every node at the same instant (default: spread over one tick)",
+    )
     ap.add_argument("--after", type=int, default=50, help="ticks observed after in-process SHARED")
     args = ap.parse_args()
     # SIGTERM unwinds like Ctrl-C: the nodes and the server are stopped by pid on the way out
@@ -325,7 +349,8 @@ def main() -> None:
     for n, topology in cases:
         inproc = in_process(n, topology, args.alpha, args.seed, 3000)
         ticks = (inproc or 3000) + args.after
-        print(report(n, topology, inproc, processes(n, topology, args, ticks)), flush=True)
+        measured = processes(n, topology, args, ticks)
+        print(report(n, topology, inproc, measured, args.together), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from becomingone.errors import InputError
 from becomingone.keys import NodeKey, verify_signature
 from becomingone.runtime import observer
 from becomingone.runtime.node import NodeSettings, NodeStatus, RosterFile, SupervisedNode
@@ -82,7 +83,7 @@ def test_copies_are_timed_each_and_verified_once(
 async def test_run_records_every_copy_until_stopped(tmp_path: Path) -> None:
     """On a real nats-server, every packet published to any node's subject of the cluster is
     recorded as it arrives (``ssep.<cluster>.*``); ``limit`` caps what is kept, the rest is
-    counted; ``run`` returns once stopped."""
+    counted; ``run`` returns once stopped. Given receivers, only their copies are heard."""
     roster = RosterFile(tmp_path / "r.json")
     key = NodeKey.generate()
     roster.join("a", key.public_bytes)
@@ -106,11 +107,25 @@ async def test_run_records_every_copy_until_stopped(tmp_path: Path) -> None:
                 await asyncio.sleep(0.01)
             stop.set()
             await asyncio.wait_for(task, 2.0)
+            sample = PacketAges(probe, cluster="t", roster=roster, receivers=["n1", "n3"])
+            task = asyncio.create_task(sample.run(stop := asyncio.Event()))
+            sent = 0
+            while sent < 200:  # only the copies to the two receivers are heard
+                await sender.publish_many([(f"ssep.t.n{i}", data) for i in range(5)])
+                sent += 1
+                await asyncio.sleep(0.01)
+                if sample.stats["verified"] >= 20:
+                    break
+            stop.set()
+            await asyncio.wait_for(task, 2.0)
+            with pytest.raises(InputError, match="receivers"):
+                PacketAges(probe, cluster="t", roster=roster, receivers=[])
         finally:
             await probe.aclose()
             await sender.aclose()
     assert ages.stats["verified"] == 5 and ages.stats["not_kept"] == 2
     assert len(ages.ages) == 3 and all(0 <= a < 1.0 for a in ages.ages)
+    assert 20 <= sample.stats["verified"] <= 2 * sent
 
 
 async def test_node_waits_for_start_at_before_its_first_tick(tmp_path: Path) -> None:
