@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -60,6 +61,7 @@ from becomingone.runtime import (
 from becomingone.transport import MemoryBus, NatsServers, connect_nats
 
 TICK = 0.1
+SHARED = CoherenceBand.SHARED
 BRANCHING = 4
 CLUSTER = "local"  # the config default the nodes use
 FULL = "16:mesh,16:hub,16:fractal,32:hub,32:fractal,64:hub,64:fractal"
@@ -196,7 +198,7 @@ def sample(n: int, k: int, seed: int) -> list[str]:
 
 
 async def observe(
-    urls: list[str], roster: Path, start_at: float, ticks: int, out: Measured
+    urls: list[str], roster: Path, start_at: float, ticks: int, out: Measured, n: int
 ) -> None:
     """Probe packet ages and observe ``ticks`` ticks sampled mid-tick from ``start_at``."""
     obs_bus = await connect_nats(urls, name="bench-observer", maxsize=65536)
@@ -219,7 +221,10 @@ async def observe(
         await task
         summary = obs.summary()
         out.ticks = summary.ticks
-        out.to_shared = summary.ticks_to_band[CoherenceBand.SHARED.value]
+        # SHARED counts once every node is in the measurement (one phase alone reads C = 1)
+        out.to_shared = next(
+            (r.tick for r in obs.history if len(r.thetas) == n and r.band is SHARED), None
+        )
         out.rejected = sum(summary.rejected.values())
         out.ages, out.probe = ages.ages, dict(ages.stats)
     finally:
@@ -241,7 +246,8 @@ async def measure(
 ) -> None:
     """Observe the run and read every process's CPU time at ``start_at`` and at the end."""
     pids, server = list(procs.pids.values()), servers.pids[0]
-    waiter = asyncio.create_task(observe(servers.urls, procs.roster, start_at, ticks, out))
+    n = len(procs.procs)
+    waiter = asyncio.create_task(observe(servers.urls, procs.roster, start_at, ticks, out, n))
     await asyncio.sleep(max(0.0, start_at - time.time()))
     t0 = time.time()
     cpu0 = {pid: cpu_seconds(pid) for pid in [*pids, server]}
@@ -271,6 +277,11 @@ def processes(n: int, topology: str, args: argparse.Namespace, ticks: int) -> Me
         finally:
             resume(procs)  # a stopped process cannot act on SIGTERM
         out.exits = list(procs.stop(timeout=60.0).values())
+        for name, code in zip(procs.procs, out.exits, strict=True):
+            if code != 0:  # keep the log of a node that failed, for a look afterwards
+                kept = Path(tempfile.gettempdir()) / f"b1-bench-failed-{name}.log"
+                shutil.copy(procs.base / f"{name}.log", kept)
+                print(f"{name} exited {code}: log kept in {kept}", file=sys.stderr)
     return out
 
 

@@ -15,7 +15,7 @@ from becomingone.keys import NodeKey, verify_signature
 from becomingone.runtime import observer
 from becomingone.runtime.node import NodeSettings, NodeStatus, RosterFile, SupervisedNode
 from becomingone.runtime.observer import PacketAges
-from becomingone.sync.ssep import Packet, encode_packet
+from becomingone.sync.ssep import Packet, decode_packet, encode_packet
 from becomingone.sync.topology import Topology
 from becomingone.transport import MemoryBus, NatsServers, connect_nats
 
@@ -150,3 +150,45 @@ async def test_node_waits_for_start_at_before_its_first_tick(tmp_path: Path) -> 
     )
     assert seen and seen[0].time >= start_at
     assert last.time >= start_at + 0.1 and node.ticks >= 2
+
+
+class SlowMember:
+    """A cell whose ``advance`` takes 0.03 s of the (fake) clock."""
+
+    supervisor: object = None
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def advance(self, now: float) -> None:
+        self.clock.t += 0.03
+
+
+async def test_packets_are_stamped_after_the_work_of_the_tick(tmp_path: Path) -> None:
+    """A node's packets and status carry the clock after its cell advanced and its inbox was
+    taken, not the time the tick began (so a packet's age never includes the sender's own
+    work before it)."""
+    keys = {n: NodeKey.generate() for n in ("a", "b")}
+    roster = RosterFile(tmp_path / "r.json")
+    for n, k in keys.items():
+        roster.join(n, k.public_bytes)
+    clock = Clock(1000.0)
+    settings = NodeSettings(
+        name="a", cluster="t", topology=Topology.MESH, tick=0.05, alpha=0.1, beta=0.0,
+        branching=4, max_skew=5.0, peer_timeout=1.0, stable_ticks=3,
+    )  # fmt: skip
+    node = SupervisedNode(
+        settings,
+        member=SlowMember(clock),  # type: ignore[arg-type]
+        key=keys["a"],
+        epoch=1,
+        roster=roster,
+        clock=clock,
+    )
+    bus = MemoryBus()
+    conn, peer = bus.connect("a"), bus.connect("b")
+    inbox, heard = await conn.subscribe("ssep.t.a"), await peer.subscribe("ssep.t.b")
+    node.reload_roster()
+    status = await node.step(conn, inbox, 1000.0)
+    (packet_bytes,) = heard.drain()
+    assert decode_packet(packet_bytes)[0].timestamp == status.time == 1000.03

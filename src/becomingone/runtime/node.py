@@ -303,6 +303,7 @@ class SupervisedNode:
             await self.member.advance(now - started)
         for data in inbox.drain():
             sup.receive(data, now)
+        now = self.now()  # the work above took time: packets leave stamped with their phase now
         out = sup.tick(now)
         s = self.settings
         batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
