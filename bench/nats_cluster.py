@@ -150,15 +150,17 @@ def launch(
     procs: NodeProcesses, n: int, monitor_port: int, flags: list[str], budget: float
 ) -> Measured:
     """Spawn ``n`` light nodes, at most CORES starting at once, each told to start ticking
-    ``budget`` s after its spawn (``start_at``: the last of these times); SIGSTOP each as soon
-    as it is connected and subscribed (its start-up), so none ticks before all are up. Returns
+    ``budget`` s after its spawn (``start_at``: the last of these times); SIGSTOP each
+    a second after it is connected and subscribed (its start-up), so none ticks before all are
+    up (not at once: its subscribe still waits for the server's PONG then). Returns
     the start-ups (``late``: nodes not up within their budget, which ticked alone first)."""
     spawned: dict[str, float] = {}
     ready: dict[str, float] = {}
     out = Measured()
     t0 = time.monotonic()
     deadline = t0 + 120.0 + 10.0 * n
-    while len(ready) < n:
+    stopped: set[str] = set()
+    while len(stopped) < n:
         while len(spawned) < n and len(spawned) - len(ready) < CORES:
             name = node_name(len(spawned))
             out.start_at = max(out.start_at, time.time() + budget)
@@ -168,9 +170,11 @@ def launch(
         time.sleep(0.05)
         now = time.monotonic()
         for name in ready_nodes(monitor_port) & spawned.keys() - ready.keys():
-            procs.kill(name, signal.SIGSTOP)
             ready[name] = now
             out.late += now - spawned[name] > budget
+        for name in [k for k, t in ready.items() if now - t >= 1.0 and k not in stopped]:
+            procs.kill(name, signal.SIGSTOP)  # a second after its SUB: its PONG is in
+            stopped.add(name)
         exited = [k for k, p in procs.procs.items() if p.poll() is not None]
         if exited or now > deadline:
             log = procs.base / f"{(exited or ['cell-0000'])[0]}.log"
