@@ -87,6 +87,7 @@ class Measured:
     ticks: int = 0
     to_shared: int | None = None
     rejected: int = 0
+    heard: list[int] = field(default_factory=list)
     exits: list[int | None] = field(default_factory=list)
 
 
@@ -230,6 +231,7 @@ async def observe(
             (r.tick for r in obs.history if len(r.thetas) == n and r.band is SHARED), None
         )
         out.rejected = sum(summary.rejected.values())
+        out.heard = [len(r.thetas) for r in obs.history[10:]]
         out.ages, out.probe = ages.ages, dict(ages.stats)
     finally:
         stop.set()
@@ -320,7 +322,9 @@ def report(n: int, topology: str, inproc: int | None, m: Measured, together: boo
             f"nats-server CPU {m.server_cpu:.1f} %",
             f"  SHARED     after {shared} ticks vs {inproc} in-process"
             + (f"  ratio {ratio:.2f}" if ratio is not None else "")
-            + f"; rejected {m.rejected}; exits {sorted(set(m.exits), key=str)}",
+            + f"; nodes heard within 1 s after tick 10: median {statistics.median(m.heard or [0])}"
+            f", min {min(m.heard, default=0)}; rejected {m.rejected}; exits "
+            f"{sorted(set(m.exits), key=str)}",
             f"  target p99 < 50 ms and ratio within 15 %: {verdict}",
         ]
     )
