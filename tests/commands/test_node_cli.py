@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
         (["--name", "bad name"], "--name"),
         (["--tick", "0"], "--tick"),
         (["--alpha", "1.5"], "--alpha"),
+        (["--start-at", "nan"], "--start-at"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: str) -> None:

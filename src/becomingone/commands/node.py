@@ -92,6 +92,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the node's synthetic rhythm")
     p.add_argument("--duration", type=float, help="seconds to run (default: until a signal)")
+    p.add_argument(
+        "--start-at",
+        type=float,
+        help="wall-clock time (Unix seconds) of the first tick: connect, then wait (full, light)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON status line per second")
     p.set_defaults(handler=run)
 
@@ -105,10 +110,12 @@ def _check(args: argparse.Namespace) -> None:
                 raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
-    for name in ("duration", "tick"):
+    for name in ("duration", "tick", "start_at"):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value <= 0):
-            raise InputError(f"--{name}", f"must be a finite number > 0, got {value}")
+            raise InputError(
+                f"--{name.replace('_', '-')}", f"must be a finite number > 0, got {value}"
+            )
     if args.name is not None and not NODE_ID_PATTERN.match(args.name):
         raise InputError("--name", f"must be 1-64 of [A-Za-z0-9._:-], got {args.name!r}")
     if args.alpha is not None and not 0.0 < args.alpha < 1.0:
@@ -205,7 +212,8 @@ def _run_member(
         kind=args.kind,
         theta=_initial_theta(args.seed, settings.name),
     )
-    last = asyncio.run(serve(node.run)).to_json()
+    runner = functools.partial(node.run, start_at=args.start_at)
+    last = asyncio.run(serve(runner)).to_json()
     return last, node.ticks
 
 

@@ -64,7 +64,7 @@ from becomingone.runtime.node import (
     status_subject,
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
-from becomingone.runtime.observer import ClusterObserver
+from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
@@ -98,6 +98,7 @@ __all__ = [
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
+    "PacketAges",
     "ProbeHandler",
     "PythonHandler",
     "Relay",

@@ -351,6 +351,7 @@ class SupervisedNode:
             await self.member.advance(now - started)
         for data in inbox.drain():
             sup.receive(data, now)
+        now = self.now()  # the work above took time: packets leave stamped with their phase now
         out = sup.tick(now)
         if self.member is not None:
             await self.member.after_tick(now - started)  # a cluster collapse is witnessed
@@ -393,10 +394,18 @@ class SupervisedNode:
         duration: float | None,
         stop: asyncio.Event,
         on_second: Callable[[NodeStatus], None] | None = None,
+        start_at: float | None = None,
     ) -> NodeStatus:
-        """Tick until ``stop`` is set or ``duration`` seconds passed; returns the last status."""
+        """Tick until ``stop`` is set or ``duration`` seconds passed; returns the last status.
+
+        With ``start_at`` (wall-clock seconds) the node subscribes, then waits until that time
+        before its first tick, so processes started one after another tick together.
+        """
         self.reload_roster()
         inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
+        if start_at is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, start_at - self.clock()))
         tick = self.settings.tick
         started = self.now()
         next_print = started

@@ -12,24 +12,33 @@ its upward crossings of I_c are the cluster collapses the observer counts (each 
 its own, from what it hears). A node not heard within the timeout leaves the measurement (its
 last rejection counts stay in the totals).
 Malformed status messages are counted (``bad_status``) and dropped.
+
+:class:`PacketAges` listens to the packets themselves (``ssep.<cluster>.*``, every copy to
+every receiver): it verifies each on arrival against the roster file (Ed25519, as a member
+would) and records its age, now − the packet's timestamp, i.e. publish → verified on one
+machine's clock (the sender stamps a packet at its tick, just before signing and publishing).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
 
 from becomingone.core.phase import CoherenceBand
-from becomingone.errors import InputError
+from becomingone.errors import InputError, ProtocolError
+from becomingone.keys import verify_signature
 from becomingone.runtime.cluster import ClusterSummary, TickReport, summarize
-from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.node import NodeStatus, RosterFile
 from becomingone.sync.mesh import ClusterCollapseDetector, global_sync
+from becomingone.sync.ssep import decode_packet
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import winding_number
 from becomingone.transport.base import Bus, Subscription
 
-__all__ = ["ClusterObserver"]
+__all__ = ["ClusterObserver", "PacketAges"]
 
 
 class ClusterObserver:
@@ -115,3 +124,94 @@ class ClusterObserver:
         if not self.history:
             self.step()
         return summarize(self.history, self.rejected(), self.stats)
+
+
+class PacketAges:
+    """Ages (seconds) of a cluster's packets, verified on arrival; :meth:`run` until stopped.
+
+    It listens to the packets sent to ``receivers`` (node ids; ``"*"``, the default: every
+    node). A sample of receivers costs a fraction of the work of hearing every copy.
+
+    ``ages`` holds every verified copy's age, oldest first, up to ``limit`` (later ones are
+    counted in ``stats["not_kept"]``); packets that do not parse or verify are counted by
+    reason (``malformed``, ``oversize``, ..., ``unknown_signer``, ``bad_signature``). A packet
+    sent to k receivers arrives k times with the same bytes: its signature is checked once
+    (the verdict is kept for the last ``SEEN`` distinct packets), each copy is timed.
+    """
+
+    #: Distinct packets whose verdict is remembered.
+    SEEN = 4096
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        cluster: str,
+        roster: RosterFile,
+        receivers: Sequence[str] = ("*",),
+        limit: int = 1_000_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not receivers:
+            raise InputError("receivers", "needs at least one node id (or '*')")
+        self.bus = bus
+        self.cluster = cluster
+        self.roster_file = roster
+        self.receivers = tuple(receivers)
+        self.limit = limit
+        self.clock = clock
+        self.ages: list[float] = []
+        self.stats: Counter[str] = Counter()
+        self._keys = roster.read()
+        self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
+
+    def record(self, data: bytes) -> float | None:
+        """Verify one message and keep its age; ``None`` (counted) if it is not a packet of a
+        member of this cluster."""
+        try:
+            packet, body, signature = decode_packet(data)
+        except ProtocolError as exc:
+            self.stats[str(exc.reason)] += 1
+            return None
+        key = self._keys.get(packet.node_id)
+        if key is None and self.roster_file.changed():
+            self._keys = self.roster_file.read()
+            key = self._keys.get(packet.node_id)
+        if key is None or packet.cluster != self.cluster:
+            self.stats["unknown_signer" if key is None else "wrong_cluster"] += 1
+            return None
+        seen = key + data
+        good = self._verdicts.get(seen)
+        if good is None:
+            good = self._verdicts[seen] = verify_signature(key, body, signature)
+            if len(self._verdicts) > self.SEEN:
+                self._verdicts.popitem(last=False)
+        if not good:
+            self.stats["bad_signature"] += 1
+            return None
+        age = self.clock() - packet.timestamp
+        self.stats["verified"] += 1
+        if len(self.ages) < self.limit:
+            self.ages.append(age)
+        else:
+            self.stats["not_kept"] += 1
+        return age
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Subscribe to the packets to ``receivers`` and record each as it arrives."""
+        subs = [await self.bus.subscribe(f"ssep.{self.cluster}.{r}") for r in self.receivers]
+        try:
+            await asyncio.gather(*(self._listen(sub, stop) for sub in subs))
+        finally:
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _listen(self, sub: Subscription, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.record(await sub.next_msg(timeout=0.1))
+                for i, data in enumerate(sub.drain(), 1):
+                    self.record(data)
+                    if i % 32 == 0:  # let the rest of the process run
+                        await asyncio.sleep(0)
