@@ -260,7 +260,9 @@ async def fan_out(url: str, token: str, clients: int, seconds: float) -> dict[st
             await asyncio.sleep(max(0.0, start + k / RATE - time.perf_counter()))
             total += BATCH
             sent[round((total - 1) * state["dt"], 6)] = time.perf_counter()
-            (await http.post(f"{PREFIX}/signals", json={"samples": samples(k)})).raise_for_status()
+            answer = await http.post(f"{PREFIX}/signals", json={"samples": samples(k)})
+            if answer.status_code != 202:
+                raise SystemExit(f"POST /signals answered {answer.status_code}: {answer.text}")
         deadline = time.perf_counter() + 10.0
         while time.perf_counter() < deadline and any(len(w.arrivals) < len(sent) for w in who):
             await asyncio.sleep(0.05)
@@ -288,6 +290,8 @@ def _figures(sent: dict[float, float], who: list[Listener]) -> dict[str, float]:
         latency += [a - posted for a in arrived]
         spread += [a - min(arrived) for a in arrived]
     expected = len(sent) * len(who)
+    if not latency:
+        raise SystemExit(f"none of the {expected} tick events arrived")
     return {
         "events": expected,
         "p50": float(np.percentile(latency, 50) * 1e3),
