@@ -253,22 +253,36 @@ async def fan_out(url: str, token: str, clients: int, seconds: float) -> dict[st
         readies = [asyncio.Event() for _ in range(clients)]
         done = asyncio.Event()
         tasks = [asyncio.ensure_future(listen(url, w, r, done)) for w, r in zip(who, readies)]
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60.0)
-        sent: dict[float, float] = {}
-        total, start = state["samples"], time.perf_counter()
-        for k in range(round(seconds * RATE)):
-            await asyncio.sleep(max(0.0, start + k / RATE - time.perf_counter()))
-            total += BATCH
-            sent[round((total - 1) * state["dt"], 6)] = time.perf_counter()
-            answer = await http.post(f"{PREFIX}/signals", json={"samples": samples(k)})
-            if answer.status_code != 202:
-                raise SystemExit(f"POST /signals answered {answer.status_code}: {answer.text}")
-        deadline = time.perf_counter() + 10.0
-        while time.perf_counter() < deadline and any(len(w.arrivals) < len(sent) for w in who):
-            await asyncio.sleep(0.05)
-        done.set()
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60.0)
+            sent = await _post_ticks(http, state, seconds)
+            deadline = time.perf_counter() + 10.0
+            while time.perf_counter() < deadline and any(len(w.arrivals) < len(sent) for w in who):
+                await asyncio.sleep(0.05)
+            done.set()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return _figures(sent, who)
+
+
+async def _post_ticks(
+    http: httpx.AsyncClient, state: dict[str, Any], seconds: float
+) -> dict[float, float]:
+    """POST one batch every 1/RATE s; the stream time ``t`` of each batch's tick → when its
+    POST started (the cell's ``t`` is that of the batch's last sample)."""
+    sent: dict[float, float] = {}
+    total, start = state["samples"], time.perf_counter()
+    for k in range(round(seconds * RATE)):
+        await asyncio.sleep(max(0.0, start + k / RATE - time.perf_counter()))
+        total += BATCH
+        sent[round((total - 1) * state["dt"], 6)] = time.perf_counter()
+        answer = await http.post(f"{PREFIX}/signals", json={"samples": samples(k)})
+        if answer.status_code != 202:
+            raise SystemExit(f"POST /signals answered {answer.status_code}: {answer.text}")
+    return sent
 
 
 async def _idle_state(http: httpx.AsyncClient) -> dict[str, Any]:
@@ -284,6 +298,7 @@ async def _idle_state(http: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def _figures(sent: dict[float, float], who: list[Listener]) -> dict[str, float]:
+    """Delivered latency (p50, p99 ms), spread behind the first client (p99 ms), drops."""
     latency, spread = [], []
     for t, posted in sent.items():
         arrived = [w.arrivals[t] for w in who if t in w.arrivals]
