@@ -49,6 +49,7 @@ bench: $(BASE)
 	$(BIN)/python bench/nats_bus.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/glyphs.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

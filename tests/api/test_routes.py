@@ -4,14 +4,17 @@ body of every refusal."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
 
 from becomingone.api import ApiSettings, ServedCell, create_app, redact
 from becomingone.api.routers.coherence import downsample
 from becomingone.memory.store import Coherence, CoherencePoint
+from becomingone.witnessing import Level, WitnessRecord
 from tests.api.conftest import Served, client_for, ingest
 from tests.helpers import small_config, sql
 
@@ -61,6 +64,73 @@ async def test_coherence_now_is_the_newest_decision(live: Served) -> None:
     newest = [r for r in live.cell.memory.witnesses() if r.kind == "ingest"][-1]
     assert now["seq"] == newest.seq and now["t"] == pytest.approx(newest.data()["t"])
     assert now["outcome"] in ("collapse", "dissipate") and 0 <= now["sync"] <= 1
+
+
+def _counting_reads(served: ServedCell) -> list[int]:
+    """Count the witness records ``served`` decodes from now on (one entry per read)."""
+    reads: list[int] = []
+    original = served.memory.witnesses
+
+    def witnesses(*, start: int = 0, limit: int | None = None) -> Iterator[WitnessRecord]:
+        reads.append(0)
+        for record in original(start=start, limit=limit):
+            reads[-1] += 1
+            yield record
+
+    served.memory.witnesses = witnesses  # type: ignore[method-assign]
+    return reads
+
+
+async def test_coherence_now_reads_only_the_newest_records_of_a_long_chain(
+    live: Served,
+) -> None:
+    """With a chain of thousands of records whose newest is an ingest, /coherence/now decodes a
+    few records, not the newest 1024 (it used to decode 1024 on every call)."""
+    await ingest(live.cell, 1100, size=2)
+    newest = [r for r in live.cell.memory.witnesses() if r.kind == "ingest"][-1]
+    assert newest.seq > live.cell.chain.count - 16 and live.cell.chain.count > 1100
+    reads = _counting_reads(live.served)
+    assert (await live.client.get("/coherence/now")).json()["seq"] == newest.seq
+    assert sum(reads) <= 16, reads
+
+
+async def test_coherence_now_finds_an_ingest_behind_many_other_records(live: Served) -> None:
+    """The newest ingest is found behind hundreds of newer non-ingest records (the scan widens
+    page by page), and a cell whose newest 1024 records hold no ingest answers 404 no_data."""
+    newest = (await live.client.get("/coherence/now")).json()
+    for i in range(300):
+        await live.cell.witness(Level.META, "note", {"i": i}, now=2_000.0 + i)
+    assert (await live.client.get("/coherence/now")).json() == newest
+    for i in range(1024):
+        await live.cell.witness(Level.META, "note", {"i": i}, now=3_000.0 + i)
+    answer = await live.client.get("/coherence/now")
+    assert answer.status_code == 404
+    one_error(answer.json(), "no_data")
+
+
+async def test_access_checks_take_no_worker_thread(
+    live: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dependencies that only look at the app's state run on the event loop; only blocking
+    work takes a worker thread: none for /node (no I/O), two for /coherence/now (its database
+    read, then FastAPI's check of a plain handler's answer), one for a write (the token check).
+    Before, every dependency took one more: 5, 5 and 4."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(repr(func)[:80])
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    auth = {"Authorization": f"Bearer {live.token}"}
+    for method, path, expected in (("GET", "/node", 0), ("GET", "/coherence/now", 2)):
+        hops.clear()
+        assert (await live.client.request(method, path)).status_code == 200
+        assert len(hops) == expected, (path, hops)
+    hops.clear()
+    answer = await live.client.post("/signals", json={"samples": [0.1]}, headers=auth)
+    assert answer.status_code == 202 and len(hops) == 1, hops
 
 
 async def test_coherence_history_is_bounded_and_downsampled(live: Served) -> None:

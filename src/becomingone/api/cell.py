@@ -155,16 +155,24 @@ class ServedCell:
 
     # -- history ---------------------------------------------------------------------------------
 
-    def now(self, scan: int = 1024) -> dict[str, Any] | None:
+    def now(self, scan: int = 1024, first_page: int = 8) -> dict[str, Any] | None:
         """The newest decision: the payload of the newest ``ingest`` witness record (stream
         time ``t``, the three |T|², Δ_phase, outcome) with its ``seq``; None if there is none
-        among the newest ``scan`` records."""
+        among the newest ``scan`` records.
+
+        Pages back from the newest record, ``first_page`` records first and each page four
+        times the last, so the usual case (an ingest among the newest few) decodes a handful
+        of records however long the chain is."""
         with self.lock, self.memory.read_snapshot():
-            total = self.memory.witness_count()
-            newest = list(self.memory.witnesses(start=max(0, total - scan)))
-        for record in reversed(newest):
-            if record.kind == "ingest":
-                return {"seq": record.seq, **record.data()}
+            end = self.memory.witness_count()
+            floor, size = max(0, end - scan), first_page
+            while end > floor:
+                start = max(floor, end - size)
+                page = list(self.memory.witnesses(start=start, limit=end - start))
+                for record in reversed(page):
+                    if record.kind == "ingest":
+                        return {"seq": record.seq, **record.data()}
+                end, size = start, size * 4
         return None
 
     def history(self, start: float, end: float) -> list[CoherencePoint]:

@@ -1,10 +1,14 @@
 """FastAPI dependencies in one place: the served cell, the settings, read and write access.
 
 Rule: every route takes what it needs through these ``Annotated`` aliases; access rules live
-here only. Writes need ``Authorization: Bearer <token>`` of an active token and spend one unit
-of that token's :class:`~becomingone.api.tokens.TokenBucket`; a read-only server answers 405
-to every write before looking at the token. Reads are open from loopback clients (and from
-anywhere when ``public_reads``); others need a valid token.
+here only. The dependencies that only look at the request and the app's state are
+``async def``, so they run on the event loop instead of taking a worker thread each (FastAPI
+runs every plain ``def`` dependency in its thread pool); those that read the database stay
+plain functions or hand that read to a thread. Writes need ``Authorization: Bearer <token>``
+of an active token and spend one unit of that token's
+:class:`~becomingone.api.tokens.TokenBucket`; a read-only server answers 405 to every write
+before looking at the token. Reads are open from loopback clients (and from anywhere when
+``public_reads``); others need a valid token.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from becomingone.api.cell import ServedCell
 from becomingone.api.errors import ApiProblem
@@ -39,7 +44,7 @@ class ApiState:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:
     """The app's :class:`ApiState`."""
     state: ApiState = request.app.state.api
     return state
@@ -48,15 +53,15 @@ def api_state(request: Request) -> ApiState:
 State = Annotated[ApiState, Depends(api_state)]
 
 
-def _cell(state: State) -> ServedCell:
+async def _cell(state: State) -> ServedCell:
     return state.cell
 
 
-def _settings(state: State) -> ApiSettings:
+async def _settings(state: State) -> ApiSettings:
     return state.settings
 
 
-def _hub(state: State) -> EventHub:
+async def _hub(state: State) -> EventHub:
     return state.hub
 
 
@@ -120,13 +125,14 @@ def _writer(state: State, request: Request) -> TokenInfo:
     return info
 
 
-def _reader(state: State, request: Request) -> None:
-    """Reads: open from loopback or when ``public_reads``; else an active token."""
+async def _reader(state: State, request: Request) -> None:
+    """Reads: open from loopback or when ``public_reads``; else an active token (checked in
+    a worker thread: it reads the token log)."""
     host = request.client.host if request.client else ""
     if state.settings.public_reads or is_loopback(host):
         return
     try:
-        _token(state, request)
+        await run_in_threadpool(_token, state, request)
     except ApiProblem as exc:
         raise ApiProblem(
             403,

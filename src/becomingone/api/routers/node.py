@@ -1,4 +1,8 @@
-"""``/api/v1/node``: who the cell is, its config (secrets redacted) and its running state."""
+"""``/api/v1/node``: who the cell is, its config (secrets redacted) and its running state.
+
+Rule: identity and config do no I/O, so their handlers are ``async def`` and run on the event
+loop; state may read a stopped cell's database, so it stays a plain function (a worker thread).
+"""
 
 from __future__ import annotations
 
@@ -19,13 +23,13 @@ router = APIRouter(prefix="/node", tags=["node"], responses=responses(*READ_STAT
 
 
 @router.get("")
-def identity(cell: Cell, _: Reader) -> NodePublic:
+async def identity(cell: Cell, _: Reader) -> NodePublic:
     """Name, public key, data dir, whether the cell runs."""
     return NodePublic(**cell.identity())
 
 
 @router.get("/config")
-def config(cell: Cell, _: Reader) -> dict[str, Any]:
+async def config(cell: Cell, _: Reader) -> dict[str, Any]:
     """The cell's configuration as JSON; secret values are shown as "***"."""
     return cell.redacted_config()
 
