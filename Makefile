@@ -48,6 +48,7 @@ bench: $(BASE)
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/nats_bus.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/nats_cluster.py
 	$(BIN)/python bench/glyphs.py
 	$(BIN)/python bench/api.py
 
