@@ -5,6 +5,7 @@ makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
+from becomingone.runtime.cell_glyphs import CellGlyphs, GlyphTotals, glyph_totals, value_digest
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -75,6 +76,7 @@ __all__ = [
     "RUN_COST",
     "SEND_SECONDS",
     "Cell",
+    "CellGlyphs",
     "CellMember",
     "CellStatus",
     "CellTotals",
@@ -86,6 +88,7 @@ __all__ = [
     "FedMember",
     "FullFeed",
     "GlyphRunner",
+    "GlyphTotals",
     "HookCall",
     "HookEvent",
     "HookFailure",
@@ -118,6 +121,7 @@ __all__ = [
     "check_hooks",
     "default_data_dir",
     "estimate_tick_seconds",
+    "glyph_totals",
     "load_key",
     "node_member",
     "node_name",
@@ -132,5 +136,6 @@ __all__ = [
     "subject_for",
     "summarize",
     "synthetic_phase",
+    "value_digest",
     "verify_tail",
 ]
