@@ -5,7 +5,15 @@ makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
-from becomingone.runtime.cell_glyphs import CellGlyphs, GlyphTotals, glyph_totals, value_digest
+from becomingone.runtime.cell_glyphs import (
+    DEMO_CELLS,
+    CellGlyphs,
+    GlyphTotals,
+    glyph_totals,
+    probe_glyphs,
+    spread_glyphs,
+    value_digest,
+)
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -71,6 +79,7 @@ from becomingone.runtime.sources import Source, SourceCursor, open_source, synth
 
 __all__ = [
     "DELIVERY_SECONDS",
+    "DEMO_CELLS",
     "LOCK_NAME",
     "PUBLIC_KEY_FILE",
     "RUN_COST",
@@ -128,10 +137,12 @@ __all__ = [
     "open_identity",
     "open_source",
     "packets_per_tick",
+    "probe_glyphs",
     "relay_subject",
     "resolve_hook",
     "resume_point",
     "run_cell",
+    "spread_glyphs",
     "status_subject",
     "subject_for",
     "summarize",

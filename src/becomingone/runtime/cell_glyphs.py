@@ -26,6 +26,7 @@ import json
 import logging
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,7 +39,15 @@ from becomingone.runtime.glyph_handlers import build_registry
 from becomingone.runtime.glyph_runner import GlyphRunner, RunOutcome
 from becomingone.witnessing import Level
 
-__all__ = ["CellGlyphs", "GlyphTotals", "glyph_totals", "value_digest"]
+__all__ = [
+    "DEMO_CELLS",
+    "CellGlyphs",
+    "GlyphTotals",
+    "glyph_totals",
+    "probe_glyphs",
+    "spread_glyphs",
+    "value_digest",
+]
 
 log = logging.getLogger("becomingone.glyphs")
 
@@ -230,6 +239,16 @@ class CellGlyphs:
         """This cell's counts."""
         return glyph_totals([self])
 
+    def row(self) -> dict[str, Any]:
+        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, load."""
+        return {
+            "glyphs": len(self),
+            "fires": self.counts["fired"],
+            "failed": self.counts["errors"] + self.counts["timeouts"],
+            "ended": sum(self.ended.values()),
+            "energy": self.node_energy(),
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GlyphTotals:
@@ -268,7 +287,7 @@ class GlyphTotals:
         }
 
 
-def glyph_totals(cells: list[CellGlyphs]) -> GlyphTotals:
+def glyph_totals(cells: Sequence[CellGlyphs]) -> GlyphTotals:
     """Sum the counts of ``cells``."""
     c: Counter[str] = Counter()
     for g in cells:
@@ -283,3 +302,41 @@ def glyph_totals(cells: list[CellGlyphs]) -> GlyphTotals:
         timeouts=c["timeouts"],
         skipped=c["skipped_late"] + c["skipped_busy"],
     )
+
+
+#: How many cells ``becomingone cluster --glyphs N`` puts its probe glyphs on (the first ones).
+DEMO_CELLS = 3
+
+
+def probe_glyphs(n: int, *, energy: float = 1000.0, lifetime: int = 100_000) -> list[Glyph]:
+    """``n`` load-average probes ``probe-0000`` … with θ spread evenly, (i + ½)/n cycles.
+
+    >>> [(g.id, g.theta) for g in probe_glyphs(2)]
+    [('probe-0000', 0.25), ('probe-0001', 0.75)]
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 100_000:
+        raise InputError("glyphs", f"must be an integer in [0, 100000], got {n!r}")
+    return [
+        Glyph(
+            id=f"probe-{i:04d}",
+            kind="probe",
+            payload={"probe": "loadavg"},
+            theta=(i + 0.5) / n,
+            energy=energy,
+            lifetime=lifetime,
+        )
+        for i in range(n)
+    ]
+
+
+def spread_glyphs(
+    cells: Sequence[CellGlyphs], glyphs: Sequence[Glyph], *, over: int = DEMO_CELLS
+) -> None:
+    """Submit ``glyphs`` round-robin to the first ``over`` of ``cells`` (all if fewer)."""
+    if not cells:
+        raise InputError("cells", "needs at least one cell")
+    if isinstance(over, bool) or not isinstance(over, int) or over < 1:
+        raise InputError("over", f"must be an integer >= 1, got {over!r}")
+    first = cells[: min(over, len(cells))]
+    for i, glyph in enumerate(glyphs):
+        first[i % len(first)].submit(glyph)

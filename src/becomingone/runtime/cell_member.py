@@ -309,7 +309,7 @@ def cell_totals(members: Sequence[CellMember], verified: Sequence[bool]) -> Cell
         samples=sum(m.cell.samples for m in members),
         collapses=sum(m.status.collapses for m in members),
         dissipations=sum(m.status.dissipations for m in members),
-        witnessed=sum(m.status.witnessed for m in members),
+        witnessed=sum(m.cell.chain.count for m in members),  # glyph and collapse records too
         chains_verified=sum(verified),
         cluster_collapses=sum(m.cluster_collapses for m in members),
     )
