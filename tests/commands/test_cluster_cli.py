@@ -242,6 +242,8 @@ def test_glyphs_json_rows_and_summary_count_fires_from_the_chains(tmp_path: Path
     last = ticks[-1]["glyphs"]
     assert [last[c]["glyphs"] for c in sorted(last)] == [3, 3, 2, 0]
     assert all(set(row["glyphs"]) == set(last) for row in ticks)
+    assert all(last[c]["value"] >= 0.0 for c in sorted(last)[:3])  # the load average read
+    assert last[sorted(last)[3]]["value"] is None
     g = summary["glyphs"]
     assert g["glyphs"] == 8 and g["owned"] == 8 and g["glyphs_lost"] == 0
     assert g["double_fires"] == 0 and g["errors"] == 0

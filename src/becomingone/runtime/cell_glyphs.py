@@ -16,6 +16,11 @@ of a failed or timed-out run — and ``glyph.ended`` with the reason (energy, li
 cancelled). ``glyph.fired`` hooks run for every run (a ``before_glyph.fired`` veto is recorded,
 not obeyed: the run happened). A fire log keyed by (glyph, cycle) counts double fires as runs
 are witnessed; it is counted, never assumed to be zero.
+
+A run's numeric value (a probe's reading) is kept per glyph (:attr:`CellGlyphs.values`) and
+shown (:meth:`CellGlyphs.row`); it does not enter the cell's KAIROS engines, whose stream has
+one fixed step ``dt`` — a reading once per cycle is a stream of its own, for an engine of its
+own (not built).
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ class CellGlyphs:
         self.counts: Counter[str] = Counter()
         self.ended: Counter[str] = Counter()
         self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
+        self.last_value: float | None = None  # the latest numeric value of any run here
 
     # -- the set -------------------------------------------------------------------------------
 
@@ -192,7 +198,7 @@ class CellGlyphs:
         value = outcome.value
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if outcome.ok and numeric and math.isfinite(value):
-            self.values[outcome.glyph_id] = float(value)
+            self.values[outcome.glyph_id] = self.last_value = float(value)
         payload: dict[str, Any] = {
             "glyph": outcome.glyph_id,
             "kind": outcome.kind,
@@ -240,13 +246,15 @@ class CellGlyphs:
         return glyph_totals([self])
 
     def row(self) -> dict[str, Any]:
-        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, load."""
+        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, ends, load
+        and the latest numeric value a run returned (a probe's reading; ``None`` before)."""
         return {
             "glyphs": len(self),
             "fires": self.counts["fired"],
             "failed": self.counts["errors"] + self.counts["timeouts"],
             "ended": sum(self.ended.values()),
             "energy": self.node_energy(),
+            "value": self.last_value,
         }
 
 
