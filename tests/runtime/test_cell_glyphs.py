@@ -3,6 +3,7 @@ witnesses every run and every end on its chain, and reports its glyph load and d
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections import Counter
@@ -185,3 +186,32 @@ def test_a_cell_refuses_another_cells_glyph(members: list[CellMember]) -> None:
     """Submitting a glyph owned by another cell is an ``InputError`` naming ``owner``."""
     with pytest.raises(InputError, match="owner"):
         members[0].glyphs.submit(_probe(1, owner=members[1].node_id))
+
+
+async def test_in_real_time_runs_go_on_in_the_background(tmp_path: Path) -> None:
+    """In real time a run that hangs until its deadline does not hold the cluster's tick: 3 s
+    of ticks take about 3 s although each run of ``slow`` takes 1.5 s, ``slow`` skips the
+    firing that comes while its run is going (busy), and the probes still fire every cycle."""
+    config = _config(timeout=1.5, kinds={"hangs": "tests.runtime.hookfns:glyph_hangs"})
+    sups = build_supervisors(2, "mesh", seed=8)
+    members = build_cell_members(sups, tmp_path, config, seed=8)  # wait_runs=False
+    cell = members[0]
+    try:
+        cell.glyphs.submit(Glyph(id="slow", kind="hangs", theta=0.5, energy=100.0, lifetime=100))
+        cell.glyphs.submit(_probe(2))
+        cell.glyphs.submit(_probe(6))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with LocalCluster(members, MemoryBus()) as cluster:
+            await cluster.run(60, 0.05, realtime=True)
+        took = loop.time() - started
+        await cell.drain(3.0)
+        assert took < 4.0
+        fired = Counter(r["glyph"] for r in _records(cell, "glyph.fired"))
+        assert fired["g2"] >= 2 and fired["g6"] >= 2 and fired["slow"] >= 1
+        assert cell.glyphs.counts["timeouts"] == fired["slow"]
+        assert cell.glyphs.counts["skipped_busy"] >= 1
+        assert cell.glyphs.totals().double_fires == 0
+    finally:
+        for m in members:
+            m.close()
