@@ -215,3 +215,22 @@ async def test_in_real_time_runs_go_on_in_the_background(tmp_path: Path) -> None
     finally:
         for m in members:
             m.close()
+
+
+async def test_the_fire_log_counts_a_repeated_glyph_cycle(members: list[CellMember]) -> None:
+    """The scheduler never repeats a (glyph, cycle), so the fire log is checked by feeding it
+    one run twice (what a migration that forgot the cycle fired at the source would do): the
+    second is counted as a double fire and still witnessed; a later cycle is not counted."""
+    from becomingone.runtime import RunOutcome
+
+    cell = members[0]
+
+    def run(cycle: int) -> RunOutcome:
+        return RunOutcome(
+            glyph_id="g", kind="probe", cycle=cycle, ok=True, value=1.0, cost=1.0, elapsed=0.0
+        )
+
+    for cycle in (4, 4, 5):
+        await cell.glyphs._fired(run(cycle), 0.0)
+    assert cell.glyphs.counts["double_fires"] == 1
+    assert [r["cycle"] for r in _records(cell, "glyph.fired")] == [4, 4, 5]

@@ -14,8 +14,11 @@ Witnessed on the cell's chain (MICRO): ``glyph.fired`` per completed run — gly
 cycle, lateness (cycles), cost, ``ok``, the SHA-256 of its value's canonical JSON, the error
 of a failed or timed-out run — and ``glyph.ended`` with the reason (energy, lifetime,
 cancelled). ``glyph.fired`` hooks run for every run (a ``before_glyph.fired`` veto is recorded,
-not obeyed: the run happened). A fire log keyed by (glyph, cycle) counts double fires as runs
-are witnessed; it is counted, never assumed to be zero.
+not obeyed: the run happened). A fire log on the (glyph, cycle) key counts double fires as
+runs are witnessed — counted, never assumed to be zero. Runs of one glyph never overlap (the
+scheduler skips a busy glyph), so they complete in cycle order and the log keeps, per glyph,
+the latest cycle witnessed: a run whose cycle is not above it repeats a key. One integer per
+glyph id, however long the cell runs.
 
 A run's numeric value (a probe's reading) is kept per glyph (:attr:`CellGlyphs.values`) and
 shown (:meth:`CellGlyphs.row`); it does not enter the cell's KAIROS engines, whose stream has
@@ -106,7 +109,7 @@ class CellGlyphs:
         self._slots: asyncio.Semaphore | None = None  # made inside the running loop
         self._running: dict[asyncio.Task[RunOutcome], None] = {}  # in start order
         self._lateness: dict[tuple[str, int], float] = {}
-        self.fire_log: set[tuple[str, int]] = set()
+        self.fire_log: dict[str, int] = {}  # glyph id → latest cycle witnessed
         self.counts: Counter[str] = Counter()
         self.ended: Counter[str] = Counter()
         self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
@@ -190,9 +193,12 @@ class CellGlyphs:
     async def _fired(self, outcome: RunOutcome, now: float) -> None:
         key = (outcome.glyph_id, outcome.cycle)
         self.counts["fired"] += 1
-        if key in self.fire_log:
+        last = self.fire_log.get(outcome.glyph_id)
+        if last is not None and outcome.cycle <= last:
             self.counts["double_fires"] += 1
-        self.fire_log.add(key)
+        self.fire_log[outcome.glyph_id] = (
+            outcome.cycle if last is None else max(last, outcome.cycle)
+        )
         if not outcome.ok:
             self.counts["timeouts" if outcome.timed_out else "errors"] += 1
         value = outcome.value
