@@ -27,6 +27,7 @@ class HookEvent(enum.StrEnum):
     CLUSTER_COLLAPSE = "cluster.collapse"  #: |T_global|² crossed I_c (mesh synchronisation)
     COLLAPSE = "collapse"
     DISSIPATE = "dissipate"
+    GLYPH_FIRED = "glyph.fired"  #: a glyph's run completed (ok or failed), witnessed
     REALIGN = "realign"
     SIGNAL_RECEIVED = "signal.received"
     WITNESS = "witness"

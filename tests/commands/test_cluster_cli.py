@@ -224,3 +224,49 @@ def test_bad_plot_paths_are_refused_before_the_run(tmp_path: Path) -> None:
             assert out.stdout == ""
             assert words in out.stderr and "plot" in out.stderr
             assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_glyphs_json_rows_and_summary_count_fires_from_the_chains(tmp_path: Path) -> None:
+    """``--glyphs 8`` loads 8 probes on the first 3 of 4 full cells: every row carries each
+    cell's glyph count and fires; the summary's fires equal the ``glyph.fired`` records on the
+    cells' chains, with no (glyph, cycle) twice, no glyph lost, and every chain verified."""
+    import sqlite3
+
+    out = run(
+        "cluster", "--glyphs", "8", "--nodes", "4", "--fast", "--json", "--duration", "5",
+        "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    ticks, summary = lines[:-1], lines[-1]
+    last = ticks[-1]["glyphs"]
+    assert [last[c]["glyphs"] for c in sorted(last)] == [3, 3, 2, 0]
+    assert all(set(row["glyphs"]) == set(last) for row in ticks)
+    assert all(last[c]["value"] >= 0.0 for c in sorted(last)[:3])  # the load average read
+    assert last[sorted(last)[3]]["value"] is None
+    g = summary["glyphs"]
+    assert g["glyphs"] == 8 and g["owned"] == 8 and g["glyphs_lost"] == 0
+    assert g["double_fires"] == 0 and g["errors"] == 0
+    assert g["fires"] == sum(c["fires"] for c in last.values()) >= 8 * 4
+    keys = []
+    for cell in sorted(last):
+        with sqlite3.connect(tmp_path / cell / "memory.sqlite3") as db:
+            rows = db.execute("SELECT payload FROM witness WHERE kind = 'glyph.fired'")
+            keys += [(cell, p["glyph"], p["cycle"]) for p in map(json.loads, (r[0] for r in rows))]
+    assert len(keys) == len(set(keys)) == g["fires"]
+    assert summary["cells"]["chains_verified"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--glyphs", "-1", "--fast"], "--glyphs: must be in [0, 100000], got -1"),
+        (["--glyphs", "2", "--cells", "cps", "--fast"], "--glyphs: needs full cells"),
+        (["--glyphs", "2", "--bus", "nats"], "--glyphs: runs on the in-process bus only"),
+    ],
+)
+def test_bad_glyph_options_exit_2(args: list[str], message: str) -> None:
+    """A bad ``--glyphs`` is a one-line error naming the option, exit status 2."""
+    out = run("cluster", "--nodes", "2", "--duration", "0.1", *args)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr

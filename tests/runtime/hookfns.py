@@ -22,3 +22,15 @@ def veto_everything(event: HookCall) -> Veto:
 def explode(event: HookCall) -> None:
     """Always fail."""
     raise RuntimeError(f"boom on {event.name}")
+
+
+def glyph_fails(glyph: Any, context: Any, deadline: float) -> Any:
+    """A glyph handler that always raises (``glyphs.kinds.fails``)."""
+    raise RuntimeError(f"{glyph.id} failed in cycle {context.cycle}")
+
+
+async def glyph_hangs(glyph: Any, context: Any, deadline: float) -> Any:
+    """A glyph handler that outlives any deadline (``glyphs.kinds.hangs``)."""
+    import asyncio
+
+    await asyncio.sleep(3600)

@@ -140,6 +140,7 @@ async def test_hook_event_enum_is_the_one_list() -> None:
         "cluster.collapse",
         "collapse",
         "dissipate",
+        "glyph.fired",
         "realign",
         "signal.received",
         "witness",

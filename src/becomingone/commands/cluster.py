@@ -35,7 +35,19 @@ from becomingone.runtime import (
     estimate_tick_seconds,
     packets_per_tick,
 )
-from becomingone.runtime.cell_member import CellTotals, build_cell_members, cell_totals
+from becomingone.runtime.cell_glyphs import (
+    DEMO_CELLS,
+    GlyphTotals,
+    glyph_totals,
+    probe_glyphs,
+    spread_glyphs,
+)
+from becomingone.runtime.cell_member import (
+    CellMember,
+    CellTotals,
+    build_cell_members,
+    cell_totals,
+)
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
@@ -99,10 +111,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
     p.add_argument(
         "--cells",
-        default="cps",
         choices=["cps", "full"],
-        help="cps: each cell is its phase supervisor only; full: a living cell (transducers, "
-        "sync layer, witness chain, SQLite memory) on its own stream, with its supervisor",
+        help="cps (default): each cell is its phase supervisor only; full (the default with "
+        "--glyphs): a living cell (transducers, sync layer, witness chain, SQLite memory, "
+        "glyphs) on its own stream, with its supervisor",
+    )
+    p.add_argument(
+        "--glyphs",
+        type=int,
+        default=0,
+        help=f"load N load-average probe glyphs, θ spread evenly, round-robin on the first "
+        f"{DEMO_CELLS} cells (full cells; default 0)",
     )
     p.add_argument(
         "--data-dir",
@@ -170,6 +189,14 @@ def _check(args: argparse.Namespace) -> None:
             raise InputError("--servers", f"must be 1 to 9, got {args.servers}")
     elif args.servers != 1:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
+    if not 0 <= args.glyphs <= 100_000:
+        raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
+    if args.glyphs and args.bus == "nats":
+        raise InputError("--glyphs", "runs on the in-process bus only (for now)")
+    if args.glyphs and args.cells == "cps":
+        raise InputError("--glyphs", "needs full cells (--cells full): glyphs live on a cell")
+    if args.cells is None:
+        args.cells = "full" if args.glyphs else "cps"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,14 +229,14 @@ def run(args: argparse.Namespace) -> int:
         from becomingone.commands._nats_cluster import run_nats
 
         summary, history = run_nats(args, settings, ticks, config.kairos.threshold)
-        totals, cache = None, None
+        totals, cache, glyphs = None, None, None
     elif args.cells == "full":
-        summary, history, totals = _run_full(args, config, settings, cells, ticks)
+        summary, history, totals, glyphs = _run_full(args, config, settings, cells, ticks)
         cache = cells[0].validator.cache
     else:
         summary, history = asyncio.run(_drive(args, config, settings, cells, ticks, cells))
-        totals, cache = None, cells[0].validator.cache
-    _print_summary(args, summary, totals, cache)
+        totals, cache, glyphs = None, cells[0].validator.cache, None
+    _print_summary(args, summary, totals, cache, glyphs)
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 
@@ -228,17 +255,21 @@ def _print_summary(
     summary: ClusterSummary,
     totals: CellTotals | None,
     cache: VerifyCache | None,
+    glyphs: GlyphTotals | None = None,
 ) -> None:
-    """The summary as one JSON object (with cell totals and cache counters) or a table."""
+    """The summary as one JSON object (with cell totals, glyph totals and cache counters) or
+    a table."""
     if args.json:
         doc = summary.to_json()
         if totals is not None:
             doc["cells"] = totals.to_json()
+        if glyphs is not None:
+            doc["glyphs"] = glyphs.to_json()
         if cache is not None:
             doc["verify_cache"] = cache.stats().to_json()
         print(json.dumps(doc))
     else:
-        Console().print(_summary_table(summary, totals))
+        Console().print(_summary_table(summary, totals, glyphs))
 
 
 def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:
@@ -264,21 +295,24 @@ def _run_full(
     settings: ClusterConfig,
     cells: list[PhaseSupervisor],
     ticks: int,
-) -> tuple[ClusterSummary, list[TickReport], CellTotals]:
-    """Run with a full cell behind every supervisor; close (and verify) every cell after."""
+) -> tuple[ClusterSummary, list[TickReport], CellTotals, GlyphTotals | None]:
+    """Run with a full cell behind every supervisor (``--glyphs`` probes on the first
+    cells; virtual time awaits each tick's runs); close (and verify) every cell after."""
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
-        members = build_cell_members(cells, base, config, seed=args.seed)
+        members = build_cell_members(cells, base, config, seed=args.seed, wait_runs=args.fast)
         try:
+            spread_glyphs([m.glyphs for m in members], probe_glyphs(args.glyphs))
             supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
             summary, history = asyncio.run(
                 _drive(args, config, settings, supervisors, ticks, members)
             )
         finally:
             verified = [m.close() for m in members]
-        return summary, history, cell_totals(members, verified)
+        glyphs = glyph_totals([m.glyphs for m in members]) if args.glyphs else None
+        return summary, history, cell_totals(members, verified), glyphs
 
 
 async def _drive(
@@ -298,6 +332,10 @@ async def _drive(
         on_tick = _reporter(args, cluster, cells, ticks)
         with on_tick as show:
             summary = await cluster.run(ticks, settings.tick, realtime=not args.fast, on_tick=show)
+        end = cluster.history[-1].time if cluster.history else 0.0
+        for m in members:
+            if isinstance(m, CellMember):
+                await m.drain(end)  # runs still in progress finish (by their deadline)
         return summary, cluster.history
 
 
@@ -307,9 +345,13 @@ def _reporter(
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, the live view on a terminal, or a progress line about once a second."""
     if args.json:
+        glyphs = args.glyphs > 0
 
         def emit(report: TickReport) -> None:
-            print(json.dumps(report.to_json()), flush=True)
+            row = report.to_json()
+            if glyphs:
+                row["glyphs"] = _glyph_rows(cluster)
+            print(json.dumps(row), flush=True)
 
         yield emit
     elif Console().is_terminal:
@@ -321,6 +363,11 @@ def _reporter(
             yield show
     else:
         yield _Progress(ticks)
+
+
+def _glyph_rows(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
+    """Per full cell of ``cluster``: glyphs owned, runs, failures, ends and load."""
+    return {m.node_id: m.glyphs.row() for m in cluster.members if isinstance(m, CellMember)}
 
 
 class _Progress:
@@ -395,7 +442,20 @@ def _view(report: TickReport, cluster: LocalCluster, cells: list[PhaseSupervisor
     if len(cells) > 16:
         table.caption = f"first 16 of {len(cells)} cells"
     mesh = t_global_line(report, cluster.collapses.threshold, cluster.collapses.fired)
-    return Group(head, mesh, phase_circle(report.thetas), Text(f"C over time │{spark}│"), table)
+    parts: list[Text | Table] = [
+        head,
+        mesh,
+        phase_circle(report.thetas),
+        Text(f"C over time │{spark}│"),
+        table,
+    ]
+    rows = _glyph_rows(cluster)
+    if any(r["glyphs"] or r["ended"] for r in rows.values()):
+        cells_line = "  ".join(
+            f"{c} {r['glyphs']} ({r['fires']} fires)" for c, r in rows.items() if r["glyphs"]
+        )
+        parts.insert(2, Text(f"glyphs: {cells_line or 'none left'}"))
+    return Group(*parts)
 
 
 #: Per-cell columns of the live views: |T_sync|² and the cell's own |T_global|².
@@ -415,7 +475,11 @@ def t_global_line(report: TickReport, threshold: float, collapses: int) -> Text:
     return line
 
 
-def _summary_table(summary: ClusterSummary, totals: CellTotals | None = None) -> Table:
+def _summary_table(
+    summary: ClusterSummary,
+    totals: CellTotals | None = None,
+    glyphs: GlyphTotals | None = None,
+) -> Table:
     table = Table("summary", "value", title="cluster run")
     for band, tick in summary.ticks_to_band.items():
         table.add_row(f"ticks to {band}", "never" if tick is None else str(tick))
@@ -436,4 +500,12 @@ def _summary_table(summary: ClusterSummary, totals: CellTotals | None = None) ->
             f"{totals.cluster_collapses} cluster collapses witnessed",
         )
         table.add_row("chains verified", f"{totals.chains_verified}/{totals.cells}")
+    if glyphs is not None:
+        g = glyphs
+        table.add_row(
+            "glyphs",
+            f"{g.submitted} submitted, {g.owned} owned, {g.ended} ended, {g.fires} fires "
+            f"({g.errors} errors, {g.timeouts} timeouts, {g.skipped} skipped)",
+        )
+        table.add_row("double fires / glyphs lost", f"{g.double_fires} / {g.lost}")
     return table

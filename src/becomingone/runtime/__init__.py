@@ -5,6 +5,15 @@ makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
+from becomingone.runtime.cell_glyphs import (
+    DEMO_CELLS,
+    CellGlyphs,
+    GlyphTotals,
+    glyph_totals,
+    probe_glyphs,
+    spread_glyphs,
+    value_digest,
+)
 from becomingone.runtime.cell_member import (
     CellMember,
     CellTotals,
@@ -70,11 +79,13 @@ from becomingone.runtime.sources import Source, SourceCursor, open_source, synth
 
 __all__ = [
     "DELIVERY_SECONDS",
+    "DEMO_CELLS",
     "LOCK_NAME",
     "PUBLIC_KEY_FILE",
     "RUN_COST",
     "SEND_SECONDS",
     "Cell",
+    "CellGlyphs",
     "CellMember",
     "CellStatus",
     "CellTotals",
@@ -86,6 +97,7 @@ __all__ = [
     "FedMember",
     "FullFeed",
     "GlyphRunner",
+    "GlyphTotals",
     "HookCall",
     "HookEvent",
     "HookFailure",
@@ -119,19 +131,23 @@ __all__ = [
     "check_hooks",
     "default_data_dir",
     "estimate_tick_seconds",
+    "glyph_totals",
     "load_key",
     "node_member",
     "node_name",
     "open_identity",
     "open_source",
     "packets_per_tick",
+    "probe_glyphs",
     "relay_subject",
     "resolve_hook",
     "resume_point",
     "run_cell",
+    "spread_glyphs",
     "status_subject",
     "subject_for",
     "summarize",
     "synthetic_phase",
+    "value_digest",
     "verify_tail",
 ]

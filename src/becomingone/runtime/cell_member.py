@@ -8,9 +8,11 @@ Each tick the cluster driver first calls :meth:`CellMember.advance`, which feeds
 own stream up to the tick's time (in batches of ``memory.flush_interval`` stream seconds, so
 witnessing and storage keep the cell's own cadence) and copies the state of the cell's last
 Sync decision into the supervisor's SSEP field: T_sync (complex), Δφ = Δ_phase, coherence =
-|T_sync|², κ = the coupling gain α, node energy = the glyph load (0 until glyphs exist). Then
+|T_sync|², κ = the coupling gain α, node energy = Σ energy of the cell's glyphs and glyph
+digest = the digest of their set (:class:`~becomingone.runtime.cell_glyphs.CellGlyphs`). Then
 the driver ticks the supervisor as for any member, and after the tick calls
-:meth:`CellMember.after_tick`: the supervisor's T_global reading goes through the cell's
+:meth:`CellMember.after_tick`: the glyphs advance on the new Θ_local (runs started, finished
+runs witnessed), and the supervisor's T_global reading goes through the cell's
 :class:`~becomingone.sync.ClusterCollapseDetector` (I_c = the cell's Sync threshold) and a
 crossing is a **cluster collapse**: the ``cluster.collapse`` hooks fire (a
 ``before_cluster.collapse`` veto is recorded, not obeyed: the reading happened) and a MACRO
@@ -33,6 +35,7 @@ from becomingone.config.schema import CellConfig
 from becomingone.errors import InputError
 from becomingone.events import HookEvent
 from becomingone.runtime.cell import Cell, CellStatus
+from becomingone.runtime.cell_glyphs import CellGlyphs
 from becomingone.runtime.sources import synthetic_phase
 from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
 from becomingone.sync.layer import SyncDecision
@@ -128,7 +131,14 @@ class CellMember:
     the cell's stream time follows it (``now / dt`` samples have arrived by then).
     """
 
-    def __init__(self, cell: Cell, supervisor: PhaseSupervisor, stream: Stream) -> None:
+    def __init__(
+        self,
+        cell: Cell,
+        supervisor: PhaseSupervisor,
+        stream: Stream,
+        *,
+        wait_runs: bool = False,
+    ) -> None:
         if supervisor.key.public_bytes != cell.key.public_bytes:
             raise InputError(
                 "supervisor", f"{supervisor.node_id!r} does not sign with the cell's key"
@@ -141,6 +151,13 @@ class CellMember:
         self._origin = cell.samples  # a resumed cell continues its stream from here
         self._fed = 0
         self.collapses = CollapseWitness(cell)
+        self.glyphs = CellGlyphs(
+            cell,
+            supervisor.node_id,
+            position=supervisor.theta,
+            config=cell.config.glyphs,
+            wait_runs=wait_runs,
+        )
 
     @property
     def node_id(self) -> str:
@@ -168,7 +185,8 @@ class CellMember:
             coherence=decision.coherence,
             t_sync=t_sync,
             kappa=self.supervisor.alpha,
-            node_energy=0.0,
+            node_energy=self.glyphs.node_energy(),
+            glyph_digest=self.glyphs.digest(),
         )
 
     def last_decision(self) -> SyncDecision:
@@ -187,8 +205,9 @@ class CellMember:
         return self.collapses.fired
 
     async def after_tick(self, now: float) -> ClusterCollapse | None:
-        """Witness a cluster collapse if this tick's T_global crossed I_c (``now``: the time
-        given to :meth:`advance`)."""
+        """Advance the glyphs to the new Θ_local, then witness a cluster collapse if this tick's
+        T_global crossed I_c (``now``: the time given to :meth:`advance`)."""
+        await self.glyphs.step(self.supervisor.theta, now)
         return await self.collapses.after_tick(self.supervisor, now)
 
     def receive(self, data: bytes, now: float) -> list[Outgoing]:
@@ -198,6 +217,10 @@ class CellMember:
     def snapshot(self) -> CpsState:
         """The supervisor's state."""
         return self.supervisor.snapshot()
+
+    async def drain(self, now: float) -> None:
+        """Wait for the glyph runs in progress and witness them (call before :meth:`close`)."""
+        await self.glyphs.drain(now)
 
     def close(self) -> bool:
         """Verify the cell's chain, store final signatures and close; True iff it verified."""
@@ -227,6 +250,7 @@ def build_cell_members(
     *,
     seed: int = 0,
     epoch: int | None = None,
+    wait_runs: bool = False,
 ) -> list[CellMember]:
     """One full cell per supervisor, each in ``base_dir/<node id>`` with its own stream.
 
@@ -238,6 +262,8 @@ def build_cell_members(
 
     Every cell reads the synthetic rhythm (steady, then stalled) with its own jitter seed and
     its own offset into the rhythm, so cells collapse and dissipate at different times.
+    ``wait_runs``: each tick awaits its glyph runs (virtual time; see
+    :class:`~becomingone.runtime.cell_glyphs.CellGlyphs`).
     """
     cells = open_cells([s.node_id for s in supervisors], base_dir, config)
     try:
@@ -254,7 +280,7 @@ def build_cell_members(
         def stream(start: int, count: int, s: int = cell_seed, o: int = offset) -> NDArray[Any]:
             return synthetic_phase(o + start, count, dt=config.kairos.step, seed=s)
 
-        members.append(CellMember(cell, sup, stream))
+        members.append(CellMember(cell, sup, stream, wait_runs=wait_runs))
     return members
 
 
@@ -283,7 +309,7 @@ def cell_totals(members: Sequence[CellMember], verified: Sequence[bool]) -> Cell
         samples=sum(m.cell.samples for m in members),
         collapses=sum(m.status.collapses for m in members),
         dissipations=sum(m.status.dissipations for m in members),
-        witnessed=sum(m.status.witnessed for m in members),
+        witnessed=sum(m.cell.chain.count for m in members),  # glyph and collapse records too
         chains_verified=sum(verified),
         cluster_collapses=sum(m.cluster_collapses for m in members),
     )

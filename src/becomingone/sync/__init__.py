@@ -6,7 +6,7 @@ collapse or dissipation inside a cell. Rule: no clocks and no I/O here; time arr
 and outgoing bytes are returned. Drivers in ``becomingone.runtime`` move bytes and time.
 """
 
-from becomingone.sync.cps import CpsState, Outgoing, PhaseSupervisor
+from becomingone.sync.cps import CpsState, Outgoing, PeerLoad, PhaseSupervisor
 from becomingone.sync.cps_state import CellField, HeardPhase, SupervisorState
 from becomingone.sync.law import cps_step
 from becomingone.sync.layer import (
@@ -67,6 +67,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "PacketValidator",
+    "PeerLoad",
     "PhaseSupervisor",
     "Plan",
     "RealignRequest",

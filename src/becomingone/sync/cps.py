@@ -46,7 +46,7 @@ from becomingone.sync.stability import NetworkStability
 from becomingone.sync.topology import Plan, Topology
 from becomingone.sync.verified import VerifyCache
 
-__all__ = ["CpsState", "Outgoing", "PhaseSupervisor"]
+__all__ = ["CpsState", "Outgoing", "PeerLoad", "PhaseSupervisor"]
 
 TWO_PI = 2.0 * math.pi
 
@@ -73,6 +73,16 @@ class CpsState:
     rejected: Mapping[str, int] = field(default_factory=dict)
     t_sync: complex = 0j
     mesh: GlobalSync | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLoad:
+    """What a peer's latest valid packet said about its glyphs: their energy (its load) and
+    the digest of the set it owns, sent at ``timestamp`` (the sender's clock, seconds)."""
+
+    node_energy: float
+    glyph_digest: bytes
+    timestamp: float
 
 
 def _unit(x: float) -> float:
@@ -165,6 +175,9 @@ class PhaseSupervisor:
         self._inbox: dict[tuple[PacketKind, int, str], _Heard] = {}
         self.field = CellField(kappa=self.alpha)
         self.mesh = GlobalSync(time=0.0)
+        #: node id → its latest reported load; not part of the state (each peer's next
+        #: packet refreshes it), so it does not change the bytes a restored supervisor sends.
+        self.peer_loads: dict[str, PeerLoad] = {}
 
     @classmethod
     def restore(cls, state: SupervisorState, **settings: Any) -> PhaseSupervisor:
@@ -302,6 +315,11 @@ class PhaseSupervisor:
         except ProtocolError:
             return []
         self.stability.heard(packet.node_id, now)
+        self.peer_loads[packet.node_id] = PeerLoad(
+            node_energy=packet.node_energy,
+            glyph_digest=packet.glyph_digest,
+            timestamp=packet.timestamp,
+        )
         slot = (packet.kind, packet.level, packet.node_id)
         self._inbox[slot] = _Heard(
             packet.theta, packet.weight, packet.timestamp, t_sync=packet.t_sync

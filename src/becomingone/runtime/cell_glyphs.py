@@ -1,0 +1,356 @@
+"""The glyphs of one living cell: its scheduler on the cell's Θ_local, its runner, witnessed.
+
+Rule: glue only, and a handler can never hurt the cell. Each cluster tick the member hands
+:meth:`CellGlyphs.step` its Θ_local after the CPS step; completed runs are reported to the
+:class:`~becomingone.cluster.GlyphScheduler` first (their cost spent, so a glyph out of energy
+ends before it could fire again), then the scheduler advances and each
+:class:`~becomingone.cluster.Fire` becomes a run of the :class:`~becomingone.runtime.GlyphRunner`
+(at most ``max_running`` at once per cell; each bounded by the runner's deadline). In real time
+runs go on in the background and are collected at a later tick, so a slow handler never holds
+the cluster's tick; in virtual time (``wait_runs``) each tick awaits its runs, because wall
+time then has no relation to the cluster's time.
+
+Witnessed on the cell's chain (MICRO): ``glyph.fired`` per completed run — glyph id, kind,
+cycle, lateness (cycles), cost, ``ok``, the SHA-256 of its value's canonical JSON, the error
+of a failed or timed-out run — and ``glyph.ended`` with the reason (energy, lifetime,
+cancelled). ``glyph.fired`` hooks run for every run (a ``before_glyph.fired`` veto is recorded,
+not obeyed: the run happened). A fire log on the (glyph, cycle) key counts double fires as
+runs are witnessed — counted, never assumed to be zero. Runs of one glyph never overlap (the
+scheduler skips a busy glyph), so they complete in cycle order and the log keeps, per glyph,
+the latest cycle witnessed: a run whose cycle is not above it repeats a key. One integer per
+glyph id, however long the cell runs.
+
+A run's numeric value (a probe's reading) is kept per glyph (:attr:`CellGlyphs.values`) and
+shown (:meth:`CellGlyphs.row`); it does not enter the cell's KAIROS engines, whose stream has
+one fixed step ``dt`` — a reading once per cycle is a stream of its own, for an engine of its
+own (not built).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from becomingone.cluster import End, Fire, Glyph, GlyphScheduler, Skip, evolve
+from becomingone.config.schema import GlyphsConfig
+from becomingone.errors import InputError
+from becomingone.events import HookEvent
+from becomingone.runtime.cell import Cell
+from becomingone.runtime.glyph_handlers import build_registry
+from becomingone.runtime.glyph_runner import GlyphRunner, RunOutcome
+from becomingone.witnessing import Level
+
+__all__ = [
+    "DEMO_CELLS",
+    "CellGlyphs",
+    "GlyphTotals",
+    "glyph_totals",
+    "probe_glyphs",
+    "spread_glyphs",
+    "value_digest",
+]
+
+log = logging.getLogger("becomingone.glyphs")
+
+
+def value_digest(value: Any) -> str:
+    """SHA-256 (hex) of a run's value as canonical JSON (sorted keys, compact); the value of a
+    failed run (``None``) digests as ``null``."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CellGlyphs:
+    """The glyphs owned by one cell (``node_id``), fired on its phase and witnessed on ``cell``.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell whose chain witnesses the runs and whose hooks hear ``glyph.fired``.
+    node_id : str
+        The cell's node id: the owner of every glyph it accepts.
+    position : float
+        The cell's Θ_local (cycles) now: the scheduler starts there.
+    config : GlyphsConfig, optional
+        Handler kinds, timeout and failure cost (default: the built-ins).
+    max_running : int
+        Runs in progress at once (default 8); further firings wait for a slot.
+    wait_runs : bool
+        Await each tick's runs within the tick (virtual time) instead of collecting them later.
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        node_id: str,
+        *,
+        position: float = 0.0,
+        config: GlyphsConfig | None = None,
+        max_running: int = 8,
+        wait_runs: bool = False,
+    ) -> None:
+        if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
+            raise InputError("max_running", f"must be an integer >= 1, got {max_running!r}")
+        config = config or GlyphsConfig()
+        registry = build_registry(config)
+        self.cell, self.node_id, self.wait_runs = cell, node_id, wait_runs
+        self.scheduler = GlyphScheduler(position=position, kinds=registry.kinds)
+        self.runner = GlyphRunner(
+            registry, cell=node_id, timeout=config.timeout, failure_cost=config.failure_cost
+        )
+        self.max_running = max_running
+        self._slots: asyncio.Semaphore | None = None  # made inside the running loop
+        self._running: dict[asyncio.Task[RunOutcome], None] = {}  # in start order
+        self._lateness: dict[tuple[str, int], float] = {}
+        self.fire_log: dict[str, int] = {}  # glyph id → latest cycle witnessed
+        self.counts: Counter[str] = Counter()
+        self.ended: Counter[str] = Counter()
+        self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
+        self.last_value: float | None = None  # the latest numeric value of any run here
+
+    # -- the set -------------------------------------------------------------------------------
+
+    def submit(self, glyph: Glyph) -> Glyph:
+        """Own ``glyph`` (its owner set to this cell) and schedule it from the next θ it meets;
+        returns the glyph as owned. ``InputError`` for another cell's glyph, a duplicate id, an
+        unknown kind or a glyph with no energy or lifetime left."""
+        if glyph.owner not in ("", self.node_id):
+            raise InputError("owner", f"glyph {glyph.id!r} is owned by {glyph.owner!r}")
+        owned = evolve(glyph, owner=self.node_id)
+        self.scheduler.add(owned)
+        self.counts["submitted"] += 1
+        return owned
+
+    def __len__(self) -> int:
+        return len(self.scheduler)
+
+    def node_energy(self) -> float:
+        """Σ energy of the glyphs owned (SSEP ``node_energy``)."""
+        return self.scheduler.node_energy()
+
+    def digest(self) -> bytes:
+        """Digest of the set of glyphs owned (SSEP ``glyph_digest``)."""
+        return self.scheduler.digest()
+
+    @property
+    def running(self) -> int:
+        """Runs started and not yet collected."""
+        return len(self._running)
+
+    # -- time ----------------------------------------------------------------------------------
+
+    async def step(self, theta: float, now: float) -> None:
+        """Collect finished runs, advance the scheduler to Θ_local = ``theta`` (cycles) and
+        start the runs it fires; ``now`` is the cluster time the records carry."""
+        await self._collect(now)
+        for effect in self.scheduler.tick(theta):
+            match effect:
+                case Fire():
+                    self._start(effect)
+                case Skip():
+                    self.counts[f"skipped_{effect.reason.value}"] += 1
+                case End():
+                    await self._ended(effect, now)
+        if self.wait_runs and self._running:
+            await asyncio.wait(list(self._running))
+            await self._collect(now)
+
+    async def drain(self, now: float) -> None:
+        """Wait for every run in progress (each ends by its deadline) and witness it."""
+        while self._running:
+            await asyncio.wait(list(self._running))
+            await self._collect(now)
+
+    def _start(self, fire: Fire) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_running)
+        self._lateness[(fire.glyph.id, fire.cycle)] = fire.lateness
+        task = asyncio.get_running_loop().create_task(self._run(self._slots, fire))
+        self._running[task] = None
+
+    async def _run(self, slots: asyncio.Semaphore, fire: Fire) -> RunOutcome:
+        async with slots:
+            return await self.runner.run(fire)
+
+    async def _collect(self, now: float) -> None:
+        """Report each finished run to the scheduler (in start order) and witness it."""
+        for task in [t for t in self._running if t.done()]:
+            del self._running[task]
+            outcome = task.result()  # the runner never raises for what a handler does
+            ends = self.scheduler.complete(outcome.glyph_id, outcome.cycle, cost=outcome.cost)
+            await self._fired(outcome, now)
+            for end in ends:
+                if isinstance(end, End):
+                    await self._ended(end, now)
+
+    async def _fired(self, outcome: RunOutcome, now: float) -> None:
+        key = (outcome.glyph_id, outcome.cycle)
+        self.counts["fired"] += 1
+        last = self.fire_log.get(outcome.glyph_id)
+        if last is not None and outcome.cycle <= last:
+            self.counts["double_fires"] += 1
+        self.fire_log[outcome.glyph_id] = (
+            outcome.cycle if last is None else max(last, outcome.cycle)
+        )
+        if not outcome.ok:
+            self.counts["timeouts" if outcome.timed_out else "errors"] += 1
+        value = outcome.value
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if outcome.ok and numeric and math.isfinite(value):
+            self.values[outcome.glyph_id] = self.last_value = float(value)
+        payload: dict[str, Any] = {
+            "glyph": outcome.glyph_id,
+            "kind": outcome.kind,
+            "cycle": outcome.cycle,
+            "lateness": self._lateness.pop(key, 0.0),
+            "cost": outcome.cost,
+            "ok": outcome.ok,
+            "result": value_digest(value),
+            "elapsed": outcome.elapsed,
+            "error": outcome.error,
+            "timed_out": outcome.timed_out,
+        }
+        await self._witness(HookEvent.GLYPH_FIRED.value, payload, now, hook=True)
+
+    async def _ended(self, end: End, now: float) -> None:
+        self.ended[end.reason.value] += 1
+        self.values.pop(end.glyph.id, None)
+        g = end.glyph
+        payload = {
+            "glyph": g.id,
+            "kind": g.kind,
+            "cycle": end.cycle,
+            "reason": end.reason.value,
+            "energy": g.energy,
+            "lifetime": g.lifetime,
+            "coherence": g.coherence,
+            "delta_phi": g.delta_phi,
+        }
+        await self._witness("glyph.ended", payload, now, hook=False)
+
+    async def _witness(self, kind: str, payload: dict[str, Any], now: float, *, hook: bool) -> None:
+        if hook:
+            result = await self.cell.hooks.fire(HookEvent.GLYPH_FIRED, now, payload)
+            payload["vetoed"] = None if result.veto is None else result.veto.reason
+            failures = result.failures
+        else:
+            failures = ()
+        await self.cell.witness(Level.MICRO, kind, payload, now)
+        for failure in failures:
+            log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
+            await self.cell.witness(Level.MICRO, "hook.failed", asdict(failure), now)
+
+    def totals(self) -> GlyphTotals:
+        """This cell's counts."""
+        return glyph_totals([self])
+
+    def row(self) -> dict[str, Any]:
+        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, ends, load
+        and the latest numeric value a run returned (a probe's reading; ``None`` before)."""
+        return {
+            "glyphs": len(self),
+            "fires": self.counts["fired"],
+            "failed": self.counts["errors"] + self.counts["timeouts"],
+            "ended": sum(self.ended.values()),
+            "energy": self.node_energy(),
+            "value": self.last_value,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GlyphTotals:
+    """What the glyphs of one or more cells did in a run.
+
+    ``lost`` = submitted − owned − ended: a glyph neither held by a cell nor ended is lost
+    (0 unless something is wrong; migration, the next step, must keep it so).
+    """
+
+    submitted: int
+    owned: int
+    ended: int
+    fires: int
+    double_fires: int
+    errors: int
+    timeouts: int
+    skipped: int
+
+    @property
+    def lost(self) -> int:
+        """Glyphs submitted that are neither owned nor ended."""
+        return self.submitted - self.owned - self.ended
+
+    def to_json(self) -> dict[str, int]:
+        """A JSON-ready dict (``glyphs_lost`` included)."""
+        return {
+            "glyphs": self.submitted,
+            "owned": self.owned,
+            "ended": self.ended,
+            "fires": self.fires,
+            "double_fires": self.double_fires,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "skipped": self.skipped,
+            "glyphs_lost": self.lost,
+        }
+
+
+def glyph_totals(cells: Sequence[CellGlyphs]) -> GlyphTotals:
+    """Sum the counts of ``cells``."""
+    c: Counter[str] = Counter()
+    for g in cells:
+        c.update(g.counts)
+    return GlyphTotals(
+        submitted=c["submitted"],
+        owned=sum(len(g) for g in cells),
+        ended=sum(sum(g.ended.values()) for g in cells),
+        fires=c["fired"],
+        double_fires=c["double_fires"],
+        errors=c["errors"],
+        timeouts=c["timeouts"],
+        skipped=c["skipped_late"] + c["skipped_busy"],
+    )
+
+
+#: How many cells ``becomingone cluster --glyphs N`` puts its probe glyphs on (the first ones).
+DEMO_CELLS = 3
+
+
+def probe_glyphs(n: int, *, energy: float = 1000.0, lifetime: int = 100_000) -> list[Glyph]:
+    """``n`` load-average probes ``probe-0000`` … with θ spread evenly, (i + ½)/n cycles.
+
+    >>> [(g.id, g.theta) for g in probe_glyphs(2)]
+    [('probe-0000', 0.25), ('probe-0001', 0.75)]
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 100_000:
+        raise InputError("glyphs", f"must be an integer in [0, 100000], got {n!r}")
+    return [
+        Glyph(
+            id=f"probe-{i:04d}",
+            kind="probe",
+            payload={"probe": "loadavg"},
+            theta=(i + 0.5) / n,
+            energy=energy,
+            lifetime=lifetime,
+        )
+        for i in range(n)
+    ]
+
+
+def spread_glyphs(
+    cells: Sequence[CellGlyphs], glyphs: Sequence[Glyph], *, over: int = DEMO_CELLS
+) -> None:
+    """Submit ``glyphs`` round-robin to the first ``over`` of ``cells`` (all if fewer)."""
+    if not cells:
+        raise InputError("cells", "needs at least one cell")
+    if isinstance(over, bool) or not isinstance(over, int) or over < 1:
+        raise InputError("over", f"must be an integer >= 1, got {over!r}")
+    first = cells[: min(over, len(cells))]
+    for i, glyph in enumerate(glyphs):
+        first[i % len(first)].submit(glyph)
