@@ -20,10 +20,10 @@ from becomingone import __version__
 from becomingone.api.inbox import SignalInbox
 from becomingone.config.schema import CellConfig
 from becomingone.errors import StorageError
-from becomingone.keys import NodeKey, key_id, read_public_key
+from becomingone.keys import key_id
 from becomingone.memory.store import DB_NAME, CoherencePoint, TemporalMemory
 from becomingone.runtime.cell import Cell
-from becomingone.runtime.datadir import PUBLIC_KEY_FILE
+from becomingone.runtime.datadir import public_key
 from becomingone.witnessing import VerifyReport, WitnessRecord, verify
 
 __all__ = ["SECRET_KEYS", "ServedCell", "redact"]
@@ -44,15 +44,6 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
-
-
-def _public_key(data_dir: Path, key_file: str) -> bytes:
-    pub = data_dir / PUBLIC_KEY_FILE
-    if pub.exists():
-        return read_public_key(pub)
-    if (data_dir / key_file).exists():
-        return NodeKey.load(data_dir / key_file).public_bytes
-    raise StorageError(f"{data_dir} has no public key ({PUBLIC_KEY_FILE})")
 
 
 class ServedCell:
@@ -90,7 +81,7 @@ class ServedCell:
         data_dir = Path(data_dir).expanduser()
         if not (data_dir / DB_NAME).is_file():
             raise StorageError(f"data dir {data_dir} holds no cell database ({DB_NAME})")
-        return cls(config, data_dir, _public_key(data_dir, config.security.key_file))
+        return cls(config, data_dir, public_key(data_dir, config.security.key_file))
 
     def close(self) -> None:
         """Close the read connection."""

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from becomingone.config import load_config
 from becomingone.errors import InputError, StorageError
-from becomingone.keys import NodeKey, read_public_key
 from becomingone.memory.store import DB_NAME, TemporalMemory
 from becomingone.runtime.cell import default_data_dir
-from becomingone.runtime.datadir import PUBLIC_KEY_FILE
+from becomingone.runtime.datadir import public_key
 from becomingone.witnessing import verify
 
 __all__ = ["register"]
@@ -56,19 +55,9 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, str]:
     return data_dir, config.security.key_file
 
 
-def _public_key(data_dir: Path, key_file: str) -> bytes:
-    """``node.pub``; for a dir from before node.pub existed, derived from the private key."""
-    pub = data_dir / PUBLIC_KEY_FILE
-    if pub.exists():
-        return read_public_key(pub)
-    if (data_dir / key_file).exists():
-        return NodeKey.load(data_dir / key_file).public_bytes
-    raise StorageError(f"{data_dir} has no public key ({PUBLIC_KEY_FILE}): cannot check signatures")
-
-
 def _verify(args: argparse.Namespace) -> int:
     data_dir, key_file = _data_dir(args)
-    public = _public_key(data_dir, key_file)
+    public = public_key(data_dir, key_file)
     memory = TemporalMemory.open_read_only(data_dir / DB_NAME)
     try:
         integrity = memory.integrity_check()

@@ -38,6 +38,7 @@ __all__ = [
     "check_chain",
     "load_key",
     "open_identity",
+    "public_key",
     "resume_point",
     "verify_tail",
 ]
@@ -188,6 +189,17 @@ def open_identity(data_dir: Path, memory: TemporalMemory, security: SecurityConf
             f"restore the original {key_path.name}, or start a new data dir",
         )
     return key
+
+
+def public_key(data_dir: Path, key_file: str) -> bytes:
+    """The cell's public key without opening it for writing: ``node.pub``, or for a data dir
+    from before node.pub existed, derived from the private key ``key_file``."""
+    pub = data_dir / PUBLIC_KEY_FILE
+    if pub.exists():
+        return read_public_key(pub)
+    if (data_dir / key_file).exists():
+        return NodeKey.load(data_dir / key_file).public_bytes
+    raise StorageError(f"{data_dir} has no public key ({PUBLIC_KEY_FILE}): cannot check signatures")
 
 
 def verify_tail(memory: TemporalMemory, public_key: bytes, window: int) -> VerifyReport:
