@@ -6,13 +6,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from becomingone.core.phase import CoherenceBand
+from becomingone.core.phase import CoherenceBand, cluster_coherence
 from becomingone.errors import InputError
 from becomingone.keys import NodeKey
-from becomingone.runtime.node import NodeSettings, NodeStatus, RosterFile, SupervisedNode
+from becomingone.runtime.node import (
+    NodeSettings,
+    NodeStatus,
+    RosterFile,
+    SupervisedNode,
+    _c_seen,
+    _coherence,
+)
 from becomingone.runtime.observer import ClusterObserver
+from becomingone.sync.cps import PhaseSupervisor
+from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Topology
 from becomingone.transport import MemoryBus
 
@@ -207,3 +217,65 @@ async def test_observer_t_global_over_live_nodes_and_its_crossings() -> None:
     assert [r.cluster_collapse for r in obs.history] == [False, True, False, False]
     assert obs.history[-1].to_json()["t_global"] == pytest.approx([0.99, 0.0])
     assert obs.summary().cluster_collapses == 1
+
+
+def test_coherence_in_plain_python_matches_cluster_coherence() -> None:
+    """The node's plain-Python C (its status's ``c_seen``) equals core.phase's NumPy
+    cluster_coherence on random phases (1–12 of them, tight and spread, huge and negative
+    cycles) and on the edge cases: one phase, two opposite phases, all equal."""
+    rng = np.random.default_rng(8)
+    cases: list[list[float]] = [[0.3], [0.0, 0.5], [0.25] * 6, [1e9 + 0.1, -3.9, 0.1]]
+    for _ in range(500):
+        n = int(rng.integers(1, 13))
+        spread = float(rng.choice([1e-3, 0.05, 0.3, 1.0]))
+        cases.append(list(rng.random() + spread * rng.standard_normal(n) + rng.integers(-5, 5, n)))
+    for phases in cases:
+        assert _coherence(phases) == pytest.approx(cluster_coherence(phases), abs=1e-12)
+
+
+async def test_c_seen_matches_the_old_numpy_reading(tmp_path: Path) -> None:
+    """``_c_seen`` (the supervisor's held phases, read in plain Python) reports what the old
+    reading did: ``read_cluster`` of the own phase and every held phase within the peer
+    timeout, extrapolated to ``now`` — at random times, so some held phases are too old."""
+    roster_path = tmp_path / "r.json"
+    names = [f"n{i}" for i in range(5)]
+    keys = {n: NodeKey.generate() for n in names}
+    for n in names:
+        RosterFile(roster_path).join(n, keys[n].public_bytes)
+    clock, bus = Clock(), MemoryBus()
+    nodes = {
+        n: SupervisedNode(
+            settings(n),
+            member=None,
+            key=keys[n],
+            epoch=1,
+            roster=RosterFile(roster_path),
+            kind="light",
+            theta=0.17 * i,
+            clock=clock,
+        )
+        for i, n in enumerate(names)
+    }
+    conns = {n: bus.connect(n) for n in nodes}
+    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
+    for node in nodes.values():
+        node.reload_roster()
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        clock.t += 0.05
+        for n, node in nodes.items():
+            await node.step(conns[n], inbox[n], 1000.0)
+
+    def old(sup: PhaseSupervisor, now: float) -> float:
+        timeout, f = sup.stability.timeout, sup.frequency
+        held = sup.state().inbox
+        phases = [sup.theta] + [
+            h.theta + f * (now - h.timestamp) for h in held if now - h.timestamp <= timeout
+        ]
+        return read_cluster(phases).c
+
+    for node in nodes.values():
+        sup = node.supervisor
+        assert sup is not None and len(sup.heard()) == 4
+        for now in clock.t + rng.uniform(0.0, 2.0, 50):
+            assert _c_seen(sup, float(now)) == pytest.approx(old(sup, float(now)), abs=1e-12)

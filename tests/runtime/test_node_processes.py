@@ -212,3 +212,18 @@ async def test_raw_client_attacks_are_rejected_and_counted(
 
 #: What every receiver must count.
 WANT = frozenset({"replay", "bad_signature", "unknown_signer", "oversize", "malformed"})
+
+
+def test_launcher_command_with_a_roster_file_or_the_kv_roster(tmp_path: Path) -> None:
+    """A launched node joins the launcher's roster file (a witness reads it without joining);
+    with ``kv_roster`` neither ``--roster`` nor ``--join`` is given: it reads the KV bucket."""
+    urls = ["nats://127.0.0.1:1", "nats://127.0.0.1:2"]
+    plain = NodeProcesses(tmp_path, urls)
+    cmd = plain.command("cell-0000", "light", server=1)
+    assert cmd[cmd.index("--bus") + 1] == "nats://127.0.0.1:2,nats://127.0.0.1:1"
+    assert cmd[cmd.index("--roster") + 1] == str(tmp_path / "roster.json") and "--join" in cmd
+    witness = plain.command("w", "witness")
+    assert "--roster" in witness and "--join" not in witness
+    kv = NodeProcesses(tmp_path, urls, ["--certs", "C"], kv_roster=True).command("cell-0000")
+    assert "--roster" not in kv and "--join" not in kv
+    assert kv[kv.index("--kind") + 1] == "full" and kv[-2:] == ["--certs", "C"]

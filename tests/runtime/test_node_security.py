@@ -247,8 +247,9 @@ def test_node_without_certificate_exits_in_one_line(
 
 def test_cluster_command_with_tls(tmp_path: Path) -> None:
     """``cluster --bus nats --tls`` makes a CA and certificates for the run, starts a TLS
-    server that maps certificates to users, and its two node processes lock (SHARED) with
-    nothing rejected; nothing it started is left running."""
+    server that maps certificates to users, writes the nodes' keys to the KV roster with its
+    admin certificate (no roster file, no ``--roster``: the nodes read the bucket), and its two
+    node processes lock (SHARED) with nothing rejected; nothing it started is left running."""
     cli = [sys.executable, "-m", "becomingone.cli", "cluster", "--bus", "nats", "--tls"]
     flags = ["--nodes", "2", "--duration", "2", "--tick", "50", "--alpha", "0.3", "--json"]
     run = subprocess.run(
@@ -261,10 +262,15 @@ def test_cluster_command_with_tls(tmp_path: Path) -> None:
     summary = json.loads(run.stdout.splitlines()[-1])
     assert summary["summary"] and summary["band"] == "SHARED" and summary["rejected"] == {}
     names = {p.stem for p in (tmp_path / "certs").glob("*.crt")}
-    assert names == {"ca", "nats", "observer", "cell-0000", "cell-0001"}
+    assert names == {"ca", "nats", "observer", "admin", "cell-0000", "cell-0001"}
     assert "verify_and_map: true" in (tmp_path / "nats" / "n1.conf").read_text()
-    logs = (tmp_path / "nodes" / "cell-0000.log").read_text()
-    assert '"summary": true' in logs and '"chain_verified": true' in logs
+    assert "2 node keys written to roster_local (KV, admin certificate)" in run.stderr
+    assert not (tmp_path / "nodes" / "roster.json").exists()
+    for name in ("cell-0000", "cell-0001"):
+        lines = (tmp_path / "nodes" / f"{name}.log").read_text().splitlines()
+        last = json.loads(lines[-1])
+        assert last["summary"] and last["chain_verified"] and last["members"] == 2
+        assert "not protected" not in "".join(lines)
 
 
 async def test_without_tls_join_writes_the_kv_roster(tmp_path: Path) -> None:

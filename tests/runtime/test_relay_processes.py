@@ -19,11 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from becomingone.certs import TlsFiles, init_ca, issue_certificate
 from becomingone.errors import TransportError
+from becomingone.runtime.datadir import load_key
 from becomingone.runtime.launcher import NodeProcesses
+from becomingone.runtime.node import RosterFile
+from becomingone.runtime.observer import ClusterObserver
 from becomingone.runtime.relay import RelayStatus, relay_subject
 from becomingone.transport import connect_nats
 from becomingone.transport.natsd import NatsServers
+from becomingone.transport.roster_kv import RosterBucket
 
 from .test_node_processes import FLAGS, gone, observe, until
 
@@ -184,3 +189,90 @@ async def test_a_site_is_one_fractal_field_behind_its_relay(
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+async def test_a_tls_relay_with_a_tls_node_behind_it(tmp_path: Path) -> None:
+    """Mutual TLS end to end: a TLS cluster server (``nats up --tls``-style), a relay linked to
+    its leafnode listener with an admin certificate, a node with its node certificate on the
+    cluster reading the KV roster an admin wrote, and a node behind the relay on the site's
+    loopback URL with the same command line (``--certs``; the hop is plain: the site server is
+    the relay's own, on 127.0.0.1) and the same members in a roster file (the JetStream API
+    does not cross the leaf link). They hear each
+    other with nothing rejected and reach SHARED as an observer with its own certificate sees
+    it; SIGTERM stops every process with exit 0 and none is left, the relay's leaf server
+    included."""
+    certs = tmp_path / "certs"
+    init_ca(certs)
+    issue_certificate(certs, "nats", server=True)
+    issue_certificate(certs, "admin", admin=True)
+    for name in ("observer", "hub-cell", "site-cell"):
+        issue_certificate(certs, name)
+    keys = {n: load_key(tmp_path / n / "node.key").public_bytes for n in ("hub-cell", "site-cell")}
+    with NatsServers(tmp_path / "hub", tls=TlsFiles.named(certs, "nats")) as servers:
+        admin = await RosterBucket.connect(
+            servers.urls, cluster="local", tls=TlsFiles.named(certs, "admin")
+        )
+        try:
+            for name, public_key in keys.items():
+                await admin.put(name, public_key)
+        finally:
+            await admin.aclose()
+        site_roster = RosterFile(tmp_path / "site-roster.json")
+        for name, public_key in keys.items():
+            site_roster.join(name, public_key)
+        procs: list[subprocess.Popen[str]] = []
+
+        def start(name: str, *args: str) -> subprocess.Popen[str]:
+            log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+            proc = subprocess.Popen(
+                [*CLI, "node", "--name", name, "--data-dir", str(tmp_path / name), *args],
+                stdout=subprocess.PIPE if name == "site-a" else log,
+                stderr=log,
+                text=True,
+            )
+            procs.append(proc)
+            return proc
+
+        try:
+            relay = start(
+                "site-a", "--kind", "relay", "--bus", ",".join(servers.leaf_urls),
+                "--certs", str(certs), "--cert", "admin", "--json",
+            )  # fmt: skip
+            assert relay.stdout is not None
+            first = json.loads(relay.stdout.readline())
+            assert first["kind"] == "relay"
+            leaf_pid, site_url = int(first["pid"]), str(first["url"])
+            node_flags = [*FLAGS, "--kind", "light", "--json"]
+            start("hub-cell", "--bus", servers.urls[0], "--certs", str(certs), *node_flags)
+            site_flags = ["--certs", str(certs), "--roster", str(site_roster.path)]
+            start("site-cell", "--bus", site_url, *site_flags, *node_flags)
+            tls = TlsFiles.named(certs, "observer")
+            bus = await connect_nats(servers.urls, name="observer", tls=tls)
+            try:
+                obs = ClusterObserver(bus, cluster="local", peer_timeout=1.0)
+                await obs.start()
+                await until(
+                    obs,
+                    lambda: (
+                        len(obs.live(time.time())) == 2
+                        and all(s.heard == 1 and s.accepted > 20 for s in obs.latest.values())
+                    ),
+                    60,
+                )
+                await until(obs, lambda: obs.history[-1].band.value == "SHARED", 30)
+                assert all(s.members == 2 and not s.rejected for s in obs.latest.values())
+            finally:
+                await bus.aclose()
+            for proc in reversed(procs):  # the nodes, then the relay
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+            assert [p.returncode for p in procs] == [0, 0, 0]
+            summary = json.loads(relay.communicate(timeout=10)[0].strip().splitlines()[-1])
+            assert summary["stopped"] and summary["link"]["up"]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        assert gone(leaf_pid) and all(gone(p.pid) for p in procs)
+    assert all(gone(pid) for pid in servers.pids)

@@ -8,9 +8,12 @@ Rule: start, observe, stop exactly what was started. The servers are
 summary are those of the in-process cluster, computed from what the observer hears.
 
 With ``--tls`` the run makes its own CA in ``<base>/certs`` (a server certificate ``nats``, one
-node certificate per node, one for the observer): the server requires them (mutual TLS), and
-every node connects with ``--certs``. Membership stays the roster file of the launcher (every
-node on this machine).
+node certificate per node, one for the observer and an ``admin`` one): the server requires them
+(mutual TLS), and every node connects with ``--certs``. Membership is then the cluster's KV
+roster, as in a deployment: the command creates each node's key in its data dir and, with the
+admin certificate, writes the public keys to ``roster_<cluster>`` before it starts the nodes,
+which read and watch the bucket (no ``--roster``). Without TLS the nodes join the launcher's
+roster file (every node on this machine).
 """
 
 from __future__ import annotations
@@ -38,13 +41,15 @@ from becomingone.commands.cluster import (
     phase_circle,
     t_global_line,
 )
-from becomingone.config import ClusterConfig
+from becomingone.config import ClusterConfig, load_config
 from becomingone.errors import TransportError
 from becomingone.runtime.cluster import ClusterSummary, TickReport
+from becomingone.runtime.datadir import load_key
 from becomingone.runtime.launcher import NodeProcesses, node_name
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport.nats import connect_nats
 from becomingone.transport.natsd import NatsServers
+from becomingone.transport.roster_kv import RosterBucket
 
 __all__ = ["run_nats"]
 
@@ -84,13 +89,18 @@ def run_nats(
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-nats-")))
         flags = node_flags(args, settings)
-        tls = observer = None
+        tls = observer = certs = None
         if args.tls:
             certs = _make_certs(Path(base) / "certs", args.nodes)
             tls, observer = TlsFiles.named(certs, "nats"), TlsFiles.named(certs, OBSERVER)
             flags += ["--certs", str(certs)]
         servers = stack.enter_context(NatsServers(base, servers=args.servers, tls=tls))
-        procs = stack.enter_context(NodeProcesses(base / "nodes", servers.urls, flags))
+        nodes_dir = Path(base) / "nodes"
+        if certs is not None:
+            keys = _node_keys(nodes_dir, args.nodes, load_config(args.config).security.key_file)
+            asyncio.run(_write_roster(servers.urls, settings.name, keys, certs))
+        procs = NodeProcesses(nodes_dir, servers.urls, flags, kv_roster=certs is not None)
+        stack.enter_context(procs)
         for i in range(args.nodes):
             procs.start(node_name(i), server=i)
         observe = _observe(args, settings, servers.urls, ticks, procs, threshold, observer)
@@ -102,13 +112,49 @@ def run_nats(
 OBSERVER = "observer"
 
 
+#: Certificate name of the connection that writes the KV roster with ``--tls``.
+ADMIN = "admin"
+
+
 def _make_certs(folder: Path, nodes: int) -> Path:
-    """A CA for this run with the server, observer and node certificates (replacing any)."""
+    """A CA for this run with the server, observer, admin and node certificates (replacing
+    any)."""
     init_ca(folder, force=True)
     issue_certificate(folder, "nats", server=True, force=True)
+    issue_certificate(folder, ADMIN, admin=True, force=True)
     for name in [OBSERVER, *(node_name(i) for i in range(nodes))]:
         issue_certificate(folder, name, force=True)
     return folder
+
+
+def _node_keys(base: Path, nodes: int, key_file: str) -> dict[str, bytes]:
+    """name → public key of each node, its key created in its data dir ``base/<name>`` unless
+    there (a node opens it as its cell's identity)."""
+    return {
+        name: load_key(base / name / key_file).public_bytes
+        for name in (node_name(i) for i in range(nodes))
+    }
+
+
+async def _write_roster(urls: list[str], cluster: str, keys: dict[str, bytes], certs: Path) -> None:
+    """Make ``roster_<cluster>`` hold exactly this run's nodes and keys (a ``--data-dir`` of an
+    earlier run keeps its bucket), written with the admin certificate."""
+    tls = TlsFiles.named(certs, ADMIN)
+    bucket = await RosterBucket.connect(urls, cluster=cluster, tls=tls, name=ADMIN)
+    try:
+        for name in set(await bucket.members()) - set(keys):
+            await bucket.remove(name)
+        for name, public_key in keys.items():
+            await bucket.put(name, public_key)
+        members = len(await bucket.members())
+    finally:
+        await bucket.aclose()
+    print(
+        f"becomingone cluster: {members} node keys written to {bucket.bucket} (KV, admin "
+        "certificate)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def _observe(

@@ -29,17 +29,27 @@ class NodeProcesses:
     """``becomingone node`` processes, one per name, sharing a roster file under ``base``.
 
     ``extra`` are the flags every node gets (topology, tick, ...); each node runs on
-    ``base/<name>`` as its data dir and joins ``base/roster.json``. A node gets every URL,
+    ``base/<name>`` as its data dir and joins ``base/roster.json`` — or, with ``kv_roster``,
+    reads the cluster's KV roster (no ``--roster``, no ``--join``: an admin wrote the members
+    before the nodes start). A node gets every URL,
     starting at the server it is given (``server``: an index into ``urls``), so nodes spread
     over a cluster's servers and each fails over to the next one.
     """
 
-    def __init__(self, base: Path, urls: Sequence[str], extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        base: Path,
+        urls: Sequence[str],
+        extra: Sequence[str] = (),
+        *,
+        kv_roster: bool = False,
+    ) -> None:
         if not urls:
             raise InputError("urls", "needs at least one server URL")
         self.base = Path(base).absolute()
         self.urls = list(urls)
         self.extra = list(extra)
+        self.kv_roster = kv_roster
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -48,9 +58,11 @@ class NodeProcesses:
         return self.base / "roster.json"
 
     def command(self, name: str, kind: str = "full", *, server: int = 0) -> list[str]:
-        """The command line of node ``name`` (JSON status lines; a witness does not join),
-        connecting first to ``urls[server % len(urls)]``."""
+        """The command line of node ``name`` (JSON status lines; a witness does not join, nor a
+        node on the KV roster), connecting first to ``urls[server % len(urls)]``."""
         first = server % len(self.urls)
+        roster = [] if self.kv_roster else ["--roster", str(self.roster)]
+        join = [] if self.kv_roster or kind == "witness" else ["--join"]
         return [
             sys.executable,
             "-m",
@@ -62,10 +74,11 @@ class NodeProcesses:
             name,
             "--data-dir",
             str(self.base / name),
-            "--roster",
-            str(self.roster),
+            *roster,
             "--json",
-            *(["--kind", "witness"] if kind == "witness" else ["--kind", kind, "--join"]),
+            "--kind",
+            kind,
+            *join,
             *self.extra,
         ]
 

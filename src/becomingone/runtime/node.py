@@ -31,6 +31,7 @@ cluster from; they are not signed and carry nothing a peer acts on.
 from __future__ import annotations
 
 import asyncio
+import cmath
 import contextlib
 import fcntl
 import json
@@ -48,7 +49,6 @@ from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.node_feed import FedMember
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
-from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Plan, Topology
 from becomingone.transport.base import Bus, Subscription
 
@@ -60,6 +60,9 @@ __all__ = [
     "SupervisedNode",
     "status_subject",
 ]
+
+
+_TWO_PI_I = 2j * math.pi
 
 
 def status_subject(cluster: str, node_id: str) -> str:
@@ -455,9 +458,25 @@ def _c_seen(sup: PhaseSupervisor, now: float) -> float:
     """C_cluster of the node's own phase and the phases it heard within the peer timeout."""
     timeout, f = sup.stability.timeout, sup.frequency
     phases = [sup.theta] + [
-        h.theta + f * (now - h.timestamp) for h in sup.state().inbox if now - h.timestamp <= timeout
+        theta + f * (now - at) for theta, at in sup.heard() if now - at <= timeout
     ]
-    return read_cluster(phases).c
+    return _coherence(phases)
+
+
+def _coherence(phases: list[float]) -> float:
+    """:func:`~becomingone.core.phase.cluster_coherence` of a few finite phases, in plain Python.
+
+    A node reads a handful of phases every tick; NumPy's per-call overhead costs more than the
+    sums. Same formula: R2u = (|Σ e^{2πiθ}|² − N) / (N(N−1)), C = exp(5·ln R2u) (0 if R2u ≤ 0).
+    """
+    n = len(phases)
+    if n == 1:
+        return 1.0
+    z = sum(cmath.exp(_TWO_PI_I * (theta % 1.0)) for theta in phases)
+    r2u = (abs(z) ** 2 - n) / (n * (n - 1))
+    if r2u <= 0.0:
+        return 0.0
+    return math.exp(-5.0 * max(0.0, -math.log(min(r2u, 1.0))))
 
 
 def _unit_complex(pair: Any) -> complex:

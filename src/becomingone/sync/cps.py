@@ -259,6 +259,10 @@ class PhaseSupervisor:
         """The membership this supervisor accepts packets from."""
         return self.validator.roster
 
+    def heard(self) -> list[tuple[float, float]]:
+        """(θ, timestamp) of each phase held: every sender's latest of each kind and level."""
+        return [(h.theta, h.timestamp) for h in self._inbox.values()]
+
     @property
     def rejected(self) -> Mapping[str, int]:
         """Rejected packets by reason."""
