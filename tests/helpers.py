@@ -1,4 +1,5 @@
-"""Shared test helpers: small cell configs and a tamper helper for stored witness records."""
+"""Shared test helpers: small cell configs, a tamper helper for stored witness records, and
+`gone` for tests that stop processes by pid."""
 
 from __future__ import annotations
 
@@ -29,3 +30,12 @@ def sql(db: Path, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
         return con.execute(statement, args).fetchall()
     finally:
         con.close()
+
+
+def gone(pid: int) -> bool:
+    """True iff no process has ``pid`` (or only an unreaped zombie of it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True

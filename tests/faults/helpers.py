@@ -23,6 +23,7 @@ from becomingone.runtime.launcher import NodeProcesses
 from becomingone.runtime.node import NodeStatus
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport import NatsBus, connect_nats
+from tests.helpers import gone
 
 __all__ = [
     "FLAGS",
@@ -45,15 +46,6 @@ FLAGS = ("--topology", "mesh", "--tick", "100", "--alpha", "0.3")
 CLI = (sys.executable, "-m", "becomingone.cli")
 #: Seconds a node may take to stop after SIGTERM (a loaded machine is slow) before SIGKILL.
 STOP_TIMEOUT = 30.0
-
-
-def gone(pid: int) -> bool:
-    """True iff no process has ``pid`` (or only an unreaped zombie of it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].startswith("Z")
-    except FileNotFoundError:
-        return True
 
 
 class Fleet:

@@ -26,20 +26,12 @@ from becomingone.runtime.observer import ClusterObserver
 from becomingone.sync.ssep import decode_packet, encode_packet
 from becomingone.transport import NatsBus, connect_nats
 from becomingone.transport.natsd import NatsServers
+from tests.helpers import gone
 
 pytestmark = pytest.mark.timeout(180)
 
 TICK = 0.05
 FLAGS = ["--topology", "mesh", "--tick", "50", "--alpha", "0.3"]
-
-
-def gone(pid: int) -> bool:
-    """True iff no process has ``pid`` (or only an unreaped zombie of it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1].startswith("Z")
-    except FileNotFoundError:
-        return True
 
 
 @pytest.fixture

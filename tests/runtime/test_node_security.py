@@ -29,21 +29,13 @@ from becomingone.sync.roster import KeyRoster
 from becomingone.transport import connect_nats
 from becomingone.transport.natsd import NatsServers
 from becomingone.transport.roster_kv import RosterBucket
+from tests.helpers import gone
 
 pytestmark = pytest.mark.timeout(180)
 
 TICK = 0.05
 FLAGS = ["--topology", "mesh", "--tick", "50", "--alpha", "0.3", "--json"]
 NAMES = ["a", "b", "c"]
-
-
-def gone(pid: int) -> bool:
-    """True iff no process has ``pid`` (or only an unreaped zombie of it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1].startswith("Z")
-    except FileNotFoundError:
-        return True
 
 
 def public_key(data_dir: Path) -> bytes:

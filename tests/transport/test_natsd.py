@@ -10,11 +10,7 @@ import pytest
 from becomingone.errors import InputError, TransportError
 from becomingone.transport import natsd
 from becomingone.transport.natsd import STATE_FILE, NatsServers, read_state, server_status
-
-
-def gone(pid: int) -> bool:
-    """The pid no longer exists (our own children are reaped by NatsServers.stop)."""
-    return not Path(f"/proc/{pid}").exists()
+from tests.helpers import gone
 
 
 def test_cluster_of_three_on_loopback(tmp_path: Path) -> None:

@@ -21,17 +21,9 @@ from becomingone.errors import InputError, TransportError
 from becomingone.transport import LeafServer, connect_nats
 from becomingone.transport.natsd import NatsServers, read_state, server_status
 from becomingone.transport.natsleaf import parse_leaf_urls
+from tests.helpers import gone
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def gone(pid: int) -> bool:
-    """True iff no process has ``pid`` (or only an unreaped zombie of it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1].startswith("Z")
-    except FileNotFoundError:
-        return True
 
 
 def test_servers_listen_for_leaf_nodes_on_loopback(tmp_path: Path) -> None:
