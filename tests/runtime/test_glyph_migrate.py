@@ -6,6 +6,7 @@ with no glyph lost and no (glyph, cluster cycle) fired twice."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def test_a_migration_moves_one_glyph_and_both_sides_witness(members: list[CellMe
     assert _kinds(a) == ["glyph.migrate.offer", "glyph.migrate.drop"]
     assert _kinds(b) == ["glyph.migrate.accept", "glyph.migrate.commit", "glyph.migrate.run"]
     assert len(heard) == 1 and heard[0].payload["glyph"] == "g0"
-    run = [r for r in b.cell.memory.witnesses() if r.kind == "glyph.migrate.run"][0]
+    run = next(r for r in b.cell.memory.witnesses() if r.kind == "glyph.migrate.run")
     assert json.loads(run.payload)["field"]["energy"] == 1000.0
     assert all(m.cell.verify_chain().ok for m in members)
 
@@ -110,7 +111,8 @@ def test_a_lost_compare_and_set_recovers_the_one_owner(members: list[CellMember]
 
 def test_a_loaded_cluster_spreads_once_shared(members: list[CellMember]) -> None:
     """Nine probes on cell 0 of three locked cells spread to the others after the cluster is
-    SHARED, until the loads are within the hysteresis band; none lost, and no glyph fires twice in one cluster cycle across the cells."""
+    SHARED, until the loads are within the hysteresis band; none lost, and no glyph fires
+    twice in one cluster cycle across the cells."""
     for i in range(9):
         members[0].glyphs.submit(_probe(i, 9))
     migrator = GlyphMigrator(members)
@@ -141,5 +143,5 @@ def test_a_loaded_cluster_spreads_once_shared(members: list[CellMember]) -> None
         by_glyph.setdefault(gid, []).append(t)
     for times in by_glyph.values():
         times.sort()
-        assert all(t2 - t1 > 0.5 for t1, t2 in zip(times, times[1:], strict=False))
+        assert all(t2 - t1 > 0.5 for t1, t2 in itertools.pairwise(times))
     assert sum(m.glyphs.totals().double_fires for m in members) == 0
