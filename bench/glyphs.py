@@ -106,6 +106,33 @@ def scheduler_cost(glyphs: int, cycles: int, *, collect: bool = False) -> float:
     return took / (glyphs * cycles)
 
 
+def _migrate_once(
+    store: MemoryCasRecord,
+    key: str,
+    keys: dict[str, NodeKey],
+    verifiers: dict[str, MigrationVerifier],
+) -> None:
+    """Move the glyph under ``key`` to the other node: offer, accept, commit, run, drop."""
+    got = store.get(key)
+    assert got is not None
+    record = OwnerRecord.from_bytes(got.value)
+    target = "b" if record.owner == "a" else "a"
+    mig = Migration(record=record, revision=got.revision, target=target)
+    data = b""
+    for effect in mig.offer(keys[record.owner]):
+        if isinstance(effect, WriteRecord):
+            mig.recorded(store.update(effect.key, effect.value, effect.expected_revision))
+        elif isinstance(effect, Deliver):
+            data = effect.data
+    now = store.get(key)  # the target reads the record and verifies the packet against it
+    assert now is not None
+    mig.accept(data, verifiers[target], OwnerRecord.from_bytes(now.value))
+    for step in (mig.commit, mig.run, mig.drop):
+        for effect in step():
+            if isinstance(effect, WriteRecord):
+                mig.recorded(store.update(effect.key, effect.value, effect.expected_revision))
+
+
 def protocol_rate(count: int) -> float:
     """Migrations per second of the sans-IO protocol with signing, verifying and two CAS
     writes each (one glyph moved back and forth between two nodes)."""
@@ -116,24 +143,8 @@ def protocol_rate(count: int) -> float:
     glyph = Glyph(id="g", kind="probe", energy=10.0, lifetime=100, owner="a")
     store.create(key, OwnerRecord(glyph=glyph).to_bytes())
     start = time.perf_counter()
-    for i in range(count):
-        got = store.get(key)
-        assert got is not None
-        record = OwnerRecord.from_bytes(got.value)
-        target = "b" if record.owner == "a" else "a"
-        mig = Migration(record=record, revision=got.revision, target=target)
-        data = b""
-        for step in (lambda: mig.offer(keys[record.owner]), None, mig.commit, mig.run, mig.drop):
-            if step is None:  # accept: the target reads the record and verifies the packet
-                now = store.get(key)
-                assert now is not None
-                mig.accept(data, verifiers[target], OwnerRecord.from_bytes(now.value))
-                continue
-            for effect in step():
-                if isinstance(effect, WriteRecord):
-                    mig.recorded(store.update(effect.key, effect.value, effect.expected_revision))
-                elif isinstance(effect, Deliver):
-                    data = effect.data
+    for _ in range(count):
+        _migrate_once(store, key, keys, verifiers)
     took = time.perf_counter() - start
     got = store.get(key)
     assert got is not None and OwnerRecord.from_bytes(got.value).epoch == count
