@@ -78,7 +78,7 @@ def test_policy_picks_the_least_loaded_peer_ties_by_id() -> None:
 
 def test_hysteresis_does_not_bounce() -> None:
     """After a move the target never qualifies to send the glyph straight back, and loads
-    inside the band (gap ≤ 2e + h·L) are left alone."""
+    inside the band (gap ≤ e + h·L) are left alone."""
     p = MigrationPolicy(hysteresis=0.1)
     g = glyph(energy=10.0)
     for source_load in [30.0, 50.0, 100.0, 1000.0]:
@@ -88,7 +88,7 @@ def test_hysteresis_does_not_bounce() -> None:
                 continue
             back = p.target(g, own_load=target_load + 10.0, peers={A: source_load - 10.0}, **kw)
             assert back is None
-    assert p.target(g, c_cluster=0.9, stable=True, own_load=29.0, peers={B: 7.0}) is None
+    assert p.target(g, c_cluster=0.9, stable=True, own_load=29.0, peers={B: 17.0}) is None
 
 
 def test_policy_rejects_bad_settings() -> None:

@@ -9,10 +9,11 @@ and the target verifies (:class:`MigrationVerifier` counts every rejection by re
 :mod:`becomingone.cluster.migrate_machine`.
 
 Hysteresis (the band): a glyph of energy e moves from a source of load L_s to the
-least-loaded peer (load L_t) only if L_s − L_t > 2e + h·L_s (``hysteresis`` h, default 0.1).
-After the move the gap is L_s − L_t − 2e > h·L_s ≥ 0: the target is still lighter than the
-source was, so the reverse move (which needs the mirror inequality) cannot follow at once,
-and loads within a band of h of each other (plus two glyphs) are left alone.
+least-loaded peer (load L_t) only if L_s − L_t > e + h·L_s (``hysteresis`` h, default 0.1).
+After the move the target leads the source by (L_t + e) − (L_s − e) < e − h·L_s, below the
+e + h·L the reverse move would need: a glyph never bounces straight back (a test checks it).
+Moves stop when every peer is within e + h·L_s of the source; a move that leaves the two
+cells equal (a gap of 2e) is made.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class MigrationPolicy:
     energy_threshold : float
         The glyph's energy must be above this (work units, default 1).
     hysteresis : float
-        The band h in [0, 1): the load gap must exceed 2e + h·L_s.
+        The band h in [0, 1): the load gap must exceed e + h·L_s.
 
     Examples
     --------
@@ -136,7 +137,7 @@ class MigrationPolicy:
             return None
         name, load = min(peers.items(), key=lambda item: (item[1], item[0]))
         gap = own_load - load
-        return name if gap > 2.0 * glyph.energy + self.hysteresis * own_load else None
+        return name if gap > glyph.energy + self.hysteresis * own_load else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
