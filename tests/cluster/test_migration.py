@@ -5,14 +5,19 @@ between every two effects of the protocol (exactly one owner, no glyph lost, no 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from becomingone.cluster import (
     TRANSITIONS,
     Glyph,
     GlyphField,
     Migration,
+    MigrationEffect,
     MigrationPacket,
     MigrationPolicy,
     MigrationReject,
@@ -296,3 +301,92 @@ def test_a_lost_compare_and_set_stops_the_effects() -> None:
     m.recover_all()
     m.check()
     assert m.read("g1")[0].owner == A
+
+
+# -- random interleavings against the plain model -------------------------------------------------
+
+
+class Interleavings(RuleBasedStateMachine):
+    """Submissions, firings, migrations advanced one effect at a time, crashes (which lose
+    every migration in progress and the crashed cell's state) and recoveries, interleaved at
+    random. Always: no glyph scheduled on two cells, no (glyph, cycle) fired twice. After a
+    final recovery: exactly one owner per glyph, the record's, none lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.m = Model(NAMES)
+        self.cycle = 0
+        self.next_id = 0
+        self.flights: dict[str, Iterator[MigrationEffect]] = {}
+        self.machines: dict[str, Migration] = {}
+
+    @rule(owner=st.sampled_from(NAMES), theta=st.floats(0.0, 0.99))
+    def submit(self, owner: str, theta: float) -> None:
+        gid = f"g{self.next_id}"
+        self.next_id += 1
+        self.m.submit(glyph(gid, theta=theta), owner)
+
+    @rule(again=st.booleans())
+    def fire(self, again: bool) -> None:
+        if not again:
+            self.cycle += 1
+        for cell in self.m.cells.values():
+            cell.fire(self.cycle, self.m.fire_log)
+
+    @rule(data=st.data())
+    def start(self, data: st.DataObject) -> None:
+        idle = []
+        for gid in sorted(self.m.glyphs - set(self.flights)):
+            record, _ = self.m.read(gid)
+            if record.state is OwnerState.OWNED and gid in self.m.cells[record.owner].scheduled:
+                idle.append((gid, record.owner))
+        if not idle:
+            return
+        gid, owner = data.draw(st.sampled_from(idle))
+        target = data.draw(st.sampled_from([n for n in NAMES if n != owner]))
+        mig = self.m.plan(gid, target)
+        verifier = MigrationVerifier(receiver=target, keys=ROSTER)
+        steps = self.m.steps(mig, verifier)
+        self.flights[gid] = (e for step in steps for e in step())
+        self.machines[gid] = mig
+
+    @rule(data=st.data())
+    def advance(self, data: st.DataObject) -> None:
+        if not self.flights:
+            return
+        gid = data.draw(st.sampled_from(sorted(self.flights)))
+        effect = next(self.flights[gid], None)
+        if effect is None or not self.m.apply(effect, self.machines[gid]):
+            del self.flights[gid], self.machines[gid]
+            if effect is not None:
+                self.m.recover_all()
+
+    @rule(cell=st.sampled_from(NAMES))
+    def crash(self, cell: str) -> None:
+        self.m.cells[cell].crash()
+        self.flights.clear()
+        self.machines.clear()
+
+    @rule()
+    def restart(self) -> None:
+        self.flights.clear()
+        self.machines.clear()
+        self.m.recover_all()
+
+    @invariant()
+    def never_twice(self) -> None:
+        for gid in self.m.glyphs:
+            assert sum(gid in c.scheduled for c in self.m.cells.values()) <= 1
+        assert len(self.m.fire_log) == len(set(self.m.fire_log))
+
+    def teardown(self) -> None:
+        self.flights.clear()
+        self.m.recover_all()
+        for cell in self.m.cells.values():
+            cell.fire(self.cycle, self.m.fire_log)
+            cell.fire(self.cycle + 1, self.m.fire_log)
+        self.m.check()
+
+
+Interleavings.TestCase.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
+test_random_interleavings = Interleavings.TestCase
