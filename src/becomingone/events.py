@@ -28,6 +28,8 @@ class HookEvent(enum.StrEnum):
     COLLAPSE = "collapse"
     DISSIPATE = "dissipate"
     GLYPH_FIRED = "glyph.fired"  #: a glyph's run completed (ok or failed), witnessed
+    GLYPH_MIGRATE = "glyph.migrate"  #: a glyph is offered to this cell (``before_`` vetoes it)
+    GLYPH_MIGRATED = "glyph.migrated"  #: a migrated glyph now runs on this cell, witnessed
     REALIGN = "realign"
     SIGNAL_RECEIVED = "signal.received"
     WITNESS = "witness"

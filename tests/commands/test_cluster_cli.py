@@ -257,6 +257,34 @@ def test_glyphs_json_rows_and_summary_count_fires_from_the_chains(tmp_path: Path
     assert summary["cells"]["chains_verified"] == 4
 
 
+def test_glyphs_migrate_once_shared_and_rows_carry_them(tmp_path: Path) -> None:
+    """With α = 0.2 the cluster is SHARED within 3 s: the 3/3/2/0 start spreads to 2/2/2/2,
+    the rows carry the migrator's counts (0 before SHARED), the summary counts 2 migrations
+    with no glyph lost and no double fire, and every chain (with its glyph.migrate records)
+    verifies; the glyph.migrate.run records on the chains equal the migrations."""
+    import sqlite3
+
+    out = run(
+        "cluster", "--glyphs", "8", "--nodes", "4", "--fast", "--json", "--duration", "3",
+        "--alpha", "0.2", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    ticks, summary = lines[:-1], lines[-1]
+    assert all("migrations" in row for row in ticks)
+    assert all(row["migrations"] == {} for row in ticks if row["band"] != "SHARED")
+    last = ticks[-1]["glyphs"]
+    assert [last[c]["glyphs"] for c in sorted(last)] == [2, 2, 2, 2]
+    g = summary["glyphs"]
+    assert g["migrations"] == 2 and g["glyphs_lost"] == 0 and g["double_fires"] == 0
+    runs = 0
+    for cell in sorted(last):
+        with sqlite3.connect(tmp_path / cell / "memory.sqlite3") as db:
+            rows = db.execute("SELECT count(*) FROM witness WHERE kind = 'glyph.migrate.run'")
+            runs += rows.fetchone()[0]
+    assert runs == 2 and summary["cells"]["chains_verified"] == 4
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

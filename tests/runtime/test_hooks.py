@@ -141,6 +141,8 @@ async def test_hook_event_enum_is_the_one_list() -> None:
         "collapse",
         "dissipate",
         "glyph.fired",
+        "glyph.migrate",
+        "glyph.migrated",
         "realign",
         "signal.received",
         "witness",

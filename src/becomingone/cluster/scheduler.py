@@ -215,6 +215,15 @@ class GlyphScheduler:
         """The current state of one glyph (``InputError`` if it is not here)."""
         return self._slot(glyph_id).snapshot(self.cycle)
 
+    def busy(self, glyph_id: str) -> bool:
+        """Whether ``glyph_id`` has a run fired and not yet completed."""
+        return self._slot(glyph_id).pending is not None
+
+    def last_cycle(self, glyph_id: str) -> int:
+        """The last cycle in which ``glyph_id`` fired or may no longer fire here (what
+        :meth:`add`'s ``fired_cycle`` takes where it moves to)."""
+        return self._slot(glyph_id).last_cycle
+
     def glyphs(self) -> list[Glyph]:
         """Current states of every glyph, by θ."""
         cycle = self.cycle

@@ -48,6 +48,7 @@ from becomingone.runtime.cell_member import (
     build_cell_members,
     cell_totals,
 )
+from becomingone.runtime.glyph_migrate import GlyphMigrator
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
@@ -303,15 +304,18 @@ def _run_full(
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
         members = build_cell_members(cells, base, config, seed=args.seed, wait_runs=args.fast)
+        migrator = GlyphMigrator(members) if args.glyphs else None
         try:
             spread_glyphs([m.glyphs for m in members], probe_glyphs(args.glyphs))
             supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
             summary, history = asyncio.run(
-                _drive(args, config, settings, supervisors, ticks, members)
+                _drive(args, config, settings, supervisors, ticks, members, migrator)
             )
         finally:
             verified = [m.close() for m in members]
-        glyphs = glyph_totals([m.glyphs for m in members]) if args.glyphs else None
+        glyphs = None
+        if migrator is not None:
+            glyphs = glyph_totals([m.glyphs for m in members], migrator.counts)
         return summary, history, cell_totals(members, verified), glyphs
 
 
@@ -322,6 +326,7 @@ async def _drive(
     cells: list[PhaseSupervisor],
     ticks: int,
     members: Sequence[ClusterMember],
+    migrator: GlyphMigrator | None = None,
 ) -> tuple[ClusterSummary, list[TickReport]]:
     bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
     ring = settings.topology == "ring"
@@ -329,9 +334,18 @@ async def _drive(
     async with LocalCluster(
         members, bus, cluster=settings.name, ring=ring, threshold=threshold
     ) as cluster:
-        on_tick = _reporter(args, cluster, cells, ticks)
+        on_tick = _reporter(args, cluster, cells, ticks, migrator)
+        after = None
+        if migrator is not None:
+            glyph_migrator = migrator
+
+            async def after(report: TickReport) -> None:
+                await glyph_migrator.step(report.c_cluster, report.band, report.time)
+
         with on_tick as show:
-            summary = await cluster.run(ticks, settings.tick, realtime=not args.fast, on_tick=show)
+            summary = await cluster.run(
+                ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
+            )
         end = cluster.history[-1].time if cluster.history else 0.0
         for m in members:
             if isinstance(m, CellMember):
@@ -341,7 +355,11 @@ async def _drive(
 
 @contextlib.contextmanager
 def _reporter(
-    args: argparse.Namespace, cluster: LocalCluster, cells: list[PhaseSupervisor], ticks: int
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    cells: list[PhaseSupervisor],
+    ticks: int,
+    migrator: GlyphMigrator | None = None,
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, the live view on a terminal, or a progress line about once a second."""
     if args.json:
@@ -351,6 +369,8 @@ def _reporter(
             row = report.to_json()
             if glyphs:
                 row["glyphs"] = _glyph_rows(cluster)
+            if migrator is not None:
+                row["migrations"] = migrator.row()
             print(json.dumps(row), flush=True)
 
         yield emit
@@ -507,5 +527,6 @@ def _summary_table(
             f"{g.submitted} submitted, {g.owned} owned, {g.ended} ended, {g.fires} fires "
             f"({g.errors} errors, {g.timeouts} timeouts, {g.skipped} skipped)",
         )
+        table.add_row("migrations", f"{g.migrations} ({g.migrations_rejected} rejected)")
         table.add_row("double fires / glyphs lost", f"{g.double_fires} / {g.lost}")
     return table

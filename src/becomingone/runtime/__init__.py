@@ -53,6 +53,7 @@ from becomingone.runtime.glyph_handlers import (
     build_registry,
     check_glyphs,
 )
+from becomingone.runtime.glyph_migrate import GlyphMigrator
 from becomingone.runtime.glyph_runner import GlyphRunner, RunOutcome
 from becomingone.runtime.hooks import (
     HookCall,
@@ -96,6 +97,7 @@ __all__ = [
     "DataDirLock",
     "FedMember",
     "FullFeed",
+    "GlyphMigrator",
     "GlyphRunner",
     "GlyphTotals",
     "HookCall",

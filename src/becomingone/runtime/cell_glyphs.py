@@ -34,7 +34,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -114,6 +114,7 @@ class CellGlyphs:
         self.ended: Counter[str] = Counter()
         self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
         self.last_value: float | None = None  # the latest numeric value of any run here
+        self.held: dict[str, Glyph] = {}  # glyphs in flight to another cell (not scheduled)
 
     # -- the set -------------------------------------------------------------------------------
 
@@ -130,6 +131,36 @@ class CellGlyphs:
 
     def __len__(self) -> int:
         return len(self.scheduler)
+
+    # -- migration (the effects of becomingone.cluster.Migration) ------------------------------
+
+    def holds(self, glyph_id: str) -> bool:
+        """Whether this cell schedules ``glyph_id`` or holds it in flight."""
+        return glyph_id in self.scheduler or glyph_id in self.held
+
+    def hold(self, glyph_id: str) -> Glyph:
+        """Take ``glyph_id`` out of the scheduler and keep it aside while it is offered."""
+        glyph = self.scheduler.remove(glyph_id)
+        self.held[glyph_id] = glyph
+        return glyph
+
+    def install(self, glyph: Glyph, fired_cycle: int | None) -> bool:
+        """Schedule ``glyph`` (owned here), not again in ``fired_cycle`` (this cell's cycle
+        numbers); a no-op if it is scheduled already. The fire log learns ``fired_cycle`` so a
+        repeat in that cycle counts as a double fire. True iff it was added."""
+        if glyph.id in self.scheduler:
+            return False
+        self.held.pop(glyph.id, None)
+        self.scheduler.add(glyph, fired_cycle=fired_cycle)
+        if fired_cycle is not None:
+            self.fire_log[glyph.id] = max(self.fire_log.get(glyph.id, fired_cycle), fired_cycle)
+        return True
+
+    def drop(self, glyph_id: str) -> None:
+        """Forget ``glyph_id`` (held or scheduled): another cell owns it now."""
+        if self.held.pop(glyph_id, None) is None and glyph_id in self.scheduler:
+            self.scheduler.remove(glyph_id)
+        self.values.pop(glyph_id, None)
 
     def node_energy(self) -> float:
         """Σ energy of the glyphs owned (SSEP ``node_energy``)."""
@@ -269,7 +300,7 @@ class GlyphTotals:
     """What the glyphs of one or more cells did in a run.
 
     ``lost`` = submitted − owned − ended: a glyph neither held by a cell nor ended is lost
-    (0 unless something is wrong; migration, the next step, must keep it so).
+    (0 unless something is wrong; a glyph held in flight by a migration counts as owned).
     """
 
     submitted: int
@@ -280,6 +311,8 @@ class GlyphTotals:
     errors: int
     timeouts: int
     skipped: int
+    migrations: int = 0
+    migrations_rejected: int = 0
 
     @property
     def lost(self) -> int:
@@ -297,24 +330,31 @@ class GlyphTotals:
             "errors": self.errors,
             "timeouts": self.timeouts,
             "skipped": self.skipped,
+            "migrations": self.migrations,
+            "migrations_rejected": self.migrations_rejected,
             "glyphs_lost": self.lost,
         }
 
 
-def glyph_totals(cells: Sequence[CellGlyphs]) -> GlyphTotals:
-    """Sum the counts of ``cells``."""
+def glyph_totals(
+    cells: Sequence[CellGlyphs], migrations: Mapping[str, int] | None = None
+) -> GlyphTotals:
+    """Sum the counts of ``cells`` (and a migrator's ``migrations`` counts, if given)."""
+    moved = dict(migrations or {})
     c: Counter[str] = Counter()
     for g in cells:
         c.update(g.counts)
     return GlyphTotals(
         submitted=c["submitted"],
-        owned=sum(len(g) for g in cells),
+        owned=sum(len(g) + len(g.held) for g in cells),
         ended=sum(sum(g.ended.values()) for g in cells),
         fires=c["fired"],
         double_fires=c["double_fires"],
         errors=c["errors"],
         timeouts=c["timeouts"],
         skipped=c["skipped_late"] + c["skipped_busy"],
+        migrations=moved.get("migrations", 0),
+        migrations_rejected=sum(n for k, n in moved.items() if k.startswith("rejected_")),
     )
 
 

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -383,15 +383,19 @@ class LocalCluster:
         realtime: bool = False,
         on_tick: Callable[[TickReport], None] | None = None,
         until: CoherenceBand | None = None,
+        after: Callable[[TickReport], Awaitable[None]] | None = None,
     ) -> ClusterSummary:
         """Run ``ticks`` ticks ``tick_seconds`` apart (virtual time unless ``realtime``).
 
-        Stops early once the band ``until`` is reached, if given.
+        Stops early once the band ``until`` is reached, if given. ``after`` is awaited with
+        each tick's report before ``on_tick`` sees it (glyph migration runs there).
         """
         start = time.monotonic()
         for i in range(ticks):
             now = (time.monotonic() - start) if realtime else i * tick_seconds
             report = await self.step(now)
+            if after is not None:
+                await after(report)
             if on_tick is not None:
                 on_tick(report)
             if until is not None and report.band is until:
