@@ -298,3 +298,18 @@ def test_bad_glyph_options_exit_2(args: list[str], message: str) -> None:
     out = run("cluster", "--nodes", "2", "--duration", "0.1", *args)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cps_cells_show_no_t_global_full_cells_do(tmp_path: Path) -> None:
+    """CPS-only cells share no T_sync: off a terminal their progress lines show |T_global|² as
+    "-" and the summary says why, instead of a misleading 0.0000; full cells show the value."""
+    done = run("cluster", "--nodes", "4", "--fast", "--duration", "2")
+    assert done.returncode == 0, done.stderr
+    assert "|T_global|² -  " in done.stdout and "cps cells share no T_sync" in done.stdout
+    assert "final |T_global|²" not in done.stdout
+    done = run(
+        "cluster", "--nodes", "3", "--fast", "--duration", "2", "--cells", "full",
+        "--data-dir", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "|T_global|² -" not in done.stdout and "final |T_global|²" in done.stdout

@@ -270,7 +270,8 @@ def _print_summary(
             doc["verify_cache"] = cache.stats().to_json()
         print(json.dumps(doc))
     else:
-        Console().print(_summary_table(summary, totals, glyphs))
+        t_sync = args.bus == "nats" or args.cells == "full"
+        Console().print(_summary_table(summary, totals, glyphs, t_sync=t_sync))
 
 
 def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:
@@ -382,7 +383,7 @@ def _reporter(
 
             yield show
     else:
-        yield _Progress(ticks)
+        yield _Progress(ticks, t_sync=args.cells == "full")
 
 
 def _glyph_rows(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
@@ -394,8 +395,9 @@ class _Progress:
     """Plain progress lines for a pipe or a log file: the first tick, then about one per
     second of wall time, and the last tick."""
 
-    def __init__(self, ticks: int, every: float = 1.0) -> None:
+    def __init__(self, ticks: int, every: float = 1.0, *, t_sync: bool = True) -> None:
         self.ticks, self.every = ticks, every
+        self.t_sync = t_sync  # False: cps-only cells, which share no T_sync
         self._next = 0.0
 
     def __call__(self, report: TickReport) -> None:
@@ -403,10 +405,11 @@ class _Progress:
         if now < self._next and report.tick + 1 < self.ticks:
             return
         self._next = now + self.every
+        t_global = f"{report.t_global_sq:.4f}" if self.t_sync else "-"
         print(
             f"tick {report.tick + 1}/{self.ticks}  C_cluster {report.c_cluster:.4f}  "
-            f"R {report.r:.4f}  band {report.band.value}  |T_global|² "
-            f"{report.t_global_sq:.4f}  rejected {report.rejected}",
+            f"R {report.r:.4f}  band {report.band.value}  |T_global|² {t_global}  "
+            f"rejected {report.rejected}",
             flush=True,
         )
 
@@ -499,6 +502,8 @@ def _summary_table(
     summary: ClusterSummary,
     totals: CellTotals | None = None,
     glyphs: GlyphTotals | None = None,
+    *,
+    t_sync: bool = True,
 ) -> Table:
     table = Table("summary", "value", title="cluster run")
     for band, tick in summary.ticks_to_band.items():
@@ -506,8 +511,11 @@ def _summary_table(
     table.add_row("final C_cluster", f"{summary.c_cluster:.4f}")
     table.add_row("final R", f"{summary.r:.4f}")
     table.add_row("final band", summary.band.value)
-    table.add_row("final |T_global|²", f"{summary.t_global_sq:.4f}")
-    table.add_row("cluster collapses", str(summary.cluster_collapses))
+    if t_sync:
+        table.add_row("final |T_global|²", f"{summary.t_global_sq:.4f}")
+        table.add_row("cluster collapses", str(summary.cluster_collapses))
+    else:
+        table.add_row("T_global", "- (cps cells share no T_sync; --cells full)")
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(summary.rejected.items())) or "none"
     table.add_row("rejected packets", rejected)
     table.add_row("twisted ring", "yes" if summary.twisted else "no")
