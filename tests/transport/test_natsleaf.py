@@ -86,8 +86,10 @@ async def _until_interest(hub, at_site, site, at_hub) -> None:  # type: ignore[n
         try:
             if await at_hub.next_msg(timeout=0.05) and await at_site.next_msg(timeout=0.5):
                 break
-        except TransportError:
+        except TimeoutError:  # next_msg's timeout: interest not across the link yet
             continue
+    else:
+        raise AssertionError("no interest across the link after 100 pings")
     at_hub.drain()
     at_site.drain()
 
