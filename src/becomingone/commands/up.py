@@ -207,7 +207,9 @@ async def _aclose(batches: AsyncIterator[NDArray[Any]]) -> None:
 
 
 async def _no_batches() -> AsyncIterator[NDArray[Any]]:
-    """The ``api`` source: no batches of its own (a placeholder the API replaces)."""
+    """The batches of ``--source api``: none. Its samples all arrive by ``POST /signals``
+    through the API's inbox, which ``_api`` runs alone for this source (``merge_sources``
+    gets no source stream), so this empty stream is what the source itself yields."""
     return
     yield  # pragma: no cover - makes this an async generator
 
