@@ -24,10 +24,12 @@ import tempfile
 import threading
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from becomingone.runtime.launcher import NodeProcesses
 from becomingone.transport.natsd import NatsServers
+from tests.helpers import gone
 
 __all__ = ["NatsServer", "TcpProxy", "routed_to", "shared_server", "unique_name"]
 
@@ -193,3 +195,17 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.transport.abort()
+
+
+@contextlib.contextmanager
+def node_cluster(base: Path, flags: list[str]) -> Iterator[tuple[NatsServers, NodeProcesses]]:
+    """A nats-server and a node launcher on it (node ``flags``); every node and the server
+    stopped by pid afterwards, and checked gone."""
+    with NatsServers(base, servers=1) as servers:
+        procs = NodeProcesses(base / "nodes", servers.urls, flags)
+        try:
+            yield servers, procs
+        finally:
+            procs.stop()
+            assert all(gone(pid) for pid in procs.pids.values())
+    assert all(gone(pid) for pid in servers.pids)

@@ -21,7 +21,7 @@ from becomingone.runtime.launcher import NodeProcesses, node_name
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport import connect_nats
 from becomingone.transport.natsd import NatsServers
-from tests.helpers import gone
+from tests.natshelpers import node_cluster
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,14 +32,8 @@ FLAGS = ["--topology", "mesh", "--tick", "50", "--alpha", "0.3"]
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[NatsServers, NodeProcesses]]:
     """A nats-server and a node launcher on it; everything stopped by pid afterwards."""
-    with NatsServers(tmp_path, servers=1) as servers:
-        procs = NodeProcesses(tmp_path / "nodes", servers.urls, FLAGS)
-        try:
-            yield servers, procs
-        finally:
-            procs.stop()
-            assert all(gone(pid) for pid in procs.pids.values())
-    assert all(gone(pid) for pid in servers.pids)
+    with node_cluster(tmp_path, FLAGS) as started:
+        yield started
 
 
 async def test_three_processes_witness_the_cluster_collapse(

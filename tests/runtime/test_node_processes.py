@@ -27,6 +27,7 @@ from becomingone.sync.ssep import decode_packet, encode_packet
 from becomingone.transport import NatsBus, connect_nats
 from becomingone.transport.natsd import NatsServers
 from tests.helpers import gone
+from tests.natshelpers import node_cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,14 +38,8 @@ FLAGS = ["--topology", "mesh", "--tick", "50", "--alpha", "0.3"]
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[NatsServers, NodeProcesses]]:
     """A nats-server and a node launcher on it; everything stopped by pid afterwards."""
-    with NatsServers(tmp_path, servers=1) as servers:
-        procs = NodeProcesses(tmp_path / "nodes", servers.urls, FLAGS)
-        try:
-            yield servers, procs
-        finally:
-            procs.stop()
-            assert all(gone(pid) for pid in procs.pids.values())
-    assert all(gone(pid) for pid in servers.pids)
+    with node_cluster(tmp_path, FLAGS) as started:
+        yield started
 
 
 async def until(obs: ClusterObserver, check: Callable[[], bool], seconds: float) -> float:
