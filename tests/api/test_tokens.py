@@ -115,3 +115,13 @@ def test_tokens_create_in_a_pipe(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.count("\n") == 1 and out.stdout.startswith(TOKEN_PREFIX)
+
+
+def test_a_bad_token_name_touches_no_data_dir(tmp_path: Path) -> None:
+    """``tokens create`` or ``revoke`` with a bad name exits 2 before anything is opened: no
+    data dir and no database appear where there were none."""
+    data = tmp_path / "none"
+    for command in ("create", "revoke"):
+        assert main(["tokens", command, "", "--data-dir", str(data)]) == 2
+        assert main(["tokens", command, "a b", "--data-dir", str(data)]) == 2
+    assert not data.exists()

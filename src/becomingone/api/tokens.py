@@ -22,7 +22,15 @@ from becomingone.errors import CasConflict, InputError
 from becomingone.memory.sqlite import SqliteAppendLog
 from becomingone.memory.store import DB_NAME
 
-__all__ = ["TOKEN_LOG", "TOKEN_PREFIX", "TokenBucket", "TokenInfo", "TokenStore", "hash_token"]
+__all__ = [
+    "TOKEN_LOG",
+    "TOKEN_PREFIX",
+    "TokenBucket",
+    "TokenInfo",
+    "TokenStore",
+    "check_token_name",
+    "hash_token",
+]
 
 #: Name of the append-only log that holds token events.
 TOKEN_LOG = "api.tokens"
@@ -49,6 +57,12 @@ class TokenInfo:
     def active(self) -> bool:
         """True until revoked."""
         return self.revoked_at is None
+
+
+def check_token_name(name: str) -> None:
+    """``InputError`` (parameter ``name``) unless ``name`` is 1-64 of A-Z a-z 0-9 _ . -."""
+    if not _NAME.match(name):
+        raise InputError("name", f"{name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
 
 
 class TokenStore:
@@ -92,8 +106,7 @@ class TokenStore:
 
         Raises ``InputError`` (parameter ``name``) for a bad or already used name.
         """
-        if not _NAME.match(name):
-            raise InputError("name", f"{name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+        check_token_name(name)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         event = {
             "op": "created",

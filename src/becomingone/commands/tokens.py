@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from becomingone.api.tokens import TokenStore
+from becomingone.api.tokens import TokenStore, check_token_name
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 
@@ -45,6 +45,8 @@ def _when(at: float | None) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     data_dir = data_dir_arg(args.data_dir, load_config(args.config))
+    if args.tokens_command != "list":
+        check_token_name(args.name)  # bad input touches no data dir
     store = TokenStore(data_dir)
     try:
         if args.tokens_command == "create":
