@@ -116,6 +116,7 @@ class TcpProxy:
             self.port = int(s.getsockname()[1])
         self.target = target
         self.connections = 0
+        self._cuts = 0
         self._links: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._loop = asyncio.new_event_loop()
@@ -142,6 +143,7 @@ class TcpProxy:
             )
 
     async def _cut(self) -> None:
+        self._cuts += 1
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -150,10 +152,17 @@ class TcpProxy:
         self._links.clear()
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A connection accepted before a cut must not survive it: a cut may land while the
+        # upstream connection is still being opened, so the cut count is checked after it.
+        cuts = self._cuts
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target())
         except OSError:
             writer.transport.abort()
+            return
+        if self._cuts != cuts or self._server is None:
+            writer.transport.abort()
+            up_writer.transport.abort()
             return
         self.connections += 1
         self._links |= {writer, up_writer}
