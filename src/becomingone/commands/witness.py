@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             help="read a cell through its API (http://HOST:PORT of `up --serve` or `serve`) "
             "instead of a data dir; token for remote reads in BECOMINGONE_TOKEN",
         )
+        q.add_argument(
+            "--ca",
+            type=Path,
+            help="with an https --url: trust only this CA certificate (the cluster's ca.crt)",
+        )
         q.add_argument("--config", type=Path, help="becomingone.yaml (for the key file name)")
         q.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "show":
@@ -81,7 +86,9 @@ def _client(args: argparse.Namespace) -> CellClient | None:
     url = args.url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise InputError("--url", f"{args.url!r}: must be http://HOST:PORT or https://HOST:PORT")
-    return CellClient(url, token=os.environ.get("BECOMINGONE_TOKEN") or None)
+    if args.ca is not None and not args.ca.is_file():
+        raise InputError("--ca", f"{args.ca} is not a file")
+    return CellClient(url, token=os.environ.get("BECOMINGONE_TOKEN") or None, ca=args.ca)
 
 
 def _print_verify(args: argparse.Namespace, out: dict[str, Any]) -> int:
