@@ -30,6 +30,24 @@ CLUSTER_EXPECTED = {
     ("get", "/api/v1/cluster/history"): {200, 403, 422, 503},
 }
 
+#: The glyph routes of a cluster of full cells.
+GLYPH_EXPECTED = {
+    ("get", "/api/v1/cluster/glyphs"): {200, 403, 503},
+    ("post", "/api/v1/cluster/glyphs"): {201, 401, 403, 404, 405, 409, 413, 422, 429, 503},
+    ("delete", "/api/v1/cluster/glyphs/{glyph_id}"): {
+        200,
+        401,
+        403,
+        404,
+        405,
+        409,
+        413,
+        422,
+        429,
+        503,
+    },
+}
+
 
 class Stub:
     """Enough of a served cell to build the document (only the channel count is read)."""
@@ -78,6 +96,12 @@ def test_a_cluster_app_documents_its_routes_only() -> None:
         cluster=ServedCluster("local", "mesh", threshold=0.95),
     )
     assert operations(both.openapi()) == EXPECTED | CLUSTER_EXPECTED
+    stub = Stub(1)
+    stub.kinds = ["probe"]  # type: ignore[attr-defined]
+    desk = ServedCluster("local", "mesh", threshold=0.95, desk=stub)  # type: ignore[arg-type]
+    glyphs = create_app(None, ApiSettings(), cluster=desk).openapi()
+    assert operations(glyphs) == CLUSTER_EXPECTED | GLYPH_EXPECTED
+    test_every_error_status_uses_the_error_body(lambda: glyphs)
 
 
 @pytest.mark.parametrize("make", [schema, cluster_schema], ids=["cell", "cluster"])

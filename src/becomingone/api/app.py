@@ -27,6 +27,7 @@ from becomingone.api.errors import ApiProblem, error_response, install_error_han
 from becomingone.api.events import EventHub
 from becomingone.api.routers import cluster as cluster_routes
 from becomingone.api.routers import coherence, events, node, signals, witness
+from becomingone.api.routers import glyphs as glyph_routes
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
 from becomingone.errors import InputError
@@ -95,12 +96,18 @@ def create_app(
     )
     app.state.api = state
     install_error_handlers(app, state.errors)
+    edits: list[Callable[[dict[str, Any]], None]] = []
     if cell is not None:
         for module in (node, coherence, signals, witness, events):
             app.include_router(module.router, prefix=PREFIX)
-        _describe_signals(app, cell.channels, settings.max_samples)
+        edits.append(_signals_body(cell.channels, settings.max_samples))
     if cluster is not None:
         app.include_router(cluster_routes.router, prefix=PREFIX)
+        if cluster.desk is not None:
+            app.include_router(glyph_routes.router, prefix=PREFIX)
+            kinds = cluster.desk.kinds
+            edits.append(lambda document: glyph_routes.describe_kinds(document, kinds))
+    _edit_document(app, edits)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -112,16 +119,27 @@ def create_app(
     return app
 
 
-def _describe_signals(app: FastAPI, channels: int, max_samples: int) -> None:
-    """Make OpenAPI's POST /signals body exact for this cell (its channels, its row cap); the
-    routers are shared by every app, so the app's document is edited, not the route."""
+def _signals_body(channels: int, max_samples: int) -> Callable[[dict[str, Any]], None]:
+    """The edit making POST /signals' body exact for this cell (its channels, its row cap)."""
+
+    def edit(document: dict[str, Any]) -> None:
+        body = signals.signals_body(channels, max_samples)["requestBody"]
+        document["paths"][f"{PREFIX}/signals"]["post"]["requestBody"] = body
+
+    return edit
+
+
+def _edit_document(app: FastAPI, edits: list[Callable[[dict[str, Any]], None]]) -> None:
+    """Apply ``edits`` to the app's OpenAPI document once, when it is first made: the routers
+    are shared by every app, so what is exact for this app (a cell's channels, a cluster's
+    glyph kinds) is written into its document, not into the routes."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()
-            body = signals.signals_body(channels, max_samples)["requestBody"]
-            document["paths"][f"{PREFIX}/signals"]["post"]["requestBody"] = body
+            for edit in edits:
+                edit(document)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

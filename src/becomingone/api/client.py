@@ -30,6 +30,9 @@ from becomingone.api.schemas import (
     ClusterNow,
     CoherenceHistory,
     CoherenceNow,
+    GlyphCreate,
+    GlyphList,
+    GlyphPublic,
     NodePublic,
     NodeState,
     RecordPage,
@@ -179,6 +182,20 @@ class CellClient:
     def cluster_history(self, since: int = -1, limit: int = 1000, every: int = 1) -> ClusterHistory:
         """C, band and T_global per kept tick after ``since``."""
         return self._get(ClusterHistory, "/cluster/history", since=since, limit=limit, every=every)
+
+    def glyphs(self) -> GlyphList:
+        """Every glyph of the served cluster with its owner."""
+        return self._get(GlyphList, "/cluster/glyphs")
+
+    def submit_glyph(self, kind: str, *, cell: str | None = None, **fields: Any) -> GlyphPublic:
+        """Run a new glyph of ``kind`` (``payload``, ``theta``, ``energy``, ``lifetime``,
+        ``kappa``, ``id`` as keywords) on ``cell`` or the least-loaded cell."""
+        body = GlyphCreate(kind=kind, cell=cell, **fields).model_dump(exclude_none=True)
+        return GlyphPublic.model_validate(self._call("POST", "/cluster/glyphs", json=body))
+
+    def cancel_glyph(self, glyph_id: str) -> GlyphPublic:
+        """End a glyph on its owner (its last state)."""
+        return GlyphPublic.model_validate(self._call("DELETE", f"/cluster/glyphs/{glyph_id}"))
 
     def events_url(
         self, types: Sequence[str] = (), since: int | None = None, *, path: str = "/events"

@@ -12,12 +12,13 @@ is the tick number. It never drives the cluster and does no I/O.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from becomingone.api.events import EventType, StreamEvent, Subscriber
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
+from becomingone.runtime.glyph_desk import GlyphDesk
 
 __all__ = ["KEEP_FRAMES", "ServedCluster", "member_row"]
 
@@ -46,6 +47,8 @@ def member_row(member: ClusterMember) -> dict[str, Any]:
         "outcome": None,
         "collapses": None,
     }
+    glyphs = getattr(member, "glyphs", None)
+    row["glyphs"] = glyphs.row() if glyphs is not None else None
     status = getattr(member, "status", None)
     if status is not None:
         row.update(
@@ -66,10 +69,17 @@ class ServedCluster:
     name, topology : the cluster's name and topology (shown as they are).
     threshold : I_c of the cluster collapse (the cells' Sync threshold).
     keep : frames kept (history and resume), at least 1.
+    desk : the glyph desk of a cluster of full cells (mounts the glyph routes).
     """
 
     def __init__(
-        self, name: str, topology: str, *, threshold: float, keep: int = KEEP_FRAMES
+        self,
+        name: str,
+        topology: str,
+        *,
+        threshold: float,
+        keep: int = KEEP_FRAMES,
+        desk: GlyphDesk | None = None,
     ) -> None:
         if keep < 1:
             raise InputError("keep", f"must be at least 1, got {keep}")
@@ -80,6 +90,9 @@ class ServedCluster:
         self.subscribers: set[Subscriber] = set()
         self.collapses = 0
         self.ticks_to_band: dict[str, int | None] = {}
+        self.desk = desk
+        #: Extra per-tick fields (e.g. the migrator's counts), added to every frame.
+        self.extra: Callable[[], Mapping[str, Any]] | None = None
 
     def record(self, report: TickReport, members: Sequence[ClusterMember]) -> dict[str, Any]:
         """Make the frame of one tick, keep it and offer it to every subscriber."""
@@ -97,6 +110,7 @@ class ServedCluster:
             "rejected_by_reason": dict(rejected),
             "cluster_collapses": self.collapses,
             "members": rows,
+            **(self.extra() if self.extra is not None else {}),
         }
         self.frames.append(frame)
         event = StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)

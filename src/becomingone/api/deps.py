@@ -93,7 +93,15 @@ def _bearer(request: Request) -> str:
 def _token(state: ApiState, request: Request) -> TokenInfo:
     """The active token of the request (401 unknown, 403 revoked)."""
     token = _bearer(request)
-    info = state.tokens.check(token) if state.tokens is not None else None
+    if state.tokens is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "this server keeps no tokens (a cluster keeps them in its --data-dir)",
+            field="Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    info = state.tokens.check(token)
     if info is None:
         raise ApiProblem(
             401,

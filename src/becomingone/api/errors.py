@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from becomingone.errors import BecomingOneError, InputError, IntegrityError
 
@@ -117,6 +118,18 @@ def _validation_problem(exc: RequestValidationError) -> ApiProblem:
     return ApiProblem(422, "invalid", message, field=where or None)
 
 
+def _allowed(request: Request) -> str:
+    """Every method the app serves on this path (Starlette names only the first route's when
+    a path has one route per method)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI, counts: Counter[str]) -> None:
     """Make every error of ``app`` the one error body; count each answer by ``code``."""
 
@@ -126,6 +139,8 @@ def install_error_handlers(app: FastAPI, counts: Counter[str]) -> None:
             if isinstance(exc, RequestValidationError)
             else _problem_of(exc)
         )
+        if problem.code == "method_not_allowed":
+            problem.headers["Allow"] = _allowed(request)
         counts[problem.code] += 1
         return error_response(problem)
 

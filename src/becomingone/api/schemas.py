@@ -20,6 +20,9 @@ __all__ = [
     "CoherenceHistory",
     "CoherenceNow",
     "CoherencePointPublic",
+    "GlyphCreate",
+    "GlyphList",
+    "GlyphPublic",
     "NodePublic",
     "NodeState",
     "RecordPage",
@@ -143,6 +146,10 @@ class ClusterMemberPublic(BaseModel):
     sync: float | None = Field(description="Sync |T|² (null: a CPS-only cell)")
     outcome: str | None = Field(description="Last Sync decision (null: a CPS-only cell)")
     collapses: int | None = Field(description="Collapses so far (null: a CPS-only cell)")
+    glyphs: dict[str, Any] | None = Field(
+        default=None,
+        description="Glyphs owned, fires, failures, ends, energy, latest value (full cells)",
+    )
 
 
 class ClusterPoint(BaseModel):
@@ -160,6 +167,9 @@ class ClusterPoint(BaseModel):
     t_global_sq: float = Field(description="|T_global|²")
     cluster_collapse: bool = Field(description="T_global crossed I_c upward at this tick")
     cluster_collapses: int = Field(description="Cluster collapses so far")
+    migrations: dict[str, int] | None = Field(
+        default=None, description="Glyph migrations so far, by outcome (clusters with glyphs)"
+    )
 
 
 class ClusterFrame(ClusterPoint):
@@ -193,3 +203,57 @@ class ClusterHistory(BaseModel):
     every: int
     kept_from: int | None = Field(description="Oldest tick still kept (null: none yet)")
     points: list[ClusterPoint]
+
+
+class GlyphPublic(BaseModel):
+    """A glyph of the served cluster and where it is."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    theta: float = Field(description="Phase it fires at, cycles in [0, 1)")
+    delta_phi: float = Field(description="Mean lateness behind θ, cycles")
+    kappa: float = Field(description="Strictness: a firing later than 1/(1+κ) cycles is skipped")
+    energy: float = Field(description="Work left (each firing spends its cost)")
+    lifetime: int = Field(description="Cycles left")
+    coherence: float = Field(description="Regularity of its firings in [0, 1]")
+    owner: str = Field(description="Node id of the owning cell")
+    epoch: int = Field(description="Ownership epoch (+1 per migration)")
+    state: str = Field(description="scheduled, held (moving between cells) or cancelled")
+
+
+class GlyphList(BaseModel):
+    """Every glyph of the served cluster, by id."""
+
+    count: int
+    glyphs: list[GlyphPublic]
+
+
+class GlyphCreate(BaseModel):
+    """A glyph to run on the cluster (checked as a glyph is: kind, θ, energy, payload size)."""
+
+    model_config = {"extra": "forbid", "regex_engine": "python-re"}
+
+    id: str | None = Field(
+        default=None,
+        pattern=r"^(?!.*\.\.)[A-Za-z0-9_=-](?:[A-Za-z0-9_.=-]{0,62}[A-Za-z0-9_=-])?$",
+        description="1-64 of [A-Za-z0-9_.=-], no edge or double dot; default: drawn",
+    )
+    kind: str = Field(
+        pattern=r"^[a-z][a-z0-9_.-]{0,63}$",
+        description="A handler kind the cluster runs (the served document lists them)",
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="JSON for the handler, at most 4096 canonical bytes"
+    )
+    theta: float = Field(default=0.0, ge=0.0, lt=1.0, description="Phase it fires at, cycles")
+    kappa: float = Field(default=0.0, ge=0.0, le=1e6, description="Strictness κ")
+    energy: float = Field(default=1.0, gt=0.0, le=1e6, description="Work it may spend")
+    lifetime: int = Field(
+        default=1, ge=1, le=2**53, description="Cycles it lives (at most 2^53: exact in JSON)"
+    )
+    cell: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="Owning cell's node id; default the least loaded",
+    )

@@ -323,7 +323,7 @@ def _run_full(
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-cluster-")))
         members = build_cell_members(cells, base, config, seed=args.seed, wait_runs=args.fast)
-        migrator = GlyphMigrator(members) if args.glyphs else None
+        migrator = GlyphMigrator(members) if args.glyphs or args.listen else None
         try:
             spread_glyphs([m.glyphs for m in members], probe_glyphs(args.glyphs))
             supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
@@ -354,7 +354,7 @@ async def _drive(
         cluster = await stack.enter_async_context(
             LocalCluster(members, bus, cluster=settings.name, ring=ring, threshold=threshold)
         )
-        served = await stack.enter_async_context(_served(args, config, settings))
+        served = await stack.enter_async_context(_served(args, config, settings, members, migrator))
         on_tick = _reporter(args, cluster, cells, ticks, migrator, served)
         after = None
         if migrator is not None:
@@ -376,17 +376,33 @@ async def _drive(
 
 @contextlib.asynccontextmanager
 async def _served(
-    args: argparse.Namespace, config: CellConfig, settings: ClusterConfig
+    args: argparse.Namespace,
+    config: CellConfig,
+    settings: ClusterConfig,
+    members: Sequence[ClusterMember],
+    migrator: GlyphMigrator | None,
 ) -> AsyncIterator[ServedCluster | None]:
-    """With ``--serve``: the cluster API listening while the cluster runs (None without)."""
+    """With ``--serve``: the cluster API listening while the cluster runs (None without);
+    full cells get the glyph routes, and ``--data-dir`` keeps the write tokens."""
     if args.listen is None:
         yield None
         return
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
     from becomingone.api.settings import api_tls
+    from becomingone.api.tokens import TokenStore
+    from becomingone.runtime.glyph_desk import GlyphDesk
 
-    served = ServedCluster(settings.name, settings.topology, threshold=config.kairos.threshold)
-    app = create_app(None, ApiSettings.from_config(config.api), cluster=served)
+    full = [m for m in members if isinstance(m, CellMember)]
+    served = ServedCluster(
+        settings.name,
+        settings.topology,
+        threshold=config.kairos.threshold,
+        desk=GlyphDesk(full) if full else None,
+    )
+    if migrator is not None:
+        served.extra = lambda: {"migrations": dict(migrator.row())}
+    tokens = TokenStore(args.data_dir) if args.data_dir is not None and full else None
+    app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)
     server = ApiServer(app, *args.listen, tls=api_tls(config.api))
     await server.start()
     print(
@@ -399,6 +415,8 @@ async def _served(
         yield served
     finally:
         await server.aclose()
+        if tokens is not None:
+            tokens.close()
 
 
 @contextlib.contextmanager

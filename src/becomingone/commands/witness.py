@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from becomingone.commands._api import add_url_arguments, api_client
 from becomingone.config import load_config
 from becomingone.errors import InputError, StorageError
 from becomingone.memory.store import DB_NAME, TemporalMemory
@@ -43,16 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ):
         q = inner.add_parser(name, help=text)
         q.add_argument("--data-dir", help="data dir (default: memory.path or ~/.becomingone)")
-        q.add_argument(
-            "--url",
-            help="read a cell through its API (http://HOST:PORT of `up --serve` or `serve`) "
-            "instead of a data dir; token for remote reads in BECOMINGONE_TOKEN",
-        )
-        q.add_argument(
-            "--ca",
-            type=Path,
-            help="with an https --url: trust only this CA certificate (the cluster's ca.crt)",
-        )
+        add_url_arguments(q)
         q.add_argument("--config", type=Path, help="becomingone.yaml (for the key file name)")
         q.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "show":
@@ -81,14 +72,7 @@ def _client(args: argparse.Namespace) -> CellClient | None:
         return None
     if args.data_dir is not None:
         raise InputError("--url", "reads a cell through its API; drop --data-dir")
-    from becomingone.api.client import CellClient
-
-    url = args.url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise InputError("--url", f"{args.url!r}: must be http://HOST:PORT or https://HOST:PORT")
-    if args.ca is not None and not args.ca.is_file():
-        raise InputError("--ca", f"{args.ca} is not a file")
-    return CellClient(url, token=os.environ.get("BECOMINGONE_TOKEN") or None, ca=args.ca)
+    return api_client(args.url, args.ca)
 
 
 def _print_verify(args: argparse.Namespace, out: dict[str, Any]) -> int:

@@ -45,6 +45,13 @@ from becomingone.runtime.datadir import (
     resume_point,
     verify_tail,
 )
+from becomingone.runtime.glyph_desk import (
+    GlyphBusy,
+    GlyphDesk,
+    GlyphExists,
+    UnknownCell,
+    UnknownGlyph,
+)
 from becomingone.runtime.glyph_handlers import (
     RUN_COST,
     CommandHandler,
@@ -97,6 +104,9 @@ __all__ = [
     "DataDirLock",
     "FedMember",
     "FullFeed",
+    "GlyphBusy",
+    "GlyphDesk",
+    "GlyphExists",
     "GlyphMigrator",
     "GlyphRunner",
     "GlyphTotals",
@@ -123,6 +133,8 @@ __all__ = [
     "SourceCursor",
     "SupervisedNode",
     "TickReport",
+    "UnknownCell",
+    "UnknownGlyph",
     "Veto",
     "build_cell_members",
     "build_registry",

@@ -156,6 +156,17 @@ class CellGlyphs:
             self.fire_log[glyph.id] = max(self.fire_log.get(glyph.id, fired_cycle), fired_cycle)
         return True
 
+    async def cancel(self, glyph_id: str, now: float) -> Glyph:
+        """End a scheduled glyph here (an operator's cancel): witnessed as ``glyph.ended`` with
+        reason ``cancelled``; returns its last state. ``InputError`` if it is not scheduled
+        here (held glyphs are moving and cannot be cancelled)."""
+        if glyph_id not in self.scheduler:
+            raise InputError("glyph_id", f"glyph {glyph_id!r} is not scheduled on {self.node_id}")
+        end = self.scheduler.cancel(glyph_id)
+        self.counts["cancelled"] += 1
+        await self._ended(end, now)
+        return end.glyph
+
     def drop(self, glyph_id: str) -> None:
         """Forget ``glyph_id`` (held or scheduled): another cell owns it now."""
         if self.held.pop(glyph_id, None) is None and glyph_id in self.scheduler:

@@ -1,9 +1,9 @@
-"""One router module per resource: node, coherence, signals, witness, events, cluster.
+"""One router module per resource: node, coherence, signals, witness, events, cluster, glyphs.
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
 every status a route can answer is listed in its ``responses`` (a test checks the schema).
 """
 
-from becomingone.api.routers import cluster, coherence, events, node, signals, witness
+from becomingone.api.routers import cluster, coherence, events, glyphs, node, signals, witness
 
-__all__ = ["cluster", "coherence", "events", "node", "signals", "witness"]
+__all__ = ["cluster", "coherence", "events", "glyphs", "node", "signals", "witness"]
