@@ -81,13 +81,64 @@ static void sums_real(const double *x, Py_ssize_t count, Py_ssize_t step, Py_ssi
     sums_real_body(x, count, step, shift, total, out);
 }
 
-/* Complex phi, portable form: (count, step, shift, total) in complex values. */
+#if defined(__GNUC__) || defined(__clang__)
+/* Complex phi, portable form: one complex value per two-lane vector (GCC/clang vector
+ * extensions: SSE2 on x86-64, NEON on aarch64, scalar code elsewhere), two vectors per step.
+ * (count, step, shift, total) in complex values; as in the AVX2 form, lanes (pr*qi, pi*qr) of
+ * the imaginary accumulator are summed with signs (+, -). */
+typedef double v2d __attribute__((vector_size(16)));
+
+BODY v2d load2(const double *p) {
+    v2d v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+BODY v2d swap2(v2d v) { return (v2d){v[1], v[0]}; }
+
+static void sums_complex(const double *x, Py_ssize_t count, Py_ssize_t step, Py_ssize_t shift,
+                         Py_ssize_t total, sums_t *out) {
+    const double *now = x + 2 * shift;
+    const Py_ssize_t s = 2 * step, n = 2 * count;
+    v2d a0 = {0.0, 0.0}, a1 = a0, b0 = a0, b1 = a0, r0 = a0, r1 = a0, i0 = a0, i1 = a0;
+    Py_ssize_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        v2d p0 = load2(x + j + s) - load2(x + j), p1 = load2(x + j + s + 2) - load2(x + j + 2);
+        v2d q0 = load2(now + j + s) - load2(now + j);
+        v2d q1 = load2(now + j + s + 2) - load2(now + j + 2);
+        a0 += q0 * q0;
+        a1 += q1 * q1;
+        b0 += p0 * p0;
+        b1 += p1 * p1;
+        r0 += p0 * q0;
+        r1 += p1 * q1;
+        i0 += p0 * swap2(q0);
+        i1 += p1 * swap2(q1);
+    }
+    if (j < n) { /* an odd count: one complex value left */
+        v2d p0 = load2(x + j + s) - load2(x + j), q0 = load2(now + j + s) - load2(now + j);
+        a0 += q0 * q0;
+        b0 += p0 * p0;
+        r0 += p0 * q0;
+        i0 += p0 * swap2(q0);
+    }
+    a0 += a1;
+    b0 += b1;
+    r0 += r1;
+    i0 += i1;
+    out->energy = (b0[0] + b0[1]) + tail_energy(x, n, 2 * total, s);
+    out->a = a0[0] + a0[1];
+    out->b = b0[0] + b0[1];
+    out->re = r0[0] + r0[1];
+    out->im = i0[0] - i0[1];
+}
+#else
+/* Complex phi, plain C for other compilers: (count, step, shift, total) in complex values. */
 static void sums_complex(const double *x, Py_ssize_t count, Py_ssize_t step, Py_ssize_t shift,
                          Py_ssize_t total, sums_t *out) {
     double a = 0.0, b = 0.0, re = 0.0, im = 0.0;
     const double *now = x + 2 * shift;
     const Py_ssize_t s = 2 * step;
-#pragma omp simd reduction(+ : a, b, re, im)
     for (Py_ssize_t j = 0; j < count; j++) {
         double pr = x[2 * j + s] - x[2 * j];
         double pi = x[2 * j + s + 1] - x[2 * j + 1];
@@ -104,6 +155,7 @@ static void sums_complex(const double *x, Py_ssize_t count, Py_ssize_t step, Py_
     out->re = re;
     out->im = im;
 }
+#endif
 
 #ifdef FUSED_X86
 AVX2 static void sums_real_avx2(const double *x, Py_ssize_t count, Py_ssize_t step,
@@ -174,13 +226,8 @@ static PyObject *fail(const char *message) {
     return NULL;
 }
 
-PyDoc_STRVAR(lagged_sums_doc,
-             "lagged_sums(phi, rows, cols, lag, is_complex, /)\n--\n\n"
-             "(energy, a, b, re, im) of a C-contiguous float64 or complex128 buffer of\n"
-             "rows x cols values at a lag of `lag` rows (0 <= lag < rows - 1).");
-
-static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
+/* Check the arguments, run the real or complex kernel on the buffer, return the five sums. */
+static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, kernel_t cplx) {
     if (nargs != 5) {
         return fail("lagged_sums takes 5 arguments");
     }
@@ -211,15 +258,37 @@ static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_ssize_t m = rows - 1;
     sums_t out;
     Py_BEGIN_ALLOW_THREADS;
-    (is_complex ? complex_kernel : real_kernel)(x, (m - lag) * cols, cols, lag * cols, m * cols,
-                                                &out);
+    (is_complex ? cplx : real)(x, (m - lag) * cols, cols, lag * cols, m * cols, &out);
     Py_END_ALLOW_THREADS;
     PyBuffer_Release(&view);
     return Py_BuildValue("(ddddd)", out.energy, out.a, out.b, out.re, out.im);
 }
 
+PyDoc_STRVAR(lagged_sums_doc,
+             "lagged_sums(phi, rows, cols, lag, is_complex, /)\n--\n\n"
+             "(energy, a, b, re, im) of a C-contiguous float64 or complex128 buffer of\n"
+             "rows x cols values at a lag of `lag` rows (0 <= lag < rows - 1), computed\n"
+             "with the instruction set named by ISA.");
+
+static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    return run(args, nargs, real_kernel, complex_kernel);
+}
+
+PyDoc_STRVAR(lagged_sums_portable_doc,
+             "lagged_sums_portable(phi, rows, cols, lag, is_complex, /)\n--\n\n"
+             "lagged_sums with the portable loops whatever the CPU (what a CPU without\n"
+             "AVX2 + FMA, or an aarch64 one, runs; for tests).");
+
+static PyObject *lagged_sums_portable(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    return run(args, nargs, sums_real, sums_complex);
+}
+
 static PyMethodDef methods[] = {
     {"lagged_sums", (PyCFunction)(void (*)(void))lagged_sums, METH_FASTCALL, lagged_sums_doc},
+    {"lagged_sums_portable", (PyCFunction)(void (*)(void))lagged_sums_portable, METH_FASTCALL,
+     lagged_sums_portable_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,3 +7,6 @@ ISA: str
 def lagged_sums(
     phi: Any, rows: int, cols: int, lag: int, is_complex: bool, /
 ) -> tuple[float, float, float, float, float]: ...
+def lagged_sums_portable(
+    phi: Any, rows: int, cols: int, lag: int, is_complex: bool, /
+) -> tuple[float, float, float, float, float]: ...
