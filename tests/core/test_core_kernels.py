@@ -120,11 +120,14 @@ def test_the_extension_is_built_and_the_env_var_forces_numpy() -> None:
 @given(matrices())
 def test_compiled_sums_match_numpy(case: tuple[np.ndarray, int]) -> None:
     """Every compiled variant gives the four sums of the NumPy form (energies to 1e-12; the
-    lagged sum to 1e-12 of the energy scale) for real and complex φ of any size and scale."""
+    lagged sum to 1e-12 of the energy scale) for real and complex φ of any size and scale,
+    and lagged_sums does so for a big-endian Fortran-ordered copy too."""
     mat, big_l = case
     want = kernels.lagged_sums_numpy(mat, big_l)
     for variant in compiled_variants():
         assert_sums_close(variant(mat, big_l), want)
+    swapped = np.asfortranarray(mat.astype(mat.dtype.newbyteorder(">")))  # copied to native C
+    assert_sums_close(kernels.lagged_sums(swapped, big_l), want)
 
 
 @needs_compiled
@@ -167,7 +170,7 @@ SPECIAL = [math.nan, math.inf, -math.inf, 1e308, -1e308, 1.7976931348623157e308,
 @st.composite
 def odd_inputs(draw: st.DrawFn) -> tuple[Any, float]:
     """φ as a user may pass it: 1-D or 2-D, a strided or transposed view, int, float32,
-    complex64 or a list, with NaN, inf or huge finite values placed anywhere."""
+    complex64, big-endian or a list, with NaN, inf or huge finite values placed anywhere."""
     n = draw(st.integers(2, 80))
     channels = draw(st.integers(1, 3))
     complex_ = draw(st.booleans())
@@ -177,7 +180,8 @@ def odd_inputs(draw: st.DrawFn) -> tuple[Any, float]:
         value = draw(st.sampled_from(SPECIAL))
         row, col = draw(st.integers(0, 2 * n - 1)), draw(st.integers(0, channels - 1))
         phi[row, col] = value * (1j if complex_ and draw(st.booleans()) else 1)
-    form = draw(st.sampled_from(["strided", "transposed", "int", "narrow", "list", "1-D"]))
+    forms = ["strided", "transposed", "int", "narrow", "big-endian", "list", "1-D"]
+    form = draw(st.sampled_from(forms))
     if form == "strided":
         phi = phi[::2]
     elif form == "transposed":
@@ -188,6 +192,8 @@ def odd_inputs(draw: st.DrawFn) -> tuple[Any, float]:
     elif form == "narrow":
         with np.errstate(over="ignore", invalid="ignore"):
             phi = phi[:n].astype(np.complex64 if complex_ else np.float32)
+    elif form == "big-endian":
+        phi = phi[:n].astype(phi.dtype.newbyteorder(">"))
     elif form == "list":
         phi = phi[:n].tolist()
     else:

@@ -64,8 +64,8 @@ def lagged_sums(mat: NDArray[Any], big_l: int) -> _Sums:
     Parameters
     ----------
     mat : ndarray, shape (N, C), float64 or complex128
-        φ as :func:`~becomingone.core.kairos.as_phase_matrix` returns it (any strides; a
-        non-contiguous φ is copied once).
+        φ as :func:`~becomingone.core.kairos.as_phase_matrix` returns it (any strides and
+        byte order; such a φ is copied once into a C-contiguous native array).
     big_l : int
         L, with 0 ≤ L < N − 1.
 
@@ -84,13 +84,9 @@ def lagged_sums(mat: NDArray[Any], big_l: int) -> _Sums:
     if _KERNEL is None:
         return lagged_sums_numpy(mat, big_l)
     rows, cols = mat.shape
-    energy, a, b, re, im = _KERNEL(
-        mat if mat.flags.c_contiguous else np.ascontiguousarray(mat),
-        rows,
-        cols,
-        big_l,
-        mat.dtype.kind == "c",
-    )
+    if not (mat.flags.c_contiguous and mat.dtype.isnative):
+        mat = np.ascontiguousarray(mat, dtype=mat.dtype.newbyteorder("="))
+    energy, a, b, re, im = _KERNEL(mat, rows, cols, big_l, mat.dtype.kind == "c")
     return energy, a, b, complex(re, im)
 
 
