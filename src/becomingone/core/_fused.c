@@ -3,20 +3,22 @@
  * Job: for a C-contiguous phase matrix phi of `rows` x `cols` float64 (or complex128) values
  * and a lag of L rows, with d[n] = phi[n+1] - phi[n] (n = 0 .. M-1, M = rows - 1), return
  *
- *     (energy, a, b, re, im)
+ *     (energy, a, b, total)
  *     energy = sum_{n<M}      |d[n]|^2         (every difference: a non-finite phi shows here)
  *     a      = sum_{n=L}^{M-1} |d[n]|^2        ("now" energy)
  *     b      = sum_{n<M-L}    |d[n]|^2         ("past" energy)
- *     re+i*im = sum_{n=L}^{M-1} <d[n], d[n-L]>  = np.vdot(d[:M-L], d[L:])
+ *     total  = sum_{n=L}^{M-1} <d[n], d[n-L]>  = np.vdot(d[:M-L], d[L:])  (a complex)
  *
- * exactly the sums of the NumPy path in becomingone.core.kernels, up to rounding. No
- * differences array is written: each is recomputed from phi where it is read.
+ * the same sums as the NumPy path in becomingone.core.kernels, up to rounding (the order of
+ * the additions differs). No differences array is written: each difference is recomputed from
+ * phi where it is read.
  *
  * Rule: plain C99 and the limited Python C API (buffer protocol, no NumPy headers); no
- * -ffast-math (NaN and inf must propagate as in NumPy); no -march: the portable loops
- * vectorise through `omp simd` reductions (-fopenmp-simd) for the baseline ISA (SSE2 on
- * x86-64, NEON on aarch64), and on x86-64 an AVX2 + FMA variant is chosen at import when the
- * CPU has it (the module's ISA attribute says which), so one wheel runs on any such CPU.
+ * -ffast-math (NaN and inf must propagate as in NumPy); no -march. The portable loops
+ * vectorise for the baseline ISA (SSE2 on x86-64, NEON on aarch64) through an `omp simd`
+ * reduction (-fopenmp-simd; real phi) and two-lane vector extensions (complex phi); on x86-64
+ * an AVX2 + FMA variant is chosen at import when the CPU has it (the module's ISA attribute
+ * says which), so one wheel runs on any such CPU.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -226,33 +228,40 @@ static PyObject *fail(const char *message) {
     return NULL;
 }
 
-/* Check the arguments, run the real or complex kernel on the buffer, return the five sums. */
-static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, kernel_t cplx) {
-    if (nargs != 5) {
-        return fail("lagged_sums takes 5 arguments");
-    }
-    Py_ssize_t rows = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t cols = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t lag = PyLong_AsSsize_t(args[3]);
-    int is_complex = PyObject_IsTrue(args[4]);
-    if (PyErr_Occurred() || is_complex < 0) {
+/* The sums as (energy, a, b, total), total a Python complex. */
+static PyObject *result(const sums_t *out) {
+    PyObject *total = PyComplex_FromDoubles(out->re, out->im);
+    if (total == NULL) {
         return NULL;
     }
-    if (rows < 2 || cols < 1 || lag < 0 || lag >= rows - 1) {
-        return fail("need rows >= 2, cols >= 1 and 0 <= lag < rows - 1");
+    return Py_BuildValue("(dddN)", out->energy, out->a, out->b, total);
+}
+
+/* Check the buffer (C-contiguous, native float64 "d" or complex128 "Zd", 1-D or 2-D) and the
+ * lag, run the real or complex kernel on it, return the sums. */
+static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, kernel_t cplx) {
+    if (nargs != 2) {
+        return fail("lagged_sums takes 2 arguments: phi and lag");
+    }
+    Py_ssize_t lag = PyLong_AsSsize_t(args[1]);
+    if (lag == -1 && PyErr_Occurred()) {
+        return NULL;
     }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         return NULL;
     }
-    Py_ssize_t width = is_complex ? 2 : 1;
-    Py_ssize_t values = view.len / (width * (Py_ssize_t)sizeof(double));
     const char *format = view.format == NULL ? "B" : view.format;
-    if (strcmp(format, is_complex ? "Zd" : "d") != 0 ||
-        view.len != values * width * (Py_ssize_t)sizeof(double) || values % cols != 0 ||
-        values / cols != rows) {
+    int is_complex = strcmp(format, "Zd") == 0;
+    Py_ssize_t rows = view.ndim >= 1 ? view.shape[0] : 0;
+    Py_ssize_t cols = view.ndim == 2 ? view.shape[1] : 1;
+    if (!(is_complex || strcmp(format, "d") == 0) || view.ndim < 1 || view.ndim > 2) {
         PyBuffer_Release(&view);
-        return fail("need a float64 (or complex128) buffer of rows x cols values");
+        return fail("phi must be a 1-D or 2-D buffer of native float64 or complex128");
+    }
+    if (rows < 2 || cols < 1 || lag < 0 || lag >= rows - 1) {
+        PyBuffer_Release(&view);
+        return fail("need at least 2 rows, 1 column and 0 <= lag < rows - 1");
     }
     const double *x = (const double *)view.buf;
     Py_ssize_t m = rows - 1;
@@ -261,14 +270,14 @@ static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, ker
     (is_complex ? cplx : real)(x, (m - lag) * cols, cols, lag * cols, m * cols, &out);
     Py_END_ALLOW_THREADS;
     PyBuffer_Release(&view);
-    return Py_BuildValue("(ddddd)", out.energy, out.a, out.b, out.re, out.im);
+    return result(&out);
 }
 
 PyDoc_STRVAR(lagged_sums_doc,
-             "lagged_sums(phi, rows, cols, lag, is_complex, /)\n--\n\n"
-             "(energy, a, b, re, im) of a C-contiguous float64 or complex128 buffer of\n"
-             "rows x cols values at a lag of `lag` rows (0 <= lag < rows - 1), computed\n"
-             "with the instruction set named by ISA.");
+             "lagged_sums(phi, lag, /)\n--\n\n"
+             "(energy, a, b, total) of a C-contiguous native float64 or complex128 buffer of\n"
+             "shape (rows,) or (rows, cols) at a lag of `lag` rows (0 <= lag < rows - 1),\n"
+             "computed with the instruction set named by ISA.");
 
 static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -276,7 +285,7 @@ static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 PyDoc_STRVAR(lagged_sums_portable_doc,
-             "lagged_sums_portable(phi, rows, cols, lag, is_complex, /)\n--\n\n"
+             "lagged_sums_portable(phi, lag, /)\n--\n\n"
              "lagged_sums with the portable loops whatever the CPU (what a CPU without\n"
              "AVX2 + FMA, or an aarch64 one, runs; for tests).");
 

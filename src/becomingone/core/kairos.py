@@ -157,8 +157,9 @@ def temporal_resonance(
     1.0
     """
     mat = as_phase_matrix(phi, finite=False)
-    big_l = lag_samples(lag, dt)
+    lag_s = nonnegative_float("lag", lag)
     step = positive_float("dt", dt)
+    big_l = round(lag_s / step)  # lag_samples(lag, dt), without checking dt twice
     w = finite_float("omega", omega)
     start = finite_float("t0", t0)
     if mat.shape[0] < 2:

@@ -34,7 +34,7 @@ _CANCEL = 1e3
 
 
 _Sums = tuple[float, float, float, complex]
-_Kernel = Callable[[NDArray[Any], int, int, int, bool], tuple[float, float, float, float, float]]
+_Kernel = Callable[[NDArray[Any], int], _Sums]
 
 
 def _load() -> tuple[_Kernel | None, str]:
@@ -83,11 +83,9 @@ def lagged_sums(mat: NDArray[Any], big_l: int) -> _Sums:
     """
     if _KERNEL is None:
         return lagged_sums_numpy(mat, big_l)
-    rows, cols = mat.shape
     if not (mat.flags.c_contiguous and mat.dtype.isnative):
         mat = np.ascontiguousarray(mat, dtype=mat.dtype.newbyteorder("="))
-    energy, a, b, re, im = _KERNEL(mat, rows, cols, big_l, mat.dtype.kind == "c")
-    return energy, a, b, complex(re, im)
+    return _KERNEL(mat, big_l)
 
 
 def lagged_sums_numpy(mat: NDArray[Any], big_l: int) -> _Sums:
