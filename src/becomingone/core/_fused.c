@@ -13,7 +13,7 @@
  * the additions differs). No differences array is written: each difference is recomputed from
  * phi where it is read.
  *
- * Rule: plain C99 and the limited Python C API (buffer protocol, no NumPy headers); no
+ * Rule: C99 with GCC/clang vector extensions and the limited Python C API (buffer protocol, no NumPy headers); no
  * -ffast-math (NaN and inf must propagate as in NumPy); no -march. The portable loops
  * vectorise for the baseline ISA (SSE2 on x86-64, NEON on aarch64) through an `omp simd`
  * reduction (-fopenmp-simd; real phi) and two-lane vector extensions (complex phi); on x86-64
@@ -25,18 +25,18 @@
 
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__)
 #include <immintrin.h>
 #define FUSED_X86 1
 #define AVX2 __attribute__((target("avx2,fma")))
 #endif
 
-/* The portable loops are inlined into each ISA variant, so each is compiled for that ISA. */
-#if defined(__GNUC__) || defined(__clang__)
-#define BODY static inline __attribute__((always_inline))
-#else
-#define BODY static inline
+#if !(defined(__GNUC__) || defined(__clang__))
+#error "_fused.c needs GCC or clang (vector extensions); without it NumPy is used"
 #endif
+
+/* The portable loops are inlined into each ISA variant, so each is compiled for that ISA. */
+#define BODY static inline __attribute__((always_inline))
 
 typedef struct {
     double energy, a, b, re, im;
@@ -47,8 +47,7 @@ typedef struct {
  * in all. Complex phi is read as interleaved (re, im) doubles; the counts are in values. */
 
 /* Energy of the differences count .. total-1 (the last L rows, which only "now" reads). */
-BODY double tail_energy(const double *x, Py_ssize_t from, Py_ssize_t to,
-                                 Py_ssize_t step) {
+BODY double tail_energy(const double *x, Py_ssize_t from, Py_ssize_t to, Py_ssize_t step) {
     double tail = 0.0;
 #pragma omp simd reduction(+ : tail)
     for (Py_ssize_t j = from; j < to; j++) {
@@ -59,8 +58,8 @@ BODY double tail_energy(const double *x, Py_ssize_t from, Py_ssize_t to,
 }
 
 /* Real phi (also any ISA: the compiler vectorises the reduction through `omp simd`). */
-BODY void sums_real_body(const double *x, Py_ssize_t count, Py_ssize_t step,
-                                  Py_ssize_t shift, Py_ssize_t total, sums_t *out) {
+BODY void sums_real_body(const double *x, Py_ssize_t count, Py_ssize_t step, Py_ssize_t shift,
+                         Py_ssize_t total, sums_t *out) {
     double a = 0.0, b = 0.0, re = 0.0;
     const double *now = x + shift;
 #pragma omp simd reduction(+ : a, b, re) simdlen(8)
@@ -83,7 +82,6 @@ static void sums_real(const double *x, Py_ssize_t count, Py_ssize_t step, Py_ssi
     sums_real_body(x, count, step, shift, total, out);
 }
 
-#if defined(__GNUC__) || defined(__clang__)
 /* Complex phi, portable form: one complex value per two-lane vector (GCC/clang vector
  * extensions: SSE2 on x86-64, NEON on aarch64, scalar code elsewhere), two vectors per step.
  * (count, step, shift, total) in complex values; as in the AVX2 form, lanes (pr*qi, pi*qr) of
@@ -134,30 +132,6 @@ static void sums_complex(const double *x, Py_ssize_t count, Py_ssize_t step, Py_
     out->re = r0[0] + r0[1];
     out->im = i0[0] - i0[1];
 }
-#else
-/* Complex phi, plain C for other compilers: (count, step, shift, total) in complex values. */
-static void sums_complex(const double *x, Py_ssize_t count, Py_ssize_t step, Py_ssize_t shift,
-                         Py_ssize_t total, sums_t *out) {
-    double a = 0.0, b = 0.0, re = 0.0, im = 0.0;
-    const double *now = x + 2 * shift;
-    const Py_ssize_t s = 2 * step;
-    for (Py_ssize_t j = 0; j < count; j++) {
-        double pr = x[2 * j + s] - x[2 * j];
-        double pi = x[2 * j + s + 1] - x[2 * j + 1];
-        double qr = now[2 * j + s] - now[2 * j];
-        double qi = now[2 * j + s + 1] - now[2 * j + 1];
-        a += qr * qr + qi * qi;
-        b += pr * pr + pi * pi;
-        re += pr * qr + pi * qi;
-        im += pr * qi - pi * qr;
-    }
-    out->energy = b + tail_energy(x, 2 * count, 2 * total, s);
-    out->a = a;
-    out->b = b;
-    out->re = re;
-    out->im = im;
-}
-#endif
 
 #ifdef FUSED_X86
 AVX2 static void sums_real_avx2(const double *x, Py_ssize_t count, Py_ssize_t step,
@@ -302,7 +276,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_fused", "KAIROS sums at omega = 0 in one fused pass.", 0, methods,
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_fused",
+    .m_doc = "KAIROS sums at omega = 0 in one fused pass.",
+    .m_size = 0,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__fused(void) {
