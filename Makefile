@@ -11,11 +11,12 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(BASE): pyproject.toml | $(BIN)/python
+# setup.py and the C source: a changed kernel is rebuilt by the editable install.
+$(BASE): pyproject.toml setup.py src/becomingone/core/_fused.c | $(BIN)/python
 	$(PIP) -e .
 	touch $@
 
-$(DEV): pyproject.toml scripts/install-system.sh | $(BIN)/python
+$(DEV): pyproject.toml setup.py src/becomingone/core/_fused.c scripts/install-system.sh | $(BIN)/python
 	bash scripts/install-system.sh
 	$(PIP) -e '.[dev,text]'
 	touch $(BASE) $@

@@ -9,7 +9,9 @@ baseline measured in the same run, so ratios (not absolute times) are what to co
 - map: ``resonance_map`` of 1 million samples × 64 lags, and its ratio to one complex FFT of the
   same length;
 - one-shot at ω = 0: ``temporal_resonance`` of real and complex φ against ``np.vdot`` of the same
-  velocity arrays (as complex128: the target is ≤ 3× one complex vdot), and at ω = 2 rad/s;
+  velocity arrays (as complex128: the target is ≤ 3× one complex vdot), with the compiled kernel
+  (``core.kernels.COMPILED``; as chosen at import and its portable loops) and on the NumPy
+  fallback, and at ω = 2 rad/s;
 - rotation: streaming samples/s at ω = 0 against ω = 2 rad/s (ω = 0 must cost no rotation).
 
 On a shared machine run with ``OPENBLAS_NUM_THREADS=1``: under load, threaded BLAS dot products
@@ -24,9 +26,11 @@ import time
 import timeit
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
+from becomingone.core import kernels
 from becomingone.core.kairos import phase_velocity, temporal_resonance
 from becomingone.core.resmap import resonance_map
 from becomingone.core.stream import KairosEngine
@@ -128,7 +132,7 @@ def _per_call(fn: Callable[[], object], n: int) -> float:
 
 
 def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
-    """temporal_resonance at ω = 0 (and ω = 2) against np.vdot of the same velocity arrays."""
+    """temporal_resonance at ω = 0 (compiled and NumPy) and ω = 2 against np.vdot."""
     rows: list[dict[str, Any]] = []
     big_l = round(LAG / DT)
     rng = np.random.default_rng(3)
@@ -139,14 +143,27 @@ def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
             now, past = v[big_l:], v[:-big_l]
             t_vdot = _per_call(lambda: np.vdot(past, now), n)  # noqa: B023 (timed now)
             t_zero = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
+            with mock.patch.object(kernels, "_KERNEL", None):  # the fallback, as if not built
+                t_numpy = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
+            t_portable = float("nan")
+            if kernels.COMPILED:  # the loops a CPU without AVX2 (or an aarch64 one) runs
+                from becomingone.core import _fused
+
+                with mock.patch.object(kernels, "_KERNEL", _fused.lagged_sums_portable):
+                    t_portable = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
             t_rot = _per_call(lambda: temporal_resonance(phi, DT, LAG, 2.0), n)  # noqa: B023
             rows.append(
                 {
                     "samples": n,
                     "phi": kind,
+                    "kernel": kernels.ISA,
                     "omega0_us": t_zero * 1e6,
+                    "numpy_us": t_numpy * 1e6,
+                    "portable_us": t_portable * 1e6,
                     "vdot_us": t_vdot * 1e6,
                     "ratio_to_vdot": t_zero / t_vdot,
+                    "numpy_ratio_to_vdot": t_numpy / t_vdot,
+                    "portable_ratio_to_vdot": t_portable / t_vdot,
                     "omega2_ratio_to_vdot": t_rot / t_vdot,
                 }
             )
@@ -224,13 +241,22 @@ def print_streaming(rows: list[dict[str, float]]) -> None:
 
 
 def print_oneshot(oneshot: list[dict[str, Any]]) -> None:
-    """The one-shot table."""
-    print("\ntemporal_resonance, lag 50 ms, vs np.vdot of the same velocity arrays (complex128)")
-    print(f"{'samples':>9} {'phi':>8} {'omega 0':>10} {'vdot':>9} {'ratio':>6} {'omega 2':>8}")
+    """The one-shot table: ω = 0 with the compiled kernel (as chosen at import, and its
+    portable loops) and on NumPy, each / one vdot."""
+    print(
+        "\ntemporal_resonance, lag 50 ms, vs np.vdot of the same velocity arrays (complex128); "
+        f"compiled kernel: {oneshot[0]['kernel']}"
+    )
+    print(
+        f"{'samples':>9} {'phi':>8} {'compiled':>9} {'numpy':>9} {'vdot':>8} "
+        f"{'compiled/vdot':>14} {'portable/vdot':>14} {'numpy/vdot':>11} {'omega 2/vdot':>13}"
+    )
     for r in oneshot:
         print(
-            f"{r['samples']:>9,} {r['phi']:>8} {r['omega0_us']:>8.1f}us {r['vdot_us']:>7.1f}us "
-            f"{r['ratio_to_vdot']:>5.1f}x {r['omega2_ratio_to_vdot']:>7.1f}x"
+            f"{r['samples']:>9,} {r['phi']:>8} {r['omega0_us']:>7.1f}us {r['numpy_us']:>7.1f}us "
+            f"{r['vdot_us']:>6.1f}us {r['ratio_to_vdot']:>13.1f}x "
+            f"{r['portable_ratio_to_vdot']:>13.1f}x "
+            f"{r['numpy_ratio_to_vdot']:>10.1f}x {r['omega2_ratio_to_vdot']:>12.1f}x"
         )
 
 

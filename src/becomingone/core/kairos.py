@@ -7,14 +7,13 @@ unwrapped phase in radians, complex φ a phasor signal)::
     T_τ  = Σ_{n=L}^{M−1} ⟨φ̇[n], φ̇[n−L]⟩ e^{iω t_n} dt,  t_n = t0 + n·dt, L = round(τ̄/dt)
     T̂    = T_τ / (dt · sqrt(Σ|φ̇[n]|² · Σ|φ̇[n−L]|²))   (same n range; 0 if the root is 0)
 
-Coherence is |T̂|²; a collapse happens iff |T̂|² ≥ I_c. Pure NumPy; no I/O, no clocks. The
-streaming engine lives in :mod:`becomingone.core.stream`, the lag × ω map in
-:mod:`becomingone.core.resmap`.
+Coherence is |T̂|²; a collapse happens iff |T̂|² ≥ I_c. NumPy, and at ω = 0 the compiled kernel
+of :mod:`becomingone.core.kernels`; no I/O, no clocks. The streaming engine lives in
+:mod:`becomingone.core.stream`, the lag × ω map in :mod:`becomingone.core.resmap`.
 """
 
 from __future__ import annotations
 
-import cmath
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
+from becomingone.core import kernels
 from becomingone.core._checks import (
     check_finite,
     finite_array,
@@ -42,9 +42,6 @@ __all__ = [
     "phase_velocity",
     "temporal_resonance",
 ]
-
-#: Largest total / partial energy ratio for which a partial sum is taken by subtraction.
-_CANCEL = 1e3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,9 +121,10 @@ def temporal_resonance(
     """The normalised temporal resonance T̂ of a whole sequence.
 
     T̂ does not depend on the scale of φ̇, so the sums run over the differences φ[n+1] − φ[n]
-    (the 1/dt factors cancel). At ω = 0 the rotation is skipped: the work is one difference,
-    one energy pass and one ``np.vdot`` — for real φ of 10⁵ samples or more about 2× one
-    complex ``np.vdot`` of the velocities (``bench/kairos.py``).
+    (the 1/dt factors cancel). At ω = 0 the rotation is skipped and the sums come from one
+    fused compiled pass over φ (:mod:`becomingone.core.kernels`; the NumPy form when the
+    extension is not built), within 2× one complex ``np.vdot`` of the velocities
+    (``bench/kairos.py``).
 
     Parameters
     ----------
@@ -155,12 +153,13 @@ def temporal_resonance(
     Examples
     --------
     >>> t = np.arange(200) * 0.01
-    >>> abs(temporal_resonance(2 * np.pi * 5 * t, 0.01, 0.1, 0.0)) ** 2
+    >>> round(abs(temporal_resonance(2 * np.pi * 5 * t, 0.01, 0.1, 0.0)) ** 2, 12)
     1.0
     """
     mat = as_phase_matrix(phi, finite=False)
-    big_l = lag_samples(lag, dt)
+    lag_s = nonnegative_float("lag", lag)
     step = positive_float("dt", dt)
+    big_l = round(lag_s / step)  # lag_samples(lag, dt), without checking dt twice
     w = finite_float("omega", omega)
     start = finite_float("t0", t0)
     if mat.shape[0] < 2:
@@ -168,16 +167,17 @@ def temporal_resonance(
     m = mat.shape[0] - 1
     if big_l >= m:
         raise InputError("lag", f"lag of {big_l} samples needs more than {m} velocity samples")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-        d = np.subtract(mat[1:], mat[:-1])
-        now, past = d[big_l:], d[: m - big_l]
-        a, b = _energies(d, big_l)
-        total = (
-            complex(np.vdot(past, now)) if w == 0.0 else _rotated(now, past, w, step, start, big_l)
-        )
-    gap = mat[m - big_l : big_l + 1]  # samples no sum touches (when L > M/2)
-    if not (math.isfinite(a) and math.isfinite(b) and cmath.isfinite(total)) or (
-        gap.size and not np.all(np.isfinite(gap))
+    if w == 0.0:
+        energy, a, b, total = kernels.lagged_sums(mat, big_l)
+    else:
+        energy, a, b, total = _rotated_sums(mat, w, step, start, big_l)
+    # energy covers every difference, so it is not finite iff some φ is not or a term overflows
+    if not (
+        math.isfinite(energy)
+        and math.isfinite(a)
+        and math.isfinite(b)
+        and math.isfinite(total.real)
+        and math.isfinite(total.imag)
     ):
         check_finite("phi", mat)
         raise _overflow(mat, "the velocity sums", f"dt={step}")
@@ -186,28 +186,16 @@ def temporal_resonance(
     return clip_unit(total / (math.sqrt(a) * math.sqrt(b)))
 
 
-def _energies(d: NDArray[Any], big_l: int) -> tuple[float, float]:
-    """(Σ_{n≥L} |d[n]|², Σ_{n<M−L} |d[n]|²) from one pass over d and two of L rows.
-
-    Each sum is the total minus its L excluded rows; when those rows hold more than a
-    fraction 1 − 1/_CANCEL of the total (the subtraction would lose more than ~3 digits),
-    both sums are taken directly instead.
-    """
-    total = _energy(d)
-    a = total - _energy(d[:big_l])
-    b = total - _energy(d[d.shape[0] - big_l :])
-    if not (total <= _CANCEL * a and total <= _CANCEL * b):
-        a, b = _energy(d[big_l:]), _energy(d[: d.shape[0] - big_l])
-    return a, b
-
-
-def _energy(x: NDArray[Any]) -> float:
-    """Σ|x|² over all entries, as one real dot product."""
-    flat = np.ascontiguousarray(x)
-    if flat.dtype.kind == "c":
-        flat = flat.view(np.float64)
-    flat = flat.reshape(-1)
-    return float(np.dot(flat, flat))
+def _rotated_sums(
+    mat: NDArray[Any], omega: float, dt: float, t0: float, big_l: int
+) -> tuple[float, float, float, complex]:
+    """(energy, a, b, rotated lagged sum) of φ at ω ≠ 0 (NumPy; see :mod:`.kernels`)."""
+    m = mat.shape[0] - 1
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the caller
+        d = np.subtract(mat[1:], mat[:-1])
+        energy, a, b = kernels.energies(d, big_l)
+        total = _rotated(d[big_l:], d[: m - big_l], omega, dt, t0, big_l)
+    return energy, a, b, total
 
 
 def _rotated(
