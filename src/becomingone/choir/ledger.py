@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from becomingone.choir.model import Effect, Spec, SpecStatus, Thread, Totals, User
+from becomingone.choir.model import Account, Effect, Spec, SpecStatus, Thread, Totals, User
 from becomingone.choir.rules import Rules
 from becomingone.choir.tx import Transaction, TxKind
 from becomingone.witnessing import VerifyReport, WitnessRecord
@@ -84,6 +84,10 @@ class Ledger(Protocol):
 
     def price(self, thread_id: str, *, now: float) -> int:
         """The thread's price now (``InputError`` for an unknown thread)."""
+        ...
+
+    def accounts(self) -> list[Account]:
+        """Every account with its balance, by name (emptied escrow accounts are removed)."""
         ...
 
     def totals(self) -> Totals:

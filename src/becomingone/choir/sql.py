@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from becomingone.choir.ledger import Receipt
 from becomingone.choir.model import (
+    Account,
     AccountKind,
     AddCoauthor,
     Effect,
@@ -418,6 +419,11 @@ class SqlLedger:
             if thread is None:
                 raise InputError("thread", f"unknown thread {thread_id}")
             return thread_price(view, thread, now, self._rules)
+
+    def accounts(self) -> list[Account]:
+        with self._view() as view:
+            rows = view.db.all("SELECT name, balance FROM choir_accounts ORDER BY name")
+        return [Account(name=name, balance=int(balance)) for name, balance in rows]
 
     def totals(self) -> Totals:
         with self._view() as view:
