@@ -16,6 +16,7 @@ from becomingone.choir import (
     Transaction,
     TxKind,
     content_hash,
+    new_id,
     wallet,
 )
 from becomingone.keys import NodeKey
@@ -66,7 +67,7 @@ class Community:
 
     def post(self, name: str, thread: str = "t1", text: str = "hello") -> Receipt:
         """``name`` posts ``text`` to ``thread``."""
-        body = {"thread": thread, "message": self._next("m"), "content_hash": content_hash(text)}
+        body = {"thread": thread, "message": new_id(), "content_hash": content_hash(text)}
         return self.do(name, TxKind.POST, body)
 
     def submit(
