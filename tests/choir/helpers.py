@@ -5,6 +5,7 @@ Rule: only builds and signs transactions and reads ledgers; every rule lives in 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -24,8 +25,9 @@ from becomingone.keys import NodeKey
 __all__ = ["Community", "key_of", "replay"]
 
 
+@functools.cache
 def key_of(name: str) -> NodeKey:
-    """A deterministic key per user name."""
+    """A deterministic key per user name (cached: loading a key costs as much as a signature)."""
     return NodeKey.from_seed(hashlib.sha256(f"choir-user:{name}".encode()).digest())
 
 
