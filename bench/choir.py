@@ -9,9 +9,10 @@ rich the thread grows (the price formula is not what is measured).
 
 Baselines, measured in the same run: the same number of bare SQLite write transactions (BEGIN
 IMMEDIATE, one INSERT, COMMIT; WAL, synchronous=NORMAL like the ledger) and the crypto alone
-(sign + verify a transaction, sign a chain record and head). The ratio column is the ledger's
-rate over the bare-transaction rate, and over the crypto-alone rate (the ceiling). PostgreSQL runs on a throwaway server started for the run
-(initdb + pg_ctl on a loopback port, fsync on, stopped by PID), TCP on 127.0.0.1.
+(sign + verify a transaction, sign a chain record and head). The ratio columns are each rate
+over the bare-transaction rate and over the crypto-alone rate (the ceiling). PostgreSQL runs
+on a throwaway server started for the run (initdb + pg_ctl on a loopback port, fsync on,
+stopped by PID), TCP on 127.0.0.1.
 
 Run: ``.venv/bin/python bench/choir.py [--quick] [--rounds N] [--no-postgres] [--json]``
 """
