@@ -82,6 +82,8 @@ def test_a_community_on_postgres(
         (["submit", "t", "x", "--as", "ada", "--stake", "0"], "--stake: must be a positive"),
         (["vote", "s", "approve", "--as", "no body"], "--as: must be 1-64"),
         (["balance", "--ledger", "mysql://x"], "--ledger: must be a postgresql:// URL"),
+        (["close", "a/b", "--as", "ada"], "spec: must be an id"),
+        (["divest", "", "--as", "ada"], "thread: must be an id"),
     ],
 )
 def test_bad_arguments_touch_nothing(
@@ -116,6 +118,15 @@ def test_refused_transactions_are_one_line(
     for args, message in cases:
         status, out, err = choir(capsys, *args, *where)
         assert (status, out, err.count("\n")) == (2, "", 1) and message in err, err
+    status, _, err = choir(capsys, "close", spec, "--as", "cy", *where)
+    assert status == 2 and f"spec {spec} is open for votes until" in err
     run_json(capsys, "vote", spec, "deny", "--as", "ada", *where)
     status, _, err = choir(capsys, "vote", spec, "deny", "--as", "ada", *where)
     assert status == 2 and "is already denied" in err
+    assert run_json(capsys, "divest", t, "--as", "ada", *where) == {
+        "thread": t,
+        "name": "ada",
+        "paid": 50,
+    }
+    status, _, err = choir(capsys, "divest", t, "--as", "ada", *where)
+    assert status == 2 and "ada is not a co-author" in err

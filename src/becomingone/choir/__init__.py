@@ -7,7 +7,7 @@ signed hash chain (:mod:`becomingone.witnessing`) and the invariant check in one
 transaction. The content store and the web UI come later and sit on top of this.
 """
 
-from becomingone.choir.home import ChoirHome, check_user_name
+from becomingone.choir.home import ChoirHome, check_id, check_user_name
 from becomingone.choir.ledger import Ledger, Receipt
 from becomingone.choir.model import (
     TREASURY,
@@ -61,6 +61,7 @@ __all__ = [
     "TxKind",
     "User",
     "apply",
+    "check_id",
     "check_user_name",
     "content_hash",
     "escrow",

@@ -20,9 +20,16 @@ from becomingone.choir.tx import Transaction, TxKind
 from becomingone.errors import InputError
 from becomingone.keys import NodeKey
 
-__all__ = ["ChoirHome", "check_user_name"]
+__all__ = ["ChoirHome", "check_id", "check_user_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def check_id(value: str, parameter: str) -> str:
+    """``value`` if it is a valid thread, spec or message id, else ``InputError`` naming it."""
+    if not _NAME.fullmatch(value):
+        raise InputError(parameter, f"must be an id of 1-64 of A-Z a-z 0-9 . _ -, got {value!r}")
+    return value
 
 
 def check_user_name(name: str, parameter: str = "name") -> str:

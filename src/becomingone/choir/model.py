@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from becomingone.errors import InputError
 
 __all__ = [
+    "TRANSITIONS",
     "TREASURY",
     "Account",
     "AccountKind",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from becomingone.choir.model import (
+    TRANSITIONS,
     TREASURY,
     AddCoauthor,
     Effect,
@@ -210,7 +211,7 @@ def _pending(view: LedgerView, spec_id: str) -> Spec:
     spec = view.spec(spec_id)
     if spec is None:
         raise InputError("spec", f"unknown spec {spec_id}")
-    if spec.status is not SpecStatus.PENDING:
+    if not TRANSITIONS[spec.status]:
         raise InputError("spec", f"spec {spec_id} is already {spec.status.value}")
     return spec
 
@@ -259,6 +260,10 @@ def settle(spec: Spec, thread: Thread, now: float) -> list[Effect]:
     """The effects of deciding ``spec`` on the votes it has (DESIGN.md §7's four outcomes)."""
     approvers = sorted(voter for voter, approve in spec.votes if approve)
     status = outcome(len(approvers), len(spec.votes))
+    if status not in TRANSITIONS[spec.status]:
+        raise InputError(
+            "spec", f"spec {spec.id} cannot go from {spec.status.value} to {status.value}"
+        )
     source, stake = escrow(spec.id), spec.stake
     effects: list[Effect] = [SetSpecStatus(spec=spec.id, status=status)]
     pot = thread_account(thread.id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from becomingone.choir.ledger import Receipt
@@ -233,38 +233,57 @@ def _set_status(db: Db, e: SetSpecStatus) -> None:
         raise IntegrityError(None, f"spec {e.spec} was not pending")
 
 
+def _put_user(db: Db, e: PutUser) -> None:
+    u = e.user
+    sql = "INSERT INTO choir_users (id, name, public_key, joined_at) VALUES (?, ?, ?, ?)"
+    db.run(sql, (u.id, u.name, u.public_key, u.joined_at))
+
+
+def _put_thread(db: Db, e: PutThread) -> None:
+    sql = "INSERT INTO choir_threads (id, title, creator, created_at) VALUES (?, ?, ?, ?)"
+    db.run(sql, (e.id, e.title, e.creator, e.created_at))
+
+
+def _add_coauthor(db: Db, e: AddCoauthor) -> None:
+    sql = "INSERT INTO choir_coauthors (thread, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    db.run(sql, (e.thread, e.user))
+
+
+def _remove_coauthor(db: Db, e: RemoveCoauthor) -> None:
+    db.run("DELETE FROM choir_coauthors WHERE thread = ? AND user_id = ?", (e.thread, e.user))
+
+
+def _put_message(db: Db, e: PutMessage) -> None:
+    sql = (
+        "INSERT INTO choir_messages (id, thread, author, content_hash, created_at)"
+        " VALUES (?, ?, ?, ?, ?)"
+    )
+    db.run(sql, (e.id, e.thread, e.author, e.content_hash, e.created_at))
+
+
+def _put_vote(db: Db, e: PutVote) -> None:
+    sql = "INSERT INTO choir_votes (spec, voter, approve, at) VALUES (?, ?, ?, ?)"
+    db.run(sql, (e.spec, e.voter, e.approve, e.at))
+
+
+#: How each effect is written: one function per effect type.
+_WRITERS: dict[type, Callable[[Db, Any], None]] = {
+    Mint: lambda db, e: _credit(db, e.account, e.amount),
+    Move: _move,
+    PutUser: _put_user,
+    PutThread: _put_thread,
+    AddCoauthor: _add_coauthor,
+    RemoveCoauthor: _remove_coauthor,
+    PutMessage: _put_message,
+    PutSpec: _put_spec,
+    PutVote: _put_vote,
+    SetSpecStatus: _set_status,
+}
+
+
 def write(db: Db, e: Effect) -> None:
     """Apply one effect inside the open transaction."""
-    if isinstance(e, Move):
-        _move(db, e)
-    elif isinstance(e, Mint):
-        _credit(db, e.account, e.amount)
-    elif isinstance(e, PutUser):
-        u = e.user
-        sql = "INSERT INTO choir_users (id, name, public_key, joined_at) VALUES (?, ?, ?, ?)"
-        db.run(sql, (u.id, u.name, u.public_key, u.joined_at))
-    elif isinstance(e, PutThread):
-        sql = "INSERT INTO choir_threads (id, title, creator, created_at) VALUES (?, ?, ?, ?)"
-        db.run(sql, (e.id, e.title, e.creator, e.created_at))
-    elif isinstance(e, AddCoauthor):
-        sql = "INSERT INTO choir_coauthors (thread, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
-        db.run(sql, (e.thread, e.user))
-    elif isinstance(e, RemoveCoauthor):
-        sql = "DELETE FROM choir_coauthors WHERE thread = ? AND user_id = ?"
-        db.run(sql, (e.thread, e.user))
-    elif isinstance(e, PutMessage):
-        sql = (
-            "INSERT INTO choir_messages (id, thread, author, content_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?)"
-        )
-        db.run(sql, (e.id, e.thread, e.author, e.content_hash, e.created_at))
-    elif isinstance(e, PutSpec):
-        _put_spec(db, e)
-    elif isinstance(e, PutVote):
-        sql = "INSERT INTO choir_votes (spec, voter, approve, at) VALUES (?, ?, ?, ?)"
-        db.run(sql, (e.spec, e.voter, e.approve, e.at))
-    else:
-        _set_status(db, e)
+    _WRITERS[type(e)](db, e)
 
 
 def totals(db: Db, supply: int) -> Totals:

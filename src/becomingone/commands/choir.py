@@ -1,4 +1,4 @@
-"""``becomingone choir users|threads|specs|post|submit|vote|balance``: Choir's ledger by hand.
+"""``becomingone choir users|threads|specs|post|submit|vote|close|divest|balance``: by hand.
 
 Rule: argument handling and printing only; the ledger, the rules and the keys are
 :mod:`becomingone.choir` (:class:`~becomingone.choir.ChoirHome` opens the data dir's ledger, or
@@ -21,6 +21,7 @@ from becomingone.choir import (
     Ledger,
     SpecStatus,
     TxKind,
+    check_id,
     check_user_name,
     content_hash,
     new_id,
@@ -75,10 +76,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vote.add_argument("spec")
     vote.add_argument("choice", choices=["approve", "deny"])
     _common(vote, actor=True)
+    close = inner.add_parser("close", help="settle SPEC once its window is over (or all voted)")
+    close.add_argument("spec")
+    _common(close, actor=True)
+    divest = inner.add_parser("divest", help="leave THREAD with its balance / co-authors")
+    divest.add_argument("thread")
+    _common(divest, actor=True)
     balance = inner.add_parser("balance", help="a user's wallet, or every total and the invariant")
     balance.add_argument("name", nargs="?", help="user (default: the ledger's totals)")
     _common(balance)
-    for parser in (users, threads, specs, post, submit, vote, balance):
+    for parser in (users, threads, specs, post, submit, vote, close, divest, balance):
         parser.set_defaults(handler=_run)
 
 
@@ -111,6 +118,10 @@ def _check(args: argparse.Namespace) -> None:
         check_user_name(args.name or "", "name")
     if command == "threads" and action == "create" and (not args.title or not args.actor):
         raise InputError("title", "threads create needs TITLE and --as NAME")
+    for name in ("thread", "spec"):
+        value = getattr(args, name, None)
+        if value is not None:
+            check_id(value, name)
     if command in ("post", "submit") and not args.text.strip():
         raise InputError("text", "must not be empty")
     if getattr(args, "stake", None) is not None and args.stake <= 0:
@@ -191,6 +202,24 @@ def _vote(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float)
     return {"spec": spec.id, "vote": args.choice, "status": spec.status.value}
 
 
+def _close(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
+    home.act(ledger, args.actor, TxKind.CLOSE, {"spec": args.spec}, now=now)
+    spec = ledger.spec(args.spec)
+    assert spec is not None
+    return {"spec": spec.id, "status": spec.status.value, "stake": spec.stake}
+
+
+def _divest(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
+    user = home.key(args.actor)
+    before = ledger.balance(wallet(user.id))
+    home.act(ledger, args.actor, TxKind.DIVEST, {"thread": args.thread}, now=now)
+    return {
+        "thread": args.thread,
+        "name": args.actor,
+        "paid": ledger.balance(wallet(user.id)) - before,
+    }
+
+
 def _balance(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
     if args.name is not None:
         user = ledger.user_named(check_user_name(args.name))
@@ -216,5 +245,7 @@ _HANDLERS: dict[str, Handler] = {
     "post": _post,
     "submit": _submit,
     "vote": _vote,
+    "close": _close,
+    "divest": _divest,
     "balance": _balance,
 }
