@@ -65,6 +65,15 @@ def test_a_ledger_opened_with_another_key_is_refused(make_ledger: MakeLedger) ->
         make_ledger(location(ledger), key=NodeKey.from_seed(b"\x01" * 32))
 
 
+def test_a_ledger_opened_with_other_rules_is_refused(make_ledger: MakeLedger) -> None:
+    """A ledger keeps the rules it was created with: another join grant or window is refused."""
+    ledger = make_ledger()
+    with pytest.raises(InputError, match="join_grant: the ledger was created with 1000, not 5"):
+        make_ledger(location(ledger), rules=Rules(join_grant=5))
+    with pytest.raises(InputError, match=r"vote_window: the ledger was created with 604800\.0"):
+        make_ledger(location(ledger), rules=Rules(vote_window=60.0))
+
+
 def test_join_grants_from_the_treasury(make_ledger: MakeLedger) -> None:
     """Joining moves the grant from the treasury; a second join or a taken name is refused."""
     c = community(make_ledger, "ada", join_grant=GRANT)

@@ -16,6 +16,17 @@ KEY = NodeKey.from_seed(b"\x02" * 32)
 BODY = {"thread": "t1", "spec": "s1", "content_hash": content_hash("hi"), "stake": 60}
 
 
+def test_the_body_is_read_only_after_signing() -> None:
+    """The signed body cannot be changed afterwards (neither through the value nor through the
+    dict it was built from)."""
+    body = dict(BODY)
+    tx = Transaction.sign(KEY, TxKind.SUBMIT, body)
+    body["stake"] = 10**6
+    assert tx.body["stake"] == 60
+    with pytest.raises(TypeError):
+        tx.body["stake"] = 10**6  # type: ignore[index]
+
+
 def test_sign_and_round_trip() -> None:
     """A signed transaction survives to_json/from_json and names its actor by key id."""
     tx = Transaction.sign(KEY, TxKind.SUBMIT, BODY, tx_id="abc")

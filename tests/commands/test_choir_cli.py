@@ -97,6 +97,18 @@ def test_bad_arguments_touch_nothing(
     assert not data_dir.exists()
 
 
+def test_an_unreachable_or_unusable_ledger_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No server behind --ledger, or a ledger path that is a directory: exit 1, one line."""
+    where = ["--data-dir", str(tmp_path)]
+    status, out, err = choir(capsys, "balance", *where, "--ledger", "postgresql://u@127.0.0.1:1/x")
+    assert (status, out, err.count("\n")) == (1, "", 1) and "StorageError: ledger" in err
+    (tmp_path / "choir" / "ledger.sqlite3").mkdir(parents=True)
+    status, out, err = choir(capsys, "balance", *where)
+    assert (status, out, err.count("\n")) == (1, "", 1) and "cannot open ledger" in err, err
+
+
 def test_refused_transactions_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -331,12 +331,16 @@ class SqlLedger:
         raise NotImplementedError
 
     def _open(self, now: float) -> None:
-        """Check the stored parameters against ours, then run genesis once."""
+        """Check the stored key and rules against ours (a ledger keeps the ones it was created
+        with: two processes with different rules would disagree), then run genesis once."""
         with self._lock, self._transaction() as db:
             self._head(db)
             expected = {
                 "public_key": self._key.public_bytes.hex(),
                 "total_supply": str(self._rules.total_supply),
+                "join_grant": str(self._rules.join_grant),
+                "vote_window": repr(float(self._rules.vote_window)),
+                "rate_window": repr(float(self._rules.rate_window)),
             }
             for name, value in expected.items():
                 row = db.one("SELECT value FROM choir_meta WHERE key = ?", (name,))

@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from becomingone.choir.price import TOTAL_SUPPLY
@@ -136,6 +137,8 @@ class Transaction:
             raise InputError("body", f"{self.kind.value} needs exactly {sorted(fields)}, got {got}")
         for name, check in fields.items():
             check(name, self.body[name])
+        # A read-only copy: the body cannot change after the signature is checked.
+        object.__setattr__(self, "body", MappingProxyType(dict(self.body)))
         if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_BYTES:
             raise InputError("signature", f"must be {SIGNATURE_BYTES} bytes")
         if not verify_signature(self.actor, self.message(), self.signature):
