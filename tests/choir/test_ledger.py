@@ -7,6 +7,9 @@ the chain and the invariant, and the one-line error a refused transaction gets.
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+
 import pytest
 
 from becomingone.choir import (
@@ -326,3 +329,26 @@ def test_two_connections_see_one_ledger(make_ledger: MakeLedger) -> None:
     c.thread("ada")
     assert c.wallet("bob") == GRANT and other.ledger.thread("t1") is not None
     assert c.ledger.totals() == other.ledger.totals()
+
+
+def test_one_transaction_sent_by_eight_connections_at_once_applies_once(
+    make_ledger: MakeLedger,
+) -> None:
+    """Eight connections submit the same signed spec at the same moment (a client retrying
+    through several servers): one receipt applies it, seven say replayed, the stake is taken
+    once."""
+    c = community(make_ledger, "ada", "bob")
+    c.thread("ada")
+    body = {"thread": "t1", "spec": "s", "content_hash": "b" * 64, "stake": 70}
+    tx = c.tx("bob", TxKind.SUBMIT, body)
+    ledgers = [make_ledger(location(c.ledger)) for _ in range(8)]
+    gate = threading.Barrier(len(ledgers))
+
+    def send(ledger: object) -> bool:
+        gate.wait(timeout=30)
+        return ledger.submit(tx, now=c.now).replayed  # type: ignore[attr-defined]
+
+    with concurrent.futures.ThreadPoolExecutor(len(ledgers)) as pool:
+        replayed = list(pool.map(send, ledgers))
+    assert sorted(replayed) == [False] + [True] * 7
+    assert c.wallet("bob") == GRANT - 70 and c.ledger.verify().ok
