@@ -3,7 +3,8 @@
 A ``RuleBasedStateMachine`` drives a real ledger and a dictionary model written independently
 of the library's rules. After every step every balance, co-author set and spec status must
 match, the supply invariant must hold, and the ledger must refuse exactly the transactions the
-model refuses. It runs on SQLite, and a shorter run on PostgreSQL.
+model refuses; any transaction of the chain sent again is a no-op. It runs on SQLite, and a
+shorter run on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from becomingone.choir import TOTAL_SUPPLY, Ledger, Rules, SqliteLedger, price
+from becomingone.choir import TOTAL_SUPPLY, Ledger, Rules, SqliteLedger, Transaction, price
 from becomingone.errors import InputError
 from tests.choir.conftest import LEDGER_KEY
 from tests.choir.helpers import Community
@@ -241,6 +242,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(who=st.sampled_from(NAMES), tid=st.sampled_from(THREADS))
     def divest(self, who: str, tid: str) -> None:
         self.check(self.model.divest(who, tid), lambda: self.c.divest(who, tid))
+
+    @rule(pick=st.integers(0, 10_000))
+    def replay(self, pick: int) -> None:
+        """Any transaction of the chain sent again is a no-op (the invariants check nothing
+        moved)."""
+        records = self.c.ledger.records()
+        record = records[pick % len(records)]
+        receipt = self.c.ledger.submit(Transaction.from_json(record.data()), now=self.model.now)
+        assert receipt.replayed and receipt.seq == record.seq
 
     @rule(seconds=st.sampled_from([0.5, 3_600.0, DAY, 3 * DAY, 7 * DAY]))
     def advance(self, seconds: float) -> None:

@@ -60,7 +60,10 @@ class PostgresLedger(SqlLedger):
         super().__init__(key, rules or Rules())
         if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
             raise InputError("url", f"must be a postgresql:// URL, got {url!r}")
-        import psycopg
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StorageError(f"a PostgreSQL ledger needs psycopg ({exc})") from exc
 
         self._psycopg = psycopg
         self.url = url
