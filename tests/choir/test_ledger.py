@@ -261,6 +261,19 @@ def test_vote_refusals(make_ledger: MakeLedger) -> None:
         c.vote("bob", spec, True)
 
 
+def test_an_author_never_votes_on_their_own_spec(make_ledger: MakeLedger) -> None:
+    """zed, approved into the thread by one spec, cannot vote on a second one still pending,
+    and that spec is decided without waiting for zed's vote."""
+    c = with_coauthors(make_ledger, "ada")
+    first, second = c.submit("zed", stake=60), c.submit("zed", stake=60)
+    c.vote("ada", first, True)
+    assert c.id("zed") in c.ledger.thread("t1").coauthors
+    with pytest.raises(InputError, match=f"zed cannot vote on their own spec {second}"):
+        c.vote("zed", second, True)
+    c.vote("ada", second, False)
+    assert c.ledger.spec(second).status is SpecStatus.DENIED
+
+
 def test_divest_pays_balance_over_n_and_leaves(make_ledger: MakeLedger) -> None:
     """A co-author of 2 takes floor(balance / 2) and is no longer a co-author."""
     c = with_coauthors(make_ledger, "ada", "bob")

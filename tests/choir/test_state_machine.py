@@ -94,17 +94,22 @@ class Model:
         t = self.threads[s["thread"]]
         if who not in t["coauthors"] or self.now >= s["deadline"] or who in s["votes"]:
             return False
+        if who == s["author"]:
+            return False
         s["votes"][who] = approve
-        if t["coauthors"] <= set(s["votes"]):
+        if self.all_voted(s):
             self.settle(s)
         return True
+
+    def all_voted(self, s: dict[str, Any]) -> bool:
+        """Every co-author but the spec's author has voted."""
+        return self.threads[s["thread"]]["coauthors"] - {s["author"]} <= set(s["votes"])
 
     def close(self, who: str, sid: str) -> bool:
         s = self.specs.get(sid)
         if who not in self.wallets or s is None or s["status"] != "pending":
             return False
-        everyone = self.threads[s["thread"]]["coauthors"] <= set(s["votes"])
-        if self.now < s["deadline"] and not everyone:
+        if self.now < s["deadline"] and not self.all_voted(s):
             return False
         self.settle(s)
         return True

@@ -224,22 +224,28 @@ def _vote(view: LedgerView, tx: Transaction, now: float, rules: Rules) -> list[E
         raise InputError("actor", f"{user.name} is not a co-author of {thread.id}: cannot vote")
     if now >= spec.deadline:
         raise InputError("spec", f"vote after the window: spec {spec.id} closed at {spec.deadline}")
+    if user.id == spec.author:
+        raise InputError("actor", f"{user.name} cannot vote on their own spec {spec.id}")
     if any(voter == user.id for voter, _ in spec.votes):
         raise InputError("actor", f"{user.name} already voted on spec {spec.id}")
     vote = PutVote(spec=spec.id, voter=user.id, approve=tx.body["approve"], at=now)
     voted = replace(spec, votes=(*spec.votes, (user.id, vote.approve)))
     effects: list[Effect] = [vote]
-    if set(thread.coauthors) <= {voter for voter, _ in voted.votes}:
+    if _all_voted(voted, thread):
         effects += settle(voted, thread, now)
     return effects
+
+
+def _all_voted(spec: Spec, thread: Thread) -> bool:
+    """Every co-author who may vote on ``spec`` (all but its author) has voted."""
+    return set(thread.coauthors) - {spec.author} <= {voter for voter, _ in spec.votes}
 
 
 def _close(view: LedgerView, tx: Transaction, now: float, rules: Rules) -> list[Effect]:
     _user(view, tx)
     spec = _pending(view, tx.body["spec"])
     thread = _thread(view, spec.thread)
-    everyone = set(thread.coauthors) <= {voter for voter, _ in spec.votes}
-    if now < spec.deadline and not everyone:
+    if now < spec.deadline and not _all_voted(spec, thread):
         raise InputError("spec", f"spec {spec.id} is open for votes until {spec.deadline}")
     return settle(spec, thread, now)
 
