@@ -52,6 +52,7 @@ bench: $(BASE)
 	$(BIN)/python bench/nats_cluster.py
 	$(BIN)/python bench/glyphs.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/choir.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# System (Debian) packages the tests need. Idempotent; `make test` calls it.
-# Nothing is needed yet beyond Python; later layers (browser UI tests) add packages here.
+# System (Debian) packages the project needs, plus any named as arguments. Idempotent;
+# `make test` calls it. postgresql: Choir's scale-out ledger (the tests start throwaway servers).
 set -euo pipefail
+packages=(postgresql "$@")
 need=()
-for pkg in "$@"; do
+for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -100,7 +100,8 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
     assert any(
         p.startswith(
             "becomingone/memory/store.py:5: imports becomingone.runtime.cell: "
-            "layer 9 (runtime, sim) is above layer 5 (witnessing, memory)"
+            f"layer {layer_of('becomingone.runtime')} (runtime, sim) is above layer 5 "
+            "(witnessing, memory)"
         )
         for p in problems
     ), problems

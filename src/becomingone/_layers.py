@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("transducers", "sync"),
     ("cluster",),
     ("witnessing", "memory"),
+    ("choir",),
     ("cell",),
     ("transport",),
     ("config",),

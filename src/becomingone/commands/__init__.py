@@ -13,6 +13,7 @@ from collections.abc import Callable
 from becomingone.commands import (
     analyze,
     certs,
+    choir,
     cluster,
     config,
     glyph,
@@ -43,6 +44,7 @@ COMMANDS: list[Register] = [
     roster.register,
     serve.register,
     tokens.register,
+    choir.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]

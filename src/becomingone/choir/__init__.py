@@ -1,0 +1,76 @@
+"""Choir: threads, co-authors, specs, votes and a conserved token ledger (DESIGN.md §7).
+
+Rule: the rules are sans-IO (:mod:`~becomingone.choir.rules` over a read view, time as
+``now``); users are Ed25519 keys and every transaction is signed by its actor; a ledger
+adapter (SQLite by default, PostgreSQL to scale out) applies a transaction, its record in the
+signed hash chain (:mod:`becomingone.witnessing`) and the invariant check in one database
+transaction. The content store and the web UI come later and sit on top of this.
+"""
+
+from becomingone.choir.home import ChoirHome, check_id, check_user_name
+from becomingone.choir.ledger import Ledger, Receipt
+from becomingone.choir.model import (
+    TREASURY,
+    Account,
+    AccountKind,
+    Spec,
+    SpecStatus,
+    Thread,
+    Totals,
+    User,
+    escrow,
+    outcome,
+    thread_account,
+    wallet,
+)
+from becomingone.choir.postgres import PostgresLedger
+from becomingone.choir.price import (
+    HBAR_OVER_K,
+    RATE_WINDOW,
+    S0,
+    TOTAL_SUPPLY,
+    message_rate,
+    price,
+    temperature,
+)
+from becomingone.choir.rules import VOTE_WINDOW, LedgerView, Rules, apply, settle
+from becomingone.choir.sqlite import SqliteLedger
+from becomingone.choir.tx import Transaction, TxKind, content_hash, new_id
+
+__all__ = [
+    "HBAR_OVER_K",
+    "RATE_WINDOW",
+    "S0",
+    "TOTAL_SUPPLY",
+    "TREASURY",
+    "VOTE_WINDOW",
+    "Account",
+    "AccountKind",
+    "ChoirHome",
+    "Ledger",
+    "LedgerView",
+    "PostgresLedger",
+    "Receipt",
+    "Rules",
+    "Spec",
+    "SpecStatus",
+    "SqliteLedger",
+    "Thread",
+    "Totals",
+    "Transaction",
+    "TxKind",
+    "User",
+    "apply",
+    "check_id",
+    "check_user_name",
+    "content_hash",
+    "escrow",
+    "message_rate",
+    "new_id",
+    "outcome",
+    "price",
+    "settle",
+    "temperature",
+    "thread_account",
+    "wallet",
+]

@@ -1,0 +1,103 @@
+"""A Choir's home in a data dir: the ledger key, users' keys and the ledger connection.
+
+Rule: owns the files under ``<data dir>/choir/`` — ``ledger.key`` (signs the chain),
+``ledger.sqlite3`` (the default ledger) and ``users/<name>.key`` (the keys of users created
+here) — and opens the ledger: SQLite there, or PostgreSQL when a URL is given. The rules and
+the storage live elsewhere; this is what the CLI (and later the API) call.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from becomingone.choir.ledger import Ledger
+from becomingone.choir.model import User
+from becomingone.choir.postgres import PostgresLedger
+from becomingone.choir.rules import Rules
+from becomingone.choir.sqlite import SqliteLedger
+from becomingone.choir.tx import Transaction, TxKind
+from becomingone.errors import InputError
+from becomingone.keys import NodeKey
+
+__all__ = ["ChoirHome", "check_id", "check_user_name"]
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def check_id(value: str, parameter: str) -> str:
+    """``value`` if it is a valid thread, spec or message id, else ``InputError`` naming it."""
+    if not _NAME.fullmatch(value):
+        raise InputError(parameter, f"must be an id of 1-64 of A-Z a-z 0-9 . _ -, got {value!r}")
+    return value
+
+
+def check_user_name(name: str, parameter: str = "name") -> str:
+    """``name`` if it is 1-64 of ``A-Z a-z 0-9 _ . -``, else ``InputError`` naming it."""
+    if not _NAME.fullmatch(name):
+        raise InputError(parameter, f"must be 1-64 of A-Z a-z 0-9 _ . -, got {name!r}")
+    return name
+
+
+class ChoirHome:
+    """The Choir files of ``data_dir``; ``ledger_url`` (``postgresql://...``) moves the ledger.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     home = ChoirHome(Path(d))
+    ...     ledger = home.open(now=0.0)
+    ...     user = home.add_user(ledger, "ada", now=0.0)
+    ...     print(user.name, ledger.balance(f"wallet:{user.id}"))
+    ...     ledger.close()
+    ada 1000
+    """
+
+    def __init__(
+        self, data_dir: Path, *, ledger_url: str | None = None, rules: Rules | None = None
+    ) -> None:
+        self.root = data_dir / "choir"
+        self.ledger_url = ledger_url
+        self.rules = rules or Rules()
+
+    def open(self, *, now: float) -> Ledger:
+        """Open (and on first use create) the ledger."""
+        key = NodeKey.load_or_create(self.root / "ledger.key")
+        if self.ledger_url:
+            return PostgresLedger(self.ledger_url, key, rules=self.rules, now=now)
+        return SqliteLedger(self.root / "ledger.sqlite3", key, rules=self.rules, now=now)
+
+    def _key_path(self, name: str) -> Path:
+        return self.root / "users" / f"{check_user_name(name)}.key"
+
+    def key(self, name: str, parameter: str = "--as") -> NodeKey:
+        """The key of user ``name`` created in this data dir."""
+        path = self._key_path(check_user_name(name, parameter))
+        if not path.exists():
+            raise InputError(parameter, f"no user {name!r} in {self.root} (choir users add)")
+        return NodeKey.load(path)
+
+    def add_user(self, ledger: Ledger, name: str, *, now: float) -> User:
+        """Create a key for ``name`` here and join the ledger with it."""
+        path = self._key_path(name)
+        if path.exists() or ledger.user_named(name) is not None:
+            raise InputError("name", f"{name!r} is taken")
+        key = NodeKey.generate()
+        key.save(path)  # first: a joined user whose key was lost could never act
+        try:
+            ledger.submit(Transaction.sign(key, TxKind.JOIN, {"name": name}), now=now)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        user = ledger.user(key.id)
+        assert user is not None
+        return user
+
+    def act(
+        self, ledger: Ledger, name: str, kind: TxKind, body: dict[str, object], *, now: float
+    ) -> Transaction:
+        """Sign ``kind`` with ``body`` as ``name`` and submit it; the transaction."""
+        tx = Transaction.sign(self.key(name), kind, body)
+        ledger.submit(tx, now=now)
+        return tx
