@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from becomingone import __version__
@@ -21,7 +22,7 @@ from becomingone.api.cell import ServedCell
 from becomingone.api.deps import ApiState
 from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
 from becomingone.api.events import EventHub
-from becomingone.api.routers import coherence, events, node, signals, witness
+from becomingone.api.routers import coherence, events, metrics, node, signals, witness
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
 from becomingone.runtime.cell import Cell
@@ -58,8 +59,10 @@ def create_app(
     tokens: TokenStore | None = None,
     hub: EventHub | None = None,
     clock: Callable[[], float] = time.monotonic,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
-    """The API of ``cell`` (writes need ``tokens``; a read-only ``settings`` refuses them)."""
+    """The API of ``cell`` (writes need ``tokens``; a read-only ``settings`` refuses them);
+    with a Prometheus ``registry`` also ``GET /metrics``."""
     app = FastAPI(
         title="BecomingONE cell API",
         version=__version__,
@@ -69,12 +72,19 @@ def create_app(
         redoc_url=None,
     )
     state = ApiState(
-        cell=cell, settings=settings, tokens=tokens, hub=hub or EventHub(), clock=clock
+        cell=cell,
+        settings=settings,
+        tokens=tokens,
+        hub=hub or EventHub(),
+        clock=clock,
+        metrics=registry,
     )
     app.state.api = state
     install_error_handlers(app, state.errors)
     for module in (node, coherence, signals, witness, events):
         app.include_router(module.router, prefix=PREFIX)
+    if registry is not None:
+        app.include_router(metrics.router)
     _describe_signals(app, cell.channels, settings.max_samples)
     if settings.cors_origins:
         app.add_middleware(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 
 from becomingone.api.cell import ServedCell
@@ -33,7 +34,8 @@ __all__ = ["ApiState", "Cell", "Hub", "Reader", "Settings", "Writer", "api_state
 
 @dataclass(slots=True, kw_only=True)
 class ApiState:
-    """Everything one app holds: the cell, settings, tokens, the hub, buckets and counts."""
+    """Everything one app holds: the cell, settings, tokens, the hub, buckets, counts and the
+    Prometheus registry of ``/metrics`` (None: no metrics)."""
 
     cell: ServedCell
     settings: ApiSettings
@@ -42,6 +44,7 @@ class ApiState:
     clock: Callable[[], float]
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    metrics: CollectorRegistry | None = None
 
 
 async def api_state(request: Request) -> ApiState:

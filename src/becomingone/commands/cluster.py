@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from becomingone.api.settings import parse_listen
 from becomingone.commands._plots import check_plot_path
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
@@ -49,6 +50,7 @@ from becomingone.runtime.cell_member import (
     cell_totals,
 )
 from becomingone.runtime.glyph_migrate import GlyphMigrator
+from becomingone.runtime.metrics import cluster_registry, serve_metrics
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
@@ -109,6 +111,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of phases, drifts, keys and loss")
     p.add_argument("--fast", action="store_true", help="virtual time: do not wait between ticks")
     p.add_argument("--json", action="store_true", help="one JSON object per tick, then summary")
+    p.add_argument(
+        "--metrics",
+        metavar="[HOST:]PORT",
+        help="with --bus memory: serve Prometheus metrics of the cluster at "
+        "http://HOST:PORT/metrics while it runs (default host 127.0.0.1; port 0: a free one); "
+        "see docs/operations.md",
+    )
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
     p.add_argument(
         "--cells",
@@ -192,6 +201,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
+    if args.metrics is not None and args.bus == "nats":
+        raise InputError("--metrics", "is for the in-process bus (--bus memory) for now")
     if args.glyphs and args.bus == "nats":
         raise InputError("--glyphs", "runs on the in-process bus only (for now)")
     if args.glyphs and args.cells == "cps":
@@ -204,6 +215,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the cluster and print the view (or progress lines), JSON lines and the summary."""
     _check(args)
     config = load_config(args.config)
+    if args.metrics is not None:
+        allow = config.api.allow_remote
+        args.metrics = parse_listen(args.metrics, allow_remote=allow, parameter="--metrics")
     settings = cluster_settings(args, config)
     ticks = max(1, round(args.duration / settings.tick))
     if ticks > 10_000_000:
@@ -335,23 +349,50 @@ async def _drive(
     async with LocalCluster(
         members, bus, cluster=settings.name, ring=ring, threshold=threshold
     ) as cluster:
-        on_tick = _reporter(args, cluster, cells, ticks, migrator)
-        after = None
-        if migrator is not None:
-            glyph_migrator = migrator
+        with _metrics(args.metrics, cluster, migrator):
+            return await _ticks(args, settings, cells, ticks, members, cluster, migrator)
 
-            async def after(report: TickReport) -> None:
-                await glyph_migrator.step(report.c_cluster, report.band, report.time)
 
-        with on_tick as show:
-            summary = await cluster.run(
-                ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
-            )
-        end = cluster.history[-1].time if cluster.history else 0.0
-        for m in members:
-            if isinstance(m, CellMember):
-                await m.drain(end)  # runs still in progress finish (by their deadline)
-        return summary, cluster.history
+async def _ticks(
+    args: argparse.Namespace,
+    settings: ClusterConfig,
+    cells: list[PhaseSupervisor],
+    ticks: int,
+    members: Sequence[ClusterMember],
+    cluster: LocalCluster,
+    migrator: GlyphMigrator | None,
+) -> tuple[ClusterSummary, list[TickReport]]:
+    """Run the ticks with the reporter and the migrator; let glyph runs finish."""
+    on_tick = _reporter(args, cluster, cells, ticks, migrator)
+    after = None
+    if migrator is not None:
+        glyph_migrator = migrator
+
+        async def after(report: TickReport) -> None:
+            await glyph_migrator.step(report.c_cluster, report.band, report.time)
+
+    with on_tick as show:
+        summary = await cluster.run(
+            ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
+        )
+    end = cluster.history[-1].time if cluster.history else 0.0
+    for m in members:
+        if isinstance(m, CellMember):
+            await m.drain(end)  # runs still in progress finish (by their deadline)
+    return summary, cluster.history
+
+
+@contextlib.contextmanager
+def _metrics(
+    listen: tuple[str, int] | None, cluster: LocalCluster, migrator: GlyphMigrator | None
+) -> Iterator[None]:
+    """Serve the cluster's metrics while it runs (``listen`` None: no server)."""
+    if listen is None:
+        yield
+        return
+    with serve_metrics(cluster_registry(cluster, migrator=migrator), *listen) as server:
+        print(f"becomingone cluster: metrics at {server.url}", file=sys.stderr, flush=True)
+        yield
 
 
 @contextlib.contextmanager
