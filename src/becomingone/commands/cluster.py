@@ -50,6 +50,7 @@ from becomingone.runtime.cell_member import (
     cell_totals,
 )
 from becomingone.runtime.glyph_migrate import GlyphMigrator
+from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.metrics import cluster_registry, serve_metrics
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
@@ -219,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         allow = config.api.allow_remote
         args.metrics = parse_listen(args.metrics, allow_remote=allow, parameter="--metrics")
     settings = cluster_settings(args, config)
+    setup_logging(level=config.logging.level, fmt=config.logging.format, cell=settings.name)
     ticks = max(1, round(args.duration / settings.tick))
     if ticks > 10_000_000:
         raise InputError("--duration", f"{ticks} ticks of {settings.tick} s is too many (> 1e7)")

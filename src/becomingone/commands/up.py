@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import sys
@@ -39,6 +38,7 @@ from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, parse_listen
 from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
+from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.metrics import MetricsServer, cell_registry, serve_metrics
 from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.view import json_line, status_table, summary, summary_text
@@ -98,19 +98,6 @@ def data_dir_arg(value: str | None, config: CellConfig) -> Path:
     return default_data_dir()
 
 
-def _logging(config: CellConfig, data_dir: Path) -> None:
-    handler: logging.Handler
-    if config.logging.file:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(data_dir / config.logging.file)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("becomingone")
-    root.handlers[:] = [handler]
-    root.setLevel(config.logging.level)
-
-
 def run_up(args: argparse.Namespace) -> int:
     """Handler of ``becomingone up``."""
     if args.duration is not None and not args.duration > 0:
@@ -129,7 +116,12 @@ def run_up(args: argparse.Namespace) -> int:
     if args.source == "api" and listen is None:
         raise InputError("--source", "api needs --serve (samples arrive as POST /api/v1/signals)")
     data_dir = data_dir_arg(args.data_dir, config)
-    _logging(config, data_dir)
+    setup_logging(
+        level=config.logging.level,
+        fmt=config.logging.format,
+        cell=config.name,
+        file=None if config.logging.file is None else data_dir / config.logging.file,
+    )
     flush = config.memory.flush_interval
     source = (
         Source("api", config.kairos.channels, _no_batches())

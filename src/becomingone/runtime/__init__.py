@@ -66,6 +66,7 @@ from becomingone.runtime.hooks import (
     resolve_hook,
 )
 from becomingone.runtime.launcher import NodeProcesses, node_name
+from becomingone.runtime.logs import LOGGER, StructuredFormatter, TextFormatter, setup_logging
 from becomingone.runtime.metrics import (
     METRICS,
     MetricSpec,
@@ -91,6 +92,7 @@ __all__ = [
     "DELIVERY_SECONDS",
     "DEMO_CELLS",
     "LOCK_NAME",
+    "LOGGER",
     "METRICS",
     "PUBLIC_KEY_FILE",
     "RUN_COST",
@@ -134,7 +136,9 @@ __all__ = [
     "Source",
     "SourceCursor",
     "StateCollector",
+    "StructuredFormatter",
     "SupervisedNode",
+    "TextFormatter",
     "TickReport",
     "Veto",
     "build_cell_members",
@@ -161,6 +165,7 @@ __all__ = [
     "resume_point",
     "run_cell",
     "serve_metrics",
+    "setup_logging",
     "spread_glyphs",
     "status_subject",
     "subject_for",
