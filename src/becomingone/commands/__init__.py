@@ -15,6 +15,7 @@ from becomingone.commands import (
     certs,
     cluster,
     config,
+    mcp,
     nats,
     node,
     roster,
@@ -41,6 +42,7 @@ COMMANDS: list[Register] = [
     roster.register,
     serve.register,
     tokens.register,
+    mcp.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]
