@@ -180,3 +180,33 @@ def test_a_bad_url_or_address_is_one_line_and_status_2() -> None:
         run = subprocess.run([*CLI, "mcp", *args], capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and run.stdout == ""
         assert run.stderr.strip().count("\n") == 0 and flag in run.stderr
+
+
+async def test_tools_over_streamable_http(cell: tuple[str, str], tmp_path: Path) -> None:
+    """`mcp --http 127.0.0.1:PORT`: the SDK's client reaches /mcp, reads the cell's coherence
+    through it and gets a tool error for a bad argument; the server is stopped by its PID."""
+    url, _ = cell
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "mcp", "--http", f"127.0.0.1:{port}", "--url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the MCP server never listened"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            now = data(await client.call_tool("coherence_now", {}))
+            assert 0.0 <= now["master"] <= 1.0
+            bad = await client.call_tool("witness_records", {"limit": 0})
+            assert "limit" in error_text(bad)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
