@@ -20,6 +20,7 @@ from becomingone.runtime import (
     Cell,
     GlyphMigrator,
     LocalCluster,
+    StateCollector,
     build_cell_members,
     build_supervisors,
     cell_registry,
@@ -208,3 +209,28 @@ def test_the_docs_table_lists_every_metric_with_its_type() -> None:
             rows[m.group(1)] = (m.group(2), m.group(3).strip())
     expected = {s.name: (s.kind, ", ".join(f"`{label}`" for label in s.labels)) for s in METRICS}
     assert rows == expected
+
+
+async def test_a_scrape_that_meets_a_concurrent_change_reads_again(tmp_path: Path) -> None:
+    """A read that hits ``dictionary changed size during iteration`` (the loop changing a dict
+    under the server's thread) is retried; one that keeps failing is reported, not hidden."""
+    cell = Cell(small_config(), tmp_path / "cell")
+    try:
+        calls = []
+
+        def flaky() -> list[tuple[str, Cell]]:
+            calls.append(1)
+            if len(calls) < 3:
+                raise RuntimeError("dictionary changed size during iteration")
+            return [("c", cell)]
+
+        families = list(StateCollector(flaky).collect())
+        assert len(calls) == 3 and any(f.name == "becomingone_samples" for f in families)
+
+        def broken() -> list[tuple[str, Cell]]:
+            raise RuntimeError("dictionary changed size during iteration")
+
+        with pytest.raises(RuntimeError):
+            StateCollector(broken).collect()
+    finally:
+        cell.close()

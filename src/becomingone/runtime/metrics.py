@@ -156,9 +156,12 @@ METRICS: tuple[MetricSpec, ...] = (
 
 _SPECS = {spec.name: spec for spec in METRICS}
 
+#: Reads of one scrape before a concurrent change is reported instead of read around.
+_ATTEMPTS = 5
+
 
 class _Families:
-    """The families of one scrape, filled by name (``cell_`` prefix added here)."""
+    """The families of one scrape, filled by short name (the ``becomingone_`` prefix added here)."""
 
     def __init__(self) -> None:
         self._families = {name: spec.family() for name, spec in _SPECS.items()}
@@ -281,7 +284,20 @@ class StateCollector(Collector):
         return [spec.family() for spec in METRICS]
 
     def collect(self) -> Iterable[Metric]:
-        """The families that have samples now."""
+        """The families that have samples now.
+
+        A scrape on the server's thread can meet a dict the loop is resizing (``RuntimeError:
+        dictionary changed size during iteration``); the read is then simply done again.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._collect()
+            except RuntimeError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _collect(self) -> list[Metric]:
         out = _Families()
         for name, cell in self._cells():
             _cell(out, name, cell)
