@@ -142,6 +142,20 @@ def test_cluster_metrics_serves_a_running_cluster(
     proc.kill()
 
 
+def test_cluster_serve_answers_metrics_beside_the_cluster_api(
+    process: list[subprocess.Popen[str]],
+) -> None:
+    """`cluster --serve`: /metrics on the cluster API gives the same cluster metrics."""
+    port = free_port()
+    proc = start(["cluster", "--nodes", "3", "--duration", "30", "--serve", str(port)], process)
+    url = f"http://127.0.0.1:{port}/metrics"
+    ticks = poll(url, 'becomingone_cluster_ticks_total{cluster="local"}', proc, at_least=3.0)
+    assert ticks >= 3.0
+    got = values(httpx.get(url, timeout=5.0).text)
+    assert got['becomingone_ssep_packets_received_total{cell="cell-0002"}'] > 0
+    proc.kill()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -13,10 +13,11 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
@@ -54,6 +55,9 @@ from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.metrics import cluster_registry, serve_metrics
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
+
+if TYPE_CHECKING:
+    from becomingone.api.cluster import ServedCluster
 
 SPARK = " ▁▂▃▄▅▆▇█"
 
@@ -146,6 +150,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="becomingone.yaml: its cluster: section gives the defaults (flags win); "
         "with --cells full also the cells' configuration",
     )
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the cluster API (GET /api/v1/cluster, its history and the "
+        "/api/v1/cluster/events stream) and the dashboard while the cluster runs "
+        "(loopback unless api.allow_remote)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -200,6 +211,8 @@ def _check(args: argparse.Namespace) -> None:
             raise InputError("--servers", f"must be 1 to 9, got {args.servers}")
     elif args.servers != 1:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
+    if args.serve is not None and args.bus == "nats":
+        raise InputError("--serve", "serves the in-process cluster (--bus memory) for now")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
     if args.metrics is not None and args.bus == "nats":
@@ -219,6 +232,12 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics is not None:
         allow = config.api.allow_remote
         args.metrics = parse_listen(args.metrics, allow_remote=allow, parameter="--metrics")
+    args.listen = None
+    if args.serve is not None:
+        from becomingone.api.settings import api_tls
+
+        args.listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
+        api_tls(config.api)  # a bad certificate is refused before the cluster starts
     settings = cluster_settings(args, config)
     setup_logging(level=config.logging.level, fmt=config.logging.format, cell=settings.name)
     ticks = max(1, round(args.duration / settings.tick))
@@ -348,57 +367,100 @@ async def _drive(
     bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
     ring = settings.topology == "ring"
     threshold = config.kairos.threshold  # I_c of the cells: the cluster collapse's too
-    async with LocalCluster(
-        members, bus, cluster=settings.name, ring=ring, threshold=threshold
-    ) as cluster:
-        with _metrics(args.metrics, cluster, migrator):
-            return await _ticks(args, settings, cells, ticks, members, cluster, migrator)
-
-
-async def _ticks(
-    args: argparse.Namespace,
-    settings: ClusterConfig,
-    cells: list[PhaseSupervisor],
-    ticks: int,
-    members: Sequence[ClusterMember],
-    cluster: LocalCluster,
-    migrator: GlyphMigrator | None,
-) -> tuple[ClusterSummary, list[TickReport]]:
-    """Run the ticks with the reporter and the migrator; let glyph runs finish."""
-    on_tick = _reporter(args, cluster, cells, ticks, migrator)
-    after = None
-    if migrator is not None:
-        glyph_migrator = migrator
-
-        async def after(report: TickReport) -> None:
-            await glyph_migrator.step(report.c_cluster, report.band, report.time)
-
-    with on_tick as show:
-        summary = await cluster.run(
-            ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
+    async with contextlib.AsyncExitStack() as stack:
+        cluster = await stack.enter_async_context(
+            LocalCluster(members, bus, cluster=settings.name, ring=ring, threshold=threshold)
         )
-    end = cluster.history[-1].time if cluster.history else 0.0
-    for m in members:
-        if isinstance(m, CellMember):
-            await m.drain(end)  # runs still in progress finish (by their deadline)
-    return summary, cluster.history
+        registry = cluster_registry(cluster, migrator=migrator)
+        stack.enter_context(_metrics(args.metrics, registry))
+        served = await stack.enter_async_context(_served(args, config, settings, registry))
+        on_tick = _reporter(args, cluster, cells, ticks, migrator, served)
+        after = None
+        if migrator is not None:
+            glyph_migrator = migrator
+
+            async def after(report: TickReport) -> None:
+                await glyph_migrator.step(report.c_cluster, report.band, report.time)
+
+        with on_tick as show:
+            summary = await cluster.run(
+                ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
+            )
+        end = cluster.history[-1].time if cluster.history else 0.0
+        for m in members:
+            if isinstance(m, CellMember):
+                await m.drain(end)  # runs still in progress finish (by their deadline)
+        return summary, cluster.history
 
 
 @contextlib.contextmanager
-def _metrics(
-    listen: tuple[str, int] | None, cluster: LocalCluster, migrator: GlyphMigrator | None
-) -> Iterator[None]:
-    """Serve the cluster's metrics while it runs (``listen`` None: no server)."""
+def _metrics(listen: tuple[str, int] | None, registry: CollectorRegistry) -> Iterator[None]:
+    """With ``--metrics``: prometheus_client's server for ``registry`` while the cluster runs."""
     if listen is None:
         yield
         return
-    with serve_metrics(cluster_registry(cluster, migrator=migrator), *listen) as server:
+    with serve_metrics(registry, *listen) as server:
         print(f"becomingone cluster: metrics at {server.url}", file=sys.stderr, flush=True)
         yield
 
 
+@contextlib.asynccontextmanager
+async def _served(
+    args: argparse.Namespace,
+    config: CellConfig,
+    settings: ClusterConfig,
+    registry: CollectorRegistry | None = None,
+) -> AsyncIterator[ServedCluster | None]:
+    """With ``--serve``: the cluster API (and ``/metrics`` of ``registry``) listening while the
+    cluster runs (None without)."""
+    if args.listen is None:
+        yield None
+        return
+    from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
+    from becomingone.api.settings import api_tls
+
+    served = ServedCluster(settings.name, settings.topology, threshold=config.kairos.threshold)
+    app = create_app(None, ApiSettings.from_config(config.api), cluster=served, registry=registry)
+    server = ApiServer(app, *args.listen, tls=api_tls(config.api))
+    await server.start()
+    print(
+        f"becomingone cluster: API at {server.url}{PREFIX}/cluster "
+        f"(docs {server.url}{PREFIX}/docs)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        yield served
+    finally:
+        await server.aclose()
+
+
 @contextlib.contextmanager
 def _reporter(
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    cells: list[PhaseSupervisor],
+    ticks: int,
+    migrator: GlyphMigrator | None = None,
+    served: ServedCluster | None = None,
+) -> Iterator[Callable[[TickReport], None]]:
+    """JSON lines, the live view on a terminal, or a progress line about once a second; each
+    tick also goes to the served cluster API when there is one."""
+    with _reporter_only(args, cluster, cells, ticks, migrator) as show:
+        if served is None:
+            yield show
+            return
+        members = cluster.members
+
+        def both(report: TickReport) -> None:
+            served.record(report, members)
+            show(report)
+
+        yield both
+
+
+@contextlib.contextmanager
+def _reporter_only(
     args: argparse.Namespace,
     cluster: LocalCluster,
     cells: list[PhaseSupervisor],

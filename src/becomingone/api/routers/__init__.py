@@ -1,9 +1,9 @@
-"""One router module per resource: node, coherence, signals, witness, events, metrics.
+"""One router module per resource: node, coherence, signals, witness, events, cluster, metrics.
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
 every status a route can answer is listed in its ``responses`` (a test checks the schema).
 """
 
-from becomingone.api.routers import coherence, events, metrics, node, signals, witness
+from becomingone.api.routers import cluster, coherence, events, metrics, node, signals, witness
 
-__all__ = ["coherence", "events", "metrics", "node", "signals", "witness"]
+__all__ = ["cluster", "coherence", "events", "metrics", "node", "signals", "witness"]
