@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from becomingone import __version__
@@ -26,7 +27,7 @@ from becomingone.api.deps import ApiState
 from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
 from becomingone.api.events import EventHub
 from becomingone.api.routers import cluster as cluster_routes
-from becomingone.api.routers import coherence, events, node, signals, witness
+from becomingone.api.routers import coherence, events, metrics, node, signals, witness
 from becomingone.api.routers import glyphs as glyph_routes
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
@@ -66,9 +67,10 @@ def create_app(
     hub: EventHub | None = None,
     clock: Callable[[], float] = time.monotonic,
     cluster: ServedCluster | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The API of ``cell`` and/or ``cluster`` (writes need ``tokens``; a read-only
-    ``settings`` refuses them)."""
+    ``settings`` refuses them); with a Prometheus ``registry`` also ``GET /metrics``."""
     if cell is None and cluster is None:
         raise InputError("cell", "an app serves a cell, a cluster or both; got neither")
     what = " and ".join(w for w, x in (("cell", cell), ("cluster", cluster)) if x is not None)
@@ -93,6 +95,7 @@ def create_app(
         hub=hub or EventHub(),
         clock=clock,
         cluster=cluster,
+        metrics=registry,
     )
     app.state.api = state
     install_error_handlers(app, state.errors)
@@ -108,6 +111,8 @@ def create_app(
             kinds = cluster.desk.kinds
             edits.append(lambda document: glyph_routes.describe_kinds(document, kinds))
     _edit_document(app, edits)
+    if registry is not None:
+        app.include_router(metrics.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 
 from becomingone.api.cell import ServedCell
@@ -35,7 +36,7 @@ __all__ = ["ApiState", "Cell", "Cluster", "Hub", "Reader", "Settings", "Writer",
 @dataclass(slots=True, kw_only=True)
 class ApiState:
     """Everything one app holds: the cell and/or the cluster, settings, tokens, the hub,
-    buckets and counts."""
+    buckets, counts and the Prometheus registry of ``/metrics`` (None: no metrics)."""
 
     cell: ServedCell | None
     settings: ApiSettings
@@ -45,6 +46,7 @@ class ApiState:
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
     cluster: ServedCluster | None = None
+    metrics: CollectorRegistry | None = None
 
 
 async def api_state(request: Request) -> ApiState:

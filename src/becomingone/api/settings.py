@@ -123,11 +123,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def parse_listen(spec: str, *, allow_remote: bool = False) -> tuple[str, int]:
+def parse_listen(
+    spec: str, *, allow_remote: bool = False, parameter: str = "--serve"
+) -> tuple[str, int]:
     """(host, port) of ``[HOST:]PORT`` (``[::1]:8787`` for IPv6); default host 127.0.0.1.
 
-    Raises ``InputError`` (parameter ``--serve``) for a bad port, or for a host beyond loopback
-    unless ``allow_remote``.
+    Raises ``InputError`` (naming ``parameter``, default ``--serve``) for a bad port, or for a
+    host beyond loopback unless ``allow_remote``.
 
     >>> parse_listen("8787"), parse_listen("localhost:9000"), parse_listen("[::1]:80")
     (('127.0.0.1', 8787), ('localhost', 9000), ('::1', 80))
@@ -139,12 +141,12 @@ def parse_listen(spec: str, *, allow_remote: bool = False) -> tuple[str, int]:
     try:
         port = int(port_text)
     except ValueError:
-        raise InputError("--serve", f"{spec!r}: the port must be a number") from None
+        raise InputError(parameter, f"{spec!r}: the port must be a number") from None
     if not 0 <= port <= 65535:
-        raise InputError("--serve", f"{spec!r}: the port must be in 0..65535")
+        raise InputError(parameter, f"{spec!r}: the port must be in 0..65535")
     if not allow_remote and not is_loopback(host):
         raise InputError(
-            "--serve",
+            parameter,
             f"{host} is not a loopback address; set api.allow_remote: true in the config "
             "to listen beyond this machine",
         )

@@ -11,7 +11,9 @@ cadences). The asyncio driver :class:`becomingone.runtime.Cell` performs the eff
 
 Cadence (docs/cell.md): one micro witness per ingest batch, one meso witness per transducer per
 batch in which an integration cycle completed, one macro witness per collapse, one meta witness
-every ``meta_interval`` wall seconds.
+every ``meta_interval`` wall seconds. Every record is written through the cell's
+:class:`~becomingone.witnessing.WitnessingLayer` by the name of its level
+(``witness_operation``, ``witness_transducer``, ``witness_system``, ``witness_self``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ from becomingone.sync.layer import (
     action_from,
 )
 from becomingone.transducers import EmissaryTransducer, MasterTransducer, Reading, ingest_pair
-from becomingone.witnessing import Level, VerifyReport, WitnessChain, WitnessRecord
+from becomingone.witnessing import (
+    Level,
+    VerifyReport,
+    WitnessChain,
+    WitnessingLayer,
+    WitnessRecord,
+)
 
 __all__ = ["CellCore", "CoreSettings", "Ingest"]
 
@@ -91,6 +99,7 @@ class CellCore:
         listening: Iterable[str] = (),
     ) -> None:
         self.master, self.emissary, self.sync, self.chain = master, emissary, sync, chain
+        self.witnessing = WitnessingLayer(chain)
         self.settings = settings
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.counts.update({k: int(v) for k, v in (counts or {}).items() if k in self.counts})
@@ -184,7 +193,7 @@ class CellCore:
         """Reject a whole batch of ``rows`` rows: count, witness, commit without its samples."""
         self.counts["rejected"] += rows
         payload = {"rows": rows, "reason": reason}
-        records.append(self._witness(Level.MICRO, "input.rejected", payload, now))
+        records.append(self.witnessing.witness_operation("input.rejected", payload, now=now))
         records.extend(self._failure_witnesses(failures, now))
         yield from self._commit(None, None, records, None, now)
         yield from self._after_commit(records)
@@ -197,7 +206,8 @@ class CellCore:
         failures: list[Mapping[str, Any]] = []
         if bad:
             self.counts["rejected"] += bad
-            records.append(self._witness(Level.MICRO, "input.rejected", {"rows": bad}, now))
+            rejected = {"rows": bad}
+            records.append(self.witnessing.witness_operation("input.rejected", rejected, now=now))
         if self._meta_due(now):
             report = yield VerifyRecent(window=self.settings.meta_window)
             records.append(self._meta_witness(report, now))
@@ -207,7 +217,9 @@ class CellCore:
         if vetoed or len(x) == 0:
             if vetoed:
                 self.counts["vetoed"] += 1
-                records.append(self._witness(Level.MICRO, "signal.vetoed", {"n": len(x)}, now))
+                n_vetoed = {"n": len(x)}
+                w = self.witnessing
+                records.append(w.witness_operation("signal.vetoed", n_vetoed, now=now))
             records.extend(self._failure_witnesses(failures, now))
             if records:
                 yield from self._commit(None, None, records, None, now)
@@ -275,20 +287,20 @@ class CellCore:
         n: int,
         now: float,
     ) -> list[WitnessRecord]:
-        out = [self._witness(Level.MICRO, "ingest", {"n": n, **decision_payload(decision)}, now)]
+        w = self.witnessing
+        out = [w.witness_operation("ingest", {"n": n, **decision_payload(decision)}, now=now)]
         for r in readings:
             if r.cycles:
                 payload = {
-                    "transducer": r.role,
                     "cycle": r.cycle,
                     "cycles": r.cycles,
                     "coherence": r.resonance.coherence,
                     "terms": r.resonance.terms,
                     "t": r.resonance.time,
                 }
-                out.append(self._witness(Level.MESO, "cycle", payload, now))
+                out.append(w.witness_transducer(r.role, payload, now=now))
         if action is not None:
-            out.append(self._witness(Level.MACRO, "collapse", _fields(action), now))
+            out.append(w.witness_system("collapse", _fields(action), now=now))
         return out
 
     def _commit(
@@ -339,14 +351,23 @@ class CellCore:
 
     # -- witnessing helpers ----------------------------------------------------------------------
 
-    def _witness(
-        self, level: Level, kind: str, payload: dict[str, Any], now: float
-    ) -> WitnessRecord:
-        return self.chain.append(level, kind, payload, now=now)
+    def _named(self, level: Level, kind: str, payload: dict[str, Any], now: float) -> WitnessRecord:
+        """A driver's record through the layer's name for its level."""
+        w = self.witnessing
+        match level:
+            case Level.MICRO:
+                return w.witness_operation(kind, payload, now=now)
+            case Level.MESO if isinstance(payload.get("transducer"), str):
+                return w.witness_transducer(payload["transducer"], payload, now=now, kind=kind)
+            case Level.MACRO:
+                return w.witness_system(kind, payload, now=now)
+            case Level.META:
+                return w.witness_self(payload, now=now, kind=kind)
+        return w.record(level, kind, payload, now=now)  # meso events of no transducer
 
     def witness(self, level: Level, kind: str, payload: dict[str, Any], now: float) -> Ingest:
         """Witness one record on its own (driver events such as a start): commit and hooks."""
-        records = [self._witness(level, kind, payload, now)]
+        records = [self._named(level, kind, payload, now)]
         yield from self._commit(None, None, records, None, now)
         yield from self._after_commit(records)
         return IngestOutcome(decision=None, action=None)
@@ -354,7 +375,8 @@ class CellCore:
     def _failure_witnesses(
         self, failures: list[Mapping[str, Any]], now: float
     ) -> list[WitnessRecord]:
-        out = [self._witness(Level.MICRO, "hook.failed", dict(f), now) for f in failures]
+        w = self.witnessing
+        out = [w.witness_operation("hook.failed", dict(f), now=now) for f in failures]
         self.counts["hook_failures"] += len(failures)
         return out
 
@@ -367,13 +389,7 @@ class CellCore:
     def _meta_witness(self, report: VerifyReport, now: float) -> WitnessRecord:
         self._last_meta = now
         self.chain_ok = report.ok
-        payload = {
-            "checked": report.checked,
-            "ok": report.ok,
-            "first_bad": report.first_bad,
-            "reason": report.reason,
-        }
-        return self._witness(Level.META, "verify", payload, now)
+        return self.witnessing.witness_self(report, now=now)
 
     def _signatures_due(self, n: int, now: float) -> dict[str, tuple[int, bytes]] | None:
         if self._last_signature is None:

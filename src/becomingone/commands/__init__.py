@@ -17,6 +17,7 @@ from becomingone.commands import (
     cluster,
     config,
     glyph,
+    mcp,
     nats,
     node,
     roster,
@@ -45,6 +46,7 @@ COMMANDS: list[Register] = [
     serve.register,
     tokens.register,
     choir.register,
+    mcp.register,
 ]
 
 __all__ = ["COMMANDS", "Register"]

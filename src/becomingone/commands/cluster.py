@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from becomingone.api.settings import parse_listen
 from becomingone.commands._plots import check_plot_path
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
@@ -49,6 +51,8 @@ from becomingone.runtime.cell_member import (
     cell_totals,
 )
 from becomingone.runtime.glyph_migrate import GlyphMigrator
+from becomingone.runtime.logs import setup_logging
+from becomingone.runtime.metrics import cluster_registry, serve_metrics
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
@@ -112,6 +116,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of phases, drifts, keys and loss")
     p.add_argument("--fast", action="store_true", help="virtual time: do not wait between ticks")
     p.add_argument("--json", action="store_true", help="one JSON object per tick, then summary")
+    p.add_argument(
+        "--metrics",
+        metavar="[HOST:]PORT",
+        help="with --bus memory: serve Prometheus metrics of the cluster at "
+        "http://HOST:PORT/metrics while it runs (default host 127.0.0.1; port 0: a free one); "
+        "see docs/operations.md",
+    )
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
     p.add_argument(
         "--cells",
@@ -204,6 +215,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--serve", "serves the in-process cluster (--bus memory) for now")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
+    if args.metrics is not None and args.bus == "nats":
+        raise InputError("--metrics", "is for the in-process bus (--bus memory) for now")
     if args.glyphs and args.bus == "nats":
         raise InputError("--glyphs", "runs on the in-process bus only (for now)")
     if args.glyphs and args.cells == "cps":
@@ -216,13 +229,17 @@ def run(args: argparse.Namespace) -> int:
     """Run the cluster and print the view (or progress lines), JSON lines and the summary."""
     _check(args)
     config = load_config(args.config)
+    if args.metrics is not None:
+        allow = config.api.allow_remote
+        args.metrics = parse_listen(args.metrics, allow_remote=allow, parameter="--metrics")
     args.listen = None
     if args.serve is not None:
-        from becomingone.api.settings import api_tls, parse_listen
+        from becomingone.api.settings import api_tls
 
         args.listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
         api_tls(config.api)  # a bad certificate is refused before the cluster starts
     settings = cluster_settings(args, config)
+    setup_logging(level=config.logging.level, fmt=config.logging.format, cell=settings.name)
     ticks = max(1, round(args.duration / settings.tick))
     if ticks > 10_000_000:
         raise InputError("--duration", f"{ticks} ticks of {settings.tick} s is too many (> 1e7)")
@@ -354,7 +371,11 @@ async def _drive(
         cluster = await stack.enter_async_context(
             LocalCluster(members, bus, cluster=settings.name, ring=ring, threshold=threshold)
         )
-        served = await stack.enter_async_context(_served(args, config, settings, members, migrator))
+        registry = cluster_registry(cluster, migrator=migrator)
+        stack.enter_context(_metrics(args.metrics, registry))
+        served = await stack.enter_async_context(
+            _served(args, config, settings, members, migrator, registry)
+        )
         on_tick = _reporter(args, cluster, cells, ticks, migrator, served)
         after = None
         if migrator is not None:
@@ -374,6 +395,17 @@ async def _drive(
         return summary, cluster.history
 
 
+@contextlib.contextmanager
+def _metrics(listen: tuple[str, int] | None, registry: CollectorRegistry) -> Iterator[None]:
+    """With ``--metrics``: prometheus_client's server for ``registry`` while the cluster runs."""
+    if listen is None:
+        yield
+        return
+    with serve_metrics(registry, *listen) as server:
+        print(f"becomingone cluster: metrics at {server.url}", file=sys.stderr, flush=True)
+        yield
+
+
 @contextlib.asynccontextmanager
 async def _served(
     args: argparse.Namespace,
@@ -381,9 +413,11 @@ async def _served(
     settings: ClusterConfig,
     members: Sequence[ClusterMember],
     migrator: GlyphMigrator | None,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[ServedCluster | None]:
-    """With ``--serve``: the cluster API listening while the cluster runs (None without);
-    full cells get the glyph routes, and ``--data-dir`` keeps the write tokens."""
+    """With ``--serve``: the cluster API (and ``/metrics`` of ``registry``) listening while the
+    cluster runs (None without); full cells get the glyph routes, and ``--data-dir`` keeps the
+    write tokens."""
     if args.listen is None:
         yield None
         return
@@ -402,7 +436,13 @@ async def _served(
     if migrator is not None:
         served.extra = lambda: {"migrations": dict(migrator.row())}
     tokens = TokenStore(args.data_dir) if args.data_dir is not None and full else None
-    app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)
+    app = create_app(
+        None,
+        ApiSettings.from_config(config.api),
+        tokens=tokens,
+        cluster=served,
+        registry=registry,
+    )
     server = ApiServer(app, *args.listen, tls=api_tls(config.api))
     await server.start()
     print(

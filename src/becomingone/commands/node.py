@@ -32,6 +32,7 @@ from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.datadir import DataDirLock
+from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
 from becomingone.runtime.node_feed import node_member
 from becomingone.runtime.relay import Relay
@@ -142,6 +143,13 @@ def run(args: argparse.Namespace) -> int:
         max_skew=cs.max_skew,
         peer_timeout=cs.peer_timeout,
         stable_ticks=cs.stable_ticks,
+    )
+    log_file = config.logging.file
+    setup_logging(
+        level=config.logging.level,
+        fmt=config.logging.format,
+        cell=name,
+        file=None if log_file is None else data_dir / log_file,
     )
     if args.kind == "relay":
         return _run_relay(args, cs.name, data_dir, name)

@@ -9,16 +9,16 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from numpy.typing import NDArray
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.live import Live
 
@@ -38,6 +38,8 @@ from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, api_tls, parse_
 from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
+from becomingone.runtime.logs import setup_logging
+from becomingone.runtime.metrics import MetricsServer, cell_registry, serve_metrics
 from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.view import json_line, status_table, summary, summary_text
 
@@ -64,6 +66,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"serve the HTTP + WebSocket API beside the cell (default {DEFAULT_HOST}:"
         f"{DEFAULT_PORT}; beyond loopback only with api.allow_remote); see docs/api.md",
     )
+    p.add_argument(
+        "--metrics",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; "
+        "beyond loopback only with api.allow_remote; port 0: a free one); see "
+        "docs/operations.md. With --serve the API serves /metrics too",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object per second")
     p.add_argument(
@@ -89,19 +98,6 @@ def data_dir_arg(value: str | None, config: CellConfig) -> Path:
     return default_data_dir()
 
 
-def _logging(config: CellConfig, data_dir: Path) -> None:
-    handler: logging.Handler
-    if config.logging.file:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(data_dir / config.logging.file)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("becomingone")
-    root.handlers[:] = [handler]
-    root.setLevel(config.logging.level)
-
-
 def run_up(args: argparse.Namespace) -> int:
     """Handler of ``becomingone up``."""
     if args.duration is not None and not args.duration > 0:
@@ -112,12 +108,22 @@ def run_up(args: argparse.Namespace) -> int:
         if args.serve is None
         else parse_listen(args.serve, allow_remote=config.api.allow_remote)
     )
+    metrics = (
+        None
+        if args.metrics is None
+        else parse_listen(args.metrics, allow_remote=config.api.allow_remote, parameter="--metrics")
+    )
     if listen is not None:
         api_tls(config.api)  # a bad certificate is refused before the cell starts
     if args.source == "api" and listen is None:
         raise InputError("--source", "api needs --serve (samples arrive as POST /api/v1/signals)")
     data_dir = data_dir_arg(args.data_dir, config)
-    _logging(config, data_dir)
+    setup_logging(
+        level=config.logging.level,
+        fmt=config.logging.format,
+        cell=config.name,
+        file=None if config.logging.file is None else data_dir / config.logging.file,
+    )
     flush = config.memory.flush_interval
     source = (
         Source("api", config.kairos.channels, _no_batches())
@@ -134,7 +140,9 @@ def run_up(args: argparse.Namespace) -> int:
         if source.cursor is not None:
             source.cursor.resume(cell.source_position(source.cursor.key))
             cell.track(source.cursor)
-        _, data = asyncio.run(_serve(cell, source, args, listen))
+        registry = cell_registry(cell)
+        with _metrics_server(registry, metrics):
+            _, data = asyncio.run(_serve(cell, source, args, listen, registry))
     finally:
         cell.close()
     if args.summary:
@@ -216,8 +224,25 @@ async def _no_batches() -> AsyncIterator[NDArray[Any]]:
     yield  # pragma: no cover - makes this an async generator
 
 
+@contextlib.contextmanager
+def _metrics_server(
+    registry: CollectorRegistry, listen: tuple[str, int] | None
+) -> Iterator[MetricsServer | None]:
+    """prometheus_client's server for ``registry`` on ``listen`` (None: no server)."""
+    if listen is None:
+        yield None
+        return
+    with serve_metrics(registry, *listen) as server:
+        print(f"becomingone up: metrics at {server.url}", file=sys.stderr, flush=True)
+        yield server
+
+
 async def _serve(
-    cell: Cell, source: Source, args: argparse.Namespace, listen: tuple[str, int] | None
+    cell: Cell,
+    source: Source,
+    args: argparse.Namespace,
+    listen: tuple[str, int] | None,
+    registry: CollectorRegistry,
 ) -> tuple[CellStatus, dict[str, Any]]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -225,7 +250,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     report, live = _reporter(cell, source.name, args, stop)
     try:
-        async with _api(cell, source, listen) as batches:
+        async with _api(cell, source, listen, registry) as batches:
             with live if live is not None else nullcontext():
                 final = await run_cell(
                     cell, batches, stop=stop, duration=args.duration, report=report
@@ -239,7 +264,7 @@ async def _serve(
 
 @contextlib.asynccontextmanager
 async def _api(
-    cell: Cell, source: Source, listen: tuple[str, int] | None
+    cell: Cell, source: Source, listen: tuple[str, int] | None, registry: CollectorRegistry
 ) -> AsyncIterator[AsyncIterator[NDArray[Any]]]:
     """The batches to run: the source's, or (with ``--serve``) those merged with the API's
     inbox while the API serves beside the cell (the ``api`` source: the inbox alone); every
@@ -256,7 +281,7 @@ async def _api(
     served = ServedCell.live(cell, inbox)
     tokens = TokenStore(cell.data_dir)
     settings = ApiSettings.from_config(cell.config.api)
-    app = create_app(served, settings, tokens=tokens, hub=hub)
+    app = create_app(served, settings, tokens=tokens, hub=hub, registry=registry)
     server = ApiServer(app, *listen, tls=api_tls(cell.config.api))
     try:
         await server.start()

@@ -213,9 +213,20 @@ class SecurityConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    """Log output of the cell."""
+    """Log output of the cell (docs/operations.md, Logs)."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level written."
+    )
+    format: Literal["structured", "text"] = Field(
+        default="text",
+        description="structured: one JSON object per line (time, level, cell, event, seq); "
+        "text: plain lines.",
+    )
+    witness_logs: bool = Field(
+        default=False,
+        description="Mirror each stored witness record (seq, level, kind, hash) to the log.",
+    )
     file: str | None = Field(
         default=None, description="Log file relative to the data dir; none: stderr."
     )

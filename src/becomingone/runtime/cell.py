@@ -53,11 +53,14 @@ from becomingone.runtime.sources import SourceCursor
 from becomingone.sync.layer import ActionEvent, SyncDecision, SyncLayer
 from becomingone.sync.ssep import next_epoch
 from becomingone.transducers import EmissaryTransducer, MasterTransducer
-from becomingone.witnessing import Level, VerifyReport, WitnessChain, verify
+from becomingone.witnessing import Level, VerifyReport, WitnessChain, WitnessRecord, verify
 
 __all__ = ["Cell", "CellStatus", "default_data_dir", "run_cell"]
 
 log = logging.getLogger("becomingone.cell")
+
+#: The logger that mirrors stored witness records when ``logging.witness_logs`` is on.
+witness_log = logging.getLogger("becomingone.witness")
 
 #: Name of the persisted SSEP boot epoch in the data dir's protocol state.
 EPOCH_STATE = "ssep.epoch"
@@ -121,6 +124,7 @@ class Cell:
         self.config = config
         self.data_dir = Path(data_dir).expanduser()
         self.source: SourceCursor | None = None
+        self.mirror_witnesses = config.logging.witness_logs
         self.lock = DataDirLock.acquire(self.data_dir)
         try:
             self.hooks = hooks if hooks is not None else HookRegistry.from_config(config.hooks)
@@ -326,6 +330,28 @@ class Cell:
             wall=c.wall,
             source=None if self.source is None else self.source.stored(),
         )
+        if self.mirror_witnesses:
+            self._mirror(c.records)
+
+    def _mirror(self, records: tuple[WitnessRecord, ...]) -> None:
+        """Log each stored record (``logging.witness_logs``): seq, level, kind, hash prefix."""
+        name = self.config.name
+        for r in records:
+            witness_log.info(
+                "witness %d %s %s %s",
+                r.seq,
+                r.level,
+                r.kind,
+                r.hash[:16],
+                extra={
+                    "event": "witness",
+                    "cell": name,
+                    "seq": r.seq,
+                    "witness_level": r.level,
+                    "kind": r.kind,
+                    "hash": r.hash[:16],
+                },
+            )
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -368,6 +368,15 @@ class LocalCluster:
         """T_global over every cell's current T_sync, equal weights (the driver sees them all)."""
         return global_sync([s.t_sync for s in snaps], [now] * len(snaps), now=now, timeout=1.0)
 
+    def queue_depths(self) -> dict[str, int]:
+        """node id → messages waiting in its subscription (those whose bus reports it)."""
+        out = {}
+        for node_id, sub in list(self._subs.items()):
+            pending = getattr(sub, "pending", None)
+            if isinstance(pending, int):
+                out[node_id] = pending
+        return out
+
     def rejected(self) -> Counter[str]:
         """Rejected packets by reason, over all cells."""
         total: Counter[str] = Counter()

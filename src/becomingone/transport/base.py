@@ -95,6 +95,11 @@ class QueuedSubscription:
                     self._waiter = None
         return self._queue.popleft()
 
+    @property
+    def pending(self) -> int:
+        """Messages queued and not yet taken (the queue depth)."""
+        return len(self._queue)
+
     def drain(self) -> list[bytes]:
         """Every queued message, without waiting (one call however many there are)."""
         out = list(self._queue)

@@ -1,0 +1,371 @@
+"""Prometheus metrics of cells and clusters: one collector that reads the live objects.
+
+Rule: every metric's name, type, labels, unit and meaning is defined here, in
+:data:`METRICS`, and nowhere else (docs/operations.md shows the same table; a test checks
+both agree). Each process builds its own ``CollectorRegistry`` (:func:`cell_registry`,
+:func:`cluster_registry`), never prometheus_client's global one, so several cells or clusters
+in one process, and tests, never collide. The collector only reads, at scrape time: a scrape
+may run on the metrics server's thread while the event loop changes the objects, so every
+live dict is copied with ``dict(...)`` (one atomic step under the GIL) before it is read, and
+every value read is a number or a frozen value the loop replaces whole.
+
+Names follow the Prometheus conventions: the ``becomingone_`` prefix, counters end in
+``_total``, base units (seconds; phases in cycles, coherence a ratio in [0, 1]), a ``cell``
+label on everything a cell measures and a ``cluster`` label on what the cluster driver
+measures.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from becomingone.core.phase import CoherenceBand
+from becomingone.errors import TransportError
+from becomingone.runtime.cell import Cell
+from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.cluster import LocalCluster
+from becomingone.runtime.glyph_migrate import GlyphMigrator
+from becomingone.sync.cps import PhaseSupervisor
+
+__all__ = [
+    "METRICS",
+    "MetricSpec",
+    "MetricsServer",
+    "StateCollector",
+    "cell_registry",
+    "cluster_registry",
+    "serve_metrics",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSpec:
+    """One metric as exposed: full ``name`` (counters with ``_total``), ``kind``, ``labels``,
+    ``unit`` and what it means (``help``)."""
+
+    name: str
+    kind: Literal["gauge", "counter"]
+    labels: tuple[str, ...]
+    unit: str
+    help: str
+
+    def family(self) -> Metric:
+        """An empty prometheus_client family for this metric."""
+        if self.kind == "counter":
+            return CounterMetricFamily(
+                self.name.removesuffix("_total"), self.help, labels=self.labels
+            )
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+
+def _spec(name: str, kind: str, labels: str, unit: str, text: str) -> MetricSpec:
+    return MetricSpec(
+        name=f"becomingone_{name}",
+        kind="counter" if kind == "counter" else "gauge",
+        labels=tuple(labels.split()),
+        unit=unit,
+        help=text,
+    )
+
+
+#: Every metric, in the order of the table in docs/operations.md.
+METRICS: tuple[MetricSpec, ...] = (
+    # one cell: transducers, Sync layer, counts, witnessing
+    _spec("master_coherence", "gauge", "cell", "ratio", "|T_master|^2 of the latest evaluation"),
+    _spec("emissary_coherence", "gauge", "cell", "ratio", "|T_emissary|^2 of the latest one"),
+    _spec("sync_coherence", "gauge", "cell", "ratio", "|T_sync|^2 = |(T_m + T_e)/2|^2"),
+    _spec("sync_delta_phase", "gauge", "cell", "ratio", "Delta_phase = ||T_m| - |T_e||"),
+    _spec("stream_time_seconds", "gauge", "cell", "seconds", "Stream time of the newest sample"),
+    _spec("samples_total", "counter", "cell", "samples", "Samples ingested over the cell's life"),
+    _spec("collapses_total", "counter", "cell", "events", "Sync evaluations that collapsed"),
+    _spec("dissipations_total", "counter", "cell", "events", "Evaluations that dissipated"),
+    _spec("realignments_total", "counter", "cell", "events", "Realignment requests emitted"),
+    _spec("input_rejected_total", "counter", "cell", "rows", "Input rows rejected (NaN, inf)"),
+    _spec("vetoes_total", "counter", "cell", "events", "Events a before_* hook vetoed"),
+    _spec("hook_failures_total", "counter", "cell", "events", "Hook handlers that raised"),
+    _spec("witness_records_total", "counter", "cell", "records", "Records on the witness chain"),
+    _spec(
+        "witness_chain_verified",
+        "gauge",
+        "cell",
+        "bool",
+        "Result of the latest self-verification: 1 verified, 0 broken (absent before the first)",
+    ),
+    # one cell's Cluster Phase Supervisor and SSEP
+    _spec("ssep_packets_received_total", "counter", "cell", "packets", "SSEP packets received"),
+    _spec(
+        "ssep_packets_rejected_total",
+        "counter",
+        "cell reason",
+        "packets",
+        "SSEP packets rejected, by reason (bad_signature, replay, skew, ...)",
+    ),
+    _spec("cps_phase_cycles", "gauge", "cell", "cycles", "Theta_local, the cell's phase"),
+    _spec("cps_phase_error_cycles", "gauge", "cell", "cycles", "wrap(Theta_cluster - Theta_local)"),
+    _spec("cps_network_stable", "gauge", "cell", "bool", "1 when the network is stable"),
+    _spec("bus_queue_depth", "gauge", "cell", "messages", "Messages waiting in the cell's queue"),
+    # glyphs of a full cell
+    _spec("glyphs", "gauge", "cell", "glyphs", "Glyphs the cell owns (scheduled or in flight)"),
+    _spec("glyph_energy", "gauge", "cell", "energy", "Sum of the energy of the cell's glyphs"),
+    _spec("glyph_firings_total", "counter", "cell", "runs", "Glyph runs completed and witnessed"),
+    _spec(
+        "glyph_late_firings_total",
+        "counter",
+        "cell",
+        "firings",
+        "Firings skipped because they were late (lateness > 1/(1 + kappa))",
+    ),
+    # the cluster driver's view
+    _spec("cluster_ticks_total", "counter", "cluster", "ticks", "Ticks the driver ran"),
+    _spec("cluster_coherence", "gauge", "cluster", "ratio", "C_cluster = exp(-5 circ. variance)"),
+    _spec("cluster_order_parameter", "gauge", "cluster", "ratio", "Kuramoto R of the phases"),
+    _spec(
+        "cluster_band",
+        "gauge",
+        "cluster band",
+        "bool",
+        "1 for the current coherence band (loose, forming, symbolic, shared), 0 for the others",
+    ),
+    _spec("cluster_t_global_squared", "gauge", "cluster", "ratio", "|T_global|^2 over all cells"),
+    _spec("cluster_collapses_total", "counter", "cluster", "events", "|T_global|^2 crossing I_c"),
+    _spec("bus_published_total", "counter", "cluster", "messages", "Messages published"),
+    _spec("bus_delivered_total", "counter", "cluster", "messages", "Messages delivered"),
+    _spec(
+        "bus_dropped_total",
+        "counter",
+        "cluster reason",
+        "messages",
+        "Messages dropped, by reason (full queue, partition, loss)",
+    ),
+    _spec("glyph_migrations_total", "counter", "cluster", "migrations", "Glyphs migrated"),
+    _spec(
+        "glyph_migrations_rejected_total",
+        "counter",
+        "cluster reason",
+        "migrations",
+        "Migration offers refused, by reason",
+    ),
+)
+
+_SPECS = {spec.name: spec for spec in METRICS}
+
+#: Reads of one scrape before a concurrent change is reported instead of read around.
+_ATTEMPTS = 5
+
+
+class _Families:
+    """The families of one scrape, filled by short name (the ``becomingone_`` prefix added here)."""
+
+    def __init__(self) -> None:
+        self._families = {name: spec.family() for name, spec in _SPECS.items()}
+
+    def add(self, name: str, labels: Sequence[str], value: float) -> None:
+        family = self._families[f"becomingone_{name}"]
+        family.add_metric(list(labels), float(value))  # type: ignore[attr-defined]
+
+    def filled(self) -> Iterator[Metric]:
+        return (f for f in self._families.values() if f.samples)
+
+
+def _cell(out: _Families, name: str, cell: Cell) -> None:
+    """One cell's engines, Sync layer, counts and chain."""
+    master, emissary = cell.master.engine.last, cell.emissary.engine.last
+    decision = cell.sync.evaluate(master, emissary, now=master.time)
+    counts = dict(cell.counts)
+    label = (name,)
+    for metric, value in (
+        ("master_coherence", master.coherence),
+        ("emissary_coherence", emissary.coherence),
+        ("sync_coherence", decision.coherence),
+        ("sync_delta_phase", decision.delta_phase),
+        ("stream_time_seconds", master.time),
+        ("samples_total", cell.samples),
+        ("collapses_total", counts.get("collapses", 0)),
+        ("dissipations_total", counts.get("dissipations", 0)),
+        ("realignments_total", counts.get("realigns", 0)),
+        ("input_rejected_total", counts.get("rejected", 0)),
+        ("vetoes_total", counts.get("vetoed", 0)),
+        ("hook_failures_total", counts.get("hook_failures", 0)),
+        ("witness_records_total", cell.chain.count),
+    ):
+        out.add(metric, label, value)
+    if cell.chain_ok is not None:
+        out.add("witness_chain_verified", label, cell.chain_ok)
+
+
+def _supervisor(member: object) -> PhaseSupervisor | None:
+    if isinstance(member, PhaseSupervisor):
+        return member
+    sup = getattr(member, "supervisor", None)
+    return sup if isinstance(sup, PhaseSupervisor) else None
+
+
+def _cps(out: _Families, sup: PhaseSupervisor, depth: int | None) -> None:
+    """One supervisor's phase, error, stability and packet counts."""
+    label = (sup.node_id,)
+    rejected = dict(sup.validator.rejected)
+    out.add("ssep_packets_received_total", label, sup.validator.accepted + sum(rejected.values()))
+    for reason, n in sorted(rejected.items()):
+        out.add("ssep_packets_rejected_total", (sup.node_id, str(reason)), n)
+    out.add("cps_phase_cycles", label, sup.theta)
+    out.add("cps_phase_error_cycles", label, sup.last_error)
+    out.add("cps_network_stable", label, sup.stability.stable)
+    if depth is not None:
+        out.add("bus_queue_depth", label, depth)
+
+
+def _glyphs(out: _Families, member: CellMember) -> None:
+    g, label = member.glyphs, (member.node_id,)
+    counts = dict(g.counts)
+    out.add("glyphs", label, len(g.scheduler) + len(g.held))
+    out.add("glyph_energy", label, g.node_energy())
+    out.add("glyph_firings_total", label, counts.get("fired", 0))
+    out.add("glyph_late_firings_total", label, counts.get("skipped_late", 0))
+
+
+def _driver(out: _Families, cluster: LocalCluster, migrator: GlyphMigrator | None) -> None:
+    """The driver's measurements, its bus and the glyph migrations."""
+    label = (cluster.cluster,)
+    history = cluster.history
+    out.add("cluster_ticks_total", label, len(history))
+    if history:
+        last = history[-1]
+        out.add("cluster_coherence", label, last.c_cluster)
+        out.add("cluster_order_parameter", label, last.r)
+        for band in CoherenceBand:
+            out.add("cluster_band", (cluster.cluster, band.value), band is last.band)
+        out.add("cluster_t_global_squared", label, last.t_global_sq)
+    out.add("cluster_collapses_total", label, cluster.collapses.fired)
+    stats = dict(cluster.bus.stats)
+    out.add("bus_published_total", label, stats.get("published", 0))
+    out.add("bus_delivered_total", label, stats.get("delivered", 0))
+    for reason in ("full", "partition", "loss"):
+        out.add("bus_dropped_total", (cluster.cluster, reason), stats.get(f"dropped_{reason}", 0))
+    if migrator is not None:
+        moved = dict(migrator.counts)
+        out.add("glyph_migrations_total", label, moved.get("migrations", 0))
+        for key, n in sorted(moved.items()):
+            if key.startswith("rejected_"):
+                reason = key.removeprefix("rejected_")
+                out.add("glyph_migrations_rejected_total", (cluster.cluster, reason), n)
+
+
+class StateCollector(Collector):
+    """Reads cells and a cluster at scrape time.
+
+    Parameters
+    ----------
+    cells : callable
+        Returns the ``(label, cell)`` pairs to expose now (a cell's label is its name).
+    cluster : LocalCluster, optional
+        The in-process cluster: its members' CPS and glyphs, the driver's view and its bus.
+    migrator : GlyphMigrator, optional
+        The cluster's glyph migrations.
+    """
+
+    def __init__(
+        self,
+        cells: Callable[[], Iterable[tuple[str, Cell]]],
+        *,
+        cluster: LocalCluster | None = None,
+        migrator: GlyphMigrator | None = None,
+    ) -> None:
+        self._cells, self.cluster, self.migrator = cells, cluster, migrator
+
+    def describe(self) -> Iterable[Metric]:
+        """Every family (no samples), so a registry can refuse a name clash."""
+        return [spec.family() for spec in METRICS]
+
+    def collect(self) -> Iterable[Metric]:
+        """The families that have samples now.
+
+        A scrape on the server's thread can meet a dict the loop is resizing (``RuntimeError:
+        dictionary changed size during iteration``); the read is then simply done again.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._collect()
+            except RuntimeError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _collect(self) -> list[Metric]:
+        out = _Families()
+        for name, cell in self._cells():
+            _cell(out, name, cell)
+        if self.cluster is not None:
+            depths = self.cluster.queue_depths()
+            for member in list(self.cluster.members):
+                sup = _supervisor(member)
+                if sup is not None:
+                    _cps(out, sup, depths.get(sup.node_id))
+                if isinstance(member, CellMember):
+                    _glyphs(out, member)
+            _driver(out, self.cluster, self.migrator)
+        return list(out.filled())
+
+
+def cell_registry(cell: Cell) -> CollectorRegistry:
+    """A new registry exposing one cell (label: its configured name)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StateCollector(lambda: [(cell.config.name, cell)]))
+    return registry
+
+
+def cluster_registry(
+    cluster: LocalCluster, *, migrator: GlyphMigrator | None = None
+) -> CollectorRegistry:
+    """A new registry exposing an in-process cluster: its driver, bus, every member's CPS and,
+    for full cells, the cell itself and its glyphs (label: the node id)."""
+
+    def cells() -> list[tuple[str, Cell]]:
+        return [(m.node_id, m.cell) for m in cluster.members if isinstance(m, CellMember)]
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StateCollector(cells, cluster=cluster, migrator=migrator))
+    return registry
+
+
+class MetricsServer:
+    """prometheus_client's HTTP server for one registry, on its own daemon thread."""
+
+    def __init__(self, server: Any, thread: threading.Thread, host: str) -> None:
+        self._server, self._thread, self.host = server, thread, host
+        self.port: int = server.server_port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port/metrics``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and wait for the thread (bounded)."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    """Serve ``registry`` at ``http://host:port/metrics`` (port 0: a free one) until
+    :meth:`MetricsServer.close`; a port that cannot be bound is a ``TransportError``."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise TransportError(f"cannot serve metrics on {host}:{port}: {reason}") from exc
+    return MetricsServer(server, thread, host)
