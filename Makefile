@@ -6,7 +6,7 @@ BASE   := $(VENV)/.stamp-base
 DEV    := $(VENV)/.stamp-dev
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck web bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The dashboard: type-check web/, rebuild it, fail if the shipped bundle differs (needs Node).
+web: $(DEV)
+	bash scripts/check-web.sh
+
+test: lint typecheck web
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -53,4 +57,4 @@ bench: $(BASE)
 	$(BIN)/python bench/api.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache web/node_modules

@@ -21,7 +21,7 @@ from becomingone.api.cell import ServedCell
 from becomingone.api.deps import ApiState
 from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
 from becomingone.api.events import EventHub
-from becomingone.api.routers import coherence, events, node, signals, witness
+from becomingone.api.routers import coherence, events, node, resonance, signals, ui, witness
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
 from becomingone.runtime.cell import Cell
@@ -63,7 +63,8 @@ def create_app(
     app = FastAPI(
         title="BecomingONE cell API",
         version=__version__,
-        description="One cell: node, coherence, signals, witness chain, event stream.",
+        description="One cell: node, coherence, signals, witness chain, resonance map, event"
+        " stream; the dashboard at /.",
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
@@ -73,8 +74,10 @@ def create_app(
     )
     app.state.api = state
     install_error_handlers(app, state.errors)
-    for module in (node, coherence, signals, witness, events):
+    for module in (node, coherence, signals, witness, resonance, events):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(ui.router)
+    app.mount("/static", ui.static_files(), name="static")
     _describe_signals(app, cell.channels, settings.max_samples)
     if settings.cors_origins:
         app.add_middleware(

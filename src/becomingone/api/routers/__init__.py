@@ -1,9 +1,10 @@
-"""One router module per resource: node, coherence, signals, witness, events.
+"""One router module per resource: node, coherence, signals, witness, resonance, events; and
+the dashboard (ui).
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
 every status a route can answer is listed in its ``responses`` (a test checks the schema).
 """
 
-from becomingone.api.routers import coherence, events, node, signals, witness
+from becomingone.api.routers import coherence, events, node, resonance, signals, ui, witness
 
-__all__ = ["coherence", "events", "node", "signals", "witness"]
+__all__ = ["coherence", "events", "node", "resonance", "signals", "ui", "witness"]
