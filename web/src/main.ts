@@ -140,7 +140,7 @@ class Dashboard {
 
   resumed(replayed: number, reconnects: number, since: number): void {
     el("resume").textContent =
-      `reconnected ${reconnects}× · resumed after seq ${since} · ${replayed} missed event(s) replayed`;
+      `reconnected ${reconnects}× · resumed after seq ${since} · ${replayed} missed record(s) replayed`;
   }
 
   frame(): void {

@@ -10,7 +10,8 @@ export type ConnectionState = "connecting" | "live" | "reconnecting";
 export interface StreamCallbacks {
   message(msg: StreamMessage): void;
   state(state: ConnectionState, detail: string): void;
-  /** A `resumed` marker after a reconnect: how many stored events the server replayed. */
+  /** A `resumed` marker after a reconnect: how many stored records the server replayed after
+   * `since`, the last seq seen before the connection was lost (-1: none). */
   resumed(replayed: number, reconnects: number, since: number): void;
 }
 
@@ -25,6 +26,7 @@ export class EventStream {
   private reconnects = 0;
   private resuming = false;
   private timer: number | null = null;
+  private since: number | null = null;
 
   constructor(
     private readonly types: readonly string[],
@@ -42,14 +44,16 @@ export class EventStream {
 
   private open(): void {
     this.timer = null;
-    this.on.state(this.resuming ? "reconnecting" : "connecting", this.url());
-    const ws = new WebSocket(this.url());
+    const url = this.url();
+    this.on.state(this.resuming ? "reconnecting" : "connecting", url);
+    const ws = new WebSocket(url);
     ws.onmessage = (ev: MessageEvent<string>) => this.receive(ev.data);
     ws.onclose = () => this.lost();
   }
 
   private url(): string {
-    return eventsUrl(this.types, this.resuming ? this.lastSeq : null);
+    this.since = this.resuming ? this.lastSeq : null;
+    return eventsUrl(this.types, this.since);
   }
 
   private receive(text: string): void {
@@ -64,7 +68,7 @@ export class EventStream {
       const replayed = Number(msg.data["replayed"] ?? 0);
       if (this.resuming) {
         this.reconnects += 1;
-        this.on.resumed(replayed, this.reconnects, this.lastSeq ?? -1);
+        this.on.resumed(replayed, this.reconnects, this.since ?? -1);
       }
       this.on.state("live", `${this.reconnects} reconnect(s)`);
       return;

@@ -1,0 +1,174 @@
+"""The dashboard in Debian's Chromium (Playwright, ``executable_path``; never a downloaded
+browser), against real `becomingone up --serve` processes on free loopback ports: what a
+person would see — a page without console errors, live numbers, a refused write, a narrow
+screen, a reconnection after the server restarts. Screenshots go to out/dashboard/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from becomingone.api import TokenStore
+from tests.api.browserhelpers import CHROMIUM, OUT, ServerProcess
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/install-system.sh)"
+    ),
+]
+
+CONFIG = """\
+becomingone:
+  name: dash-cell
+  master: {tau_max: 30.0, witness_interval: 5.0}
+  memory: {flush_interval: 0.25}
+"""
+#: Milliseconds any one expectation on the page may take.
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One Chromium for the whole module."""
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def start_cell(tmp_path: Path) -> tuple[ServerProcess, str]:
+    """`up --serve` on the synthetic source with a token made before it starts."""
+    config = tmp_path / "cell.yaml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data"
+    data.mkdir()
+    tokens = TokenStore(data)
+    token = tokens.create("browser")
+    tokens.close()
+    OUT.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess(
+        ["up", "--config", str(config), "--data-dir", str(data)], log=tmp_path / "up.log"
+    )
+    return server.start(), token
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    """One cell for the tests that only read it or post to it; stopped by PID."""
+    server, token = start_cell(tmp_path_factory.mktemp("cell"))
+    try:
+        yield server, token
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_cell(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A cell of the test's own (the test stops and restarts it); stopped by PID."""
+    server, token = start_cell(tmp_path)
+    try:
+        yield server, token
+    finally:
+        server.stop()
+
+
+def open_page(browser: object, url: str, width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def]
+    """A fresh page on ``url`` and the list its console errors and page errors go to."""
+    page = browser.new_page(viewport={"width": width, "height": height})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url + "/")
+    return page, errors
+
+
+def wait_live(page) -> None:  # type: ignore[no-untyped-def]
+    """Until the stream is live and a tick, the chain check and a resonance map have shown."""
+    page.wait_for_selector("#conn[data-state='live']")
+    page.wait_for_function("document.querySelector('#t-now').textContent.endsWith(' s')")
+    page.wait_for_selector("#witness[data-ok='true']")
+    page.wait_for_function("document.querySelector('#res-peak').textContent.includes('peak')")
+
+
+def test_page_loads_live_without_console_errors(
+    browser: object, cell: tuple[ServerProcess, str]
+) -> None:
+    """The page connects, shows the cell's name, stream time, a verified chain and a
+    resonance peak, and the console has no error at all."""
+    server, _ = cell
+    page, errors = open_page(browser, server.url)
+    wait_live(page)
+    assert page.inner_text("#node-name") == "dash-cell"
+    assert page.inner_text("#witness").startswith("verified")
+    page.wait_for_timeout(1500)  # a few more ticks, polls and frames
+    page.screenshot(path=str(OUT / "cell.png"))
+    page.close()
+    assert errors == []
+
+
+def test_write_without_a_token_is_refused_in_the_ui(
+    browser: object, cell: tuple[ServerProcess, str]
+) -> None:
+    """Sending samples with no token shows the API's 401 refusal on the page; with the token
+    made by `tokens create` the same samples are accepted."""
+    server, token = cell
+    page, _ = open_page(browser, server.url)
+    page.fill("#write textarea[name=samples]", "0.1, 0.2 0.3")
+    page.click("#write button")
+    page.wait_for_selector("#write-result[data-kind='refused']")
+    assert page.inner_text("#write-result").startswith("refused (401) unauthorized")
+    page.fill("#write input[name=token]", token)
+    page.click("#write button")
+    page.wait_for_selector("#write-result[data-kind='accepted']")
+    assert page.inner_text("#write-result").startswith("accepted 3 sample(s)")
+    page.close()
+
+
+def test_narrow_screen_stacks_the_views(browser: object, cell: tuple[ServerProcess, str]) -> None:
+    """At 390 px wide (a phone) the views stack in one column and nothing scrolls sideways."""
+    server, _ = cell
+    page, errors = open_page(browser, server.url, width=390, height=844)
+    wait_live(page)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    lefts = page.evaluate(
+        "[...document.querySelectorAll('main > .card')].filter(c => c.offsetParent)"
+        ".map(c => Math.round(c.getBoundingClientRect().left))"
+    )
+    page.screenshot(path=str(OUT / "narrow.png"), full_page=True)
+    page.close()
+    assert width <= 390
+    assert len(lefts) >= 4 and len(set(lefts)) == 1
+    assert errors == []
+
+
+def test_reconnects_and_resumes_after_the_server_restarts(
+    browser: object, own_cell: tuple[ServerProcess, str]
+) -> None:
+    """Stopping the server (SIGTERM by PID) shows "reconnecting"; a new `up --serve` on the
+    same port and data dir is found again, the page says it resumed after the last seq it saw
+    with the missed events replayed, and the newest seq moves past the one before the stop."""
+    server, _ = own_cell
+    page, _ = open_page(browser, server.url)
+    wait_live(page)
+    assert server.stop() == 0
+    page.wait_for_selector("#conn[data-state='reconnecting']")
+    before = int(page.inner_text("#seq"))
+    server.start()
+    page.wait_for_function(
+        "document.querySelector('#resume').textContent.includes('reconnected 1×')"
+    )
+    text = page.inner_text("#resume")
+    page.wait_for_selector("#conn[data-state='live']")
+    page.wait_for_function(f"Number(document.querySelector('#seq').textContent) > {before}")
+    page.screenshot(path=str(OUT / "resumed.png"))
+    page.close()
+    assert f"resumed after seq {before}" in text
+    replayed = int(text.split("·")[2].split()[0])
+    assert replayed >= 1
