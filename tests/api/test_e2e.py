@@ -76,14 +76,16 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]
         proc.wait(timeout=30)
 
 
-def wait_until_up(proc: subprocess.Popen[str], url: str, seconds: float = 60.0) -> None:
-    """Poll GET /node until it answers (bounded); fail with stderr if the process ended."""
+def wait_until_up(
+    proc: subprocess.Popen[str], url: str, seconds: float = 60.0, path: str = "/api/v1/node"
+) -> None:
+    """Poll GET ``path`` until it answers (bounded); fail with stderr if the process ended."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"server ended: {proc.stderr.read() if proc.stderr else ''}")
         try:
-            if httpx.get(f"{url}/api/v1/node", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

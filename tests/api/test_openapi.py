@@ -3,9 +3,12 @@ the one error body, and the schema lists exactly the routes the app serves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from becomingone.api import ApiSettings, create_app
+import pytest
+
+from becomingone.api import ApiSettings, ServedCluster, create_app
 
 #: What each route can answer (checked against the code paths in the route tests).
 EXPECTED = {
@@ -19,6 +22,13 @@ EXPECTED = {
     ("get", "/api/v1/witness/records"): {200, 403, 422, 503},
     ("get", "/api/v1/witness/records/{seq}"): {200, 403, 404, 422, 503},
     ("get", "/api/v1/resonance"): {200, 403, 422, 503},
+}
+
+#: What each route of a cluster app can answer.
+CLUSTER_EXPECTED = {
+    ("get", "/api/v1/cluster"): {200, 403, 503},
+    ("get", "/api/v1/cluster/members/{name}"): {200, 403, 404, 422, 503},
+    ("get", "/api/v1/cluster/history"): {200, 403, 422, 503},
 }
 
 
@@ -44,10 +54,38 @@ def test_every_route_documents_its_statuses() -> None:
     assert found == EXPECTED
 
 
-def test_every_error_status_uses_the_error_body() -> None:
+def operations(doc: dict[str, Any]) -> dict[tuple[str, str], set[int]]:
+    """(method, path) → documented statuses of an OpenAPI document."""
+    return {
+        (method, path): {int(s) for s in op["responses"]}
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+
+
+def cluster_schema() -> dict[str, Any]:
+    """The OpenAPI document of an app serving a cluster only."""
+    served = ServedCluster("local", "mesh", threshold=0.95)
+    return create_app(None, ApiSettings(), cluster=served).openapi()
+
+
+def test_a_cluster_app_documents_its_routes_only() -> None:
+    """A cluster app has exactly the cluster operations with their statuses, and a cell and
+    cluster app has both sets."""
+    assert operations(cluster_schema()) == CLUSTER_EXPECTED
+    both = create_app(
+        Stub(1),  # type: ignore[arg-type]
+        ApiSettings(),
+        cluster=ServedCluster("local", "mesh", threshold=0.95),
+    )
+    assert operations(both.openapi()) == EXPECTED | CLUSTER_EXPECTED
+
+
+@pytest.mark.parametrize("make", [schema, cluster_schema], ids=["cell", "cluster"])
+def test_every_error_status_uses_the_error_body(make: Callable[[], dict[str, Any]]) -> None:
     """Every documented status >= 400 has the ErrorBody schema {"error": {code, message,
     field}} (FastAPI's own validation body is not used anywhere)."""
-    doc = schema()
+    doc = make()
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             for status, response in op["responses"].items():

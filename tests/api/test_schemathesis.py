@@ -67,3 +67,44 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def fuzz(url: str, cwd: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`schemathesis run` against the OpenAPI document at ``url`` (fixed seed)."""
+    return subprocess.run(
+        [
+            str(SCHEMATHESIS),
+            "run",
+            f"{url}/api/v1/openapi.json",
+            "--max-examples",
+            "30",
+            "--seed",
+            "20261202",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=cwd,  # its cache directory goes there, not into the checkout
+    )
+
+
+@pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is not installed (dev extra)")
+def test_schemathesis_finds_nothing_on_a_cluster(tmp_path: Path) -> None:
+    """`schemathesis run` exits 0 against `becomingone cluster --serve` while it runs."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "cluster", "--nodes", "4", "--duration", "600", "--serve", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(proc, url, path="/api/v1/cluster")
+        run = fuzz(url, tmp_path)
+        assert run.returncode == 0, run.stdout[-4000:]
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""The HTTP + WebSocket API of a cell (FastAPI) and its typed client.
+"""The HTTP + WebSocket API of a cell or a cluster (FastAPI) and its typed client.
 
 Rule: the top layer beside ``commands``: it reads a cell through its read-only store and
 writes only through the running cell's inbox; only this layer maps errors to HTTP statuses,
@@ -8,6 +8,7 @@ always as the one error body ``{"error": {"code", "message", "field"}}`` (docs/a
 from becomingone.api.app import PREFIX, attach_events, create_app
 from becomingone.api.cell import ServedCell, redact
 from becomingone.api.client import ApiError, CellClient
+from becomingone.api.cluster import ServedCluster
 from becomingone.api.errors import ApiProblem, ErrorBody, ErrorDetail
 from becomingone.api.events import EventHub, EventType, StreamEvent, Subscriber, events_of
 from becomingone.api.inbox import SignalInbox, merge_sources
@@ -29,6 +30,7 @@ __all__ = [
     "EventHub",
     "EventType",
     "ServedCell",
+    "ServedCluster",
     "SignalInbox",
     "StreamEvent",
     "Subscriber",

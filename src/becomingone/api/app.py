@@ -1,9 +1,12 @@
-"""The FastAPI app of one cell: :func:`create_app` wires routers, access, limits and errors.
+"""The FastAPI app of a cell or a cluster: :func:`create_app` wires routers, access, limits
+and errors.
 
 Rule: the app holds one :class:`~becomingone.api.deps.ApiState` and nothing global; it never
-drives the cell — a running cell feeds :meth:`EventHub.publish_record` through its ``witness``
-hook (:func:`attach_events`) and takes posted samples from its inbox. Every route lives under
-``/api/v1``; OpenAPI is at ``/api/v1/openapi.json``.
+drives the cell or the cluster — a running cell feeds :meth:`EventHub.publish_record` through
+its ``witness`` hook (:func:`attach_events`) and takes posted samples from its inbox; a running
+cluster hands each tick to :meth:`ServedCluster.record`. The cell routes are mounted when there
+is a cell, the cluster routes when there is a cluster. Every route lives under ``/api/v1``;
+OpenAPI is at ``/api/v1/openapi.json``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from becomingone import __version__
 from becomingone.api.cell import ServedCell
+from becomingone.api.cluster import ServedCluster
 from becomingone.api.deps import ApiState
 from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
 from becomingone.api.events import EventHub
+from becomingone.api.routers import cluster as cluster_routes
 from becomingone.api.routers import coherence, events, node, resonance, signals, ui, witness
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
+from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell
 from becomingone.runtime.hooks import HookCall
 
@@ -52,33 +58,51 @@ class _BodyLimit:
 
 
 def create_app(
-    cell: ServedCell,
+    cell: ServedCell | None,
     settings: ApiSettings,
     *,
     tokens: TokenStore | None = None,
     hub: EventHub | None = None,
     clock: Callable[[], float] = time.monotonic,
+    cluster: ServedCluster | None = None,
 ) -> FastAPI:
-    """The API of ``cell`` (writes need ``tokens``; a read-only ``settings`` refuses them)."""
+    """The API of ``cell`` and/or ``cluster`` (writes need ``tokens``; a read-only
+    ``settings`` refuses them)."""
+    if cell is None and cluster is None:
+        raise InputError("cell", "an app serves a cell, a cluster or both; got neither")
+    what = " and ".join(w for w, x in (("cell", cell), ("cluster", cluster)) if x is not None)
+    parts = {
+        "cell": "node, coherence, signals, witness chain, resonance map, event stream",
+        "cluster": "members, phases, C, band, T_global, rejections, tick stream",
+    }
     app = FastAPI(
-        title="BecomingONE cell API",
+        title=f"BecomingONE {what} API",
         version=__version__,
-        description="One cell: node, coherence, signals, witness chain, resonance map, event"
-        " stream; the dashboard at /.",
+        description="; ".join(
+            f"{w}: {parts[w]}" for w, x in (("cell", cell), ("cluster", cluster)) if x
+        ),
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
     )
     state = ApiState(
-        cell=cell, settings=settings, tokens=tokens, hub=hub or EventHub(), clock=clock
+        cell=cell,
+        settings=settings,
+        tokens=tokens,
+        hub=hub or EventHub(),
+        clock=clock,
+        cluster=cluster,
     )
     app.state.api = state
     install_error_handlers(app, state.errors)
-    for module in (node, coherence, signals, witness, resonance, events):
-        app.include_router(module.router, prefix=PREFIX)
+    if cell is not None:
+        for module in (node, coherence, signals, witness, resonance, events):
+            app.include_router(module.router, prefix=PREFIX)
+        _describe_signals(app, cell.channels, settings.max_samples)
+    if cluster is not None:
+        app.include_router(cluster_routes.router, prefix=PREFIX)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files(), name="static")
-    _describe_signals(app, cell.channels, settings.max_samples)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

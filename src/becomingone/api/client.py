@@ -1,4 +1,4 @@
-"""A typed Python client of the cell API: httpx for the routes, websockets for the events.
+"""A typed Python client of the cell and cluster API: httpx for routes, websockets for events.
 
 Rule: one method per route, returning the route's response model; an error answer becomes an
 :class:`ApiError` carrying the status and the error body's ``code``, ``message`` and
@@ -23,6 +23,9 @@ from pydantic import BaseModel
 
 from becomingone.api.app import PREFIX
 from becomingone.api.schemas import (
+    ClusterHistory,
+    ClusterMemberPublic,
+    ClusterNow,
     CoherenceHistory,
     CoherenceNow,
     NodePublic,
@@ -143,15 +146,41 @@ class CellClient:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def events_url(self, types: Sequence[str] = (), since: int | None = None) -> str:
-        """The WebSocket URL of the event stream with a filter and a resume seq."""
+    def cluster(self) -> ClusterNow:
+        """The served cluster and its newest frame (every cell)."""
+        return self._get(ClusterNow, "/cluster")
+
+    def cluster_member(self, name: str) -> ClusterMemberPublic:
+        """One cell of the served cluster at the newest tick."""
+        return self._get(ClusterMemberPublic, f"/cluster/members/{name}")
+
+    def cluster_history(self, since: int = -1, limit: int = 1000, every: int = 1) -> ClusterHistory:
+        """C, band and T_global per kept tick after ``since``."""
+        return self._get(ClusterHistory, "/cluster/history", since=since, limit=limit, every=every)
+
+    def events_url(
+        self, types: Sequence[str] = (), since: int | None = None, *, path: str = "/events"
+    ) -> str:
+        """The WebSocket URL of an event stream (``path``) with a filter and a resume seq."""
         query = []
         if types:
             query.append("types=" + ",".join(types))
         if since is not None:
             query.append(f"since={since}")
         ws = "ws" + self.url.removeprefix("http")
-        return f"{ws}{PREFIX}/events" + ("?" + "&".join(query) if query else "")
+        return f"{ws}{PREFIX}{path}" + ("?" + "&".join(query) if query else "")
+
+    def cluster_events(
+        self, since: int | None = None, *, reconnects: int = 0, retry_seconds: float = 0.5
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``cluster.tick`` events (``seq`` = tick) and ``resumed`` markers, resuming after
+        the last tick seen on a reconnect, as :meth:`events`."""
+        return self.events(
+            since=since,
+            reconnects=reconnects,
+            retry_seconds=retry_seconds,
+            path="/cluster/events",
+        )
 
     async def events(
         self,
@@ -160,13 +189,14 @@ class CellClient:
         *,
         reconnects: int = 0,
         retry_seconds: float = 0.5,
+        path: str = "/events",
     ) -> AsyncIterator[dict[str, Any]]:
         """Messages of the event stream (events and ``resumed`` markers). After a lost
         connection, reconnect up to ``reconnects`` times, resuming after the last seq seen."""
         last, left = since, reconnects
         while True:
             try:
-                async with websockets.connect(self.events_url(types, last)) as ws:
+                async with websockets.connect(self.events_url(types, last, path=path)) as ws:
                     async for raw in ws:
                         message = json.loads(raw)
                         if message.get("type") != "resumed":

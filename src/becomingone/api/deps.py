@@ -23,25 +23,28 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from becomingone.api.cell import ServedCell
+from becomingone.api.cluster import ServedCluster
 from becomingone.api.errors import ApiProblem
 from becomingone.api.events import EventHub
 from becomingone.api.settings import ApiSettings, is_loopback
 from becomingone.api.tokens import TokenBucket, TokenInfo, TokenStore
 
-__all__ = ["ApiState", "Cell", "Hub", "Reader", "Settings", "Writer", "api_state"]
+__all__ = ["ApiState", "Cell", "Cluster", "Hub", "Reader", "Settings", "Writer", "api_state"]
 
 
 @dataclass(slots=True, kw_only=True)
 class ApiState:
-    """Everything one app holds: the cell, settings, tokens, the hub, buckets and counts."""
+    """Everything one app holds: the cell and/or the cluster, settings, tokens, the hub,
+    buckets and counts."""
 
-    cell: ServedCell
+    cell: ServedCell | None
     settings: ApiSettings
     tokens: TokenStore | None
     hub: EventHub
     clock: Callable[[], float]
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    cluster: ServedCluster | None = None
 
 
 async def api_state(request: Request) -> ApiState:
@@ -54,7 +57,15 @@ State = Annotated[ApiState, Depends(api_state)]
 
 
 async def _cell(state: State) -> ServedCell:
+    if state.cell is None:  # the cell routes are only mounted when there is a cell
+        raise ApiProblem(404, "no_cell", "this server serves a cluster, not one cell")
     return state.cell
+
+
+async def _cluster(state: State) -> ServedCluster:
+    if state.cluster is None:  # the cluster routes are only mounted when there is a cluster
+        raise ApiProblem(404, "no_cluster", "this server serves one cell, not a cluster")
+    return state.cluster
 
 
 async def _settings(state: State) -> ApiSettings:
@@ -143,6 +154,7 @@ async def _reader(state: State, request: Request) -> None:
 
 
 Cell = Annotated[ServedCell, Depends(_cell)]
+Cluster = Annotated[ServedCluster, Depends(_cluster)]
 Settings = Annotated[ApiSettings, Depends(_settings)]
 Hub = Annotated[EventHub, Depends(_hub)]
 Writer = Annotated[TokenInfo, Depends(_writer)]

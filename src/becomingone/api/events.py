@@ -31,6 +31,8 @@ class EventType(enum.StrEnum):
     COLLAPSE = "collapse"
     DISSIPATE = "dissipate"
     WITNESS = "witness"
+    #: One tick of a served cluster (``/api/v1/cluster/events``; ``seq`` is the tick).
+    CLUSTER_TICK = "cluster.tick"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ClusterFrame",
+    "ClusterHistory",
+    "ClusterInfo",
+    "ClusterMemberPublic",
+    "ClusterNow",
+    "ClusterPoint",
     "CoherenceHistory",
     "CoherenceNow",
     "CoherencePointPublic",
@@ -139,3 +145,70 @@ class ResonancePublic(BaseModel):
     omegas: list[float] = Field(description="rad/s")
     power: list[list[float]]
     peak: PeakPublic | None = Field(description="null when the map is empty (too few samples)")
+
+
+class ClusterMemberPublic(BaseModel):
+    """One cell of a served cluster at the newest tick."""
+
+    name: str
+    theta: float = Field(description="Phase θ, cycles in [0, 1)")
+    frequency: float = Field(description="CPS frequency, cycles per second")
+    phase_error: float | None = Field(description="Last CPS phase error, cycles")
+    stable: bool = Field(description="The cell's network-stability reading")
+    rejected: int = Field(description="Packets this cell rejected")
+    t_sync_sq: float = Field(description="|T_sync|² the cell publishes")
+    master: float | None = Field(description="Master |T|² (null: a CPS-only cell)")
+    emissary: float | None = Field(description="Emissary |T|² (null: a CPS-only cell)")
+    sync: float | None = Field(description="Sync |T|² (null: a CPS-only cell)")
+    outcome: str | None = Field(description="Last Sync decision (null: a CPS-only cell)")
+    collapses: int | None = Field(description="Collapses so far (null: a CPS-only cell)")
+
+
+class ClusterPoint(BaseModel):
+    """The cluster after one tick (no per-cell rows)."""
+
+    tick: int
+    time: float = Field(description="Seconds since the cluster started")
+    c_cluster: float = Field(description="Cluster coherence C in [0, 1]")
+    r: float = Field(description="Kuramoto order parameter R in [0, 1]")
+    band: str = Field(description="LOOSE, FORMING, SYMBOLIC or SHARED")
+    rejected: int = Field(description="Packets rejected so far, all cells")
+    rejected_by_reason: dict[str, int]
+    winding: int | None = Field(description="Winding number (ring topology only)")
+    t_global: list[float] = Field(description="T_global as [re, im]")
+    t_global_sq: float = Field(description="|T_global|²")
+    cluster_collapse: bool = Field(description="T_global crossed I_c upward at this tick")
+    cluster_collapses: int = Field(description="Cluster collapses so far")
+
+
+class ClusterFrame(ClusterPoint):
+    """The cluster after one tick, with every cell."""
+
+    members: list[ClusterMemberPublic]
+
+
+class ClusterInfo(BaseModel):
+    """What the served cluster is."""
+
+    name: str
+    topology: str
+    cells: int
+    threshold: float = Field(description="I_c of the cluster collapse")
+    ticks: int = Field(description="Ticks so far")
+    ticks_to_band: dict[str, int | None] = Field(description="First tick in each band reached")
+
+
+class ClusterNow(BaseModel):
+    """The served cluster and its newest frame (null before the first tick)."""
+
+    cluster: ClusterInfo
+    frame: ClusterFrame | None
+
+
+class ClusterHistory(BaseModel):
+    """Kept ticks after ``since``, every ``every``-th, oldest first."""
+
+    since: int
+    every: int
+    kept_from: int | None = Field(description="Oldest tick still kept (null: none yet)")
+    points: list[ClusterPoint]

@@ -13,9 +13,9 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console, Group
@@ -51,6 +51,9 @@ from becomingone.runtime.cell_member import (
 from becomingone.runtime.glyph_migrate import GlyphMigrator
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
+
+if TYPE_CHECKING:
+    from becomingone.api.cluster import ServedCluster
 
 SPARK = " ▁▂▃▄▅▆▇█"
 
@@ -136,6 +139,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="becomingone.yaml: its cluster: section gives the defaults (flags win); "
         "with --cells full also the cells' configuration",
     )
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the cluster API (GET /api/v1/cluster, its history and the "
+        "/api/v1/cluster/events stream) and the dashboard while the cluster runs "
+        "(loopback unless api.allow_remote)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -190,6 +200,8 @@ def _check(args: argparse.Namespace) -> None:
             raise InputError("--servers", f"must be 1 to 9, got {args.servers}")
     elif args.servers != 1:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
+    if args.serve is not None and args.bus == "nats":
+        raise InputError("--serve", "serves the in-process cluster (--bus memory) for now")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
     if args.glyphs and args.bus == "nats":
@@ -204,6 +216,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the cluster and print the view (or progress lines), JSON lines and the summary."""
     _check(args)
     config = load_config(args.config)
+    args.listen = None
+    if args.serve is not None:
+        from becomingone.api.settings import parse_listen
+
+        args.listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
     settings = cluster_settings(args, config)
     ticks = max(1, round(args.duration / settings.tick))
     if ticks > 10_000_000:
@@ -332,10 +349,12 @@ async def _drive(
     bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
     ring = settings.topology == "ring"
     threshold = config.kairos.threshold  # I_c of the cells: the cluster collapse's too
-    async with LocalCluster(
-        members, bus, cluster=settings.name, ring=ring, threshold=threshold
-    ) as cluster:
-        on_tick = _reporter(args, cluster, cells, ticks, migrator)
+    async with contextlib.AsyncExitStack() as stack:
+        cluster = await stack.enter_async_context(
+            LocalCluster(members, bus, cluster=settings.name, ring=ring, threshold=threshold)
+        )
+        served = await stack.enter_async_context(_served(args, config, settings))
+        on_tick = _reporter(args, cluster, cells, ticks, migrator, served)
         after = None
         if migrator is not None:
             glyph_migrator = migrator
@@ -354,8 +373,58 @@ async def _drive(
         return summary, cluster.history
 
 
+@contextlib.asynccontextmanager
+async def _served(
+    args: argparse.Namespace, config: CellConfig, settings: ClusterConfig
+) -> AsyncIterator[ServedCluster | None]:
+    """With ``--serve``: the cluster API listening while the cluster runs (None without)."""
+    if args.listen is None:
+        yield None
+        return
+    from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
+
+    served = ServedCluster(settings.name, settings.topology, threshold=config.kairos.threshold)
+    app = create_app(None, ApiSettings.from_config(config.api), cluster=served)
+    server = ApiServer(app, *args.listen)
+    await server.start()
+    print(
+        f"becomingone cluster: API at {server.url}{PREFIX}/cluster "
+        f"(docs {server.url}{PREFIX}/docs)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        yield served
+    finally:
+        await server.aclose()
+
+
 @contextlib.contextmanager
 def _reporter(
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    cells: list[PhaseSupervisor],
+    ticks: int,
+    migrator: GlyphMigrator | None = None,
+    served: ServedCluster | None = None,
+) -> Iterator[Callable[[TickReport], None]]:
+    """JSON lines, the live view on a terminal, or a progress line about once a second; each
+    tick also goes to the served cluster API when there is one."""
+    with _reporter_only(args, cluster, cells, ticks, migrator) as show:
+        if served is None:
+            yield show
+            return
+        members = cluster.members
+
+        def both(report: TickReport) -> None:
+            served.record(report, members)
+            show(report)
+
+        yield both
+
+
+@contextlib.contextmanager
+def _reporter_only(
     args: argparse.Namespace,
     cluster: LocalCluster,
     cells: list[PhaseSupervisor],

@@ -1,10 +1,19 @@
-"""One router module per resource: node, coherence, signals, witness, resonance, events; and
-the dashboard (ui).
+"""One router module per resource: node, coherence, signals, witness, resonance, events,
+cluster; and the dashboard (ui).
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
 every status a route can answer is listed in its ``responses`` (a test checks the schema).
 """
 
-from becomingone.api.routers import coherence, events, node, resonance, signals, ui, witness
+from becomingone.api.routers import (
+    cluster,
+    coherence,
+    events,
+    node,
+    resonance,
+    signals,
+    ui,
+    witness,
+)
 
-__all__ = ["coherence", "events", "node", "resonance", "signals", "ui", "witness"]
+__all__ = ["cluster", "coherence", "events", "node", "resonance", "signals", "ui", "witness"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -23,7 +24,7 @@ from becomingone.api.events import EventType, Subscriber, events_of, parse_types
 from becomingone.api.settings import is_loopback
 from becomingone.errors import InputError
 
-__all__ = ["router"]
+__all__ = ["loopback_or_public", "refuse", "router", "run_stream"]
 
 router = APIRouter(tags=["events"])
 
@@ -78,40 +79,63 @@ async def _until_closed(ws: WebSocket) -> None:
         pass
 
 
-async def _refuse(ws: WebSocket, code: str, message: str, field: str | None) -> None:
+async def refuse(ws: WebSocket, code: str, message: str, field: str | None) -> None:
     """Close with 1008 and the one error body as the reason."""
     await ws.accept()
     body = {"error": {"code": code, "message": message, "field": field}}
     await ws.close(code=1008, reason=json.dumps(body)[:120])
 
 
-@router.websocket("/events")
-async def events(ws: WebSocket) -> None:
-    """Stream events; query ``types`` (comma list) and ``since`` (resume after this seq)."""
+def loopback_or_public(ws: WebSocket) -> bool:
+    """Whether this socket may read: a loopback client, or an app with public reads."""
     state: ApiState = ws.app.state.api
     host = ws.client.host if ws.client else ""
-    if not (state.settings.public_reads or is_loopback(host)):
-        await _refuse(ws, "remote_read", "reads from beyond loopback need a token", None)
-        return
-    try:
-        types, since = _query(ws)
-    except InputError as exc:
-        await _refuse(ws, "invalid", exc.message, exc.parameter)
-        return
-    await ws.accept()
-    sub = state.hub.subscribe(types, state.settings.event_queue, after=since)
+    return state.settings.public_reads or is_loopback(host)
+
+
+async def run_stream(
+    ws: WebSocket,
+    sub: Subscriber,
+    replay: Callable[[], Awaitable[int]],
+    unsubscribe: Callable[[Subscriber], None],
+) -> None:
+    """Send ``replay()``'s events (it returns the newest seq sent), then live events, until
+    the client goes; ``sub`` is unsubscribed and the socket closed however it ends."""
     tasks: set[asyncio.Task[None]] = set()
     try:
-        sub.after = await _replay(ws, state.cell, sub, since, state.settings.replay_limit)
+        sub.after = await replay()
         tasks = {asyncio.ensure_future(_pump(ws, sub)), asyncio.ensure_future(_until_closed(ws))}
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, OSError):
         pass
     finally:
-        state.hub.unsubscribe(sub)
+        unsubscribe(sub)
         for task in tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
         with contextlib.suppress(RuntimeError, OSError):
             await ws.close()
+
+
+@router.websocket("/events")
+async def events(ws: WebSocket) -> None:
+    """Stream events; query ``types`` (comma list) and ``since`` (resume after this seq)."""
+    state: ApiState = ws.app.state.api
+    if not loopback_or_public(ws):
+        await refuse(ws, "remote_read", "reads from beyond loopback need a token", None)
+        return
+    try:
+        types, since = _query(ws)
+    except InputError as exc:
+        await refuse(ws, "invalid", exc.message, exc.parameter)
+        return
+    await ws.accept()
+    sub = state.hub.subscribe(types, state.settings.event_queue, after=since)
+    cell = state.cell
+    assert cell is not None  # mounted only beside a cell
+
+    async def replay() -> int:
+        return await _replay(ws, cell, sub, since, state.settings.replay_limit)
+
+    await run_stream(ws, sub, replay, state.hub.unsubscribe)

@@ -1,0 +1,157 @@
+"""The cluster an API app serves: the in-process cluster's tick reports as frames.
+
+Rule: a running cluster hands every tick's :class:`~becomingone.runtime.TickReport` and its
+members to :meth:`ServedCluster.record` (from the driver's ``on_tick``); this module turns them
+into one JSON-ready *frame* — the cluster's C, band, T_global and rejections plus, per cell,
+its phase θ (cycles), its CPS state and, for a full cell, its Master/Emissary/Sync |T|² — keeps
+the newest ``keep`` frames for ``GET /cluster/history`` and for resuming clients, and offers each
+frame to the subscribers of the cluster event stream as a ``cluster.tick`` event whose ``seq``
+is the tick number. It never drives the cluster and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from becomingone.api.events import EventType, StreamEvent, Subscriber
+from becomingone.errors import InputError
+from becomingone.runtime.cluster import ClusterMember, TickReport
+
+__all__ = ["KEEP_FRAMES", "ServedCluster", "member_row"]
+
+#: Frames kept for history and resuming clients (10 minutes at 10 ticks/s).
+KEEP_FRAMES = 6_000
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def member_row(member: ClusterMember) -> dict[str, Any]:
+    """One cell in a frame: name, θ, CPS state and (a full cell) its last decision."""
+    snap = member.snapshot()
+    row: dict[str, Any] = {
+        "name": member.node_id,
+        "theta": member.theta,
+        "frequency": snap.frequency,
+        "phase_error": _finite(snap.last_error),
+        "stable": snap.stable,
+        "rejected": sum(snap.rejected.values()),
+        "t_sync_sq": min(1.0, abs(snap.t_sync) ** 2),
+        "master": None,
+        "emissary": None,
+        "sync": None,
+        "outcome": None,
+        "collapses": None,
+    }
+    status = getattr(member, "status", None)
+    if status is not None:
+        row.update(
+            master=status.master,
+            emissary=status.emissary,
+            sync=status.sync,
+            outcome=status.outcome,
+            collapses=status.collapses,
+        )
+    return row
+
+
+class ServedCluster:
+    """What the cluster routes read: a name, a topology, the newest frames, subscribers.
+
+    Parameters
+    ----------
+    name, topology : the cluster's name and topology (shown as they are).
+    threshold : I_c of the cluster collapse (the cells' Sync threshold).
+    keep : frames kept (history and resume), at least 1.
+    """
+
+    def __init__(
+        self, name: str, topology: str, *, threshold: float, keep: int = KEEP_FRAMES
+    ) -> None:
+        if keep < 1:
+            raise InputError("keep", f"must be at least 1, got {keep}")
+        self.name = name
+        self.topology = topology
+        self.threshold = threshold
+        self.frames: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.subscribers: set[Subscriber] = set()
+        self.collapses = 0
+        self.ticks_to_band: dict[str, int | None] = {}
+
+    def record(self, report: TickReport, members: Sequence[ClusterMember]) -> dict[str, Any]:
+        """Make the frame of one tick, keep it and offer it to every subscriber."""
+        rejected: Counter[str] = Counter()
+        rows = []
+        for m in members:
+            rows.append(member_row(m))
+            rejected.update(m.snapshot().rejected)
+        self.collapses += report.cluster_collapse
+        band = report.band.value
+        self.ticks_to_band.setdefault(band, report.tick)
+        frame = {
+            **report.to_json(),
+            "rejected": sum(rejected.values()),
+            "rejected_by_reason": dict(rejected),
+            "cluster_collapses": self.collapses,
+            "members": rows,
+        }
+        self.frames.append(frame)
+        event = StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)
+        for sub in self.subscribers:
+            sub.offer(event)
+        return frame
+
+    def latest(self) -> dict[str, Any] | None:
+        """The newest frame (None before the first tick)."""
+        return self.frames[-1] if self.frames else None
+
+    def describe(self) -> dict[str, Any]:
+        """Name, topology, cells, I_c, ticks so far and the first tick in each band."""
+        last = self.latest()
+        return {
+            "name": self.name,
+            "topology": self.topology,
+            "cells": len(last["members"]) if last else 0,
+            "threshold": self.threshold,
+            "ticks": last["tick"] + 1 if last else 0,
+            "ticks_to_band": dict(self.ticks_to_band),
+        }
+
+    def history(self, since: int, limit: int, every: int) -> list[Mapping[str, Any]]:
+        """Cluster-level points (no members) of ticks after ``since``, every ``every``-th,
+        at most ``limit``, oldest first."""
+        out: list[Mapping[str, Any]] = []
+        for frame in self.frames:
+            if frame["tick"] <= since or frame["tick"] % every:
+                continue
+            out.append({k: v for k, v in frame.items() if k != "members"})
+            if len(out) >= limit:
+                break
+        return out
+
+    def replay(self, since: int) -> tuple[list[StreamEvent], bool]:
+        """Kept frames after tick ``since`` as events, and whether nothing was lost (the
+        oldest kept frame is at most ``since + 1``)."""
+        kept = [f for f in self.frames if f["tick"] > since]
+        complete = not self.frames or self.frames[0]["tick"] <= since + 1
+        events = [StreamEvent(type=EventType.CLUSTER_TICK, seq=f["tick"], data=f) for f in kept]
+        return events, complete
+
+    def subscribe(self, size: int, after: int = -1) -> Subscriber:
+        """A new subscriber to ``cluster.tick`` with a queue of ``size``."""
+        sub = Subscriber(types=frozenset({EventType.CLUSTER_TICK}), size=size, after=after)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Stop delivering to ``sub``."""
+        self.subscribers.discard(sub)
+
+    def member(self, name: str) -> dict[str, Any] | None:
+        """The newest row of cell ``name`` (None if the cluster has no such cell)."""
+        last = self.latest()
+        rows = last["members"] if last else []
+        return next((r for r in rows if r["name"] == name), None)
