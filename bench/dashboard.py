@@ -66,7 +66,7 @@ def free_port() -> int:
 
 
 def start_server(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``becomingone ARGS --serve 127.0.0.1:PORT``; wait (≤ 90 s) for GET /node."""
+    """Start ``becomingone ARGS --serve 127.0.0.1:PORT``; wait (≤ 90 s) for its OpenAPI."""
     proc = subprocess.Popen(
         [*CLI, *args, "--serve", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
@@ -77,7 +77,8 @@ def start_server(args: list[str], port: int, log: Path) -> subprocess.Popen[byte
         if proc.poll() is not None:
             raise SystemExit(f"{args[0]} ended with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/node", timeout=1).status_code == 200:
+            url = f"http://127.0.0.1:{port}/api/v1/openapi.json"
+            if httpx.get(url, timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
@@ -161,7 +162,8 @@ def main() -> None:
             what, server = "1 cell (up --serve)", ["up", "--data-dir", f"{tmp}/cell"]
         else:
             what = f"{nodes} cells (cluster --serve)"
-            server = ["cluster", "--nodes", str(nodes), "--topology", "fractal"]
+            server = ["cluster", "--nodes", str(nodes), "--topology", "fractal", "--tick", "100"]
+            server += ["--duration", str(int(2 * seconds + 120))]
         proc = start_server(server, port, Path(tmp) / "server.log")
         try:
             browser = p.chromium.launch(executable_path=CHROMIUM)

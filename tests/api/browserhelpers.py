@@ -42,7 +42,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, seconds: float = 60.0) -> ServerProcess:
-        """Start the process and wait (bounded) until GET /api/v1/node answers 200."""
+        """Start the process and wait (bounded) until its OpenAPI document answers 200 (a cell
+        and a cluster app both have one; a cluster app has no /node)."""
         out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [*CLI, *self.args, "--serve", f"127.0.0.1:{self.port}"],
@@ -56,7 +57,7 @@ class ServerProcess:
                     f"{self.args[0]} ended with {self.proc.returncode}; see {self.log}"
                 )
             try:
-                if httpx.get(f"{self.url}/api/v1/node", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/api/v1/openapi.json", timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -1,14 +1,18 @@
 """The dashboard in Debian's Chromium (Playwright, ``executable_path``; never a downloaded
 browser), against real `becomingone up --serve` processes on free loopback ports: what a
 person would see — a page without console errors, live numbers, a refused write, a narrow
-screen, a reconnection after the server restarts. Screenshots go to out/dashboard/."""
+screen, a reconnection after the server restarts, a locking cluster's moving phase circle and
+its band reaching SHARED. Screenshots go to out/dashboard/."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from becomingone.api import TokenStore
 from tests.api.browserhelpers import CHROMIUM, OUT, ServerProcess
@@ -27,6 +31,8 @@ becomingone:
   master: {tau_max: 30.0, witness_interval: 5.0}
   memory: {flush_interval: 0.25}
 """
+#: The part of a 1280-px page the cluster views fill (the screenshot in the README).
+CLIP = {"x": 0, "y": 0, "width": 1280, "height": 500}
 #: Milliseconds any one expectation on the page may take.
 WAIT_MS = 20_000
 
@@ -108,7 +114,7 @@ def test_page_loads_live_without_console_errors(
     assert page.inner_text("#node-name") == "dash-cell"
     assert page.inner_text("#witness").startswith("verified")
     page.wait_for_timeout(1500)  # a few more ticks, polls and frames
-    page.screenshot(path=str(OUT / "cell.png"))
+    page.screenshot(path=str(OUT / "cell.png"), clip={**CLIP, "height": 760})
     page.close()
     assert errors == []
 
@@ -172,3 +178,59 @@ def test_reconnects_and_resumes_after_the_server_restarts(
     assert f"resumed after seq {before}" in text
     replayed = int(text.split("·")[2].split()[0])
     assert replayed >= 1
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """`cluster --serve`: 8 full cells (transducers, sync layer, chain) locking on a fractal
+    topology at 20 ticks/s, for at most 3 minutes; stopped by PID."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    server = ServerProcess(
+        [
+            *("cluster", "--nodes", "8", "--topology", "fractal", "--cells", "full"),
+            *("--duration", "180", "--data-dir", str(tmp / "data")),
+        ],
+        log=tmp / "cluster.log",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def pixels(png: bytes) -> np.ndarray:
+    """The RGB pixels of a PNG screenshot."""
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def test_phase_circle_moves_with_the_cluster(browser: object, cluster: ServerProcess) -> None:
+    """Two screenshots of the phase circle half a second apart differ in many pixels (the
+    cells' dots move live), while the page shows one dot per cell and no console error."""
+    page, errors = open_page(browser, cluster.url)
+    page.wait_for_selector("#conn[data-state='live']")
+    page.wait_for_function("document.querySelector('#phase').closest('.card') !== null")
+    page.wait_for_function("document.querySelector('#c-now').textContent.includes('tick')")
+    first = pixels(page.locator("#phase").screenshot())
+    page.wait_for_timeout(500)
+    second = pixels(page.locator("#phase").screenshot())
+    assert page.inner_text("#node-name").startswith("cluster local · 8 cells")
+    page.close()
+    changed = int(np.count_nonzero(np.abs(first - second).sum(axis=2) > 30))
+    assert changed > 200, f"only {changed} pixels changed"
+    assert errors == []
+
+
+def test_band_label_reaches_shared(browser: object, cluster: ServerProcess) -> None:
+    """As the cluster locks, the band label reads SHARED (C > 0.75), the C_cluster text
+    agrees, and the picked cell's coherence and the cell picker show; screenshot kept."""
+    page, errors = open_page(browser, cluster.url)
+    page.wait_for_selector("#band[data-band='SHARED']", timeout=90_000)
+    c = float(page.inner_text("#c-now").split()[0])
+    assert c > 0.75
+    assert page.locator("#cell-pick option").count() == 8
+    page.wait_for_function("document.querySelector('#outcome').textContent !== '–'")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(OUT / "cluster.png"), clip=CLIP)
+    page.close()
+    assert errors == []

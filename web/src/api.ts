@@ -91,12 +91,13 @@ export async function request<T>(path: string, init?: RequestInit): Promise<Answ
   return { status: response.status, body: response.ok ? (body as T) : null, error };
 }
 
-/** The WebSocket URL of the event stream on this page's host. */
-export function eventsUrl(types: readonly string[], since: number | null): string {
+/** The WebSocket URL of a stream (`path` under /api/v1) on this page's host. */
+export function streamUrl(path: string, params: Readonly<Record<string, string>>, since: number | null): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = new URLSearchParams({ types: types.join(",") });
+  const query = new URLSearchParams(params);
   if (since !== null) query.set("since", String(since));
-  return `${scheme}//${location.host}${PREFIX}/events?${query.toString()}`;
+  const text = query.toString();
+  return `${scheme}//${location.host}${PREFIX}${path}${text ? `?${text}` : ""}`;
 }
 
 /** A number as text with `digits` decimals ("–" when it is missing or not finite). */

@@ -1,27 +1,36 @@
-// The cluster's view of the world: `GET /cluster` and the `cluster.tick` event carry the same
-// body (docs/api.md): members with their phase θ (cycles) and coherence, C_cluster, its band,
-// T_global and rejected packets by reason. Rule: parsing only; unknown fields are ignored.
+// The cluster as `GET /cluster` (its `frame`) and each `cluster.tick` event (its data) carry
+// it (docs/api.md, "A cluster"): per cell its phase θ (cycles) and, for full cells, Master,
+// Emissary and Sync |T|² and the last outcome; C_cluster, R, the band, T_global (complex, as
+// [re, im]) and rejected packets by reason. Rule: parsing only; unknown fields are ignored.
 
 export interface Member {
-  id: string;
-  phase: number;
-  master: number;
-  emissary: number;
-  sync: number;
+  name: string;
+  theta: number;
+  /** null for a CPS-only cell (no transducers). */
+  master: number | null;
+  emissary: number | null;
+  sync: number | null;
   collapsed: boolean;
 }
 
-export interface ClusterView {
-  t: number;
-  members: Member[];
+export interface Frame {
+  tick: number;
+  time: number;
   c: number;
+  r: number;
   band: string;
-  tGlobal: number | null;
-  rejected: Record<string, number>;
+  tGlobal: [number, number];
+  rejected: number;
+  byReason: Record<string, number>;
+  members: Member[];
 }
 
 function num(value: unknown, fallback = 0): number {
   return typeof value === "number" && Number.isFinite(value) ? value : fallback;
+}
+
+function orNull(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
 function record(value: unknown): Record<string, unknown> {
@@ -30,30 +39,32 @@ function record(value: unknown): Record<string, unknown> {
 
 function member(raw: unknown, index: number): Member {
   const m = record(raw);
-  const coh = record(m["coherence"]);
   return {
-    id: String(m["id"] ?? m["name"] ?? m["node_id"] ?? index),
-    phase: num(m["phase"] ?? m["theta"]),
-    master: num(coh["master"] ?? m["master"]),
-    emissary: num(coh["emissary"] ?? m["emissary"]),
-    sync: num(coh["sync"] ?? m["sync"]),
-    collapsed: (m["outcome"] ?? coh["outcome"]) === "collapse",
+    name: String(m["name"] ?? index),
+    theta: num(m["theta"]),
+    master: orNull(m["master"]),
+    emissary: orNull(m["emissary"]),
+    sync: orNull(m["sync"]),
+    collapsed: m["outcome"] === "collapse",
   };
 }
 
-/** The cluster body of `GET /cluster` or of a `cluster.tick` event's data. */
-export function parseCluster(body: unknown): ClusterView {
+/** One frame (a `cluster.tick` event's data, or the `frame` of `GET /cluster`); null if absent. */
+export function parseFrame(body: unknown): Frame | null {
+  if (typeof body !== "object" || body === null) return null;
   const b = record(body);
-  const members = Array.isArray(b["members"]) ? b["members"].map(member) : [];
-  const rejected: Record<string, number> = {};
-  for (const [k, v] of Object.entries(record(b["rejected"]))) rejected[k] = num(v);
-  const tGlobal = b["t_global"] ?? b["T_global"];
+  const byReason: Record<string, number> = {};
+  for (const [k, v] of Object.entries(record(b["rejected_by_reason"]))) byReason[k] = num(v);
+  const tg = Array.isArray(b["t_global"]) ? b["t_global"] : [];
   return {
-    t: num(b["t"] ?? b["time"]),
-    members,
-    c: num(b["c_cluster"] ?? b["C_cluster"] ?? b["coherence"]),
+    tick: num(b["tick"]),
+    time: num(b["time"]),
+    c: num(b["c_cluster"]),
+    r: num(b["r"]),
     band: String(b["band"] ?? "–"),
-    tGlobal: typeof tGlobal === "number" ? tGlobal : null,
-    rejected,
+    tGlobal: [num(tg[0]), num(tg[1])],
+    rejected: num(b["rejected"]),
+    byReason,
+    members: Array.isArray(b["members"]) ? b["members"].map(member) : [],
   };
 }

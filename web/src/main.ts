@@ -1,10 +1,11 @@
-// The dashboard: wires the event stream and a few polled reads to the views, and redraws
-// on animation frames only what changed. Works for one cell (`up --serve`) and for a cluster
-// (`cluster --serve`, detected by `GET /cluster` answering 200).
+// The dashboard: wires the event streams and a few polled reads to the views, and redraws
+// on animation frames only what changed. What the server offers is read from its OpenAPI
+// paths: a cell (`up --serve`: /node, /events, /resonance, /witness), a cluster (`cluster
+// --serve`: /cluster, /cluster/events), or both; the page shows the views it can feed.
 // Rule: the only module that touches the page's elements by id; views draw, modules parse.
 
 import { fmt, request, type HistoryPoint, type ResonancePublic, type StreamMessage, type Tick, type VerifyPublic } from "./api";
-import { parseCluster, type ClusterView } from "./cluster";
+import { parseFrame, type Frame } from "./cluster";
 import { EventStream, type ConnectionState } from "./stream";
 import { COLORS } from "./views/canvas";
 import { Heatmap } from "./views/heatmap";
@@ -39,8 +40,8 @@ class Dashboard {
   private picked = 0;
   mode: "cell" | "cluster" = "cell";
 
-  tick(msg: StreamMessage): void {
-    if (msg.type === "cluster.tick") return this.clusterTick(parseCluster(msg.data));
+  /** A cell event (tick or collapse) from /events. */
+  cellEvent(msg: StreamMessage): void {
     el("seq").textContent = String(msg.seq);
     if (msg.type !== "tick") return;
     const t = msg.data as unknown as Tick;
@@ -53,25 +54,37 @@ class Dashboard {
     }
   }
 
-  clusterTick(view: ClusterView): void {
-    this.phase.set(view.members.map((m) => m.phase), view.members.map((m) => m.id));
-    this.cluster.push(view.t, [view.c]);
-    el("band").textContent = view.band;
-    el("band").dataset["band"] = view.band;
-    el("c-now").textContent = fmt(view.c, 3);
-    el("t-global").textContent = view.tGlobal === null ? "–" : `${fmt(view.tGlobal, 2)} s`;
-    el("rejected").textContent =
-      Object.entries(view.rejected).map(([k, v]) => `${k} ${v}`).join(" · ") || "none";
-    this.pickList(view);
-    const m = view.members[this.picked];
-    if (m !== undefined) this.cells.push(view.t, [m.master, m.emissary, m.sync], m.collapsed);
+  /** One cluster frame (a cluster.tick event, or GET /cluster's newest). */
+  frameOf(frame: Frame | null): void {
+    if (frame === null) return;
+    this.phase.set(frame.members.map((m) => m.theta), frame.members.map((m) => m.name));
+    this.cluster.push(frame.time, [frame.c]);
+    el("band").textContent = frame.band;
+    el("band").dataset["band"] = frame.band;
+    el("c-now").textContent = `${fmt(frame.c, 3)} (R ${fmt(frame.r, 3)}) at tick ${frame.tick}`;
+    const [re, im] = frame.tGlobal;
+    el("t-global").textContent =
+      `|T|² ${fmt(re * re + im * im, 3)} · arg ${fmt(Math.atan2(im, re), 2)} rad`;
+    const reasons = Object.entries(frame.byReason).map(([k, v]) => `${k} ${v}`);
+    el("rejected").textContent = `${frame.rejected}${reasons.length ? ` (${reasons.join(", ")})` : ""}`;
+    this.pickList(frame);
+    const m = frame.members[this.picked];
+    if (m !== undefined && m.master !== null) {
+      this.cells.push(frame.time, [m.master, m.emissary ?? 0, m.sync ?? 0], m.collapsed);
+      el("t-now").textContent = `${fmt(frame.time, 2)} s`;
+      el("outcome").textContent = m.collapsed ? "collapse" : "dissipate";
+    } else if (m !== undefined) {
+      el("cells-note").textContent =
+        "CPS-only cells have no transducers: run the cluster with --cells full to see them";
+    }
     for (const v of ["phase", "cluster", "cells"]) this.dirty.add(v);
   }
 
-  private pickList(view: ClusterView): void {
+  private pickList(frame: Frame): void {
+    if (this.mode !== "cluster") return;
     const pick = el<HTMLSelectElement>("cell-pick");
-    if (pick.options.length === view.members.length) return;
-    pick.replaceChildren(...view.members.map((m, i) => new Option(m.id, String(i))));
+    if (pick.options.length === frame.members.length) return;
+    pick.replaceChildren(...frame.members.map((m, i) => new Option(m.name, String(i))));
     pick.hidden = false;
     pick.onchange = () => {
       this.picked = Number(pick.value);
@@ -170,33 +183,55 @@ function every(ms: number, job: () => Promise<void>): void {
   window.setInterval(run, ms);
 }
 
+/** Which resources this server offers, from its OpenAPI paths. */
+async function offered(): Promise<{ cell: boolean; cluster: boolean }> {
+  // The schema, not trial requests: a 404 would show as an error in the browser's console.
+  const schema = await request<{ paths: Record<string, unknown> }>("/openapi.json");
+  const paths = schema.body?.paths ?? {};
+  return { cell: "/api/v1/node" in paths, cluster: "/api/v1/cluster" in paths };
+}
+
+function streamTo(board: Dashboard, path: string, params: Record<string, string>, on: (m: StreamMessage) => void): void {
+  new EventStream(path, params, {
+    message: on,
+    state: (state, detail) => board.connection(state, detail),
+    resumed: (replayed, reconnects, since) => board.resumed(replayed, reconnects, since),
+  }).start();
+}
+
 async function main(): Promise<void> {
   const board = new Dashboard();
-  wireWriteForm(el<HTMLFormElement>("write"), el("write-result"));
-  const node = await request<{ name: string; running: boolean }>("/node");
-  el("node-name").textContent = node.body ? `${node.body.name}${node.body.running ? "" : " (stopped, read-only)"}` : "–";
-  // Ask the schema, not GET /cluster: a 404 would show as an error in the browser's console.
-  const schema = await request<{ paths: Record<string, unknown> }>("/openapi.json");
-  const clustered = schema.body !== null && "/api/v1/cluster" in schema.body.paths;
-  const cluster = clustered ? await request<unknown>("/cluster") : null;
-  board.mode = cluster?.status === 200 ? "cluster" : "cell";
+  const has = await offered();
+  board.mode = has.cluster ? "cluster" : "cell";
   document.body.dataset["mode"] = board.mode;
-  const types = ["tick", "collapse"];
-  if (board.mode === "cluster") {
-    types.push("cluster.tick");
-    board.clusterTick(parseCluster(cluster?.body));
-  } else {
+  document.body.dataset["cell"] = String(has.cell);
+  if (has.cell) {
+    wireWriteForm(el<HTMLFormElement>("write"), el("write-result"));
+    const node = await request<{ name: string; running: boolean }>("/node");
+    const b = node.body;
+    el("node-name").textContent = b ? `${b.name}${b.running ? "" : " (stopped, read-only)"}` : "–";
+    streamTo(board, "/events", { types: "tick,collapse" }, (m) => board.cellEvent(m));
+    every(5000, () => board.resonance());
+    every(10000, () => board.witness());
+  }
+  if (has.cluster) {
+    const now = await request<{ cluster: { name: string; cells: number; topology: string }; frame: unknown }>("/cluster");
+    const c = now.body?.cluster;
+    if (c) el("node-name").textContent = `cluster ${c.name} · ${c.cells} cells · ${c.topology}`;
+    const first = parseFrame(now.body?.frame);
+    if (first !== null) {
+      const since = Math.max(-1, first.tick - 600);
+      const past = await request<{ points: { time: number; c_cluster: number }[] }>(
+        `/cluster/history?since=${since}&limit=600`,
+      );
+      for (const p of past.body?.points ?? []) board.cluster.push(p.time, [p.c_cluster]);
+    }
+    board.frameOf(first);
+    streamTo(board, "/cluster/events", {}, (m) => board.frameOf(parseFrame(m.data)));
+  } else if (has.cell) {
     await board.seedHistory();
     every(250, () => board.cellPhase());
   }
-  const stream = new EventStream(types, {
-    message: (msg) => board.tick(msg),
-    state: (state, detail) => board.connection(state, detail),
-    resumed: (replayed, reconnects, since) => board.resumed(replayed, reconnects, since),
-  });
-  stream.start();
-  every(5000, () => board.resonance());
-  every(10000, () => board.witness());
   window.addEventListener("resize", () => board.redrawAll());
   const loop = (): void => {
     board.frame();

@@ -1,9 +1,10 @@
-// The one WebSocket store: connects to /api/v1/events, remembers the last seq it saw and, when
+// A WebSocket stream store: connects to /api/v1/events (a cell) or /api/v1/cluster/events
+// (a cluster), remembers the last seq it saw and, when
 // the connection drops (a server restart), reconnects with ?since=SEQ so the server replays
 // what was missed from the stored chain. Rule: this module owns the socket and its retry
 // timer, and reports through callbacks; it draws nothing.
 
-import { eventsUrl, type StreamMessage } from "./api";
+import { streamUrl, type StreamMessage } from "./api";
 
 export type ConnectionState = "connecting" | "live" | "reconnecting";
 
@@ -29,7 +30,8 @@ export class EventStream {
   private since: number | null = null;
 
   constructor(
-    private readonly types: readonly string[],
+    private readonly path: string,
+    private readonly params: Readonly<Record<string, string>>,
     private readonly on: StreamCallbacks,
   ) {}
 
@@ -53,7 +55,7 @@ export class EventStream {
 
   private url(): string {
     this.since = this.resuming ? this.lastSeq : null;
-    return eventsUrl(this.types, this.since);
+    return streamUrl(this.path, this.params, this.since);
   }
 
   private receive(text: string): void {
