@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import signal
 import socket
 import statistics
@@ -176,7 +177,9 @@ def main() -> None:
         finally:
             stop(proc)
     print(f"dashboard render rate: Chromium {version}, {what}, {seconds:g} s measured")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"    nominal frame interval {nominal:.2f} ms (median on the blank page)")
+    print(f"    load average {load} on {os.cpu_count()} CPUs")
     print(
         f"    {'page':<26}{'frames':>7}{'fps':>8}{'dropped':>9}{'share':>9}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'worst':>8}{'fps/base':>9}{'ws msg/s':>9}"

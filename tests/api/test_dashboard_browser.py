@@ -159,7 +159,8 @@ def test_reconnects_and_resumes_after_the_server_restarts(
 ) -> None:
     """Stopping the server (SIGTERM by PID) shows "reconnecting"; a new `up --serve` on the
     same port and data dir is found again, the page says it resumed after the last seq it saw
-    with the missed events replayed, and the newest seq moves past the one before the stop."""
+    with the missed records replayed, the newest seq moves past the one before the stop, and
+    the reads that failed while the server was away (the resonance map) are made again."""
     server, _ = own_cell
     page, _ = open_page(browser, server.url)
     wait_live(page)
@@ -173,6 +174,7 @@ def test_reconnects_and_resumes_after_the_server_restarts(
     text = page.inner_text("#resume")
     page.wait_for_selector("#conn[data-state='live']")
     page.wait_for_function(f"Number(document.querySelector('#seq').textContent) > {before}")
+    page.wait_for_function("document.querySelector('#res-peak').textContent.includes('peak')")
     page.screenshot(path=str(OUT / "resumed.png"))
     page.close()
     assert f"resumed after seq {before}" in text

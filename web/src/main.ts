@@ -39,6 +39,7 @@ class Dashboard {
   private phaseT: number | null = null;
   private picked = 0;
   mode: "cell" | "cluster" = "cell";
+  hasCell = false;
 
   /** A cell event (tick or collapse) from /events. */
   cellEvent(msg: StreamMessage): void {
@@ -154,6 +155,10 @@ class Dashboard {
   resumed(replayed: number, reconnects: number, since: number): void {
     el("resume").textContent =
       `reconnected ${reconnects}× · resumed after seq ${since} · ${replayed} missed record(s) replayed`;
+    if (this.hasCell) {
+      void this.resonance(); // the polls that failed while the server was away
+      void this.witness();
+    }
   }
 
   frame(): void {
@@ -205,6 +210,7 @@ async function main(): Promise<void> {
   board.mode = has.cluster ? "cluster" : "cell";
   document.body.dataset["mode"] = board.mode;
   document.body.dataset["cell"] = String(has.cell);
+  board.hasCell = has.cell;
   if (has.cell) {
     wireWriteForm(el<HTMLFormElement>("write"), el("write-result"));
     const node = await request<{ name: string; running: boolean }>("/node");
