@@ -27,8 +27,9 @@ demo: $(BASE)
 	rm -rf out/demo-cell
 	$(BIN)/becomingone up --duration 20 --summary --data-dir out/demo-cell
 	$(BIN)/becomingone witness verify --data-dir out/demo-cell
-	@echo "== 3/3  16 cells phase-lock on a fractal topology: becomingone cluster"
-	$(BIN)/becomingone cluster --nodes 16 --topology fractal --fast --duration 30 --plot out/cluster.png
+	@echo "== 3/3  16 cells phase-lock on a fractal topology: becomingone cluster --serve"
+	@echo "        watch it live for 30 s: dashboard at http://127.0.0.1:8790/"
+	$(BIN)/becomingone cluster --nodes 16 --topology fractal --cells full --duration 30 --plot out/cluster.png --serve 127.0.0.1:8790
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
