@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard's sources and its shipped bundle agree: `make test` runs this.
 # Installs Node from Debian only if it is missing, installs the locked dev tools (npm ci),
-# type-checks the TypeScript (tsc --noEmit), rebuilds the bundle into the package
+# type-checks the TypeScript (tsc --noEmit), runs its unit tests (node --test), rebuilds the
+# bundle into the package
 # (src/becomingone/api/static) and fails when the rebuilt files differ from the committed ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ static=src/becomingone/api/static
   cd web
   npm ci --no-audit --no-fund --loglevel=error
   npx --no-install tsc --noEmit -p .
+  out=$(node test.mjs 2>&1) || { echo "$out"; exit 1; }
   node build.mjs
 )
 # Against git's index (what is committed or staged): changed files, and files git does not know.
@@ -21,4 +23,4 @@ if ! git diff --quiet -- "$static" || [ -n "$(git ls-files --others --exclude-st
   echo "check-web: the shipped dashboard in $static differs from web/; run 'npm run build' in web/ and commit it" >&2
   exit 1
 fi
-echo "check-web: web/ type-checks and the shipped dashboard matches a fresh build"
+echo "check-web: web/ type-checks, its unit tests pass and the shipped dashboard matches a fresh build"
