@@ -176,6 +176,8 @@ async def test_witness_verify_pages_and_records(live: Served) -> None:
     report = (await live.client.get("/witness/verify")).json()
     assert report == {
         "ok": True,
+        "integrity": "ok",
+        "chain_ok": True,
         "checked": live.cell.chain.count,
         "first_bad": None,
         "reason": None,
@@ -203,6 +205,7 @@ async def test_verify_names_a_tampered_record(live: Served) -> None:
     sql(live.cell.memory.path, "UPDATE witness SET payload = '{}' WHERE seq = 3")
     report = (await live.client.get("/witness/verify")).json()
     assert report["ok"] is False and report["first_bad"] == 3
+    assert report["chain_ok"] is False and report["integrity"] == "ok"
 
 
 async def test_unknown_route_and_wrong_method_use_the_error_body(live: Served) -> None:

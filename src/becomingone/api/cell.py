@@ -194,11 +194,14 @@ class ServedCell:
         with self.lock:
             return self.memory.witness_count()
 
-    def verify_chain(self) -> VerifyReport:
-        """Walk the whole stored chain against the signed head (call it in a worker thread)."""
+    def verify_chain(self) -> tuple[VerifyReport, str]:
+        """SQLite's integrity check (``"ok"`` or what it found), then the whole stored chain
+        walked against the signed head (call it in a worker thread)."""
         memory = TemporalMemory.open_read_only(self.data_dir / DB_NAME)
         try:
+            integrity = memory.integrity_check()
             with memory.read_snapshot():
-                return verify(memory.witnesses(), self.public_key, head=memory.chain_head())
+                report = verify(memory.witnesses(), self.public_key, head=memory.chain_head())
+            return report, integrity
         finally:
             memory.close()

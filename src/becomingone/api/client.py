@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
@@ -35,7 +37,7 @@ from becomingone.api.schemas import (
     SignalsAccepted,
     VerifyPublic,
 )
-from becomingone.errors import BecomingOneError, TransportError
+from becomingone.errors import BecomingOneError, InputError, TransportError
 
 __all__ = ["ApiError", "CellClient"]
 
@@ -54,11 +56,31 @@ class ApiError(BecomingOneError):
 class CellClient:
     """The API of one cell at ``url`` (``http://127.0.0.1:8787``); ``token`` for writes."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        ca: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url + PREFIX, headers=headers, timeout=timeout)
+        #: TLS trust: only ``ca`` when given (an https API with the cluster's certificates),
+        #: else the system's trust store.
+        self.tls: ssl.SSLContext | None = None
+        if ca is not None:
+            try:
+                self.tls = ssl.create_default_context(cafile=os.fspath(ca))
+            except (OSError, ssl.SSLError) as exc:
+                raise InputError("ca", f"{os.fspath(ca)}: {exc}") from exc
+        self._http = httpx.Client(
+            base_url=self.url + PREFIX,
+            headers=headers,
+            timeout=timeout,
+            verify=self.tls if self.tls is not None else True,
+        )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -196,7 +218,9 @@ class CellClient:
         last, left = since, reconnects
         while True:
             try:
-                async with websockets.connect(self.events_url(types, last, path=path)) as ws:
+                url = self.events_url(types, last, path=path)
+                tls = self.tls if url.startswith("wss:") else None
+                async with websockets.connect(url, ssl=tls) as ws:
                     async for raw in ws:
                         message = json.loads(raw)
                         if message.get("type") != "resumed":

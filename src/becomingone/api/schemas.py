@@ -97,9 +97,11 @@ class SignalsAccepted(BaseModel):
 
 
 class VerifyPublic(BaseModel):
-    """The whole chain walked against its signed head."""
+    """The database's integrity check and the whole chain walked against its signed head."""
 
-    ok: bool
+    ok: bool = Field(description="Both the database and the chain are sound")
+    integrity: str = Field(description='SQLite\'s integrity_check: "ok" or what it found')
+    chain_ok: bool = Field(description="The chain verifies against its signed head")
     checked: int
     first_bad: int | None
     reason: str | None

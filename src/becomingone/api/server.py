@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from becomingone.certs import TlsFiles
 from becomingone.errors import TransportError
 
 __all__ = ["ApiServer"]
@@ -46,27 +47,34 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class ApiServer:
-    """``app`` listening on ``host:port`` (port 0: a free one; see :attr:`port`)."""
+    """``app`` listening on ``host:port`` (port 0: a free one; see :attr:`port`); HTTPS with
+    ``tls`` (its certificate and key; checked by the caller, see ``api_tls``)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, tls: TlsFiles | None = None) -> None:
         self.host = host
-        self._socket = _bind(host, port)
-        self.port: int = self._socket.getsockname()[1]
+        self.tls = tls
+        ssl = {} if tls is None else {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
         config = uvicorn.Config(
             app,
             log_level="warning",
             lifespan="off",
             ws="websockets-sansio",
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+            **ssl,  # type: ignore[arg-type]
         )
+        if tls is not None:
+            config.load()  # reads the certificate now, so a bad file fails before listening
+        self._socket = _bind(host, port)
+        self.port: int = self._socket.getsockname()[1]
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        """``http://host:port``."""
+        """``http://host:port`` (``https://`` with TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start serving; returns once the server accepts connections."""

@@ -2,7 +2,8 @@
 
 Rule: plain values, built once at the edge (:meth:`ApiSettings.from_config`); nothing here opens
 a socket. A listen address beyond loopback is refused unless the cell's config allows it
-(``api.allow_remote``), so a cell never serves its data to the network by accident.
+(``api.allow_remote``), so a cell never serves its data to the network by accident. TLS
+files named by ``api.tls_dir`` are checked here, before anything listens.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from becomingone.certs import CertKind, TlsFiles
 from becomingone.config.schema import ApiConfig
 from becomingone.errors import InputError
 
@@ -21,6 +23,7 @@ __all__ = [
     "MAX_POINTS",
     "MAX_SAMPLES",
     "ApiSettings",
+    "api_tls",
     "is_loopback",
     "parse_listen",
 ]
@@ -94,6 +97,16 @@ class ApiSettings:
             rate_per_second=config.rate_per_second,
             rate_burst=config.rate_burst,
         )
+
+
+def api_tls(config: ApiConfig) -> TlsFiles | None:
+    """The TLS files of the ``api:`` section (None: plain HTTP), checked now: the CA, a server
+    certificate it signed and the matching key (an ``InputError`` names what is wrong)."""
+    if config.tls_dir is None:
+        return None
+    files = TlsFiles.named(config.tls_dir, config.tls_name)
+    files.check(kind=CertKind.SERVER)
+    return files
 
 
 def is_loopback(host: str) -> bool:

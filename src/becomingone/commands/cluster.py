@@ -218,9 +218,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     args.listen = None
     if args.serve is not None:
-        from becomingone.api.settings import parse_listen
+        from becomingone.api.settings import api_tls, parse_listen
 
         args.listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
+        api_tls(config.api)  # a bad certificate is refused before the cluster starts
     settings = cluster_settings(args, config)
     ticks = max(1, round(args.duration / settings.tick))
     if ticks > 10_000_000:
@@ -382,10 +383,11 @@ async def _served(
         yield None
         return
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
+    from becomingone.api.settings import api_tls
 
     served = ServedCluster(settings.name, settings.topology, threshold=config.kairos.threshold)
     app = create_app(None, ApiSettings.from_config(config.api), cluster=served)
-    server = ApiServer(app, *args.listen)
+    server = ApiServer(app, *args.listen, tls=api_tls(config.api))
     await server.start()
     print(
         f"becomingone cluster: API at {server.url}{PREFIX}/cluster "

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCell, create_app
-from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, parse_listen
+from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, api_tls, parse_listen
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 from becomingone.errors import StorageError
@@ -43,24 +43,25 @@ def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``becomingone serve``."""
     config = load_config(args.config)
     host, port = parse_listen(args.listen, allow_remote=config.api.allow_remote)
+    tls = api_tls(config.api)
     data_dir = data_dir_arg(args.data_dir, config)
     if not data_dir.is_dir():
         raise StorageError(f"data dir {data_dir} does not exist")
     cell = ServedCell.stopped(config, data_dir)
     try:
         settings = ApiSettings.from_config(config.api, read_only=True)
-        asyncio.run(_serve(create_app(cell, settings), host, port, args.duration))
+        server = ApiServer(create_app(cell, settings), host, port, tls=tls)
+        asyncio.run(_serve(server, args.duration))
     finally:
         cell.close()
     return 0
 
 
-async def _serve(app: object, host: str, port: int, duration: float | None) -> None:
+async def _serve(server: ApiServer, duration: float | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = ApiServer(app, host, port)
     try:
         await server.start()
         print(

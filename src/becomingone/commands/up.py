@@ -34,7 +34,7 @@ from becomingone.api import (
     create_app,
     merge_sources,
 )
-from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, parse_listen
+from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, api_tls, parse_listen
 from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
@@ -112,6 +112,8 @@ def run_up(args: argparse.Namespace) -> int:
         if args.serve is None
         else parse_listen(args.serve, allow_remote=config.api.allow_remote)
     )
+    if listen is not None:
+        api_tls(config.api)  # a bad certificate is refused before the cell starts
     if args.source == "api" and listen is None:
         raise InputError("--source", "api needs --serve (samples arrive as POST /api/v1/signals)")
     data_dir = data_dir_arg(args.data_dir, config)
@@ -254,7 +256,8 @@ async def _api(
     served = ServedCell.live(cell, inbox)
     tokens = TokenStore(cell.data_dir)
     settings = ApiSettings.from_config(cell.config.api)
-    server = ApiServer(create_app(served, settings, tokens=tokens, hub=hub), *listen)
+    app = create_app(served, settings, tokens=tokens, hub=hub)
+    server = ApiServer(app, *listen, tls=api_tls(cell.config.api))
     try:
         await server.start()
         print(

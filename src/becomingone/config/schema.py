@@ -358,6 +358,17 @@ class ApiConfig(_Section):
     rate_burst: int = Field(
         default=40, ge=1, le=1_000_000, description="Writes a token may make at once (bucket)."
     )
+    tls_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Serve HTTPS: the certificates directory holding ca.crt and the server "
+        "certificate tls_name.crt/.key (becomingone certs issue NAME --server).",
+    )
+    tls_name: str = Field(
+        default="api",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Name of the server certificate in tls_dir.",
+    )
 
 
 class CellConfig(_Section):

@@ -26,10 +26,13 @@ def _public(record: WitnessRecord) -> RecordPublic:
 
 @router.get("/verify")
 async def verify(cell: Cell, _: Reader) -> VerifyPublic:
-    """Walk the whole stored chain against the signed head (ok false names the first bad)."""
-    report = await run_in_threadpool(cell.verify_chain)
+    """SQLite's integrity check, then the whole stored chain walked against the signed head
+    (``ok`` needs both; a bad chain names its first bad record)."""
+    report, integrity = await run_in_threadpool(cell.verify_chain)
     return VerifyPublic(
-        ok=report.ok,
+        ok=report.ok and integrity == "ok",
+        integrity=integrity,
+        chain_ok=report.ok,
         checked=report.checked,
         first_bad=report.first_bad,
         reason=report.reason or None,
