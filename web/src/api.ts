@@ -45,6 +45,9 @@ export interface ResonancePublic {
 
 export interface VerifyPublic {
   ok: boolean;
+  /** SQLite's integrity_check: "ok" or what it found. */
+  integrity?: string;
+  chain_ok?: boolean;
   checked: number;
   first_bad: number | null;
   reason: string | null;

@@ -140,6 +140,9 @@ class Dashboard {
     } else if (v.ok) {
       node.textContent = `verified · ${v.checked} records`;
       node.dataset["ok"] = "true";
+    } else if (v.integrity !== undefined && v.integrity !== "ok") {
+      node.textContent = `DATABASE DAMAGED: ${v.integrity}`;
+      node.dataset["ok"] = "false";
     } else {
       node.textContent = `BROKEN at seq ${v.first_bad}: ${v.reason ?? ""}`;
       node.dataset["ok"] = "false";
