@@ -34,6 +34,8 @@ class ServerProcess:
 
     args: list[str]
     port: int = field(default_factory=free_port)
+    #: The option that takes the address (`serve` calls it --listen).
+    flag: str = "--serve"
     log: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
@@ -46,7 +48,7 @@ class ServerProcess:
         and a cluster app both have one; a cluster app has no /node)."""
         out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [*CLI, *self.args, "--serve", f"127.0.0.1:{self.port}"],
+            [*CLI, *self.args, self.flag, f"127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL,
             stderr=out,
         )

@@ -7,6 +7,8 @@ its band reaching SHARED. Screenshots go to out/dashboard/."""
 from __future__ import annotations
 
 import io
+import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from PIL import Image
 
 from becomingone.api import TokenStore
-from tests.api.browserhelpers import CHROMIUM, OUT, ServerProcess
+from tests.api.browserhelpers import CHROMIUM, CLI, OUT, ServerProcess
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -180,6 +182,45 @@ def test_reconnects_and_resumes_after_the_server_restarts(
     assert f"resumed after seq {before}" in text
     replayed = int(text.split("·")[2].split()[0])
     assert replayed >= 1
+
+
+def test_a_stopped_cell_with_a_tampered_record_shows_the_break(
+    browser: object, tmp_path: Path
+) -> None:
+    """`becomingone serve` of a stopped cell whose record 3 was changed in the database: the
+    page says the cell is stopped and read-only, shows its stored history (stream time), the
+    chain view names seq 3 as broken, and a write with a valid token gets the read-only
+    refusal."""
+    config = tmp_path / "cell.yaml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data"
+    up = [*CLI, "up", "--config", str(config), "--data-dir", str(data), "--duration", "3"]
+    subprocess.run(up, check=True, timeout=60, capture_output=True)
+    tokens = TokenStore(data)
+    token = tokens.create("browser")
+    tokens.close()
+    with sqlite3.connect(data / "memory.sqlite3") as db:
+        db.execute("UPDATE witness SET payload = '{}' WHERE seq = 3")
+    serve = ["serve", "--config", str(config), "--data-dir", str(data)]
+    server = ServerProcess(serve, flag="--listen").start()
+    try:
+        page, _ = open_page(browser, server.url)
+        page.wait_for_selector("#witness[data-ok='false']")
+        page.wait_for_function("document.querySelector('#t-now').textContent.endsWith(' s')")
+        broken = page.inner_text("#witness")
+        name = page.inner_text("#node-name")
+        page.fill("#write textarea[name=samples]", "0.1")
+        page.fill("#write input[name=token]", token)
+        page.click("#write button")
+        page.wait_for_selector("#write-result[data-kind='refused']")
+        refusal = page.inner_text("#write-result")
+        page.screenshot(path=str(OUT / "tampered.png"))
+        page.close()
+    finally:
+        server.stop()
+    assert broken.startswith("BROKEN at seq 3")
+    assert name == "dash-cell (stopped, read-only)"
+    assert refusal.startswith("refused (405) read_only")
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,16 @@ class Dashboard {
 
   async seedHistory(): Promise<void> {
     const answer = await request<{ points: HistoryPoint[] }>("/coherence/history?points=300");
-    for (const p of answer.body?.points ?? []) this.cells.push(p.t, [p.master, p.emissary, p.sync]);
+    const points = answer.body?.points ?? [];
+    for (const p of points) this.cells.push(p.t, [p.master, p.emissary, p.sync]);
+    const newest = points[points.length - 1];
+    if (newest !== undefined) {
+      // A stopped cell sends no ticks: its newest stored point is what the page shows.
+      const cycles = (((newest.phase / (2 * Math.PI)) % 1) + 1) % 1;
+      this.phase.set([cycles], [`arg T_sync ${fmt(newest.phase, 2)} rad`]);
+      el("t-now").textContent = `${fmt(newest.t, 2)} s`;
+      this.dirty.add("phase");
+    }
     this.dirty.add("cells");
   }
 
