@@ -56,6 +56,7 @@ bench: $(BASE)
 	$(BIN)/python bench/nats_cluster.py
 	$(BIN)/python bench/glyphs.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache web/node_modules
