@@ -6,7 +6,7 @@ BASE   := $(VENV)/.stamp-base
 DEV    := $(VENV)/.stamp-dev
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck web bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,9 @@ demo: $(BASE)
 	rm -rf out/demo-cell
 	$(BIN)/becomingone up --duration 20 --summary --data-dir out/demo-cell
 	$(BIN)/becomingone witness verify --data-dir out/demo-cell
-	@echo "== 3/3  16 cells phase-lock on a fractal topology: becomingone cluster"
-	$(BIN)/becomingone cluster --nodes 16 --topology fractal --fast --duration 30 --plot out/cluster.png
+	@echo "== 3/3  16 cells phase-lock on a fractal topology: becomingone cluster --serve"
+	@echo "        watch it live for 30 s: dashboard at http://127.0.0.1:8790/"
+	$(BIN)/becomingone cluster --nodes 16 --topology fractal --cells full --duration 30 --plot out/cluster.png --serve 127.0.0.1:8790
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
@@ -38,7 +39,11 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The dashboard: type-check web/, rebuild it, fail if the shipped bundle differs (needs Node).
+web: $(DEV)
+	bash scripts/check-web.sh
+
+test: lint typecheck web
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -53,6 +58,7 @@ bench: $(BASE)
 	$(BIN)/python bench/glyphs.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/choir.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache web/node_modules

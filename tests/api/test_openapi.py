@@ -21,6 +21,7 @@ EXPECTED = {
     ("get", "/api/v1/witness/verify"): {200, 403, 503},
     ("get", "/api/v1/witness/records"): {200, 403, 422, 503},
     ("get", "/api/v1/witness/records/{seq}"): {200, 403, 404, 422, 503},
+    ("get", "/api/v1/resonance"): {200, 403, 422, 503},
 }
 
 #: What each route of a cluster app can answer.

@@ -27,7 +27,16 @@ from becomingone.api.deps import ApiState
 from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
 from becomingone.api.events import EventHub
 from becomingone.api.routers import cluster as cluster_routes
-from becomingone.api.routers import coherence, events, metrics, node, signals, witness
+from becomingone.api.routers import (
+    coherence,
+    events,
+    metrics,
+    node,
+    resonance,
+    signals,
+    ui,
+    witness,
+)
 from becomingone.api.routers import glyphs as glyph_routes
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
@@ -75,7 +84,7 @@ def create_app(
         raise InputError("cell", "an app serves a cell, a cluster or both; got neither")
     what = " and ".join(w for w, x in (("cell", cell), ("cluster", cluster)) if x is not None)
     parts = {
-        "cell": "node, coherence, signals, witness chain, event stream",
+        "cell": "node, coherence, signals, witness chain, resonance map, event stream",
         "cluster": "members, phases, C, band, T_global, rejections, tick stream",
     }
     app = FastAPI(
@@ -101,7 +110,7 @@ def create_app(
     install_error_handlers(app, state.errors)
     edits: list[Callable[[dict[str, Any]], None]] = []
     if cell is not None:
-        for module in (node, coherence, signals, witness, events):
+        for module in (node, coherence, signals, witness, resonance, events):
             app.include_router(module.router, prefix=PREFIX)
         edits.append(_signals_body(cell.channels, settings.max_samples))
     if cluster is not None:
@@ -113,6 +122,8 @@ def create_app(
     _edit_document(app, edits)
     if registry is not None:
         app.include_router(metrics.router)
+    app.include_router(ui.router)
+    app.mount("/static", ui.static_files(), name="static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

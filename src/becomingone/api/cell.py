@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from becomingone import __version__
 from becomingone.api.inbox import SignalInbox
 from becomingone.config.schema import CellConfig
@@ -176,6 +179,15 @@ class ServedCell:
         with self.lock, self.memory.read_snapshot():
             total = self.memory.witness_count()
             return list(self.memory.witnesses(start=start, limit=limit)), total
+
+    def recent_samples(self, limit: int) -> NDArray[Any]:
+        """The newest ``limit`` samples the cell ingested since its newest engine signatures
+        (the replay log), as one array of shape (N,) or (N, channels); empty if none."""
+        with self.lock, self.memory.read_snapshot():
+            batches = [np.asarray(b) for b in self.memory.replay_log()]
+        if not batches:
+            return np.empty(0)
+        return np.concatenate(batches)[-limit:]
 
     def witness_count(self) -> int:
         """Number of stored witness records."""

@@ -25,8 +25,10 @@ __all__ = [
     "GlyphPublic",
     "NodePublic",
     "NodeState",
+    "PeakPublic",
     "RecordPage",
     "RecordPublic",
+    "ResonancePublic",
     "SignalsAccepted",
     "VerifyPublic",
 ]
@@ -129,6 +131,25 @@ class RecordPage(BaseModel):
     start: int
     records: list[RecordPublic]
     next: int | None
+
+
+class PeakPublic(BaseModel):
+    """The strongest cell of a resonance map."""
+
+    lag: float = Field(description="Seconds")
+    omega: float = Field(description="rad/s")
+    power: float = Field(description="|T̂|², in [0, 1]")
+
+
+class ResonancePublic(BaseModel):
+    """|T̂|² of the recent stream over lags × ω: ``power[i][j]`` at ``lags[i]``, ``omegas[j]``."""
+
+    samples: int = Field(description="Samples of the recent stream the map was computed from")
+    dt: float = Field(description="Sample step in seconds")
+    lags: list[float] = Field(description="Seconds")
+    omegas: list[float] = Field(description="rad/s")
+    power: list[list[float]]
+    peak: PeakPublic | None = Field(description="null when the map is empty (too few samples)")
 
 
 class ClusterMemberPublic(BaseModel):

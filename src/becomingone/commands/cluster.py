@@ -447,7 +447,8 @@ async def _served(
     await server.start()
     print(
         f"becomingone cluster: API at {server.url}{PREFIX}/cluster "
-        f"(docs {server.url}{PREFIX}/docs)",
+        f"(docs {server.url}{PREFIX}/docs)\n"
+        f"becomingone cluster: dashboard at {server.url}/",
         file=sys.stderr,
         flush=True,
     )

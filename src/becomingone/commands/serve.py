@@ -65,7 +65,10 @@ async def _serve(server: ApiServer, duration: float | None) -> None:
     try:
         await server.start()
         print(
-            f"becomingone serve: read-only API at {server.url}{PREFIX}", file=sys.stderr, flush=True
+            f"becomingone serve: read-only API at {server.url}{PREFIX}\n"
+            f"becomingone serve: dashboard at {server.url}/",
+            file=sys.stderr,
+            flush=True,
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration)

@@ -286,7 +286,8 @@ async def _api(
     try:
         await server.start()
         print(
-            f"becomingone up: API at {server.url}{PREFIX} (docs {server.url}{PREFIX}/docs)",
+            f"becomingone up: API at {server.url}{PREFIX} (docs {server.url}{PREFIX}/docs)\n"
+            f"becomingone up: dashboard at {server.url}/",
             file=sys.stderr,
             flush=True,
         )

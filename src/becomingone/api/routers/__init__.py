@@ -1,5 +1,5 @@
-"""One router module per resource (node, coherence, signals, witness, events, cluster, glyphs,
-metrics).
+"""One router module per resource (node, coherence, signals, witness, resonance, events,
+cluster, glyphs, metrics) and the dashboard (ui).
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
 every status a route can answer is listed in its ``responses`` (a test checks the schema).
@@ -12,8 +12,21 @@ from becomingone.api.routers import (
     glyphs,
     metrics,
     node,
+    resonance,
     signals,
+    ui,
     witness,
 )
 
-__all__ = ["cluster", "coherence", "events", "glyphs", "metrics", "node", "signals", "witness"]
+__all__ = [
+    "cluster",
+    "coherence",
+    "events",
+    "glyphs",
+    "metrics",
+    "node",
+    "resonance",
+    "signals",
+    "ui",
+    "witness",
+]

@@ -1,0 +1,261 @@
+// The dashboard: wires the event streams and a few polled reads to the views, and redraws
+// on animation frames only what changed. What the server offers is read from its OpenAPI
+// paths: a cell (`up --serve`: /node, /events, /resonance, /witness), a cluster (`cluster
+// --serve`: /cluster, /cluster/events), or both; the page shows the views it can feed.
+// Rule: the only module that touches the page's elements by id; views draw, modules parse.
+
+import { fmt, request, type HistoryPoint, type ResonancePublic, type StreamMessage, type Tick, type VerifyPublic } from "./api";
+import { parseFrame, type Frame } from "./cluster";
+import { EventStream, type ConnectionState } from "./stream";
+import { COLORS } from "./views/canvas";
+import { Heatmap } from "./views/heatmap";
+import { PhaseCircle } from "./views/phase";
+import { Timeline } from "./views/timeline";
+import { wireWriteForm } from "./write";
+
+function el<T extends HTMLElement = HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (found === null) throw new Error(`the page has no #${id}`);
+  return found as T;
+}
+
+const CELL_LINES = [
+  { name: "Master", color: COLORS.master },
+  { name: "Emissary", color: COLORS.emissary },
+  { name: "Sync", color: COLORS.sync },
+];
+
+class Dashboard {
+  readonly phase = new PhaseCircle(el<HTMLCanvasElement>("phase"));
+  readonly cells = new Timeline(el<HTMLCanvasElement>("coherence"), CELL_LINES);
+  readonly cluster = new Timeline(
+    el<HTMLCanvasElement>("cluster-c"),
+    [{ name: "C_cluster", color: COLORS.accent }],
+    [0.3, 0.6, 0.75],
+  );
+  readonly heat = new Heatmap(el<HTMLCanvasElement>("resonance"));
+  private dirty = new Set<string>(["phase", "cells", "cluster", "heat"]);
+  private lastT: number | null = null;
+  private phaseT: number | null = null;
+  private picked = 0;
+  mode: "cell" | "cluster" = "cell";
+  hasCell = false;
+
+  /** A cell event (tick or collapse) from /events. */
+  cellEvent(msg: StreamMessage): void {
+    el("seq").textContent = String(msg.seq);
+    if (msg.type !== "tick") return;
+    const t = msg.data as unknown as Tick;
+    this.lastT = t.t;
+    el("t-now").textContent = `${fmt(t.t, 2)} s`;
+    el("outcome").textContent = t.outcome;
+    if (this.mode === "cell") {
+      this.cells.push(t.t, [t.master, t.emissary, t.sync], t.outcome === "collapse");
+      this.dirty.add("cells");
+    }
+  }
+
+  /** One cluster frame (a cluster.tick event, or GET /cluster's newest). */
+  frameOf(frame: Frame | null): void {
+    if (frame === null) return;
+    this.phase.set(frame.members.map((m) => m.theta), frame.members.map((m) => m.name));
+    this.cluster.push(frame.time, [frame.c]);
+    el("band").textContent = frame.band;
+    el("band").dataset["band"] = frame.band;
+    el("c-now").textContent = `${fmt(frame.c, 3)} (R ${fmt(frame.r, 3)}) at tick ${frame.tick}`;
+    const [re, im] = frame.tGlobal;
+    el("t-global").textContent =
+      `|T|² ${fmt(re * re + im * im, 3)} · arg ${fmt(Math.atan2(im, re), 2)} rad`;
+    const reasons = Object.entries(frame.byReason).map(([k, v]) => `${k} ${v}`);
+    el("rejected").textContent = `${frame.rejected}${reasons.length ? ` (${reasons.join(", ")})` : ""}`;
+    this.pickList(frame);
+    const m = frame.members[this.picked];
+    if (m !== undefined && m.master !== null) {
+      this.cells.push(frame.time, [m.master, m.emissary ?? 0, m.sync ?? 0], m.collapsed);
+      el("t-now").textContent = `${fmt(frame.time, 2)} s`;
+      el("outcome").textContent = m.collapsed ? "collapse" : "dissipate";
+    } else if (m !== undefined) {
+      el("cells-note").textContent =
+        "CPS-only cells have no transducers: run the cluster with --cells full to see them";
+    }
+    for (const v of ["phase", "cluster", "cells"]) this.dirty.add(v);
+  }
+
+  private pickList(frame: Frame): void {
+    if (this.mode !== "cluster") return;
+    const pick = el<HTMLSelectElement>("cell-pick");
+    if (pick.options.length === frame.members.length) return;
+    pick.replaceChildren(...frame.members.map((m, i) => new Option(m.name, String(i))));
+    pick.hidden = false;
+    pick.onchange = () => {
+      this.picked = Number(pick.value);
+      this.cells.clear();
+    };
+  }
+
+  /** One cell: the dot is arg(T_sync) of the newest stored decision (history's `phase`). */
+  async cellPhase(): Promise<void> {
+    if (this.lastT === null || this.lastT === this.phaseT) return;
+    const t = this.lastT;
+    const answer = await request<{ points: HistoryPoint[] }>(
+      `/coherence/history?start=${t - 1}&end=${t}&points=20`,
+    );
+    const newest = answer.body?.points[answer.body.points.length - 1];
+    if (newest === undefined) return;
+    this.phaseT = t;
+    const cycles = (((newest.phase / (2 * Math.PI)) % 1) + 1) % 1;
+    this.phase.set([cycles], [`arg T_sync ${fmt(newest.phase, 2)} rad`]);
+    this.dirty.add("phase");
+  }
+
+  async seedHistory(): Promise<void> {
+    const answer = await request<{ points: HistoryPoint[] }>("/coherence/history?points=300");
+    const points = answer.body?.points ?? [];
+    for (const p of points) this.cells.push(p.t, [p.master, p.emissary, p.sync]);
+    const newest = points[points.length - 1];
+    if (newest !== undefined) {
+      // A stopped cell sends no ticks: its newest stored point is what the page shows.
+      const cycles = (((newest.phase / (2 * Math.PI)) % 1) + 1) % 1;
+      this.phase.set([cycles], [`arg T_sync ${fmt(newest.phase, 2)} rad`]);
+      el("t-now").textContent = `${fmt(newest.t, 2)} s`;
+      this.dirty.add("phase");
+    }
+    this.dirty.add("cells");
+  }
+
+  async resonance(): Promise<void> {
+    const answer = await request<ResonancePublic>("/resonance");
+    const p = answer.body?.peak;
+    if (answer.body !== null && p) {
+      this.heat.set(answer.body, "");
+      el("res-peak").textContent =
+        `peak |T̂|² ${fmt(p.power, 3)} at lag ${fmt(p.lag, 2)} s, ω ${fmt(p.omega, 2)} rad/s · ${answer.body.samples} samples`;
+    } else {
+      const kept = answer.body?.samples;
+      const why = kept === undefined ? answer.error?.message : `${kept} recent samples kept`;
+      this.heat.set(null, `no map yet: ${why ?? "no answer"}`);
+      el("res-peak").textContent = "";
+    }
+    this.dirty.add("heat");
+  }
+
+  async witness(): Promise<void> {
+    const answer = await request<VerifyPublic>("/witness/verify");
+    const node = el("witness");
+    const v = answer.body;
+    if (v === null) {
+      node.textContent = `unknown (${answer.error?.message ?? "no answer"})`;
+      node.dataset["ok"] = "unknown";
+    } else if (v.ok) {
+      node.textContent = `verified · ${v.checked} records`;
+      node.dataset["ok"] = "true";
+    } else if (v.integrity !== undefined && v.integrity !== "ok") {
+      node.textContent = `DATABASE DAMAGED: ${v.integrity}`;
+      node.dataset["ok"] = "false";
+    } else {
+      node.textContent = `BROKEN at seq ${v.first_bad}: ${v.reason ?? ""}`;
+      node.dataset["ok"] = "false";
+    }
+  }
+
+  connection(state: ConnectionState, detail: string): void {
+    const node = el("conn");
+    node.dataset["state"] = state;
+    node.textContent = state === "live" ? "live" : `${state} (${detail})`;
+  }
+
+  resumed(replayed: number, reconnects: number, since: number): void {
+    el("resume").textContent =
+      `reconnected ${reconnects}× · resumed after seq ${since} · ${replayed} missed record(s) replayed`;
+    if (this.hasCell) {
+      void this.resonance(); // the polls that failed while the server was away
+      void this.witness();
+    }
+  }
+
+  frame(): void {
+    if (this.phase.step()) this.dirty.add("phase");
+    if (this.dirty.has("phase")) this.phase.draw();
+    if (this.dirty.has("cells")) this.cells.draw();
+    if (this.dirty.has("cluster") && this.mode === "cluster") this.cluster.draw();
+    if (this.dirty.has("heat")) this.heat.draw();
+    this.dirty.clear();
+  }
+
+  redrawAll(): void {
+    for (const v of ["phase", "cells", "cluster", "heat"]) this.dirty.add(v);
+  }
+}
+
+function every(ms: number, job: () => Promise<void>): void {
+  let busy = false;
+  const run = (): void => {
+    if (busy) return;
+    busy = true;
+    void job().finally(() => {
+      busy = false;
+    });
+  };
+  run();
+  window.setInterval(run, ms);
+}
+
+/** Which resources this server offers, from its OpenAPI paths. */
+async function offered(): Promise<{ cell: boolean; cluster: boolean }> {
+  // The schema, not trial requests: a 404 would show as an error in the browser's console.
+  const schema = await request<{ paths: Record<string, unknown> }>("/openapi.json");
+  const paths = schema.body?.paths ?? {};
+  return { cell: "/api/v1/node" in paths, cluster: "/api/v1/cluster" in paths };
+}
+
+function streamTo(board: Dashboard, path: string, params: Record<string, string>, on: (m: StreamMessage) => void): void {
+  new EventStream(path, params, {
+    message: on,
+    state: (state, detail) => board.connection(state, detail),
+    resumed: (replayed, reconnects, since) => board.resumed(replayed, reconnects, since),
+  }).start();
+}
+
+async function main(): Promise<void> {
+  const board = new Dashboard();
+  const has = await offered();
+  board.mode = has.cluster ? "cluster" : "cell";
+  document.body.dataset["mode"] = board.mode;
+  document.body.dataset["cell"] = String(has.cell);
+  board.hasCell = has.cell;
+  if (has.cell) {
+    wireWriteForm(el<HTMLFormElement>("write"), el("write-result"));
+    const node = await request<{ name: string; running: boolean }>("/node");
+    const b = node.body;
+    el("node-name").textContent = b ? `${b.name}${b.running ? "" : " (stopped, read-only)"}` : "–";
+    streamTo(board, "/events", { types: "tick,collapse" }, (m) => board.cellEvent(m));
+    every(5000, () => board.resonance());
+    every(10000, () => board.witness());
+  }
+  if (has.cluster) {
+    const now = await request<{ cluster: { name: string; cells: number; topology: string }; frame: unknown }>("/cluster");
+    const c = now.body?.cluster;
+    if (c) el("node-name").textContent = `cluster ${c.name} · ${c.cells} cells · ${c.topology}`;
+    const first = parseFrame(now.body?.frame);
+    if (first !== null) {
+      const since = Math.max(-1, first.tick - 600);
+      const past = await request<{ points: { time: number; c_cluster: number }[] }>(
+        `/cluster/history?since=${since}&limit=600`,
+      );
+      for (const p of past.body?.points ?? []) board.cluster.push(p.time, [p.c_cluster]);
+    }
+    board.frameOf(first);
+    streamTo(board, "/cluster/events", {}, (m) => board.frameOf(parseFrame(m.data)));
+  } else if (has.cell) {
+    await board.seedHistory();
+    every(250, () => board.cellPhase());
+  }
+  window.addEventListener("resize", () => board.redrawAll());
+  const loop = (): void => {
+    board.frame();
+    window.requestAnimationFrame(loop);
+  };
+  window.requestAnimationFrame(loop);
+}
+
+void main();

@@ -1,0 +1,72 @@
+// Unit tests of the dashboard's pure logic (node --test on an esbuild bundle; see test.mjs):
+// phase wrapping and the order parameter, reconnect backoff, typed samples, cluster frames.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { parseFrame } from "../src/cluster";
+import { backoff } from "../src/stream";
+import { paletteRgb } from "../src/views/heatmap";
+import { PhaseCircle, wrap } from "../src/views/phase";
+import { parseSamples } from "../src/write";
+
+test("wrap is the signed shortest turn in cycles (DESIGN.md §3)", () => {
+  assert.equal(wrap(0.25), 0.25);
+  assert.equal(wrap(0.75), -0.25);
+  assert.ok(Math.abs(wrap(0.95 - 0.05) - -0.1) < 1e-12);
+  assert.ok(Math.abs(wrap(-0.9) - 0.1) < 1e-12);
+});
+
+test("the circle's dots take the shorter arc and the resultant is Kuramoto R", () => {
+  const circle = new PhaseCircle({} as HTMLCanvasElement);
+  circle.set([0.95], ["a"]);
+  circle.set([0.05], ["a"]);
+  circle.step(0.5); // half of the 0.1-cycle turn through 0, not of the 0.9 turn the long way
+  assert.ok(Math.abs(circle.resultant().mean) < 1e-9);
+  circle.set([0, 0.5], ["a", "b"]);
+  assert.ok(circle.resultant().r < 1e-12);
+  circle.set([0.1, 0.1, 0.1], ["a", "b", "c"]);
+  assert.ok(Math.abs(circle.resultant().r - 1) < 1e-12);
+});
+
+test("reconnect backoff doubles from 250 ms and stays at 2 s", () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 50].map(backoff), [250, 500, 1000, 2000, 2000, 2000]);
+});
+
+test("typed samples: commas, blanks and new lines; a bad number is named", () => {
+  assert.deepEqual(parseSamples("0.1, 0.2 0.3\n-4e-2"), [0.1, 0.2, 0.3, -0.04]);
+  assert.equal(parseSamples("  "), "type at least one sample");
+  assert.equal(parseSamples("1, x"), '"x" is not a finite number');
+  assert.equal(parseSamples("Infinity"), '"Infinity" is not a finite number');
+});
+
+test("a cluster frame as docs/api.md shows it", () => {
+  const frame = parseFrame({
+    tick: 73,
+    time: 3.65,
+    c_cluster: 1.0,
+    r: 1.0,
+    band: "SHARED",
+    rejected: 2,
+    rejected_by_reason: { bad_signature: 2 },
+    t_global: [0.6, 0.8],
+    members: [
+      { name: "cell-0000", theta: 0.17, master: null, emissary: null, sync: null, outcome: null },
+      { name: "cell-0001", theta: 0.2, master: 0.9, emissary: 0.8, sync: 0.85, outcome: "collapse" },
+    ],
+  });
+  assert.ok(frame !== null);
+  assert.equal(frame.band, "SHARED");
+  assert.deepEqual(frame.tGlobal, [0.6, 0.8]);
+  assert.deepEqual(frame.byReason, { bad_signature: 2 });
+  assert.equal(frame.members[0]?.master, null);
+  assert.equal(frame.members[1]?.collapsed, true);
+  assert.equal(parseFrame(null), null);
+});
+
+test("the heatmap palette runs from dark blue to yellow and clamps", () => {
+  assert.deepEqual(paletteRgb(0), [13, 8, 135]);
+  assert.deepEqual(paletteRgb(1), [240, 249, 33]);
+  assert.deepEqual(paletteRgb(-3), paletteRgb(0));
+  assert.deepEqual(paletteRgb(7), paletteRgb(1));
+});
