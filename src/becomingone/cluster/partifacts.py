@@ -252,8 +252,19 @@ class PartifactCluster:
         return next((c for c, r in self.roles.items() if r is Role.GENESIS), None)
 
     def validators(self) -> tuple[str, ...]:
-        """The current Validators, sorted (the eligible voters of a new proposal)."""
-        return tuple(sorted(c for c, r in self.roles.items() if r is Role.VALIDATOR))
+        """The Validators still in Ø2Ø1, sorted: the eligible voters of a new proposal.
+
+        A silent Validator stays eligible until a plan replaces it (so the two sides of a
+        partition never both reach quorum); a demoted one is not (it may not vote).
+        """
+        ok = PartifactState.OPERATIONAL
+        return tuple(
+            sorted(
+                c
+                for c, r in self.roles.items()
+                if r is Role.VALIDATOR and self.partifacts[c].state is ok
+            )
+        )
 
     def observe(
         self, cell: str, *, collapsed: bool, c_cluster: float, now: float
