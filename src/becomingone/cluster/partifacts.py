@@ -341,10 +341,16 @@ class PartifactCluster:
     # consensus --------------------------------------------------------------------------
 
     def proposer(self, now: float) -> str | None:
-        """Who proposes now: the live Genesis, else the first live Integrator."""
+        """Who proposes now: the live Genesis, else the first live Integrator (each in the
+        state its role needs)."""
         live = self.live(now)
         for role in (Role.GENESIS, Role.INTEGRATOR):
-            holders = sorted(c for c, r in self.roles.items() if r is role and c in live)
+            least = ROLE_STATE[role].rank
+            holders = sorted(
+                c
+                for c, r in self.roles.items()
+                if r is role and c in live and self.partifacts[c].state.rank >= least
+            )
             if holders:
                 return holders[0]
         return None
