@@ -19,9 +19,10 @@ EMERGING    ``coherence_shared``: C_cluster ≥ 0.75; ``consensus_rate``: ≥ 1/
 AUTONOMOUS  the five WSP 28 §4.1 conditions: ``coherence_ic`` (C_cluster ≥ I_c),
             ``consensus_stable`` (the pass rate of the K before the last K also ≥ 1/φ, and the
             two differ by ≤ 0.25), ``role_ratio`` (Ø1Ø2 : Ø2Ø1 within 25 % of φ),
-            ``memory_synced`` (every member's memory digest equal: a crashed member holds it back
-            until it is back and synced, or has left), ``coherence_trend``
-            (least-squares slope of C over the last evaluations ≥ −0.001 per evaluation)
+            ``memory_synced`` (the memory digests of every cell holding a role are equal: a
+            crashed role holder holds it back until it is back and synced or replaced),
+            ``coherence_trend`` (least-squares slope of C over the last evaluations
+            ≥ −0.001 per evaluation)
 =========== =================================================================================
 """
 
@@ -92,8 +93,8 @@ class Measurements:
     """What the lifecycle is judged on, measured once per evaluation.
 
     ``pass_rates`` are the fractions of proposals passed in the last K decided and in the K
-    before those (``None`` while fewer were decided); ``digests`` are every member's memory
-    digests; ``c_history`` the recent C_cluster values, oldest first (for the trend).
+    before those (``None`` while fewer were decided); ``digests`` are the memory digests of the
+    cells holding a role; ``c_history`` the recent C_cluster values, oldest first (for the trend).
     """
 
     genesis: bool

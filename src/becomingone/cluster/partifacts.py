@@ -478,7 +478,7 @@ class PartifactCluster:
             threshold=self.threshold,
             pass_rate=sum(last) / k if len(last) == k else None,
             previous_pass_rate=sum(before) / k if len(before) == k else None,
-            digests=tuple(self.digest(c) for c in sorted(self.partifacts)),
+            digests=tuple(self.digest(c) for c in sorted(self.roles)),
             c_history=tuple(self.c_history),
         )
 

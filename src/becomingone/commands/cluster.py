@@ -23,6 +23,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from becomingone.commands._partifacts import (
+    add_summary_rows,
+    partifact_driver,
+    progress_suffix,
+    roles_summary,
+    roles_view,
+)
 from becomingone.commands._plots import check_plot_path
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
@@ -30,6 +37,7 @@ from becomingone.runtime import (
     ClusterMember,
     ClusterSummary,
     LocalCluster,
+    PartifactDriver,
     TickReport,
     build_supervisors,
     estimate_tick_seconds,
@@ -109,6 +117,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of phases, drifts, keys and loss")
     p.add_argument("--fast", action="store_true", help="virtual time: do not wait between ticks")
     p.add_argument("--json", action="store_true", help="one JSON object per tick, then summary")
+    p.add_argument(
+        "--roles",
+        action="store_true",
+        help="run the partifact protocol (WSP 28): each cell's state and role, golden-ratio "
+        "consensus and the lifecycle with its conditions (in-process bus; with --data-dir the "
+        "decisions are kept in consensus.db there and replayed by the next run)",
+    )
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
     p.add_argument(
         "--cells",
@@ -192,6 +207,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
+    if args.roles and args.bus == "nats":
+        raise InputError("--roles", "runs on the in-process bus only (for now)")
     if args.glyphs and args.bus == "nats":
         raise InputError("--glyphs", "runs on the in-process bus only (for now)")
     if args.glyphs and args.cells == "cps":
@@ -230,14 +247,14 @@ def run(args: argparse.Namespace) -> int:
         from becomingone.commands._nats_cluster import run_nats
 
         summary, history = run_nats(args, settings, ticks, config.kairos.threshold)
-        totals, cache, glyphs = None, None, None
+        totals, cache, glyphs, roles = None, None, None, None
     elif args.cells == "full":
-        summary, history, totals, glyphs = _run_full(args, config, settings, cells, ticks)
+        summary, history, totals, glyphs, roles = _run_full(args, config, settings, cells, ticks)
         cache = cells[0].validator.cache
     else:
-        summary, history = asyncio.run(_drive(args, config, settings, cells, ticks, cells))
+        summary, history, roles = asyncio.run(_drive(args, config, settings, cells, ticks, cells))
         totals, cache, glyphs = None, cells[0].validator.cache, None
-    _print_summary(args, summary, totals, cache, glyphs)
+    _print_summary(args, summary, totals, cache, glyphs, roles)
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 
@@ -257,11 +274,14 @@ def _print_summary(
     totals: CellTotals | None,
     cache: VerifyCache | None,
     glyphs: GlyphTotals | None = None,
+    roles: dict[str, Any] | None = None,
 ) -> None:
-    """The summary as one JSON object (with cell totals, glyph totals and cache counters) or
-    a table."""
+    """The summary as one JSON object (with cell totals, glyph totals, the partifacts and
+    cache counters) or a table."""
     if args.json:
         doc = summary.to_json()
+        if roles is not None:
+            doc["partifacts"] = roles
         if totals is not None:
             doc["cells"] = totals.to_json()
         if glyphs is not None:
@@ -271,7 +291,10 @@ def _print_summary(
         print(json.dumps(doc))
     else:
         t_sync = args.bus == "nats" or args.cells == "full"
-        Console().print(_summary_table(summary, totals, glyphs, t_sync=t_sync))
+        table = _summary_table(summary, totals, glyphs, t_sync=t_sync)
+        if roles is not None:
+            add_summary_rows(table, roles)
+        Console().print(table)
 
 
 def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:
@@ -297,7 +320,7 @@ def _run_full(
     settings: ClusterConfig,
     cells: list[PhaseSupervisor],
     ticks: int,
-) -> tuple[ClusterSummary, list[TickReport], CellTotals, GlyphTotals | None]:
+) -> tuple[ClusterSummary, list[TickReport], CellTotals, GlyphTotals | None, dict[str, Any] | None]:
     """Run with a full cell behind every supervisor (``--glyphs`` probes on the first
     cells; virtual time awaits each tick's runs); close (and verify) every cell after."""
     with contextlib.ExitStack() as stack:
@@ -309,7 +332,7 @@ def _run_full(
         try:
             spread_glyphs([m.glyphs for m in members], probe_glyphs(args.glyphs))
             supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
-            summary, history = asyncio.run(
+            summary, history, roles = asyncio.run(
                 _drive(args, config, settings, supervisors, ticks, members, migrator)
             )
         finally:
@@ -317,7 +340,7 @@ def _run_full(
         glyphs = None
         if migrator is not None:
             glyphs = glyph_totals([m.glyphs for m in members], migrator.counts)
-        return summary, history, cell_totals(members, verified), glyphs
+        return summary, history, cell_totals(members, verified), glyphs, roles
 
 
 async def _drive(
@@ -328,30 +351,45 @@ async def _drive(
     ticks: int,
     members: Sequence[ClusterMember],
     migrator: GlyphMigrator | None = None,
-) -> tuple[ClusterSummary, list[TickReport]]:
+) -> tuple[ClusterSummary, list[TickReport], dict[str, Any] | None]:
     bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
     ring = settings.topology == "ring"
     threshold = config.kairos.threshold  # I_c of the cells: the cluster collapse's too
     async with LocalCluster(
         members, bus, cluster=settings.name, ring=ring, threshold=threshold
     ) as cluster:
-        on_tick = _reporter(args, cluster, cells, ticks, migrator)
-        after = None
-        if migrator is not None:
-            glyph_migrator = migrator
-
-            async def after(report: TickReport) -> None:
-                await glyph_migrator.step(report.c_cluster, report.band, report.time)
-
-        with on_tick as show:
-            summary = await cluster.run(
-                ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
-            )
+        with partifact_driver(args, members, cells, threshold, settings.tick) as driver:
+            summary = await _run_ticks(args, settings, cluster, cells, ticks, migrator, driver)
+            roles = roles_summary(driver) if driver is not None else None
         end = cluster.history[-1].time if cluster.history else 0.0
         for m in members:
             if isinstance(m, CellMember):
                 await m.drain(end)  # runs still in progress finish (by their deadline)
-        return summary, cluster.history
+        return summary, cluster.history, roles
+
+
+async def _run_ticks(
+    args: argparse.Namespace,
+    settings: ClusterConfig,
+    cluster: LocalCluster,
+    cells: list[PhaseSupervisor],
+    ticks: int,
+    migrator: GlyphMigrator | None,
+    driver: PartifactDriver | None,
+) -> ClusterSummary:
+    """Run the cluster's ticks with the glyph migrator and the partifact driver after each."""
+    on_tick = _reporter(args, cluster, cells, ticks, migrator, driver)
+
+    async def after(report: TickReport) -> None:
+        if migrator is not None:
+            await migrator.step(report.c_cluster, report.band, report.time)
+        if driver is not None:
+            driver.step(report)
+
+    with on_tick as show:
+        return await cluster.run(
+            ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
+        )
 
 
 @contextlib.contextmanager
@@ -361,6 +399,7 @@ def _reporter(
     cells: list[PhaseSupervisor],
     ticks: int,
     migrator: GlyphMigrator | None = None,
+    driver: PartifactDriver | None = None,
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, the live view on a terminal, or a progress line about once a second."""
     if args.json:
@@ -372,6 +411,8 @@ def _reporter(
                 row["glyphs"] = _glyph_rows(cluster)
             if migrator is not None:
                 row["migrations"] = migrator.row()
+            if driver is not None and driver.history:
+                row.update(driver.history[-1].to_json())
             print(json.dumps(row), flush=True)
 
         yield emit
@@ -379,11 +420,14 @@ def _reporter(
         with Live(refresh_per_second=8, transient=False) as live:
 
             def show(report: TickReport) -> None:
-                live.update(_view(report, cluster, cells))
+                view = _view(report, cluster, cells)
+                if driver is not None and driver.history:
+                    view = Group(*roles_view(driver.history[-1]), view)
+                live.update(view)
 
             yield show
     else:
-        yield _Progress(ticks, t_sync=args.cells == "full")
+        yield _Progress(ticks, t_sync=args.cells == "full", driver=driver)
 
 
 def _glyph_rows(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
@@ -395,9 +439,17 @@ class _Progress:
     """Plain progress lines for a pipe or a log file: the first tick, then about one per
     second of wall time, and the last tick."""
 
-    def __init__(self, ticks: int, every: float = 1.0, *, t_sync: bool = True) -> None:
+    def __init__(
+        self,
+        ticks: int,
+        every: float = 1.0,
+        *,
+        t_sync: bool = True,
+        driver: PartifactDriver | None = None,
+    ) -> None:
         self.ticks, self.every = ticks, every
         self.t_sync = t_sync  # False: cps-only cells, which share no T_sync
+        self.driver = driver
         self._next = 0.0
 
     def __call__(self, report: TickReport) -> None:
@@ -409,7 +461,12 @@ class _Progress:
         print(
             f"tick {report.tick + 1}/{self.ticks}  C_cluster {report.c_cluster:.4f}  "
             f"R {report.r:.4f}  band {report.band.value}  |T_global|² {t_global}  "
-            f"rejected {report.rejected}",
+            f"rejected {report.rejected}"
+            + (
+                progress_suffix(self.driver.history[-1])
+                if self.driver and self.driver.history
+                else ""
+            ),
             flush=True,
         )
 

@@ -1,0 +1,281 @@
+"""Partifacts on the in-process cluster: drives a :class:`~becomingone.cluster.PartifactCluster`
+from each tick of a :class:`~becomingone.runtime.cluster.LocalCluster`.
+
+Rule: a thin loop. Each tick it feeds every cell's sync evaluation (collapsed: the cell's
+phase supervisor is locked, or its |T_sync|² ≥ I_c for a full cell) and C_cluster to the
+sans-IO cluster, expires proposals, proposes role plans (and, every ``propose_every`` seconds,
+an intent from the Genesis), lets every eligible Validator sign its verdict, settles the
+decisions onto the append-only log (in-memory or SQLite: they survive a restart), syncs state
+and checks the lifecycle. The cells' private keys sign; the protocol decisions are the
+cluster's. A cell can be silenced (:meth:`PartifactDriver.crash`) to exercise failover.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from becomingone.cluster import (
+    Decision,
+    IgnitionPolicy,
+    LifecycleReport,
+    PartifactCluster,
+    PartifactState,
+    Proposal,
+    Role,
+    RoleTransfer,
+    Vote,
+)
+from becomingone.errors import InputError, ProtocolError
+from becomingone.keys import NodeKey
+from becomingone.memory import AppendLog, MemoryAppendLog
+from becomingone.runtime.cluster import ClusterMember, TickReport
+
+__all__ = ["PartifactDriver", "PartifactTick"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartifactTick:
+    """The partifact view after one tick: lifecycle, each cell's state and role, what was
+    decided and handed over, and the events (``role.changed``, ``role.transfer``,
+    ``proposal.opened``, ``proposal.decided``) with their payloads."""
+
+    tick: int
+    time: float
+    lifecycle: LifecycleReport
+    cells: Mapping[str, tuple[PartifactState, Role | None]]
+    decisions: tuple[Decision, ...] = ()
+    transfers: tuple[RoleTransfer, ...] = ()
+    events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    latencies: tuple[float, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``lifecycle`` (the stage), ``conditions``, ``cells`` (each
+        cell's ``state`` and ``role``) and ``events``."""
+        life = self.lifecycle.to_json()
+        return {
+            "lifecycle": life["stage"],
+            "conditions": life["conditions"],
+            "cells": {
+                c: {"state": s.value, "role": None if r is None else r.value}
+                for c, (s, r) in sorted(self.cells.items())
+            },
+            "events": [{"event": e, **p} for e, p in self.events],
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    proposal: Proposal
+    opened_wall: float
+
+
+@dataclass(slots=True)
+class _Counts:
+    proposed: Counter[str] = field(default_factory=Counter)
+    decided: Counter[str] = field(default_factory=Counter)
+
+
+class PartifactDriver:
+    """Runs the partifact protocol over the cells of an in-process cluster.
+
+    ``keys`` are the cells' private keys (by node id); ``log`` the append-only log the
+    decisions go to (replayed first, so roles and decisions survive a restart).
+    ``vote_seconds`` is each proposal's deadline after it is made.
+
+    Examples
+    --------
+    >>> from becomingone.runtime.cluster import build_supervisors
+    >>> cells = build_supervisors(5, "mesh", seed=1)
+    >>> d = PartifactDriver(cells, {c.node_id: c.key for c in cells})
+    >>> d.cluster.lifecycle.stage.value
+    'pre_cluster'
+    """
+
+    def __init__(
+        self,
+        members: Sequence[ClusterMember],
+        keys: Mapping[str, NodeKey],
+        *,
+        log: AppendLog | None = None,
+        threshold: float = 0.95,
+        genesis_timeout: float = 1.0,
+        vote_seconds: float = 0.5,
+        propose_every: float = 0.2,
+        policy: IgnitionPolicy | None = None,
+        window: int = 8,
+    ) -> None:
+        missing = [m.node_id for m in members if m.node_id not in keys]
+        if missing:
+            raise InputError("keys", f"no key for {', '.join(missing[:3])}")
+        if not vote_seconds > 0:
+            raise InputError("vote_seconds", f"must be > 0, got {vote_seconds!r}")
+        if not propose_every > 0:
+            raise InputError("propose_every", f"must be > 0, got {propose_every!r}")
+        self.members = list(members)
+        self.keys = dict(keys)
+        self.log: AppendLog = log if log is not None else MemoryAppendLog("consensus")
+        self.threshold = threshold
+        self.vote_seconds = vote_seconds
+        self.propose_every = propose_every
+        self.cluster = PartifactCluster(
+            {m.node_id: self.keys[m.node_id].public_bytes for m in self.members},
+            policy=policy,
+            threshold=threshold,
+            genesis_timeout=genesis_timeout,
+            window=window,
+        )
+        self.restored = self.cluster.restore(self.log.read())
+        self.silent: set[str] = set()
+        self.history: list[PartifactTick] = []
+        self.counts = _Counts()
+        self._pending: dict[str, _Pending] = {}
+        self._next_intent = 0.0
+        self._serial = self.restored  # intents after a restart get fresh ids
+
+    def crash(self, cell: str) -> None:
+        """From now on ``cell`` is not heard (as after ``kill -9``)."""
+        if cell not in self.cluster.partifacts:
+            raise InputError("cell", f"{cell!r} is not a member")
+        self.silent.add(cell)
+
+    def _collapsed(self, member: ClusterMember) -> bool:
+        snap = member.snapshot()
+        t_sq = snap.t_sync.real**2 + snap.t_sync.imag**2
+        return snap.stable or t_sq >= self.threshold
+
+    def step(self, report: TickReport) -> PartifactTick:
+        """One tick of the partifact protocol after the cluster's tick ``report``."""
+        now, pc = report.time, self.cluster
+        events: list[tuple[str, Mapping[str, Any]]] = []
+        before, moved = dict(pc.roles), len(pc.transfers)
+        for m in self.members:
+            if m.node_id not in self.silent:
+                pc.observe(
+                    m.node_id, collapsed=self._collapsed(m), c_cluster=report.c_cluster, now=now
+                )
+        decided = pc.expire(now)
+        self._propose_roles(now, events)
+        if now >= self._next_intent:
+            self._next_intent = now + self.propose_every
+            self._serial += 1
+            self._open(
+                "intent",
+                {"what": "probe", "n": self._serial},
+                f"intent-{self._serial}",
+                now,
+                events,
+            )
+        decided += self._vote(now)
+        latencies = self._settle(decided, events)
+        transfers = pc.transfers[moved:]
+        events += [("role.transfer", t.to_json()) for t in transfers]
+        for cell, role in sorted(pc.roles.items()):
+            if before.get(cell) is not role:
+                events.append(("role.changed", {"cell": cell, "role": role.value}))
+        pc.sync_state(now)
+        life = pc.check_threshold(now, report.c_cluster)
+        tick = PartifactTick(
+            tick=report.tick,
+            time=now,
+            lifecycle=life,
+            cells={c: (p.state, pc.roles.get(c)) for c, p in pc.partifacts.items()},
+            decisions=tuple(decided),
+            transfers=tuple(transfers),
+            events=tuple(events),
+            latencies=tuple(latencies),
+        )
+        self.history.append(tick)
+        return tick
+
+    def _propose_roles(self, now: float, events: list[tuple[str, Mapping[str, Any]]]) -> None:
+        pc = self.cluster
+        plan = pc.distribute_roles(now)
+        if plan is None or dict(plan.roles) == pc.roles:
+            return
+        if any(p.proposal.kind == "roles" for p in self._pending.values()):
+            return
+        kind = "failover" if pc.genesis is not None and pc.genesis not in plan.roles else "roles"
+        self._open("roles", {**plan.to_payload(), "why": kind}, f"roles-{plan.term}", now, events)
+
+    def _open(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        subject: str,
+        now: float,
+        events: list[tuple[str, Mapping[str, Any]]],
+    ) -> None:
+        pc = self.cluster
+        proposer, eligible = pc.proposer(now), pc.validators()
+        if proposer is None or not eligible or proposer in self.silent:
+            return
+        p = Proposal.create(
+            self.keys[proposer],
+            kind=kind,
+            subject=subject,
+            payload=payload,
+            proposer=proposer,
+            created=now,
+            deadline=now + self.vote_seconds,
+            eligible=eligible,
+        )
+        try:
+            pc.propose(p, now)
+        except ProtocolError:
+            return  # refused and counted by the book
+        self._pending[p.id] = _Pending(p, time.perf_counter())
+        self.counts.proposed[kind] += 1
+        events.append(("proposal.opened", {"id": p.id, "kind": kind, "proposer": proposer}))
+
+    def _vote(self, now: float) -> list[Decision]:
+        """Every live eligible Validator signs its verdict on each open proposal once."""
+        pc, out = self.cluster, []
+        for pid, pending in list(self._pending.items()):
+            entry = pc.book.open_proposals.get(pid)
+            if entry is None:
+                continue
+            for voter in pending.proposal.eligible:
+                if (
+                    voter in self.silent
+                    or voter in entry.votes
+                    or pid not in pc.book.open_proposals
+                ):
+                    continue
+                yes = pc.judge(voter, pending.proposal)
+                vote = Vote.create(self.keys[voter], proposal_id=pid, voter=voter, yes=yes, at=now)
+                try:
+                    d = pc.vote(vote, now)
+                except ProtocolError:
+                    continue  # counted by the book and the router
+                if d is not None:
+                    out.append(d)
+        return out
+
+    def _settle(
+        self, decided: list[Decision], events: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[float]:
+        latencies = []
+        for d in decided:
+            entry, _moves = self.cluster.settle(d)
+            self.log.append(entry, expected_last=len(self.cluster.log) - 1)
+            pending = self._pending.pop(d.proposal.id, None)
+            if pending is not None:
+                latencies.append(time.perf_counter() - pending.opened_wall)
+            self.counts.decided[d.outcome.value] += 1
+            events.append(
+                (
+                    "proposal.decided",
+                    {
+                        "id": d.proposal.id,
+                        "kind": d.proposal.kind,
+                        "outcome": d.outcome.value,
+                        "yes": d.yes,
+                        "eligible": len(d.proposal.eligible),
+                    },
+                )
+            )
+        return latencies
