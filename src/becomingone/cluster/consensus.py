@@ -105,6 +105,7 @@ class Proposal:
     deadline: float
     eligible: tuple[str, ...]
     signature: bytes = b""
+    _id: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("kind", "subject", "proposer"):
@@ -122,11 +123,12 @@ class Proposal:
         if not isinstance(self.payload, Mapping):
             raise InputError("payload", "must be a JSON object")
         try:
-            size = len(self.body())
+            body = self.body()
         except (TypeError, ValueError) as exc:
             raise InputError("payload", f"is not JSON: {exc}") from None
-        if size > MAX_PROPOSAL_BYTES:
-            raise InputError("payload", f"is {size} bytes; at most {MAX_PROPOSAL_BYTES}")
+        if len(body) > MAX_PROPOSAL_BYTES:
+            raise InputError("payload", f"is {len(body)} bytes; at most {MAX_PROPOSAL_BYTES}")
+        object.__setattr__(self, "_id", hashlib.sha256(body).hexdigest()[:16])
 
     def body(self) -> bytes:
         """The canonical bytes the proposer signs (everything but the signature)."""
@@ -144,8 +146,8 @@ class Proposal:
 
     @property
     def id(self) -> str:
-        """16 hex digits of the SHA-256 of the signed body."""
-        return hashlib.sha256(self.body()).hexdigest()[:16]
+        """16 hex digits of the SHA-256 of the signed body (computed once)."""
+        return self._id
 
     @classmethod
     def create(cls, key: NodeKey, **fields: Any) -> Proposal:
