@@ -353,3 +353,29 @@ def test_roles_on_nats_is_refused() -> None:
     """--roles with --bus nats exits 2 naming --roles (in-process only for now)."""
     out = run("cluster", "--roles", "--bus", "nats")
     assert out.returncode == 2 and "--roles" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_silenced_genesis_is_replaced_and_reported() -> None:
+    """--silence-genesis 4: the summary reports one failover, from the first Genesis to
+    another cell, within genesis_timeout (1 s) + one vote after the silence."""
+    out = run("cluster", "--nodes", "16", "--roles", "--fast", "--json", "--alpha", "0.3",
+              "--tick", "10", "--duration", "6", "--silence-genesis", "4")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout.splitlines()[-1])["partifacts"]
+    [f] = doc["failovers"]
+    assert f["from"] != f["to"] and f["silenced_at"] == pytest.approx(4.0)
+    assert 0 < f["seconds"] <= 1.0 + 0.5
+    assert f["from"] not in doc["roles"] and doc["roles"][f["to"]] == "genesis"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--silence-genesis", "1"], "--silence-genesis: needs --roles"),
+        (["--roles", "--silence-genesis", "-1"], "--silence-genesis: must be >= 0"),
+    ],
+)
+def test_bad_roles_options_exit_2(args: list[str], message: str) -> None:
+    """Bad --roles options are one-line errors with exit status 2."""
+    out = run("cluster", "--fast", "--duration", "0.1", *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,26 @@ from rich.table import Table
 from rich.text import Text
 
 from becomingone.cluster import LifecycleStage
+from becomingone.errors import InputError
 from becomingone.memory import AppendLog, MemoryAppendLog, SqliteAppendLog
-from becomingone.runtime import ClusterMember, PartifactDriver, PartifactTick
+from becomingone.runtime import ClusterMember, PartifactDriver, PartifactTick, TickReport
 from becomingone.sync import PhaseSupervisor
 
 #: Name of the consensus log's SQLite file under ``--data-dir``.
 CONSENSUS_DB = "consensus.db"
+
+
+def check_roles_args(args: argparse.Namespace) -> None:
+    """``--roles`` runs in process; ``--silence-genesis`` needs it and a time >= 0."""
+    if args.silence_genesis is not None:
+        if not args.roles:
+            raise InputError("--silence-genesis", "needs --roles")
+        if not math.isfinite(args.silence_genesis) or args.silence_genesis < 0:
+            raise InputError(
+                "--silence-genesis", f"must be >= 0 seconds, got {args.silence_genesis}"
+            )
+    if args.roles and args.bus == "nats":
+        raise InputError("--roles", "runs on the in-process bus only (for now)")
 
 
 @contextlib.contextmanager
@@ -58,6 +73,14 @@ def partifact_driver(
     finally:
         if isinstance(log, SqliteAppendLog):
             log.close()
+
+
+def step_driver(driver: PartifactDriver, report: TickReport, silence_at: float | None) -> None:
+    """One partifact tick; from ``silence_at`` seconds on, the Genesis is silenced (once)."""
+    genesis = driver.cluster.genesis
+    if silence_at is not None and report.time >= silence_at and genesis and not driver.silent:
+        driver.crash(genesis, report.time)
+    driver.step(report)
 
 
 def roles_view(tick: PartifactTick, limit: int = 16) -> list[Text | Table]:
@@ -106,6 +129,7 @@ def roles_summary(driver: PartifactDriver) -> dict[str, Any]:
         "votes_rejected": dict(pc.book.rejected),
         "signals_refused": dict(pc.router.refused),
         "role_transfers": len(pc.transfers),
+        "failovers": list(driver.failovers),
     }
 
 
@@ -122,6 +146,12 @@ def add_summary_rows(table: Table, doc: dict[str, Any]) -> None:
     )
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(doc["votes_rejected"].items())) or "none"
     table.add_row("votes rejected", rejected)
+    for f in doc["failovers"]:
+        table.add_row(
+            "genesis failover",
+            f"{f['from']} silent at {f['silenced_at']:.2f} s → {f['to']} at "
+            f"{f['replaced_at']:.2f} s ({f['seconds']:.2f} s)",
+        )
     unmet = [n for n, c in doc["conditions"].items() if not c["met"]]
     table.add_row("unmet conditions", ", ".join(unmet) or "none")
 

@@ -25,10 +25,12 @@ from rich.text import Text
 
 from becomingone.commands._partifacts import (
     add_summary_rows,
+    check_roles_args,
     partifact_driver,
     progress_suffix,
     roles_summary,
     roles_view,
+    step_driver,
 )
 from becomingone.commands._plots import check_plot_path
 from becomingone.config import CellConfig, ClusterConfig, load_config
@@ -151,6 +153,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="becomingone.yaml: its cluster: section gives the defaults (flags win); "
         "with --cells full also the cells' configuration",
     )
+    p.add_argument(
+        "--silence-genesis",
+        type=float,
+        metavar="SECONDS",
+        help="with --roles: the Genesis stops being heard at this time (as after kill -9); "
+        "the summary shows how long its replacement by consensus took",
+    )
     p.set_defaults(handler=run)
 
 
@@ -207,8 +216,7 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
-    if args.roles and args.bus == "nats":
-        raise InputError("--roles", "runs on the in-process bus only (for now)")
+    check_roles_args(args)
     if args.glyphs and args.bus == "nats":
         raise InputError("--glyphs", "runs on the in-process bus only (for now)")
     if args.glyphs and args.cells == "cps":
@@ -384,7 +392,7 @@ async def _run_ticks(
         if migrator is not None:
             await migrator.step(report.c_cluster, report.band, report.time)
         if driver is not None:
-            driver.step(report)
+            step_driver(driver, report, args.silence_genesis)
 
     with on_tick as show:
         return await cluster.run(

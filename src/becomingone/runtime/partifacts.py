@@ -129,18 +129,20 @@ class PartifactDriver:
             window=window,
         )
         self.restored = self.cluster.restore(self.log.read())
-        self.silent: set[str] = set()
+        self.silent: dict[str, float | None] = {}
+        self.failovers: list[dict[str, Any]] = []
         self.history: list[PartifactTick] = []
         self.counts = _Counts()
         self._pending: dict[str, _Pending] = {}
         self._next_intent = 0.0
         self._serial = self.restored  # intents after a restart get fresh ids
 
-    def crash(self, cell: str) -> None:
-        """From now on ``cell`` is not heard (as after ``kill -9``)."""
+    def crash(self, cell: str, now: float | None = None) -> None:
+        """From ``now`` on ``cell`` is not heard (as after ``kill -9``); if it is the Genesis,
+        its replacement is recorded in :attr:`failovers` (with the seconds it took)."""
         if cell not in self.cluster.partifacts:
             raise InputError("cell", f"{cell!r} is not a member")
-        self.silent.add(cell)
+        self.silent[cell] = now
 
     def _collapsed(self, member: ClusterMember) -> bool:
         snap = member.snapshot()
@@ -176,6 +178,7 @@ class PartifactDriver:
         for cell, role in sorted(pc.roles.items()):
             if before.get(cell) is not role:
                 events.append(("role.changed", {"cell": cell, "role": role.value}))
+        self._note_failover(before, now)
         pc.sync_state(now)
         life = pc.check_threshold(now, report.c_cluster)
         tick = PartifactTick(
@@ -190,6 +193,22 @@ class PartifactDriver:
         )
         self.history.append(tick)
         return tick
+
+    def _note_failover(self, before: Mapping[str, Role], now: float) -> None:
+        old = next((c for c, r in before.items() if r is Role.GENESIS), None)
+        new = self.cluster.genesis
+        if old is None or new is None or old == new or old not in self.silent:
+            return
+        since = self.silent[old]
+        self.failovers.append(
+            {
+                "from": old,
+                "to": new,
+                "silenced_at": since,
+                "replaced_at": now,
+                "seconds": None if since is None else round(now - since, 6),
+            }
+        )
 
     def _propose_roles(self, now: float, events: list[tuple[str, Mapping[str, Any]]]) -> None:
         pc = self.cluster
