@@ -289,3 +289,20 @@ def test_two_sides_of_a_partition_never_both_pass(n: int, data: st.DataObject) -
                 )
                 passed += d is not None and d.passed
     assert passed <= 1
+
+
+def test_old_decisions_are_forgotten_after_keep_decided() -> None:
+    """tick forgets a decision keep_decided seconds after its deadline (memory stays bounded):
+    a vote on it is then unknown_proposal instead of late, and its backers are free again."""
+    p = _proposal(eligible=("c01",), subject="x")
+    book = ConsensusBook(public(KEYS), keep_decided=10.0)
+    book.open(p, now=0.0)
+    assert book.cast(_vote(p, "c01"), now=0.1) is not None
+    book.tick(10.9)
+    assert p.id in book.decided
+    book.tick(11.1)
+    assert p.id not in book.decided and book._backing == {}
+    with pytest.raises(ProtocolError, match="unknown_proposal"):
+        book.cast(_vote(p, "c01"), now=11.2)
+    with pytest.raises(InputError, match="keep_decided"):
+        ConsensusBook({}, keep_decided=-1.0)

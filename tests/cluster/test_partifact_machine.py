@@ -58,7 +58,9 @@ class PartifactMachine(RuleBasedStateMachine):
         self.members = set(list(POOL)[:n])
         self.crashed: set[str] = set()
         self.pc = PartifactCluster(
-            {c: POOL[c].public_bytes for c in sorted(self.members)}, genesis_timeout=1.0
+            {c: POOL[c].public_bytes for c in sorted(self.members)},
+            genesis_timeout=1.0,
+            keep_decided=1e9,  # the model remembers every decision
         )
         for c in self.members:
             self.pc.heard[c] = 0.0
@@ -66,7 +68,7 @@ class PartifactMachine(RuleBasedStateMachine):
         self.decided: dict[str, str] = {}
         self.backing: dict[tuple[str, str], str] = {}
         self.rejected: Counter[str] = Counter()
-        self.entries = 0
+        self.entries: list[bytes] = []
         self.serial = 0
 
     # -- the model ------------------------------------------------------------------------
@@ -222,8 +224,8 @@ class PartifactMachine(RuleBasedStateMachine):
             self._settle(d)
 
     def _settle(self, d: Decision) -> None:
-        self.pc.settle(d)
-        self.entries += 1
+        entry, _moves = self.pc.settle(d)
+        self.entries.append(entry)
 
     @precondition(lambda self: len(self.members) < len(POOL))
     @rule(data=st.data())
@@ -277,10 +279,12 @@ class PartifactMachine(RuleBasedStateMachine):
         """The log has one verifiable entry per decision; a pass always had quorum."""
         if not hasattr(self, "pc"):
             return
-        assert len(self.pc.log) == self.entries == len(self.decided)
+        assert self.pc.head == len(self.entries) == len(self.decided)
         keys = {c: k.public_bytes for c, k in POOL.items()}
-        for i, entry in enumerate(self.pc.log[-3:]):
-            verify_decision(Decision.from_entry(entry), keys, index=i)
+        for i, entry in enumerate(self.entries[-3:]):
+            decision = Decision.from_entry(entry)
+            verify_decision(decision, keys, index=i)
+            assert decision.outcome.value == self.decided[decision.proposal.id]
 
     @invariant()
     def roles_are_sane(self) -> None:
@@ -291,7 +295,7 @@ class PartifactMachine(RuleBasedStateMachine):
         assert sum(r is Role.GENESIS for r in roles.values()) <= 1
         assert set(roles) <= self.members
         live = self.pc.live(self.now) & set(self.pc._synced)
-        assert len({self.pc.digest(c) for c in live if self.pc.applied[c] == len(self.pc.log)}) <= 1
+        assert len({self.pc.digest(c) for c in live if self.pc.applied[c] == self.pc.head}) <= 1
 
 
 TestPartifactMachine = PartifactMachine.TestCase

@@ -321,8 +321,11 @@ class ConsensusBook:
     Decision(...)
     """
 
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
+    def __init__(self, keys: Mapping[str, bytes], *, keep_decided: float = 60.0) -> None:
+        if not keep_decided >= 0:
+            raise InputError("keep_decided", f"must be >= 0 seconds, got {keep_decided!r}")
         self.keys = dict(keys)
+        self.keep_decided = keep_decided
         self.open_proposals: dict[str, _Open] = {}
         self.decided: dict[str, Decision] = {}
         self.rejected: Counter[str] = Counter()
@@ -405,11 +408,22 @@ class ConsensusBook:
         return decision
 
     def tick(self, now: float) -> list[Decision]:
-        """Expire every open proposal whose deadline has come (oldest first)."""
+        """Expire every open proposal whose deadline has come (oldest first), and forget
+        decisions whose deadline is more than ``keep_decided`` seconds past (a vote on one
+        is then refused as ``unknown_proposal`` rather than ``late``)."""
         _check_time("now", now)
         due = [e for e in self.open_proposals.values() if now >= e.proposal.deadline]
         due.sort(key=lambda e: (e.proposal.deadline, e.proposal.id))
-        return [self._close(e, Outcome.EXPIRED, now) for e in due]
+        out = [self._close(e, Outcome.EXPIRED, now) for e in due]
+        self._forget(now - self.keep_decided)
+        return out
+
+    def _forget(self, before: float) -> None:
+        old = [pid for pid, d in self.decided.items() if d.proposal.deadline < before]
+        for pid in old:
+            subject = self.decided.pop(pid).proposal.subject
+            for key in [k for k, v in self._backing.items() if v == pid and k[1] == subject]:
+                del self._backing[key]
 
     def tally(self, proposal_id: str) -> tuple[int, int, int]:
         """(yes, no, eligible) of an open or decided proposal (``InputError`` if unknown)."""

@@ -179,6 +179,8 @@ class PartifactCluster:
         threshold: float = 0.95,
         genesis_timeout: float = 2.0,
         window: int = 8,
+        keep_decided: float = 60.0,
+        keep_transfers: int = 1000,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise InputError("threshold", f"must be in (0, 1], got {threshold!r}")
@@ -193,16 +195,16 @@ class PartifactCluster:
         self.partifacts: dict[str, Partifact] = {}
         self.roles: dict[str, Role] = {}
         self.term = 0
-        self.book = ConsensusBook({})
+        self.book = ConsensusBook({}, keep_decided=keep_decided)
         self.router = SignalRouter(lambda: self.roles, self.states, self.book)
         self.lifecycle = Lifecycle()
-        self.log: list[bytes] = []
-        self._chain = [GENESIS_DIGEST]
+        self._chain = [GENESIS_DIGEST]  # memory digest after each number of decisions
         self.applied: dict[str, int] = {}
         self.heard: dict[str, float] = {}
         self.outcomes: deque[bool] = deque(maxlen=2 * window)
         self.c_history: deque[float] = deque(maxlen=20)
-        self.transfers: list[RoleTransfer] = []
+        self.transfers: deque[RoleTransfer] = deque(maxlen=keep_transfers)
+        self.transfer_count = 0
         self.counts: Counter[str] = Counter()
         self._synced: dict[str, tuple[object, ...]] = {}
         for cell, key in keys.items():
@@ -306,7 +308,8 @@ class PartifactCluster:
                 continue
             source = next((c for c, r in old.items() if r is role and c not in self.roles), None)
             moves.append(self.transfer(role, source, cell, record=False))
-        self.transfers += moves
+        for move in moves:
+            self._note(move)
         self.counts["plans_applied"] += 1
         return moves
 
@@ -327,16 +330,20 @@ class PartifactCluster:
             source=source,
             target=target,
             context={"term": self.term, "stage": self.lifecycle.stage.value},
-            memory=self._chain[len(self.log)],
+            memory=self._chain[self.head],
             signals=tuple(sorted(k.value for (r, k) in AUTHORITY if r is role)),
         )
         if record:
             if source is not None and self.roles.get(source) is role:
                 del self.roles[source]
             self.roles[target] = role
-            self.transfers.append(move)
+            self._note(move)
         self.counts["role_transfers"] += 1
         return move
+
+    def _note(self, move: RoleTransfer) -> None:
+        self.transfers.append(move)
+        self.transfer_count += 1
 
     # consensus --------------------------------------------------------------------------
 
@@ -405,8 +412,12 @@ class PartifactCluster:
         self.counts[f"proposals_{decision.outcome.value}"] += 1
         return entry, moves
 
+    @property
+    def head(self) -> int:
+        """Decisions recorded so far (the log's last index)."""
+        return len(self._chain) - 1
+
     def _record(self, entry: bytes) -> None:
-        self.log.append(entry)
         prev = self._chain[-1]
         self._chain.append(hashlib.sha256(prev.encode() + entry).hexdigest()[:16])
 
@@ -416,7 +427,7 @@ class PartifactCluster:
         Returns how many were replayed; every member's memory is then the whole log.
         """
         n = 0
-        for index, entry in enumerate(entries, start=len(self.log) + 1):
+        for index, entry in enumerate(entries, start=self.head + 1):
             decision = Decision.from_entry(entry)
             verify_decision(decision, self.book.keys, index=index)
             self.book.restore(decision)
@@ -428,7 +439,7 @@ class PartifactCluster:
             self.outcomes.append(decision.passed)
             n += 1
         for cell in self.applied:
-            self.applied[cell] = len(self.log)
+            self.applied[cell] = self.head
         return n
 
     # sync and lifecycle -----------------------------------------------------------------
@@ -441,7 +452,7 @@ class PartifactCluster:
         """PHASE_SYNC: every live cell takes the log head (the majority's memory, the log
         being the one record); a message for each cell whose state, role or digest changed."""
         out = []
-        head = len(self.log)
+        head = self.head
         for cell in sorted(self.live(now)):
             self.applied[cell] = head
             role = self.roles.get(cell)

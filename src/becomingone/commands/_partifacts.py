@@ -109,11 +109,7 @@ def progress_suffix(tick: PartifactTick) -> str:
 
 def roles_summary(driver: PartifactDriver) -> dict[str, Any]:
     """First tick at each lifecycle stage, the final stage, decisions, refusals, transfers."""
-    first: dict[str, int | None] = {s.value: None for s in LifecycleStage}
-    for t in driver.history:
-        for stage in list(LifecycleStage)[: t.lifecycle.stage.level + 1]:
-            if first[stage.value] is None:
-                first[stage.value] = t.tick
+    first = {s.value: driver.first_tick.get(s) for s in LifecycleStage}
     pc = driver.cluster
     last = driver.history[-1] if driver.history else None
     return {
@@ -125,7 +121,7 @@ def roles_summary(driver: PartifactDriver) -> dict[str, Any]:
         "proposals": dict(driver.counts.proposed),
         "decisions": dict(driver.counts.decided),
         "restored": driver.restored,
-        "log_entries": len(pc.log),
+        "log_entries": pc.head,
         "votes_rejected": dict(pc.book.rejected),
         "signals_refused": dict(pc.router.refused),
         "role_transfers": len(pc.transfers),

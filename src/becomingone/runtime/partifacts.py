@@ -13,7 +13,7 @@ cluster's. A cell can be silenced (:meth:`PartifactDriver.crash`) to exercise fa
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from becomingone.cluster import (
     Decision,
     IgnitionPolicy,
     LifecycleReport,
+    LifecycleStage,
     PartifactCluster,
     PartifactState,
     Proposal,
@@ -84,7 +85,8 @@ class PartifactDriver:
 
     ``keys`` are the cells' private keys (by node id); ``log`` the append-only log the
     decisions go to (replayed first, so roles and decisions survive a restart).
-    ``vote_seconds`` is each proposal's deadline after it is made.
+    ``vote_seconds`` is each proposal's deadline after it is made. The last ``history``
+    ticks are kept in :attr:`history`; :attr:`first_tick` is when each stage was first reached.
 
     Examples
     --------
@@ -107,6 +109,7 @@ class PartifactDriver:
         propose_every: float = 0.2,
         policy: IgnitionPolicy | None = None,
         window: int = 8,
+        history: int = 1000,
     ) -> None:
         missing = [m.node_id for m in members if m.node_id not in keys]
         if missing:
@@ -131,7 +134,8 @@ class PartifactDriver:
         self.restored = self.cluster.restore(self.log.read())
         self.silent: dict[str, float | None] = {}
         self.failovers: list[dict[str, Any]] = []
-        self.history: list[PartifactTick] = []
+        self.history: deque[PartifactTick] = deque(maxlen=history)
+        self.first_tick: dict[LifecycleStage, int] = {}
         self.counts = _Counts()
         self._pending: dict[str, _Pending] = {}
         self._next_intent = 0.0
@@ -153,7 +157,7 @@ class PartifactDriver:
         """One tick of the partifact protocol after the cluster's tick ``report``."""
         now, pc = report.time, self.cluster
         events: list[tuple[str, Mapping[str, Any]]] = []
-        before, moved = dict(pc.roles), len(pc.transfers)
+        before, moved = dict(pc.roles), pc.transfer_count
         for m in self.members:
             if m.node_id not in self.silent:
                 pc.observe(
@@ -173,7 +177,8 @@ class PartifactDriver:
             )
         decided += self._vote(now)
         latencies = self._settle(decided, events)
-        transfers = pc.transfers[moved:]
+        fresh = pc.transfer_count - moved
+        transfers = list(pc.transfers)[-fresh:] if fresh else []
         events += [("role.transfer", t.to_json()) for t in transfers]
         for cell, role in sorted(pc.roles.items()):
             if before.get(cell) is not role:
@@ -192,6 +197,8 @@ class PartifactDriver:
             latencies=tuple(latencies),
         )
         self.history.append(tick)
+        for stage in list(LifecycleStage)[: life.stage.level + 1]:
+            self.first_tick.setdefault(stage, report.tick)
         return tick
 
     def _note_failover(self, before: Mapping[str, Role], now: float) -> None:
@@ -280,7 +287,7 @@ class PartifactDriver:
         latencies = []
         for d in decided:
             entry, _moves = self.cluster.settle(d)
-            self.log.append(entry, expected_last=len(self.cluster.log) - 1)
+            self.log.append(entry, expected_last=self.cluster.head - 1)
             pending = self._pending.pop(d.proposal.id, None)
             if pending is not None:
                 latencies.append(time.perf_counter() - pending.opened_wall)
