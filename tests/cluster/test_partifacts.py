@@ -166,7 +166,8 @@ def test_validators_reject_a_plan_they_would_not_make() -> None:
 
 def test_sync_state_converges_digests_and_is_change_driven() -> None:
     """After a decision, sync_state gives every live cell the same digest and a PHASE_SYNC;
-    a second call with nothing changed sends nothing; a silent cell stays behind."""
+    a second call with nothing changed sends nothing; a silent cell stays behind; only the
+    digests some cell still holds are kept."""
     pc, keys, now = _active(8)
     first = pc.sync_state(now)
     assert {m.cell for m in first} == set(keys) and pc.sync_state(now) == []
@@ -182,6 +183,10 @@ def test_sync_state_converges_digests_and_is_change_driven() -> None:
     digests = {pc.digest(c) for c in keys if c != silent}
     assert len(digests) == 1 and pc.digest(silent) not in digests
     assert all(m.memory == pc.digest(m.cell) and m.log_index == 1 for m in msgs)
+    for i in range(2, 12):  # more decisions: only the digests some cell holds are kept
+        decide(pc, keys, proposal(pc, keys, now + i * 0.01), now + i * 0.01)
+        pc.sync_state(now + i * 0.01)
+    assert set(pc._chain) == {0, pc.head} and pc.digest(silent) == pc._chain[0]
 
 
 def test_restart_restores_roles_and_decisions(tmp_path: Path) -> None:
@@ -199,7 +204,7 @@ def test_restart_restores_roles_and_decisions(tmp_path: Path) -> None:
     fresh = PartifactCluster(public(keys))
     assert fresh.restore(log.read()) == 2
     assert fresh.roles == pc.roles and fresh.term == pc.term
-    assert fresh.digest("c00") == pc._chain[-1]
+    assert fresh.digest("c00") == pc.memory
     bad = log.read()[0].replace(b'"yes":true', b'"yes":false', 1)
     with pytest.raises(IntegrityError):
         PartifactCluster(public(keys)).restore([bad])

@@ -106,11 +106,11 @@ async def test_decisions_survive_a_restart(tmp_path: Path) -> None:
     await _run(driver, cells, 300)
     n = log.last_index()
     assert n > 0 and driver.restored == 0
-    head = driver.cluster._chain[-1]
+    head = driver.cluster.memory
     log.close()
     log = SqliteAppendLog(tmp_path / "consensus.db", "consensus")
     again, cells2 = _driver(5, log=log)
-    assert again.restored == n and again.cluster._chain[-1] == head
+    assert again.restored == n and again.cluster.memory == head
     await _run(again, cells2, 300)
     assert log.last_index() > n
     log.close()

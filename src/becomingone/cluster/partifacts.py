@@ -198,7 +198,9 @@ class PartifactCluster:
         self.book = ConsensusBook({}, keep_decided=keep_decided)
         self.router = SignalRouter(lambda: self.roles, self.states, self.book)
         self.lifecycle = Lifecycle()
-        self._chain = [GENESIS_DIGEST]  # memory digest after each number of decisions
+        self.head = 0  # decisions recorded (the log's last index)
+        self.memory = GENESIS_DIGEST  # the memory digest at the head
+        self._chain = {0: GENESIS_DIGEST}  # digest at each index some cell still holds
         self.applied: dict[str, int] = {}
         self.heard: dict[str, float] = {}
         self.outcomes: deque[bool] = deque(maxlen=2 * window)
@@ -330,7 +332,7 @@ class PartifactCluster:
             source=source,
             target=target,
             context={"term": self.term, "stage": self.lifecycle.stage.value},
-            memory=self._chain[self.head],
+            memory=self.memory,
             signals=tuple(sorted(k.value for (r, k) in AUTHORITY if r is role)),
         )
         if record:
@@ -412,14 +414,10 @@ class PartifactCluster:
         self.counts[f"proposals_{decision.outcome.value}"] += 1
         return entry, moves
 
-    @property
-    def head(self) -> int:
-        """Decisions recorded so far (the log's last index)."""
-        return len(self._chain) - 1
-
     def _record(self, entry: bytes) -> None:
-        prev = self._chain[-1]
-        self._chain.append(hashlib.sha256(prev.encode() + entry).hexdigest()[:16])
+        self.memory = hashlib.sha256(self.memory.encode() + entry).hexdigest()[:16]
+        self.head += 1
+        self._chain[self.head] = self.memory
 
     def restore(self, entries: Iterable[bytes]) -> int:
         """Replay the decisions of a log (after a restart); every signature is re-checked.
@@ -457,7 +455,7 @@ class PartifactCluster:
             self.applied[cell] = head
             role = self.roles.get(cell)
             state = self.partifacts[cell].state
-            key = (state, role, self._chain[head])
+            key = (state, role, self.memory)
             if self._synced.get(cell) == key:
                 continue
             self._synced[cell] = key
@@ -467,11 +465,14 @@ class PartifactCluster:
                     phase_context=None if role is None else role.wsp,
                     state=state,
                     role=role,
-                    memory=self._chain[head],
+                    memory=self.memory,
                     log_index=head,
                 )
             )
         self.counts["phase_syncs"] += len(out)
+        held = set(self.applied.values()) | {0, self.head}
+        for index in [i for i in self._chain if i not in held]:
+            del self._chain[index]
         return out
 
     def measurements(self, now: float, c_cluster: float) -> Measurements:
