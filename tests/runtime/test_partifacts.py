@@ -3,14 +3,17 @@ Genesis is replaced by consensus within a bounded time; decisions survive a rest
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from becomingone.cluster import Decision, LifecycleStage, Role, verify_decision
+from becomingone.config.schema import BecomingOneConfig
 from becomingone.errors import InputError
 from becomingone.memory import SqliteAppendLog
 from becomingone.runtime import LocalCluster, PartifactDriver, build_supervisors
+from becomingone.runtime.cell_member import build_cell_members
 from becomingone.transport import MemoryBus
 
 TICK = 0.01
@@ -125,3 +128,39 @@ def test_driver_validates() -> None:
         PartifactDriver(cells, {c.node_id: c.key for c in cells}, vote_seconds=0)
     with pytest.raises(InputError, match="cell"):
         PartifactDriver(cells, {c.node_id: c.key for c in cells}).crash("nobody")
+
+
+async def test_full_cells_fire_and_witness_partifact_hooks(tmp_path: Path) -> None:
+    """With full cells, role.changed / role.transfer fire on the cell they concern and
+    proposal.opened / proposal.decided on the proposer; each is witnessed on that cell's chain
+    with ``vetoed`` (a before_ veto is recorded, the role stays); every chain verifies."""
+    config = BecomingOneConfig.model_validate({}).becomingone
+    sups = build_supervisors(5, "mesh", seed=2, spread=0.05, alpha=0.3)
+    members = build_cell_members(sups, tmp_path, config, seed=2)
+    heard: dict[str, list[str]] = {m.node_id: [] for m in members}
+    for m in members:
+        for name in ("role.changed", "role.transfer", "proposal.opened", "proposal.decided"):
+            m.cell.hooks.on(name, lambda call, c=m.node_id: heard[c].append(call.name))
+        m.cell.hooks.on("before_role.changed", lambda call: False)
+    driver = PartifactDriver(members, {m.node_id: m.supervisor.key for m in members})
+    try:
+        async with LocalCluster(members, MemoryBus()) as cluster:
+            for i in range(120):
+                await driver.fire_hooks(driver.step(await cluster.step(i * 0.05)))
+        genesis = driver.cluster.genesis
+        assert genesis is not None
+        records = {
+            m.node_id: [(r.kind, json.loads(r.payload)) for r in m.cell.memory.witnesses()]
+            for m in members
+        }
+    finally:
+        verified = [m.close() for m in members]
+    assert all(verified)
+    assert "proposal.opened" in heard[genesis] and "proposal.decided" in heard[genesis]
+    assert all("role.transfer" in h and "role.changed" not in h for h in heard.values())  # vetoed
+    for cell, recs in records.items():
+        changed = [p for k, p in recs if k == "role.changed"]
+        assert len(changed) == 1 and changed[0]["cell"] == cell
+        assert changed[0]["vetoed"] and driver.cluster.roles[cell].value == changed[0]["role"]
+    decided = [p for k, p in records[genesis] if k == "proposal.decided"]
+    assert decided and all(p["proposer"] == genesis and p["vetoed"] is None for p in decided)

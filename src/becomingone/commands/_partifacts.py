@@ -75,12 +75,15 @@ def partifact_driver(
             log.close()
 
 
-def step_driver(driver: PartifactDriver, report: TickReport, silence_at: float | None) -> None:
-    """One partifact tick; from ``silence_at`` seconds on, the Genesis is silenced (once)."""
+async def step_driver(
+    driver: PartifactDriver, report: TickReport, silence_at: float | None
+) -> None:
+    """One partifact tick and its hooks (full cells); from ``silence_at`` seconds on, the
+    Genesis is silenced (once)."""
     genesis = driver.cluster.genesis
     if silence_at is not None and report.time >= silence_at and genesis and not driver.silent:
         driver.crash(genesis, report.time)
-    driver.step(report)
+    await driver.fire_hooks(driver.step(report))
 
 
 def roles_view(tick: PartifactTick, limit: int = 16) -> list[Text | Table]:

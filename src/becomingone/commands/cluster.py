@@ -392,7 +392,7 @@ async def _run_ticks(
         if migrator is not None:
             await migrator.step(report.c_cluster, report.band, report.time)
         if driver is not None:
-            step_driver(driver, report, args.silence_genesis)
+            await step_driver(driver, report, args.silence_genesis)
 
     with on_tick as show:
         return await cluster.run(

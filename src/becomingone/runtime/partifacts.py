@@ -12,10 +12,11 @@ cluster's. A cell can be silenced (:meth:`PartifactDriver.crash`) to exercise fa
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from becomingone.cluster import (
@@ -31,11 +32,24 @@ from becomingone.cluster import (
     Vote,
 )
 from becomingone.errors import InputError, ProtocolError
+from becomingone.events import HookEvent
 from becomingone.keys import NodeKey
 from becomingone.memory import AppendLog, MemoryAppendLog
+from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.cluster import ClusterMember, TickReport
+from becomingone.witnessing import Level
 
 __all__ = ["PartifactDriver", "PartifactTick"]
+
+log = logging.getLogger(__name__)
+
+#: Which cell an event concerns: the key of its payload naming it.
+_SUBJECT_KEY = {
+    HookEvent.ROLE_CHANGED: "cell",
+    HookEvent.ROLE_TRANSFER: "target",
+    HookEvent.PROPOSAL_OPENED: "proposer",
+    HookEvent.PROPOSAL_DECIDED: "proposer",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +133,7 @@ class PartifactDriver:
         if not propose_every > 0:
             raise InputError("propose_every", f"must be > 0, got {propose_every!r}")
         self.members = list(members)
+        self._by_id = {m.node_id: m for m in self.members}
         self.keys = dict(keys)
         self.log: AppendLog = log if log is not None else MemoryAppendLog("consensus")
         self.threshold = threshold
@@ -179,10 +194,10 @@ class PartifactDriver:
         latencies = self._settle(decided, events)
         fresh = pc.transfer_count - moved
         transfers = list(pc.transfers)[-fresh:] if fresh else []
-        events += [("role.transfer", t.to_json()) for t in transfers]
+        events += [(HookEvent.ROLE_TRANSFER.value, t.to_json()) for t in transfers]
         for cell, role in sorted(pc.roles.items()):
             if before.get(cell) is not role:
-                events.append(("role.changed", {"cell": cell, "role": role.value}))
+                events.append((HookEvent.ROLE_CHANGED.value, {"cell": cell, "role": role.value}))
         self._note_failover(before, now)
         pc.sync_state(now)
         life = pc.check_threshold(now, report.c_cluster)
@@ -200,6 +215,22 @@ class PartifactDriver:
         for stage in list(LifecycleStage)[: life.stage.level + 1]:
             self.first_tick.setdefault(stage, report.tick)
         return tick
+
+    async def fire_hooks(self, tick: PartifactTick) -> None:
+        """Fire each event of ``tick`` on the full cell it concerns and witness it there (a
+        MICRO record with the payload and ``vetoed``: a ``before_`` veto is recorded, as
+        feedback; it cannot undo what the cluster decided). CPS-only cells have no hooks."""
+        for name, payload in tick.events:
+            event = HookEvent(name)
+            member = self._by_id.get(str(payload.get(_SUBJECT_KEY[event], "")))
+            if not isinstance(member, CellMember):
+                continue
+            result = await member.cell.hooks.fire(event, tick.time, payload)
+            record = {**payload, "vetoed": None if result.veto is None else result.veto.reason}
+            await member.cell.witness(Level.MICRO, event.value, record, tick.time)
+            for failure in result.failures:
+                log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
+                await member.cell.witness(Level.MICRO, "hook.failed", asdict(failure), tick.time)
 
     def _note_failover(self, before: Mapping[str, Role], now: float) -> None:
         old = next((c for c, r in before.items() if r is Role.GENESIS), None)
@@ -255,7 +286,9 @@ class PartifactDriver:
             return  # refused and counted by the book
         self._pending[p.id] = _Pending(p, time.perf_counter())
         self.counts.proposed[kind] += 1
-        events.append(("proposal.opened", {"id": p.id, "kind": kind, "proposer": proposer}))
+        events.append(
+            (HookEvent.PROPOSAL_OPENED.value, {"id": p.id, "kind": kind, "proposer": proposer})
+        )
 
     def _vote(self, now: float) -> list[Decision]:
         """Every live eligible Validator signs its verdict on each open proposal once."""
@@ -294,8 +327,9 @@ class PartifactDriver:
             self.counts.decided[d.outcome.value] += 1
             events.append(
                 (
-                    "proposal.decided",
+                    HookEvent.PROPOSAL_DECIDED.value,
                     {
+                        "proposer": d.proposal.proposer,
                         "id": d.proposal.id,
                         "kind": d.proposal.kind,
                         "outcome": d.outcome.value,
