@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from becomingone.cluster import (
@@ -23,7 +23,15 @@ from becomingone.cluster import (
 )
 from becomingone.errors import InputError, IntegrityError, ProtocolError
 from becomingone.memory import SqliteAppendLog
-from tests.cluster.partifact_helpers import awaken, decide, ignite, make_keys, proposal, public
+from tests.cluster.partifact_helpers import (
+    awaken,
+    decide,
+    ignite,
+    make_keys,
+    proposal,
+    public,
+    vote,
+)
 
 S = PartifactState
 
@@ -220,3 +228,59 @@ def test_join_and_observe_validate() -> None:
         pc.join("x", b"short")
     with pytest.raises(InputError, match="cell"):
         pc.observe("nobody", collapsed=True, c_cluster=0.5, now=now)
+
+
+def _cut(side: list[bool]) -> list[int]:
+    """Form 16 cells in two identical views, cut them by ``side`` and let each view plan
+    roles without the other side and vote with its own Validators; for each side that
+    passed its plan, how many of the 5 Validators it had."""
+    keys = make_keys(16)
+    views = []
+    for _ in range(2):
+        pc = PartifactCluster(public(keys), genesis_timeout=1.0)
+        now = ignite(pc, sorted(keys), 0.0)
+        pc.distribute_roles(now)
+        views.append(pc)
+    validators = views[0].validators()
+    assert views[1].validators() == validators and len(validators) == 5
+    cells = sorted(keys)
+    passed = []
+    for pc, mine in ((views[0], True), (views[1], False)):
+        here = [c for c, s in zip(cells, side, strict=True) if s is mine]
+        t = now
+        for _ in range(15):  # 1.5 s: the other side is no longer live
+            t += 0.1
+            for c in here:
+                pc.observe(c, collapsed=True, c_cluster=0.9, now=t)
+        plan = pc.distribute_roles(t)
+        who = pc.proposer(t)
+        if plan is None or who is None:
+            continue
+        p = proposal(pc, keys, t, kind="roles", payload=plan.to_payload(), proposer=who)
+        pc.propose(p, t)
+        d = None
+        for v in (v for v in p.eligible if v in here):
+            if p.id in pc.book.open_proposals:
+                d = pc.vote(vote(keys, p, v, pc.judge(v, p), t), t) or d
+        if d is not None and d.passed:
+            passed.append(sum(v in here for v in validators))
+    return passed
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.booleans(), min_size=16, max_size=16))
+def test_a_cut_cluster_changes_roles_on_one_side_at_most(side: list[bool]) -> None:
+    """Cut a formed 16-cell cluster in two at random; each side's view stops hearing the
+    other, plans roles without it and votes with its own Validators. The eligible set still
+    holds every Validator (the silent ones too), so at most one side passes a new plan, and
+    only a side with at least 1/φ of the Validators (4 of 5)."""
+    passed = _cut(side)
+    assert len(passed) <= 1 and all(n >= 4 for n in passed)
+
+
+def test_a_cut_with_four_validators_on_one_side_moves_that_side_only() -> None:
+    """Genesis and all five Validators (c00..c05) on one side, six others on it too: that side
+    replaces the silent cells in a plan that passes; a 3 : 2 split of the Validators (with
+    the Genesis on the 3 side) passes on neither side."""
+    assert _cut([True] * 12 + [False] * 4) == [5]
+    assert _cut([True] * 4 + [False] * 12) == []
