@@ -284,3 +284,23 @@ def test_a_cut_with_four_validators_on_one_side_moves_that_side_only() -> None:
     the Genesis on the 3 side) passes on neither side."""
     assert _cut([True] * 12 + [False] * 4) == [5]
     assert _cut([True] * 4 + [False] * 12) == []
+
+
+def test_a_passed_plan_applies_even_if_a_state_moved_since() -> None:
+    """Consensus decides: a plan that passed is applied even if a cell it names was demoted
+    between the vote and the settle (the next plan corrects it); nothing raises."""
+    pc, keys, now = _active(8)
+    pc.partifacts[pc.validators()[0]].state = S.AWAKENED
+    plan = pc.distribute_roles(now)
+    assert plan is not None
+    p = proposal(pc, keys, now, kind="roles", payload=plan.to_payload())
+    pc.propose(p, now)
+    d = None
+    for v in p.eligible:
+        if p.id in pc.book.open_proposals:
+            d = pc.vote(vote(keys, p, v, True, now), now) or d
+    assert d is not None and d.passed
+    genesis = next(c for c, r in plan.roles.items() if r is Role.GENESIS)
+    pc.partifacts[genesis].state = S.AWAKENED  # demoted after the vote
+    pc.settle(d)
+    assert pc.roles == dict(plan.roles) and pc.term == plan.term

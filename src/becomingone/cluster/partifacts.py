@@ -309,24 +309,27 @@ class PartifactCluster:
             if old.get(cell) is role:
                 continue
             source = next((c for c, r in old.items() if r is role and c not in self.roles), None)
-            moves.append(self.transfer(role, source, cell, record=False))
-        for move in moves:
-            self._note(move)
+            moves.append(self._note(role, source, cell))
         self.counts["plans_applied"] += 1
         return moves
 
-    def transfer(
-        self, role: Role, source: str | None, target: str, *, record: bool = True
-    ) -> RoleTransfer:
-        """Hand ``role`` from ``source`` to ``target`` (ROLE_TRANSFER, §2.2).
+    def transfer(self, role: Role, source: str | None, target: str) -> RoleTransfer:
+        """Hand ``role`` from ``source`` to ``target`` now (a graceful ROLE_TRANSFER, §2.2).
 
-        A transfer by a holder is routed by the signal authority (the target must hold the
-        state the role needs, else :class:`~becomingone.errors.ProtocolError`).
+        The target must be a member in the state the role needs, else
+        :class:`~becomingone.errors.ProtocolError` (``state_below_role``, counted).
         """
         state = self.partifacts[target].state if target in self.partifacts else None
         if state is None or state.rank < ROLE_STATE[role].rank:
             self.router.refused["state_below_role"] += 1
             raise ProtocolError("state_below_role", f"{target} cannot hold {role.value}")
+        if source is not None and self.roles.get(source) is role:
+            del self.roles[source]
+        self.roles[target] = role
+        return self._note(role, source, target)
+
+    def _note(self, role: Role, source: str | None, target: str) -> RoleTransfer:
+        """Record the transfer of ``role`` (what a passed plan or a handoff did)."""
         move = RoleTransfer(
             role=role,
             source=source,
@@ -335,17 +338,10 @@ class PartifactCluster:
             memory=self.memory,
             signals=tuple(sorted(k.value for (r, k) in AUTHORITY if r is role)),
         )
-        if record:
-            if source is not None and self.roles.get(source) is role:
-                del self.roles[source]
-            self.roles[target] = role
-            self._note(move)
-        self.counts["role_transfers"] += 1
-        return move
-
-    def _note(self, move: RoleTransfer) -> None:
         self.transfers.append(move)
         self.transfer_count += 1
+        self.counts["role_transfers"] += 1
+        return move
 
     # consensus --------------------------------------------------------------------------
 
