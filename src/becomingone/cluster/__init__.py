@@ -1,5 +1,6 @@
 """The cluster layer (WSP 28, DESIGN.md §7): glyphs, their scheduler and handler registry;
-partifacts, their roles and signal authority, golden-ratio consensus and the lifecycle.
+partifacts, their roles and signal authority, golden-ratio consensus, delegation and the
+lifecycle.
 
 Rule: sans-IO protocol objects over ``core`` and ``sync``: values that validate on
 construction and machines that take a phase or an event and return effects. Handlers that do
@@ -17,6 +18,13 @@ from becomingone.cluster.consensus import (
     VoteReject,
     passes,
     verify_decision,
+)
+from becomingone.cluster.delegation import (
+    TASK_TRANSITIONS,
+    Delegation,
+    Task,
+    TaskEvent,
+    TaskState,
 )
 from becomingone.cluster.glyph import (
     MAX_ENERGY,
@@ -132,10 +140,12 @@ __all__ = [
     "ROLE_STATE",
     "RUNNING_WEIGHT",
     "STATE_TRANSITIONS",
+    "TASK_TRANSITIONS",
     "TRANSITIONS",
     "Condition",
     "ConsensusBook",
     "Decision",
+    "Delegation",
     "Deliver",
     "Drop",
     "End",
@@ -183,6 +193,9 @@ __all__ = [
     "Skip",
     "SkipReason",
     "StateEvent",
+    "Task",
+    "TaskEvent",
+    "TaskState",
     "Vote",
     "VoteReject",
     "Witness",
