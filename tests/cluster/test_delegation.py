@@ -121,3 +121,18 @@ def test_only_passed_intents_with_every_role_are_delegated() -> None:
     assert d.assign(decision, ROLES) is not None
     with pytest.raises(ProtocolError, match="double"):
         d.assign(decision, ROLES)
+
+
+def test_unfinished_tasks_expire() -> None:
+    """A task not finished within the bound ends EXPIRED (from any open state) and leaves the
+    open table; a younger one stays; a report on an expired task is unknown."""
+    d, _ = _delegation()
+    old = d.start(task_id="t-old", what="x", genesis="c00", roles=ROLES, now=0.0)
+    new = d.start(task_id="t-new", what="x", genesis="c00", roles=ROLES, now=9.0)
+    assert old is not None and new is not None
+    d.report("t-old", by=old.executor, ok=True, result="r")
+    [gone] = d.expire(now=10.5, after=10.0)
+    assert gone.id == "t-old" and gone.state is TaskState.EXPIRED and list(d.tasks) == ["t-new"]
+    with pytest.raises(ProtocolError, match="unknown_task"):
+        d.report("t-old", by=old.executor, ok=True, result="r")
+    assert d.counts["expired"] == 1

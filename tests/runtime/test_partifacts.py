@@ -133,10 +133,11 @@ def test_driver_validates() -> None:
 async def test_full_cells_fire_and_witness_partifact_hooks(tmp_path: Path) -> None:
     """With full cells, role.changed / role.transfer fire on the cell they concern and
     proposal.opened / proposal.decided on the proposer; each is witnessed on that cell's chain
-    with ``vetoed`` (a before_ veto is recorded, the role stays); every chain verifies."""
+    with ``vetoed`` (a before_ veto is recorded, the role stays); passed intents are
+    delegated to Executors as glyphs and their results recorded; every chain verifies."""
     config = BecomingOneConfig.model_validate({}).becomingone
     sups = build_supervisors(5, "mesh", seed=2, spread=0.05, alpha=0.3)
-    members = build_cell_members(sups, tmp_path, config, seed=2)
+    members = build_cell_members(sups, tmp_path, config, seed=2, wait_runs=True)
     heard: dict[str, list[str]] = {m.node_id: [] for m in members}
     for m in members:
         for name in ("role.changed", "role.transfer", "proposal.opened", "proposal.decided"):
@@ -164,3 +165,11 @@ async def test_full_cells_fire_and_witness_partifact_hooks(tmp_path: Path) -> No
         assert changed[0]["vetoed"] and driver.cluster.roles[cell].value == changed[0]["role"]
     decided = [p for k, p in records[genesis] if k == "proposal.decided"]
     assert decided and all(p["proposer"] == genesis and p["vetoed"] is None for p in decided)
+    # delegation (§5.3): passed intents ran as one-shot probe glyphs on Executors, and each
+    # run went to a Validator and an Integrator and was recorded
+    counts = driver.delegation.counts
+    assert counts["recorded"] >= 5 and counts["assigned"] - counts["recorded"] <= 3
+    for task in driver.delegation.done:
+        assert driver.cluster.roles[task.executor] is Role.EXECUTOR and task.ok and task.result
+        ran = [p for k, p in records[task.executor] if k == "glyph.fired"]
+        assert any(p["glyph"] == "task-" + task.id for p in ran)

@@ -32,6 +32,7 @@ class TaskState(enum.StrEnum):
     VALIDATED = "validated"  #: the Integrator has an accepted result
     REJECTED = "rejected"  #: the Validator refused the result (final)
     RECORDED = "recorded"  #: merged into shared memory (final)
+    EXPIRED = "expired"  #: not finished within the driver's bound (final)
 
 
 class TaskEvent(enum.StrEnum):
@@ -41,6 +42,7 @@ class TaskEvent(enum.StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     RECORD = "record"
+    EXPIRE = "expire"
 
 
 _T, _E = TaskState, TaskEvent
@@ -50,7 +52,11 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (_T.REPORTED, _E.ACCEPT): _T.VALIDATED,
     (_T.REPORTED, _E.REJECT): _T.REJECTED,
     (_T.VALIDATED, _E.RECORD): _T.RECORDED,
+    (_T.ASSIGNED, _E.EXPIRE): _T.EXPIRED,
+    (_T.REPORTED, _E.EXPIRE): _T.EXPIRED,
+    (_T.VALIDATED, _E.EXPIRE): _T.EXPIRED,
 }
+_FINAL = frozenset({_T.RECORDED, _T.REJECTED, _T.EXPIRED})
 
 #: (event, the Task field naming who may cause it, the signal it sends, to whom).
 _STEPS: dict[TaskEvent, tuple[str, SignalKind, str]] = {
@@ -71,6 +77,7 @@ class Task:
     executor: str
     validator: str
     integrator: str
+    assigned_at: float = 0.0
     state: TaskState = TaskState.ASSIGNED
     ok: bool | None = None
     result: str = ""
@@ -103,11 +110,19 @@ class Delegation:
         p = decision.proposal
         if not decision.passed or p.kind != "intent":
             return None
-        what = p.payload.get("what")
-        return self.start(task_id=p.id, what=str(what), genesis=p.proposer, roles=roles)
+        what = str(p.payload.get("what"))
+        return self.start(
+            task_id=p.id, what=what, genesis=p.proposer, roles=roles, now=decision.decided_at
+        )
 
     def start(
-        self, *, task_id: str, what: str, genesis: str, roles: Mapping[str, Role]
+        self,
+        *,
+        task_id: str,
+        what: str,
+        genesis: str,
+        roles: Mapping[str, Role],
+        now: float = 0.0,
     ) -> Task | None:
         """Send the intent ``task_id`` from ``genesis`` to an Executor, spread by the id."""
         if task_id in self.tasks:
@@ -125,6 +140,7 @@ class Delegation:
             executor=pick[Role.EXECUTOR],
             validator=pick[Role.VALIDATOR],
             integrator=pick[Role.INTEGRATOR],
+            assigned_at=now,
         )
         sig = Signal(kind=SignalKind.INTENT, source=genesis, target=task.executor)
         if self.router.emit_signal(sig) is None:
@@ -148,13 +164,27 @@ class Delegation:
             self.counts["refused"] += 1
             raise ProtocolError("not_authorized", f"{by} may not send {kind} for task {task_id}")
         moved = replace(task, state=nxt, **change)  # type: ignore[arg-type]
-        if nxt in (TaskState.RECORDED, TaskState.REJECTED):
-            del self.tasks[task_id]
+        self._settle(moved)
+        return moved
+
+    def _settle(self, moved: Task) -> None:
+        if moved.state in _FINAL:
+            del self.tasks[moved.id]
             self.done.append(moved)
         else:
-            self.tasks[task_id] = moved
-        self.counts[nxt.value] += 1
-        return moved
+            self.tasks[moved.id] = moved
+        self.counts[moved.state.value] += 1
+
+    def expire(self, now: float, after: float) -> list[Task]:
+        """End every task assigned more than ``after`` seconds before ``now`` (its Executor
+        went silent, or its run never came): EXPIRED, so the open table stays bounded."""
+        old = [t for t in self.tasks.values() if now - t.assigned_at > after]
+        out = []
+        for task in old:
+            moved = replace(task, state=TASK_TRANSITIONS[(task.state, TaskEvent.EXPIRE)])
+            self._settle(moved)
+            out.append(moved)
+        return out
 
     def report(self, task_id: str, *, by: str, ok: bool, result: str) -> Task:
         """The Executor ``by`` hands its result (``ok``, a digest) to the Validator."""

@@ -129,6 +129,7 @@ def roles_summary(driver: PartifactDriver) -> dict[str, Any]:
         "signals_refused": dict(pc.router.refused),
         "role_transfers": len(pc.transfers),
         "failovers": list(driver.failovers),
+        "delegation": dict(driver.delegation.counts),
     }
 
 
@@ -145,6 +146,9 @@ def add_summary_rows(table: Table, doc: dict[str, Any]) -> None:
     )
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(doc["votes_rejected"].items())) or "none"
     table.add_row("votes rejected", rejected)
+    if doc["delegation"]:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(doc["delegation"].items()))
+        table.add_row("delegated intents", counts)
     for f in doc["failovers"]:
         table.add_row(
             "genesis failover",

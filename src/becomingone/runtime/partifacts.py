@@ -6,8 +6,10 @@ phase supervisor is locked, or its |T_sync|² ≥ I_c for a full cell) and C_clu
 sans-IO cluster, expires proposals, proposes role plans (and, every ``propose_every`` seconds,
 an intent from the Genesis), lets every eligible Validator sign its verdict, settles the
 decisions onto the append-only log (in-memory or SQLite: they survive a restart), syncs state
-and checks the lifecycle. The cells' private keys sign; the protocol decisions are the
-cluster's. A cell can be silenced (:meth:`PartifactDriver.crash`) to exercise failover.
+and checks the lifecycle. With full cells a passed intent is delegated (§5.3): a one-shot
+probe glyph on an Executor, whose run (its ``glyph.fired`` hook) goes to a Validator and an
+Integrator. The cells' private keys sign; the protocol decisions are the cluster's. A cell
+can be silenced (:meth:`PartifactDriver.crash`) to exercise failover.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 
 from becomingone.cluster import (
     Decision,
+    Delegation,
+    Glyph,
     IgnitionPolicy,
     LifecycleReport,
     LifecycleStage,
@@ -29,6 +33,7 @@ from becomingone.cluster import (
     Proposal,
     Role,
     RoleTransfer,
+    TaskState,
     Vote,
 )
 from becomingone.errors import InputError, ProtocolError
@@ -37,11 +42,16 @@ from becomingone.keys import NodeKey
 from becomingone.memory import AppendLog, MemoryAppendLog
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.cluster import ClusterMember, TickReport
+from becomingone.runtime.glyph_handlers import RUN_COST
+from becomingone.runtime.hooks import HookCall
 from becomingone.witnessing import Level
 
 __all__ = ["PartifactDriver", "PartifactTick"]
 
 log = logging.getLogger(__name__)
+
+#: Glyph id prefix of a delegated intent (the rest is the intent's proposal id).
+TASK_PREFIX = "task-"
 
 #: Which cell an event concerns: the key of its payload naming it.
 _SUBJECT_KEY = {
@@ -99,7 +109,8 @@ class PartifactDriver:
 
     ``keys`` are the cells' private keys (by node id); ``log`` the append-only log the
     decisions go to (replayed first, so roles and decisions survive a restart).
-    ``vote_seconds`` is each proposal's deadline after it is made. The last ``history``
+    ``vote_seconds`` is each proposal's deadline after it is made; a delegated intent not
+    recorded within ``task_seconds`` expires. The last ``history``
     ticks are kept in :attr:`history`; :attr:`first_tick` is when each stage was first reached.
 
     Examples
@@ -124,6 +135,7 @@ class PartifactDriver:
         policy: IgnitionPolicy | None = None,
         window: int = 8,
         history: int = 1000,
+        task_seconds: float = 10.0,
     ) -> None:
         missing = [m.node_id for m in members if m.node_id not in keys]
         if missing:
@@ -147,6 +159,13 @@ class PartifactDriver:
             window=window,
         )
         self.restored = self.cluster.restore(self.log.read())
+        self.delegation = Delegation(self.cluster.router)
+        self.task_seconds = task_seconds
+        self._results: dict[str, tuple[bool, str]] = {}
+        self._full = all(isinstance(m, CellMember) for m in self.members)
+        for m in self.members:
+            if isinstance(m, CellMember):
+                m.cell.hooks.on(HookEvent.GLYPH_FIRED.value, self._on_fired, name="partifacts")
         self.silent: dict[str, float | None] = {}
         self.failovers: list[dict[str, Any]] = []
         self.history: deque[PartifactTick] = deque(maxlen=history)
@@ -192,6 +211,10 @@ class PartifactDriver:
             )
         decided += self._vote(now)
         latencies = self._settle(decided, events)
+        for d in decided:
+            self._delegate(d)
+        self._collect_results()
+        self.delegation.expire(now, after=self.task_seconds)
         fresh = pc.transfer_count - moved
         transfers = list(pc.transfers)[-fresh:] if fresh else []
         events += [(HookEvent.ROLE_TRANSFER.value, t.to_json()) for t in transfers]
@@ -215,6 +238,50 @@ class PartifactDriver:
         for stage in list(LifecycleStage)[: life.stage.level + 1]:
             self.first_tick.setdefault(stage, report.tick)
         return tick
+
+    def _on_fired(self, call: HookCall) -> None:
+        """A full cell ran a glyph: keep the result if it was a delegated task's."""
+        glyph = str(call.payload.get("glyph", ""))
+        if glyph.startswith(TASK_PREFIX):
+            ok, result = bool(call.payload.get("ok")), str(call.payload.get("result") or "")
+            self._results[glyph.removeprefix(TASK_PREFIX)] = (ok, result)
+
+    def _delegate(self, decision: Decision) -> None:
+        """Full cells: a passed intent becomes a one-shot probe glyph on an Executor."""
+        if not self._full:
+            return
+        task = self.delegation.assign(decision, self.cluster.roles)
+        if task is None:
+            return
+        member = self._by_id[task.executor]
+        assert isinstance(member, CellMember)
+        glyph = Glyph(  # one run spends its energy; two cycle boundaries at most
+            id=TASK_PREFIX + task.id,
+            kind="probe",
+            payload={"probe": "loadavg"},
+            theta=0.5,
+            energy=RUN_COST,
+            lifetime=2,
+        )
+        member.glyphs.submit(glyph)
+
+    def _collect_results(self) -> None:
+        """Each reported result goes Executor → Validator → Integrator → recorded (or the
+        Validator rejects a failed run); a hand-over the router refuses is counted."""
+        d = self.delegation
+        for task_id, (ok, result) in list(self._results.items()):
+            del self._results[task_id]
+            task = d.tasks.get(task_id)
+            if task is None:
+                continue
+            try:
+                d.report(task_id, by=task.executor, ok=ok, result=result)
+                if d.verdict(task_id, by=task.validator, accept=ok and bool(result)).state is (
+                    TaskState.VALIDATED
+                ):
+                    d.record(task_id, by=task.integrator)
+            except ProtocolError as err:
+                d.counts[f"failed_{err.reason}"] += 1
 
     async def fire_hooks(self, tick: PartifactTick) -> None:
         """Fire each event of ``tick`` on the full cell it concerns and witness it there (a
