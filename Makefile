@@ -59,6 +59,7 @@ bench: $(BASE)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/choir.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/consensus.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache web/node_modules

@@ -30,7 +30,11 @@ class HookEvent(enum.StrEnum):
     GLYPH_FIRED = "glyph.fired"  #: a glyph's run completed (ok or failed), witnessed
     GLYPH_MIGRATE = "glyph.migrate"  #: a glyph is offered to this cell (``before_`` vetoes it)
     GLYPH_MIGRATED = "glyph.migrated"  #: a migrated glyph now runs on this cell, witnessed
+    PROPOSAL_DECIDED = "proposal.decided"  #: a proposal of this cell passed, failed or expired
+    PROPOSAL_OPENED = "proposal.opened"  #: this cell put a proposal to the Validators
     REALIGN = "realign"
+    ROLE_CHANGED = "role.changed"  #: this cell holds a new role (partifacts)
+    ROLE_TRANSFER = "role.transfer"  #: a role was handed to this cell (ROLE_TRANSFER)
     SIGNAL_RECEIVED = "signal.received"
     WITNESS = "witness"
 

@@ -313,3 +313,69 @@ def test_cps_cells_show_no_t_global_full_cells_do(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "|T_global|² -" not in done.stdout and "final |T_global|²" in done.stdout
+
+
+def test_roles_json_rows_carry_lifecycle_cells_and_conditions(tmp_path: Path) -> None:
+    """--roles --json: every row has ``lifecycle``, each cell's ``state`` and ``role`` and the
+    named conditions; 16 cells reach AUTONOMOUS; the summary's ``partifacts`` counts the
+    decisions, kept in consensus.db under --data-dir and replayed by the next run."""
+    args = ["cluster", "--nodes", "16", "--roles", "--fast", "--json", "--alpha", "0.3",
+            "--tick", "10", "--duration", "6", "--data-dir", str(tmp_path)]  # fmt: skip
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    ticks, summary = lines[:-1], lines[-1]
+    assert {"lifecycle", "cells", "conditions", "events"} <= set(ticks[0])
+    assert ticks[0]["cells"]["cell-0000"] == {"state": "Ø1(Ø2)", "role": None}
+    assert len(ticks[-1]["conditions"]) == 12
+    assert ticks[-1]["lifecycle"] == "autonomous"
+    events = {e["event"] for t in ticks for e in t["events"]}
+    assert {"role.changed", "role.transfer", "proposal.opened", "proposal.decided"} <= events
+    doc = summary["partifacts"]
+    assert doc["lifecycle"] == "autonomous" and doc["ticks_to_stage"]["autonomous"] is not None
+    assert doc["decisions"]["passed"] == doc["log_entries"] > 0 and doc["restored"] == 0
+    again = run(*args[:-4], "--duration", "0.5", "--data-dir", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.splitlines()[-1])["partifacts"]["restored"] == doc["log_entries"]
+
+
+def test_roles_table_and_progress_lines() -> None:
+    """Without --json, --roles adds the lifecycle and the role counts to the progress lines
+    and the lifecycle, roles and decisions to the summary table."""
+    out = run("cluster", "--nodes", "8", "--roles", "--fast", "--alpha", "0.3", "--tick", "10",
+              "--duration", "4")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "lifecycle autonomous  roles G/E/V/I 1/" in out.stdout
+    assert "unmet conditions" in out.stdout and "decisions" in out.stdout
+
+
+def test_roles_on_nats_is_refused() -> None:
+    """--roles with --bus nats exits 2 naming --roles (in-process only for now)."""
+    out = run("cluster", "--roles", "--bus", "nats")
+    assert out.returncode == 2 and "--roles" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_silenced_genesis_is_replaced_and_reported() -> None:
+    """--silence-genesis 4: the summary reports one failover, from the first Genesis to
+    another cell, within genesis_timeout (1 s) + one vote after the silence."""
+    out = run("cluster", "--nodes", "16", "--roles", "--fast", "--json", "--alpha", "0.3",
+              "--tick", "10", "--duration", "6", "--silence-genesis", "4")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout.splitlines()[-1])["partifacts"]
+    [f] = doc["failovers"]
+    assert f["from"] != f["to"] and f["silenced_at"] == pytest.approx(4.0)
+    assert 0 < f["seconds"] <= 1.0 + 0.5
+    assert f["from"] not in doc["roles"] and doc["roles"][f["to"]] == "genesis"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--silence-genesis", "1"], "--silence-genesis: needs --roles"),
+        (["--roles", "--silence-genesis", "-1"], "--silence-genesis: must be >= 0"),
+    ],
+)
+def test_bad_roles_options_exit_2(args: list[str], message: str) -> None:
+    """Bad --roles options are one-line errors with exit status 2."""
+    out = run("cluster", "--fast", "--duration", "0.1", *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -143,7 +143,11 @@ async def test_hook_event_enum_is_the_one_list() -> None:
         "glyph.fired",
         "glyph.migrate",
         "glyph.migrated",
+        "proposal.decided",
+        "proposal.opened",
         "realign",
+        "role.changed",
+        "role.transfer",
         "signal.received",
         "witness",
     ]

@@ -1,4 +1,6 @@
-"""The cluster layer (WSP 28, DESIGN.md §7): glyphs, their scheduler and handler registry.
+"""The cluster layer (WSP 28, DESIGN.md §7): glyphs, their scheduler and handler registry;
+partifacts, their roles and signal authority, golden-ratio consensus, delegation and the
+lifecycle.
 
 Rule: sans-IO protocol objects over ``core`` and ``sync``: values that validate on
 construction and machines that take a phase or an event and return effects. Handlers that do
@@ -6,6 +8,24 @@ I/O, and the async runner that calls them, live in ``becomingone.runtime``. (Not
 with :mod:`becomingone.runtime.cluster`, the asyncio driver of an in-process cluster.)
 """
 
+from becomingone.cluster.consensus import (
+    MAX_PROPOSAL_BYTES,
+    ConsensusBook,
+    Decision,
+    Outcome,
+    Proposal,
+    Vote,
+    VoteReject,
+    passes,
+    verify_decision,
+)
+from becomingone.cluster.delegation import (
+    TASK_TRANSITIONS,
+    Delegation,
+    Task,
+    TaskEvent,
+    TaskState,
+)
 from becomingone.cluster.glyph import (
     MAX_ENERGY,
     MAX_KAPPA,
@@ -23,6 +43,17 @@ from becomingone.cluster.handlers import (
     HandlerResult,
     as_result,
     resolve_target,
+)
+from becomingone.cluster.lifecycle import (
+    LIFECYCLE_TRANSITIONS,
+    RATIO_TOLERANCE,
+    Condition,
+    Lifecycle,
+    LifecycleReport,
+    LifecycleStage,
+    Measurements,
+    conditions,
+    ratio_near_phi,
 )
 from becomingone.cluster.migrate_machine import (
     TRANSITIONS,
@@ -51,6 +82,34 @@ from becomingone.cluster.migration import (
     glyph_field,
     record_key,
 )
+from becomingone.cluster.partifact import (
+    PHI,
+    QUORUM,
+    STATE_TRANSITIONS,
+    IgnitionPolicy,
+    Partifact,
+    PartifactState,
+    StateEvent,
+)
+from becomingone.cluster.partifacts import (
+    GENESIS_DIGEST,
+    PartifactCluster,
+    PhaseSync,
+    RolePlan,
+    RoleTransfer,
+    plan_roles,
+)
+from becomingone.cluster.roles import (
+    AUTHORITY,
+    HIGH_ROLES,
+    LOW_ROLES,
+    ROLE_STATE,
+    Role,
+    Signal,
+    SignalKind,
+    SignalRefusal,
+    SignalRouter,
+)
 from becomingone.cluster.scheduler import (
     RUNNING_WEIGHT,
     End,
@@ -64,13 +123,29 @@ from becomingone.cluster.scheduler import (
 )
 
 __all__ = [
+    "AUTHORITY",
     "ENTRY_POINT_GROUP",
+    "GENESIS_DIGEST",
+    "HIGH_ROLES",
+    "LIFECYCLE_TRANSITIONS",
+    "LOW_ROLES",
     "MAX_ENERGY",
     "MAX_KAPPA",
     "MAX_PAYLOAD_BYTES",
+    "MAX_PROPOSAL_BYTES",
     "MIGRATION_COHERENCE",
+    "PHI",
+    "QUORUM",
+    "RATIO_TOLERANCE",
+    "ROLE_STATE",
     "RUNNING_WEIGHT",
+    "STATE_TRANSITIONS",
+    "TASK_TRANSITIONS",
     "TRANSITIONS",
+    "Condition",
+    "ConsensusBook",
+    "Decision",
+    "Delegation",
     "Deliver",
     "Drop",
     "End",
@@ -84,7 +159,12 @@ __all__ = [
     "HandlerRegistry",
     "HandlerResult",
     "Hold",
+    "IgnitionPolicy",
     "Install",
+    "Lifecycle",
+    "LifecycleReport",
+    "LifecycleStage",
+    "Measurements",
     "Migration",
     "MigrationEffect",
     "MigrationEvent",
@@ -94,20 +174,44 @@ __all__ = [
     "MigrationState",
     "MigrationVerifier",
     "Notify",
+    "Outcome",
     "OwnerRecord",
     "OwnerState",
+    "Partifact",
+    "PartifactCluster",
+    "PartifactState",
+    "PhaseSync",
+    "Proposal",
+    "Role",
+    "RolePlan",
+    "RoleTransfer",
     "SchedulerEffect",
+    "Signal",
+    "SignalKind",
+    "SignalRefusal",
+    "SignalRouter",
     "Skip",
     "SkipReason",
+    "StateEvent",
+    "Task",
+    "TaskEvent",
+    "TaskState",
+    "Vote",
+    "VoteReject",
     "Witness",
     "WriteRecord",
     "as_result",
+    "conditions",
     "evolve",
     "glyph_digest",
     "glyph_field",
     "late_limit",
     "node_energy",
+    "passes",
+    "plan_roles",
+    "ratio_near_phi",
     "record_key",
     "recover",
     "resolve_target",
+    "verify_decision",
 ]

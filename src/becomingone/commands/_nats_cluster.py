@@ -34,10 +34,10 @@ from rich.table import Table
 from rich.text import Text
 
 from becomingone.certs import TlsFiles, init_ca, issue_certificate
-from becomingone.commands.cluster import (
+from becomingone.commands._cluster_view import (
     SPARK,
     SYNC_COLUMNS,
-    _Progress,
+    Progress,
     phase_circle,
     t_global_line,
 )
@@ -219,7 +219,7 @@ def _reporter(
         with Live(refresh_per_second=8, transient=False) as live:
             yield lambda r: live.update(_view(r, obs))
     else:
-        yield _Progress(ticks)
+        yield Progress(ticks)
 
 
 def _view(report: TickReport, obs: ClusterObserver) -> Group:

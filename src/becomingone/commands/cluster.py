@@ -12,19 +12,30 @@ import json
 import math
 import sys
 import tempfile
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from becomingone.api.settings import parse_listen
+from becomingone.commands._cluster_serve import metrics_server, served_cluster
+from becomingone.commands._cluster_view import (
+    Progress,
+    glyph_rows,
+    live_view,
+    summary_table,
+)
+from becomingone.commands._partifacts import (
+    add_summary_rows,
+    check_roles_args,
+    partifact_driver,
+    roles_summary,
+    roles_view,
+    step_driver,
+)
 from becomingone.commands._plots import check_plot_path
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import InputError
@@ -32,6 +43,7 @@ from becomingone.runtime import (
     ClusterMember,
     ClusterSummary,
     LocalCluster,
+    PartifactDriver,
     TickReport,
     build_supervisors,
     estimate_tick_seconds,
@@ -52,15 +64,12 @@ from becomingone.runtime.cell_member import (
 )
 from becomingone.runtime.glyph_migrate import GlyphMigrator
 from becomingone.runtime.logs import setup_logging
-from becomingone.runtime.metrics import cluster_registry, serve_metrics
+from becomingone.runtime.metrics import cluster_registry
 from becomingone.sync import PhaseSupervisor, VerifyCache
 from becomingone.transport import MemoryBus
 
 if TYPE_CHECKING:
     from becomingone.api.cluster import ServedCluster
-
-SPARK = " ▁▂▃▄▅▆▇█"
-
 
 _DEFAULT = ClusterConfig()
 #: Flags that override the ``cluster:`` section: flag dest → (config key, flag → config value).
@@ -123,6 +132,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "http://HOST:PORT/metrics while it runs (default host 127.0.0.1; port 0: a free one); "
         "see docs/operations.md",
     )
+    p.add_argument(
+        "--roles",
+        action="store_true",
+        help="run the partifact protocol (WSP 28): each cell's state and role, golden-ratio "
+        "consensus and the lifecycle with its conditions (in-process bus; with --data-dir the "
+        "decisions are kept in consensus.db there and replayed by the next run)",
+    )
     p.add_argument("--plot", type=Path, help="save phase circle + coherence timeline (PNG)")
     p.add_argument(
         "--cells",
@@ -156,6 +172,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="serve the cluster API (GET /api/v1/cluster, its history and the "
         "/api/v1/cluster/events stream) and the dashboard while the cluster runs "
         "(loopback unless api.allow_remote)",
+    )
+    p.add_argument(
+        "--silence-genesis",
+        type=float,
+        metavar="SECONDS",
+        help="with --roles: the Genesis stops being heard at this time (as after kill -9); "
+        "the summary shows how long its replacement by consensus took",
     )
     p.set_defaults(handler=run)
 
@@ -217,6 +240,7 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
     if args.metrics is not None and args.bus == "nats":
         raise InputError("--metrics", "is for the in-process bus (--bus memory) for now")
+    check_roles_args(args)
     if args.glyphs and args.bus == "nats":
         raise InputError("--glyphs", "runs on the in-process bus only (for now)")
     if args.glyphs and args.cells == "cps":
@@ -265,14 +289,14 @@ def run(args: argparse.Namespace) -> int:
         from becomingone.commands._nats_cluster import run_nats
 
         summary, history = run_nats(args, settings, ticks, config.kairos.threshold)
-        totals, cache, glyphs = None, None, None
+        totals, cache, glyphs, roles = None, None, None, None
     elif args.cells == "full":
-        summary, history, totals, glyphs = _run_full(args, config, settings, cells, ticks)
+        summary, history, totals, glyphs, roles = _run_full(args, config, settings, cells, ticks)
         cache = cells[0].validator.cache
     else:
-        summary, history = asyncio.run(_drive(args, config, settings, cells, ticks, cells))
+        summary, history, roles = asyncio.run(_drive(args, config, settings, cells, ticks, cells))
         totals, cache, glyphs = None, cells[0].validator.cache, None
-    _print_summary(args, summary, totals, cache, glyphs)
+    _print_summary(args, summary, totals, cache, glyphs, roles)
     if args.plot is not None:
         from becomingone.commands._plots import save_phase_and_timeline
 
@@ -292,11 +316,14 @@ def _print_summary(
     totals: CellTotals | None,
     cache: VerifyCache | None,
     glyphs: GlyphTotals | None = None,
+    roles: dict[str, Any] | None = None,
 ) -> None:
-    """The summary as one JSON object (with cell totals, glyph totals and cache counters) or
-    a table."""
+    """The summary as one JSON object (with cell totals, glyph totals, the partifacts and
+    cache counters) or a table."""
     if args.json:
         doc = summary.to_json()
+        if roles is not None:
+            doc["partifacts"] = roles
         if totals is not None:
             doc["cells"] = totals.to_json()
         if glyphs is not None:
@@ -306,7 +333,10 @@ def _print_summary(
         print(json.dumps(doc))
     else:
         t_sync = args.bus == "nats" or args.cells == "full"
-        Console().print(_summary_table(summary, totals, glyphs, t_sync=t_sync))
+        table = summary_table(summary, totals, glyphs, t_sync=t_sync)
+        if roles is not None:
+            add_summary_rows(table, roles)
+        Console().print(table)
 
 
 def _warn_if_too_slow(nodes: int, settings: ClusterConfig, ticks: int) -> None:
@@ -332,7 +362,7 @@ def _run_full(
     settings: ClusterConfig,
     cells: list[PhaseSupervisor],
     ticks: int,
-) -> tuple[ClusterSummary, list[TickReport], CellTotals, GlyphTotals | None]:
+) -> tuple[ClusterSummary, list[TickReport], CellTotals, GlyphTotals | None, dict[str, Any] | None]:
     """Run with a full cell behind every supervisor (``--glyphs`` probes on the first
     cells; virtual time awaits each tick's runs); close (and verify) every cell after."""
     with contextlib.ExitStack() as stack:
@@ -344,7 +374,7 @@ def _run_full(
         try:
             spread_glyphs([m.glyphs for m in members], probe_glyphs(args.glyphs))
             supervisors = [m.supervisor for m in members]  # rebuilt with the cells' own keys
-            summary, history = asyncio.run(
+            summary, history, roles = asyncio.run(
                 _drive(args, config, settings, supervisors, ticks, members, migrator)
             )
         finally:
@@ -352,7 +382,7 @@ def _run_full(
         glyphs = None
         if migrator is not None:
             glyphs = glyph_totals([m.glyphs for m in members], migrator.counts)
-        return summary, history, cell_totals(members, verified), glyphs
+        return summary, history, cell_totals(members, verified), glyphs, roles
 
 
 async def _drive(
@@ -363,7 +393,7 @@ async def _drive(
     ticks: int,
     members: Sequence[ClusterMember],
     migrator: GlyphMigrator | None = None,
-) -> tuple[ClusterSummary, list[TickReport]]:
+) -> tuple[ClusterSummary, list[TickReport], dict[str, Any] | None]:
     bus = MemoryBus(loss=args.loss, seed=args.seed, maxsize=max(1024, 2 * len(members)))
     ring = settings.topology == "ring"
     threshold = config.kairos.threshold  # I_c of the cells: the cluster collapse's too
@@ -372,92 +402,45 @@ async def _drive(
             LocalCluster(members, bus, cluster=settings.name, ring=ring, threshold=threshold)
         )
         registry = cluster_registry(cluster, migrator=migrator)
-        stack.enter_context(_metrics(args.metrics, registry))
+        stack.enter_context(metrics_server(args.metrics, registry))
         served = await stack.enter_async_context(
-            _served(args, config, settings, members, migrator, registry)
+            served_cluster(args, config, settings, members, migrator, registry)
         )
-        on_tick = _reporter(args, cluster, cells, ticks, migrator, served)
-        after = None
-        if migrator is not None:
-            glyph_migrator = migrator
-
-            async def after(report: TickReport) -> None:
-                await glyph_migrator.step(report.c_cluster, report.band, report.time)
-
-        with on_tick as show:
-            summary = await cluster.run(
-                ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
-            )
+        driver = stack.enter_context(
+            partifact_driver(args, members, cells, threshold, settings.tick)
+        )
+        summary = await _run_ticks(args, settings, cluster, cells, ticks, migrator, driver, served)
+        roles = roles_summary(driver) if driver is not None else None
         end = cluster.history[-1].time if cluster.history else 0.0
         for m in members:
             if isinstance(m, CellMember):
                 await m.drain(end)  # runs still in progress finish (by their deadline)
-        return summary, cluster.history
+        return summary, cluster.history, roles
 
 
-@contextlib.contextmanager
-def _metrics(listen: tuple[str, int] | None, registry: CollectorRegistry) -> Iterator[None]:
-    """With ``--metrics``: prometheus_client's server for ``registry`` while the cluster runs."""
-    if listen is None:
-        yield
-        return
-    with serve_metrics(registry, *listen) as server:
-        print(f"becomingone cluster: metrics at {server.url}", file=sys.stderr, flush=True)
-        yield
-
-
-@contextlib.asynccontextmanager
-async def _served(
+async def _run_ticks(
     args: argparse.Namespace,
-    config: CellConfig,
     settings: ClusterConfig,
-    members: Sequence[ClusterMember],
+    cluster: LocalCluster,
+    cells: list[PhaseSupervisor],
+    ticks: int,
     migrator: GlyphMigrator | None,
-    registry: CollectorRegistry | None = None,
-) -> AsyncIterator[ServedCluster | None]:
-    """With ``--serve``: the cluster API (and ``/metrics`` of ``registry``) listening while the
-    cluster runs (None without); full cells get the glyph routes, and ``--data-dir`` keeps the
-    write tokens."""
-    if args.listen is None:
-        yield None
-        return
-    from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
-    from becomingone.api.settings import api_tls
-    from becomingone.api.tokens import TokenStore
-    from becomingone.runtime.glyph_desk import GlyphDesk
+    driver: PartifactDriver | None,
+    served: ServedCluster | None = None,
+) -> ClusterSummary:
+    """Run the cluster's ticks with the glyph migrator and the partifact driver after each."""
+    on_tick = _reporter(args, cluster, cells, ticks, migrator, driver, served)
 
-    full = [m for m in members if isinstance(m, CellMember)]
-    served = ServedCluster(
-        settings.name,
-        settings.topology,
-        threshold=config.kairos.threshold,
-        desk=GlyphDesk(full) if full else None,
-    )
-    if migrator is not None:
-        served.extra = lambda: {"migrations": dict(migrator.row())}
-    tokens = TokenStore(args.data_dir) if args.data_dir is not None and full else None
-    app = create_app(
-        None,
-        ApiSettings.from_config(config.api),
-        tokens=tokens,
-        cluster=served,
-        registry=registry,
-    )
-    server = ApiServer(app, *args.listen, tls=api_tls(config.api))
-    await server.start()
-    print(
-        f"becomingone cluster: API at {server.url}{PREFIX}/cluster "
-        f"(docs {server.url}{PREFIX}/docs)\n"
-        f"becomingone cluster: dashboard at {server.url}/",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        yield served
-    finally:
-        await server.aclose()
-        if tokens is not None:
-            tokens.close()
+    async def after(report: TickReport) -> None:
+        if migrator is not None:
+            await migrator.step(report.c_cluster, report.band, report.time)
+        if driver is not None:
+            await step_driver(driver, report, args.silence_genesis)
+
+    with on_tick as show:
+        return await cluster.run(
+            ticks, settings.tick, realtime=not args.fast, on_tick=show, after=after
+        )
 
 
 @contextlib.contextmanager
@@ -467,11 +450,12 @@ def _reporter(
     cells: list[PhaseSupervisor],
     ticks: int,
     migrator: GlyphMigrator | None = None,
+    driver: PartifactDriver | None = None,
     served: ServedCluster | None = None,
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, the live view on a terminal, or a progress line about once a second; each
     tick also goes to the served cluster API when there is one."""
-    with _reporter_only(args, cluster, cells, ticks, migrator) as show:
+    with _reporter_only(args, cluster, cells, ticks, migrator, driver) as show:
         if served is None:
             yield show
             return
@@ -491,6 +475,7 @@ def _reporter_only(
     cells: list[PhaseSupervisor],
     ticks: int,
     migrator: GlyphMigrator | None = None,
+    driver: PartifactDriver | None = None,
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, the live view on a terminal, or a progress line about once a second."""
     if args.json:
@@ -499,9 +484,11 @@ def _reporter_only(
         def emit(report: TickReport) -> None:
             row = report.to_json()
             if glyphs:
-                row["glyphs"] = _glyph_rows(cluster)
+                row["glyphs"] = glyph_rows(cluster)
             if migrator is not None:
                 row["migrations"] = migrator.row()
+            if driver is not None and driver.history:
+                row.update(driver.history[-1].to_json())
             print(json.dumps(row), flush=True)
 
         yield emit
@@ -509,162 +496,11 @@ def _reporter_only(
         with Live(refresh_per_second=8, transient=False) as live:
 
             def show(report: TickReport) -> None:
-                live.update(_view(report, cluster, cells))
+                view = live_view(report, cluster, cells)
+                if driver is not None and driver.history:
+                    view = Group(*roles_view(driver.history[-1]), view)
+                live.update(view)
 
             yield show
     else:
-        yield _Progress(ticks, t_sync=args.cells == "full")
-
-
-def _glyph_rows(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
-    """Per full cell of ``cluster``: glyphs owned, runs, failures, ends and load."""
-    return {m.node_id: m.glyphs.row() for m in cluster.members if isinstance(m, CellMember)}
-
-
-class _Progress:
-    """Plain progress lines for a pipe or a log file: the first tick, then about one per
-    second of wall time, and the last tick."""
-
-    def __init__(self, ticks: int, every: float = 1.0, *, t_sync: bool = True) -> None:
-        self.ticks, self.every = ticks, every
-        self.t_sync = t_sync  # False: cps-only cells, which share no T_sync
-        self._next = 0.0
-
-    def __call__(self, report: TickReport) -> None:
-        now = time.monotonic()
-        if now < self._next and report.tick + 1 < self.ticks:
-            return
-        self._next = now + self.every
-        t_global = f"{report.t_global_sq:.4f}" if self.t_sync else "-"
-        print(
-            f"tick {report.tick + 1}/{self.ticks}  C_cluster {report.c_cluster:.4f}  "
-            f"R {report.r:.4f}  band {report.band.value}  |T_global|² {t_global}  "
-            f"rejected {report.rejected}",
-            flush=True,
-        )
-
-
-def phase_circle(thetas: tuple[float, ...], size: int = 11) -> Text:
-    """A text phase circle: each cell a dot on a circle of ``size`` rows (0 at the right)."""
-    width = size * 2 + 1
-    grid = [[" "] * width for _ in range(size)]
-    for k in range(64):
-        a = 2 * math.pi * k / 64
-        r, c = _cell_pos(a, size)
-        grid[r][c] = "·"
-    for t in thetas:
-        r, c = _cell_pos(2 * math.pi * t, size)
-        grid[r][c] = "●"
-    return Text("\n".join("".join(row) for row in grid))
-
-
-def _cell_pos(angle: float, size: int) -> tuple[int, int]:
-    half = (size - 1) / 2
-    row = round(half - half * math.sin(angle))
-    col = round(size + size * math.cos(angle) * 0.95)
-    return row, min(col, size * 2)
-
-
-def _view(report: TickReport, cluster: LocalCluster, cells: list[PhaseSupervisor]) -> Group:
-    series = [h.c_cluster for h in cluster.history[-60:]]
-    spark = "".join(SPARK[min(8, int(c * 8.999))] for c in series)
-    line = (
-        f"tick {report.tick}  C_cluster {report.c_cluster:.4f}  R {report.r:.4f}  "
-        f"band {report.band.value}  rejected {report.rejected}"
-    )
-    if report.winding is not None:
-        line += f"  winding {report.winding}" + ("  TWISTED" if report.winding else "")
-    head = Text(line)
-    table = Table(
-        "cell", "θ (cycles)", "f (Hz)", "last err", "steps", "stable", "rejected", *SYNC_COLUMNS
-    )
-    for cell in cells[:16]:
-        s = cell.snapshot()
-        own = 0.0 if s.mesh is None else s.mesh.coherence
-        table.add_row(
-            s.node_id,
-            f"{s.theta:.4f}",
-            f"{s.frequency:.6f}",
-            f"{s.last_error:+.4f}",
-            str(s.steps),
-            "yes" if s.stable else "no",
-            str(sum(s.rejected.values())),
-            f"{abs(s.t_sync) ** 2:.4f}",
-            f"{own:.4f}",
-        )
-    if len(cells) > 16:
-        table.caption = f"first 16 of {len(cells)} cells"
-    mesh = t_global_line(report, cluster.collapses.threshold, cluster.collapses.fired)
-    parts: list[Text | Table] = [
-        head,
-        mesh,
-        phase_circle(report.thetas),
-        Text(f"C over time │{spark}│"),
-        table,
-    ]
-    rows = _glyph_rows(cluster)
-    if any(r["glyphs"] or r["ended"] for r in rows.values()):
-        cells_line = "  ".join(
-            f"{c} {r['glyphs']} ({r['fires']} fires)" for c, r in rows.items() if r["glyphs"]
-        )
-        parts.insert(2, Text(f"glyphs: {cells_line or 'none left'}"))
-    return Group(*parts)
-
-
-#: Per-cell columns of the live views: |T_sync|² and the cell's own |T_global|².
-SYNC_COLUMNS = ("|T_sync|²", "own |T_global|²")
-
-
-def t_global_line(report: TickReport, threshold: float, collapses: int) -> Text:
-    """The mesh synchronisation line of a live view: T_global, |T_global|² against I_c and the
-    cluster collapses counted so far (green at or above I_c)."""
-    z = report.t_global
-    style = "bold green" if report.t_global_sq >= threshold else ""
-    line = Text(f"T_global {z.real:+.4f}{z.imag:+.4f}i  |T_global|² ")
-    line.append(f"{report.t_global_sq:.4f}", style=style)
-    line.append(f"  I_c {threshold:g}  cluster collapses {collapses}")
-    if report.cluster_collapse:
-        line.append("  CLUSTER COLLAPSE", style="bold green")
-    return line
-
-
-def _summary_table(
-    summary: ClusterSummary,
-    totals: CellTotals | None = None,
-    glyphs: GlyphTotals | None = None,
-    *,
-    t_sync: bool = True,
-) -> Table:
-    table = Table("summary", "value", title="cluster run")
-    for band, tick in summary.ticks_to_band.items():
-        table.add_row(f"ticks to {band}", "never" if tick is None else str(tick))
-    table.add_row("final C_cluster", f"{summary.c_cluster:.4f}")
-    table.add_row("final R", f"{summary.r:.4f}")
-    table.add_row("final band", summary.band.value)
-    if t_sync:
-        table.add_row("final |T_global|²", f"{summary.t_global_sq:.4f}")
-        table.add_row("cluster collapses", str(summary.cluster_collapses))
-    else:
-        table.add_row("T_global", "- (cps cells share no T_sync; --cells full)")
-    rejected = ", ".join(f"{k}={v}" for k, v in sorted(summary.rejected.items())) or "none"
-    table.add_row("rejected packets", rejected)
-    table.add_row("twisted ring", "yes" if summary.twisted else "no")
-    table.add_row("bus", ", ".join(f"{k}={v}" for k, v in sorted(summary.bus.items())))
-    if totals is not None:
-        table.add_row(
-            "full cells",
-            f"{totals.cells} cells, {totals.samples} samples, {totals.collapses} collapses, "
-            f"{totals.dissipations} dissipations, {totals.witnessed} witnessed, "
-            f"{totals.cluster_collapses} cluster collapses witnessed",
-        )
-        table.add_row("chains verified", f"{totals.chains_verified}/{totals.cells}")
-    if glyphs is not None:
-        g = glyphs
-        table.add_row(
-            "glyphs",
-            f"{g.submitted} submitted, {g.owned} owned, {g.ended} ended, {g.fires} fires "
-            f"({g.errors} errors, {g.timeouts} timeouts, {g.skipped} skipped)",
-        )
-        table.add_row("migrations", f"{g.migrations} ({g.migrations_rejected} rejected)")
-        table.add_row("double fires / glyphs lost", f"{g.double_fires} / {g.lost}")
-    return table
+        yield Progress(ticks, t_sync=args.cells == "full", driver=driver)

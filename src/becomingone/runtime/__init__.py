@@ -92,6 +92,7 @@ from becomingone.runtime.node import (
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.observer import ClusterObserver, PacketAges
+from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
 from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
@@ -137,6 +138,8 @@ __all__ = [
     "NodeSettings",
     "NodeStatus",
     "PacketAges",
+    "PartifactDriver",
+    "PartifactTick",
     "ProbeHandler",
     "PythonHandler",
     "Relay",
