@@ -1,8 +1,10 @@
 """The ``becomingone`` command: parses arguments and dispatches to ``becomingone.commands``.
 
 Rule: the CLI only calls library functions. Each subcommand lives in its own module under
-``becomingone/commands/`` with ``register(subparsers)``; library errors become a one-line message
-on stderr and exit status 2 (bad input) or 1 (anything else we raised on purpose). Output into
+``becomingone/commands/`` with ``register(subparsers)``, imported only for the command that runs
+(the others are listed by name and help, so ``--help`` stays complete); library errors become
+a one-line message on stderr and exit status 2 (bad input) or 1 (anything else we raised on
+purpose). Output into
 a pipe the reader closed early (``becomingone ... --json | head -1``) ends the command quietly
 with status 141 (128 + SIGPIPE, what a shell reports for ``yes | head -1``), for every command.
 """
@@ -25,8 +27,9 @@ __all__ = ["EXIT_BROKEN_PIPE", "build_parser", "main"]
 EXIT_BROKEN_PIPE = 141
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser: every subcommand registered, or (``only``) just that one with
+    the others listed by name and help line, without importing their modules."""
     parser = argparse.ArgumentParser(
         prog="becomingone",
         description="BecomingONE: the KAIROS engine, cells and phase-locked clusters.",
@@ -34,9 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"becomingone {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for register in COMMANDS:
-        register(sub)
+    for command in COMMANDS:
+        if only is None or command.name == only:
+            command.register()(sub)
+        else:
+            sub.add_parser(command.name, help=command.help, add_help=False)
     return parser
+
+
+def _chosen(argv: Sequence[str]) -> str:
+    """The subcommand ``argv`` names ("" when none does: ``--help``, a typo, nothing)."""
+    names = {command.name for command in COMMANDS}
+    first = next((arg for arg in argv if not arg.startswith("-")), "")
+    return first if first in names else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +77,8 @@ def _stdout_to_devnull() -> None:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_chosen(argv))
     args = parser.parse_args(argv)
     try:
         status = args.handler(args)

@@ -1,6 +1,8 @@
 """``becomingone up``: run one cell on a data dir until the source ends, Ctrl-C or --duration.
 
 Rule: argument handling and presentation only; the cell is :class:`becomingone.runtime.Cell`.
+The API (FastAPI, uvicorn) is imported only with ``--serve``: a cell that serves nothing does
+not pay for it (the small profile, docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -22,18 +24,6 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.live import Live
 
-from becomingone.api import (
-    PREFIX,
-    ApiServer,
-    ApiSettings,
-    EventHub,
-    ServedCell,
-    SignalInbox,
-    TokenStore,
-    attach_events,
-    create_app,
-    merge_sources,
-)
 from becomingone.api.settings import DEFAULT_HOST, DEFAULT_PORT, api_tls, parse_listen
 from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
@@ -275,6 +265,19 @@ async def _api(
         finally:
             await _aclose(source.batches)
         return
+    from becomingone.api import (  # FastAPI loads here, only for a cell that serves
+        PREFIX,
+        ApiServer,
+        ApiSettings,
+        EventHub,
+        ServedCell,
+        SignalInbox,
+        TokenStore,
+        attach_events,
+        create_app,
+        merge_sources,
+    )
+
     inbox = SignalInbox(cell.channels)
     hub = EventHub()
     attach_events(cell, hub)

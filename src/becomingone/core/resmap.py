@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import fft as sfft
 
 from becomingone.core._checks import finite_array, positive_float, positive_int
 
@@ -104,6 +103,8 @@ class _FourierRows:
 
 def _fft_grid_row(p: NDArray[np.complex128], start: int, n_fft: int, pick: Any) -> Any:
     """Row on the FFT grid ω_k = 2πk/(n_fft·dt): inverse FFT gives the e^{+iωt} sign."""
+    from scipy import fft as sfft  # here: a cell that never maps resonance never loads SciPy
+
     spec = sfft.ifft(p, n=n_fft) * n_fft
     k = np.arange(n_fft)[pick]
     return spec[pick] * np.exp(2j * np.pi * k * start / n_fft)

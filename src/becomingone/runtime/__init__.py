@@ -4,6 +4,7 @@ Rule: thin loops around the sans-IO parts; this layer owns time, signals and ter
 makes no protocol decisions (see :mod:`becomingone.sync`).
 """
 
+from becomingone.runtime.backup import BackupReport, back_up
 from becomingone.runtime.cell import Cell, CellStatus, default_data_dir, run_cell
 from becomingone.runtime.cell_glyphs import (
     DEMO_CELLS,
@@ -93,18 +94,28 @@ from becomingone.runtime.node import (
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
+from becomingone.runtime.profile import (
+    LARGEST_CLUSTER,
+    Budget,
+    SmallProfile,
+    cluster_bench_argv,
+    run_small_profile,
+)
 from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
     "DELIVERY_SECONDS",
     "DEMO_CELLS",
+    "LARGEST_CLUSTER",
     "LOCK_NAME",
     "LOGGER",
     "METRICS",
     "PUBLIC_KEY_FILE",
     "RUN_COST",
     "SEND_SECONDS",
+    "BackupReport",
+    "Budget",
     "Cell",
     "CellGlyphs",
     "CellMember",
@@ -146,6 +157,7 @@ __all__ = [
     "RelayStatus",
     "RosterFile",
     "RunOutcome",
+    "SmallProfile",
     "Source",
     "SourceCursor",
     "StateCollector",
@@ -156,6 +168,7 @@ __all__ = [
     "UnknownCell",
     "UnknownGlyph",
     "Veto",
+    "back_up",
     "build_cell_members",
     "build_registry",
     "build_supervisors",
@@ -164,6 +177,7 @@ __all__ = [
     "check_chain",
     "check_glyphs",
     "check_hooks",
+    "cluster_bench_argv",
     "cluster_registry",
     "default_data_dir",
     "estimate_tick_seconds",
@@ -179,6 +193,7 @@ __all__ = [
     "resolve_hook",
     "resume_point",
     "run_cell",
+    "run_small_profile",
     "serve_metrics",
     "setup_logging",
     "spread_glyphs",
