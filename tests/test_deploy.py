@@ -18,6 +18,7 @@ import pytest
 
 from becomingone.certs import init_ca, issue_certificate
 from becomingone.cli import build_parser
+from becomingone.config import load_config
 from becomingone.transport.natsd import find_nats_server
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -100,6 +101,13 @@ def test_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(bad)], capture_output=True, text=True, timeout=60
     )
     assert run.returncode != 0
+
+
+def test_the_small_device_config_loads() -> None:
+    """deploy/becomingone-small.yaml is a valid config that shortens the Master's window."""
+    config = load_config(DEPLOY / "becomingone-small.yaml")
+    assert config.master.tau_max == 600.0
+    assert config.master.tau_max < load_config(None).master.tau_max
 
 
 def _json_array(containerfile: str, instruction: str) -> list[str]:

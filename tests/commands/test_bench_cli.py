@@ -90,6 +90,8 @@ def test_cluster_profile_runs_the_largest_case_of_the_nats_benchmark() -> None:
         (["--profile", "small", "--quick"], "--quick: only for --profile cluster"),
         (["--profile", "cluster", "--json"], "--json: only for --profile small"),
         (["--profile", "small", "--core", "4096"], "--core: core 4096 is not one of"),
+        (["--profile", "small", "--config", "/nonexistent.yaml"], "--config: /nonexistent.yaml"),
+        (["--profile", "cluster", "--config", "x.yaml"], "--config: only for --profile small"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import subprocess
+from pathlib import Path
 
 from becomingone.errors import InputError
 from becomingone.runtime.profile import (
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--duration", type=float, default=60.0, help="small: seconds the cell runs (default 60)"
     )
     p.add_argument("--core", type=int, help="small: the core to pin to (default: the last one)")
+    p.add_argument(
+        "--config", type=Path, help="small: the becomingone.yaml the cell runs with (`up --config`)"
+    )
     p.add_argument("--json", action="store_true", help="small: print one JSON object")
     p.add_argument("--quick", action="store_true", help="cluster: the benchmark's quick case")
     p.set_defaults(handler=run_bench)
@@ -72,13 +76,17 @@ def _verdict(ok: bool) -> str:
 def run_bench(args: argparse.Namespace) -> int:
     """Handler of ``becomingone bench``."""
     if args.profile == "cluster":
-        if args.json:
-            raise InputError("--json", "only for --profile small")
+        if args.json or args.config is not None:
+            flag = "--json" if args.json else "--config"
+            raise InputError(flag, "only for --profile small")
         return subprocess.call(cluster_bench_argv(quick=args.quick))
     if args.quick:
         raise InputError("--quick", "only for --profile cluster (small takes --duration)")
+    if args.config is not None and not args.config.is_file():
+        raise InputError("--config", f"{args.config} is not a file")
     budget = Budget()
-    profile = run_small_profile(duration=args.duration, core=args.core)
+    extra = () if args.config is None else ("--config", str(args.config.resolve()))
+    profile = run_small_profile(duration=args.duration, core=args.core, extra_args=extra)
     load = os.getloadavg()[0]
     if args.json:
         ok = profile.verdicts(budget)
