@@ -1,0 +1,237 @@
+"""The cluster API of a NATS cluster: frames made from what an observer hears (node statuses),
+with the schema of the in-process cluster's, and `becomingone cluster --bus nats --serve` end to
+end with a real nats-server and node processes, stopped by PID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from becomingone.api import PREFIX, CellClient, ServedCluster
+from becomingone.api.schemas import ClusterFrame
+from becomingone.errors import InputError
+from becomingone.runtime import LocalCluster, build_supervisors
+from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.observer import ClusterObserver
+from becomingone.transport import MemoryBus
+from tests.api.browserhelpers import free_port
+from tests.api.test_events import take
+
+CLI = [sys.executable, "-m", "becomingone.cli"]
+
+
+def status(node: str, *, at: float, theta: float, seq: int, rejected: int = 0) -> NodeStatus:
+    """A node's status message as a node publishes it once per tick."""
+    return NodeStatus(
+        node=node,
+        kind="full",
+        time=at,
+        theta=theta,
+        frequency=1.0,
+        stable=True,
+        epoch=1,
+        seq=seq,
+        members=3,
+        heard=2,
+        c_seen=0.9,
+        accepted=10 * seq,
+        rejected={"bad_signature": rejected} if rejected else {},
+        t_sync=0.6 + 0.0j,
+    )
+
+
+class Inbox:
+    """Stands in for the observer's subscription: the status messages queued since the last
+    drain (the in-memory bus has no wildcard subjects)."""
+
+    def __init__(self) -> None:
+        self.queue: list[bytes] = []
+
+    def drain(self) -> list[bytes]:
+        out, self.queue = self.queue, []
+        return out
+
+
+def observe(ticks: int) -> tuple[ServedCluster, ClusterObserver]:
+    """Three nodes' statuses, one round per tick of 0.1 s of a fake clock, measured by an
+    observer and recorded by a served cluster; node n-2 rejects one more packet every tick."""
+    now = [1_000.0]
+    obs = ClusterObserver(
+        MemoryBus().connect("observer"), cluster="c", peer_timeout=1.0, clock=lambda: now[0]
+    )
+    inbox = Inbox()
+    obs._sub = inbox  # type: ignore[assignment]
+    served = ServedCluster("c", "mesh", threshold=0.95)
+    for tick in range(ticks):
+        for i, node in enumerate(("n-0", "n-1", "n-2")):
+            doc = status(node, at=now[0], theta=0.1 * i, seq=tick, rejected=tick * (i == 2))
+            inbox.queue.append(json.dumps(doc.to_json()).encode())
+        now[0] += 0.1
+        report = obs.step()
+        served.record_heard(report, obs.live(report.time), obs.rejected())
+    return served, obs
+
+
+async def test_an_observed_frame_has_the_in_process_frames_schema() -> None:
+    """A frame made from heard statuses has exactly the keys of an in-process cluster's frame
+    (cluster level and per cell) and validates as the API's ClusterFrame; θ is the observer's
+    carried phase, |T_sync|² the status's, rejections the status totals, and what a status
+    does not carry (phase error, Master/Emissary/Sync) is null."""
+    served, obs = observe(4)
+    frame = served.latest()
+    assert frame is not None and frame["tick"] == 3
+    local = ServedCluster("local", "mesh", threshold=0.95)
+    async with LocalCluster(build_supervisors(2, "mesh", seed=1), MemoryBus()) as cluster:
+        await cluster.run(1, 0.05, on_tick=lambda r: local.record(r, cluster.members))
+    reference = local.latest()
+    assert reference is not None
+    assert frame.keys() == reference.keys()
+    assert frame["members"][0].keys() == reference["members"][0].keys()
+    ClusterFrame.model_validate(frame)
+    assert [m["name"] for m in frame["members"]] == ["n-0", "n-1", "n-2"]
+    assert [m["theta"] for m in frame["members"]] == list(obs.history[-1].thetas)
+    assert all(m["t_sync_sq"] == pytest.approx(0.36) for m in frame["members"])
+    assert [m["rejected"] for m in frame["members"]] == [0, 0, 3]
+    assert frame["rejected"] == 3 and frame["rejected_by_reason"] == {"bad_signature": 3}
+    assert all(m["master"] is None and m["phase_error"] is None for m in frame["members"])
+
+
+async def test_observed_times_count_from_the_first_tick() -> None:
+    """A frame's time is seconds since the first recorded tick (as for the in-process
+    cluster), not the observer's wall clock; ticks are numbered from 0."""
+    served, _ = observe(3)
+    assert [f["tick"] for f in served.frames] == [0, 1, 2]
+    assert [f["time"] for f in served.frames] == pytest.approx([0.0, 0.1, 0.2])
+
+
+async def test_statuses_that_do_not_match_the_report_are_refused() -> None:
+    """record_heard with a different number of statuses than the report has phases is an
+    InputError naming `heard`, and nothing is recorded."""
+    served, obs = observe(1)
+    report = obs.step()
+    with pytest.raises(InputError, match="heard"):
+        served.record_heard(report, obs.live(report.time)[:1], obs.rejected())
+    assert len(served.frames) == 1
+
+
+def _get(url: str) -> Any:
+    return httpx.get(url, timeout=2.0).json()
+
+
+def _children(pid: int) -> set[int]:
+    """PIDs of the direct children of ``pid`` (pgrep -P)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return {int(p) for p in out.stdout.split()}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` that still exist (signal 0: a check, nothing is sent)."""
+    alive = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.add(pid)
+    return alive
+
+
+async def _live_ticks(url: str, since: int, n: int) -> tuple[list[int], list[dict[str, Any]]]:
+    """Resume the tick stream after tick ``since``: the seqs replayed before ``resumed``, then
+    the next ``n`` live messages (bounded in time)."""
+    client = CellClient(url)
+    stream = client.cluster_events(since=since)
+    replayed: list[int] = []
+    try:
+        async with asyncio.timeout(20):
+            async for message in stream:
+                if message["type"] == "resumed":
+                    break
+                replayed.append(message["seq"])
+        return replayed, await take(stream, n)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+        client.close()
+
+
+@pytest.mark.timeout(180)
+def test_nats_cluster_serve_end_to_end() -> None:
+    """`cluster --bus nats --nodes 4 --serve PORT` (a real nats-server and four node
+    processes): GET /cluster shows the band reach SHARED with 4 members, the WebSocket stream
+    resumed after that tick replays the ticks since, then delivers the following ticks live,
+    in order, each a frame of 4 members, and SIGTERM ends the run with exit 0, the
+    summary printed and every process it started gone."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [*CLI, "cluster", "--bus", "nats", "--nodes", "4", "--alpha", "0.3", "--duration",
+         "120", "--json", "--serve", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    children: set[int] = set()
+    try:
+        frame: dict[str, Any] | None = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            children |= _children(proc.pid)
+            try:
+                frame = _get(f"{url}{PREFIX}/cluster")["frame"]
+            except httpx.HTTPError:
+                frame = None
+            if frame and frame["band"] == "SHARED" and len(frame["members"]) == 4:
+                break
+            time.sleep(0.3)
+        assert frame is not None and frame["band"] == "SHARED", frame
+        assert sorted(m["name"] for m in frame["members"]) == [f"cell-000{i}" for i in range(4)]
+        info = _get(f"{url}{PREFIX}/cluster")["cluster"]
+        assert info["cells"] == 4 and info["ticks_to_band"]["SHARED"] is not None
+        replayed, live = asyncio.run(_live_ticks(url, frame["tick"], 3))
+        assert replayed == list(range(frame["tick"] + 1, frame["tick"] + 1 + len(replayed)))
+        assert [m["type"] for m in live] == ["cluster.tick"] * 3
+        seqs = [m["seq"] for m in live]
+        assert seqs == list(range(frame["tick"] + 1 + len(replayed), seqs[0] + 3))
+        assert all(len(m["data"]["members"]) == 4 for m in live)
+        assert len(children) >= 5  # the nats-server and four nodes
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped by a signal" in err and f"API at {url}{PREFIX}/cluster" in err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["summary"] is True and summary["band"] == "SHARED"
+    assert not _alive(children), "processes the cluster started are still running"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--serve", "10.1.2.3:8787"], "not a loopback address"),
+        (["--serve", "99999"], "--serve"),
+    ],
+)
+def test_nats_cluster_serve_bad_input_is_one_line(flags: list[str], message: str) -> None:
+    """A bad --serve with --bus nats exits 2 with one line naming it, before any server or
+    node starts."""
+    done = subprocess.run(
+        [*CLI, "cluster", "--bus", "nats", "--nodes", "2", "--duration", "1", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
