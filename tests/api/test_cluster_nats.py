@@ -20,7 +20,7 @@ from becomingone.api import PREFIX, CellClient, ServedCluster
 from becomingone.api.schemas import ClusterFrame
 from becomingone.errors import InputError
 from becomingone.runtime import LocalCluster, build_supervisors
-from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.node import CellReading, NodeStatus
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport import MemoryBus
 from tests.api.browserhelpers import free_port
@@ -29,7 +29,18 @@ from tests.api.test_events import take
 CLI = [sys.executable, "-m", "becomingone.cli"]
 
 
-def status(node: str, *, at: float, theta: float, seq: int, rejected: int = 0) -> NodeStatus:
+READING = CellReading(master=0.5, emissary=0.25, sync=0.75, outcome="hold", collapses=2)
+
+
+def status(
+    node: str,
+    *,
+    at: float,
+    theta: float,
+    seq: int,
+    rejected: int = 0,
+    cell: CellReading | None = None,
+) -> NodeStatus:
     """A node's status message as a node publishes it once per tick."""
     return NodeStatus(
         node=node,
@@ -46,6 +57,7 @@ def status(node: str, *, at: float, theta: float, seq: int, rejected: int = 0) -
         accepted=10 * seq,
         rejected={"bad_signature": rejected} if rejected else {},
         t_sync=0.6 + 0.0j,
+        cell=cell,
     )
 
 
@@ -63,7 +75,8 @@ class Inbox:
 
 def observe(ticks: int) -> tuple[ServedCluster, ClusterObserver]:
     """Three nodes' statuses, one round per tick of 0.1 s of a fake clock, measured by an
-    observer and recorded by a served cluster; node n-2 rejects one more packet every tick."""
+    observer and recorded by a served cluster; node n-2 rejects one more packet every tick,
+    node n-1 (a full node) carries its cell's reading."""
     now = [1_000.0]
     obs = ClusterObserver(
         MemoryBus().connect("observer"), cluster="c", peer_timeout=1.0, clock=lambda: now[0]
@@ -73,7 +86,14 @@ def observe(ticks: int) -> tuple[ServedCluster, ClusterObserver]:
     served = ServedCluster("c", "mesh", threshold=0.95)
     for tick in range(ticks):
         for i, node in enumerate(("n-0", "n-1", "n-2")):
-            doc = status(node, at=now[0], theta=0.1 * i, seq=tick, rejected=tick * (i == 2))
+            doc = status(
+                node,
+                at=now[0],
+                theta=0.1 * i,
+                seq=tick,
+                rejected=tick * (i == 2),
+                cell=READING if i == 1 else None,
+            )
             inbox.queue.append(json.dumps(doc.to_json()).encode())
         now[0] += 0.1
         report = obs.step()
@@ -84,8 +104,8 @@ def observe(ticks: int) -> tuple[ServedCluster, ClusterObserver]:
 async def test_an_observed_frame_has_the_in_process_frames_schema() -> None:
     """A frame made from heard statuses has exactly the keys of an in-process cluster's frame
     (cluster level and per cell) and validates as the API's ClusterFrame; θ is the observer's
-    carried phase, |T_sync|² the status's, rejections the status totals, and what a status
-    does not carry (phase error, Master/Emissary/Sync) is null."""
+    carried phase, |T_sync|² the status's, rejections the status totals, Master/Emissary/Sync
+    those of a full node's reading, and what a status does not carry is null."""
     served, obs = observe(4)
     frame = served.latest()
     assert frame is not None and frame["tick"] == 3
@@ -102,7 +122,31 @@ async def test_an_observed_frame_has_the_in_process_frames_schema() -> None:
     assert all(m["t_sync_sq"] == pytest.approx(0.36) for m in frame["members"])
     assert [m["rejected"] for m in frame["members"]] == [0, 0, 3]
     assert frame["rejected"] == 3 and frame["rejected_by_reason"] == {"bad_signature": 3}
-    assert all(m["master"] is None and m["phase_error"] is None for m in frame["members"])
+    assert all(m["phase_error"] is None and m["glyphs"] is None for m in frame["members"])
+    assert [m["sync"] for m in frame["members"]] == [None, 0.75, None]
+    full = frame["members"][1]
+    assert (full["master"], full["emissary"], full["outcome"], full["collapses"]) == (
+        0.5,
+        0.25,
+        "hold",
+        2,
+    )
+
+
+def test_a_cell_reading_survives_the_status_message() -> None:
+    """A status with a cell reading parses back to the same reading; one without the `cell`
+    key (a node of an earlier version) parses with none; a reading out of range is an
+    InputError naming `status` (the observer counts it as bad_status)."""
+    with_cell = status("n-1", at=5.0, theta=0.2, seq=1, cell=READING)
+    assert NodeStatus.from_bytes(json.dumps(with_cell.to_json()).encode()) == with_cell
+    doc = status("n-0", at=5.0, theta=0.2, seq=1).to_json()
+    del doc["cell"]
+    assert NodeStatus.from_bytes(json.dumps(doc).encode()).cell is None
+    for bad in ({**READING.to_json(), "sync": 1.5}, {**READING.to_json(), "collapses": -1},
+                {"master": 0.1}, [1, 2]):  # fmt: skip
+        doc["cell"] = bad
+        with pytest.raises(InputError, match="status"):
+            NodeStatus.from_bytes(json.dumps(doc).encode())
 
 
 async def test_observed_times_count_from_the_first_tick() -> None:
@@ -111,6 +155,17 @@ async def test_observed_times_count_from_the_first_tick() -> None:
     served, _ = observe(3)
     assert [f["tick"] for f in served.frames] == [0, 1, 2]
     assert [f["time"] for f in served.frames] == pytest.approx([0.0, 0.1, 0.2])
+
+
+def test_cells_before_the_first_frame_are_the_configured_ones() -> None:
+    """Before any tick, describe() gives the cells the cluster was started with (node
+    processes not heard yet), after a tick the cells in the newest frame; a negative count
+    is an InputError naming `cells`."""
+    served = ServedCluster("c", "mesh", threshold=0.95, cells=4)
+    assert served.describe()["cells"] == 4 and served.describe()["ticks"] == 0
+    assert observe(1)[0].describe()["cells"] == 3
+    with pytest.raises(InputError, match="cells"):
+        ServedCluster("c", "mesh", threshold=0.95, cells=-1)
 
 
 async def test_statuses_that_do_not_match_the_report_are_refused() -> None:
@@ -195,6 +250,7 @@ def test_nats_cluster_serve_end_to_end() -> None:
             time.sleep(0.3)
         assert frame is not None and frame["band"] == "SHARED", frame
         assert sorted(m["name"] for m in frame["members"]) == [f"cell-000{i}" for i in range(4)]
+        assert all(m["sync"] is not None for m in frame["members"])  # full nodes say
         info = _get(f"{url}{PREFIX}/cluster")["cluster"]
         assert info["cells"] == 4 and info["ticks_to_band"]["SHARED"] is not None
         replayed, live = asyncio.run(_live_ticks(url, frame["tick"], 3))

@@ -68,9 +68,9 @@ def member_row(member: ClusterMember) -> dict[str, Any]:
 
 def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
     """One node in a frame, from its newest status message: ``theta`` is its phase carried to
-    the tick (the observer's); a status carries no phase error, no Master/Emissary/Sync and
-    no glyphs, so those are null, as for a CPS-only cell."""
-    return {
+    the tick (the observer's); a full node's status carries its Master/Emissary/Sync reading;
+    a status has no phase error and no glyphs (null, as for a CPS-only cell)."""
+    row: dict[str, Any] = {
         "name": status.node,
         "theta": theta,
         "frequency": status.frequency,
@@ -85,6 +85,9 @@ def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
         "collapses": None,
         "glyphs": None,
     }
+    if status.cell is not None:
+        row.update(status.cell.to_json())
+    return row
 
 
 class ServedCluster:
@@ -96,6 +99,8 @@ class ServedCluster:
     threshold : I_c of the cluster collapse (the cells' Sync threshold).
     keep : frames kept (history and resume), at least 1.
     desk : the glyph desk of a cluster of full cells (mounts the glyph routes).
+    cells : cells the cluster was started with, the count :meth:`describe` gives before the
+        first frame (after it: the cells in the newest frame).
     """
 
     def __init__(
@@ -106,9 +111,13 @@ class ServedCluster:
         threshold: float,
         keep: int = KEEP_FRAMES,
         desk: GlyphDesk | None = None,
+        cells: int = 0,
     ) -> None:
         if keep < 1:
             raise InputError("keep", f"must be at least 1, got {keep}")
+        if cells < 0:
+            raise InputError("cells", f"must be at least 0, got {cells}")
+        self.cells = cells
         self.name = name
         self.topology = topology
         self.threshold = threshold
@@ -186,7 +195,7 @@ class ServedCluster:
         return {
             "name": self.name,
             "topology": self.topology,
-            "cells": len(last["members"]) if last else 0,
+            "cells": len(last["members"]) if last else self.cells,
             "threshold": self.threshold,
             "ticks": last["tick"] + 1 if last else 0,
             "ticks_to_band": dict(self.ticks_to_band),

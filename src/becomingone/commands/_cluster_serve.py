@@ -64,6 +64,7 @@ async def served_cluster(
         settings.topology,
         threshold=config.kairos.threshold,
         desk=GlyphDesk(full) if full else None,
+        cells=args.nodes,
     )
     if migrator is not None:
         served.extra = lambda: {"migrations": dict(migrator.row())}
