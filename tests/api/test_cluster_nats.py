@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from becomingone.runtime import LocalCluster, build_supervisors
 from becomingone.runtime.node import CellReading, NodeStatus
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport import MemoryBus
+from becomingone.transport.natsd import NatsServers
 from tests.api.browserhelpers import free_port
 from tests.api.test_events import take
 
@@ -157,6 +160,21 @@ async def test_observed_times_count_from_the_first_tick() -> None:
     assert [f["time"] for f in served.frames] == pytest.approx([0.0, 0.1, 0.2])
 
 
+def test_an_observer_keeps_a_bounded_history_and_counts_on() -> None:
+    """With keep=K the observer holds fewer than 2K tick reports yet numbers ticks on
+    (0, 1, 2, ...: a node's view runs for days); restart() counts from 0 again; keep=0 is an
+    InputError naming `keep`."""
+    obs = ClusterObserver(MemoryBus().connect("o"), cluster="c", peer_timeout=1.0, keep=3)
+    obs._sub = Inbox()  # type: ignore[assignment]
+    ticks = [obs.step().tick for _ in range(20)]
+    assert ticks == list(range(20)) and 3 <= len(obs.history) < 6
+    assert [r.tick for r in obs.history] == list(range(20 - len(obs.history), 20))
+    obs.restart()
+    assert obs.history == [] and obs.step().tick == 0
+    with pytest.raises(InputError, match="keep"):
+        ClusterObserver(MemoryBus().connect("o"), cluster="c", peer_timeout=1.0, keep=0)
+
+
 def test_cells_before_the_first_frame_are_the_configured_ones() -> None:
     """Before any tick, describe() gives the cells the cluster was started with (node
     processes not heard yet), after a tick the cells in the newest frame; a negative count
@@ -285,6 +303,96 @@ def test_nats_cluster_serve_bad_input_is_one_line(flags: list[str], message: str
     node starts."""
     done = subprocess.run(
         [*CLI, "cluster", "--bus", "nats", "--nodes", "2", "--duration", "1", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
+    """One nats-server for the node tests, stopped by pid at the end."""
+    with NatsServers(tmp_path_factory.mktemp("srv"), servers=1) as servers:
+        yield servers
+
+
+def _popen(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.timeout(150)
+def test_a_witness_node_serves_the_cluster_it_hears(
+    tmp_path: Path, nats_server: NatsServers
+) -> None:
+    """`node --kind witness --serve PORT` beside two full nodes: GET /cluster shows exactly the
+    two nodes (a witness publishes no status: it is not a member) with their
+    Master/Emissary/Sync, the band reaches SHARED, a write is refused (no write route), and
+    SIGTERM stops the witness with exit 0 after it printed the view's URL."""
+    roster = str(tmp_path / "roster.json")
+    common = ["node", "--bus", nats_server.urls[0], "--roster", roster, "--alpha", "0.3"]
+    procs = [
+        _popen(*common, "--name", n, "--data-dir", str(tmp_path / n), "--join") for n in ("a", "b")
+    ]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{PREFIX}"
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(roster).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        witness = _popen(
+            *common, "--kind", "witness", "--data-dir", str(tmp_path / "w"),
+            "--serve", f"127.0.0.1:{port}",
+        )  # fmt: skip
+        procs.append(witness)
+        frame: dict[str, Any] | None = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert all(p.poll() is None for p in procs), [p.communicate()[1] for p in procs]
+            try:
+                frame = _get(f"{url}/cluster")["frame"]
+            except httpx.HTTPError:
+                frame = None
+            names = sorted(m["name"] for m in frame["members"]) if frame else []
+            if frame and frame["band"] == "SHARED" and names == ["a", "b"]:
+                break
+            time.sleep(0.3)
+        assert frame is not None and frame["band"] == "SHARED", frame
+        assert sorted(m["name"] for m in frame["members"]) == ["a", "b"]
+        assert all(m["sync"] is not None for m in frame["members"])
+        write = httpx.post(f"{url}/signals", json={"samples": [[1.0]]}, timeout=2.0)
+        assert write.status_code in (404, 405)
+        witness.send_signal(signal.SIGTERM)
+        _, err = witness.communicate(timeout=30)
+        assert witness.returncode == 0, err
+        assert f"cluster view at {url}/cluster" in err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--serve", "10.1.2.3:8787"], "not a loopback address"),
+        (["--kind", "relay", "--serve", "8787"], "--serve: a relay hears no cluster"),
+    ],
+)
+def test_node_serve_bad_input_is_one_line(flags: list[str], message: str) -> None:
+    """A bad node --serve (a non-loopback host; a relay, which hears no cluster) exits 2 with
+    one line naming it, before connecting."""
+    done = subprocess.run(
+        [*CLI, "node", "--bus", "nats://127.0.0.1:1", *flags],
         capture_output=True,
         text=True,
         timeout=60,

@@ -193,7 +193,7 @@ async def _observe(
             stop = _stop_on_signals(stack)
             served = await stack.enter_async_context(served_cluster(args, config, settings))
             await _wait_for_nodes(obs, args.nodes, settings.tick, procs, stop)
-            obs.history.clear()
+            obs.restart()
             with _reporter(args, obs, ticks, served) as show:
                 await _run_ticks(obs, ticks, settings.tick, show, stop)
         return obs.summary(), list(obs.history)
