@@ -325,20 +325,23 @@ def _popen(*args: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.timeout(150)
-def test_a_witness_node_serves_the_cluster_it_hears(
+def test_a_witness_and_a_full_node_serve_the_cluster_they_hear(
     tmp_path: Path, nats_server: NatsServers
 ) -> None:
     """`node --kind witness --serve PORT` beside two full nodes: GET /cluster shows exactly the
     two nodes (a witness publishes no status: it is not a member) with their
     Master/Emissary/Sync, the band reaches SHARED, a write is refused (no write route), and
-    SIGTERM stops the witness with exit 0 after it printed the view's URL."""
+    SIGTERM stops the witness with exit 0 after it printed the view's URL. Full node `a`
+    serves its own view with --serve too, which lists both nodes (it hears its own status)."""
     roster = str(tmp_path / "roster.json")
     common = ["node", "--bus", nats_server.urls[0], "--roster", roster, "--alpha", "0.3"]
-    procs = [
-        _popen(*common, "--name", n, "--data-dir", str(tmp_path / n), "--join") for n in ("a", "b")
-    ]
-    port = free_port()
+    port, full_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}{PREFIX}"
+    procs = [
+        _popen(*common, "--name", "a", "--data-dir", str(tmp_path / "a"), "--join",
+               "--serve", f"127.0.0.1:{full_port}"),
+        _popen(*common, "--name", "b", "--data-dir", str(tmp_path / "b"), "--join"),
+    ]  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not Path(roster).exists() and time.monotonic() < deadline:
@@ -363,6 +366,8 @@ def test_a_witness_node_serves_the_cluster_it_hears(
         assert frame is not None and frame["band"] == "SHARED", frame
         assert sorted(m["name"] for m in frame["members"]) == ["a", "b"]
         assert all(m["sync"] is not None for m in frame["members"])
+        mine = _get(f"http://127.0.0.1:{full_port}{PREFIX}/cluster")["frame"]
+        assert sorted(m["name"] for m in mine["members"]) == ["a", "b"]  # it hears itself too
         write = httpx.post(f"{url}/signals", json={"samples": [[1.0]]}, timeout=2.0)
         assert write.status_code in (404, 405)
         witness.send_signal(signal.SIGTERM)
