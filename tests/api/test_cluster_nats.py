@@ -218,6 +218,20 @@ def _alive(pids: set[int]) -> set[int]:
     return alive
 
 
+def _stop(proc: subprocess.Popen[str], children: set[int]) -> None:
+    """After a failure too: SIGTERM the command (it stops what it started), SIGKILL it after
+    60 s, then SIGKILL those of its children (collected while it ran) still there."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=30)
+    for pid in _alive(children):
+        os.kill(pid, signal.SIGKILL)
+
+
 async def _live_ticks(url: str, since: int, n: int) -> tuple[list[int], list[dict[str, Any]]]:
     """Resume the tick stream after tick ``since``: the seqs replayed before ``resumed``, then
     the next ``n`` live messages (bounded in time)."""
@@ -280,15 +294,14 @@ def test_nats_cluster_serve_end_to_end() -> None:
         assert len(children) >= 5  # the nats-server and four nodes
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
+        leftover = _alive(children)  # before _stop would kill them
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        _stop(proc, children)
     assert proc.returncode == 0, err
     assert "stopped by a signal" in err and f"API at {url}{PREFIX}/cluster" in err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["summary"] is True and summary["band"] == "SHARED"
-    assert not _alive(children), "processes the cluster started are still running"
+    assert not leftover, f"processes the cluster started are still running: {leftover}"
 
 
 @pytest.mark.parametrize(
