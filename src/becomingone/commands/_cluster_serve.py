@@ -1,4 +1,5 @@
-"""``becomingone cluster --metrics`` and ``--serve``: what listens beside an in-process cluster.
+"""``becomingone cluster --metrics`` and ``--serve``: what listens beside a running cluster
+(``--serve`` also beside an observed NATS cluster, which has no in-process members).
 
 Rule: context managers that start a listener when their flag was given and stop it on the way
 out (by the same object that started it); the API package is imported only when serving.
@@ -42,13 +43,13 @@ async def served_cluster(
     args: argparse.Namespace,
     config: CellConfig,
     settings: ClusterConfig,
-    members: Sequence[ClusterMember],
-    migrator: GlyphMigrator | None,
+    members: Sequence[ClusterMember] = (),
+    migrator: GlyphMigrator | None = None,
     registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[ServedCluster | None]:
     """With ``--serve``: the cluster API (and ``/metrics`` of ``registry``) listening while the
     cluster runs (None without); full cells get the glyph routes, and ``--data-dir`` keeps the
-    write tokens."""
+    write tokens. Without ``members`` (a cluster of node processes) the app is read-only."""
     if args.listen is None:
         yield None
         return
@@ -63,6 +64,7 @@ async def served_cluster(
         settings.topology,
         threshold=config.kairos.threshold,
         desk=GlyphDesk(full) if full else None,
+        cells=args.nodes,
     )
     if migrator is not None:
         served.extra = lambda: {"migrations": dict(migrator.row())}

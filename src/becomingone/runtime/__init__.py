@@ -84,6 +84,7 @@ from becomingone.runtime.metrics import (
     serve_metrics,
 )
 from becomingone.runtime.node import (
+    CellReading,
     NodeSettings,
     NodeStatus,
     RosterFile,
@@ -108,6 +109,7 @@ __all__ = [
     "Cell",
     "CellGlyphs",
     "CellMember",
+    "CellReading",
     "CellStatus",
     "CellTotals",
     "ClusterMember",
