@@ -92,7 +92,7 @@ def test_bad_vectors_and_k_are_refused(store: QdrantStore) -> None:
         store.put_messages([(message("m"), np.zeros(3))])
     with pytest.raises(InputError, match="vector"):
         store.put_messages([(message("m"), np.full(EMBEDDING_DIM, np.nan))])
-    with pytest.raises(InputError, match="^k:"):
+    with pytest.raises(InputError, match=r"^k:"):
         store.search(np.ones(EMBEDDING_DIM), k=0, statuses=[PUBLISHED])
 
 

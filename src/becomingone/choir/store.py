@@ -245,7 +245,7 @@ class QdrantStore:
 
     def delete_messages(self, message_ids: Iterable[str]) -> None:
         """Remove messages."""
-        ids = [point_id("message", m) for m in message_ids]
+        ids: list[Any] = [point_id("message", m) for m in message_ids]
         if ids:
             self._client.delete(_MESSAGES, points_selector=ids, wait=True)
 
@@ -316,7 +316,7 @@ class QdrantStore:
 
     def delete_threads(self, thread_ids: Iterable[str]) -> None:
         """Remove threads."""
-        ids = [point_id("thread", t) for t in thread_ids]
+        ids: list[Any] = [point_id("thread", t) for t in thread_ids]
         if ids:
             self._client.delete(_THREADS, points_selector=ids, wait=True)
 
