@@ -298,7 +298,8 @@ def _render_check(result: dict[str, Any]) -> list[str]:
     head = {k: result[k] for k in ("threads", "messages", "repaired", "ok")}
     lines = [_text({**head, "drift": len(result["drift"]), "remaining": len(result["remaining"])})]
     lines += [f"drift: {_text(d)}" for d in result["drift"]]
-    lines += [f"remaining: {_text(d)}" for d in result["remaining"]]
+    if result["remaining"] != result["drift"]:  # after a repair: what it could not fix
+        lines += [f"remaining: {_text(d)}" for d in result["remaining"]]
     return lines
 
 
