@@ -12,13 +12,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from becomingone.choir import (
     PUBLISHED,
     DriftKind,
+    Expected,
     Outbox,
     QdrantStore,
     SqliteLedger,
@@ -29,6 +33,7 @@ from becomingone.choir import (
     drift,
     expected,
     reconcile,
+    repair,
 )
 from becomingone.errors import InputError, StorageError
 from becomingone.ingest.text import EMBEDDING_DIM, lexical_embedding
@@ -197,3 +202,63 @@ def test_drift_in_status_content_coauthors_and_extras_is_repaired(
     assert drift(expected(c.ledger), store.messages(), store.threads()) == []
     [view] = store.threads()
     assert set(view.coauthors) == {c.id("ada"), c.id("bob")}
+
+
+_TEXTS = st.sampled_from(["a", "b", "c", "d"])
+_STATUS = st.sampled_from([PUBLISHED, "pending", "approved", "denied"])
+
+
+@st.composite
+def _sides(draw: st.DrawFn) -> tuple[Expected, list[StoredMessage], list[StoredThread]]:
+    """A ledger view and a store that differs from it at random (or not at all)."""
+    ids = draw(st.lists(st.sampled_from(["m1", "m2", "m3", "m4"]), unique=True, max_size=4))
+    want = {
+        i: message(
+            i, thread=draw(st.sampled_from(["t1", "t2"])), status=draw(_STATUS), text=draw(_TEXTS)
+        )
+        for i in ids
+    }
+    threads = {t: StoredThread(thread_id=t, coauthors=("a",)) for t in ("t1", "t2")}
+    have: list[StoredMessage] = []
+    for m in want.values():
+        change = draw(st.sampled_from(["same", "drop", "status", "text"]))
+        if change == "same":
+            have.append(m)
+        elif change == "status":
+            have.append(message(m.message_id, thread=m.thread_id, status="mixed", text=m.text))
+        elif change == "text":
+            have.append(message(m.message_id, thread=m.thread_id, status=m.status, text="zz"))
+    if draw(st.booleans()):
+        have.append(message("stray"))
+    stored_threads = [
+        StoredThread(thread_id=t, coauthors=("a",) if draw(st.booleans()) else ("b",))
+        for t in threads
+    ]
+    return Expected(messages=want, threads=threads), have, stored_threads
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sides=_sides())
+def test_repair_makes_any_drift_vanish(store: QdrantStore, tmp_path: Path, sides: Any) -> None:
+    """For random differences between a ledger view and the store: drift is empty exactly
+    when they agree, and repair (texts in the outbox) leaves no drift."""
+    want, have, views = sides
+    store.delete_messages([m.message_id for m in store.messages()])
+    store.delete_threads([t.thread_id for t in store.threads()])
+    store.put_messages([(m, lexical_embedding([m.text])[0]) for m in have])
+    for view in views:
+        store.put_thread(view)
+    box = Outbox(tmp_path / "box")
+    for m in want.messages.values():
+        box.put(m.message_id, m.text)
+    stored = store.messages()
+    found = drift(want, stored, store.threads())
+    agree = {m.message_id: m for m in have} == want.messages and all(
+        v.coauthors == ("a",) for v in views
+    )
+    assert (found == []) == agree
+    report = repair(found, want, stored, store, box, lexical_embedding)
+    assert not report.unfixable
+    assert drift(want, store.messages(), store.threads()) == []
