@@ -155,6 +155,14 @@ def embed_rates(n: int) -> dict[str, float]:
         t = time.perf_counter()
         embed_messages(texts, backend="model")
         out["model embeddings/s"] = n / (time.perf_counter() - t)
+        import torch  # the model's threads: the default, then one (cores are shared here)
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        t = time.perf_counter()
+        embed_messages(texts, backend="model")
+        out["model embeddings/s, 1 torch thread"] = n / (time.perf_counter() - t)
+        torch.set_num_threads(before)
     return out
 
 
