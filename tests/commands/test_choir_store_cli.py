@@ -173,11 +173,12 @@ def test_kill_9_between_ledger_and_store_is_repaired(
 def test_a_store_held_by_another_process_is_one_line_and_the_ledger_unchanged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While a real second process holds the local store, a post fails with one line on
-    stderr and exit status 1, and the ledger has no new message."""
+    """While a real second process holds the local store, a post and a vote fail with one line
+    on stderr and exit status 1, and the ledger has neither the message nor the vote."""
     monkeypatch.setattr("becomingone.choir.home.model_available", lambda: False)
     where = ["--data-dir", str(tmp_path)]
     t = start(capsys, where)
+    spec = ok(capsys, "submit", t, "a spec", "--as", "bob", *where)["spec"]
     path = tmp_path / "choir" / "store"
     code = (
         "import sys, time; from pathlib import Path\n"
@@ -193,6 +194,8 @@ def test_a_store_held_by_another_process_is_one_line_and_the_ledger_unchanged(
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         status = main(["choir", "post", t, "blocked", "--as", "ada", *where])
         _, err = capsys.readouterr()
+        vote_status = main(["choir", "vote", spec, "approve", "--as", "ada", *where])
+        _, vote_err = capsys.readouterr()
     finally:
         holder.kill()
         holder.wait(timeout=30)
@@ -200,5 +203,8 @@ def test_a_store_held_by_another_process_is_one_line_and_the_ledger_unchanged(
             holder.stdout.close()
     assert status == 1
     assert "is open in another process" in err and len(err.strip().splitlines()) == 1
-    assert ok(capsys, "check", *where)["messages"] == 0
+    assert vote_status == 1 and "is open in another process" in vote_err
+    assert ok(capsys, "check", *where)["messages"] == 1  # the spec only
+    [pending] = ok(capsys, "specs", *where)
+    assert pending["votes"] == {}
     QdrantStore(path=path, dim=EMBEDDING_DIM).close()  # released by the kill

@@ -116,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     ledger = home.open(now=now)
     args.session = StoreSession(home, args.store)
     try:
+        if args.choir_command not in _LEDGER_ONLY:  # a held store refuses before any write
+            args.session.open()
         result = _HANDLERS[args.choir_command](args, home, ledger, now)
     finally:
         args.session.close()
@@ -309,6 +311,9 @@ def _render_search(result: dict[str, Any]) -> list[str]:
         for h in result["hits"]
     ] or ["no published message matches"]
 
+
+#: Commands that never touch the content store.
+_LEDGER_ONLY = frozenset({"users", "specs", "balance"})
 
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "check": _render_check,
