@@ -141,7 +141,8 @@ async def test_tools_and_resources_over_stdio(cell: tuple[str, str], tmp_path: P
         verified = data(await client.call_tool("verify_witness_chain", {}))
         assert verified["ok"] is True and verified["checked"] > 0
         page = data(await client.call_tool("witness_records", {"limit": 5}))
-        assert len(page["records"]) == 5 and page["records"][-1]["seq"] == page["total"] - 1
+        seqs = [r["seq"] for r in page["records"]]  # the live cell may append meanwhile
+        assert seqs == list(range(seqs[0], seqs[0] + 5)) and seqs[-1] <= page["total"] - 1
         uris = {str(r.uri) for r in (await client.list_resources()).resources}
         assert uris == {"becomingone://witness/records", "becomingone://coherence/history"}
         res = await client.read_resource("becomingone://witness/records")
