@@ -19,6 +19,7 @@ from becomingone.api.events import EventType, StreamEvent, Subscriber
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
 from becomingone.runtime.glyph_desk import GlyphDesk
+from becomingone.runtime.proposal_desk import ProposalDesk
 
 __all__ = ["KEEP_FRAMES", "ServedCluster", "member_row"]
 
@@ -70,6 +71,8 @@ class ServedCluster:
     threshold : I_c of the cluster collapse (the cells' Sync threshold).
     keep : frames kept (history and resume), at least 1.
     desk : the glyph desk of a cluster of full cells (mounts the glyph routes).
+    partifacts : the proposal desk of a ``--roles`` cluster (mounts the roles and proposal
+        routes; frames then carry ``partifacts``: lifecycle, conditions, cells, events).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class ServedCluster:
         threshold: float,
         keep: int = KEEP_FRAMES,
         desk: GlyphDesk | None = None,
+        partifacts: ProposalDesk | None = None,
     ) -> None:
         if keep < 1:
             raise InputError("keep", f"must be at least 1, got {keep}")
@@ -91,6 +95,7 @@ class ServedCluster:
         self.collapses = 0
         self.ticks_to_band: dict[str, int | None] = {}
         self.desk = desk
+        self.partifacts = partifacts
         #: Extra per-tick fields (e.g. the migrator's counts), added to every frame.
         self.extra: Callable[[], Mapping[str, Any]] | None = None
 
@@ -112,6 +117,9 @@ class ServedCluster:
             "members": rows,
             **(self.extra() if self.extra is not None else {}),
         }
+        driver = self.partifacts.driver if self.partifacts is not None else None
+        if driver is not None and driver.history and driver.history[-1].tick == report.tick:
+            frame["partifacts"] = driver.history[-1].to_json()
         self.frames.append(frame)
         event = StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)
         for sub in self.subscribers:
