@@ -213,7 +213,7 @@ class ProposalDesk:
         try:
             d.open_operator(p, now)
         except ProtocolError as err:
-            raise ProposalRefused(err.reason, str(err)) from None
+            raise ProposalRefused(err.reason, err.message) from None
         self.operator[p.id] = None
         while len(self.operator) > _KEEP:
             self.operator.popitem(last=False)
@@ -237,7 +237,7 @@ class ProposalDesk:
         try:
             decision = d.cast(vote, now)
         except ProtocolError as err:
-            raise ProposalRefused(err.reason, str(err)) from None
+            raise ProposalRefused(err.reason, err.message) from None
         if decision is not None and decision.passed and proposal_id in self.operator:
             self.operator[proposal_id] = await self._execute(decision.proposal, now)
         return self.proposal(proposal_id)
