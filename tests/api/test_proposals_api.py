@@ -226,6 +226,7 @@ async def test_a_no_rejects_and_the_deadline_expires(cps: Roles) -> None:
     ("path", "body", "status", "code"),
     [
         ("/cluster/proposals", {"text": "x", "glyph": PROBE}, 422, "invalid"),
+        ("/cluster/proposals", {"text": "x", "glyph": None}, 422, "invalid"),
         ("/cluster/proposals", {}, 422, "invalid"),
         ("/cluster/proposals", {"text": "  "}, 422, "invalid"),
         ("/cluster/proposals", {"glyph": PROBE}, 422, "invalid"),  # CPS cells run no glyphs
@@ -257,7 +258,7 @@ async def test_bad_requests_are_one_error_each(
 
 async def test_refusals_before_formation_without_token_and_unknown_cell(cps: Roles) -> None:
     """Before there are Validators a proposal is refused (409 no_quorum); writes need a
-    token (401); a vote as a cell the cluster does not have is 404 unknown_cell; an unknown
+    token (401); a vote as a cell the cluster does not have is 409 unknown_cell; an unknown
     proposal id reads as 404."""
     early = await cps.client.post("/cluster/proposals", json={"text": "x"}, headers=cps.auth)
     assert early.status_code == 409 and early.json()["error"]["code"] == "no_quorum"
@@ -269,7 +270,7 @@ async def test_refusals_before_formation_without_token_and_unknown_cell(cps: Rol
         json={"cell": "nobody", "vote": "yes"},
         headers=cps.auth,
     )
-    assert who.status_code == 404 and who.json()["error"]["code"] == "unknown_cell"
+    assert who.status_code == 409 and who.json()["error"]["code"] == "unknown_cell"
     missing = await cps.client.get("/cluster/proposals/0123456789abcdef")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_proposal"
 

@@ -35,9 +35,10 @@ from becomingone.api.schemas import (
     GlyphPublic,
     NodePublic,
     NodeState,
-    ProposalCreate,
+    ProposalGlyph,
     ProposalList,
     ProposalPublic,
+    ProposalText,
     RecordPage,
     RecordPublic,
     RolesPublic,
@@ -225,9 +226,15 @@ class CellClient:
     def propose(
         self, text: str | None = None, *, glyph: GlyphCreate | None = None
     ) -> ProposalPublic:
-        """Put a text or a glyph to the cluster's Validators."""
+        """Put a text or a glyph (exactly one) to the cluster's Validators."""
+        body: ProposalText | ProposalGlyph
         try:
-            body = ProposalCreate(text=text, glyph=glyph)
+            if text is not None and glyph is None:
+                body = ProposalText(text=text)
+            elif glyph is not None and text is None:
+                body = ProposalGlyph(glyph=glyph)
+            else:
+                raise InputError("text", "give a text or a glyph (one of them)")
         except ValueError as exc:
             raise InputError("text", str(exc).splitlines()[-1].strip()) from None
         doc = self._call("POST", "/cluster/proposals", json=body.model_dump(exclude_none=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 __all__ = [
     "ClusterFrame",
@@ -28,9 +28,10 @@ __all__ = [
     "NodeState",
     "PartifactPublic",
     "PeakPublic",
-    "ProposalCreate",
+    "ProposalGlyph",
     "ProposalList",
     "ProposalPublic",
+    "ProposalText",
     "RecordPage",
     "RecordPublic",
     "ResonancePublic",
@@ -353,21 +354,20 @@ class ProposalList(BaseModel):
     proposals: list[ProposalPublic]
 
 
-class ProposalCreate(BaseModel):
-    """A proposal: a text (a ``command``) or a glyph to run (``glyph.submit``), not both."""
+class ProposalText(BaseModel):
+    """A text to decide (a ``command``: recorded when it passes)."""
+
+    model_config = {"extra": "forbid", "regex_engine": "python-re"}
+
+    text: str = Field(min_length=1, max_length=2000, pattern=r"^\s*\S[\s\S]*$")
+
+
+class ProposalGlyph(BaseModel):
+    """A glyph to run on the cluster when the proposal passes (``glyph.submit``)."""
 
     model_config = {"extra": "forbid"}
 
-    text: str | None = Field(default=None, min_length=1, max_length=2000)
-    glyph: GlyphCreate | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> ProposalCreate:
-        if (self.text is None) == (self.glyph is None):
-            raise ValueError("give exactly one of text and glyph")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("text must not be blank")
-        return self
+    glyph: GlyphCreate
 
 
 class VoteCreate(BaseModel):

@@ -5,7 +5,8 @@ Rule: mounted only beside a ``--roles`` cluster; every call goes through the clu
 :class:`~becomingone.runtime.ProposalDesk` on the driver's event loop (``async def``
 handlers, between ticks). Writes need a token. Trust model: all cells live in the cluster's one
 process and their keys with them, so the holder of a write token may vote as any of its cells;
-the consensus still refuses a cell that is not an eligible Validator (409 ``not_validator``),
+the consensus still refuses a cell that is not an eligible Validator (409 ``not_validator``;
+a cell the cluster does not have: 409 ``unknown_cell``),
 a second vote (409 ``double``), a late one (409 ``late``) and one on a decided proposal (409
 ``closed``). Times are cluster seconds (those of the newest tick).
 """
@@ -21,9 +22,10 @@ from becomingone.api.errors import ApiProblem, responses
 from becomingone.api.routers.glyphs import WRITE_STATUSES, cluster_now
 from becomingone.api.routers.node import READ_STATUSES
 from becomingone.api.schemas import (
-    ProposalCreate,
+    ProposalGlyph,
     ProposalList,
     ProposalPublic,
+    ProposalText,
     RolesPublic,
     VoteCreate,
 )
@@ -85,16 +87,17 @@ async def proposal(proposal_id: Annotated[str, _ID], desk: Desk, _: Reader) -> P
     status_code=status.HTTP_201_CREATED,
     responses=responses(404, 409, *WRITE_STATUSES),
 )
-async def propose(body: ProposalCreate, desk: Desk, cluster: Cluster, _: Writer) -> ProposalPublic:
+async def propose(
+    body: ProposalText | ProposalGlyph, desk: Desk, cluster: Cluster, _: Writer
+) -> ProposalPublic:
     """Put a text (``command``) or a glyph (``glyph.submit``) to the Validators, signed by
     the current proposer; it stays open 300 cluster seconds (409 ``no_quorum`` before the
     cluster has a proposer and Validators; 422 a bad glyph or a cluster without glyphs; 404
     an unknown cell)."""
     now = cluster_now(cluster)
     try:
-        if body.text is not None:
+        if isinstance(body, ProposalText):
             return ProposalPublic(**desk.propose_text(body.text, now))
-        assert body.glyph is not None  # the body's validator makes it one of the two
         fields = body.glyph.model_dump(exclude={"cell"}, exclude_none=True)
         return ProposalPublic(**desk.propose_glyph(fields, now, body.glyph.cell))
     except ProposalRefused as exc:
@@ -112,15 +115,15 @@ async def vote(
     _: Writer,
 ) -> ProposalPublic:
     """Vote yes or no as ``cell`` (its key signs the vote in the cluster process); the
-    proposal after the vote — a pass executes it (404 unknown proposal or cell; 409 the
-    consensus' refusal: ``not_validator``, ``double``, ``late``, ``closed``,
-    ``conflicting``)."""
+    proposal after the vote — a pass executes it (404 unknown proposal; 409 a cell the
+    cluster does not have, ``unknown_cell``, or the consensus' refusal: ``not_validator``,
+    ``double``, ``late``, ``closed``, ``conflicting``)."""
     try:
         row = await desk.vote(proposal_id, body.cell, body.vote == "yes", cluster_now(cluster))
     except UnknownProposal as exc:
         raise ApiProblem(404, "unknown_proposal", str(exc), field="proposal_id") from None
-    except UnknownCell as exc:
-        raise ApiProblem(404, "unknown_cell", str(exc), field="cell") from None
+    except UnknownCell as exc:  # the proposal exists; this cell cannot vote on it
+        raise ApiProblem(409, "unknown_cell", str(exc), field="cell") from None
     except ProposalRefused as exc:
         raise refused(exc) from None
     return ProposalPublic(**row)
