@@ -8,7 +8,7 @@ process and their keys with them, so the holder of a write token may vote as any
 the consensus still refuses a cell that is not an eligible Validator (409 ``not_validator``;
 a cell the cluster does not have: 409 ``unknown_cell``),
 a second vote (409 ``double``), a late one (409 ``late``) and one on a decided proposal (409
-``closed``). Times are cluster seconds (those of the newest tick).
+``closed``). Times are cluster seconds (those of the newest tick). A body that is not UTF-8 JSON is 400.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ async def proposal(proposal_id: Annotated[str, _ID], desk: Desk, _: Reader) -> P
 @router.post(
     "/proposals",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(404, 409, *WRITE_STATUSES),
+    responses=responses(400, 404, 409, *WRITE_STATUSES),
 )
 async def propose(
     body: ProposalText | ProposalGlyph, desk: Desk, cluster: Cluster, _: Writer
@@ -106,7 +106,7 @@ async def propose(
         raise ApiProblem(404, "unknown_cell", str(exc), field="cell") from None
 
 
-@router.post("/proposals/{proposal_id}/votes", responses=responses(404, 409, *WRITE_STATUSES))
+@router.post("/proposals/{proposal_id}/votes", responses=responses(400, 404, 409, *WRITE_STATUSES))
 async def vote(
     proposal_id: Annotated[str, _ID],
     body: VoteCreate,
