@@ -8,7 +8,8 @@ process and their keys with them, so the holder of a write token may vote as any
 the consensus still refuses a cell that is not an eligible Validator (409 ``not_validator``;
 a cell the cluster does not have: 409 ``unknown_cell``),
 a second vote (409 ``double``), a late one (409 ``late``) and one on a decided proposal (409
-``closed``). Times are cluster seconds (those of the newest tick). A body that is not UTF-8 JSON is 400.
+``closed``). Times are cluster seconds (those of the newest tick). A body that is not UTF-8
+JSON is 400.
 """
 
 from __future__ import annotations
