@@ -48,7 +48,9 @@ def test_propose_list_and_vote_until_it_passes(tmp_path: Path) -> None:
     `proposals --json` lists it; `vote ID yes --as V1` leaves it open; an Executor's vote and
     V1's second vote are refused (exit 1, one line naming not_validator / double); `vote ID
     yes --as V2` passes it and `proposals` shows it passed and recorded; without a token a
-    proposal is refused (401); a malformed id or a missing text is exit 2."""
+    proposal is refused (401); a malformed id, a missing text, text and --glyph together, a
+    bad glyph field or payload is exit 2; a glyph on CPS cells is refused by the server (422,
+    exit 1)."""
     data = tmp_path / "cluster"
     made = subprocess.run(
         [*CLI, "tokens", "create", "ops", "--data-dir", str(data)],
@@ -88,9 +90,19 @@ def test_propose_list_and_vote_until_it_passes(tmp_path: Path) -> None:
         shown = run(url, "proposals")
         assert shown.returncode == 0 and f"{p['id']}  passed" in shown.stdout
         assert "→ done: recorded" in shown.stdout
-        for args in (["vote", "nothex", "yes", "--as", v1], ["propose"]):
+        for args in (
+            ["vote", "nothex", "yes", "--as", v1],
+            ["propose"],
+            ["propose", "x", "--glyph", "probe"],
+            ["propose", "--glyph", "probe", "--theta", "2"],
+            ["propose", "--glyph", "probe", "--payload", "[1]"],
+        ):
             bad = run(url, *args, token=token)
-            assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+            assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, args
+        cps_glyph = run(url, "propose", "--glyph", "probe", token=token)
+        assert cps_glyph.returncode == 1 and "422 invalid: this cluster runs no glyphs" in (
+            cps_glyph.stderr
+        )
     finally:
         proc.kill()
         proc.wait(timeout=30)
