@@ -24,6 +24,7 @@ from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
 from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.proposal_desk import ProposalDesk
 
 __all__ = ["KEEP_FRAMES", "ServedCluster", "member_row", "status_row"]
 
@@ -101,6 +102,8 @@ class ServedCluster:
     desk : the glyph desk of a cluster of full cells (mounts the glyph routes).
     cells : cells the cluster was started with, the count :meth:`describe` gives before the
         first frame (after it: the cells in the newest frame).
+    partifacts : the proposal desk of a ``--roles`` cluster (mounts the roles and proposal
+        routes; frames then carry ``partifacts``: lifecycle, conditions, cells, events).
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class ServedCluster:
         keep: int = KEEP_FRAMES,
         desk: GlyphDesk | None = None,
         cells: int = 0,
+        partifacts: ProposalDesk | None = None,
     ) -> None:
         if keep < 1:
             raise InputError("keep", f"must be at least 1, got {keep}")
@@ -126,6 +130,7 @@ class ServedCluster:
         self.collapses = 0
         self.ticks_to_band: dict[str, int | None] = {}
         self.desk = desk
+        self.partifacts = partifacts
         #: Extra per-tick fields (e.g. the migrator's counts), added to every frame.
         self.extra: Callable[[], Mapping[str, Any]] | None = None
         #: Wall-clock time of the first observed tick (:meth:`record_heard`).
@@ -179,6 +184,9 @@ class ServedCluster:
             "members": list(rows),
             **(self.extra() if self.extra is not None else {}),
         }
+        driver = self.partifacts.driver if self.partifacts is not None else None
+        if driver is not None and driver.history and driver.history[-1].tick == report.tick:
+            frame["partifacts"] = driver.history[-1].to_json()
         self.frames.append(frame)
         event = StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)
         for sub in self.subscribers:

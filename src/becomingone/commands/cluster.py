@@ -401,11 +401,11 @@ async def _drive(
         )
         registry = cluster_registry(cluster, migrator=migrator)
         stack.enter_context(metrics_server(args.metrics, registry))
-        served = await stack.enter_async_context(
-            served_cluster(args, config, settings, members, migrator, registry)
-        )
         driver = stack.enter_context(
             partifact_driver(args, members, cells, threshold, settings.tick)
+        )
+        served = await stack.enter_async_context(
+            served_cluster(args, config, settings, members, migrator, registry, driver)
         )
         summary = await _run_ticks(args, settings, cluster, cells, ticks, migrator, driver, served)
         roles = roles_summary(driver) if driver is not None else None

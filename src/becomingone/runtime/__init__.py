@@ -94,6 +94,12 @@ from becomingone.runtime.node import (
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
+from becomingone.runtime.proposal_desk import (
+    OPERATOR_KINDS,
+    ProposalDesk,
+    ProposalRefused,
+    UnknownProposal,
+)
 from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
@@ -103,6 +109,7 @@ __all__ = [
     "LOCK_NAME",
     "LOGGER",
     "METRICS",
+    "OPERATOR_KINDS",
     "PUBLIC_KEY_FILE",
     "RUN_COST",
     "SEND_SECONDS",
@@ -143,6 +150,8 @@ __all__ = [
     "PartifactDriver",
     "PartifactTick",
     "ProbeHandler",
+    "ProposalDesk",
+    "ProposalRefused",
     "PythonHandler",
     "Relay",
     "RelayStatus",
@@ -157,6 +166,7 @@ __all__ = [
     "TickReport",
     "UnknownCell",
     "UnknownGlyph",
+    "UnknownProposal",
     "Veto",
     "build_cell_members",
     "build_registry",
