@@ -18,7 +18,16 @@ and once with ``synchronous_commit=off`` ("pg async": the analogue of SQLite's
 ``synchronous=NORMAL``, where a crash of the machine may lose the last commits but never
 leaves one half-applied).
 
-Run: ``.venv/bin/python bench/choir.py [--quick] [--rounds N] [--no-postgres] [--json]``
+The content store (``--no-store`` skips it): sentence embeddings per second (the MiniLM model
+of the ``text`` extra; baseline: the lexical fallback in the same run), local-mode Qdrant
+writes one point per call against one batch (local mode commits per call), and priors search
+(top 5 among published messages, a status filter) p50/p99 over N stored messages (100 000;
+``--quick``: 2 000) against a NumPy brute-force dot product over the same matrix. The stored
+vectors are random unit vectors of the model's size: search cost depends on their number and
+size, not their meaning, and embedding 100 000 texts would take minutes.
+
+Run: ``.venv/bin/python bench/choir.py [--quick] [--rounds N] [--no-postgres] [--no-store]
+[--messages N] [--json]``
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.choir.pgserver
 
@@ -46,6 +57,8 @@ from becomingone.choir import (
     TxKind,
     content_hash,
 )
+from becomingone.choir.store import PUBLISHED, QdrantStore, StoredMessage
+from becomingone.ingest.text import EMBEDDING_DIM, embed_messages, model_available
 from becomingone.keys import NodeKey
 from becomingone.witnessing import Level, WitnessChain
 
@@ -112,11 +125,117 @@ def crypto_rate(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _sentences(n: int) -> list[str]:
+    words = [
+        "tide",
+        "moon",
+        "bread",
+        "harbour",
+        "storm",
+        "window",
+        "field",
+        "theta",
+        "phase",
+        "choir",
+        "voice",
+        "light",
+    ]
+    return [" ".join(words[(i * k) % len(words)] for k in range(1, 9)) + f" {i}" for i in range(n)]
+
+
+def embed_rates(n: int) -> dict[str, float]:
+    """Sentences per second: the model (if installed; loaded before timing) and the lexical."""
+    texts = _sentences(n)
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    embed_messages(texts, backend="lexical")
+    out["lexical embeddings/s"] = n / (time.perf_counter() - t)
+    if model_available():
+        embed_messages(texts[:2], backend="model")  # load the model outside the timing
+        t = time.perf_counter()
+        embed_messages(texts, backend="model")
+        out["model embeddings/s"] = n / (time.perf_counter() - t)
+        import torch  # the model's threads: the default, then one (cores are shared here)
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        t = time.perf_counter()
+        embed_messages(texts, backend="model")
+        out["model embeddings/s, 1 torch thread"] = n / (time.perf_counter() - t)
+        torch.set_num_threads(before)
+    return out
+
+
+def _stored(i: int) -> StoredMessage:
+    status = PUBLISHED if i % 4 else "pending"
+    return StoredMessage(
+        thread_id=f"t{i % 50}",
+        message_id=f"m{i}",
+        author="a",
+        content_hash="0" * 64,
+        status=status,
+        created_at=float(i),
+        text=f"message {i}",
+    )
+
+
+def store_rates(tmp: Path, n: int, queries: int) -> dict[str, float]:
+    """Local-mode writes per point vs batched, and search p50/p99 against NumPy brute force."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(n, EMBEDDING_DIM))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = QdrantStore(path=tmp / "store", dim=EMBEDDING_DIM)
+    out: dict[str, float] = {}
+    single = min(n, 200)
+    t = time.perf_counter()
+    for i in range(single):
+        store.put_messages([(_stored(i), vectors[i])])
+    out["store writes/s, one per call"] = single / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for start in range(single, n, 1000):
+        stop = min(n, start + 1000)
+        store.put_messages([(_stored(i), vectors[i]) for i in range(start, stop)])
+    out["store writes/s, batches of 1000"] = (n - single) / (time.perf_counter() - t)
+    qs = rng.normal(size=(queries, EMBEDDING_DIM))
+    lat, brute = [], []
+    published = np.array([i % 4 != 0 for i in range(n)])
+    for q in qs:
+        t = time.perf_counter()
+        store.search(q, k=5, statuses=[PUBLISHED, "approved"])
+        lat.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        scores = np.where(published, vectors @ (q / np.linalg.norm(q)), -np.inf)
+        np.argpartition(-scores, 5)[:5]
+        brute.append(time.perf_counter() - t)
+    store.close()
+    out["search p50 ms"] = 1000 * float(np.percentile(lat, 50))
+    out["search p99 ms"] = 1000 * float(np.percentile(lat, 99))
+    out["numpy brute p50 ms"] = 1000 * float(np.percentile(brute, 50))
+    out["numpy brute p99 ms"] = 1000 * float(np.percentile(brute, 99))
+    return out
+
+
+def print_store(rows: dict[str, float], n: int) -> None:
+    """The content-store figures with their in-run baselines."""
+    print(f"content store: {n} stored messages (3 of 4 published), top-5 search")
+    for name, value in rows.items():
+        print(f"  {name:34} {value:10.1f}")
+    if "model embeddings/s" in rows:
+        ratio = rows["model embeddings/s"] / rows["lexical embeddings/s"]
+        print(f"  model / lexical embeddings/s: {ratio:.3f}")
+    one, batch = rows["store writes/s, one per call"], rows["store writes/s, batches of 1000"]
+    print(f"  batched / per-call writes: {batch / one:.1f}x")
+    p50, b50 = rows["search p50 ms"], rows["numpy brute p50 ms"]
+    print(f"  search p50 / numpy brute p50: {p50 / b50:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few hundred transactions")
     parser.add_argument("--rounds", type=int, help="rounds of 3 transactions (default 1000)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-store", action="store_true", help="skip the content store")
+    parser.add_argument("--messages", type=int, help="stored messages (default 100000)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rounds = args.rounds or (100 if args.quick else 1000)
@@ -129,6 +248,11 @@ def main() -> None:
         rows["ledger sqlite"], ok = ledger_rate(ledger, rounds)
         ledger.close()
         checks = {"sqlite": ok}
+        n = args.messages or (2_000 if args.quick else 100_000)
+        store: dict[str, float] = {}
+        if not args.no_store:
+            store = embed_rates(64 if args.quick else 512)
+            store.update(store_rates(Path(tmp), n, 50 if args.quick else 500))
     if not args.no_postgres and find_bin() is not None:
         server = start_postgres(fsync=True)
         try:
@@ -143,7 +267,8 @@ def main() -> None:
         finally:
             server.stop()
     if args.json:
-        print(json.dumps({"rounds": rounds, "tx_per_s": rows, "verified": checks}))
+        doc = {"rounds": rounds, "tx_per_s": rows, "verified": checks, "store": store}
+        print(json.dumps(doc))
         return
     print(f"{3 * rounds} transactions per store ({rounds} rounds of post + submit + vote)")
     crypto = rows["crypto only"]
@@ -151,6 +276,8 @@ def main() -> None:
     for name, rate in rows.items():
         print(f"{name:20} {rate:10.0f} {rate / bare:17.3f} {rate / crypto:14.3f}")
     print("chain and invariant verified after the run:", checks)
+    if store:
+        print_store(store, n)
 
 
 if __name__ == "__main__":

@@ -37,11 +37,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"becomingone {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    chosen = {c.module for c in COMMANDS if only is None or c.name == only}
+    registered: set[str] = set()
     for command in COMMANDS:
-        if only is None or command.name == only:
-            command.register()(sub)
-        else:
+        if command.module not in chosen:
             sub.add_parser(command.name, help=command.help, add_help=False)
+        elif command.module not in registered:  # a module may add several commands
+            command.register()(sub)
+            registered.add(command.module)
     return parser
 
 

@@ -195,11 +195,10 @@ def test_cluster_serve_end_to_end() -> None:
     [
         (["--serve", "99999"], "--serve"),
         (["--serve", "10.1.2.3:8787"], "not a loopback address"),
-        (["--serve", "8787", "--bus", "nats"], "--bus memory"),
     ],
 )
 def test_cluster_serve_bad_input_is_one_line(flags: list[str], message: str) -> None:
-    """A bad --serve (port, non-loopback host, NATS bus) exits 2 with one line naming it."""
+    """A bad --serve (port, non-loopback host) exits 2 with one line naming it."""
     done = subprocess.run(
         [*CLI, "cluster", "--nodes", "2", "--duration", "1", *flags],
         capture_output=True,

@@ -34,9 +34,55 @@ CLUSTER_EXPECTED = {
 #: The glyph routes of a cluster of full cells.
 GLYPH_EXPECTED = {
     ("get", "/api/v1/cluster/glyphs"): {200, 403, 503},
-    ("post", "/api/v1/cluster/glyphs"): {201, 401, 403, 404, 405, 409, 413, 422, 429, 503},
+    ("post", "/api/v1/cluster/glyphs"): {
+        201,
+        202,
+        401,
+        403,
+        404,
+        405,
+        409,
+        413,
+        422,
+        429,
+        503,
+    },
     ("delete", "/api/v1/cluster/glyphs/{glyph_id}"): {
         200,
+        202,
+        401,
+        403,
+        404,
+        405,
+        409,
+        413,
+        422,
+        429,
+        503,
+    },
+}
+
+#: The roles and proposal routes of a `cluster --roles`.
+PARTIFACT_EXPECTED = {
+    ("get", "/api/v1/cluster/roles"): {200, 403, 503},
+    ("get", "/api/v1/cluster/proposals"): {200, 403, 422, 503},
+    ("get", "/api/v1/cluster/proposals/{proposal_id}"): {200, 403, 404, 422, 503},
+    ("post", "/api/v1/cluster/proposals"): {
+        201,
+        400,
+        401,
+        403,
+        404,
+        405,
+        409,
+        413,
+        422,
+        429,
+        503,
+    },
+    ("post", "/api/v1/cluster/proposals/{proposal_id}/votes"): {
+        200,
+        400,
         401,
         403,
         404,
@@ -103,6 +149,18 @@ def test_a_cluster_app_documents_its_routes_only() -> None:
     glyphs = create_app(None, ApiSettings(), cluster=desk).openapi()
     assert operations(glyphs) == CLUSTER_EXPECTED | GLYPH_EXPECTED
     test_every_error_status_uses_the_error_body(lambda: glyphs)
+    roles = ServedCluster(
+        "local",
+        "mesh",
+        threshold=0.95,
+        desk=stub,  # type: ignore[arg-type]
+        partifacts=Stub(1),  # type: ignore[arg-type]
+    )
+    both_desks = create_app(None, ApiSettings(), cluster=roles).openapi()
+    assert operations(both_desks) == CLUSTER_EXPECTED | GLYPH_EXPECTED | PARTIFACT_EXPECTED
+    test_every_error_status_uses_the_error_body(lambda: both_desks)
+    accepted = both_desks["paths"]["/api/v1/cluster/glyphs"]["post"]["responses"]["202"]
+    assert accepted["content"]["application/json"]["schema"]["$ref"].endswith("/ProposalPublic")
 
 
 @pytest.mark.parametrize("make", [schema, cluster_schema], ids=["cell", "cluster"])

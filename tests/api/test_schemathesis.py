@@ -92,14 +92,14 @@ def fuzz(url: str, cwd: Path, *flags: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is not installed (dev extra)")
 def test_schemathesis_finds_nothing_on_a_cluster(tmp_path: Path) -> None:
     """`schemathesis run` with a write token exits 0 against `becomingone cluster --cells
-    full --serve` (cluster and glyph routes) while it runs."""
+    full --roles --serve` (cluster, glyph, roles and proposal routes) while it runs."""
     data = tmp_path / "cluster"
     tokens = TokenStore(data)
     token = tokens.create("fuzz")
     tokens.close()
     port = free_port()
     proc = subprocess.Popen(
-        [*CLI, "cluster", "--cells", "full", "--nodes", "3", "--duration", "600",
+        [*CLI, "cluster", "--cells", "full", "--roles", "--nodes", "3", "--duration", "600",
          "--data-dir", str(data), "--serve", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -107,7 +107,7 @@ def test_schemathesis_finds_nothing_on_a_cluster(tmp_path: Path) -> None:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(proc, url, path="/api/v1/cluster/glyphs")
+        wait_until_up(proc, url, path="/api/v1/cluster/roles")
         run = fuzz(url, tmp_path, "-H", f"Authorization: Bearer {token}")
         assert run.returncode == 0, run.stdout[-4000:]
         assert proc.poll() is None

@@ -80,3 +80,15 @@ def test_up_loads_neither_fastapi_nor_scipy() -> None:
     }
     assert runs["up"] == "[]"
     assert "fastapi" in runs["serve"]
+
+
+def test_a_module_with_several_commands_registers_them_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``vote`` comes from the module that also adds ``propose`` and ``proposals``: choosing
+    it registers that module once (its own flags show), and ``propose`` still parses."""
+    with pytest.raises(SystemExit):
+        main(["vote", "--help"])
+    assert "--as CELL" in capsys.readouterr().out
+    args = build_parser("propose").parse_args(["propose", "do it"])
+    assert args.text == "do it" and callable(args.handler)

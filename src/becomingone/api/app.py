@@ -38,6 +38,7 @@ from becomingone.api.routers import (
     witness,
 )
 from becomingone.api.routers import glyphs as glyph_routes
+from becomingone.api.routers import partifacts as partifact_routes
 from becomingone.api.settings import ApiSettings
 from becomingone.api.tokens import TokenStore
 from becomingone.errors import InputError
@@ -119,6 +120,8 @@ def create_app(
             app.include_router(glyph_routes.router, prefix=PREFIX)
             kinds = cluster.desk.kinds
             edits.append(lambda document: glyph_routes.describe_kinds(document, kinds))
+        if cluster.partifacts is not None:
+            app.include_router(partifact_routes.router, prefix=PREFIX)
     _edit_document(app, edits)
     if registry is not None:
         app.include_router(metrics.router)

@@ -35,10 +35,16 @@ from becomingone.api.schemas import (
     GlyphPublic,
     NodePublic,
     NodeState,
+    ProposalGlyph,
+    ProposalList,
+    ProposalPublic,
+    ProposalText,
     RecordPage,
     RecordPublic,
+    RolesPublic,
     SignalsAccepted,
     VerifyPublic,
+    VoteCreate,
 )
 from becomingone.errors import BecomingOneError, InputError, TransportError
 
@@ -96,13 +102,17 @@ class CellClient:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._answer(method, path, **kwargs)[1]
+
+    def _answer(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """The status and JSON body of a successful call (else :class:`ApiError`)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise TransportError(f"{method} {self.url}{PREFIX}{path}: {exc}") from exc
         if response.status_code >= 400:
             raise _error_of(response)
-        return response.json()
+        return response.status_code, response.json()
 
     def _get(self, model: type[M], path: str, **params: Any) -> M:
         query = {k: v for k, v in params.items() if v is not None}
@@ -187,15 +197,54 @@ class CellClient:
         """Every glyph of the served cluster with its owner."""
         return self._get(GlyphList, "/cluster/glyphs")
 
-    def submit_glyph(self, kind: str, *, cell: str | None = None, **fields: Any) -> GlyphPublic:
+    def submit_glyph(
+        self, kind: str, *, cell: str | None = None, **fields: Any
+    ) -> GlyphPublic | ProposalPublic:
         """Run a new glyph of ``kind`` (``payload``, ``theta``, ``energy``, ``lifetime``,
-        ``kappa``, ``id`` as keywords) on ``cell`` or the least-loaded cell."""
+        ``kappa``, ``id`` as keywords) on ``cell`` or the least-loaded cell; an AUTONOMOUS
+        cluster proposes it instead (the proposal)."""
         body = GlyphCreate(kind=kind, cell=cell, **fields).model_dump(exclude_none=True)
-        return GlyphPublic.model_validate(self._call("POST", "/cluster/glyphs", json=body))
+        return _glyph_or_proposal(*self._answer("POST", "/cluster/glyphs", json=body))
 
-    def cancel_glyph(self, glyph_id: str) -> GlyphPublic:
-        """End a glyph on its owner (its last state)."""
-        return GlyphPublic.model_validate(self._call("DELETE", f"/cluster/glyphs/{glyph_id}"))
+    def cancel_glyph(self, glyph_id: str) -> GlyphPublic | ProposalPublic:
+        """End a glyph on its owner (its last state); an AUTONOMOUS cluster proposes it
+        instead (the proposal)."""
+        return _glyph_or_proposal(*self._answer("DELETE", f"/cluster/glyphs/{glyph_id}"))
+
+    def roles(self) -> RolesPublic:
+        """The lifecycle with its conditions and each cell's state and role (``--roles``)."""
+        return self._get(RolesPublic, "/cluster/roles")
+
+    def proposals(self, *, operator: bool = False, limit: int = 100) -> ProposalList:
+        """Open and decided proposals, newest first (``operator``: only the API's)."""
+        return self._get(ProposalList, "/cluster/proposals", operator=operator, limit=limit)
+
+    def proposal(self, proposal_id: str) -> ProposalPublic:
+        """One proposal with its votes."""
+        return self._get(ProposalPublic, f"/cluster/proposals/{proposal_id}")
+
+    def propose(
+        self, text: str | None = None, *, glyph: GlyphCreate | None = None
+    ) -> ProposalPublic:
+        """Put a text or a glyph (exactly one) to the cluster's Validators."""
+        body: ProposalText | ProposalGlyph
+        try:
+            if text is not None and glyph is None:
+                body = ProposalText(text=text)
+            elif glyph is not None and text is None:
+                body = ProposalGlyph(glyph=glyph)
+            else:
+                raise InputError("text", "give a text or a glyph (one of them)")
+        except ValueError as exc:
+            raise InputError("text", str(exc).splitlines()[-1].strip()) from None
+        doc = self._call("POST", "/cluster/proposals", json=body.model_dump(exclude_none=True))
+        return ProposalPublic.model_validate(doc)
+
+    def vote(self, proposal_id: str, cell: str, yes: bool) -> ProposalPublic:
+        """Vote yes or no on ``proposal_id`` as ``cell``; the proposal after the vote."""
+        body = VoteCreate(cell=cell, vote="yes" if yes else "no").model_dump()
+        doc = self._call("POST", f"/cluster/proposals/{proposal_id}/votes", json=body)
+        return ProposalPublic.model_validate(doc)
 
     def events_url(
         self, types: Sequence[str] = (), since: int | None = None, *, path: str = "/events"
@@ -250,6 +299,13 @@ class CellClient:
                 return
             left -= 1
             await asyncio.sleep(retry_seconds)
+
+
+def _glyph_or_proposal(status: int, doc: Any) -> GlyphPublic | ProposalPublic:
+    """A glyph write's answer: the glyph, or (202) the proposal it became."""
+    if status == 202:
+        return ProposalPublic.model_validate(doc)
+    return GlyphPublic.model_validate(doc)
 
 
 def _error_of(response: httpx.Response) -> ApiError:

@@ -1,16 +1,20 @@
-"""The cluster an API app serves: the in-process cluster's tick reports as frames.
+"""The cluster an API app serves: a cluster's tick reports as frames.
 
 Rule: a running cluster hands every tick's :class:`~becomingone.runtime.TickReport` and its
-members to :meth:`ServedCluster.record` (from the driver's ``on_tick``); this module turns them
-into one JSON-ready *frame* — the cluster's C, band, T_global and rejections plus, per cell,
-its phase θ (cycles), its CPS state and, for a full cell, its Master/Emissary/Sync |T|² — keeps
-the newest ``keep`` frames for ``GET /cluster/history`` and for resuming clients, and offers each
-frame to the subscribers of the cluster event stream as a ``cluster.tick`` event whose ``seq``
-is the tick number. It never drives the cluster and does no I/O.
+members to :meth:`ServedCluster.record` (from the driver's ``on_tick``), or — a cluster of
+node processes seen by a :class:`~becomingone.runtime.observer.ClusterObserver` — the report
+and the node statuses it measured to :meth:`ServedCluster.record_heard`; this module turns
+them into one JSON-ready *frame* of the same schema — the cluster's C, band, T_global and
+rejections plus, per cell, its phase θ (cycles), its CPS state and, for a full cell, its
+Master/Emissary/Sync |T|² — keeps the newest ``keep`` frames for ``GET /cluster/history`` and
+for resuming clients, and offers each frame to the subscribers of the cluster event stream as a
+``cluster.tick`` event whose ``seq`` is the tick number. It never drives the cluster and does
+no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,8 +23,10 @@ from becomingone.api.events import EventType, StreamEvent, Subscriber
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
 from becomingone.runtime.glyph_desk import GlyphDesk
+from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.proposal_desk import ProposalDesk
 
-__all__ = ["KEEP_FRAMES", "ServedCluster", "member_row"]
+__all__ = ["KEEP_FRAMES", "ServedCluster", "member_row", "status_row"]
 
 #: Frames kept for history and resuming clients (10 minutes at 10 ticks/s).
 KEEP_FRAMES = 6_000
@@ -61,6 +67,30 @@ def member_row(member: ClusterMember) -> dict[str, Any]:
     return row
 
 
+def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
+    """One node in a frame, from its newest status message: ``theta`` is its phase carried to
+    the tick (the observer's); a full node's status carries its Master/Emissary/Sync reading;
+    a status has no phase error and no glyphs (null, as for a CPS-only cell)."""
+    row: dict[str, Any] = {
+        "name": status.node,
+        "theta": theta,
+        "frequency": status.frequency,
+        "phase_error": None,
+        "stable": status.stable,
+        "rejected": sum(status.rejected.values()),
+        "t_sync_sq": min(1.0, abs(status.t_sync) ** 2),
+        "master": None,
+        "emissary": None,
+        "sync": None,
+        "outcome": None,
+        "collapses": None,
+        "glyphs": None,
+    }
+    if status.cell is not None:
+        row.update(status.cell.to_json())
+    return row
+
+
 class ServedCluster:
     """What the cluster routes read: a name, a topology, the newest frames, subscribers.
 
@@ -70,6 +100,10 @@ class ServedCluster:
     threshold : I_c of the cluster collapse (the cells' Sync threshold).
     keep : frames kept (history and resume), at least 1.
     desk : the glyph desk of a cluster of full cells (mounts the glyph routes).
+    cells : cells the cluster was started with, the count :meth:`describe` gives before the
+        first frame (after it: the cells in the newest frame).
+    partifacts : the proposal desk of a ``--roles`` cluster (mounts the roles and proposal
+        routes; frames then carry ``partifacts``: lifecycle, conditions, cells, events).
     """
 
     def __init__(
@@ -80,9 +114,14 @@ class ServedCluster:
         threshold: float,
         keep: int = KEEP_FRAMES,
         desk: GlyphDesk | None = None,
+        cells: int = 0,
+        partifacts: ProposalDesk | None = None,
     ) -> None:
         if keep < 1:
             raise InputError("keep", f"must be at least 1, got {keep}")
+        if cells < 0:
+            raise InputError("cells", f"must be at least 0, got {cells}")
+        self.cells = cells
         self.name = name
         self.topology = topology
         self.threshold = threshold
@@ -91,8 +130,11 @@ class ServedCluster:
         self.collapses = 0
         self.ticks_to_band: dict[str, int | None] = {}
         self.desk = desk
+        self.partifacts = partifacts
         #: Extra per-tick fields (e.g. the migrator's counts), added to every frame.
         self.extra: Callable[[], Mapping[str, Any]] | None = None
+        #: Wall-clock time of the first observed tick (:meth:`record_heard`).
+        self.origin: float | None = None
 
     def record(self, report: TickReport, members: Sequence[ClusterMember]) -> dict[str, Any]:
         """Make the frame of one tick, keep it and offer it to every subscriber."""
@@ -101,6 +143,36 @@ class ServedCluster:
         for m in members:
             rows.append(member_row(m))
             rejected.update(m.snapshot().rejected)
+        return self.record_rows(report, rows, rejected)
+
+    def record_heard(
+        self,
+        report: TickReport,
+        heard: Sequence[NodeStatus],
+        rejected: Mapping[str, int],
+    ) -> dict[str, Any]:
+        """The frame of one tick of an observed cluster: ``heard`` are the statuses the report
+        measured, in the order of ``report.thetas``; ``rejected`` the observer's totals by
+        reason (every node ever heard). The report's wall-clock time becomes seconds since the
+        first tick recorded, as a frame's ``time`` is."""
+        if len(heard) != len(report.thetas):
+            raise InputError(
+                "heard", f"{len(heard)} statuses for {len(report.thetas)} phases in the report"
+            )
+        rows = [status_row(s, theta) for s, theta in zip(heard, report.thetas, strict=True)]
+        if self.origin is None:
+            self.origin = report.time
+        report = dataclasses.replace(report, time=report.time - self.origin)
+        return self.record_rows(report, rows, rejected)
+
+    def record_rows(
+        self,
+        report: TickReport,
+        rows: Sequence[dict[str, Any]],
+        rejected: Mapping[str, int],
+    ) -> dict[str, Any]:
+        """Make the frame of one tick from its member rows and rejections by reason, keep it
+        and offer it to every subscriber."""
         self.collapses += report.cluster_collapse
         band = report.band.value
         self.ticks_to_band.setdefault(band, report.tick)
@@ -109,9 +181,12 @@ class ServedCluster:
             "rejected": sum(rejected.values()),
             "rejected_by_reason": dict(rejected),
             "cluster_collapses": self.collapses,
-            "members": rows,
+            "members": list(rows),
             **(self.extra() if self.extra is not None else {}),
         }
+        driver = self.partifacts.driver if self.partifacts is not None else None
+        if driver is not None and driver.history and driver.history[-1].tick == report.tick:
+            frame["partifacts"] = driver.history[-1].to_json()
         self.frames.append(frame)
         event = StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)
         for sub in self.subscribers:
@@ -128,7 +203,7 @@ class ServedCluster:
         return {
             "name": self.name,
             "topology": self.topology,
-            "cells": len(last["members"]) if last else 0,
+            "cells": len(last["members"]) if last else self.cells,
             "threshold": self.threshold,
             "ticks": last["tick"] + 1 if last else 0,
             "ticks_to_band": dict(self.ticks_to_band),

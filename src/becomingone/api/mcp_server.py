@@ -10,7 +10,9 @@ crashes on it. :func:`build_mcp_server` registers the tools and resources on an
 ``MCPServer``; the ``becomingone mcp`` command runs it over stdio or streamable HTTP.
 
 Tools: ``analyze_file``, ``ingest_samples``, ``coherence_now``, ``coherence_history``,
-``verify_witness_chain``, ``witness_records``. Resources: ``becomingone://witness/records``
+``verify_witness_chain``, ``witness_records`` (a cell's API); ``cluster_status``,
+``list_glyphs``, ``submit_glyph``, ``cancel_glyph`` (a cluster's API, ``cluster --serve``).
+Resources: ``becomingone://witness/records``
 (the newest records) and ``becomingone://coherence/history`` (the stored history), as JSON.
 """
 
@@ -129,6 +131,47 @@ class CellTools:
 
         return self._call(page)
 
+    def cluster_status(self, members: bool = True) -> dict[str, Any]:
+        """The served cluster: name, topology, ticks, C, band, T_global, rejections and (with
+        ``members``) every cell's phase and state."""
+
+        def read(c: CellClient) -> dict[str, Any]:
+            out = c.cluster().model_dump()
+            if not members and out["frame"] is not None:
+                out["frame"].pop("members")
+            return out
+
+        return self._call(read)
+
+    def glyphs(self) -> dict[str, Any]:
+        """Every glyph of the served cluster with its owner."""
+        return self._call(lambda c: c.glyphs().model_dump())
+
+    def submit_glyph(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        theta: float = 0.0,
+        energy: float = 100.0,
+        lifetime: int = 1000,
+        cell: str | None = None,
+    ) -> dict[str, Any]:
+        """Run a new glyph on the cluster (the least-loaded cell unless ``cell``); needs the
+        token."""
+        if self.token is None:
+            raise InputError("token", "writes need a token: set BECOMINGONE_TOKEN")
+        fields = {"payload": payload or {}, "theta": theta, "energy": energy}
+        return self._call(
+            lambda c: c.submit_glyph(kind, cell=cell, lifetime=lifetime, **fields).model_dump()
+        )
+
+    def cancel_glyph(self, glyph_id: str) -> dict[str, Any]:
+        """End a glyph on its owner (witnessed); needs the token."""
+        if self.token is None:
+            raise InputError("token", "writes need a token: set BECOMINGONE_TOKEN")
+        return self._call(lambda c: c.cancel_glyph(glyph_id).model_dump())
+
 
 async def _run(fn: Callable[[], T]) -> T:
     """``fn`` in a worker thread; anything the caller caused becomes a tool error."""
@@ -199,6 +242,39 @@ def _tools(server: MCPServer, tools: CellTools) -> None:
     async def witness_records(start: int | None = None, limit: int = 20) -> dict[str, Any]:
         """A page of the cell's witness records (default: the newest ``limit``)."""
         return await _run(lambda: tools.records(start, limit))
+
+    @server.tool()
+    async def cluster_status(members: bool = True) -> dict[str, Any]:
+        """A running cluster (`becomingone cluster --serve`): C_cluster, its band, T_global,
+        rejected packets by reason and, with members, each cell's phase and coherence."""
+        return await _run(lambda: tools.cluster_status(members))
+
+    @server.tool()
+    async def list_glyphs() -> dict[str, Any]:
+        """The glyphs (processes) of a running cluster of full cells, with their owners."""
+        return await _run(tools.glyphs)
+
+    @server.tool()
+    async def submit_glyph(
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        theta: float = 0.0,
+        energy: float = 100.0,
+        lifetime: int = 1000,
+        cell: str | None = None,
+    ) -> dict[str, Any]:
+        """Run a glyph on the cluster: kind (probe, command, python), its JSON payload, the
+        phase theta in [0, 1) it fires at, its energy and lifetime in cycles (uses the token)."""
+        return await _run(
+            lambda: tools.submit_glyph(
+                kind, payload, theta=theta, energy=energy, lifetime=lifetime, cell=cell
+            )
+        )
+
+    @server.tool()
+    async def cancel_glyph(glyph_id: str) -> dict[str, Any]:
+        """End a glyph of the cluster on its owner (uses the token)."""
+        return await _run(lambda: tools.cancel_glyph(glyph_id))
 
 
 def _resources(server: MCPServer, tools: CellTools) -> None:

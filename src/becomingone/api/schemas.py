@@ -6,7 +6,7 @@ never return a library object directly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,17 +20,26 @@ __all__ = [
     "CoherenceHistory",
     "CoherenceNow",
     "CoherencePointPublic",
+    "ConditionPublic",
     "GlyphCreate",
     "GlyphList",
     "GlyphPublic",
     "NodePublic",
     "NodeState",
+    "PartifactPublic",
     "PeakPublic",
+    "ProposalGlyph",
+    "ProposalList",
+    "ProposalPublic",
+    "ProposalText",
     "RecordPage",
     "RecordPublic",
     "ResonancePublic",
+    "RolesPublic",
     "SignalsAccepted",
     "VerifyPublic",
+    "VoteCreate",
+    "VotePublic",
 ]
 
 
@@ -278,3 +287,93 @@ class GlyphCreate(BaseModel):
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="Owning cell's node id; default the least loaded",
     )
+
+
+class PartifactPublic(BaseModel):
+    """One cell of a partifact cluster: its state and role."""
+
+    state: str = Field(description="Ø1(Ø2) dormant, Ø1Ø2 awakened or Ø2Ø1 operational")
+    role: str | None = Field(description="genesis, executor, validator, integrator (null: none)")
+
+
+class ConditionPublic(BaseModel):
+    """One lifecycle condition with its measured value."""
+
+    stage: str = Field(description="The lifecycle stage that needs it")
+    value: float | None = Field(description="What was measured (null: not yet measurable)")
+    threshold: float | None = Field(description="What it must reach")
+    met: bool
+
+
+class RolesPublic(BaseModel):
+    """The lifecycle, its conditions, the term and each cell's state and role."""
+
+    lifecycle: str = Field(description="pre_cluster, forming, ..., autonomous")
+    term: int = Field(description="Role plans applied so far")
+    genesis: str | None
+    validators: list[str] = Field(description="The eligible voters of a new proposal")
+    cells: dict[str, PartifactPublic]
+    conditions: dict[str, ConditionPublic]
+
+
+class VotePublic(BaseModel):
+    """One signed vote counted on a proposal."""
+
+    voter: str
+    yes: bool
+    at: float = Field(description="Cluster seconds it was cast at")
+
+
+class ProposalPublic(BaseModel):
+    """A proposal, open or decided, with its votes."""
+
+    id: str = Field(description="16 hex digits of the SHA-256 of the signed body")
+    kind: str = Field(description="command, glyph.submit, glyph.cancel, intent, roles")
+    subject: str = Field(description="Proposals of one subject conflict")
+    payload: dict[str, Any]
+    proposer: str = Field(description="The cell that signed it (the Genesis or an Integrator)")
+    created: float = Field(description="Cluster seconds")
+    deadline: float = Field(description="Cluster seconds; a vote at or after it is late")
+    eligible: list[str] = Field(description="The Validators that may vote")
+    status: Literal["open", "passed", "rejected", "expired"]
+    decided_at: float | None
+    yes: int
+    no: int
+    needed: int = Field(description="Yes votes it needs: yes / eligible >= 1/φ")
+    votes: list[VotePublic]
+    operator: bool = Field(description="Proposed through the API (else by the cluster)")
+    executed: dict[str, Any] | None = Field(
+        description="A passed operator proposal: {ok, detail} of carrying it out"
+    )
+
+
+class ProposalList(BaseModel):
+    """Proposals the consensus still knows, newest first."""
+
+    count: int
+    proposals: list[ProposalPublic]
+
+
+class ProposalText(BaseModel):
+    """A text to decide (a ``command``: recorded when it passes)."""
+
+    model_config = {"extra": "forbid", "regex_engine": "python-re"}
+
+    text: str = Field(min_length=1, max_length=2000, pattern=r"^\s*\S[\s\S]*$")
+
+
+class ProposalGlyph(BaseModel):
+    """A glyph to run on the cluster when the proposal passes (``glyph.submit``)."""
+
+    model_config = {"extra": "forbid"}
+
+    glyph: GlyphCreate
+
+
+class VoteCreate(BaseModel):
+    """A vote cast as ``cell`` (its key signs it in the cluster process)."""
+
+    model_config = {"extra": "forbid", "regex_engine": "python-re"}
+
+    cell: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="The voting cell's node id")
+    vote: Literal["yes", "no"]

@@ -4,15 +4,17 @@ Rule: the rules are sans-IO (:mod:`~becomingone.choir.rules` over a read view, t
 ``now``); users are Ed25519 keys and every transaction is signed by its actor; a ledger
 adapter (SQLite by default, PostgreSQL to scale out) applies a transaction, its record in the
 signed hash chain (:mod:`becomingone.witnessing`) and the invariant check in one database
-transaction. The content store and the web UI come later and sit on top of this.
+transaction. The content store (:mod:`~becomingone.choir.store`, Qdrant) keeps message text and
+embeddings and follows the ledger (:mod:`~becomingone.choir.reconcile`); the web UI comes later.
 """
 
-from becomingone.choir.home import ChoirHome, check_id, check_user_name
+from becomingone.choir.home import ChoirHome, check_id, check_user_name, embedder
 from becomingone.choir.ledger import Ledger, Receipt
 from becomingone.choir.model import (
     TREASURY,
     Account,
     AccountKind,
+    Message,
     Spec,
     SpecStatus,
     Thread,
@@ -33,12 +35,33 @@ from becomingone.choir.price import (
     price,
     temperature,
 )
+from becomingone.choir.reconcile import (
+    Drift,
+    DriftKind,
+    Embed,
+    Expected,
+    Outbox,
+    RepairReport,
+    drift,
+    expected,
+    reconcile,
+    repair,
+)
 from becomingone.choir.rules import VOTE_WINDOW, LedgerView, Rules, apply, settle
 from becomingone.choir.sqlite import SqliteLedger
+from becomingone.choir.store import (
+    PUBLISHED,
+    ContentStore,
+    Hit,
+    QdrantStore,
+    StoredMessage,
+    StoredThread,
+)
 from becomingone.choir.tx import Transaction, TxKind, content_hash, new_id
 
 __all__ = [
     "HBAR_OVER_K",
+    "PUBLISHED",
     "RATE_WINDOW",
     "S0",
     "TOTAL_SUPPLY",
@@ -47,14 +70,26 @@ __all__ = [
     "Account",
     "AccountKind",
     "ChoirHome",
+    "ContentStore",
+    "Drift",
+    "DriftKind",
+    "Embed",
+    "Expected",
+    "Hit",
     "Ledger",
     "LedgerView",
+    "Message",
+    "Outbox",
     "PostgresLedger",
+    "QdrantStore",
     "Receipt",
+    "RepairReport",
     "Rules",
     "Spec",
     "SpecStatus",
     "SqliteLedger",
+    "StoredMessage",
+    "StoredThread",
     "Thread",
     "Totals",
     "Transaction",
@@ -64,11 +99,16 @@ __all__ = [
     "check_id",
     "check_user_name",
     "content_hash",
+    "drift",
+    "embedder",
     "escrow",
+    "expected",
     "message_rate",
     "new_id",
     "outcome",
     "price",
+    "reconcile",
+    "repair",
     "settle",
     "temperature",
     "thread_account",

@@ -1,9 +1,11 @@
 """A Choir's home in a data dir: the ledger key, users' keys and the ledger connection.
 
 Rule: owns the files under ``<data dir>/choir/`` — ``ledger.key`` (signs the chain),
-``ledger.sqlite3`` (the default ledger) and ``users/<name>.key`` (the keys of users created
-here) — and opens the ledger: SQLite there, or PostgreSQL when a URL is given. The rules and
-the storage live elsewhere; this is what the CLI (and later the API) call.
+``ledger.sqlite3`` (the default ledger), ``users/<name>.key`` (the keys of users created
+here), ``store/`` (the content store in Qdrant's local mode) and ``outbox/`` (texts waiting for
+the store) — and opens the ledger (SQLite there, or PostgreSQL when a URL is given) and the
+store (local, or a Qdrant server by URL). The rules and the storage live elsewhere; this is
+what the CLI and the API call.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from pathlib import Path
 from becomingone.choir.ledger import Ledger
 from becomingone.choir.model import User
 from becomingone.choir.postgres import PostgresLedger
+from becomingone.choir.reconcile import Embed, Outbox
 from becomingone.choir.rules import Rules
 from becomingone.choir.sqlite import SqliteLedger
+from becomingone.choir.store import QdrantStore
 from becomingone.choir.tx import Transaction, TxKind
 from becomingone.errors import InputError
+from becomingone.ingest.text import EMBEDDING_DIM, embed_messages, model_available
 from becomingone.keys import NodeKey
 
-__all__ = ["ChoirHome", "check_id", "check_user_name"]
+__all__ = ["ChoirHome", "check_id", "check_user_name", "embedder"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -68,6 +73,17 @@ class ChoirHome:
             return PostgresLedger(self.ledger_url, key, rules=self.rules, now=now)
         return SqliteLedger(self.root / "ledger.sqlite3", key, rules=self.rules, now=now)
 
+    def open_store(self, url: str | None = None) -> QdrantStore:
+        """Open the content store: local mode under ``store/``, or the Qdrant server at ``url``."""
+        if url is not None:
+            return QdrantStore(url=url, dim=EMBEDDING_DIM)
+        return QdrantStore(path=self.root / "store", dim=EMBEDDING_DIM)
+
+    @property
+    def outbox(self) -> Outbox:
+        """Texts written before their ledger transaction, removed once the store has them."""
+        return Outbox(self.root / "outbox")
+
     def _key_path(self, name: str) -> Path:
         return self.root / "users" / f"{check_user_name(name)}.key"
 
@@ -101,3 +117,11 @@ class ChoirHome:
         tx = Transaction.sign(self.key(name), kind, body)
         ledger.submit(tx, now=now)
         return tx
+
+
+def embedder() -> tuple[Embed, str]:
+    """The sentence-embedding function and its name: ``"model"`` (MiniLM, the ``text`` extra)
+    when installed, else ``"lexical"`` (shared words, not meaning)."""
+    if model_available():
+        return (lambda texts: embed_messages(texts, backend="model")), "model"
+    return (lambda texts: embed_messages(texts, backend="lexical")), "lexical"

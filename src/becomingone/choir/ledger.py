@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from becomingone.choir.model import Account, Effect, Spec, SpecStatus, Thread, Totals, User
+from becomingone.choir.model import Account, Effect, Message, Spec, SpecStatus, Thread, Totals, User
 from becomingone.choir.rules import Rules
 from becomingone.choir.tx import Transaction, TxKind
 from becomingone.witnessing import VerifyReport, WitnessRecord
@@ -80,6 +80,10 @@ class Ledger(Protocol):
 
     def specs(self, *, thread: str | None = None, status: SpecStatus | None = None) -> list[Spec]:
         """Specs, oldest first, optionally of one thread and one status."""
+        ...
+
+    def messages(self, *, thread: str | None = None) -> list[Message]:
+        """Published messages (posts and approved specs), oldest first, optionally of one thread."""
         ...
 
     def price(self, thread_id: str, *, now: float) -> int:

@@ -19,6 +19,7 @@ __all__ = [
     "AccountKind",
     "AddCoauthor",
     "Effect",
+    "Message",
     "Mint",
     "Move",
     "PutMessage",
@@ -145,6 +146,17 @@ class Spec:
     deadline: float
     status: SpecStatus
     votes: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A published message as the ledger keeps it: a post, or a spec once approved (its id)."""
+
+    id: str
+    thread: str
+    author: str
+    content_hash: str
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

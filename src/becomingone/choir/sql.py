@@ -21,6 +21,7 @@ from becomingone.choir.model import (
     AccountKind,
     AddCoauthor,
     Effect,
+    Message,
     Mint,
     Move,
     PutMessage,
@@ -435,6 +436,16 @@ class SqlLedger:
         with self._view() as view:
             rows = view.db.all(f"{_SPEC}{clause} ORDER BY created_at, id", params)
             return [view._spec(r) for r in rows]
+
+    def messages(self, *, thread: str | None = None) -> list[Message]:
+        clause, params = (" WHERE thread = ?", [thread]) if thread is not None else ("", [])
+        sql = f"SELECT id, thread, author, content_hash, created_at FROM choir_messages{clause}"
+        with self._view() as view:
+            rows = view.db.all(f"{sql} ORDER BY created_at, id", params)
+        return [
+            Message(id=r[0], thread=r[1], author=r[2], content_hash=r[3], created_at=float(r[4]))
+            for r in rows
+        ]
 
     def price(self, thread_id: str, *, now: float) -> int:
         with self._view() as view:

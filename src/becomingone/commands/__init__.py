@@ -23,7 +23,10 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
-    """One subcommand: its name, the module that registers it, and its ``--help`` line."""
+    """One subcommand: its name, the module that registers it, and its ``--help`` line.
+
+    A module may register several commands (``proposals``: ``propose``, ``proposals``,
+    ``vote``); their entries follow each other in the order the module adds them."""
 
     name: str
     module: str
@@ -47,6 +50,21 @@ COMMANDS: tuple[Command, ...] = (
         name="glyph",
         module="glyph",
         help="submit, list, cancel or watch a running cluster's glyphs",
+    ),
+    Command(
+        name="propose",
+        module="proposals",
+        help="put a text or a glyph to a running `cluster --roles`' Validators",
+    ),
+    Command(
+        name="proposals",
+        module="proposals",
+        help="the proposals of a running `cluster --roles`",
+    ),
+    Command(
+        name="vote",
+        module="proposals",
+        help="vote yes or no on a proposal as one of the cluster's cells",
     ),
     Command(
         name="simulate", module="simulate", help="simulate cluster phase lock at large N (NumPy)"

@@ -1,4 +1,5 @@
-"""``becomingone cluster --metrics`` and ``--serve``: what listens beside an in-process cluster.
+"""``becomingone cluster --metrics`` and ``--serve``: what listens beside a running cluster
+(``--serve`` also beside an observed NATS cluster, which has no in-process members).
 
 Rule: context managers that start a listener when their flag was given and stop it on the way
 out (by the same object that started it); the API package is imported only when serving.
@@ -19,6 +20,7 @@ from becomingone.runtime import ClusterMember
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.glyph_migrate import GlyphMigrator
 from becomingone.runtime.metrics import serve_metrics
+from becomingone.runtime.partifacts import PartifactDriver
 
 if TYPE_CHECKING:
     from becomingone.api.cluster import ServedCluster
@@ -42,13 +44,15 @@ async def served_cluster(
     args: argparse.Namespace,
     config: CellConfig,
     settings: ClusterConfig,
-    members: Sequence[ClusterMember],
-    migrator: GlyphMigrator | None,
+    members: Sequence[ClusterMember] = (),
+    migrator: GlyphMigrator | None = None,
     registry: CollectorRegistry | None = None,
+    driver: PartifactDriver | None = None,
 ) -> AsyncIterator[ServedCluster | None]:
     """With ``--serve``: the cluster API (and ``/metrics`` of ``registry``) listening while the
-    cluster runs (None without); full cells get the glyph routes, and ``--data-dir`` keeps the
-    write tokens."""
+    cluster runs (None without); full cells get the glyph routes, ``--roles`` (a ``driver``)
+    the roles and proposal routes, and ``--data-dir`` keeps the write tokens. Without
+    ``members`` (a cluster of node processes) the app is read-only."""
     if args.listen is None:
         yield None
         return
@@ -56,17 +60,22 @@ async def served_cluster(
     from becomingone.api.settings import api_tls
     from becomingone.api.tokens import TokenStore
     from becomingone.runtime.glyph_desk import GlyphDesk
+    from becomingone.runtime.proposal_desk import ProposalDesk
 
     full = [m for m in members if isinstance(m, CellMember)]
+    desk = GlyphDesk(full) if full else None
     served = ServedCluster(
         settings.name,
         settings.topology,
         threshold=config.kairos.threshold,
-        desk=GlyphDesk(full) if full else None,
+        desk=desk,
+        cells=args.nodes,
+        partifacts=ProposalDesk(driver, desk) if driver is not None else None,
     )
     if migrator is not None:
         served.extra = lambda: {"migrations": dict(migrator.row())}
-    tokens = TokenStore(args.data_dir) if args.data_dir is not None and full else None
+    writes = full or driver is not None
+    tokens = TokenStore(args.data_dir) if args.data_dir is not None and writes else None
     app = create_app(
         None,
         ApiSettings.from_config(config.api),

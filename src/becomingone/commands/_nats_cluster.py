@@ -14,6 +14,11 @@ roster, as in a deployment: the command creates each node's key in its data dir 
 admin certificate, writes the public keys to ``roster_<cluster>`` before it starts the nodes,
 which read and watch the bucket (no ``--roster``). Without TLS the nodes join the launcher's
 roster file (every node on this machine).
+
+With ``--serve`` the cluster API and the dashboard listen from before the nodes start: every
+observed tick, with the statuses it measured, becomes a frame
+(:meth:`~becomingone.api.ServedCluster.record_heard`). SIGTERM or SIGINT ends the run early
+and cleanly: the summary of the ticks so far, then every process started is stopped.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -34,6 +41,7 @@ from rich.table import Table
 from rich.text import Text
 
 from becomingone.certs import TlsFiles, init_ca, issue_certificate
+from becomingone.commands._cluster_serve import served_cluster
 from becomingone.commands._cluster_view import (
     SPARK,
     SYNC_COLUMNS,
@@ -41,7 +49,7 @@ from becomingone.commands._cluster_view import (
     phase_circle,
     t_global_line,
 )
-from becomingone.config import ClusterConfig, load_config
+from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import TransportError
 from becomingone.runtime.cluster import ClusterSummary, TickReport
 from becomingone.runtime.datadir import load_key
@@ -50,6 +58,9 @@ from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport.nats import connect_nats
 from becomingone.transport.natsd import NatsServers
 from becomingone.transport.roster_kv import RosterBucket
+
+if TYPE_CHECKING:
+    from becomingone.api.cluster import ServedCluster
 
 __all__ = ["run_nats"]
 
@@ -79,11 +90,12 @@ def node_flags(args: argparse.Namespace, settings: ClusterConfig) -> list[str]:
 
 
 def run_nats(
-    args: argparse.Namespace, settings: ClusterConfig, ticks: int, threshold: float
+    args: argparse.Namespace, config: CellConfig, settings: ClusterConfig, ticks: int
 ) -> tuple[ClusterSummary, list[TickReport]]:
     """Start ``args.servers`` servers and ``args.nodes`` node processes spread over them,
-    observe ``ticks`` ticks, stop all; ``threshold`` is the nodes' I_c, for the cluster
-    collapses the observer counts."""
+    observe ``ticks`` ticks (serving them with ``--serve``), stop all; the nodes' I_c
+    (``config.kairos.threshold``) is the threshold of the cluster collapses the observer
+    counts."""
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
@@ -103,7 +115,7 @@ def run_nats(
         stack.enter_context(procs)
         for i in range(args.nodes):
             procs.start(node_name(i), server=i)
-        observe = _observe(args, settings, servers.urls, ticks, procs, threshold, observer)
+        observe = _observe(args, config, settings, servers.urls, ticks, procs, observer)
         return asyncio.run(observe)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -159,11 +171,11 @@ async def _write_roster(urls: list[str], cluster: str, keys: dict[str, bytes], c
 
 async def _observe(
     args: argparse.Namespace,
+    config: CellConfig,
     settings: ClusterConfig,
     urls: list[str],
     ticks: int,
     procs: NodeProcesses,
-    threshold: float,
     tls: TlsFiles | None = None,
 ) -> tuple[ClusterSummary, list[TickReport]]:
     bus = await connect_nats(urls, name=OBSERVER, tls=tls)
@@ -174,26 +186,61 @@ async def _observe(
             cluster=settings.name,
             peer_timeout=settings.peer_timeout,
             ring=ring,
-            threshold=threshold,
+            threshold=config.kairos.threshold,
         )
         await obs.start()
-        await _wait_for_nodes(obs, args.nodes, settings.tick, procs)
-        obs.history.clear()
-        with _reporter(args, obs, ticks) as show:
-            start = time.monotonic()
-            for i in range(ticks):
-                show(obs.step())
-                delay = start + (i + 1) * settings.tick - time.monotonic()
-                await asyncio.sleep(max(0.0, delay))
+        async with contextlib.AsyncExitStack() as stack:
+            stop = _stop_on_signals(stack)
+            served = await stack.enter_async_context(served_cluster(args, config, settings))
+            await _wait_for_nodes(obs, args.nodes, settings.tick, procs, stop)
+            obs.restart()
+            with _reporter(args, obs, ticks, served) as show:
+                await _run_ticks(obs, ticks, settings.tick, show, stop)
         return obs.summary(), list(obs.history)
     finally:
         await bus.aclose()
 
 
-async def _wait_for_nodes(obs: ClusterObserver, n: int, tick: float, procs: NodeProcesses) -> None:
-    """Until every node's status is heard; a node that exited, or a slow start, is an error."""
+def _stop_on_signals(stack: contextlib.AsyncExitStack) -> asyncio.Event:
+    """An event SIGTERM and SIGINT set (their handlers removed when ``stack`` closes)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+        stack.callback(loop.remove_signal_handler, sig)
+    return stop
+
+
+async def _run_ticks(
+    obs: ClusterObserver,
+    ticks: int,
+    tick: float,
+    show: Callable[[TickReport], None],
+    stop: asyncio.Event,
+) -> None:
+    """``ticks`` observer steps, one per ``tick`` seconds, until ``stop`` is set."""
+    start = time.monotonic()
+    for i in range(ticks):
+        if stop.is_set():
+            print(
+                f"becomingone cluster: stopped by a signal after {i} ticks",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        show(obs.step())
+        delay = start + (i + 1) * tick - time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, delay))
+
+
+async def _wait_for_nodes(
+    obs: ClusterObserver, n: int, tick: float, procs: NodeProcesses, stop: asyncio.Event
+) -> None:
+    """Until every node's status is heard (or ``stop`` is set); a node that exited, or a slow
+    start, is an error."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while len(obs.live(time.time())) < n:
+    while len(obs.live(time.time())) < n and not stop.is_set():
         exited = [name for name, p in procs.procs.items() if p.poll() is not None]
         if exited:
             log = procs.base / f"{exited[0]}.log"
@@ -205,11 +252,30 @@ async def _wait_for_nodes(obs: ClusterObserver, n: int, tick: float, procs: Node
             )
         await asyncio.sleep(tick)
         obs.step()
-    print(f"becomingone cluster: {n} node processes heard", file=sys.stderr, flush=True)
+    if not stop.is_set():
+        print(f"becomingone cluster: {n} node processes heard", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
 def _reporter(
+    args: argparse.Namespace, obs: ClusterObserver, ticks: int, served: ServedCluster | None
+) -> Iterator[Callable[[TickReport], None]]:
+    """JSON lines, a live view on a terminal, or a progress line about once a second; each
+    tick also becomes a frame of the served cluster API when there is one."""
+    with _reporter_only(args, obs, ticks) as show:
+        if served is None:
+            yield show
+            return
+
+        def both(report: TickReport) -> None:
+            served.record_heard(report, obs.live(report.time), obs.rejected())
+            show(report)
+
+        yield both
+
+
+@contextlib.contextmanager
+def _reporter_only(
     args: argparse.Namespace, obs: ClusterObserver, ticks: int
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, a live view on a terminal, or a progress line about once a second."""

@@ -1,9 +1,11 @@
-"""``becomingone choir users|threads|specs|post|submit|vote|close|divest|balance``: by hand.
+"""``becomingone choir users|threads|specs|post|submit|vote|close|divest|balance|check|search``.
 
 Rule: argument handling and printing only; the ledger, the rules and the keys are
 :mod:`becomingone.choir` (:class:`~becomingone.choir.ChoirHome` opens the data dir's ledger, or
 a PostgreSQL one with ``--ledger URL``). Every action is signed with the acting user's key
-(``--as NAME``, created here by ``users add``). Message text is hashed; the ledger keeps the hash.
+(``--as NAME``, created here by ``users add``). The ledger keeps each message's hash; its text
+and embedding go to the content store after the ledger commits
+(:mod:`becomingone.commands._choir_store`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from becomingone.choir import (
     new_id,
     wallet,
 )
+from becomingone.commands._choir_store import (
+    StoreSession,
+    check,
+    search,
+    thread_coherence,
+    write_message,
+)
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 from becomingone.errors import InputError
@@ -42,6 +51,7 @@ def _common(p: argparse.ArgumentParser, *, actor: bool = False) -> None:
     p.add_argument("--data-dir", help="data dir (default: memory.path or ~/.becomingone)")
     p.add_argument("--config", type=Path, help="becomingone.yaml")
     p.add_argument("--ledger", metavar="URL", help="a postgresql:// ledger instead of SQLite")
+    p.add_argument("--store", metavar="URL", help="a Qdrant server instead of the local store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -85,7 +95,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     balance = inner.add_parser("balance", help="a user's wallet, or every total and the invariant")
     balance.add_argument("name", nargs="?", help="user (default: the ledger's totals)")
     _common(balance)
-    for parser in (users, threads, specs, post, submit, vote, close, divest, balance):
+    check_p = inner.add_parser("check", help="compare the content store with the ledger")
+    check_p.add_argument("--repair", action="store_true", help="make the store follow the ledger")
+    _common(check_p)
+    search_p = inner.add_parser("search", help="published messages nearest TEXT in meaning")
+    search_p.add_argument("text")
+    search_p.add_argument("--thread", help="only this thread")
+    search_p.add_argument("-k", type=int, default=5, help="how many (default 5)")
+    _common(search_p)
+    every = (users, threads, specs, post, submit, vote, close, divest, balance, check_p, search_p)
+    for parser in every:
         parser.set_defaults(handler=_run)
 
 
@@ -95,22 +114,32 @@ def _run(args: argparse.Namespace) -> int:
     home = ChoirHome(data_dir, ledger_url=args.ledger)
     now = time.time()
     ledger = home.open(now=now)
+    args.session = StoreSession(home, args.store)
     try:
+        if args.choir_command not in _LEDGER_ONLY:  # a held store refuses before any write
+            args.session.open()
         result = _HANDLERS[args.choir_command](args, home, ledger, now)
     finally:
+        args.session.close()
         ledger.close()
     if args.json:
         print(json.dumps(result))
+    elif args.choir_command in _RENDER:
+        print("\n".join(_RENDER[args.choir_command](result)))
     else:
         for line in result if isinstance(result, list) else [result]:
             print(line if isinstance(line, str) else _text(line))
-    return 0
+    return 1 if args.choir_command == "check" and not result["ok"] else 0
 
 
 def _check(args: argparse.Namespace) -> None:
     """Bad arguments are refused before the data dir is touched."""
     if args.ledger is not None and not args.ledger.startswith(("postgresql://", "postgres://")):
         raise InputError("--ledger", f"must be a postgresql:// URL, got {args.ledger!r}")
+    if args.store is not None and not args.store.startswith(("http://", "https://")):
+        raise InputError("--store", f"must be an http(s):// Qdrant URL, got {args.store!r}")
+    if getattr(args, "k", None) is not None and not 1 <= args.k <= 1000:
+        raise InputError("-k", f"must be in 1..1000, got {args.k}")
     if getattr(args, "actor", None) is not None:
         check_user_name(args.actor, "--as")
     command, action = args.choir_command, getattr(args, "action", None)
@@ -122,7 +151,7 @@ def _check(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None:
             check_id(value, name)
-    if command in ("post", "submit") and not args.text.strip():
+    if command in ("post", "submit", "search") and not args.text.strip():
         raise InputError("text", "must not be empty")
     if getattr(args, "stake", None) is not None and args.stake <= 0:
         raise InputError("--stake", f"must be a positive integer, got {args.stake}")
@@ -146,6 +175,7 @@ def _threads(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: flo
         thread_id = new_id()[:12]
         body = {"thread": thread_id, "title": args.title}
         home.act(ledger, args.actor, TxKind.THREAD, body, now=now)
+        args.session.follow(ledger, thread_id)
         return {"thread": thread_id, "title": args.title, "price": ledger.price(thread_id, now=now)}
     names = {u.id: u.name for u in ledger.users()}
     return [
@@ -156,6 +186,7 @@ def _threads(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: flo
             "balance": t.balance,
             "price": ledger.price(t.id, now=now),
             "pending": len(ledger.specs(thread=t.id, status=SpecStatus.PENDING)),
+            "coherence": thread_coherence(args.session, t.id),
         }
         for t in ledger.threads()
     ]
@@ -182,16 +213,32 @@ def _post(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float)
     message = new_id()[:12]
     digest = content_hash(args.text)
     body = {"thread": args.thread, "message": message, "content_hash": digest}
-    home.act(ledger, args.actor, TxKind.POST, body, now=now)
-    return {"message": message, "thread": args.thread, "content_hash": digest}
+    write_message(args.session, ledger, args.actor, TxKind.POST, body, args.text, now=now)
+    return {
+        "message": message,
+        "thread": args.thread,
+        "content_hash": digest,
+        "embedding": args.session.embedding,
+    }
 
 
 def _submit(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
     spec = new_id()[:12]
     stake = args.stake if args.stake is not None else ledger.price(args.thread, now=now)
-    body = {"thread": args.thread, "spec": spec, "content_hash": content_hash(args.text)}
-    home.act(ledger, args.actor, TxKind.SUBMIT, {**body, "stake": stake}, now=now)
-    return {"spec": spec, "thread": args.thread, "stake": stake, "status": "pending"}
+    body: dict[str, object] = {
+        "thread": args.thread,
+        "spec": spec,
+        "content_hash": content_hash(args.text),
+    }
+    body["stake"] = stake
+    write_message(args.session, ledger, args.actor, TxKind.SUBMIT, body, args.text, now=now)
+    return {
+        "spec": spec,
+        "thread": args.thread,
+        "stake": stake,
+        "status": "pending",
+        "embedding": args.session.embedding,
+    }
 
 
 def _vote(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
@@ -199,6 +246,7 @@ def _vote(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float)
     home.act(ledger, args.actor, TxKind.VOTE, body, now=now)
     spec = ledger.spec(args.spec)
     assert spec is not None
+    args.session.follow(ledger, spec.thread)
     return {"spec": spec.id, "vote": args.choice, "status": spec.status.value}
 
 
@@ -206,6 +254,7 @@ def _close(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float
     home.act(ledger, args.actor, TxKind.CLOSE, {"spec": args.spec}, now=now)
     spec = ledger.spec(args.spec)
     assert spec is not None
+    args.session.follow(ledger, spec.thread)
     return {"spec": spec.id, "status": spec.status.value, "stake": spec.stake}
 
 
@@ -213,6 +262,7 @@ def _divest(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: floa
     user = home.key(args.actor)
     before = ledger.balance(wallet(user.id))
     home.act(ledger, args.actor, TxKind.DIVEST, {"thread": args.thread}, now=now)
+    args.session.follow(ledger, args.thread)
     return {
         "thread": args.thread,
         "name": args.actor,
@@ -238,6 +288,38 @@ def _balance(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: flo
     }
 
 
+def _check_store(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
+    return check(args.session, ledger, repair=args.repair)
+
+
+def _search(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
+    return search(args.session, ledger, args.text, thread=args.thread, k=args.k)
+
+
+def _render_check(result: dict[str, Any]) -> list[str]:
+    head = {k: result[k] for k in ("threads", "messages", "repaired", "ok")}
+    lines = [_text({**head, "drift": len(result["drift"]), "remaining": len(result["remaining"])})]
+    lines += [f"drift: {_text(d)}" for d in result["drift"]]
+    if result["remaining"] != result["drift"]:  # after a repair: what it could not fix
+        lines += [f"remaining: {_text(d)}" for d in result["remaining"]]
+    return lines
+
+
+def _render_search(result: dict[str, Any]) -> list[str]:
+    return [
+        f"{h['score']:.3f}  thread={h['thread']}  author={h['author']}  {h['text']}"
+        for h in result["hits"]
+    ] or ["no published message matches"]
+
+
+#: Commands that never touch the content store.
+_LEDGER_ONLY = frozenset({"users", "specs", "balance"})
+
+_RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "check": _render_check,
+    "search": _render_search,
+}
+
 _HANDLERS: dict[str, Handler] = {
     "users": _users,
     "threads": _threads,
@@ -248,4 +330,6 @@ _HANDLERS: dict[str, Handler] = {
     "close": _close,
     "divest": _divest,
     "balance": _balance,
+    "check": _check_store,
+    "search": _search,
 }

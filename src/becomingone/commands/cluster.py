@@ -171,7 +171,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="[HOST:]PORT",
         help="serve the cluster API (GET /api/v1/cluster, its history and the "
         "/api/v1/cluster/events stream) and the dashboard while the cluster runs "
-        "(loopback unless api.allow_remote)",
+        "(loopback unless api.allow_remote); with --bus nats, of what the observer hears",
     )
     p.add_argument(
         "--silence-genesis",
@@ -234,8 +234,6 @@ def _check(args: argparse.Namespace) -> None:
             raise InputError("--servers", f"must be 1 to 9, got {args.servers}")
     elif args.servers != 1:
         raise InputError("--servers", "is for --bus nats (the in-process bus has no servers)")
-    if args.serve is not None and args.bus == "nats":
-        raise InputError("--serve", "serves the in-process cluster (--bus memory) for now")
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
     if args.metrics is not None and args.bus == "nats":
@@ -288,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bus == "nats":
         from becomingone.commands._nats_cluster import run_nats
 
-        summary, history = run_nats(args, settings, ticks, config.kairos.threshold)
+        summary, history = run_nats(args, config, settings, ticks)
         totals, cache, glyphs, roles = None, None, None, None
     elif args.cells == "full":
         summary, history, totals, glyphs, roles = _run_full(args, config, settings, cells, ticks)
@@ -403,11 +401,11 @@ async def _drive(
         )
         registry = cluster_registry(cluster, migrator=migrator)
         stack.enter_context(metrics_server(args.metrics, registry))
-        served = await stack.enter_async_context(
-            served_cluster(args, config, settings, members, migrator, registry)
-        )
         driver = stack.enter_context(
             partifact_driver(args, members, cells, threshold, settings.tick)
+        )
+        served = await stack.enter_async_context(
+            served_cluster(args, config, settings, members, migrator, registry, driver)
         )
         summary = await _run_ticks(args, settings, cluster, cells, ticks, migrator, driver, served)
         roles = roles_summary(driver) if driver is not None else None

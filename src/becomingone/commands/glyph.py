@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -24,6 +24,9 @@ from rich.table import Table
 
 from becomingone.commands._api import DEFAULT_URL, add_url_arguments, api_client
 from becomingone.errors import InputError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["register", "top_table"]
 
@@ -87,8 +90,22 @@ def _submit(args: argparse.Namespace) -> int:
     }
     with api_client(args.url, args.ca) as client:
         glyph = client.submit_glyph(args.kind, cell=args.cell, **fields)
-    print(glyph.model_dump_json() if args.json else f"submitted {_line(glyph.model_dump())}")
+    print(_written("submitted", glyph, args.json))
     return 0
+
+
+def _written(done: str, answer: BaseModel, as_json: bool) -> str:
+    """What a submit or cancel did: the glyph, or the proposal it became (AUTONOMOUS)."""
+    from becomingone.api.schemas import ProposalPublic
+
+    if as_json:
+        return answer.model_dump_json()
+    if isinstance(answer, ProposalPublic):
+        return (
+            f"proposed {answer.id} ({answer.kind}): the cluster is AUTONOMOUS, its Validators "
+            f"decide ({answer.needed} of {len(answer.eligible)} yes needed)"
+        )
+    return f"{done} {_line(answer.model_dump())}"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -106,7 +123,7 @@ def _list(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     with api_client(args.url, args.ca) as client:
         glyph = client.cancel_glyph(args.glyph_id)
-    print(glyph.model_dump_json() if args.json else f"cancelled {_line(glyph.model_dump())}")
+    print(_written("cancelled", glyph, args.json))
     return 0
 
 

@@ -8,7 +8,8 @@ site's leaf server (:mod:`becomingone.runtime.relay`) and stops it by pid on the
 Membership: without ``--roster`` the node reads the cluster's JetStream KV bucket
 (``roster_<cluster>``) and watches it; ``--roster FILE`` uses a roster file instead (one
 machine). ``--certs DIR [--cert NAME]`` connects with mutual TLS (``--cert`` defaults to the
-node's name).
+node's name). ``--serve [HOST:]PORT`` (any kind but a relay) serves the read-only cluster view
+of what the node hears (:mod:`becomingone.commands._node_serve`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import json
 import math
 import signal
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+from becomingone.api.settings import parse_listen
 from becomingone.certs import TlsFiles
+from becomingone.commands._node_serve import cluster_view
 from becomingone.commands.certs import add_tls_options, tls_files
 from becomingone.commands.cluster import cluster_settings
 from becomingone.config import CellConfig, load_config
@@ -40,6 +45,7 @@ from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Topology
+from becomingone.transport.base import Bus
 from becomingone.transport.nats import NatsBus, connect_nats
 from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
@@ -99,6 +105,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="wall-clock time (Unix seconds) of the first tick: connect, then wait (full, light)",
     )
     p.add_argument("--json", action="store_true", help="one JSON status line per second")
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the read-only cluster view of what this node hears (GET /api/v1/cluster, "
+        "its history and event stream, and the dashboard; loopback unless api.allow_remote); "
+        "not for a relay",
+    )
     p.set_defaults(handler=run)
 
 
@@ -109,6 +122,8 @@ def _check(args: argparse.Namespace) -> None:
         for flag, given in (("--join", args.join), ("--roster", args.roster)):
             if given:
                 raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
+    if args.kind == "relay" and args.serve is not None:
+        raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick", "start_at"):
@@ -127,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     """Open the cell, join the roster if asked, connect and tick until a signal or the end."""
     _check(args)
     config = load_config(args.config)
+    listen = None
+    if args.serve is not None:
+        listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
     cs = cluster_settings(args, config)
     data_dir = (args.data_dir or default_data_dir()).expanduser().absolute()
     name = args.name or data_dir.name
@@ -163,7 +181,13 @@ def run(args: argparse.Namespace) -> int:
     ok = False
     try:
         serve = functools.partial(
-            _serve, args, name=name, tls=tls, roster=roster, public_key=cell.key.public_bytes
+            _serve,
+            args,
+            name=name,
+            tls=tls,
+            roster=roster,
+            public_key=cell.key.public_bytes,
+            view=cluster_view(listen, config, cs, name),
         )
         if args.kind == "witness":
             witness = ClusterWitness(
@@ -264,10 +288,11 @@ async def _serve(
     roster: RosterSource | None,
     public_key: bytes,
     urls: str | None = None,
+    view: Callable[[Bus], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Any:
     """Connect (to ``urls``, default ``--bus``, with the node's certificate); on a KV roster
-    join it if asked, then watch it; run ``runner(bus, duration=, stop=, on_second=)`` until a
-    signal; close everything."""
+    join it if asked, then watch it; serve the cluster ``view`` on the connection if given;
+    run ``runner(bus, duration=, stop=, on_second=)`` until a signal; close everything."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     async with contextlib.AsyncExitStack() as stack:
@@ -284,6 +309,8 @@ async def _serve(
                 print(f"{name}: {DEV_MODE_WARNING}", file=sys.stderr, flush=True)
             stack.push_async_callback(watch.aclose)
             await watch.start(bus)
+        if view is not None:
+            await stack.enter_async_context(view(bus))
 
         def show(status: Any) -> None:
             doc = status if isinstance(status, dict) else status.to_json()

@@ -85,6 +85,7 @@ from becomingone.runtime.metrics import (
     serve_metrics,
 )
 from becomingone.runtime.node import (
+    CellReading,
     NodeSettings,
     NodeStatus,
     RosterFile,
@@ -101,6 +102,12 @@ from becomingone.runtime.profile import (
     cluster_bench_argv,
     run_small_profile,
 )
+from becomingone.runtime.proposal_desk import (
+    OPERATOR_KINDS,
+    ProposalDesk,
+    ProposalRefused,
+    UnknownProposal,
+)
 from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
@@ -111,6 +118,7 @@ __all__ = [
     "LOCK_NAME",
     "LOGGER",
     "METRICS",
+    "OPERATOR_KINDS",
     "PUBLIC_KEY_FILE",
     "RUN_COST",
     "SEND_SECONDS",
@@ -119,6 +127,7 @@ __all__ = [
     "Cell",
     "CellGlyphs",
     "CellMember",
+    "CellReading",
     "CellStatus",
     "CellTotals",
     "ClusterMember",
@@ -152,6 +161,8 @@ __all__ = [
     "PartifactDriver",
     "PartifactTick",
     "ProbeHandler",
+    "ProposalDesk",
+    "ProposalRefused",
     "PythonHandler",
     "Relay",
     "RelayStatus",
@@ -167,6 +178,7 @@ __all__ = [
     "TickReport",
     "UnknownCell",
     "UnknownGlyph",
+    "UnknownProposal",
     "Veto",
     "back_up",
     "build_cell_members",

@@ -53,6 +53,7 @@ from becomingone.sync.topology import Plan, Topology
 from becomingone.transport.base import Bus, Subscription
 
 __all__ = [
+    "CellReading",
     "NodeSettings",
     "NodeStatus",
     "RosterFile",
@@ -156,6 +157,44 @@ class RosterFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CellReading:
+    """A full node's cell after its last batch, as its status carries it: the three |T|² in
+    [0, 1], the last Sync decision and the collapses so far."""
+
+    master: float
+    emissary: float
+    sync: float
+    outcome: str
+    collapses: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "master": self.master,
+            "emissary": self.emissary,
+            "sync": self.sync,
+            "outcome": self.outcome,
+            "collapses": self.collapses,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> CellReading | None:
+        """Parse the ``cell`` of a status (null: none); ``ValueError`` for anything else."""
+        if doc is None:
+            return None
+        values = [float(doc[k]) for k in ("master", "emissary", "sync")]
+        if not all(0.0 <= v <= 1.0 for v in values):
+            raise ValueError(f"cell |T|² not in [0, 1]: {values}")
+        outcome, collapses = str(doc["outcome"]), int(doc["collapses"])
+        if len(outcome) > 32 or collapses < 0:
+            raise ValueError(f"cell outcome {outcome[:40]!r} or collapses {collapses} out of range")
+        master, emissary, sync = values
+        return cls(
+            master=master, emissary=emissary, sync=sync, outcome=outcome, collapses=collapses
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStatus:
     """What a node publishes once per tick on its status subject (JSON).
 
@@ -166,7 +205,9 @@ class NodeStatus:
     ``t_global`` its own T_global (:mod:`becomingone.sync.mesh`) and ``cluster_collapses`` how
     many cluster collapses it witnessed since it started.
     ``accepted`` and ``rejected`` its validator's counts; ``samples`` how many samples its
-    engine has read (a full cell: over its whole life; a light node: since it started).
+    engine has read (a full cell: over its whole life; a light node: since it started);
+    ``cell`` a full node's Master/Emissary/Sync reading (None for other kinds and for nodes
+    that do not send it).
     """
 
     node: str
@@ -186,6 +227,7 @@ class NodeStatus:
     t_global: complex = 0j
     cluster_collapses: int = 0
     samples: int = 0
+    cell: CellReading | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -208,6 +250,7 @@ class NodeStatus:
             "t_global_sq": min(1.0, abs(self.t_global) ** 2),
             "cluster_collapses": self.cluster_collapses,
             "samples": self.samples,
+            "cell": None if self.cell is None else self.cell.to_json(),
         }
 
     @classmethod
@@ -233,6 +276,7 @@ class NodeStatus:
                 t_global=_unit_complex(doc["t_global"]),
                 cluster_collapses=int(doc["cluster_collapses"]),
                 samples=int(doc.get("samples", 0)),
+                cell=CellReading.from_json(doc.get("cell")),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -388,6 +432,7 @@ class SupervisedNode:
             t_global=sup.mesh.value,
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
             samples=_samples(self.member),
+            cell=_reading(self.member),
         )
 
     async def run(
@@ -441,6 +486,20 @@ def _samples(member: CellMember | FedMember | None) -> int:
     if isinstance(member, CellMember):
         return member.cell.samples
     return 0 if member is None else member.samples
+
+
+def _reading(member: CellMember | FedMember | None) -> CellReading | None:
+    """A full node's Master/Emissary/Sync after its last batch (None without a cell)."""
+    if not isinstance(member, CellMember):
+        return None
+    st = member.status
+    return CellReading(
+        master=st.master,
+        emissary=st.emissary,
+        sync=st.sync,
+        outcome=st.outcome,
+        collapses=st.collapses,
+    )
 
 
 def _heard(sup: PhaseSupervisor, now: float) -> int:

@@ -11,7 +11,9 @@ equal-weight mean of the T_sync in those statuses (:func:`~becomingone.sync.glob
 its upward crossings of I_c are the cluster collapses the observer counts (each node witnesses
 its own, from what it hears). A node not heard within the timeout leaves the measurement (its
 last rejection counts stay in the totals).
-Malformed status messages are counted (``bad_status``) and dropped.
+Malformed status messages are counted (``bad_status``) and dropped. ``keep`` bounds the tick
+reports kept in ``history`` for an observer that runs for days (a node serving its view); the
+tick number counts on regardless.
 
 :class:`PacketAges` listens to the packets themselves (``ssep.<cluster>.*``, every copy to
 every receiver): it verifies each on arrival against the roster file (Ed25519, as a member
@@ -43,7 +45,8 @@ __all__ = ["ClusterObserver", "PacketAges"]
 
 class ClusterObserver:
     """Measures a cluster from its nodes' status messages; call :meth:`start` then
-    :meth:`step` once per tick. ``threshold`` is I_c (the nodes' ``kairos.threshold``)."""
+    :meth:`step` once per tick. ``threshold`` is I_c (the nodes' ``kairos.threshold``);
+    ``keep`` (None: all) the newest tick reports kept in ``history``."""
 
     def __init__(
         self,
@@ -54,9 +57,15 @@ class ClusterObserver:
         ring: bool = False,
         threshold: float = 0.95,
         clock: Callable[[], float] = time.time,
+        keep: int | None = None,
     ) -> None:
+        if keep is not None and keep < 1:
+            raise InputError("keep", f"must be at least 1 (or None: all), got {keep}")
         self.bus = bus
         self.cluster = cluster
+        self.keep = keep
+        #: Ticks measured since the start (or the last :meth:`restart`).
+        self.ticks = 0
         self.peer_timeout = peer_timeout
         self.ring = ring
         self.clock = clock
@@ -69,6 +78,11 @@ class ClusterObserver:
     async def start(self) -> None:
         """Subscribe to every node's status subject."""
         self._sub = await self.bus.subscribe(f"status.{self.cluster}.*")
+
+    def restart(self) -> None:
+        """Forget the tick reports and count ticks from 0 again (what was heard stays)."""
+        self.history.clear()
+        self.ticks = 0
 
     def live(self, now: float) -> list[NodeStatus]:
         """The newest status of each node heard within the peer timeout, by node id."""
@@ -97,8 +111,9 @@ class ClusterObserver:
             now=now,
             timeout=self.peer_timeout,
         )
+        tick = self.ticks
         report = TickReport(
-            tick=len(self.history),
+            tick=tick,
             time=now,
             c_cluster=reading.c if thetas else 0.0,
             r=reading.r if thetas else 0.0,
@@ -107,9 +122,12 @@ class ClusterObserver:
             winding=winding_number(thetas) if self.ring and thetas else None,
             thetas=thetas,
             t_global=mesh.value,
-            cluster_collapse=self.collapses.update(mesh, tick=len(self.history)) is not None,
+            cluster_collapse=self.collapses.update(mesh, tick=tick) is not None,
         )
+        self.ticks += 1
         self.history.append(report)
+        if self.keep is not None and len(self.history) >= 2 * self.keep:
+            del self.history[: -self.keep]  # amortised: once every `keep` ticks
         return report
 
     def rejected(self) -> Counter[str]:

@@ -174,6 +174,7 @@ class PartifactDriver:
         self._pending: dict[str, _Pending] = {}
         self._next_intent = 0.0
         self._serial = self.restored  # intents after a restart get fresh ids
+        self._queued: list[tuple[str, Mapping[str, Any]]] = []  # events between ticks
 
     def crash(self, cell: str, now: float | None = None) -> None:
         """From ``now`` on ``cell`` is not heard (as after ``kill -9``); if it is the Genesis,
@@ -190,7 +191,7 @@ class PartifactDriver:
     def step(self, report: TickReport) -> PartifactTick:
         """One tick of the partifact protocol after the cluster's tick ``report``."""
         now, pc = report.time, self.cluster
-        events: list[tuple[str, Mapping[str, Any]]] = []
+        events, self._queued = self._queued, []  # what operators did since the last tick
         before, moved = dict(pc.roles), pc.transfer_count
         for m in self.members:
             if m.node_id not in self.silent:
@@ -238,6 +239,28 @@ class PartifactDriver:
         for stage in list(LifecycleStage)[: life.stage.level + 1]:
             self.first_tick.setdefault(stage, report.tick)
         return tick
+
+    def open_operator(self, proposal: Proposal, now: float) -> None:
+        """Open an operator's proposal (signed in this process by the proposer's key) for
+        the Validators to vote on through :meth:`cast`: the driver does not vote on it.
+        Refusals raise :class:`~becomingone.errors.ProtocolError` (counted by the book)."""
+        self.cluster.propose(proposal, now)
+        self.counts.proposed[proposal.kind] += 1
+        self._queued.append(
+            (
+                HookEvent.PROPOSAL_OPENED.value,
+                {"id": proposal.id, "kind": proposal.kind, "proposer": proposal.proposer},
+            )
+        )
+
+    def cast(self, vote: Vote, now: float) -> Decision | None:
+        """Count one signed vote from outside the tick (an operator voting as a cell); a
+        decision it makes is settled and logged at once, its events go out with the next
+        tick. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
+        decision = self.cluster.vote(vote, now)
+        if decision is not None:
+            self._settle([decision], self._queued)
+        return decision
 
     def _on_fired(self, call: HookCall) -> None:
         """A full cell ran a glyph: keep the result if it was a delegated task's."""

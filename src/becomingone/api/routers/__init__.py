@@ -1,5 +1,5 @@
 """One router module per resource (node, coherence, signals, witness, resonance, events,
-cluster, glyphs, metrics) and the dashboard (ui).
+cluster, glyphs, partifacts, metrics) and the dashboard (ui).
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
 every status a route can answer is listed in its ``responses`` (a test checks the schema).
@@ -12,6 +12,7 @@ from becomingone.api.routers import (
     glyphs,
     metrics,
     node,
+    partifacts,
     resonance,
     signals,
     ui,
@@ -25,6 +26,7 @@ __all__ = [
     "glyphs",
     "metrics",
     "node",
+    "partifacts",
     "resonance",
     "signals",
     "ui",

@@ -4,7 +4,10 @@ Rule: mounted only beside a cluster of full cells (``cluster --cells full --serv
 change goes through the cluster's :class:`~becomingone.runtime.GlyphDesk` on the driver's
 event loop, so the handlers are ``async def`` and never run beside a tick in a thread. Writes
 need a token (``cluster --data-dir D`` keeps them; ``becomingone tokens create NAME
---data-dir D``). A glyph moving between two cells cannot be cancelled: 409, retry.
+--data-dir D``). A glyph moving between two cells cannot be cancelled: 409, retry. When the
+cluster also runs roles (``--roles``) and its lifecycle is AUTONOMOUS, a submit or a cancel is
+not applied: it becomes a proposal the Validators decide (202 with the proposal; oversight is
+feedback only), carried out when it passes; below AUTONOMOUS it applies at once.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, status
+from fastapi.responses import JSONResponse
 
 from becomingone.api.cluster import ServedCluster
 from becomingone.api.deps import Cluster, Reader, Writer
 from becomingone.api.errors import ApiProblem, responses
 from becomingone.api.routers.node import READ_STATUSES
-from becomingone.api.schemas import GlyphCreate, GlyphList, GlyphPublic
+from becomingone.api.schemas import GlyphCreate, GlyphList, GlyphPublic, ProposalPublic
 from becomingone.runtime.glyph_desk import (
     GlyphBusy,
     GlyphDesk,
@@ -25,8 +29,9 @@ from becomingone.runtime.glyph_desk import (
     UnknownCell,
     UnknownGlyph,
 )
+from becomingone.runtime.proposal_desk import ProposalDesk, ProposalRefused
 
-__all__ = ["WRITE_STATUSES", "describe_kinds", "router"]
+__all__ = ["WRITE_STATUSES", "cluster_now", "describe_kinds", "router"]
 
 #: What a write can answer besides success: no or a bad token, revoked, read-only, too large,
 #: invalid, rate-limited, a storage failure.
@@ -45,6 +50,24 @@ async def _desk(cluster: Cluster) -> GlyphDesk:
 
 Desk = Annotated[GlyphDesk, Depends(_desk)]
 
+#: The answer of a write turned into a proposal (an AUTONOMOUS cluster).
+PROPOSED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": ProposalPublic,
+        "description": "AUTONOMOUS: not applied but proposed to the Validators",
+    }
+}
+
+
+def _governing(cluster: ServedCluster) -> ProposalDesk | None:
+    """The proposal desk when operator commands must become proposals (AUTONOMOUS)."""
+    desk = cluster.partifacts
+    return desk if desk is not None and desk.governs() else None
+
+
+def _proposed(row: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(ProposalPublic(**row).model_dump(mode="json"), status_code=202)
+
 
 @router.get("", responses=responses(*READ_STATUSES))
 async def glyphs(desk: Desk, _: Reader) -> GlyphList:
@@ -54,34 +77,57 @@ async def glyphs(desk: Desk, _: Reader) -> GlyphList:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=responses(404, 409, *WRITE_STATUSES)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**PROPOSED, **responses(404, 409, *WRITE_STATUSES)},
+    response_model=GlyphPublic,
 )
-async def submit(body: GlyphCreate, desk: Desk, _: Writer) -> GlyphPublic:
+async def submit(
+    body: GlyphCreate, desk: Desk, cluster: Cluster, _: Writer
+) -> GlyphPublic | JSONResponse:
     """Run a new glyph on the named cell or the least-loaded one (422 a bad glyph, 404 an
-    unknown cell, 409 an id already in the cluster)."""
+    unknown cell, 409 an id already in the cluster); AUTONOMOUS: 202, proposed instead (409
+    ``no_quorum`` when it cannot be)."""
     fields = body.model_dump(exclude={"cell"}, exclude_none=True)
     try:
+        governing = _governing(cluster)
+        if governing is not None:
+            return _proposed(governing.propose_glyph(fields, cluster_now(cluster), body.cell))
         return GlyphPublic(**desk.submit(fields, body.cell))
+    except ProposalRefused as exc:
+        raise ApiProblem(409, exc.reason, str(exc)) from None
     except UnknownCell as exc:
         raise ApiProblem(404, "unknown_cell", str(exc), field="cell") from None
     except GlyphExists as exc:
         raise ApiProblem(409, "glyph_exists", str(exc), field="id") from None
 
 
-@router.delete("/{glyph_id}", responses=responses(404, 409, *WRITE_STATUSES))
+@router.delete(
+    "/{glyph_id}",
+    responses={**PROPOSED, **responses(404, 409, *WRITE_STATUSES)},
+    response_model=GlyphPublic,
+)
 async def cancel(
     glyph_id: Annotated[str, _ID], desk: Desk, cluster: Cluster, _: Writer
-) -> GlyphPublic:
-    """End a glyph on its owner, witnessed (404 unknown; 409 while it moves between cells)."""
+) -> GlyphPublic | JSONResponse:
+    """End a glyph on its owner, witnessed (404 unknown; 409 while it moves between cells);
+    AUTONOMOUS: 202, proposed instead (404 unknown now; 409 ``no_quorum``)."""
     try:
-        return GlyphPublic(**await desk.cancel(glyph_id, _now(cluster)))
+        governing = _governing(cluster)
+        if governing is not None:
+            if not any(g["id"] == glyph_id for g in desk.glyphs()):
+                raise UnknownGlyph(f"no cell owns glyph {glyph_id!r}")
+            return _proposed(governing.propose_cancel(glyph_id, cluster_now(cluster)))
+        return GlyphPublic(**await desk.cancel(glyph_id, cluster_now(cluster)))
+    except ProposalRefused as exc:
+        raise ApiProblem(409, exc.reason, str(exc)) from None
     except UnknownGlyph as exc:
         raise ApiProblem(404, "unknown_glyph", str(exc), field="glyph_id") from None
     except GlyphBusy as exc:
         raise ApiProblem(409, "glyph_moving", str(exc), field="glyph_id") from None
 
 
-def _now(cluster: ServedCluster) -> float:
+def cluster_now(cluster: ServedCluster) -> float:
     """Cluster time of the newest tick (0 before the first)."""
     last = cluster.latest()
     return float(last["time"]) if last else 0.0

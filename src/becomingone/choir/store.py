@@ -1,0 +1,346 @@
+"""Choir's content store: message text, embeddings and payloads, and each thread's co-authors.
+
+Rule: the ledger is the truth and the store follows it (written after the ledger commits;
+:mod:`becomingone.choir.reconcile` repairs it). :class:`ContentStore` is the protocol;
+:class:`QdrantStore` is its adapter over ``qdrant-client``, in local mode under a directory
+(one process at a time) or against a Qdrant server by URL. Embedding is the caller's
+function; this module stores and searches vectors, it does not make them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from becomingone.errors import InputError, StorageError
+
+__all__ = [
+    "PUBLISHED",
+    "ContentStore",
+    "Hit",
+    "QdrantStore",
+    "StoredMessage",
+    "StoredThread",
+    "point_id",
+]
+
+#: The status of a co-author's post (a spec's status is its :class:`SpecStatus` value).
+PUBLISHED = "published"
+_MESSAGES = "choir_messages"
+_THREADS = "choir_threads"
+_NAMESPACE = uuid.UUID("6f1c1e4a-3f0b-5d7e-9a51-0c401a6e0b12")
+
+
+def point_id(kind: str, key: str) -> str:
+    """The store's point id of a message or thread id (a UUID; Qdrant takes no free strings).
+
+    >>> point_id("message", "m1") == point_id("message", "m1") != point_id("thread", "m1")
+    True
+    """
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredMessage:
+    """One message as the store keeps it: the payload and the text (the vector is separate).
+
+    ``status`` is ``"published"`` for a co-author's post, else the spec's status.
+    """
+
+    thread_id: str
+    message_id: str
+    author: str
+    content_hash: str
+    status: str
+    created_at: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredThread:
+    """A thread as the store sees it: its co-authors (user ids, sorted)."""
+
+    thread_id: str
+    coauthors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    """A search result: the message and its cosine similarity to the query."""
+
+    message: StoredMessage
+    score: float
+
+
+class ContentStore(Protocol):
+    """Where Choir keeps message text and embeddings, and its view of each thread."""
+
+    @property
+    def dim(self) -> int:
+        """The vector size."""
+        ...
+
+    def put_messages(self, items: Sequence[tuple[StoredMessage, NDArray[Any]]]) -> None:
+        """Insert or replace messages with their vectors (one batch)."""
+        ...
+
+    def set_status(self, message_id: str, status: str) -> None:
+        """Change one message's status in its payload."""
+        ...
+
+    def delete_messages(self, message_ids: Iterable[str]) -> None:
+        """Remove messages (unknown ids are ignored)."""
+        ...
+
+    def messages(self, *, thread: str | None = None) -> list[StoredMessage]:
+        """Every message (of one thread), oldest first."""
+        ...
+
+    def vectors(self, message_ids: Sequence[str]) -> NDArray[np.float64]:
+        """The vectors of these messages, in this order, shape (N, dim)."""
+        ...
+
+    def put_thread(self, thread: StoredThread) -> None:
+        """Insert or replace a thread's co-author view."""
+        ...
+
+    def threads(self) -> list[StoredThread]:
+        """Every thread the store knows."""
+        ...
+
+    def delete_threads(self, thread_ids: Iterable[str]) -> None:
+        """Remove threads (unknown ids are ignored)."""
+        ...
+
+    def search(
+        self,
+        vector: NDArray[Any],
+        *,
+        k: int,
+        statuses: Sequence[str],
+        thread: str | None = None,
+    ) -> list[Hit]:
+        """The ``k`` messages nearest ``vector`` among those with one of ``statuses``."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (local mode: its directory lock)."""
+        ...
+
+
+def _message(payload: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        thread_id=str(payload["thread_id"]),
+        message_id=str(payload["message_id"]),
+        author=str(payload["author"]),
+        content_hash=str(payload["content_hash"]),
+        status=str(payload["status"]),
+        created_at=float(payload["created_at"]),
+        text=str(payload.get("text", "")),
+    )
+
+
+class QdrantStore:
+    """A :class:`ContentStore` in Qdrant: ``path`` (local mode) or ``url`` (a server).
+
+    Local mode allows one process per directory; a second one gets a ``StorageError`` saying
+    so. Writes in local mode commit per call, so batches go in one :meth:`put_messages`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     store = QdrantStore(path=Path(d), dim=2)
+    ...     m = StoredMessage(thread_id="t", message_id="m", author="a", content_hash="0" * 64,
+    ...                       status="published", created_at=0.0, text="hi")
+    ...     store.put_messages([(m, np.array([1.0, 0.0]))])
+    ...     [hit] = store.search(np.array([1.0, 0.1]), k=1, statuses=["published"])
+    ...     store.close()
+    >>> hit.message.text, round(hit.score, 3)
+    ('hi', 0.995)
+    """
+
+    def __init__(self, *, path: Path | None = None, url: str | None = None, dim: int) -> None:
+        if (path is None) == (url is None):
+            raise InputError("store", "give exactly one of a path (local mode) or a URL")
+        if dim < 1:
+            raise InputError("dim", f"must be positive, got {dim}")
+        from qdrant_client import QdrantClient
+
+        self._dim = dim
+        self.where = str(path) if path is not None else str(url)
+        try:
+            if path is not None:
+                path.mkdir(parents=True, exist_ok=True)
+                self._client = QdrantClient(path=str(path))
+            else:
+                self._client = QdrantClient(url=url, timeout=10)
+            self._ensure()
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StorageError(
+                    f"content store {self.where} is open in another process"
+                    " (local mode allows one; stop it or use a Qdrant server with --store URL)"
+                ) from None
+            raise StorageError(f"content store {self.where}: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"content store {self.where}: {exc}") from None
+        except Exception as exc:  # qdrant's HTTP errors have no common public base
+            raise StorageError(f"content store {self.where}: {type(exc).__name__}: {exc}") from None
+
+    def _ensure(self) -> None:
+        from qdrant_client import models
+
+        if not self._client.collection_exists(_MESSAGES):
+            params = models.VectorParams(size=self._dim, distance=models.Distance.COSINE)
+            self._client.create_collection(_MESSAGES, vectors_config=params)
+        else:
+            info = self._client.get_collection(_MESSAGES).config.params.vectors
+            size = getattr(info, "size", None)
+            if size != self._dim:
+                raise StorageError(
+                    f"content store {self.where} holds vectors of size {size}, not {self._dim}"
+                )
+        if not self._client.collection_exists(_THREADS):
+            self._client.create_collection(_THREADS, vectors_config={})
+
+    @property
+    def dim(self) -> int:
+        """The vector size."""
+        return self._dim
+
+    def put_messages(self, items: Sequence[tuple[StoredMessage, NDArray[Any]]]) -> None:
+        """Insert or replace messages with their vectors in one upsert."""
+        from qdrant_client import models
+
+        points = []
+        for message, vector in items:
+            vec = np.asarray(vector, dtype=np.float64).reshape(-1)
+            if vec.shape != (self._dim,) or not np.all(np.isfinite(vec)):
+                raise InputError("vector", f"must be {self._dim} finite numbers")
+            payload = {
+                "thread_id": message.thread_id,
+                "message_id": message.message_id,
+                "author": message.author,
+                "content_hash": message.content_hash,
+                "status": message.status,
+                "created_at": message.created_at,
+                "text": message.text,
+            }
+            pid = point_id("message", message.message_id)
+            points.append(models.PointStruct(id=pid, vector=vec.tolist(), payload=payload))
+        if points:
+            self._client.upsert(_MESSAGES, points=points, wait=True)
+
+    def set_status(self, message_id: str, status: str) -> None:
+        """Change one message's status in its payload."""
+        pid = point_id("message", message_id)
+        self._client.set_payload(_MESSAGES, payload={"status": status}, points=[pid], wait=True)
+
+    def delete_messages(self, message_ids: Iterable[str]) -> None:
+        """Remove messages."""
+        ids: list[Any] = [point_id("message", m) for m in message_ids]
+        if ids:
+            self._client.delete(_MESSAGES, points_selector=ids, wait=True)
+
+    def _filter(self, thread: str | None, statuses: Sequence[str] = ()) -> Any:
+        from qdrant_client import models
+
+        must: list[Any] = []
+        if thread is not None:
+            must.append(
+                models.FieldCondition(key="thread_id", match=models.MatchValue(value=thread))
+            )
+        if statuses:
+            match = models.MatchAny(any=list(statuses))
+            must.append(models.FieldCondition(key="status", match=match))
+        return models.Filter(must=must) if must else None
+
+    def _scroll(self, collection: str, flt: Any, vectors: bool = False) -> list[Any]:
+        out: list[Any] = []
+        offset = None
+        while True:
+            page, offset = self._client.scroll(
+                collection,
+                scroll_filter=flt,
+                limit=1000,
+                offset=offset,
+                with_payload=True,
+                with_vectors=vectors,
+            )
+            out.extend(page)
+            if offset is None:
+                return out
+
+    def messages(self, *, thread: str | None = None) -> list[StoredMessage]:
+        """Every message (of one thread), oldest first."""
+        found = [_message(p.payload or {}) for p in self._scroll(_MESSAGES, self._filter(thread))]
+        return sorted(found, key=lambda m: (m.created_at, m.message_id))
+
+    def vectors(self, message_ids: Sequence[str]) -> NDArray[np.float64]:
+        """The vectors of these messages, in this order (``InputError`` for an unknown one)."""
+        ids = [point_id("message", m) for m in message_ids]
+        got = {
+            str(p.id): p.vector for p in self._client.retrieve(_MESSAGES, ids, with_vectors=True)
+        }
+        missing = [m for m, i in zip(message_ids, ids, strict=True) if i not in got]
+        if missing:
+            raise InputError("message", f"not in the content store: {', '.join(missing)}")
+        rows = [np.asarray(got[i], dtype=np.float64) for i in ids]
+        return np.vstack(rows) if rows else np.zeros((0, self._dim))
+
+    def put_thread(self, thread: StoredThread) -> None:
+        """Insert or replace a thread's co-author view."""
+        from qdrant_client import models
+
+        payload = {"thread_id": thread.thread_id, "coauthors": sorted(thread.coauthors)}
+        point = models.PointStruct(
+            id=point_id("thread", thread.thread_id), vector={}, payload=payload
+        )
+        self._client.upsert(_THREADS, points=[point], wait=True)
+
+    def threads(self) -> list[StoredThread]:
+        """Every thread the store knows, by id."""
+        rows = [p.payload or {} for p in self._scroll(_THREADS, None)]
+        found = [
+            StoredThread(thread_id=str(r["thread_id"]), coauthors=tuple(sorted(r["coauthors"])))
+            for r in rows
+        ]
+        return sorted(found, key=lambda t: t.thread_id)
+
+    def delete_threads(self, thread_ids: Iterable[str]) -> None:
+        """Remove threads."""
+        ids: list[Any] = [point_id("thread", t) for t in thread_ids]
+        if ids:
+            self._client.delete(_THREADS, points_selector=ids, wait=True)
+
+    def search(
+        self,
+        vector: NDArray[Any],
+        *,
+        k: int,
+        statuses: Sequence[str],
+        thread: str | None = None,
+    ) -> list[Hit]:
+        """The ``k`` nearest messages (cosine) with one of ``statuses``, best first."""
+        if k < 1:
+            raise InputError("k", f"must be a positive integer, got {k}")
+        query = np.asarray(vector, dtype=np.float64).reshape(-1).tolist()
+        result = self._client.query_points(
+            _MESSAGES,
+            query=query,
+            query_filter=self._filter(thread, statuses),
+            limit=k,
+            with_payload=True,
+        )
+        return [Hit(message=_message(p.payload or {}), score=float(p.score)) for p in result.points]
+
+    def close(self) -> None:
+        """Release the client (and in local mode the directory)."""
+        self._client.close()

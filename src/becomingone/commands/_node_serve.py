@@ -1,0 +1,99 @@
+"""``becomingone node --serve``: the read-only view of its cluster a node serves, from what it
+hears.
+
+Rule: on the node's own bus connection, a
+:class:`~becomingone.runtime.observer.ClusterObserver` (``status.<cluster>.*``) is stepped once
+per cluster tick and every report, with the statuses it measured, becomes a frame of a
+:class:`~becomingone.api.ServedCluster` behind the API app (cluster routes and the dashboard,
+no write route). The context manager stops the ticker task and the server it started, before
+the node closes its connection; the API package is imported only when serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+from becomingone.config import CellConfig, ClusterConfig
+from becomingone.runtime.observer import ClusterObserver
+from becomingone.transport.base import Bus
+
+if TYPE_CHECKING:
+    from becomingone.api.cluster import ServedCluster
+
+__all__ = ["OBSERVER_KEEP", "cluster_view"]
+
+#: Tick reports the node's observer keeps (the frames themselves are the ServedCluster's).
+OBSERVER_KEEP = 64
+
+
+def cluster_view(
+    listen: tuple[str, int] | None, config: CellConfig, settings: ClusterConfig, who: str
+) -> Callable[[Bus], AbstractAsyncContextManager[ServedCluster]] | None:
+    """With ``--serve`` (``listen``): what serves the cluster view on a node's connection
+    (None without); ``who`` prefixes the line that gives the URLs."""
+    if listen is None:
+        return None
+
+    def view(bus: Bus) -> AbstractAsyncContextManager[ServedCluster]:
+        return _serve_view(bus, listen, config, settings, who)
+
+    return view
+
+
+@contextlib.asynccontextmanager
+async def _serve_view(
+    bus: Bus,
+    listen: tuple[str, int],
+    config: CellConfig,
+    settings: ClusterConfig,
+    who: str,
+) -> AsyncIterator[ServedCluster]:
+    from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
+    from becomingone.api.settings import api_tls
+
+    obs = ClusterObserver(
+        bus,
+        cluster=settings.name,
+        peer_timeout=settings.peer_timeout,
+        ring=settings.topology == "ring",
+        threshold=config.kairos.threshold,
+        keep=OBSERVER_KEEP,
+    )
+    await obs.start()
+    served = ServedCluster(settings.name, settings.topology, threshold=config.kairos.threshold)
+    app = create_app(None, ApiSettings.from_config(config.api), cluster=served)
+    server = ApiServer(app, *listen, tls=api_tls(config.api))
+    await server.start()
+    print(
+        f"{who}: cluster view at {server.url}{PREFIX}/cluster, dashboard at {server.url}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    task = asyncio.create_task(_tick(obs, served, settings.tick))
+    try:
+        yield served
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await server.aclose()
+
+
+async def _tick(obs: ClusterObserver, served: ServedCluster, tick: float) -> None:
+    """Step the observer every ``tick`` seconds and record each report, until cancelled."""
+    start = time.monotonic()
+    i = 0
+    while True:
+        report = obs.step()
+        served.record_heard(report, obs.live(report.time), obs.rejected())
+        i += 1
+        late = time.monotonic() - (start + i * tick)
+        if late > tick:  # fell behind (a busy machine): skip the missed ticks, do not burst
+            i += int(late / tick)
+        await asyncio.sleep(max(0.0, start + i * tick - time.monotonic()))
