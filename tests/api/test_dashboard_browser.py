@@ -169,6 +169,12 @@ def test_reconnects_and_resumes_after_the_server_restarts(
     assert server.stop() == 0
     page.wait_for_selector("#conn[data-state='reconnecting']")
     before = int(page.inner_text("#seq"))
+    # While the server is away the cell runs once more on its own, so records are certainly
+    # missed (the stopping server may deliver its last records live before it closes).
+    away = subprocess.run(
+        [*CLI, *server.args, "--duration", "1.5"], capture_output=True, timeout=120
+    )
+    assert away.returncode == 0, away.stderr
     server.start()
     page.wait_for_function(
         "document.querySelector('#resume').textContent.includes('reconnected 1×')"

@@ -107,8 +107,11 @@ def test_cancel_ends_the_glyph_on_its_owner_witnessed(members: list[CellMember])
     assert last["state"] == "cancelled" and "x" not in owner.glyphs.scheduler
     ended = [r for r in owner.cell.memory.witnesses() if r.kind == "glyph.ended"]
     assert json.loads(ended[-1].payload)["reason"] == "cancelled"
+    again = asyncio.run(desk.cancel("x", 1.0))  # idempotent: the final state, no new record
+    assert (again["state"], again["reason"]) == ("ended", "cancelled")
+    assert len([r for r in owner.cell.memory.witnesses() if r.kind == "glyph.ended"]) == len(ended)
     with pytest.raises(UnknownGlyph):
-        asyncio.run(desk.cancel("x", 1.0))
+        asyncio.run(desk.cancel("never", 1.0))
     desk.submit({**PROBE, "id": "y"}, cell=members[0].node_id)
     members[0].glyphs.hold("y")  # a migration took it out to offer it
     with pytest.raises(GlyphBusy):
@@ -119,8 +122,9 @@ def test_cancel_ends_the_glyph_on_its_owner_witnessed(members: list[CellMember])
 async def test_routes_need_a_token_and_map_refusals(
     members: list[CellMember], tmp_path: Path
 ) -> None:
-    """GET lists; POST (201) and DELETE need a token; a bad glyph is 422, an unknown one 404,
-    a glyph in flight 409, all with the one error body; without a desk the routes are absent."""
+    """GET lists; POST (201) and DELETE need a token; a bad glyph is 422, a second cancel
+    answers the final state, an unknown id 404, a glyph in flight 409, all with the one error
+    body; without a desk the routes are absent."""
     tokens = TokenStore(tmp_path / "tokens")
     token = tokens.create("ops")
     served = ServedCluster("local", "mesh", threshold=0.95, desk=GlyphDesk(members))
@@ -147,7 +151,9 @@ async def test_routes_need_a_token_and_map_refusals(
         assert (await client.delete("/cluster/glyphs/k")).status_code == 401
         gone = await client.delete("/cluster/glyphs/k", headers=auth)
         assert gone.status_code == 200 and gone.json()["state"] == "cancelled"
-        missing = await client.delete("/cluster/glyphs/k", headers=auth)
+        again = await client.delete("/cluster/glyphs/k", headers=auth)
+        assert again.status_code == 200 and again.json()["state"] == "ended"
+        missing = await client.delete("/cluster/glyphs/never", headers=auth)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_glyph"
         await client.post("/cluster/glyphs", json={**PROBE, "id": "m"}, headers=auth)
         owner = next(m for m in members if m.glyphs.holds("m"))

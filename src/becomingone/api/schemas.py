@@ -249,7 +249,13 @@ class GlyphPublic(BaseModel):
     coherence: float = Field(description="Regularity of its firings in [0, 1]")
     owner: str = Field(description="Node id of the owning cell")
     epoch: int = Field(description="Ownership epoch (+1 per migration)")
-    state: str = Field(description="scheduled, held (moving between cells) or cancelled")
+    state: str = Field(
+        description="scheduled, held (moving between cells), cancelled (by this call) or "
+        "ended (before this call: see reason)"
+    )
+    reason: str | None = Field(
+        default=None, description="Why an ended glyph ended: energy, lifetime, cancelled"
+    )
 
 
 class GlyphList(BaseModel):

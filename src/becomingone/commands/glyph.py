@@ -105,7 +105,10 @@ def _written(done: str, answer: BaseModel, as_json: bool) -> str:
             f"proposed {answer.id} ({answer.kind}): the cluster is AUTONOMOUS, its Validators "
             f"decide ({answer.needed} of {len(answer.eligible)} yes needed)"
         )
-    return f"{done} {_line(answer.model_dump())}"
+    row = answer.model_dump()
+    if row.get("state") == "ended":
+        done = f"had already ended ({row.get('reason')})"
+    return f"{done} {_line(row)}"
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("becomingone.glyphs")
+
+#: Ended glyphs a cell remembers (so a late cancel can say the glyph had ended).
+KEEP_ENDED = 10_000
 
 
 def value_digest(value: Any) -> str:
@@ -115,6 +118,8 @@ class CellGlyphs:
         self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
         self.last_value: float | None = None  # the latest numeric value of any run here
         self.held: dict[str, Glyph] = {}  # glyphs in flight to another cell (not scheduled)
+        #: The newest :data:`KEEP_ENDED` glyphs that ended here: id → (last state, reason).
+        self.finished: OrderedDict[str, tuple[Glyph, str]] = OrderedDict()
 
     # -- the set -------------------------------------------------------------------------------
 
@@ -263,6 +268,9 @@ class CellGlyphs:
 
     async def _ended(self, end: End, now: float) -> None:
         self.ended[end.reason.value] += 1
+        self.finished[end.glyph.id] = (end.glyph, end.reason.value)
+        while len(self.finished) > KEEP_ENDED:
+            self.finished.popitem(last=False)
         self.values.pop(end.glyph.id, None)
         g = end.glyph
         payload = {

@@ -89,10 +89,17 @@ class GlyphDesk:
         return min(self.members.values(), key=lambda m: (m.glyphs.node_energy(), m.node_id))
 
     async def cancel(self, glyph_id: str, now: float) -> dict[str, Any]:
-        """End ``glyph_id`` on its owner (witnessed); returns its last state.
-        :class:`UnknownGlyph` if no cell has it, :class:`GlyphBusy` while it moves."""
+        """End ``glyph_id`` on its owner (witnessed); returns its last state. A glyph that has
+        already ended (energy or lifetime spent, or cancelled before) is not an error: its
+        final state comes back with ``state`` ``ended`` and the reason (a cancel is
+        idempotent). :class:`UnknownGlyph` if no cell has or had it, :class:`GlyphBusy` while
+        it moves."""
         owners = self._owners(glyph_id)
         if not owners:
+            for m in self.members.values():
+                if glyph_id in m.glyphs.finished:
+                    glyph, reason = m.glyphs.finished[glyph_id]
+                    return {**_row(glyph, "ended"), "reason": reason}
             raise UnknownGlyph(f"no cell owns glyph {glyph_id!r}")
         if len(owners) > 1 or glyph_id in owners[0].glyphs.held:
             raise GlyphBusy(f"glyph {glyph_id!r} is moving between cells; retry after the tick")

@@ -110,8 +110,10 @@ async def submit(
 async def cancel(
     glyph_id: Annotated[str, _ID], desk: Desk, cluster: Cluster, _: Writer
 ) -> GlyphPublic | JSONResponse:
-    """End a glyph on its owner, witnessed (404 unknown; 409 while it moves between cells);
-    AUTONOMOUS: 202, proposed instead (404 unknown now; 409 ``no_quorum``)."""
+    """End a glyph on its owner, witnessed; a glyph that has already ended answers its final
+    state (``ended`` with the reason), so a cancel is idempotent (404 an id the cluster never
+    ran or has forgotten; 409 while it moves between cells); AUTONOMOUS: 202, proposed
+    instead (404 unknown now; 409 ``no_quorum``)."""
     try:
         governing = _governing(cluster)
         if governing is not None:
