@@ -10,6 +10,7 @@ the connection, the transaction and the translation of its driver's errors.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -306,11 +307,12 @@ def _record_row(r: WitnessRecord) -> tuple[Any, ...]:
     return (r.seq, r.level, r.time, r.kind, r.payload, r.prev_hash, r.hash, r.signer, r.signature)
 
 
-class SqlLedger:
+class SqlLedger(abc.ABC):
     """A :class:`~becomingone.choir.ledger.Ledger` over any :class:`Db`; adapters subclass it.
 
-    Subclasses implement :meth:`_transaction` (a locked, atomic write transaction: the chain
-    head row is locked first) and :meth:`_read` (a read-only snapshot).
+    Subclasses implement the abstract :meth:`_transaction` (a locked, atomic write
+    transaction: the chain head row is locked first) and :meth:`_read` (a read-only
+    snapshot); an adapter missing one cannot be instantiated.
     """
 
     def __init__(self, key: NodeKey, rules: Rules) -> None:
@@ -325,11 +327,13 @@ class SqlLedger:
     def public_key(self) -> bytes:
         return self._key.public_bytes
 
+    @abc.abstractmethod
     def _transaction(self) -> contextlib.AbstractContextManager[Db]:
-        raise NotImplementedError
+        """A locked, atomic write transaction (the chain head row locked first)."""
 
+    @abc.abstractmethod
     def _read(self) -> contextlib.AbstractContextManager[Db]:
-        raise NotImplementedError
+        """A read-only snapshot."""
 
     def _open(self, now: float) -> None:
         """Check the stored key and rules against ours (a ledger keeps the ones it was created
