@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from becomingone.api.cell import ServedCell, redact
     from becomingone.api.client import ApiError, CellClient
     from becomingone.api.cluster import ServedCluster
+    from becomingone.api.cluster_events import ClusterEvents
     from becomingone.api.errors import ApiProblem, ErrorBody, ErrorDetail
     from becomingone.api.events import EventHub, EventType, StreamEvent, Subscriber, events_of
     from becomingone.api.inbox import SignalInbox, merge_sources
@@ -35,6 +36,7 @@ _HOME: dict[str, str] = {
     "ApiError": "client",
     "CellClient": "client",
     "ServedCluster": "cluster",
+    "ClusterEvents": "cluster_events",
     "ApiProblem": "errors",
     "ErrorBody": "errors",
     "ErrorDetail": "errors",
@@ -64,6 +66,7 @@ __all__ = [
     "ApiServer",
     "ApiSettings",
     "CellClient",
+    "ClusterEvents",
     "ErrorBody",
     "ErrorDetail",
     "EventHub",
