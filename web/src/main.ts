@@ -117,8 +117,7 @@ class Dashboard {
     this.lastTick = frame.tick;
     this.details();
     this.phase.set(frame.members.map((m) => m.theta), frame.members.map((m) => m.name));
-    this.glyphCircle.cells(frame.members.map((m) => m.name), frame.members.map((m) => m.theta));
-    this.dirty.add("glyphs");
+    if (this.glyphCircle.cells(frame.members.map((m) => m.name))) this.dirty.add("glyphs");
     this.cluster.push(frame.time, [frame.c]);
     el("band").textContent = frame.band;
     el("band").dataset["band"] = frame.band;

@@ -1,6 +1,8 @@
-// The glyph circle: every cell at its phase θ on a ring (as on the phase circle), each glyph
-// a small dot orbiting its owner cell, a migration's dot travelling along the chord from the
-// old owner to the new one (MOVE_MS). Rule: cells, glyphs and moves in, pixels out; no I/O.
+// The glyph ring: every cell at a fixed place on a ring (in the frame's order, cell 0 at the
+// top, coloured as on the phase circle; not at its phase, which would stack every cell of a
+// locked cluster on one point), each glyph a small dot orbiting its owner cell, a migration's
+// dot travelling along the chord from the old owner to the new one (MOVE_MS).
+// Rule: cells, glyphs and moves in, pixels out; no I/O.
 
 import { MOVE_MS, type GlyphState } from "../governance";
 import { COLORS, cellColor, fit } from "./canvas";
@@ -14,14 +16,14 @@ export function along(from: [number, number], to: [number, number], t: number): 
 
 export class GlyphCircle {
   private names: string[] = [];
-  private thetas: number[] = [];
 
   constructor(private readonly canvas: HTMLCanvasElement) {}
 
-  /** The cells (names, phases in cycles) of the newest frame, in a stable order. */
-  cells(names: readonly string[], thetas: readonly number[]): void {
+  /** The cells of the newest frame, in a stable order; true if they changed. */
+  cells(names: readonly string[]): boolean {
+    if (names.length === this.names.length && names.every((n, i) => n === this.names[i])) return false;
     this.names = names.slice();
-    this.thetas = thetas.slice();
+    return true;
   }
 
   draw(state: GlyphState, now: number): void {
@@ -37,7 +39,7 @@ export class GlyphCircle {
     const n = this.names.length;
     const where = new Map<string, [number, number]>();
     this.names.forEach((name, i) => {
-      const p = this.thetas[i] ?? 0;
+      const p = i / Math.max(1, n);
       const at: [number, number] = [cx + radius * Math.sin(2 * Math.PI * p), cy - radius * Math.cos(2 * Math.PI * p)];
       where.set(name, at);
       ctx.strokeStyle = cellColor(i, n);
@@ -45,6 +47,12 @@ export class GlyphCircle {
       ctx.beginPath();
       ctx.arc(at[0], at[1], n > 32 ? 5 : 8, 0, 2 * Math.PI);
       ctx.stroke();
+      if (n <= 16) {
+        ctx.fillStyle = COLORS.text;
+        ctx.font = "10px system-ui, sans-serif";
+        const label = name.replace(/^cell-0*/, "") || "0";
+        ctx.fillText(label, at[0] + (at[0] >= cx ? 10 : -10 - ctx.measureText(label).width), at[1] + 4);
+      }
     });
     const moving = new Set(state.moves.map((m) => m.id));
     const orbit = n > 32 ? 9 : 14;
