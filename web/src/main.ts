@@ -44,6 +44,7 @@ class Dashboard {
   private dirty = new Set<string>(["phase", "cells", "cluster", "heat"]);
   private lastTick = -1;
   private fetching = false;
+  private readonly looked = new Set<string>();
   private lastT: number | null = null;
   private phaseT: number | null = null;
   private picked = 0;
@@ -98,13 +99,16 @@ class Dashboard {
     this.dirty.add("proposals");
   }
 
-  /** An open proposal known only from its event (no voters yet) that outlived its tick is
-   * an operator's: read the operators' proposals for its text and eligible voters. */
+  /** An open proposal known only from its event (no voters yet) that outlived its tick may
+   * be an operator's: read the operators' proposals (once per such proposal) for its text
+   * and eligible voters. */
   private details(): void {
-    const missing = [...this.roles.proposals.values()].some(
-      (p) => p.status === "open" && p.eligible.length === 0 && p.opened < this.lastTick,
+    if (this.fetching) return;
+    const missing = [...this.roles.proposals.values()].filter(
+      (p) => p.status === "open" && p.eligible.length === 0 && p.opened < this.lastTick && !this.looked.has(p.id),
     );
-    if (!missing || this.fetching) return;
+    if (missing.length === 0) return;
+    for (const p of missing) this.looked.add(p.id);
     this.fetching = true;
     void this.operatorProposals().finally(() => {
       this.fetching = false;
