@@ -127,10 +127,9 @@ class ClusterEvents:
             else:
                 out.append((EventType.ROLE_CHANGED, {"cell": cell, "from": old, "to": now}))
             self._roles[cell] = now
-        life = tick.lifecycle.to_json()
-        conditions: dict[str, Any] = dict(life["conditions"])  # type: ignore[call-overload]
-        met = {name: bool(c["met"]) for name, c in conditions.items()}
-        stage = str(life["stage"])
+        stage = tick.lifecycle.stage.value
+        conditions = {c.name: c.to_json() for c in tick.lifecycle.conditions}
+        met = {c.name: c.met for c in tick.lifecycle.conditions}
         if stage != self._stage or met != self._met:
             body = {"stage": stage, "previous": self._stage, "conditions": conditions}
             out.append((EventType.LIFECYCLE_CHANGED, body))
