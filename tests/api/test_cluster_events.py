@@ -8,12 +8,15 @@ repeats."""
 from __future__ import annotations
 
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from becomingone.api import (
     ApiServer,
@@ -24,7 +27,8 @@ from becomingone.api import (
     StreamEvent,
     create_app,
 )
-from becomingone.cluster import LifecycleStage
+from becomingone.api.cluster_events import ClusterEvents
+from becomingone.cluster import Glyph, LifecycleStage
 from becomingone.config.schema import BecomingOneConfig
 from becomingone.runtime import build_supervisors
 from becomingone.runtime.cell_member import build_cell_members
@@ -277,3 +281,82 @@ async def test_the_client_resumes_a_tick_it_got_in_part_without_loss_or_repeats(
         client.close()
     assert [m["data"].get("n") for m in got] == ["a", "b", "c", "d", "e", None]
     assert asked == ["", "since=2"]
+
+
+class _Glyphs:
+    """The parts of a cell's glyphs ClusterEvents reads: scheduled, held, runs, ended."""
+
+    def __init__(self) -> None:
+        self.scheduled: dict[str, Glyph] = {}
+        self.held: dict[str, Glyph] = {}
+        self.counts: Counter[str] = Counter()
+        self.finished: dict[str, tuple[Glyph, str]] = {}
+        self.scheduler = self
+
+    def glyphs(self) -> list[Glyph]:
+        return list(self.scheduled.values())
+
+
+CELLS = ["a", "b", "c"]
+#: One step of a cluster's glyphs between two ticks.
+STEPS = st.one_of(
+    st.tuples(st.just("submit"), st.integers(0, 5), st.sampled_from(CELLS)),
+    st.tuples(st.just("move"), st.integers(0, 5), st.sampled_from(CELLS)),
+    st.tuples(st.just("hold"), st.integers(0, 5), st.sampled_from(CELLS)),
+    st.tuples(st.just("end"), st.integers(0, 5), st.sampled_from(CELLS)),
+    st.tuples(st.just("fire"), st.integers(0, 3), st.sampled_from(CELLS)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(STEPS, max_size=4), min_size=1, max_size=12))
+def test_glyph_events_replayed_rebuild_the_owners(ticks: list[list[Any]]) -> None:
+    """Whatever the cells' glyphs do between ticks (submit, a migration's hold then install
+    elsewhere, end, runs), the glyph events of each tick applied to the previous owners give
+    exactly the owners now; a glyph held by its source keeps that owner until installed; the
+    fired summaries sum to the runs counted; each tick has at most one glyph.fired."""
+    cells = {c: _Glyphs() for c in CELLS}
+    desk = SimpleNamespace(members={c: SimpleNamespace(glyphs=g) for c, g in cells.items()})
+    source = ClusterEvents(desk, None)  # type: ignore[arg-type]
+    model: dict[str, str] = {}
+    runs = fired = 0
+
+    def owner_of(gid: str) -> str | None:
+        held = next((c for c, g in cells.items() if gid in g.held), None)
+        return next((c for c, g in cells.items() if gid in g.scheduled), held)
+
+    for tick, steps in enumerate(ticks):
+        for op, n, cell in steps:
+            gid, here = f"g{n}", owner_of(f"g{n}")
+            g = cells[cell]
+            if op == "submit" and here is None:
+                g.scheduled[gid] = Glyph(id=gid, kind="probe", energy=5.0)
+            elif op == "hold" and here is not None and gid in cells[here].scheduled:
+                cells[here].held[gid] = cells[here].scheduled.pop(gid)
+            elif op == "move" and here is not None and here != cell:
+                moving = cells[here].scheduled.pop(gid, None) or cells[here].held.pop(gid)
+                g.scheduled[gid] = moving
+            elif op == "end" and here is not None and gid in cells[here].scheduled:
+                cells[here].finished[gid] = (cells[here].scheduled.pop(gid), "energy")
+            elif op == "fire":
+                g.counts["fired"] += n
+                runs += n
+        events = source.step(tick)
+        assert all(e.seq == tick for e in events)
+        assert sum(e.type is EventType.GLYPH_FIRED for e in events) <= 1
+        for e in events:
+            if e.type is EventType.GLYPH_SUBMITTED:
+                assert e.data["id"] not in model
+                model[e.data["id"]] = e.data["owner"]
+            elif e.type is EventType.GLYPH_MIGRATED:
+                assert model[e.data["id"]] == e.data["from"] != e.data["to"]
+                model[e.data["id"]] = e.data["to"]
+            elif e.type is EventType.GLYPH_ENDED:
+                assert model.pop(e.data["id"]) == e.data["owner"]
+                assert e.data["reason"] == "energy"
+            elif e.type is EventType.GLYPH_FIRED:
+                assert sum(e.data["by_cell"].values()) == e.data["fires"] > 0
+                fired += e.data["fires"]
+        now = {gid: owner_of(gid) for g in cells.values() for gid in [*g.scheduled, *g.held]}
+        assert model == now
+    assert fired == runs
