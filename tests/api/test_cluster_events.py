@@ -206,6 +206,30 @@ async def test_replay_filters_orders_and_says_when_events_were_evicted(
     assert complete
 
 
+async def test_a_full_queue_drops_the_oldest_typed_events_and_counts_them(
+    full: tuple[Roles, GlyphMigrator],
+) -> None:
+    """A cluster subscriber with a queue of 3 keeps the newest 3 of everything offered to it
+    (frames and typed events alike, in the order sent) and counts every other one as dropped;
+    one filtered to role.assigned is offered nothing else."""
+    roles, _ = full
+    served = roles.served
+    everything = served.subscribe(3)
+    assigned = served.subscribe(100, types=frozenset({EventType.ROLE_ASSIGNED}))
+    start = len(served.events)
+    await roles.to_stage(LifecycleStage.FORMING)
+    typed_now = list(served.events)[start:]
+    offered = roles.tick + len(typed_now)  # one frame per tick, plus the typed events
+    assert everything.dropped == offered - 3
+    last_tick = [e for e in typed_now if e.seq == roles.tick - 1]
+    sent_last = [EventType.CLUSTER_TICK] + [e.type for e in last_tick]
+    assert [e.type for e in everything.queue] == sent_last[-3:]
+    assert assigned.dropped == 0
+    assert [e.data for e in assigned.queue] == [
+        e.data for e in typed_now if e.type is EventType.ROLE_ASSIGNED
+    ]
+
+
 async def test_the_stream_filters_by_type_with_the_tick_as_seq(
     full: tuple[Roles, GlyphMigrator],
 ) -> None:
