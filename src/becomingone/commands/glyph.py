@@ -192,7 +192,7 @@ async def _follow(
     """Show every frame after tick ``since`` until ``duration`` or ^C."""
     end = None if duration is None else time.monotonic() + duration
     last: Mapping[str, Any] | None = None
-    stream = client.cluster_events(since=since, reconnects=3)
+    stream = client.cluster_events(["cluster.tick"], since=since, reconnects=3)
     try:
         while end is None or time.monotonic() < end:
             left = None if end is None else max(0.0, end - time.monotonic())
