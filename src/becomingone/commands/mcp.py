@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--url",
         metavar="CELL_API",
-        help="a running cell's API (`up --serve`), e.g. http://127.0.0.1:8787; writes use the "
+        help="a running cell's API (`up --serve`) or a cluster's (`cluster --serve`, with "
+        "--roles for propose and vote), e.g. http://127.0.0.1:8787; writes use the "
         f"token in ${TOKEN_ENV}",
     )
     p.set_defaults(handler=run_mcp)
