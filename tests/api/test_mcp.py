@@ -132,6 +132,11 @@ async def test_tools_and_resources_over_stdio(cell: tuple[str, str], tmp_path: P
             "propose",
             "list_proposals",
             "vote",
+            "choir_threads",
+            "choir_post",
+            "choir_search",
+            "choir_submit",
+            "choir_vote",
         }
         report = data(await client.call_tool("analyze_file", {"path": str(csv), "dt": 0.01}))
         assert report["samples"] == 1000 and report["collapses"] > 0

@@ -12,7 +12,8 @@ crashes on it. :func:`build_mcp_server` registers the tools and resources on an
 Tools: ``analyze_file``, ``ingest_samples``, ``coherence_now``, ``coherence_history``,
 ``verify_witness_chain``, ``witness_records`` (a cell's API); ``cluster_status``,
 ``list_glyphs``, ``submit_glyph``, ``cancel_glyph`` (a cluster's API, ``cluster --serve``);
-``propose``, ``list_proposals``, ``vote`` (its consensus, ``cluster --roles --serve``).
+``propose``, ``list_proposals``, ``vote`` (its consensus, ``cluster --roles --serve``); the
+``choir_*`` tools of :mod:`becomingone.api.mcp_choir` (a served Choir).
 Resources: ``becomingone://witness/records``
 (the newest records) and ``becomingone://coherence/history`` (the stored history), as JSON.
 """
@@ -35,6 +36,7 @@ from pydantic import ValidationError
 from becomingone import __version__
 from becomingone.analysis import AnalysisSettings, analyze_file
 from becomingone.api.client import ApiError, CellClient
+from becomingone.api.mcp_choir import ChoirTools, register_choir_tools
 from becomingone.api.schemas import GlyphCreate
 from becomingone.errors import BecomingOneError, InputError, TransportError
 
@@ -258,8 +260,9 @@ async def _run(fn: Callable[[], T]) -> T:
         raise ToolError(str(exc)) from exc
 
 
-def build_mcp_server(tools: CellTools) -> MCPServer:
-    """An ``MCPServer`` named ``becomingone`` with the tools and resources of ``tools``."""
+def build_mcp_server(tools: CellTools, choir: ChoirTools | None = None) -> MCPServer:
+    """An ``MCPServer`` named ``becomingone`` with the tools and resources of ``tools`` and
+    the Choir tools of ``choir`` (without one, they answer that no Choir was given)."""
     server: MCPServer = MCPServer(
         "becomingone",
         version=__version__,
@@ -268,6 +271,7 @@ def build_mcp_server(tools: CellTools) -> MCPServer:
         log_level="WARNING",
     )
     _tools(server, tools)
+    register_choir_tools(server, choir if choir is not None else ChoirTools())
     _resources(server, tools)
     return server
 
