@@ -77,10 +77,12 @@ class MetricSpec:
         return GaugeMetricFamily(self.name, self.help, labels=self.labels)
 
 
-def _spec(name: str, kind: str, labels: str, unit: str, text: str) -> MetricSpec:
+def _spec(
+    name: str, kind: Literal["gauge", "counter", "histogram"], labels: str, unit: str, text: str
+) -> MetricSpec:
     return MetricSpec(
         name=f"becomingone_{name}",
-        kind="counter" if kind == "counter" else "histogram" if kind == "histogram" else "gauge",
+        kind=kind,
         labels=tuple(labels.split()),
         unit=unit,
         help=text,
