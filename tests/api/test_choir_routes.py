@@ -323,7 +323,15 @@ async def test_pre_signed_transactions(choir: tuple[Community, httpx.AsyncClient
     await ok(await http.post("/choir/transactions", json=thread.to_json()), 201)
     assert (await ok(await http.get("/choir/threads/own1")))["coauthors"] == [key.id]
     forged = {**thread.to_json(), "body": {"thread": "own2", "title": "mine"}}
-    error(await http.post("/choir/transactions", json=forged), 422, "invalid")
+    error(await http.post("/choir/transactions", json=forged), 403, "bad_signature")
+    extra = {**thread.to_json(), "body": {"thread": "own2", "title": "mine", "x": 1}}
+    error(await http.post("/choir/transactions", json=extra), 422, "invalid")
+    join2 = Transaction.sign(key, TxKind.JOIN, {"name": "hopper2"})
+    error(await http.post("/choir/transactions", json=join2.to_json()), 409, "already_joined")
+    taken = Transaction.sign(NodeKey.generate(), TxKind.JOIN, {"name": "ada"})
+    error(await http.post("/choir/transactions", json=taken.to_json()), 409, "name_taken")
+    again_thread = Transaction.sign(key, TxKind.THREAD, {"thread": "own1", "title": "x"})
+    error(await http.post("/choir/transactions", json=again_thread.to_json()), 409, "exists")
     other = Transaction.sign(key, TxKind.THREAD, {"thread": "own3", "title": "x"}, tx_id=thread.id)
     error(await http.post("/choir/transactions", json=other.to_json()), 409, "id_conflict")
     post = Transaction.sign(
@@ -340,14 +348,14 @@ CHOIR_EXPECTED = {
     ("get", "/api/v1/choir/me"): {200, 401, 503},
     ("get", "/api/v1/choir/users"): {200, 403, 503},
     ("get", "/api/v1/choir/threads"): {200, 403, 503},
-    ("post", "/api/v1/choir/threads"): {201, 401, 405, 413, 422, 429, 503},
+    ("post", "/api/v1/choir/threads"): {201, 400, 401, 405, 413, 422, 429, 503},
     ("get", "/api/v1/choir/threads/{thread_id}"): {200, 403, 404, 422, 503},
-    ("post", "/api/v1/choir/threads/{thread_id}/messages"): {201} | _RULED,
-    ("post", "/api/v1/choir/threads/{thread_id}/specs"): {201} | _RULED,
-    ("post", "/api/v1/choir/specs/{spec_id}/votes"): {201} | _RULED,
+    ("post", "/api/v1/choir/threads/{thread_id}/messages"): {201, 400} | _RULED,
+    ("post", "/api/v1/choir/threads/{thread_id}/specs"): {201, 400} | _RULED,
+    ("post", "/api/v1/choir/specs/{spec_id}/votes"): {201, 400} | _RULED,
     ("post", "/api/v1/choir/specs/{spec_id}/close"): {200} | _RULED,
     ("post", "/api/v1/choir/threads/{thread_id}/divest"): {200} | _RULED,
-    ("post", "/api/v1/choir/transactions"): {201, 404, 405, 409, 413, 422, 429, 503},
+    ("post", "/api/v1/choir/transactions"): {201, 400, 403, 404, 405, 409, 413, 422, 429, 503},
     ("get", "/api/v1/choir/totals"): {200, 403, 503},
     ("get", "/api/v1/choir/search"): {200, 403, 404, 422, 503},
 }

@@ -15,13 +15,31 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from becomingone.api.choir import ChoirService
+from becomingone.api.choir_schemas import (
+    ID,
+    NOT_BLANK,
+    DivestPublic,
+    MessageCreate,
+    MessagePublic,
+    OutcomePublic,
+    ReceiptPublic,
+    SearchHit,
+    SpecCreate,
+    ThreadCreate,
+    ThreadDetail,
+    ThreadPublic,
+    TotalsPublic,
+    TransactionIn,
+    UserPublic,
+    VoteCreate,
+    VotePublic,
+)
 from becomingone.api.deps import ApiState, State
 from becomingone.api.errors import ApiProblem, ErrorBody
 from becomingone.api.routers.events import loopback_or_public, refuse
@@ -33,8 +51,6 @@ from becomingone.errors import InputError
 __all__ = ["RULE_CODES", "router", "rule_problem"]
 
 T = TypeVar("T")
-_ID = r"^[A-Za-z0-9._-]{1,64}$"
-_CLIENT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
 #: A refused transaction's message → (status, code): the ledger's state forbids it now.
 RULE_CODES: tuple[tuple[str, int, str], ...] = (
@@ -46,6 +62,9 @@ RULE_CODES: tuple[tuple[str, int, str], ...] = (
     ("is a co-author", 409, "is_coauthor"),
     ("vote after the window", 409, "window_closed"),
     ("already voted", 409, "double_vote"),
+    ("already joined", 409, "already_joined"),
+    ("is taken", 409, "name_taken"),
+    (" exists", 409, "exists"),
     ("cannot vote on their own spec", 409, "own_spec"),
     ("is open for votes until", 409, "window_open"),
     ("is already", 409, "spec_decided"),
@@ -54,13 +73,14 @@ RULE_CODES: tuple[tuple[str, int, str], ...] = (
 )
 
 _TEXT: dict[int, str] = {
+    400: "Malformed request (the body is not JSON)",
     401: "Missing or unknown Choir user token",
-    403: "Token revoked, or a read from beyond loopback without a token",
+    403: "A read from beyond loopback without a token, or a signature that does not verify",
     404: "No such thread, spec or user (code unknown_thread, unknown_spec, unknown_user)",
     405: "Writes are refused by a read-only server",
     409: "The ledger refuses it now; the code names the rule (insufficient_funds, not_coauthor,"
     " is_coauthor, window_closed, window_open, double_vote, own_spec, spec_decided,"
-    " stake_below_price, id_conflict)",
+    " stake_below_price, id_conflict, already_joined, name_taken, exists)",
     413: "Request body larger than the limit",
     422: "Malformed input (names the field)",
     429: "Rate limit of the user's token exceeded (see Retry-After)",
@@ -75,6 +95,7 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _READ = (403, 503)
 _WRITE = (401, 405, 413, 422, 429, 503)
 _RULED = (*_WRITE, 404, 409)
+_BODY = (400, *_RULED)
 
 router = APIRouter(prefix="/choir", tags=["choir"])
 
@@ -93,153 +114,6 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await run_in_threadpool(fn, *args, **kwargs)
     except InputError as exc:
         raise rule_problem(exc) from None
-
-
-# --- models ------------------------------------------------------------------------------------
-
-
-class UserPublic(BaseModel):
-    """A user: key id, name and wallet (CHOIR)."""
-
-    id: str
-    name: str
-    wallet: int
-
-
-class ThreadPublic(BaseModel):
-    """A thread: balance and price in CHOIR, temperature T = balance / co-authors, and the
-    KAIROS coherence of its published messages (null below 10 of them)."""
-
-    id: str
-    title: str
-    balance: int
-    coauthors: list[str] = Field(description="User ids")
-    price: int
-    temperature: float
-    coherence: float | None
-
-
-class Votes(BaseModel):
-    """Voter ids by choice."""
-
-    approve: list[str]
-    deny: list[str]
-
-
-class MessagePublic(BaseModel):
-    """A post or a spec. ``status``: a post is published; a spec is pending, then published,
-    denied (``outcome`` denied or mixed) or expired (its stake refunded)."""
-
-    id: str
-    thread_id: str
-    author: str
-    author_name: str
-    text: str
-    status: Literal["pending", "published", "denied", "expired", "refunded"]
-    outcome: str = Field(description="posted, or the spec's status: pending, approved, ...")
-    stake: int
-    created_at: float
-    votes: Votes
-    closes_at: float | None
-
-
-class ThreadDetail(ThreadPublic):
-    """A thread and its messages, oldest first."""
-
-    messages: list[MessagePublic]
-
-
-class ThreadCreate(BaseModel):
-    """A new thread."""
-
-    title: str = Field(min_length=1, max_length=200)
-
-
-class MessageCreate(BaseModel):
-    """A co-author's post; ``client_id`` comes back on the post's events."""
-
-    text: str = Field(min_length=1, max_length=10_000)
-    client_id: str | None = Field(default=None, pattern=_CLIENT_ID)
-
-
-class SpecCreate(MessageCreate):
-    """A spec; ``stake`` in CHOIR (default: the thread's price now)."""
-
-    stake: int | None = Field(default=None, ge=1, le=10**12)
-
-
-class VoteCreate(BaseModel):
-    """A co-author's vote on a pending spec."""
-
-    choice: Literal["approve", "deny"]
-    client_id: str | None = Field(default=None, pattern=_CLIENT_ID)
-
-
-class VotePublic(BaseModel):
-    """A vote as recorded; ``status`` is the spec's after it (all voted: decided)."""
-
-    spec_id: str
-    voter: str
-    choice: Literal["approve", "deny"]
-    status: Literal["pending", "published", "denied", "expired", "refunded"]
-    seq: int
-
-
-class OutcomePublic(BaseModel):
-    """A settled spec: its message (status published, denied or expired) and chain seq."""
-
-    message: MessagePublic
-    seq: int
-
-
-class DivestPublic(BaseModel):
-    """A co-author left: ``paid`` CHOIR went to their wallet."""
-
-    thread_id: str
-    user_id: str
-    paid: int
-    seq: int
-
-
-class TotalsPublic(BaseModel):
-    """The invariant's terms: treasury + wallets + threads + escrow = supply, none negative."""
-
-    treasury: int
-    wallets: int
-    threads: int
-    escrow: int
-    total: int
-    supply: int
-    invariant: bool
-    residual: int = Field(description="total - supply: always 0")
-
-
-class SearchHit(BaseModel):
-    """A published message near the query (cosine similarity)."""
-
-    message_id: str
-    thread_id: str
-    text: str
-    score: float
-
-
-class TransactionIn(BaseModel):
-    """A transaction signed by its actor (:meth:`Transaction.to_json`)."""
-
-    id: str = Field(pattern=_ID)
-    kind: Literal["join", "thread", "post", "submit", "vote", "close", "divest"]
-    actor: str = Field(pattern=r"^[0-9a-f]{64}$")
-    body: dict[str, Any]
-    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
-
-
-class ReceiptPublic(BaseModel):
-    """What the ledger did: the chain ``seq``; ``replayed`` when the id was applied before."""
-
-    tx_id: str
-    kind: str
-    seq: int
-    replayed: bool
 
 
 # --- access ------------------------------------------------------------------------------------
@@ -306,8 +180,8 @@ def _reader(state: State, service: Service, request: Request) -> None:
 
 Actor = Annotated[User, Depends(_acting_user)]
 Reader = Annotated[None, Depends(_reader)]
-ThreadId = Annotated[str, Path(pattern=_ID, description="Thread id")]
-SpecId = Annotated[str, Path(pattern=_ID, description="Spec id")]
+ThreadId = Annotated[str, Path(pattern=ID, description="Thread id")]
+SpecId = Annotated[str, Path(pattern=ID, description="Spec id")]
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -373,7 +247,7 @@ async def threads(service: Service, _: Reader) -> list[ThreadPublic]:
     return await _run(read)
 
 
-@router.post("/threads", status_code=201, responses=_responses(*_WRITE))
+@router.post("/threads", status_code=201, responses=_responses(400, *_WRITE))
 async def create_thread(service: Service, user: Actor, body: ThreadCreate) -> ThreadPublic:
     """Open a thread; its creator is its first co-author."""
     tx_body = service.new_thread_body(body.title)
@@ -409,7 +283,7 @@ async def _write_message(
     return MessagePublic(**found[0])
 
 
-@router.post("/threads/{thread_id}/messages", status_code=201, responses=_responses(*_RULED))
+@router.post("/threads/{thread_id}/messages", status_code=201, responses=_responses(*_BODY))
 async def post_message(
     service: Service, user: Actor, thread_id: ThreadId, body: MessageCreate
 ) -> MessagePublic:
@@ -417,7 +291,7 @@ async def post_message(
     return await _write_message(service, user, thread_id, body, spec=False)
 
 
-@router.post("/threads/{thread_id}/specs", status_code=201, responses=_responses(*_RULED))
+@router.post("/threads/{thread_id}/specs", status_code=201, responses=_responses(*_BODY))
 async def submit_spec(
     service: Service, user: Actor, thread_id: ThreadId, body: SpecCreate
 ) -> MessagePublic:
@@ -432,7 +306,7 @@ def _spec_message(service: ChoirService, spec_id: str) -> dict[str, Any]:
     return next(m for m in service.messages(spec.thread) if m["id"] == spec_id)
 
 
-@router.post("/specs/{spec_id}/votes", status_code=201, responses=_responses(*_RULED))
+@router.post("/specs/{spec_id}/votes", status_code=201, responses=_responses(*_BODY))
 async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate) -> VotePublic:
     """A co-author approves or denies a pending spec; the last vote decides it."""
     tx_body = {"spec": spec_id, "approve": body.choice == "approve"}
@@ -466,11 +340,14 @@ async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPu
 
 
 @router.post(
-    "/transactions", status_code=201, responses=_responses(404, 405, 409, 413, 422, 429, 503)
+    "/transactions",
+    status_code=201,
+    responses=_responses(400, 403, 404, 405, 409, 413, 422, 429, 503),
 )
 async def transaction(service: Service, state: State, body: TransactionIn) -> ReceiptPublic:
     """Submit a transaction signed by its actor (a user who holds their own key); the ledger
-    checks the signature. ``join`` needs no account; the rest need the actor to have joined.
+    checks the signature (403 ``bad_signature`` if it does not verify). ``join`` needs no
+    account; the rest need the actor to have joined.
     Texts of posts and specs sent this way are not in the content store (only their hash)."""
     if state.settings.read_only:
         raise ApiProblem(405, "read_only", "this server is read-only", headers={"Allow": ""})
@@ -478,6 +355,8 @@ async def transaction(service: Service, state: State, body: TransactionIn) -> Re
     try:
         tx = Transaction.from_json(body.model_dump())
     except InputError as exc:
+        if exc.parameter == "signature":
+            raise ApiProblem(403, "bad_signature", exc.message, field="body.signature") from None
         raise ApiProblem(422, "invalid", exc.message, field=f"body.{exc.parameter}") from None
     receipt = await _publish(service, await _run(service.submit, tx))
     return ReceiptPublic(
@@ -509,8 +388,10 @@ async def totals(service: Service, _: Reader) -> TotalsPublic:
 async def search(
     service: Service,
     _: Reader,
-    q: Annotated[str, Query(min_length=1, max_length=2_000, description="Text to match")],
-    thread: Annotated[str | None, Query(pattern=_ID, description="Only this thread")] = None,
+    q: Annotated[
+        str, Query(min_length=1, max_length=2_000, pattern=NOT_BLANK, description="Text to match")
+    ],
+    thread: Annotated[str | None, Query(pattern=ID, description="Only this thread")] = None,
     k: Annotated[int, Query(ge=1, le=100, description="How many")] = 5,
 ) -> list[SearchHit]:
     """Priors: the published messages nearest ``q`` in meaning, best first."""
