@@ -129,6 +129,14 @@ async def test_tools_and_resources_over_stdio(cell: tuple[str, str], tmp_path: P
             "list_glyphs",
             "submit_glyph",
             "cancel_glyph",
+            "propose",
+            "list_proposals",
+            "vote",
+            "choir_threads",
+            "choir_post",
+            "choir_search",
+            "choir_submit",
+            "choir_vote",
         }
         report = data(await client.call_tool("analyze_file", {"path": str(csv), "dt": 0.01}))
         assert report["samples"] == 1000 and report["collapses"] > 0
@@ -272,3 +280,130 @@ async def test_cluster_tools_over_stdio(served_cluster: tuple[str, str]) -> None
         assert "unknown kind" in error_text(await client.call_tool("submit_glyph", {"kind": "x"}))
         assert "404" in error_text(await client.call_tool("cancel_glyph", {"glyph_id": "nope"}))
         assert "404" in error_text(await client.call_tool("coherence_now", {}))
+
+
+@pytest.fixture(scope="module")
+def roles_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """`cluster --cells full --nodes 5 --roles --serve` with a token: (API URL, token, its
+    Validator) once a Validator holds its role; stopped by its PID at the end."""
+    data = tmp_path_factory.mktemp("roles") / "cluster"
+    store = TokenStore(data)
+    token = store.create("mcp")
+    store.close()
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "cluster", "--cells", "full", "--nodes", "5", "--roles", "--alpha", "0.3",
+         "--spread", "0.05", "--duration", "300", "--data-dir", str(data), "--serve", f"{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the cluster formed no Validator in time"
+            try:
+                validators = httpx.get(f"{url}/api/v1/cluster/roles", timeout=2).json()[
+                    "validators"
+                ]
+                if validators:
+                    break
+            except (httpx.TransportError, ValueError, KeyError):
+                pass
+            time.sleep(0.3)
+        yield url, token, validators[0]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+async def test_propose_list_and_vote_over_stdio(roles_cluster: tuple[str, str, str]) -> None:
+    """Against `cluster --roles --serve`: propose a text (open, the Validator eligible),
+    list_proposals shows it with the Validators, an Executor's vote is a tool error naming
+    not_validator, the Validator's yes passes it (recorded); a glyph proposal passes and runs
+    the probe on a cell; bad arguments (neither or both of text and glyph, a bad theta, a
+    malformed id, a vote that is not yes or no, a vote on a decided proposal) are tool
+    errors and the server keeps serving."""
+    url, token, validator = roles_cluster
+    async with Client(server("--stdio", "--url", url, token=token)) as client:
+        made = data(await client.call_tool("propose", {"text": "drain cell-0004"}))
+        assert (made["kind"], made["status"], made["eligible"]) == ("command", "open", [validator])
+        listed = data(await client.call_tool("list_proposals", {}))
+        assert listed["validators"] == [validator] and listed["lifecycle"] != "pre_cluster"
+        assert made["id"] in [p["id"] for p in listed["proposals"]]
+        roles = httpx.get(f"{url}/api/v1/cluster/roles", timeout=5).json()
+        executor = next(c for c, r in roles["cells"].items() if r["role"] == "executor")
+        args = {"proposal_id": made["id"], "vote": "yes", "cell": executor}
+        assert "not_validator" in error_text(await client.call_tool("vote", args))
+        done = data(await client.call_tool("vote", {**args, "cell": validator}))
+        assert done["status"] == "passed" and done["executed"] == {"ok": True, "detail": "recorded"}
+        assert "closed" in error_text(await client.call_tool("vote", {**args, "cell": validator}))
+
+        glyph = {"glyph": "probe", "payload": {"probe": "loadavg"}, "theta": 0.5}
+        made = data(await client.call_tool("propose", glyph))
+        assert made["kind"] == "glyph.submit" and made["payload"]["glyph"]["kind"] == "probe"
+        done = data(
+            await client.call_tool(
+                "vote", {"proposal_id": made["id"], "vote": "yes", "cell": validator}
+            )
+        )
+        assert done["status"] == "passed" and done["executed"]["ok"], done
+        assert "on cell-" in done["executed"]["detail"]
+
+        assert "one of them" in error_text(await client.call_tool("propose", {}))
+        both = await client.call_tool("propose", {"text": "x", "glyph": "probe"})
+        assert "one of them" in error_text(both)
+        bad_theta = await client.call_tool("propose", {"glyph": "probe", "theta": 2.0})
+        assert "theta" in error_text(bad_theta)
+        bad_id = await client.call_tool(
+            "vote", {"proposal_id": "nothex", "vote": "yes", "cell": validator}
+        )
+        assert "16 hex digits" in error_text(bad_id)
+        assert error_text(
+            await client.call_tool(
+                "vote", {"proposal_id": made["id"], "vote": "maybe", "cell": validator}
+            )
+        )
+        assert data(await client.call_tool("list_proposals", {"all": True, "limit": 5}))
+    async with Client(server("--stdio", "--url", url)) as client:  # no token
+        assert "BECOMINGONE_TOKEN" in error_text(
+            await client.call_tool("propose", {"text": "no token"})
+        )
+
+
+async def test_propose_and_vote_over_streamable_http(
+    roles_cluster: tuple[str, str, str],
+) -> None:
+    """`mcp --http` with the token in its environment: propose and vote pass a text through
+    the SDK's HTTP client; a bad limit is a tool error; the server is stopped by its PID."""
+    url, token, validator = roles_cluster
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "mcp", "--http", f"127.0.0.1:{port}", "--url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BECOMINGONE_TOKEN": token},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the MCP server never listened"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            made = data(await client.call_tool("propose", {"text": "over http"}))
+            done = data(
+                await client.call_tool(
+                    "vote", {"proposal_id": made["id"], "vote": "yes", "cell": validator}
+                )
+            )
+            assert done["status"] == "passed"
+            bad = await client.call_tool("list_proposals", {"limit": 0})
+            assert "limit" in error_text(bad)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -83,6 +83,29 @@ def test_cluster_profile_runs_the_largest_case_of_the_nats_benchmark() -> None:
     assert cluster_bench_argv(quick=True)[2:] == ["--quick"]
 
 
+@pytest.mark.timeout(300)
+def test_cluster_profile_quick_runs_node_processes_on_nats() -> None:
+    """`bench --profile cluster --quick` really runs the benchmark's quick case (8 fractal
+    node processes on a nats-server): exit 0 (a MISS is a finding), and the report has each
+    figure — start-up, packet age, per-node CPU and RSS, ticks to SHARED against the
+    in-process run — with every node exiting 0 and no packet rejected."""
+    run = subprocess.run(
+        [*CLI, "bench", "--profile", "cluster", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
+    assert "fractal 8 nodes" in out, out
+    assert re.search(r"age\s+p50 [\d.]+ ms\s+p99 [\d.]+ ms", out), out
+    assert re.search(r"per node\s+CPU [\d.]+ %.*RSS \d+ MB", out), out
+    shared = re.search(r"SHARED\s+after (\d+) ticks vs (\d+) in-process", out)
+    assert shared is not None and int(shared.group(1)) > 0 and int(shared.group(2)) > 0, out
+    assert "rejected 0; exits [0]" in out
+    assert re.search(r"target p99 < 50 ms and ratio within 15 %: (ok|MISS)", out), out
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

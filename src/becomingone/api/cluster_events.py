@@ -109,11 +109,16 @@ class ClusterEvents:
         return out
 
     def _reason(self, glyph_id: str, owner: str) -> str | None:
-        """Why ``glyph_id`` ended on ``owner`` (None if that cell does not remember it)."""
+        """Why ``glyph_id`` ended: asked of its last known ``owner`` first, then of the other
+        cells (it may have moved and ended within one tick); None if no cell remembers it."""
         assert self.desk is not None
-        member = self.desk.members.get(owner)
-        ended = None if member is None else member.glyphs.finished.get(glyph_id)
-        return None if ended is None else ended[1]
+        members = self.desk.members
+        for name in [owner, *(m for m in members if m != owner)]:
+            member = members.get(name)
+            ended = None if member is None else member.glyphs.finished.get(glyph_id)
+            if ended is not None:
+                return str(ended[1])
+        return None
 
     def _role_events(self, tick: PartifactTick) -> list[tuple[EventType, Mapping[str, Any]]]:
         out: list[tuple[EventType, Mapping[str, Any]]] = []

@@ -11,7 +11,9 @@ crashes on it. :func:`build_mcp_server` registers the tools and resources on an
 
 Tools: ``analyze_file``, ``ingest_samples``, ``coherence_now``, ``coherence_history``,
 ``verify_witness_chain``, ``witness_records`` (a cell's API); ``cluster_status``,
-``list_glyphs``, ``submit_glyph``, ``cancel_glyph`` (a cluster's API, ``cluster --serve``).
+``list_glyphs``, ``submit_glyph``, ``cancel_glyph`` (a cluster's API, ``cluster --serve``);
+``propose``, ``list_proposals``, ``vote`` (its consensus, ``cluster --roles --serve``); the
+``choir_*`` tools of :mod:`becomingone.api.mcp_choir` (a served Choir).
 Resources: ``becomingone://witness/records``
 (the newest records) and ``becomingone://coherence/history`` (the stored history), as JSON.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -28,10 +31,13 @@ import anyio
 import httpx
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from becomingone import __version__
 from becomingone.analysis import AnalysisSettings, analyze_file
 from becomingone.api.client import ApiError, CellClient
+from becomingone.api.mcp_choir import ChoirTools, register_choir_tools
+from becomingone.api.schemas import GlyphCreate
 from becomingone.errors import BecomingOneError, InputError, TransportError
 
 __all__ = ["CellTools", "build_mcp_server"]
@@ -40,6 +46,9 @@ T = TypeVar("T")
 
 #: Most samples one ``ingest_samples`` call may send (the API has its own, lower caps too).
 MAX_SAMPLES = 100_000
+#: A proposal id (as ``becomingone vote`` takes it) and a cell's node id.
+_PROPOSAL_ID = re.compile(r"[0-9a-f]{16}")
+_CELL = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class CellTools:
@@ -98,8 +107,7 @@ class CellTools:
             raise InputError("samples", f"at most {MAX_SAMPLES} per call, got {len(samples)}")
         if not all(math.isfinite(x) for x in samples):
             raise InputError("samples", "must be finite numbers (no NaN or infinity)")
-        if self.token is None:
-            raise InputError("token", "writes need a token: set BECOMINGONE_TOKEN")
+        self._need_token()
         return self._call(lambda c: c.post_signals(samples).model_dump())
 
     def coherence_now(self) -> dict[str, Any]:
@@ -159,8 +167,7 @@ class CellTools:
     ) -> dict[str, Any]:
         """Run a new glyph on the cluster (the least-loaded cell unless ``cell``); needs the
         token."""
-        if self.token is None:
-            raise InputError("token", "writes need a token: set BECOMINGONE_TOKEN")
+        self._need_token()
         fields = {"payload": payload or {}, "theta": theta, "energy": energy}
         return self._call(
             lambda c: c.submit_glyph(kind, cell=cell, lifetime=lifetime, **fields).model_dump()
@@ -168,9 +175,79 @@ class CellTools:
 
     def cancel_glyph(self, glyph_id: str) -> dict[str, Any]:
         """End a glyph on its owner (witnessed); needs the token."""
+        self._need_token()
+        return self._call(lambda c: c.cancel_glyph(glyph_id).model_dump())
+
+    def _need_token(self) -> None:
         if self.token is None:
             raise InputError("token", "writes need a token: set BECOMINGONE_TOKEN")
-        return self._call(lambda c: c.cancel_glyph(glyph_id).model_dump())
+
+    def propose(
+        self,
+        text: str | None = None,
+        glyph: str | None = None,
+        payload: dict[str, Any] | None = None,
+        *,
+        theta: float = 0.0,
+        energy: float = 100.0,
+        lifetime: int = 1000,
+        cell: str | None = None,
+    ) -> dict[str, Any]:
+        """Put a text (a ``command``) or a glyph of kind ``glyph`` (a ``glyph.submit``, with
+        its payload, theta, energy, lifetime and cell) to the Validators, as ``becomingone
+        propose`` does; needs the token."""
+        if (text is None) == (glyph is None):
+            raise InputError("text", "give a text or a glyph kind (one of them)")
+        if text is not None and not text.strip():
+            raise InputError("text", "must not be blank")
+        spec = None
+        if glyph is not None:
+            try:
+                spec = GlyphCreate(
+                    kind=glyph,
+                    payload=payload or {},
+                    theta=theta,
+                    energy=energy,
+                    lifetime=lifetime,
+                    cell=cell,
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise InputError(str(first["loc"][0]), first["msg"]) from None
+        elif payload is not None or cell is not None:
+            raise InputError("payload", "payload and cell are for a glyph proposal")
+        self._need_token()
+        return self._call(lambda c: c.propose(text, glyph=spec).model_dump())
+
+    def proposals(self, everything: bool = False, limit: int = 100) -> dict[str, Any]:
+        """The lifecycle, the Genesis, the Validators (who may vote) and the proposals,
+        newest first: the operators' only unless ``everything``."""
+        if not 1 <= limit <= 1000:
+            raise InputError("limit", f"must be in [1, 1000], got {limit}")
+
+        def read(c: CellClient) -> dict[str, Any]:
+            roles = c.roles()
+            listing = c.proposals(operator=not everything, limit=limit)
+            return {
+                "lifecycle": roles.lifecycle,
+                "genesis": roles.genesis,
+                "validators": roles.validators,
+                **listing.model_dump(),
+            }
+
+        return self._call(read)
+
+    def vote(self, proposal_id: str, choice: str, cell: str) -> dict[str, Any]:
+        """Vote ``choice`` (yes or no) on ``proposal_id`` as ``cell``; the proposal after the
+        vote (a pass executes it); needs the token."""
+        if not _PROPOSAL_ID.fullmatch(proposal_id):
+            raise InputError("proposal_id", f"must be 16 hex digits, got {proposal_id!r}")
+        if choice not in ("yes", "no"):
+            raise InputError("vote", f"must be yes or no, got {choice!r}")
+        if not _CELL.fullmatch(cell):
+            raise InputError("cell", f"must be a cell's node id, got {cell!r}")
+        self._need_token()
+        return self._call(lambda c: c.vote(proposal_id, cell, choice == "yes").model_dump())
 
 
 async def _run(fn: Callable[[], T]) -> T:
@@ -183,8 +260,9 @@ async def _run(fn: Callable[[], T]) -> T:
         raise ToolError(str(exc)) from exc
 
 
-def build_mcp_server(tools: CellTools) -> MCPServer:
-    """An ``MCPServer`` named ``becomingone`` with the tools and resources of ``tools``."""
+def build_mcp_server(tools: CellTools, choir: ChoirTools | None = None) -> MCPServer:
+    """An ``MCPServer`` named ``becomingone`` with the tools and resources of ``tools`` and
+    the Choir tools of ``choir`` (without one, they answer that no Choir was given)."""
     server: MCPServer = MCPServer(
         "becomingone",
         version=__version__,
@@ -193,6 +271,7 @@ def build_mcp_server(tools: CellTools) -> MCPServer:
         log_level="WARNING",
     )
     _tools(server, tools)
+    register_choir_tools(server, choir if choir is not None else ChoirTools())
     _resources(server, tools)
     return server
 
@@ -275,6 +354,44 @@ def _tools(server: MCPServer, tools: CellTools) -> None:
     async def cancel_glyph(glyph_id: str) -> dict[str, Any]:
         """End a glyph of the cluster on its owner (uses the token)."""
         return await _run(lambda: tools.cancel_glyph(glyph_id))
+
+    _consensus_tools(server, tools)
+
+
+def _consensus_tools(server: MCPServer, tools: CellTools) -> None:
+    @server.tool()
+    async def propose(
+        text: str | None = None,
+        glyph: str | None = None,
+        payload: dict[str, Any] | None = None,
+        theta: float = 0.0,
+        energy: float = 100.0,
+        lifetime: int = 1000,
+        cell: str | None = None,
+    ) -> dict[str, Any]:
+        """Put a proposal to a `cluster --roles` cluster's Validators (uses the token): either
+        a text (recorded when it passes) or a glyph kind (probe, command, python) with its
+        JSON payload, phase theta in [0, 1), energy, lifetime in cycles and owning cell (run
+        when it passes). Returns the open proposal: its id, who may vote, votes needed."""
+        return await _run(
+            lambda: tools.propose(
+                text, glyph, payload, theta=theta, energy=energy, lifetime=lifetime, cell=cell
+            )
+        )
+
+    @server.tool()
+    async def list_proposals(all: bool = False, limit: int = 100) -> dict[str, Any]:
+        """The cluster's lifecycle stage, Genesis and Validators (the cells that may vote) and
+        its proposals, newest first: the operators' only, or with all also the cluster's own
+        (roles, intents)."""
+        return await _run(lambda: tools.proposals(all, limit))
+
+    @server.tool()
+    async def vote(proposal_id: str, vote: Literal["yes", "no"], cell: str) -> dict[str, Any]:
+        """Vote yes or no on a proposal as one of the cluster's cells (an eligible Validator;
+        uses the token). Returns the proposal after the vote: passed once enough Validators
+        said yes (then executed), refused with the consensus' reason otherwise."""
+        return await _run(lambda: tools.vote(proposal_id, vote, cell))
 
 
 def _resources(server: MCPServer, tools: CellTools) -> None:

@@ -399,11 +399,11 @@ async def _drive(
         cluster = await stack.enter_async_context(
             LocalCluster(members, bus, cluster=settings.name, ring=ring, threshold=threshold)
         )
-        registry = cluster_registry(cluster, migrator=migrator)
-        stack.enter_context(metrics_server(args.metrics, registry))
         driver = stack.enter_context(
             partifact_driver(args, members, cells, threshold, settings.tick)
         )
+        registry = cluster_registry(cluster, migrator=migrator, driver=driver)
+        stack.enter_context(metrics_server(args.metrics, registry))
         served = await stack.enter_async_context(
             served_cluster(args, config, settings, members, migrator, registry, driver)
         )

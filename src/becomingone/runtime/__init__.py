@@ -94,7 +94,12 @@ from becomingone.runtime.node import (
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.observer import ClusterObserver, PacketAges
-from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
+from becomingone.runtime.partifacts import (
+    DECISION_BUCKETS,
+    DecisionLatency,
+    PartifactDriver,
+    PartifactTick,
+)
 from becomingone.runtime.profile import (
     LARGEST_CLUSTER,
     Budget,
@@ -112,6 +117,7 @@ from becomingone.runtime.relay import Relay, RelayStatus, relay_subject
 from becomingone.runtime.sources import Source, SourceCursor, open_source, synthetic_phase
 
 __all__ = [
+    "DECISION_BUCKETS",
     "DELIVERY_SECONDS",
     "DEMO_CELLS",
     "LARGEST_CLUSTER",
@@ -135,6 +141,7 @@ __all__ = [
     "ClusterSummary",
     "CommandHandler",
     "DataDirLock",
+    "DecisionLatency",
     "FedMember",
     "FullFeed",
     "GlyphBusy",

@@ -12,34 +12,47 @@ every value read is a number or a frozen value the loop replaces whole.
 Names follow the Prometheus conventions: the ``becomingone_`` prefix, counters end in
 ``_total``, base units (seconds; phases in cycles, coherence a ratio in [0, 1]), a ``cell``
 label on everything a cell measures and a ``cluster`` label on what the cluster driver
-measures.
+measures. The consensus (``--roles``) is read from the
+:class:`~becomingone.runtime.PartifactDriver`: its counts, the book's refusals, the lifecycle
+stage and the roles; the decision-latency histogram's buckets are
+:data:`~becomingone.runtime.partifacts.DECISION_BUCKETS` (cluster seconds).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from becomingone.choir import Ledger, SpecStatus
+from becomingone.cluster import LifecycleStage, Role
 from becomingone.core.phase import CoherenceBand
 from becomingone.errors import TransportError
 from becomingone.runtime.cell import Cell
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.cluster import LocalCluster
 from becomingone.runtime.glyph_migrate import GlyphMigrator
+from becomingone.runtime.partifacts import DECISION_BUCKETS, PartifactDriver
 from becomingone.sync.cps import PhaseSupervisor
 
 __all__ = [
     "METRICS",
+    "ChoirCollector",
     "MetricSpec",
     "MetricsServer",
     "StateCollector",
     "cell_registry",
+    "choir_registry",
     "cluster_registry",
     "serve_metrics",
 ]
@@ -51,7 +64,7 @@ class MetricSpec:
     ``unit`` and what it means (``help``)."""
 
     name: str
-    kind: Literal["gauge", "counter"]
+    kind: Literal["gauge", "counter", "histogram"]
     labels: tuple[str, ...]
     unit: str
     help: str
@@ -62,13 +75,17 @@ class MetricSpec:
             return CounterMetricFamily(
                 self.name.removesuffix("_total"), self.help, labels=self.labels
             )
+        if self.kind == "histogram":
+            return HistogramMetricFamily(self.name, self.help, labels=self.labels)
         return GaugeMetricFamily(self.name, self.help, labels=self.labels)
 
 
-def _spec(name: str, kind: str, labels: str, unit: str, text: str) -> MetricSpec:
+def _spec(
+    name: str, kind: Literal["gauge", "counter", "histogram"], labels: str, unit: str, text: str
+) -> MetricSpec:
     return MetricSpec(
         name=f"becomingone_{name}",
-        kind="counter" if kind == "counter" else "gauge",
+        kind=kind,
         labels=tuple(labels.split()),
         unit=unit,
         help=text,
@@ -122,6 +139,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "firings",
         "Firings skipped because they were late (lateness > 1/(1 + kappa))",
     ),
+    _spec(
+        "glyph_run_failures_total",
+        "counter",
+        "cell reason",
+        "runs",
+        "Glyph runs that failed, by reason (error, timeout)",
+    ),
     # the cluster driver's view
     _spec("cluster_ticks_total", "counter", "cluster", "ticks", "Ticks the driver ran"),
     _spec("cluster_coherence", "gauge", "cluster", "ratio", "C_cluster = exp(-5 circ. variance)"),
@@ -152,6 +176,85 @@ METRICS: tuple[MetricSpec, ...] = (
         "migrations",
         "Migration offers refused, by reason",
     ),
+    # the consensus of a `--roles` cluster (the partifact driver)
+    _spec(
+        "lifecycle_stage",
+        "gauge",
+        "cluster stage",
+        "bool",
+        "1 for the current lifecycle stage (pre_cluster ... autonomous), 0 for the others",
+    ),
+    _spec("roles", "gauge", "cluster role", "cells", "Cells holding each role"),
+    _spec(
+        "consensus_proposals_total",
+        "counter",
+        "cluster kind",
+        "proposals",
+        "Proposals opened, by kind (roles, intent, command, glyph.submit, glyph.cancel)",
+    ),
+    _spec(
+        "consensus_decisions_total",
+        "counter",
+        "cluster outcome",
+        "proposals",
+        "Proposals decided, by outcome (passed, rejected, expired)",
+    ),
+    _spec("consensus_votes_total", "counter", "cluster vote", "votes", "Votes counted (yes, no)"),
+    _spec(
+        "consensus_refused_total",
+        "counter",
+        "cluster reason",
+        "messages",
+        "Proposals and votes the consensus refused, by reason (double, late, not_validator ...)",
+    ),
+    _spec("consensus_open_proposals", "gauge", "cluster", "proposals", "Proposals open now"),
+    _spec(
+        "consensus_decision_seconds",
+        "histogram",
+        "cluster kind",
+        "seconds",
+        "Cluster seconds from a proposal's opening to its decision, by kind",
+    ),
+    # a Choir (choir_registry)
+    _spec(
+        "choir_transactions_total",
+        "counter",
+        "kind",
+        "transactions",
+        "Ledger transactions applied, by kind (join, thread, post, submit, vote, close, ...)",
+    ),
+    _spec(
+        "choir_invariant_checks_total",
+        "counter",
+        "",
+        "checks",
+        "Invariant checks passed: one inside each applied transaction's database transaction",
+    ),
+    _spec("choir_invariant_holds", "gauge", "", "bool", "1 when the supply invariant holds now"),
+    _spec(
+        "choir_conservation_residual",
+        "gauge",
+        "",
+        "CHOIR",
+        "treasury + wallets + threads + escrow - total supply (always 0)",
+    ),
+    _spec(
+        "choir_balance",
+        "gauge",
+        "kind",
+        "CHOIR",
+        "The invariant's terms: kind treasury, wallet, thread or escrow (summed)",
+    ),
+    _spec(
+        "choir_thread_balances_consistent",
+        "gauge",
+        "",
+        "bool",
+        "1 when the threads' balances, each >= 0, sum to the thread term",
+    ),
+    _spec("choir_threads", "gauge", "", "threads", "Threads on the ledger"),
+    _spec("choir_users", "gauge", "", "users", "Users on the ledger"),
+    _spec("choir_pending_specs", "gauge", "", "specs", "Specs waiting for votes"),
 )
 
 _SPECS = {spec.name: spec for spec in METRICS}
@@ -169,6 +272,18 @@ class _Families:
     def add(self, name: str, labels: Sequence[str], value: float) -> None:
         family = self._families[f"becomingone_{name}"]
         family.add_metric(list(labels), float(value))  # type: ignore[attr-defined]
+
+    def histogram(
+        self, name: str, labels: Sequence[str], buckets: Sequence[int], total: float
+    ) -> None:
+        """Per-bucket counts (by ``DECISION_BUCKETS``, +Inf last) as cumulative buckets."""
+        family = self._families[f"becomingone_{name}"]
+        bounds = [*(f"{b:g}" for b in DECISION_BUCKETS), "+Inf"]
+        running, cumulative = 0, []
+        for bound, n in zip(bounds, buckets, strict=True):
+            running += n
+            cumulative.append((bound, float(running)))
+        family.add_metric(list(labels), cumulative, total)  # type: ignore[attr-defined]
 
     def filled(self) -> Iterator[Metric]:
         return (f for f in self._families.values() if f.samples)
@@ -228,6 +343,8 @@ def _glyphs(out: _Families, member: CellMember) -> None:
     out.add("glyph_energy", label, g.node_energy())
     out.add("glyph_firings_total", label, counts.get("fired", 0))
     out.add("glyph_late_firings_total", label, counts.get("skipped_late", 0))
+    for reason, key in (("error", "errors"), ("timeout", "timeouts")):
+        out.add("glyph_run_failures_total", (member.node_id, reason), counts.get(key, 0))
 
 
 def _driver(out: _Families, cluster: LocalCluster, migrator: GlyphMigrator | None) -> None:
@@ -257,6 +374,31 @@ def _driver(out: _Families, cluster: LocalCluster, migrator: GlyphMigrator | Non
                 out.add("glyph_migrations_rejected_total", (cluster.cluster, reason), n)
 
 
+def _consensus(out: _Families, name: str, driver: PartifactDriver) -> None:
+    """The partifact driver's consensus: lifecycle, roles, proposals, decisions, votes,
+    refusals and the decision latency (every dict copied first: the loop changes them)."""
+    pc, counts, label = driver.cluster, driver.counts, (name,)
+    stage = pc.lifecycle.stage
+    for s in LifecycleStage:
+        out.add("lifecycle_stage", (name, s.value), s is stage)
+    held = list(dict(pc.roles).values())
+    for role in Role:
+        out.add("roles", (name, role.value), held.count(role))
+    for family, counter in (
+        ("consensus_proposals_total", counts.proposed),
+        ("consensus_decisions_total", counts.decided),
+        ("consensus_votes_total", counts.votes),
+        ("consensus_refused_total", pc.book.rejected),
+    ):
+        for key, n in sorted(dict(counter).items()):
+            out.add(family, (name, key), n)
+    out.add("consensus_open_proposals", label, len(pc.book.open_proposals))
+    for kind, latency in sorted(dict(counts.latency).items()):
+        out.histogram(
+            "consensus_decision_seconds", (name, kind), list(latency.buckets), latency.total
+        )
+
+
 class StateCollector(Collector):
     """Reads cells and a cluster at scrape time.
 
@@ -268,6 +410,8 @@ class StateCollector(Collector):
         The in-process cluster: its members' CPS and glyphs, the driver's view and its bus.
     migrator : GlyphMigrator, optional
         The cluster's glyph migrations.
+    driver : PartifactDriver, optional
+        The cluster's consensus (``--roles``); needs ``cluster`` (its name is the label).
     """
 
     def __init__(
@@ -276,8 +420,10 @@ class StateCollector(Collector):
         *,
         cluster: LocalCluster | None = None,
         migrator: GlyphMigrator | None = None,
+        driver: PartifactDriver | None = None,
     ) -> None:
         self._cells, self.cluster, self.migrator = cells, cluster, migrator
+        self.driver = driver
 
     def describe(self) -> Iterable[Metric]:
         """Every family (no samples), so a registry can refuse a name clash."""
@@ -310,7 +456,53 @@ class StateCollector(Collector):
                 if isinstance(member, CellMember):
                     _glyphs(out, member)
             _driver(out, self.cluster, self.migrator)
+            if self.driver is not None:
+                _consensus(out, self.cluster.cluster, self.driver)
         return list(out.filled())
+
+
+class ChoirCollector(Collector):
+    """Reads a Choir ledger at scrape time; ``counts`` gives the transactions applied by kind."""
+
+    def __init__(self, ledger: Ledger, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.ledger, self.counts = ledger, counts
+
+    def describe(self) -> Iterable[Metric]:
+        """The Choir families (no samples)."""
+        return [spec.family() for spec in METRICS if spec.name.startswith("becomingone_choir_")]
+
+    def collect(self) -> Iterable[Metric]:
+        """The ledger's counts, terms and checks now."""
+        out = _Families()
+        counts = dict(self.counts())
+        for kind, n in sorted(counts.items()):
+            out.add("choir_transactions_total", (kind,), n)
+        out.add("choir_invariant_checks_total", (), sum(counts.values()))
+        totals = self.ledger.totals()
+        out.add("choir_invariant_holds", (), totals.ok)
+        out.add("choir_conservation_residual", (), totals.total - totals.supply)
+        for kind, value in (
+            ("treasury", totals.treasury),
+            ("wallet", totals.wallets),
+            ("thread", totals.threads),
+            ("escrow", totals.escrow),
+        ):
+            out.add("choir_balance", (kind,), value)
+        threads = self.ledger.threads()
+        balances = [t.balance for t in threads]
+        consistent = sum(balances) == totals.threads and all(b >= 0 for b in balances)
+        out.add("choir_thread_balances_consistent", (), consistent)
+        out.add("choir_threads", (), len(threads))
+        out.add("choir_users", (), len(self.ledger.users()))
+        out.add("choir_pending_specs", (), len(self.ledger.specs(status=SpecStatus.PENDING)))
+        return list(out.filled())
+
+
+def choir_registry(ledger: Ledger, counts: Callable[[], Mapping[str, int]]) -> CollectorRegistry:
+    """A new registry exposing a Choir ledger (``counts``: transactions applied by kind)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ChoirCollector(ledger, counts))
+    return registry
 
 
 def cell_registry(cell: Cell) -> CollectorRegistry:
@@ -321,16 +513,20 @@ def cell_registry(cell: Cell) -> CollectorRegistry:
 
 
 def cluster_registry(
-    cluster: LocalCluster, *, migrator: GlyphMigrator | None = None
+    cluster: LocalCluster,
+    *,
+    migrator: GlyphMigrator | None = None,
+    driver: PartifactDriver | None = None,
 ) -> CollectorRegistry:
-    """A new registry exposing an in-process cluster: its driver, bus, every member's CPS and,
-    for full cells, the cell itself and its glyphs (label: the node id)."""
+    """A new registry exposing an in-process cluster: its driver, bus, every member's CPS,
+    for full cells the cell itself and its glyphs (label: the node id), and with ``driver``
+    its consensus."""
 
     def cells() -> list[tuple[str, Cell]]:
         return [(m.node_id, m.cell) for m in cluster.members if isinstance(m, CellMember)]
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(StateCollector(cells, cluster=cluster, migrator=migrator))
+    registry.register(StateCollector(cells, cluster=cluster, migrator=migrator, driver=driver))
     return registry
 
 

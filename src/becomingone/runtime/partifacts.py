@@ -46,7 +46,7 @@ from becomingone.runtime.glyph_handlers import RUN_COST
 from becomingone.runtime.hooks import HookCall
 from becomingone.witnessing import Level
 
-__all__ = ["PartifactDriver", "PartifactTick"]
+__all__ = ["DECISION_BUCKETS", "DecisionLatency", "PartifactDriver", "PartifactTick"]
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,47 @@ class _Pending:
     opened_wall: float
 
 
+#: Upper bounds (cluster seconds) of the decision-latency histogram's buckets; +Inf follows.
+DECISION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+@dataclass(slots=True)
+class DecisionLatency:
+    """Seconds from open to decision (cluster time) of one proposal kind, bucketed by
+    :data:`DECISION_BUCKETS`: ``buckets[i]`` counts the latencies in (bound i-1, bound i], the
+    last one those above every bound; ``total`` is their sum."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DECISION_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Count one latency (negative is taken as 0)."""
+        seconds = max(0.0, seconds)
+        index = next(
+            (i for i, bound in enumerate(DECISION_BUCKETS) if seconds <= bound),
+            len(DECISION_BUCKETS),
+        )
+        self.buckets[index] += 1
+        self.total += seconds
+
+
 @dataclass(slots=True)
 class _Counts:
+    """What the driver counted: proposals opened by kind, decisions by outcome, votes counted
+    by the consensus (``yes`` / ``no``) and the decision latency by kind."""
+
     proposed: Counter[str] = field(default_factory=Counter)
     decided: Counter[str] = field(default_factory=Counter)
+    votes: Counter[str] = field(default_factory=Counter)
+    latency: dict[str, DecisionLatency] = field(default_factory=dict)
+
+    def decision(self, d: Decision) -> None:
+        """Count ``d``: its outcome and its latency (decided_at - created)."""
+        self.decided[d.outcome.value] += 1
+        kind = d.proposal.kind
+        if kind not in self.latency:
+            self.latency[kind] = DecisionLatency()
+        self.latency[kind].observe(d.decided_at - d.proposal.created)
 
 
 class PartifactDriver:
@@ -265,6 +302,7 @@ class PartifactDriver:
         tick. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
         decision = self.cluster.vote(vote, now)
         self._note_vote(vote, decision)
+        self.counts.votes["yes" if vote.yes else "no"] += 1
         if decision is not None:
             self._settle([decision], self._queued)
         return decision
@@ -430,6 +468,7 @@ class PartifactDriver:
                 except ProtocolError:
                     continue  # counted by the book and the router
                 self._note_vote(vote, d)
+                self.counts.votes["yes" if yes else "no"] += 1
                 if d is not None:
                     out.append(d)
         return out
@@ -444,7 +483,7 @@ class PartifactDriver:
             pending = self._pending.pop(d.proposal.id, None)
             if pending is not None:
                 latencies.append(time.perf_counter() - pending.opened_wall)
-            self.counts.decided[d.outcome.value] += 1
+            self.counts.decision(d)
             events.append(
                 (
                     HookEvent.PROPOSAL_DECIDED.value,
