@@ -327,9 +327,14 @@ class LocalCluster:
             if advance is not None:
                 await advance(now)
         for m in self.members:
-            receive, replies = m.receive, []
-            for data in self._subs[m.node_id].drain():
-                replies += receive(data, now)
+            batch = self._subs[m.node_id].drain()
+            receive_many = getattr(m, "receive_many", None)
+            if receive_many is not None:
+                replies = receive_many(batch, now)
+            else:
+                receive, replies = m.receive, []
+                for data in batch:
+                    replies += receive(data, now)
             await self._publish(m.node_id, replies)
         for m in self.members:
             await self._publish(m.node_id, m.tick(now))
