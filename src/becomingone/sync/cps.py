@@ -161,6 +161,7 @@ class PhaseSupervisor:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**64:
             raise InputError("epoch", f"must be an integer in [0, 2**64), got {epoch!r}")
         self.key, self.plan, self.cluster = key, plan, cluster
+        self._others = tuple(m for m in plan.members if m != plan.node_id)
         self.frequency = finite_float("frequency", frequency)
         self.theta = _unit(finite_float("theta", theta))
         self.epoch = epoch
@@ -411,11 +412,11 @@ class PhaseSupervisor:
         consumed = [h for h in self._inbox.values() if h.fresh]
         match plan.topology:
             case Topology.MESH:
-                own_id = self.node_id
-                states = self._fresh(PacketKind.STATE, 0)
-                target = self._mean(states, now) if states else None
-                self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
-                others = tuple(m for m in plan.members if m != own_id)
+                states = self._latest(PacketKind.STATE, 0)
+                fresh = {s: h for s, h in states.items() if h.fresh}
+                target = self._mean(fresh, now) if fresh else None
+                self.mesh = self._global(states, now)
+                others = self._others
                 out = [_Send(PacketKind.STATE, 0, None, 1.0, others)] if others else []
             case Topology.RING:
                 pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
@@ -476,8 +477,7 @@ class PhaseSupervisor:
             return target, [_Send(PacketKind.STATE, 0, None, 1.0, (plan.hub,))]
         self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
         target = self._mean(self._fresh(PacketKind.STATE, 0), now)
-        own_id = self.node_id
-        others = tuple(m for m in plan.members if m != own_id)
+        others = self._others
         if target is None or not others:
             return target, []
         m = self.mesh
