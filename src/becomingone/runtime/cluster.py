@@ -1,7 +1,7 @@
 """Local cluster driver: N cells' CPS on one bus, ticked by an asyncio loop (DESIGN.md §6).
 
 Rule: a thin loop. Each tick it hands every cell the bytes its subscription received (one
-``drain``), calls ``tick(now)``, publishes what the cell returns (one ``publish_many`` per
+``drain``, given to the cell's ``receive_many`` in one call where it has one), calls ``tick(now)``, publishes what the cell returns (one ``publish_many`` per
 cell) and measures C_cluster over all cells, and T_global over all cells' T_sync (equal
 weights, :func:`~becomingone.sync.global_sync`) with its cluster collapses (upward crossings of
 I_c): the driver's view of the whole cluster, beside each cell's own T_global. The
@@ -58,7 +58,12 @@ SEND_SECONDS = 1e-4
 
 
 class ClusterMember(Protocol):
-    """What the driver needs from a cell: the sans-IO CPS surface."""
+    """What the driver needs from a cell: the sans-IO CPS surface.
+
+    A cell may also have ``receive_many(batch, now)`` (as
+    :meth:`~becomingone.sync.PhaseSupervisor.receive_many` does): the driver then hands it
+    each tick's packets in one call instead of one ``receive`` per packet.
+    """
 
     @property
     def node_id(self) -> str: ...
