@@ -2,8 +2,9 @@
 
 Rule: a thin loop. Each tick it hands every cell the bytes its subscription received (one
 ``drain``, given to the cell's ``receive_many`` in one call where it has one), calls
-``tick(now)``, publishes what the cell returns (one ``publish_many`` per cell) and measures C_cluster over all cells, and T_global over all cells' T_sync (equal
-weights, :func:`~becomingone.sync.global_sync`) with its cluster collapses (upward crossings of
+``tick(now)``, publishes what the cell returns (one ``publish_many`` per cell) and measures
+C_cluster over all cells, and T_global over all cells' T_sync (equal weights,
+:func:`~becomingone.sync.global_sync`) with its cluster collapses (upward crossings of
 I_c): the driver's view of the whole cluster, beside each cell's own T_global. The
 supervisors of one cluster share one :class:`~becomingone.sync.VerifyCache`, so each distinct
 packet is verified once per process. Protocol decisions live in :mod:`becomingone.sync`; a
