@@ -406,39 +406,37 @@ class PacketValidator:
             return self._validate_each(batch, now)
         parses = cache.parse_many(batch, decode_packet, ProtocolError)
         roster_get, cluster = self.roster.get, self.cluster
-        publics: list[bytes | None] = []
+        checked: list[tuple[Packet, bytes] | None] = []  # (packet, its signer's key) or None
         signed: list[tuple[bytes, bytes, bytes]] = []
         for item in parses:
-            public = None
+            entry = None
             if type(item) is tuple and item[0].cluster == cluster:
                 public = roster_get(item[0].node_id)
                 if public is not None:
+                    entry = (item[0], public)
                     signed.append((public, item[1], item[2]))
-            publics.append(public)
+            checked.append(entry)
         good = iter(cache.verify_many(signed))
         out: list[Packet] = []
         last, own, skew, rejected = self._last, self.own_id, self.max_skew, self.rejected
-        for item, public in zip(parses, publics, strict=True):
-            try:
-                if isinstance(item, ProtocolError):
-                    raise item
-                packet = item[0]
-                if public is None:
-                    raise self._unknown(packet)
-                if not next(good):
-                    raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r}")
-                node = packet.node_id
-                prev = last.get(node)
-                if (
-                    node == own
-                    or abs(packet.timestamp - now) > skew
-                    or (prev is not None and (packet.epoch, packet.seq) <= prev)
-                ):
-                    self._check_fresh(packet, now)  # raises the first failing check
-                last[node] = (packet.epoch, packet.seq)
-            except ProtocolError as exc:
-                rejected[str(exc.reason)] += 1
+        for item, entry in zip(parses, checked, strict=True):
+            if entry is None:  # unparsable, another cluster or an unknown signer
+                failure = item if isinstance(item, ProtocolError) else self._unknown(item[0])
+                rejected[str(failure.reason)] += 1
                 continue
+            packet = entry[0]
+            if not next(good):
+                rejected[str(Reject.BAD_SIGNATURE)] += 1
+                continue
+            node, mark = packet.node_id, (packet.epoch, packet.seq)
+            prev = last.get(node)
+            if node == own or abs(packet.timestamp - now) > skew or (prev and mark <= prev):
+                try:
+                    self._check_fresh(packet, now)  # raises the first failing check
+                except ProtocolError as exc:
+                    rejected[str(exc.reason)] += 1
+                    continue
+            last[node] = mark
             out.append(packet)
         self.accepted += len(out)
         return out
