@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from becomingone.core.phase import CoherenceBand
 from becomingone.sync import NetworkStability, read_cluster
 
@@ -28,3 +31,22 @@ def test_read_cluster_bands() -> None:
     """Tight phases around 0/1 read SHARED; spread phases LOOSE."""
     assert read_cluster([0.99, 0.0, 0.01]).band is CoherenceBand.SHARED
     assert read_cluster([0.0, 0.25, 0.5, 0.75]).band is CoherenceBand.LOOSE
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.floats(-10.0, 10.0), max_size=6),
+    st.sets(st.sampled_from("abcdefg"), max_size=7),
+    st.floats(-10.0, 10.0),
+    st.floats(0.01, 5.0),
+)
+@settings(max_examples=200, deadline=None)
+def test_tick_counts_a_peer_fresh_exactly_as_the_per_peer_rule(
+    heard: dict[str, float], peers: set[str], now: float, timeout: float
+) -> None:
+    """A tick is good iff every expected peer was heard with ``now - t <= timeout`` (a peer
+    never heard fails), checked one peer at a time; the one-pass ``tick`` agrees."""
+    s = NetworkStability(peers=peers, k=1, timeout=timeout)
+    for peer, t in heard.items():
+        s.heard(peer, t)
+    expected = all(p in heard and now - heard[p] <= timeout for p in peers)
+    assert s.tick(now) is expected

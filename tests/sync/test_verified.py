@@ -203,3 +203,30 @@ def test_restore_from_settings_keeps_sharing_the_cache() -> None:
     assert cache.signed == signed + 2
     data = sent[0].data
     assert cache.parse(data, lambda _: pytest.fail("not remembered")) == decode_packet(data)
+
+
+def test_batch_lookups_equal_one_call_per_item() -> None:
+    """parse_many and verify_many give the results, memo contents and counters of one
+    parse / verify per item, including uncacheable buffers, malformed bytes and bad
+    signatures, and an eviction inside the batch."""
+    good, other = wire("a", 1), wire("b", 2)
+    forged = flip(other, len(other) - 1)  # parses; its signature fails
+    # a 2-entry memo: the hit on `good` keeps it, so `forged` evicts `other` and not `good`
+    items = [good, bytearray(good), b"SSEP junk", other, good, forged, good]
+    one, many = VerifyCache(maxsize=2), VerifyCache(maxsize=2)
+    singles: list[object] = []
+    for data in items:
+        try:
+            singles.append(one.parse(data, decode_packet))
+        except ProtocolError as exc:
+            singles.append(exc.reason)
+    batch = many.parse_many(items, decode_packet, ProtocolError)
+    assert [x.reason if isinstance(x, ProtocolError) else x for x in batch] == singles
+    triples = [
+        (ROSTER[p[0].node_id], p[1], p[2]) for p in batch if not isinstance(p, ProtocolError)
+    ]
+    triples.append((bytearray(triples[0][0]), triples[0][1], triples[0][2]))
+    verdicts = [one.verify(*t) for t in triples]
+    assert many.verify_many(triples) == verdicts
+    assert verdicts.count(False) == 1  # the forged one
+    assert many.stats() == one.stats()

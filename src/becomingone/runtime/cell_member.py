@@ -214,6 +214,10 @@ class CellMember:
         """The supervisor's receive."""
         return self.supervisor.receive(data, now)
 
+    def receive_many(self, batch: Sequence[bytes], now: float) -> list[Outgoing]:
+        """The supervisor's batch receive (one call per tick for the driver)."""
+        return self.supervisor.receive_many(batch, now)
+
     def snapshot(self) -> CpsState:
         """The supervisor's state."""
         return self.supervisor.snapshot()

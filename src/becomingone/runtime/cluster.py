@@ -1,9 +1,10 @@
 """Local cluster driver: N cells' CPS on one bus, ticked by an asyncio loop (DESIGN.md §6).
 
 Rule: a thin loop. Each tick it hands every cell the bytes its subscription received (one
-``drain``), calls ``tick(now)``, publishes what the cell returns (one ``publish_many`` per
-cell) and measures C_cluster over all cells, and T_global over all cells' T_sync (equal
-weights, :func:`~becomingone.sync.global_sync`) with its cluster collapses (upward crossings of
+``drain``, given to the cell's ``receive_many`` in one call where it has one), calls
+``tick(now)``, publishes what the cell returns (one ``publish_many`` per cell) and measures
+C_cluster over all cells, and T_global over all cells' T_sync (equal weights,
+:func:`~becomingone.sync.global_sync`) with its cluster collapses (upward crossings of
 I_c): the driver's view of the whole cluster, beside each cell's own T_global. The
 supervisors of one cluster share one :class:`~becomingone.sync.VerifyCache`, so each distinct
 packet is verified once per process. Protocol decisions live in :mod:`becomingone.sync`; a
@@ -58,7 +59,12 @@ SEND_SECONDS = 1e-4
 
 
 class ClusterMember(Protocol):
-    """What the driver needs from a cell: the sans-IO CPS surface."""
+    """What the driver needs from a cell: the sans-IO CPS surface.
+
+    A cell may also have ``receive_many(batch, now)`` (as
+    :meth:`~becomingone.sync.PhaseSupervisor.receive_many` does): the driver then hands it
+    each tick's packets in one call instead of one ``receive`` per packet.
+    """
 
     @property
     def node_id(self) -> str: ...
@@ -327,9 +333,14 @@ class LocalCluster:
             if advance is not None:
                 await advance(now)
         for m in self.members:
-            receive, replies = m.receive, []
-            for data in self._subs[m.node_id].drain():
-                replies += receive(data, now)
+            batch = self._subs[m.node_id].drain()
+            receive_many = getattr(m, "receive_many", None)
+            if receive_many is not None:
+                replies = receive_many(batch, now)
+            else:
+                receive, replies = m.receive, []
+                for data in batch:
+                    replies += receive(data, now)
             await self._publish(m.node_id, replies)
         for m in self.members:
             await self._publish(m.node_id, m.tick(now))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import cmath
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -161,6 +161,7 @@ class PhaseSupervisor:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**64:
             raise InputError("epoch", f"must be an integer in [0, 2**64), got {epoch!r}")
         self.key, self.plan, self.cluster = key, plan, cluster
+        self._others = tuple(m for m in plan.members if m != plan.node_id)
         self.frequency = finite_float("frequency", frequency)
         self.theta = _unit(finite_float("theta", theta))
         self.epoch = epoch
@@ -175,9 +176,10 @@ class PhaseSupervisor:
         self._inbox: dict[tuple[PacketKind, int, str], _Heard] = {}
         self.field = CellField(kappa=self.alpha)
         self.mesh = GlobalSync(time=0.0)
-        #: node id → its latest reported load; not part of the state (each peer's next
-        #: packet refreshes it), so it does not change the bytes a restored supervisor sends.
-        self.peer_loads: dict[str, PeerLoad] = {}
+        #: node id → its latest valid packet, for :attr:`peer_loads`; not part of the state
+        #: (each peer's next packet refreshes it), so it does not change the bytes a restored
+        #: supervisor sends.
+        self._peer_packets: dict[str, Packet] = {}
 
     @classmethod
     def restore(cls, state: SupervisorState, **settings: Any) -> PhaseSupervisor:
@@ -259,6 +261,17 @@ class PhaseSupervisor:
         """The membership this supervisor accepts packets from."""
         return self.validator.roster
 
+    @property
+    def peer_loads(self) -> dict[str, PeerLoad]:
+        """node id → the load its latest valid packet reported (built on demand, so
+        receiving a packet costs no more than storing it)."""
+        return {
+            node: PeerLoad(
+                node_energy=p.node_energy, glyph_digest=p.glyph_digest, timestamp=p.timestamp
+            )
+            for node, p in self._peer_packets.items()
+        }
+
     def heard(self) -> list[tuple[float, float]]:
         """(θ, timestamp) of each phase held: every sender's latest of each kind and level."""
         return [(h.theta, h.timestamp) for h in self._inbox.values()]
@@ -319,15 +332,27 @@ class PhaseSupervisor:
         except ProtocolError:
             return []
         self.stability.heard(packet.node_id, now)
-        self.peer_loads[packet.node_id] = PeerLoad(
-            node_energy=packet.node_energy,
-            glyph_digest=packet.glyph_digest,
-            timestamp=packet.timestamp,
-        )
+        self._peer_packets[packet.node_id] = packet
         slot = (packet.kind, packet.level, packet.node_id)
         self._inbox[slot] = _Heard(
             packet.theta, packet.weight, packet.timestamp, t_sync=packet.t_sync
         )
+        return []
+
+    def receive_many(self, batch: Sequence[bytes], now: float) -> list[Outgoing]:
+        """:meth:`receive` of each of ``batch`` in order, all at ``now``, in one call: the
+        same checks, counters and stored phases as one ``receive`` per packet (the
+        validator's batch path, :meth:`~becomingone.sync.ssep.PacketValidator.validate_many`,
+        then one pass storing what the accepted packets said)."""
+        packets = self.validator.validate_many(batch, now)
+        if not packets:
+            return []
+        self.stability.heard_many([p.node_id for p in packets], now)
+        loads, inbox = self._peer_packets, self._inbox
+        for p in packets:
+            node = p.node_id
+            loads[node] = p
+            inbox[(p.kind, p.level, node)] = _Heard(p.theta, p.weight, p.timestamp, True, p.t_sync)
         return []
 
     def tick(self, now: float) -> list[Outgoing]:
@@ -387,10 +412,11 @@ class PhaseSupervisor:
         consumed = [h for h in self._inbox.values() if h.fresh]
         match plan.topology:
             case Topology.MESH:
-                states = self._fresh(PacketKind.STATE, 0)
-                target = self._mean(states, now) if states else None
-                self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
-                others = tuple(m for m in plan.members if m != self.node_id)
+                states = self._latest(PacketKind.STATE, 0)
+                fresh = {s: h for s, h in states.items() if h.fresh}
+                target = self._mean(fresh, now) if fresh else None
+                self.mesh = self._global(states, now)
+                others = self._others
                 out = [_Send(PacketKind.STATE, 0, None, 1.0, others)] if others else []
             case Topology.RING:
                 pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
@@ -451,7 +477,7 @@ class PhaseSupervisor:
             return target, [_Send(PacketKind.STATE, 0, None, 1.0, (plan.hub,))]
         self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
         target = self._mean(self._fresh(PacketKind.STATE, 0), now)
-        others = tuple(m for m in plan.members if m != self.node_id)
+        others = self._others
         if target is None or not others:
             return target, []
         m = self.mesh
@@ -506,7 +532,8 @@ class PhaseSupervisor:
         assert send.theta is not None and send.t_sync is not None
         slot = (send.kind, send.level, self.node_id)
         self._inbox[slot] = _Heard(_unit(send.theta), send.weight, now, t_sync=send.t_sync)
-        to = tuple(m for m in send.to if m != self.node_id)
+        own_id = self.node_id
+        to = tuple(m for m in send.to if m != own_id)
         return [replace(send, to=to)] if to else []
 
     def _packet(self, send: _Send, now: float) -> Outgoing:

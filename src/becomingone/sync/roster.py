@@ -78,6 +78,14 @@ class KeyRoster(Mapping[str, bytes]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._members)
 
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._members
+
+    def get(self, node_id: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        """The key of ``node_id``, or ``default`` (one dict lookup: receivers call it per
+        packet)."""
+        return self._members.get(node_id, default)
+
     def __len__(self) -> int:
         return len(self._members)
 

@@ -32,11 +32,12 @@ seq (else ``replay``); a lower epoch is rejected as ``old_epoch``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import struct
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from becomingone.errors import InputError, ProtocolError
@@ -390,19 +391,90 @@ class PacketValidator:
         self.accepted += 1
         return packet
 
+    def validate_many(self, batch: Sequence[bytes], now: float) -> list[Packet]:
+        """:meth:`validate` of each item of ``batch`` in order, all at ``now``: the accepted
+        packets in order, each rejection counted by its reason exactly as :meth:`validate`
+        counts it (same decisions, same replay table, same cache operations and counters).
+
+        With a shared cache the batch runs in three passes instead of one call chain per
+        packet: parse every item through the cache, check cluster and signer, verify the
+        signatures of those that passed (the items :meth:`validate` verifies, in its order),
+        then the per-receiver checks (own id, skew, epoch, replay) in order.
+        """
+        cache = self.cache
+        if cache is None:
+            return self._validate_each(batch, now)
+        parses = cache.parse_many(batch, decode_packet, ProtocolError)
+        roster_get, cluster = self.roster.get, self.cluster
+        checked: list[tuple[Packet, bytes] | None] = []  # (packet, its signer's key) or None
+        signed: list[tuple[bytes, bytes, bytes]] = []
+        for item in parses:
+            entry = None
+            if type(item) is tuple and item[0].cluster == cluster:
+                public = roster_get(item[0].node_id)
+                if public is not None:
+                    entry = (item[0], public)
+                    signed.append((public, item[1], item[2]))
+            checked.append(entry)
+        good = iter(cache.verify_many(signed))
+        out: list[Packet] = []
+        last, own, skew, rejected = self._last, self.own_id, self.max_skew, self.rejected
+        for item, entry in zip(parses, checked, strict=True):
+            if entry is None:  # unparsable, another cluster or an unknown signer
+                failure = item if isinstance(item, ProtocolError) else self._unknown(item[0])
+                rejected[str(failure.reason)] += 1
+                continue
+            packet = entry[0]
+            if not next(good):
+                rejected[str(Reject.BAD_SIGNATURE)] += 1
+                continue
+            node, mark = packet.node_id, (packet.epoch, packet.seq)
+            prev = last.get(node)
+            if node == own or abs(packet.timestamp - now) > skew or (prev and mark <= prev):
+                try:
+                    self._check_fresh(packet, now)  # raises the first failing check
+                except ProtocolError as exc:
+                    rejected[str(exc.reason)] += 1
+                    continue
+            last[node] = mark
+            out.append(packet)
+        self.accepted += len(out)
+        return out
+
+    def _validate_each(self, batch: Sequence[bytes], now: float) -> list[Packet]:
+        out: list[Packet] = []
+        for data in batch:
+            with contextlib.suppress(ProtocolError):
+                out.append(self.validate(data, now))
+        return out
+
     def _check(self, data: bytes, now: float) -> Packet:
         cache = self.cache
         packet, body, signature = (
             cache.parse(data, decode_packet) if cache is not None else decode_packet(data)
         )
-        if packet.cluster != self.cluster:
-            raise ProtocolError(Reject.WRONG_CLUSTER, f"packet for cluster {packet.cluster!r}")
-        public = self.roster.get(packet.node_id)
-        if public is None:
-            raise ProtocolError(Reject.UNKNOWN_SIGNER, f"no key for {packet.node_id!r}")
-        verify = verify_signature if cache is None else cache.verify
+        return self._check_parsed(packet, body, signature, now)
+
+    def _check_parsed(self, packet: Packet, body: bytes, signature: bytes, now: float) -> Packet:
+        """Every check after parsing, in order; the replay table advances on success."""
+        if packet.cluster != self.cluster or packet.node_id not in self.roster:
+            raise self._unknown(packet)
+        public = self.roster[packet.node_id]
+        verify = verify_signature if self.cache is None else self.cache.verify
         if not verify(public, body, signature):
             raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
+        self._check_fresh(packet, now)
+        self._last[packet.node_id] = (packet.epoch, packet.seq)
+        return packet
+
+    def _unknown(self, packet: Packet) -> ProtocolError:
+        """The rejection of a packet of another cluster or from a signer not in the roster."""
+        if packet.cluster != self.cluster:
+            return ProtocolError(Reject.WRONG_CLUSTER, f"packet for cluster {packet.cluster!r}")
+        return ProtocolError(Reject.UNKNOWN_SIGNER, f"no key for {packet.node_id!r}")
+
+    def _check_fresh(self, packet: Packet, now: float) -> None:
+        """The checks after the signature, in order: own id, clock skew, epoch, replay."""
         if packet.node_id == self.own_id:  # a node never sends to itself over the bus
             raise ProtocolError(Reject.REPLAY, f"a packet of {packet.node_id!r} came back to it")
         if abs(packet.timestamp - now) > self.max_skew:
@@ -414,5 +486,3 @@ class PacketValidator:
             raise ProtocolError(Reject.OLD_EPOCH, f"epoch {packet.epoch} < last {last[0]}")
         if last is not None and (packet.epoch, packet.seq) <= last:
             raise ProtocolError(Reject.REPLAY, f"seq {packet.seq} <= last {last[1]}")
-        self._last[packet.node_id] = (packet.epoch, packet.seq)
-        return packet

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from numpy.typing import ArrayLike
@@ -169,6 +170,10 @@ class NetworkStability:
         """Record a valid message from ``peer`` at ``now`` (seconds, finite)."""
         self._last_heard[peer] = float(now)
 
+    def heard_many(self, peers: Iterable[str], now: float) -> None:
+        """:meth:`heard` for each of ``peers`` at the same ``now``."""
+        self._last_heard.update(dict.fromkeys(peers, float(now)))
+
     def set_peers(self, peers: Iterable[str]) -> None:
         """Replace the expected peers; a change resets the streak at the next tick."""
         new = frozenset(peers)
@@ -178,9 +183,10 @@ class NetworkStability:
 
     def tick(self, now: float) -> bool:
         """Evaluate this tick; returns :attr:`stable`."""
-        fresh = all(
-            now - self._last_heard.get(peer, -math.inf) <= self.timeout for peer in self._peers
-        )
+        # every peer heard within the timeout iff the oldest one is (t ↦ now − t is monotone
+        # in floating point too); one C-level pass over the peers
+        oldest = min(map(self._last_heard.get, self._peers, repeat(-math.inf)), default=math.inf)
+        fresh = now - oldest <= self.timeout
         if fresh and not self._changed:
             self._streak += 1
         else:

@@ -19,7 +19,7 @@ supervisor of a :class:`~becomingone.runtime.LocalCluster`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -34,6 +34,7 @@ __all__ = ["DEFAULT_CACHE_SIZE", "CacheStats", "VerifyCache"]
 DEFAULT_CACHE_SIZE = 16_384
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +124,26 @@ class VerifyCache:
         self._store(key, good)
         return good
 
+    def verify_many(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        """:meth:`verify` of each (public key, message, signature) in order, in one call:
+        the same memo operations, results and counters."""
+        memo, out, hits = self._verified, [], 0
+        get, touch = memo.get, memo.move_to_end
+        for public_key, message, signature in items:
+            key = (public_key, signature, message)
+            try:
+                found = get(key)
+            except TypeError:  # an unhashable buffer: verify() takes its bytes
+                found = None
+            if found is None:
+                out.append(self.verify(public_key, message, signature))
+                continue
+            hits += 1
+            touch(key)
+            out.append(found)
+        self.hits += hits
+        return out
+
     def sign(self, key: NodeKey, message: bytes) -> bytes:
         """``key.sign(message)``, recorded as verified: a receiver in this process that holds
         ``key``'s public key for the sender finds it here instead of verifying it again."""
@@ -169,6 +190,29 @@ class VerifyCache:
         if len(memo) > self.maxsize:
             memo.popitem(last=False)
         return value
+
+    def parse_many(
+        self, batch: Sequence[bytes], parser: Callable[[bytes], T], errors: type[E]
+    ) -> list[T | E]:
+        """:meth:`parse` of each item of ``batch`` in order, in one call: the same memo
+        operations and counters; where ``parser`` raises ``errors``, the exception stands in
+        the item's place (and, as in :meth:`parse`, nothing is cached for it)."""
+        out: list[T | E] = []
+        memo, hits = self._parsed, 0
+        get, touch = memo.get, memo.move_to_end
+        for data in batch:
+            found = get(data) if type(data) is bytes else None
+            if found is None:
+                try:
+                    out.append(self.parse(data, parser))
+                except errors as exc:
+                    out.append(exc)
+                continue
+            hits += 1
+            touch(data)
+            out.append(found)  # type: ignore[arg-type]  # the memo holds parser's values
+        self.parse_hits += hits
+        return out
 
     def stats(self) -> CacheStats:
         """Current counters."""
