@@ -6,6 +6,7 @@ touches ``cryptography``'s signature API; it reads and writes key files and noth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "key_id",
     "read_public_key",
     "verify_signature",
+    "weak_public_key",
     "write_public_key",
 ]
 
@@ -38,15 +40,67 @@ def key_id(public_key: bytes) -> str:
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """True iff ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``.
 
-    Never raises on malformed keys or signatures: they simply do not verify.
+    Never raises on malformed keys or signatures: they simply do not verify. A weak key
+    (:func:`weak_public_key`) verifies nothing: OpenSSL accepts, e.g., the all-zero key with
+    the all-zero signature for about a quarter of all messages.
     """
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    if weak_public_key(public_key):
         return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# Ed25519's curve (RFC 8032 §5.1): -x² + y² = 1 + d·x²·y² over GF(p).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decode_point(encoded: bytes) -> tuple[int, int] | None:
+    """The point of a 32-byte encoding (RFC 8032 §5.1.3), None if it is not a canonical one."""
+    n = int.from_bytes(encoded, "little")
+    y, sign = n & ((1 << 255) - 1), n >> 255
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, -1, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P or (x == 0 and sign):
+        return None
+    return (_P - x if x & 1 != sign else x), y
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """a + b on the curve (the affine formula is complete for Ed25519: d is not a square)."""
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2 % _P
+    return (
+        (x1 * y2 + x2 * y1) * pow(1 + t, -1, _P) % _P,
+        (y1 * y2 + x1 * x2) * pow(1 - t, -1, _P) % _P,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def weak_public_key(public_key: bytes) -> bool:
+    """True if ``public_key`` must not be trusted: not a canonical point encoding, or a point of
+    small order (8·A is the identity), for which forged signatures verify (libsodium refuses
+    the same keys). Cached: a roster's keys are checked once.
+
+    >>> weak_public_key(bytes(32)), weak_public_key(NodeKey.from_seed(bytes(32)).public_bytes)
+    (True, False)
+    """
+    point = _decode_point(public_key) if len(public_key) == PUBLIC_KEY_BYTES else None
+    if point is None:
+        return True
+    for _ in range(3):
+        point = _add(point, point)
+    return point == (0, 1)
 
 
 def write_public_key(path: Path, public_key: bytes) -> None:
