@@ -329,8 +329,8 @@ class ChoirService:
         self.transactions[tx.kind.value] = self.transactions.get(tx.kind.value, 0) + 1
         extra = {"client_id": client_id} if client_id is not None else None
         made = thread_events(self._shadow, tx, receipt, at=at, text=self._text, extra=extra)
-        for event in made:
-            self.events.setdefault(event.thread, []).append(event)
+        if made:  # one record's events are one thread's; added in one step (read by the loop)
+            self.events.setdefault(made[0].thread, []).extend(made)
         return made
 
     def submit(
