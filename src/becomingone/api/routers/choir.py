@@ -51,6 +51,7 @@ from becomingone.choir import (
     Transaction,
     TxKind,
     User,
+    content_hash,
     temperature,
     wallet,
 )
@@ -369,18 +370,23 @@ async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPu
 async def transaction(service: Service, state: State, body: TransactionIn) -> ReceiptPublic:
     """Submit a transaction signed by its actor (a user who holds their own key); the ledger
     checks the signature (403 ``bad_signature`` if it does not verify). ``join`` needs no
-    account; the rest need the actor to have joined.
-    Texts of posts and specs sent this way are not in the content store (only their hash)."""
+    account; the rest need the actor to have joined. A post or a spec carries its ``text``
+    beside the signed body (its SHA-256 must be the body's ``content_hash``); the text goes to
+    the content store like any other."""
     if state.settings.read_only:
         raise ApiProblem(405, "read_only", "this server is read-only", headers={"Allow": ""})
     _spend(state, f"choir-tx:{body.actor}")
+    doc = body.model_dump()
+    text: str | None = doc.pop("text", None)
     try:
-        tx = Transaction.from_json(body.model_dump())
+        tx = Transaction.from_json(doc)
     except InputError as exc:
         if exc.parameter == "signature":
             raise ApiProblem(403, "bad_signature", exc.message, field="body.signature") from None
         raise ApiProblem(422, "invalid", exc.message, field=f"body.{exc.parameter}") from None
-    receipt = await _submit(service, tx)
+    if text is not None and content_hash(text) != tx.body["content_hash"]:
+        raise ApiProblem(422, "invalid", "its SHA-256 is not the content_hash", field="body.text")
+    receipt = await _submit(service, tx, text=text)
     return ReceiptPublic(
         tx_id=receipt.tx_id, kind=receipt.kind.value, seq=receipt.seq, replayed=receipt.replayed
     )
