@@ -339,7 +339,7 @@ async def test_pre_signed_transactions(choir: tuple[Community, httpx.AsyncClient
     )
     error(await http.post("/choir/transactions", json=post.to_json()), 422, "invalid")
     wrong = post.to_json() | {"text": "hello"}
-    error(await http.post("/choir/transactions", json=wrong), 422, "invalid")
+    error(await http.post("/choir/transactions", json=wrong), 403, "text_mismatch")
     await ok(await http.post("/choir/transactions", json=post.to_json() | {"text": "hi"}), 201)
     [message] = (await ok(await http.get("/choir/threads/own1")))["messages"]
     assert (message["text"], message["author"]) == ("hi", key.id)
