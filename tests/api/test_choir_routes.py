@@ -337,7 +337,13 @@ async def test_pre_signed_transactions(choir: tuple[Community, httpx.AsyncClient
     post = Transaction.sign(
         key, TxKind.POST, {"thread": "own1", "message": "m1", "content_hash": content_hash("hi")}
     )
-    await ok(await http.post("/choir/transactions", json=post.to_json()), 201)
+    error(await http.post("/choir/transactions", json=post.to_json()), 422, "invalid")
+    wrong = post.to_json() | {"text": "hello"}
+    error(await http.post("/choir/transactions", json=wrong), 403, "text_mismatch")
+    await ok(await http.post("/choir/transactions", json=post.to_json() | {"text": "hi"}), 201)
+    [message] = (await ok(await http.get("/choir/threads/own1")))["messages"]
+    assert (message["text"], message["author"]) == ("hi", key.id)
+    assert (await ok(await http.get("/choir/search", params={"q": "hi"})))[0]["message_id"] == "m1"
     stranger = Transaction.sign(NodeKey.generate(), TxKind.THREAD, {"thread": "t9", "title": "x"})
     error(await http.post("/choir/transactions", json=stranger.to_json()), 404, "unknown_user")
 
@@ -378,3 +384,59 @@ def test_openapi_lists_every_choir_route_and_status(tmp_path: Path) -> None:
                     if int(status) >= 400:
                         ref = answer["content"]["application/json"]["schema"]["$ref"]
                         assert ref.endswith("/ErrorBody"), (path, status)
+
+
+async def test_a_write_by_another_process_is_folded_before_the_next(
+    choir: tuple[Community, httpx.AsyncClient],
+) -> None:
+    """A transaction written to the ledger behind the service's back (as another process
+    sharing it would) gets its events, in chain order, when the service next writes."""
+    c, http = choir
+    tid, _ = await thread_with_spec(c, http)
+    home = c.service.home
+    c.service.ledger.submit(
+        Transaction.sign(
+            home.key("ada"),
+            TxKind.POST,
+            {"thread": tid, "message": "side", "content_hash": content_hash("x")},
+        ),
+        now=c.clock.now,
+    )
+    before = [e.seq for e in c.service.events[tid]]
+    await ok(
+        await http.post(
+            f"/choir/threads/{tid}/messages", json={"text": "mine"}, headers=c.auth("ada")
+        ),
+        201,
+    )
+    events = c.service.events[tid]
+    assert [e.type for e in events[len(before) :]] == ["message", "message"]
+    assert events[-2].data["id"] == "side"
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs)
+
+
+async def test_metrics_of_a_choir_app(tmp_path: Path) -> None:
+    """/metrics of a Choir app parses and shows the transactions by kind and a residual of 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from becomingone.api import create_app
+    from becomingone.runtime.metrics import choir_registry
+
+    for c in community(tmp_path / "data"):
+        registry = choir_registry(c.service.ledger, c.service.transactions.copy)
+        app = create_app(None, ApiSettings(), choir=c.service, registry=registry)
+        async with client_for(app) as http:
+            await thread_with_spec(c, http)
+            text = (await http.get("http://test/metrics")).text
+        samples = {
+            (s.name, tuple(s.labels.values())): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
+        assert samples[("becomingone_choir_transactions_total", ("join",))] == 3
+        assert samples[("becomingone_choir_transactions_total", ("submit",))] == 1
+        assert samples[("becomingone_choir_invariant_checks_total", ())] == 6
+        assert samples[("becomingone_choir_conservation_residual", ())] == 0
+        assert samples[("becomingone_choir_balance", ("escrow",))] == 50
+        assert samples[("becomingone_choir_pending_specs", ())] == 1

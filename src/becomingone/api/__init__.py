@@ -1,4 +1,4 @@
-"""The HTTP + WebSocket API of a cell or a cluster (FastAPI) and its typed client.
+"""The HTTP + WebSocket API of a cell, a cluster or a Choir (FastAPI) and its typed clients.
 
 Rule: the top layer beside ``commands``: it reads a cell through its read-only store and
 writes only through the running cell's inbox; only this layer maps errors to HTTP statuses,

@@ -440,9 +440,11 @@ class ChoirClient:
         """Leave a thread with its balance / co-authors."""
         return DivestPublic.model_validate(self._call("POST", f"/threads/{thread_id}/divest"))
 
-    def submit_transaction(self, tx: Transaction) -> ReceiptPublic:
-        """Submit a transaction signed by its actor (a user holding their own key)."""
-        return ReceiptPublic.model_validate(self._call("POST", "/transactions", json=tx.to_json()))
+    def submit_transaction(self, tx: Transaction, text: str | None = None) -> ReceiptPublic:
+        """Submit a transaction signed by its actor (a user holding their own key); a post or
+        a spec with its ``text``."""
+        doc = tx.to_json() | _some({"text": text})
+        return ReceiptPublic.model_validate(self._call("POST", "/transactions", json=doc))
 
     def totals(self) -> TotalsPublic:
         """The invariant's terms."""

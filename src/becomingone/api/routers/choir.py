@@ -45,7 +45,16 @@ from becomingone.api.errors import ApiProblem, ErrorBody
 from becomingone.api.routers.events import loopback_or_public, refuse
 from becomingone.api.settings import MAX_INDEX, is_loopback
 from becomingone.api.tokens import TokenBucket
-from becomingone.choir import TREASURY, Transaction, TxKind, User, temperature, wallet
+from becomingone.choir import (
+    TREASURY,
+    Receipt,
+    Transaction,
+    TxKind,
+    User,
+    content_hash,
+    temperature,
+    wallet,
+)
 from becomingone.errors import InputError
 
 __all__ = ["RULE_CODES", "router", "rule_problem"]
@@ -75,7 +84,8 @@ RULE_CODES: tuple[tuple[str, int, str], ...] = (
 _TEXT: dict[int, str] = {
     400: "Malformed request (the body is not JSON)",
     401: "Missing or unknown Choir user token",
-    403: "A read from beyond loopback without a token, or a signature that does not verify",
+    403: "A read from beyond loopback without a token; a signature that does not verify, or a"
+    " text that is not the signed one (bad_signature, text_mismatch)",
     404: "No such thread, spec or user (code unknown_thread, unknown_spec, unknown_user)",
     405: "Writes are refused by a read-only server",
     409: "The ledger refuses it now; the code names the rule (insufficient_funds, not_coauthor,"
@@ -212,10 +222,29 @@ def _thread_detail(service: ChoirService, thread_id: str) -> ThreadDetail:
     return ThreadDetail(**public.model_dump(), messages=messages)
 
 
-async def _publish(service: ChoirService, result: tuple[Any, list[Any]]) -> Any:
-    receipt, events = result
+async def _submit(
+    service: ChoirService, tx: Transaction, *, text: str | None = None, client_id: str | None = None
+) -> Receipt:
+    """Apply ``tx``, push its events to the thread's sockets, then update the content store
+    (so a subscriber hears of a write before the store has embedded its text)."""
+    receipt, events = await _run(service.submit, tx, text=text, client_id=client_id, follow=False)
     service.publish(events)
+    await _run(service.follow, tx)
     return receipt
+
+
+async def _act(
+    service: ChoirService,
+    user: User,
+    kind: TxKind,
+    body: dict[str, Any],
+    *,
+    text: str | None = None,
+    client_id: str | None = None,
+) -> Receipt:
+    """Sign as ``user`` (their custodial key) and :func:`_submit`."""
+    tx = await _run(service.sign, user, kind, body)
+    return await _submit(service, tx, text=text, client_id=client_id)
 
 
 @router.get("/me", responses=_responses(401, 503))
@@ -251,7 +280,7 @@ async def threads(service: Service, _: Reader) -> list[ThreadPublic]:
 async def create_thread(service: Service, user: Actor, body: ThreadCreate) -> ThreadPublic:
     """Open a thread; its creator is its first co-author."""
     tx_body = service.new_thread_body(body.title)
-    await _publish(service, await _run(service.act, user, TxKind.THREAD, tx_body))
+    await _act(service, user, TxKind.THREAD, tx_body)
     return await _run(_thread_public, service, tx_body["thread"])
 
 
@@ -276,8 +305,7 @@ async def _write_message(
         raise ApiProblem(422, "invalid", "must not be blank", field="body.text")
     tx_body = await _run(make)
     kind = TxKind.SUBMIT if spec else TxKind.POST
-    result = await _run(service.act, user, kind, tx_body, text=body.text, client_id=body.client_id)
-    await _publish(service, result)
+    await _act(service, user, kind, tx_body, text=body.text, client_id=body.client_id)
     message_id = tx_body.get("spec", tx_body.get("message"))
     found = [m for m in await _run(service.messages, thread_id) if m["id"] == message_id]
     return MessagePublic(**found[0])
@@ -310,9 +338,7 @@ def _spec_message(service: ChoirService, spec_id: str) -> dict[str, Any]:
 async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate) -> VotePublic:
     """A co-author approves or denies a pending spec; the last vote decides it."""
     tx_body = {"spec": spec_id, "approve": body.choice == "approve"}
-    receipt = await _publish(
-        service, await _run(service.act, user, TxKind.VOTE, tx_body, client_id=body.client_id)
-    )
+    receipt = await _act(service, user, TxKind.VOTE, tx_body, client_id=body.client_id)
     message = await _run(_spec_message, service, spec_id)
     return VotePublic(
         spec_id=spec_id, voter=user.id, choice=body.choice, status=message["status"],
@@ -323,8 +349,7 @@ async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate)
 @router.post("/specs/{spec_id}/close", responses=_responses(*_RULED))
 async def close(service: Service, user: Actor, spec_id: SpecId) -> OutcomePublic:
     """Settle a spec whose window is over or whose co-authors all voted (any user may)."""
-    result = await _run(service.act, user, TxKind.CLOSE, {"spec": spec_id})
-    receipt = await _publish(service, result)
+    receipt = await _act(service, user, TxKind.CLOSE, {"spec": spec_id})
     message = await _run(_spec_message, service, spec_id)
     return OutcomePublic(message=MessagePublic(**message), seq=receipt.seq)
 
@@ -333,8 +358,7 @@ async def close(service: Service, user: Actor, spec_id: SpecId) -> OutcomePublic
 async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPublic:
     """A co-author takes balance / co-authors from the thread and leaves it."""
     before = await _run(service.ledger.balance, wallet(user.id))
-    result = await _run(service.act, user, TxKind.DIVEST, {"thread": thread_id})
-    receipt = await _publish(service, result)
+    receipt = await _act(service, user, TxKind.DIVEST, {"thread": thread_id})
     after = await _run(service.ledger.balance, wallet(user.id))
     return DivestPublic(thread_id=thread_id, user_id=user.id, paid=after - before, seq=receipt.seq)
 
@@ -346,19 +370,26 @@ async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPu
 )
 async def transaction(service: Service, state: State, body: TransactionIn) -> ReceiptPublic:
     """Submit a transaction signed by its actor (a user who holds their own key); the ledger
-    checks the signature (403 ``bad_signature`` if it does not verify). ``join`` needs no
-    account; the rest need the actor to have joined.
-    Texts of posts and specs sent this way are not in the content store (only their hash)."""
+    checks the signature (403 ``bad_signature`` if it does not verify; 403 ``text_mismatch``
+    for a text that is not the signed one). ``join`` needs no
+    account; the rest need the actor to have joined. A post or a spec carries its ``text``
+    beside the signed body (its SHA-256 must be the body's ``content_hash``); the text goes to
+    the content store like any other."""
     if state.settings.read_only:
         raise ApiProblem(405, "read_only", "this server is read-only", headers={"Allow": ""})
     _spend(state, f"choir-tx:{body.actor}")
+    doc = body.model_dump()
+    text: str | None = doc.pop("text", None)
     try:
-        tx = Transaction.from_json(body.model_dump())
+        tx = Transaction.from_json(doc)
     except InputError as exc:
         if exc.parameter == "signature":
             raise ApiProblem(403, "bad_signature", exc.message, field="body.signature") from None
         raise ApiProblem(422, "invalid", exc.message, field=f"body.{exc.parameter}") from None
-    receipt = await _publish(service, await _run(service.submit, tx))
+    if text is not None and content_hash(text) != tx.body["content_hash"]:
+        message = "its SHA-256 is not the signed content_hash"
+        raise ApiProblem(403, "text_mismatch", message, field="body.text")
+    receipt = await _submit(service, tx, text=text)
     return ReceiptPublic(
         tx_id=receipt.tx_id, kind=receipt.kind.value, seq=receipt.seq, replayed=receipt.replayed
     )
