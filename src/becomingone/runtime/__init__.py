@@ -93,6 +93,7 @@ from becomingone.runtime.node import (
     status_subject,
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
+from becomingone.runtime.node_glyphs import FireLog, NodeGlyphs, anchored_position
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
 from becomingone.runtime.profile import (
@@ -136,6 +137,7 @@ __all__ = [
     "CommandHandler",
     "DataDirLock",
     "FedMember",
+    "FireLog",
     "FullFeed",
     "GlyphBusy",
     "GlyphDesk",
@@ -154,6 +156,7 @@ __all__ = [
     "LockHolder",
     "MetricSpec",
     "MetricsServer",
+    "NodeGlyphs",
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
@@ -180,6 +183,7 @@ __all__ = [
     "UnknownGlyph",
     "UnknownProposal",
     "Veto",
+    "anchored_position",
     "back_up",
     "build_cell_members",
     "build_registry",

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
@@ -51,6 +51,9 @@ from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.topology import Plan, Topology
 from becomingone.transport.base import Bus, Subscription
+
+if TYPE_CHECKING:
+    from becomingone.runtime.node_glyphs import NodeGlyphs
 
 __all__ = [
     "CellReading",
@@ -308,7 +311,9 @@ class SupervisedNode:
     node's Emissary) on a bus, over the roster file's membership.
 
     ``member`` is ``None`` for a node without an engine of its own (its field stays at rest);
-    ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch.
+    ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch; ``glyphs``
+    (a full cell's, :mod:`becomingone.runtime.node_glyphs`) runs the node's glyph ownership
+    and migrations after each tick.
     """
 
     def __init__(
@@ -322,9 +327,11 @@ class SupervisedNode:
         kind: str = "full",
         theta: float = 0.0,
         clock: Callable[[], float] = time.time,
+        glyphs: NodeGlyphs | None = None,
     ) -> None:
         self.settings = settings
         self.member = member
+        self.glyphs = glyphs
         self.key = key
         self.kind = kind
         self.roster_file = roster
@@ -402,6 +409,9 @@ class SupervisedNode:
         out = sup.tick(now)
         if self.member is not None:
             await self.member.after_tick(now - started)  # a cluster collapse is witnessed
+        if self.glyphs is not None:
+            c_seen, stable = _c_seen(sup, now), sup.stability.stable
+            await self.glyphs.step(now - started, c_cluster=c_seen, stable=stable)
         s = self.settings
         batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
         status = self.status(now)
@@ -451,6 +461,8 @@ class SupervisedNode:
         """
         self.reload_roster()
         inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
+        if self.glyphs is not None:
+            await self.glyphs.start(bus, 0.0)
         if start_at is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, start_at - self.clock()))
@@ -476,6 +488,8 @@ class SupervisedNode:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
         with contextlib.suppress(Exception):
             await inbox.unsubscribe()
+        if self.glyphs is not None:
+            await self.glyphs.aclose()
         if isinstance(self.member, FedMember):
             await self.member.aclose()
         return status
