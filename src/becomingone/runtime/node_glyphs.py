@@ -211,6 +211,9 @@ class NodeGlyphs:
         When and where a glyph may move.
     offer_timeout : float
         Seconds an offer may stay unanswered before it is settled from the record.
+    quiet : float
+        Seconds after a completed migration before this node offers again (the peers' loads
+        in SSEP catch up with the move first; a few ticks).
     clock : callable
         Wall time in seconds.
     """
@@ -224,6 +227,7 @@ class NodeGlyphs:
         cluster: str,
         policy: MigrationPolicy | None = None,
         offer_timeout: float = 5.0,
+        quiet: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not (math.isfinite(offer_timeout) and offer_timeout > 0):
@@ -231,7 +235,7 @@ class NodeGlyphs:
         self.member, self.records, self.fire_log = member, records, fire_log
         self.cluster, self.clock = cluster, clock
         self.policy = policy or MigrationPolicy()
-        self.offer_timeout = offer_timeout
+        self.offer_timeout, self.quiet = offer_timeout, quiet
         self.counts: Counter[str] = Counter()
         self.pending: dict[str, _Pending] = {}
         self._inbox: Subscription | None = None
@@ -437,7 +441,7 @@ class NodeGlyphs:
             ]
             self.counts["migrations"] += 1
             log.info("dropped %s: %s owns it", glyph_id, record.owner)
-            self._quiet_until = self.clock() + 1.0
+            self._quiet_until = self.clock() + self.quiet
         else:
             effects = recover(record, got.revision, holders=holders, last_fired=last)
             self.counts["recovered"] += 1
