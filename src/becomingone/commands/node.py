@@ -139,6 +139,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
     if args.glyphs and (args.kind != "full" or args.source is not None):
         raise InputError("--glyphs", "glyphs run on a full node on its own rhythm (no --source)")
+    if args.glyphs and args.certs is not None:
+        raise InputError("--glyphs", "not with --certs yet (a node certificate cannot write KV)")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick", "start_at"):
