@@ -92,10 +92,10 @@ class GlyphFleet:
         """``http://127.0.0.1:PORT`` of ``name``'s API."""
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def call(self, name: str, method: str = "GET", body: Any = None) -> Any:
+    def call(self, name: str, method: str = "GET", body: Any = None, path: str = "") -> Any:
         """A request to ``name``'s glyph routes (JSON); None when the node does not answer."""
         req = urllib.request.Request(
-            f"{self.url(name)}/api/v1/cluster/glyphs",
+            f"{self.url(name)}/api/v1/cluster/glyphs{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={
@@ -203,7 +203,8 @@ async def test_kill9_at_every_migration_step(tmp_path: Path) -> None:
     record, owned (no open offer), scheduled by exactly that owner and by no other node, none
     is lost, and the union of the three SQLite fire logs has no (glyph, cycle) twice — while
     every glyph keeps firing. Also checks that the migrations did happen (glyphs on every
-    node) and that `glyph list --url` works against a node."""
+    node), that `glyph list --url` works against a node, and that a cancel through a node's
+    API ends the glyph and deletes its record."""
     with NatsServers(tmp_path / "nats", servers=1) as servers:
         fleet = GlyphFleet(tmp_path / "nodes", servers.urls)
         kv = JetStreamCasRecord(servers.urls, glyph_bucket("local"))
@@ -263,6 +264,11 @@ async def test_kill9_at_every_migration_step(tmp_path: Path) -> None:
             assert max(Counter((g, c) for g, c, _ in fires).values()) == 1
             for name in fleet.names:  # no node even tried to fire a (glyph, cycle) it had
                 assert "fire log has" not in (fleet.base / f"{name}.log").read_text()
+            gone_id, owner = next((g, r.owner) for g, r in sorted(st["records"].items()))
+            ended = fleet.call(owner, "DELETE", None, f"/{gone_id}")
+            assert ended is not None and ended["state"] == "cancelled", ended
+            assert kv.get(f"glyph.{gone_id}") is None  # an ended glyph's record is deleted
+            assert _wait(lambda: _settled(fleet, kv, ids - {gone_id}), 30, "after the cancel")
         finally:
             if bus is not None:
                 await bus.aclose()
