@@ -213,3 +213,39 @@ def test_a_restarted_node_takes_up_what_it_owns_and_withdraws_its_open_offer(
     assert sorted(g.id for g in a.glyphs.scheduler.glyphs()) == ["m", "o"]
     got = records.get(record_key("o"))
     assert got is not None and OwnerRecord.from_bytes(got.value).state is OwnerState.OWNED
+
+
+def test_the_owner_writes_its_glyphs_state_back_into_the_records(
+    pair: list[CellMember], tmp_path: Path
+) -> None:
+    """After a few cycles of firing (a clock of its own, the phase moving at f₀) the owner's
+    write-back puts the spent energy, the lifetime and the last fired cycle into the record,
+    so a restart would resume from there; a second write-back with nothing new writes
+    nothing. Every firing is in the fire log once."""
+    a = pair[0]
+    records = ListedRecords()
+    t = [1000.0]
+    node = NodeGlyphs(
+        a,
+        records=records,
+        fire_log=FireLog(tmp_path / "a.fires", a.node_id),
+        cluster="t",
+        clock=lambda: t[0],
+    )
+    theta0 = a.supervisor.theta
+
+    async def go() -> None:
+        await node.start(MemoryBus().connect(a.node_id), 0.0)
+        a.glyphs.submit(_probe(0))
+        for _ in range(80):  # 4 s at 20 ticks per cycle
+            t[0] += 0.05
+            await a.glyphs.step((theta0 + t[0] - 1000.0) % 1.0, 0.0)
+
+    asyncio.run(go())
+    assert node.write_back() == 1 and node.write_back() == 0
+    got = records.get(record_key("g0"))
+    assert got is not None
+    rec = OwnerRecord.from_bytes(got.value)
+    fires = read_fires(tmp_path / "a.fires")
+    assert len(fires) >= 3 and rec.glyph.energy == 1000.0 - len(fires)
+    assert rec.fired_cycle == max(c for _, c, _ in fires)

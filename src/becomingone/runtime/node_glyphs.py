@@ -15,7 +15,10 @@ same protocol). The states, the packet, the record values and recovery are
   key (glyph, cycle)) and committed *before* its handler runs; a key already there is not run
   and counts as a double fire. The logs of all nodes together are the cross-process proof.
 - **Records.** A submitted glyph's record is created owned by this node (an id any node
-  already has is refused: the key exists); an ended glyph's record is deleted.
+  already has is refused: the key exists); an ended glyph's record is deleted. Every
+  ``refresh`` seconds the owner writes its glyphs' current state (energy, lifetime, measures,
+  last fired cycle) into their records, at most :data:`REFRESH_BATCH` a time, in turn, so a
+  restart resumes from at most that much before the crash.
 - **Migration.** Subject ``glyph.<cluster>.<node>``; messages ``O`` + signed packet (offer),
   ``A`` + id (the target committed and runs it), ``N`` + id (the target refused it). Source:
   offer (CAS to ``offered``, hold, witness, send). Target: accept (``before_glyph.migrate``
@@ -83,6 +86,7 @@ from becomingone.witnessing import Level
 __all__ = [
     "CRASH_ENV",
     "FIRE_LOG_NAME",
+    "REFRESH_BATCH",
     "FireLog",
     "GlyphRecords",
     "NodeGlyphs",
@@ -98,6 +102,8 @@ log = logging.getLogger("becomingone.glyphs")
 CRASH_ENV = "BECOMINGONE_GLYPH_CRASH_FILE"
 #: The fire log's file in a node's data dir.
 FIRE_LOG_NAME = "glyph_fires.sqlite3"
+#: Records refreshed at most per refresh round.
+REFRESH_BATCH = 64
 #: Nominal frequency (cycles/s) the cycle count is anchored to.
 F0 = 1.0
 _PREFIX = "glyph."
@@ -214,6 +220,8 @@ class NodeGlyphs:
     quiet : float
         Seconds after a completed migration before this node offers again (the peers' loads
         in SSEP catch up with the move first; a few ticks).
+    refresh : float
+        Seconds between two rounds that write the owned glyphs' state into their records.
     clock : callable
         Wall time in seconds.
     """
@@ -228,14 +236,18 @@ class NodeGlyphs:
         policy: MigrationPolicy | None = None,
         offer_timeout: float = 5.0,
         quiet: float = 0.5,
+        refresh: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not (math.isfinite(offer_timeout) and offer_timeout > 0):
-            raise InputError("offer_timeout", f"must be a finite number > 0, got {offer_timeout}")
+        for name, value in (("offer_timeout", offer_timeout), ("refresh", refresh)):
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(name, f"must be a finite number > 0, got {value}")
         self.member, self.records, self.fire_log = member, records, fire_log
         self.cluster, self.clock = cluster, clock
         self.policy = policy or MigrationPolicy()
-        self.offer_timeout, self.quiet = offer_timeout, quiet
+        self.offer_timeout, self.quiet, self.refresh = offer_timeout, quiet, refresh
+        self._refresh_due = 0.0
+        self._refresh_from = 0
         self.counts: Counter[str] = Counter()
         self.pending: dict[str, _Pending] = {}
         self._inbox: Subscription | None = None
@@ -308,8 +320,40 @@ class NodeGlyphs:
         for glyph_id in [i for i, p in self.pending.items() if wall >= p.deadline]:
             self.counts["timeouts"] += 1
             await self.settle(glyph_id, now)
+        if wall >= self._refresh_due:
+            self._refresh_due = wall + self.refresh
+            self.write_back()
         if not self.pending and wall >= self._quiet_until:
             await self._plan(now, c_cluster, stable)
+
+    def write_back(self) -> int:
+        """Write the current state of up to :data:`REFRESH_BATCH` scheduled glyphs (in turn)
+        into their records where this node owns them; returns how many were written."""
+        sched = self.glyphs.scheduler
+        glyphs = sorted(sched.glyphs(), key=lambda g: g.id)
+        if not glyphs:
+            return 0
+        start = self._refresh_from % len(glyphs)
+        batch = (glyphs[start:] + glyphs[:start])[:REFRESH_BATCH]
+        self._refresh_from = start + len(batch)
+        written = 0
+        for glyph in batch:
+            got = self.records.get(record_key(glyph.id))
+            if got is None:
+                continue
+            rec = OwnerRecord.from_bytes(got.value)
+            if rec.owner != self.node_id or rec.state is not OwnerState.OWNED:
+                continue
+            value = OwnerRecord(glyph=glyph, fired_cycle=sched.last_cycle(glyph.id)).to_bytes()
+            if value == got.value:
+                continue
+            try:
+                self.records.update(record_key(glyph.id), value, got.revision)
+                written += 1
+            except CasConflict:
+                self.counts["conflicts"] += 1
+        self.counts["refreshed"] += written
+        return written
 
     async def _plan(self, now: float, c: float, stable: bool) -> None:
         sup = self.member.supervisor
