@@ -182,6 +182,19 @@ def _settled(fleet: GlyphFleet, kv: JetStreamCasRecord, ids: set[str]) -> dict[s
     return st
 
 
+def _heard_rows(fleet: GlyphFleet, name: str) -> dict[str, Any] | None:
+    """The glyph row of every member in ``name``'s cluster view (from the statuses it hears),
+    once it has one for each node; else None."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{fleet.url(name)}/api/v1/cluster", timeout=5.0) as reply:
+            frame = json.loads(reply.read())["frame"]
+    except (OSError, ValueError, KeyError):
+        return None
+    rows = {m["name"]: m["glyphs"] for m in frame["members"] if m["glyphs"] is not None}
+    return rows if set(rows) == set(fleet.names) else None
+
+
 def _spread(fleet: GlyphFleet, kv: JetStreamCasRecord, ids: set[str]) -> int:
     """How many nodes own glyphs once settled (0 while not settled)."""
     st = _settled(fleet, kv, ids)
@@ -203,7 +216,8 @@ async def test_kill9_at_every_migration_step(tmp_path: Path) -> None:
     record, owned (no open offer), scheduled by exactly that owner and by no other node, none
     is lost, and the union of the three SQLite fire logs has no (glyph, cycle) twice — while
     every glyph keeps firing. Also checks that the migrations did happen (glyphs on every
-    node), that `glyph list --url` works against a node, and that a cancel through a node's
+    node), that `glyph list --url` works against a node, that a node's cluster view carries
+    every node's glyph row (from their statuses), and that a cancel through a node's
     API ends the glyph and deletes its record."""
     with NatsServers(tmp_path / "nats", servers=1) as servers:
         fleet = GlyphFleet(tmp_path / "nodes", servers.urls)
@@ -228,6 +242,8 @@ async def test_kill9_at_every_migration_step(tmp_path: Path) -> None:
                 check=False,
             )
             assert listed.returncode == 0 and "1 glyphs" in listed.stdout, listed
+            rows = _wait(lambda: _heard_rows(fleet, fleet.names[2]), 30, "glyph rows heard")
+            assert {n: r["glyphs"] for n, r in rows.items()} == dict.fromkeys(fleet.names, 1)
             for k, (role, step) in enumerate(CASES):
                 source = fleet.names[k % 3]
                 others = [n for n in fleet.names if n != source]

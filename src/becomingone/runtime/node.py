@@ -210,7 +210,8 @@ class NodeStatus:
     ``accepted`` and ``rejected`` its validator's counts; ``samples`` how many samples its
     engine has read (a full cell: over its whole life; a light node: since it started);
     ``cell`` a full node's Master/Emissary/Sync reading (None for other kinds and for nodes
-    that do not send it).
+    that do not send it); ``glyphs`` a ``node --glyphs`` node's glyph row (glyphs owned,
+    fires, failed, ended, energy, latest value; absent otherwise).
     """
 
     node: str
@@ -231,6 +232,7 @@ class NodeStatus:
     cluster_collapses: int = 0
     samples: int = 0
     cell: CellReading | None = None
+    glyphs: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -254,6 +256,7 @@ class NodeStatus:
             "cluster_collapses": self.cluster_collapses,
             "samples": self.samples,
             "cell": None if self.cell is None else self.cell.to_json(),
+            **({} if self.glyphs is None else {"glyphs": dict(self.glyphs)}),
         }
 
     @classmethod
@@ -280,6 +283,7 @@ class NodeStatus:
                 cluster_collapses=int(doc["cluster_collapses"]),
                 samples=int(doc.get("samples", 0)),
                 cell=CellReading.from_json(doc.get("cell")),
+                glyphs=_glyph_row(doc.get("glyphs")),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -443,6 +447,7 @@ class SupervisedNode:
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
             samples=_samples(self.member),
             cell=_reading(self.member),
+            glyphs=None if self.glyphs is None else self.glyphs.glyphs.row(),
         )
 
     async def run(
@@ -550,6 +555,19 @@ def _coherence(phases: list[float]) -> float:
     if r2u <= 0.0:
         return 0.0
     return math.exp(-5.0 * max(0.0, -math.log(min(r2u, 1.0))))
+
+
+def _glyph_row(doc: Any) -> dict[str, Any] | None:
+    """The ``glyphs`` row of a status (absent: None); ``ValueError`` for anything else."""
+    if doc is None:
+        return None
+    counts = {k: int(doc[k]) for k in ("glyphs", "fires", "failed", "ended")}
+    energy = float(doc["energy"])
+    value = None if doc["value"] is None else float(doc["value"])
+    numbers = [energy] if value is None else [energy, value]
+    if min(counts.values()) < 0 or energy < 0 or not all(map(math.isfinite, numbers)):
+        raise ValueError(f"glyph row out of range: {counts}, energy {energy}, value {value}")
+    return {**counts, "energy": energy, "value": value}
 
 
 def _unit_complex(pair: Any) -> complex:
