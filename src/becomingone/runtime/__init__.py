@@ -46,6 +46,7 @@ from becomingone.runtime.datadir import (
     resume_point,
     verify_tail,
 )
+from becomingone.runtime.fire_log import FireLog
 from becomingone.runtime.glyph_desk import (
     GlyphBusy,
     GlyphDesk,
@@ -93,6 +94,7 @@ from becomingone.runtime.node import (
     status_subject,
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
+from becomingone.runtime.node_glyphs import NodeGlyphs, anchored_position
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import (
     DECISION_BUCKETS,
@@ -143,6 +145,7 @@ __all__ = [
     "DataDirLock",
     "DecisionLatency",
     "FedMember",
+    "FireLog",
     "FullFeed",
     "GlyphBusy",
     "GlyphDesk",
@@ -161,6 +164,7 @@ __all__ = [
     "LockHolder",
     "MetricSpec",
     "MetricsServer",
+    "NodeGlyphs",
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
@@ -187,6 +191,7 @@ __all__ = [
     "UnknownGlyph",
     "UnknownProposal",
     "Veto",
+    "anchored_position",
     "back_up",
     "build_cell_members",
     "build_registry",
