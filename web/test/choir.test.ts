@@ -1,0 +1,158 @@
+// Unit tests of the Choir page's reducer (web/src/choir/state.ts): optimistic intents shown at
+// once, settled by the server's event with their client_id or by the 201 answer, rolled back
+// with the error body's reason; frames applied once (a resume replays), votes tallied,
+// the wallet less the stakes in flight, and the small formatters.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { tokenFromHash, type Message, type ThreadDetail } from "../src/choir/api";
+import {
+  amount,
+  approvals,
+  chatRows,
+  initial,
+  intent,
+  reduce,
+  statusCounts,
+  timeLeft,
+  walletView,
+  type Action,
+  type ChoirState,
+} from "../src/choir/state";
+
+const ADA = "a1a1a1a1a1a1a1a1";
+const BOB = "b2b2b2b2b2b2b2b2";
+const NAMES = { [ADA]: "ada", [BOB]: "bob" };
+
+function msg(id: string, over: Partial<Message> = {}): Message {
+  return {
+    id, author: ADA, author_name: "ada", text: `text of ${id}`, status: "published", stake: 0,
+    created_at: 1000, votes: { approve: [], deny: [] }, closes_at: null, ...over,
+  };
+}
+
+function detail(messages: Message[], coauthors = [ADA]): ThreadDetail {
+  return { id: "t1", title: "Tuning", balance: 0, coauthors, price: 50, temperature: 0, coherence: null, messages };
+}
+
+function run(actions: Action[], from: ChoirState = initial()): ChoirState {
+  return actions.reduce(reduce, from);
+}
+
+const ERR = { code: "insufficient_funds", message: "stake: insufficient funds: wallet has 1000, needs 5000", field: "stake" };
+
+test("a spec shows at once as local, then the pending event with its client_id settles it", () => {
+  let s = run([{ type: "snapshot", thread: detail([msg("m1")]) }, { type: "wallet", user: BOB, wallet: 1000 }]);
+  s = reduce(s, { type: "intent", intent: intent("spec", { client_id: "c1", thread: "t1", actor: BOB, text: "night window", stake: 60 }) });
+  let rows = chatRows(s, NAMES);
+  assert.equal(rows.length, 2);
+  assert.equal(rows[1]?.status, "local");
+  assert.equal(rows[1]?.author, "bob");
+  assert.deepEqual(walletView(s, BOB), { wallet: 940, held: 60 });
+  s = reduce(s, { type: "frame", frame: { type: "pending", seq: 7, data: { id: "s1", thread_id: "t1", author: BOB, author_name: "bob", text: "night window", stake: 60, closes_at: 5000, client_id: "c1" } } });
+  rows = chatRows(s, NAMES);
+  assert.deepEqual(rows.map((r) => [r.key, r.status]), [["m1", "published"], ["s1", "pending"]]);
+  assert.equal(s.intents.length, 0);
+  assert.equal(s.seq, 7);
+});
+
+test("a 201 answer alone keeps the row until the server state shows the message", () => {
+  let s = run([{ type: "snapshot", thread: detail([]) }]);
+  s = reduce(s, { type: "intent", intent: intent("post", { client_id: "c2", thread: "t1", actor: ADA, text: "hello" }) });
+  s = reduce(s, { type: "accepted", client_id: "c2", message_id: "m9" });
+  assert.equal(s.intents[0]?.state, "sent");
+  assert.equal(chatRows(s, NAMES).length, 1, "still shown while the event is on its way");
+  s = reduce(s, { type: "snapshot", thread: detail([msg("m9", { text: "hello" })]) });
+  assert.equal(s.intents.length, 0);
+  assert.deepEqual(chatRows(s, NAMES).map((r) => r.key), ["m9"]);
+});
+
+test("a refused spec rolls back with the error body's reason and gives the stake back", () => {
+  let s = run([{ type: "snapshot", thread: detail([]) }, { type: "wallet", user: BOB, wallet: 1000 }]);
+  s = reduce(s, { type: "intent", intent: intent("spec", { client_id: "c3", thread: "t1", actor: BOB, text: "all in", stake: 5000 }) });
+  assert.equal(walletView(s, BOB).wallet, -4000);
+  s = reduce(s, { type: "rejected", client_id: "c3", error: ERR });
+  const row = chatRows(s, NAMES)[0];
+  assert.equal(row?.intent?.state, "rejected");
+  assert.equal(row?.intent?.error?.message, ERR.message);
+  assert.deepEqual(walletView(s, BOB), { wallet: 1000, held: 0 });
+  s = reduce(s, { type: "frame", frame: { type: "pending", seq: 1, data: { id: "x", text: "other", client_id: "c3" } } });
+  assert.equal(s.intents[0]?.state, "rejected", "a rolled-back intent is not revived by a stray event");
+  s = reduce(s, { type: "dismiss", client_id: "c3" });
+  assert.equal(s.intents.length, 0);
+});
+
+test("an optimistic vote counts at once, blocks a second vote, and settles on the vote event", () => {
+  const spec = msg("s1", { author: BOB, author_name: "bob", status: "pending", stake: 60, closes_at: 2000 });
+  let s = run([{ type: "snapshot", thread: detail([spec]) }]);
+  let [a] = approvals(s, ADA, 1000);
+  assert.equal(a?.canVote, true);
+  assert.equal(a?.left, 1000);
+  s = reduce(s, { type: "intent", intent: intent("vote", { client_id: "v1", thread: "t1", actor: ADA, spec: "s1", choice: "approve" }) });
+  [a] = approvals(s, ADA, 1000);
+  assert.deepEqual([a?.approve, a?.deny, a?.mine, a?.canVote, a?.intent?.state], [1, 0, "approve", false, "sending"]);
+  s = reduce(s, { type: "frame", frame: { type: "vote", seq: 3, data: { spec_id: "s1", voter: ADA, choice: "approve", client_id: "v1" } } });
+  assert.equal(s.intents.length, 0);
+  [a] = approvals(s, ADA, 1000);
+  assert.deepEqual([a?.approve, a?.mine, a?.canVote], [1, "approve", false], "counted once, not twice");
+  s = reduce(s, { type: "frame", frame: { type: "published", seq: 4, data: { spec_id: "s1" } } });
+  assert.equal(approvals(s, ADA, 1000).length, 0);
+  assert.deepEqual(statusCounts(s), { pending: 0, published: 1, denied: 0, expired: 0, refunded: 0 });
+  assert.deepEqual(s.flow.map((f) => [f.from, f.to]), [[null, "pending"], ["pending", "published"]]);
+});
+
+test("a refused vote gives the tally back and lets the user vote again", () => {
+  const spec = msg("s1", { author: BOB, status: "pending", closes_at: 2000 });
+  let s = run([{ type: "snapshot", thread: detail([spec]) }]);
+  s = reduce(s, { type: "intent", intent: intent("vote", { client_id: "v2", thread: "t1", actor: ADA, spec: "s1", choice: "deny" }) });
+  s = reduce(s, { type: "rejected", client_id: "v2", error: { code: "window_closed", message: "vote after the window", field: "spec" } });
+  const [a] = approvals(s, ADA, 1000);
+  assert.deepEqual([a?.deny, a?.mine, a?.canVote, a?.intent?.error?.code], [0, null, true, "window_closed"]);
+});
+
+test("who may vote: not the author, not a non-co-author, not after the window", () => {
+  const s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending", closes_at: 2000 })]) }]);
+  assert.equal(approvals(s, BOB, 1000)[0]?.canVote, false, "bob is not a co-author");
+  assert.equal(approvals(s, ADA, 2500)[0]?.canVote, false, "the window is over");
+  const own = run([{ type: "snapshot", thread: detail([msg("s1", { author: ADA, status: "pending" })]) }]);
+  assert.equal(approvals(own, ADA, 0)[0]?.canVote, false, "nobody votes on their own spec");
+});
+
+test("a frame replayed after a resume (seq not newer) is applied once", () => {
+  let s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending" })]) }]);
+  const f = { type: "vote", seq: 5, data: { spec_id: "s1", voter: ADA, choice: "deny" } };
+  s = run([{ type: "frame", frame: f }, { type: "frame", frame: f }], s);
+  assert.deepEqual(s.messages[0]?.votes.deny, [ADA]);
+  s = reduce(s, { type: "frame", frame: { type: "vote", seq: 4, data: { spec_id: "s1", voter: BOB, choice: "deny" } } });
+  assert.deepEqual(s.messages[0]?.votes.deny, [ADA]);
+});
+
+test("balance frames update wallets and the thread; another thread's frames are ignored", () => {
+  let s = run([{ type: "snapshot", thread: detail([]) }]);
+  s = reduce(s, { type: "frame", frame: { type: "balance", seq: 1, data: { thread_id: "t1", balance: 30, price: 61, temperature: 15, wallets: { [ADA]: 1030 } } } });
+  assert.deepEqual([s.thread?.balance, s.thread?.price, s.thread?.temperature, s.wallets[ADA]], [30, 61, 15, 1030]);
+  s = reduce(s, { type: "frame", frame: { type: "message", seq: 2, data: { id: "z", thread_id: "t9", text: "elsewhere" } } });
+  assert.equal(s.messages.length, 0);
+  assert.equal(s.seq, 2);
+});
+
+test("switching threads starts a new flow and a new resume point", () => {
+  let s = run([{ type: "snapshot", thread: detail([msg("m1")]) }, { type: "frame", frame: { type: "message", seq: 9, data: { id: "m2", text: "x" } } }]);
+  assert.equal(s.seq, 9);
+  s = reduce(s, { type: "snapshot", thread: { ...detail([]), id: "t2" } });
+  assert.deepEqual([s.seq, s.flow.length, s.messages.length], [null, 0, 0]);
+});
+
+test("formatters: amounts, time left, the login link's token", () => {
+  assert.equal(amount(1000000000), "1\u2009000\u2009000\u2009000");
+  assert.equal(amount(950), "950");
+  assert.equal(amount(null), "–");
+  assert.equal(timeLeft(604796), "6d 23h");
+  assert.equal(timeLeft(3 * 3600 + 5 * 60), "3h 05m");
+  assert.equal(timeLeft(250), "4m 10s");
+  assert.equal(timeLeft(0), "closed");
+  assert.equal(tokenFromHash("#token=bo1_abc"), "bo1_abc");
+  assert.equal(tokenFromHash("#other=1"), null);
+  assert.equal(tokenFromHash(""), null);
+});
