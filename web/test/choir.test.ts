@@ -119,6 +119,20 @@ test("who may vote: not the author, not a non-co-author, not after the window", 
   assert.equal(approvals(own, ADA, 0)[0]?.canVote, false, "nobody votes on their own spec");
 });
 
+test("one transaction's frames share a seq: all are applied, a replay of them is not", () => {
+  let s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending" })]) }]);
+  const frames: Action[] = [
+    { type: "frame", frame: { type: "vote", seq: 6, data: { spec_id: "s1", voter: ADA, choice: "approve" } } },
+    { type: "frame", frame: { type: "published", seq: 6, data: { id: "s1", thread_id: "t1", status: "published" } } },
+    { type: "frame", frame: { type: "balance", seq: 6, data: { thread_id: "t1", balance: 0, wallets: { [ADA]: 1050 } } } },
+  ];
+  s = run(frames, s);
+  assert.deepEqual([s.messages[0]?.status, s.messages[0]?.votes.approve, s.wallets[ADA]], ["published", [ADA], 1050]);
+  const again = run([...frames, { type: "frame", frame: { type: "resumed", seq: 6, data: { replayed: 3 } } }], s);
+  assert.deepEqual(again.flow, s.flow, "nothing applied twice");
+  assert.deepEqual([again.seq, again.atSeq.length], [6, 3]);
+});
+
 test("a frame replayed after a resume (seq not newer) is applied once", () => {
   let s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending" })]) }]);
   const f = { type: "vote", seq: 5, data: { spec_id: "s1", voter: ADA, choice: "deny" } };

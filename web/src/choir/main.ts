@@ -147,7 +147,7 @@ class ChoirPage {
   private drawComposer(): void {
     const coauthor = this.isCoauthor();
     const thread = this.state.thread;
-    el("role").textContent = this.me === null ? "read only" : coauthor ? "co-author" : "guest";
+    el("role").textContent = this.me === null ? "read only" : coauthor ? "co-author" : "guest · specs need a stake";
     el("stake-label").hidden = coauthor || this.me === null;
     el("send").textContent = coauthor ? "Post" : "Submit spec";
     el<HTMLButtonElement>("send").disabled = this.me === null || thread === null;

@@ -32,6 +32,11 @@ function make<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, text?:
   return node;
 }
 
+/** A time as the reader's local hours and minutes. */
+function clock(seconds: number): string {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
 function clip(text: string, n: number): string {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
@@ -52,6 +57,7 @@ function chatItem(r: ChatRow, mine: boolean, on: Handlers): HTMLLIElement {
   const head = make("div", "meta");
   head.append(make("span", "who", r.author));
   if (r.stake !== null && r.stake > 0) head.append(make("span", "stake", `${amount(r.stake)} CHOIR`));
+  if (r.created_at !== null && r.created_at > 0) head.append(make("span", "when muted", clock(r.created_at)));
   const label =
     r.intent === null ? (r.status === "pending" ? "pending · awaiting votes" : "")
       : r.intent.state === "rejected" ? "rolled back" : "sending…";
@@ -128,7 +134,7 @@ function renderThread(t: Thread | null, names: Readonly<Record<string, string>>)
   el("thread-title").textContent = t?.title ?? "–";
   el("t-balance").textContent = t === null ? "–" : `${amount(t.balance)} CHOIR`;
   el("t-price").textContent = t === null ? "–" : `${amount(t.price)} CHOIR`;
-  el("t-temp").textContent = t === null ? "–" : `${t.temperature.toFixed(1)} CHOIR / co-author`;
+  el("t-temp").textContent = t === null ? "–" : `${t.temperature.toFixed(1)} per co-author`;
   el("t-coherence").textContent = t === null || t.coherence === null ? "– (too few messages)" : t.coherence.toFixed(3);
   el("t-coauthors").textContent = t === null ? "–" : t.coauthors.map((id) => names[id] ?? id).join(", ");
 }

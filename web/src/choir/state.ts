@@ -44,6 +44,8 @@ export interface ChoirState {
   messages: Message[];
   /** The newest frame seq applied (the resume token), null before the first. */
   seq: number | null;
+  /** The frames applied at `seq` (one transaction makes several frames with one seq). */
+  atSeq: string[];
   wallets: Readonly<Record<string, number>>;
   intents: Intent[];
   flow: FlowEntry[];
@@ -61,9 +63,11 @@ export type Action =
 export const FLOW_KEEP = 40;
 const FINAL: ReadonlySet<string> = new Set(["published", "denied", "expired", "refunded"]);
 const STATUSES: ReadonlySet<string> = new Set(["pending", ...FINAL]);
+/** The frame types of a thread's events; others (the socket's `resumed` marker) are skipped. */
+export const FRAME_TYPES: ReadonlySet<string> = new Set([...STATUSES, "vote", "message", "balance"]);
 
 export function initial(): ChoirState {
-  return { thread: null, messages: [], seq: null, wallets: {}, intents: [], flow: [] };
+  return { thread: null, messages: [], seq: null, atSeq: [], wallets: {}, intents: [], flow: [] };
 }
 
 /** A new local intent, pending at once. */
@@ -117,13 +121,14 @@ function snapshot(state: ChoirState, detail: ThreadDetail): ChoirState {
   const flow = sameThread ? [...state.flow] : [];
   for (const m of messages) {
     const was = before.get(m.id) ?? null;
-    if (was !== m.status && (sameThread || m.status === "pending")) flow.push({ id: m.id, from: was, to: m.status, seq: null });
+    if (was !== m.status) flow.push({ id: m.id, from: was, to: m.status, seq: null });
   }
   return {
     ...state,
     thread,
     messages: messages.map(normalise),
     seq: sameThread ? state.seq : null,
+    atSeq: sameThread ? state.atSeq : [],
     flow: flow.slice(-FLOW_KEEP),
   };
 }
@@ -146,10 +151,14 @@ export function frameMessageId(data: Readonly<Record<string, unknown>>): string 
 }
 
 function frame(state: ChoirState, f: Frame): ChoirState {
-  if (state.seq !== null && f.seq <= state.seq) return state; // replayed after a resume
+  if (!FRAME_TYPES.has(f.type)) return state;
   const data = f.data ?? {};
+  const key = `${f.type}|${frameMessageId(data) ?? ""}`;
+  // Replayed after a resume: an older seq, or a frame of the newest transaction seen already.
+  if (state.seq !== null && (f.seq < state.seq || (f.seq === state.seq && state.atSeq.includes(key)))) return state;
   const threadId = str(data["thread_id"]) ?? str(data["thread"]);
-  let next: ChoirState = { ...state, seq: f.seq };
+  const atSeq = state.seq === f.seq ? [...state.atSeq, key] : [key];
+  let next: ChoirState = { ...state, seq: f.seq, atSeq };
   if (state.thread !== null && threadId !== null && threadId !== state.thread.id) return next;
   if (f.type === "balance") return balance(next, data);
   const id = frameMessageId(data);
@@ -266,6 +275,8 @@ export interface ChatRow {
   /** A server status, or "local" for an intent not yet settled. */
   status: MessageStatus | "local";
   stake: number | null;
+  /** Seconds since the epoch; null for an intent not yet settled. */
+  created_at: number | null;
   intent: Intent | null;
 }
 
@@ -274,11 +285,11 @@ export interface ChatRow {
 export function chatRows(state: ChoirState, names: Readonly<Record<string, string>>): ChatRow[] {
   const rows: ChatRow[] = state.messages
     .filter((m) => m.status === "published" || m.status === "pending")
-    .map((m) => ({ key: m.id, author: m.author_name || (names[m.author] ?? m.author), text: m.text, status: m.status, stake: m.stake, intent: null }));
+    .map((m) => ({ key: m.id, author: m.author_name || (names[m.author] ?? m.author), text: m.text, status: m.status, stake: m.stake, created_at: m.created_at, intent: null }));
   for (const i of state.intents) {
     if (i.kind === "vote" || state.thread === null || i.thread !== state.thread.id) continue;
     if (i.message_id !== null && state.messages.some((m) => m.id === i.message_id)) continue;
-    rows.push({ key: `local-${i.client_id}`, author: names[i.actor] ?? i.actor, text: i.text, status: "local", stake: i.kind === "spec" ? i.stake : null, intent: i });
+    rows.push({ key: `local-${i.client_id}`, author: names[i.actor] ?? i.actor, text: i.text, status: "local", stake: i.kind === "spec" ? i.stake : null, created_at: null, intent: i });
   }
   return rows;
 }
