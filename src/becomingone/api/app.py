@@ -22,10 +22,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from becomingone import __version__
 from becomingone.api.cell import ServedCell
+from becomingone.api.choir import ChoirService
 from becomingone.api.cluster import ServedCluster
 from becomingone.api.deps import ApiState
 from becomingone.api.errors import ApiProblem, error_response, install_error_handlers
 from becomingone.api.events import EventHub
+from becomingone.api.routers import choir as choir_routes
 from becomingone.api.routers import cluster as cluster_routes
 from becomingone.api.routers import (
     coherence,
@@ -78,22 +80,23 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     cluster: ServedCluster | None = None,
     registry: CollectorRegistry | None = None,
+    choir: ChoirService | None = None,
 ) -> FastAPI:
     """The API of ``cell`` and/or ``cluster`` (writes need ``tokens``; a read-only
     ``settings`` refuses them); with a Prometheus ``registry`` also ``GET /metrics``."""
-    if cell is None and cluster is None:
-        raise InputError("cell", "an app serves a cell, a cluster or both; got neither")
-    what = " and ".join(w for w, x in (("cell", cell), ("cluster", cluster)) if x is not None)
+    if cell is None and cluster is None and choir is None:
+        raise InputError("cell", "an app serves a cell, a cluster or a Choir; got none")
+    served = (("cell", cell), ("cluster", cluster), ("Choir", choir))
+    what = " and ".join(w for w, x in served if x is not None)
     parts = {
         "cell": "node, coherence, signals, witness chain, resonance map, event stream",
         "cluster": "members, phases, C, band, T_global, rejections, tick stream",
+        "Choir": "users, threads, specs, votes, totals, priors, a WebSocket per thread",
     }
     app = FastAPI(
         title=f"BecomingONE {what} API",
         version=__version__,
-        description="; ".join(
-            f"{w}: {parts[w]}" for w, x in (("cell", cell), ("cluster", cluster)) if x
-        ),
+        description="; ".join(f"{w}: {parts[w]}" for w, x in served if x is not None),
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
@@ -122,6 +125,9 @@ def create_app(
             edits.append(lambda document: glyph_routes.describe_kinds(document, kinds))
         if cluster.partifacts is not None:
             app.include_router(partifact_routes.router, prefix=PREFIX)
+    if choir is not None:  # its service is the app's state.choir (see api/choir.py)
+        app.state.choir = choir
+        app.include_router(choir_routes.router, prefix=PREFIX)
     _edit_document(app, edits)
     if registry is not None:
         app.include_router(metrics.router)

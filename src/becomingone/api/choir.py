@@ -1,0 +1,468 @@
+"""Choir behind the API: one ledger, one content store, users' tokens and the per-thread events.
+
+Rule: :class:`ChoirService` owns the Choir home of one process — its ledger (one per process;
+every call blocks, so the routes run them in a worker thread), its content store and the
+users' bearer tokens (``<data dir>/choir/tokens/``, hashed by
+:class:`~becomingone.api.tokens.TokenStore`; a token's name is ``<user id>.<8 hex>``). A user
+acts over HTTP with a token and the service signs with the user's custodial key
+(``<data dir>/choir/users/NAME.key``); a pre-signed transaction is submitted as it is.
+
+Events come from the ledger's transaction chain only: every record is folded, in order, into
+an in-memory shadow ledger (same key, same rules, the record's own time) whose receipt names
+the effects, and those effects become the thread's events (:func:`thread_events`). So a
+client resuming with ``after=SEQ`` gets exactly what a live client got. Writes made in this
+process are folded (and published) right after they commit; records another process wrote
+(a shared PostgreSQL ledger) are folded before the next local write's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from becomingone.analysis import AnalysisSettings, analyze_phase
+from becomingone.api.tokens import TokenStore
+from becomingone.choir import (
+    PUBLISHED,
+    TREASURY,
+    ChoirHome,
+    ContentStore,
+    Embed,
+    Ledger,
+    Receipt,
+    Spec,
+    SpecStatus,
+    SqliteLedger,
+    Transaction,
+    TxKind,
+    User,
+    content_hash,
+    embedder,
+    new_id,
+    reconcile,
+    wallet,
+)
+from becomingone.choir.model import Move, PutMessage, PutSpec, PutVote, SetSpecStatus
+from becomingone.core.encoders import phase_from_embeddings
+from becomingone.errors import InputError
+from becomingone.keys import NodeKey
+
+__all__ = [
+    "EVENT_TYPES",
+    "OUTCOME",
+    "ChoirEvent",
+    "ChoirService",
+    "ChoirSubscriber",
+    "issue_token",
+    "thread_events",
+    "user_tokens",
+]
+
+#: The event types of a thread's WebSocket.
+EVENT_TYPES = ("pending", "published", "denied", "expired", "vote", "message", "balance")
+#: A spec's status as the API shows it (a mixed vote is denied, its stake split; see docs).
+OUTCOME: dict[SpecStatus, str] = {
+    SpecStatus.PENDING: "pending",
+    SpecStatus.APPROVED: "published",
+    SpecStatus.DENIED: "denied",
+    SpecStatus.MIXED: "denied",
+    SpecStatus.EXPIRED: "expired",
+}
+_COHERENCE_SETTINGS = AnalysisSettings(lag=1.0, window=8.0, hop=1.0)
+_COHERENCE_MIN = 10
+
+
+def user_tokens(home: ChoirHome) -> TokenStore:
+    """The users' bearer tokens of ``home`` (``<data dir>/choir/tokens/``)."""
+    return TokenStore(home.root / "tokens")
+
+
+def issue_token(tokens: TokenStore, home: ChoirHome, ledger: Ledger, name: str) -> str:
+    """A new bearer token for the user ``name`` (whose key is in ``home``); shown once."""
+    home.key(name, "name")  # the server can only sign for users whose key it keeps
+    user = ledger.user_named(name)
+    if user is None:
+        raise InputError("name", f"unknown user {name!r} (choir users add)")
+    return tokens.create(f"{user.id}.{secrets.token_hex(4)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChoirEvent:
+    """One frame of a thread's WebSocket: its ``type``, the chain ``seq`` it comes from, data."""
+
+    type: str
+    seq: int
+    thread: str
+    data: dict[str, Any]
+
+    def frame(self) -> dict[str, Any]:
+        """What is sent: ``{type, seq, data}``."""
+        return {"type": self.type, "seq": self.seq, "data": self.data}
+
+
+@dataclass(slots=True, eq=False)
+class ChoirSubscriber:
+    """One socket's queue of a thread's events (unbounded: a thread's events are few)."""
+
+    thread: str
+    queue: asyncio.Queue[ChoirEvent] = field(default_factory=asyncio.Queue)
+
+
+def _votes(spec: Spec) -> dict[str, list[str]]:
+    return {
+        "approve": sorted(v for v, ok in spec.votes if ok),
+        "deny": sorted(v for v, ok in spec.votes if not ok),
+    }
+
+
+def spec_view(spec: Spec, names: dict[str, str], text: str) -> dict[str, Any]:
+    """A spec as the API shows a message."""
+    return {
+        "id": spec.id,
+        "thread_id": spec.thread,
+        "author": spec.author,
+        "author_name": names.get(spec.author, spec.author),
+        "text": text,
+        "status": OUTCOME[spec.status],
+        "outcome": spec.status.value,
+        "stake": spec.stake,
+        "created_at": spec.created_at,
+        "votes": _votes(spec),
+        "closes_at": spec.deadline,
+    }
+
+
+def post_view(
+    *, id: str, thread: str, author: str, created_at: float, names: dict[str, str], text: str
+) -> dict[str, Any]:
+    """A co-author's post as the API shows a message."""
+    return {
+        "id": id,
+        "thread_id": thread,
+        "author": author,
+        "author_name": names.get(author, author),
+        "text": text,
+        "status": "published",
+        "outcome": "posted",
+        "stake": 0,
+        "created_at": created_at,
+        "votes": {"approve": [], "deny": []},
+        "closes_at": None,
+    }
+
+
+def _thread_of(ledger: Ledger, tx: Transaction) -> str | None:
+    body = tx.body
+    if "thread" in body:
+        return str(body["thread"])
+    if "spec" in body:
+        spec = ledger.spec(str(body["spec"]))
+        return spec.thread if spec is not None else None
+    return None
+
+
+def thread_events(
+    ledger: Ledger,
+    tx: Transaction,
+    receipt: Receipt,
+    *,
+    at: float,
+    text: Callable[[str, str], str],
+    extra: dict[str, Any] | None = None,
+) -> list[ChoirEvent]:
+    """The events of one applied transaction: ``ledger`` is the state just after it,
+    ``text(thread, message id)`` the message text; ``extra`` (a ``client_id``) joins each."""
+    thread_id = _thread_of(ledger, tx)
+    if thread_id is None:
+        return []
+    names = {u.id: u.name for u in ledger.users()}
+    out: list[tuple[str, dict[str, Any]]] = []
+    moved: set[str] = set()
+    for effect in receipt.effects:
+        if isinstance(effect, PutSpec):
+            spec = ledger.spec(effect.spec.id)
+            assert spec is not None
+            out.append(("pending", spec_view(spec, names, text(thread_id, spec.id))))
+        elif isinstance(effect, PutMessage) and tx.kind is TxKind.POST:
+            view = post_view(
+                id=effect.id,
+                thread=thread_id,
+                author=effect.author,
+                created_at=effect.created_at,
+                names=names,
+                text=text(thread_id, effect.id),
+            )
+            out.append(("message", view))
+        elif isinstance(effect, PutVote):
+            spec = ledger.spec(effect.spec)
+            assert spec is not None
+            choice = "approve" if effect.approve else "deny"
+            vote = {"spec_id": spec.id, "voter": effect.voter, "choice": choice}
+            out.append(("vote", {**vote, "voter_name": names.get(effect.voter, effect.voter)}))
+        elif isinstance(effect, SetSpecStatus):
+            spec = ledger.spec(effect.spec)
+            assert spec is not None
+            out.append((OUTCOME[spec.status], spec_view(spec, names, text(thread_id, spec.id))))
+        elif isinstance(effect, Move):
+            moved |= {effect.source, effect.target}
+    if moved or tx.kind in (TxKind.THREAD, TxKind.DIVEST) or any(t == "published" for t, _ in out):
+        out.append(("balance", _balance(ledger, thread_id, moved, at)))
+    seq = receipt.seq
+    return [
+        ChoirEvent(type=t, seq=seq, thread=thread_id, data={**d, **(extra or {})}) for t, d in out
+    ]
+
+
+def _balance(ledger: Ledger, thread_id: str, moved: set[str], at: float) -> dict[str, Any]:
+    thread = ledger.thread(thread_id)
+    assert thread is not None
+    wallets = {a.partition(":")[2]: ledger.balance(a) for a in moved if a.startswith("wallet:")}
+    return {
+        "thread_id": thread_id,
+        "balance": thread.balance,
+        "price": ledger.price(thread_id, now=at),
+        "coauthors": list(thread.coauthors),
+        "wallets": dict(sorted(wallets.items())),
+        "treasury": ledger.balance(TREASURY),
+    }
+
+
+class ChoirService:
+    """The Choir of one process: ledger, store, tokens, and the events of every thread.
+
+    ``clock`` gives the ledger's time (seconds); ``embed`` is the embedding function and its
+    name (default: the model when the ``text`` extra is installed, else the lexical one).
+    """
+
+    def __init__(
+        self,
+        home: ChoirHome,
+        *,
+        store_url: str | None = None,
+        embed: tuple[Embed, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.home, self.clock = home, clock
+        self.ledger = home.open(now=clock())
+        self.store: ContentStore | None = None
+        self.tokens: TokenStore | None = None
+        self._shadow: SqliteLedger | None = None
+        try:
+            self.store = home.open_store(store_url)
+            self.tokens = user_tokens(home)
+            key = NodeKey.load(home.root / "ledger.key")
+            self._shadow = SqliteLedger(":memory:", key, rules=self.ledger.rules, now=0.0)
+        except BaseException:
+            self.close()
+            raise
+        self._embed = embed
+        self._lock = threading.Lock()
+        self._texts: dict[str, str] = {m.message_id: m.text for m in self.store.messages()}
+        self._seen = 0  # the shadow ran genesis (seq 0) itself
+        self.events: dict[str, list[ChoirEvent]] = {}
+        self.subscribers: set[ChoirSubscriber] = set()
+        self.transactions: dict[str, int] = {}
+        self.applied = 0
+        self._catch_up(self.ledger.records())
+
+    # --- lifecycle and parts -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the ledger, the store, the tokens and the shadow."""
+        for part in (self._shadow, self.tokens, self.store, self.ledger):
+            if part is not None:
+                part.close()
+
+    @property
+    def embed(self) -> Embed:
+        """The embedding function (chosen on first use)."""
+        if self._embed is None:
+            self._embed = embedder()
+        return self._embed[0]
+
+    @property
+    def embedding(self) -> str:
+        """``"model"`` or ``"lexical"``."""
+        self.embed  # noqa: B018 - chooses it
+        assert self._embed is not None
+        return self._embed[1]
+
+    def names(self) -> dict[str, str]:
+        """User id → name."""
+        return {u.id: u.name for u in self.ledger.users()}
+
+    def user_of_token(self, token: str) -> User | None:
+        """The user an active token belongs to (None: unknown, revoked, or no such user)."""
+        assert self.tokens is not None
+        info = self.tokens.check(token)
+        if info is None or not info.active:
+            return None
+        return self.ledger.user(info.name.partition(".")[0])
+
+    # --- folding the chain into events ---------------------------------------------------------
+
+    def _text(self, thread: str, message_id: str) -> str:
+        if message_id not in self._texts and self.store is not None:
+            self._texts.update({m.message_id: m.text for m in self.store.messages(thread=thread)})
+        return self._texts.get(message_id, "")
+
+    def _catch_up(self, records: Iterable[Any]) -> list[ChoirEvent]:
+        """Fold every record after the last one seen; the events they make."""
+        made: list[ChoirEvent] = []
+        for record in records:
+            if record.seq <= self._seen:
+                continue
+            made += self._fold(Transaction.from_json(record.data()), record.time, None)
+        return made
+
+    def _fold(self, tx: Transaction, at: float, client_id: str | None) -> list[ChoirEvent]:
+        assert self._shadow is not None
+        receipt = self._shadow.submit(tx, now=at)
+        self._seen = receipt.seq
+        self.transactions[tx.kind.value] = self.transactions.get(tx.kind.value, 0) + 1
+        extra = {"client_id": client_id} if client_id is not None else None
+        made = thread_events(self._shadow, tx, receipt, at=at, text=self._text, extra=extra)
+        for event in made:
+            self.events.setdefault(event.thread, []).append(event)
+        return made
+
+    def submit(
+        self, tx: Transaction, *, text: str | None = None, client_id: str | None = None
+    ) -> tuple[Receipt, list[ChoirEvent]]:
+        """Apply ``tx`` now (its text first to the outbox, then the ledger, then the store);
+        the receipt and the events it made (publish them with :meth:`publish`)."""
+        message_id = tx.body.get("message", tx.body.get("spec")) if text is not None else None
+        with self._lock:
+            if message_id is not None:
+                self.home.outbox.put(str(message_id), text or "")
+                self._texts[str(message_id)] = text or ""
+            now = self.clock()
+            try:
+                receipt = self.ledger.submit(tx, now=now)
+            except BaseException:
+                if message_id is not None:
+                    self.home.outbox.remove(str(message_id))
+                    self._texts.pop(str(message_id), None)
+                raise
+            made: list[ChoirEvent] = []
+            if receipt.seq > self._seen + 1:  # another process wrote in between
+                made += self._catch_up(r for r in self.ledger.records() if r.seq < receipt.seq)
+            if not receipt.replayed:
+                made += self._fold(tx, now, client_id)
+                self.applied += 1
+            thread = _thread_of(self.ledger, tx)
+            if thread is not None and self.store is not None:
+                reconcile(self.ledger, self.store, self.home.outbox, self.embed, thread=thread)
+        return receipt, made
+
+    def add_user(self, name: str) -> tuple[User, str]:
+        """Create user ``name`` (a custodial key here) and a bearer token for them."""
+        assert self.tokens is not None
+        with self._lock:
+            user = self.home.add_user(self.ledger, name, now=self.clock())
+            self._catch_up(self.ledger.records())
+            return user, issue_token(self.tokens, self.home, self.ledger, name)
+
+    def act(
+        self,
+        user: User,
+        kind: TxKind,
+        body: dict[str, Any],
+        *,
+        text: str | None = None,
+        client_id: str | None = None,
+    ) -> tuple[Receipt, list[ChoirEvent]]:
+        """Sign ``kind`` with ``body`` as ``user`` (their custodial key) and submit it."""
+        key = self.home.key(user.name, "Authorization")
+        return self.submit(Transaction.sign(key, kind, body), text=text, client_id=client_id)
+
+    # --- subscribers (event loop only) -----------------------------------------------------------
+
+    def subscribe(self, thread: str, after: int) -> tuple[ChoirSubscriber, list[ChoirEvent]]:
+        """A live subscriber of ``thread`` and the stored events after ``after`` (in one step
+        on the event loop, so nothing falls between the replay and the live events)."""
+        sub = ChoirSubscriber(thread=thread)
+        self.subscribers.add(sub)
+        return sub, [e for e in self.events.get(thread, []) if e.seq > after]
+
+    def unsubscribe(self, sub: ChoirSubscriber) -> None:
+        """Stop delivering to ``sub``."""
+        self.subscribers.discard(sub)
+
+    def publish(self, events: Iterable[ChoirEvent]) -> None:
+        """Deliver ``events`` to the subscribers of their threads (on the event loop)."""
+        for event in events:
+            for sub in self.subscribers:
+                if sub.thread == event.thread:
+                    sub.queue.put_nowait(event)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def messages(self, thread_id: str) -> list[dict[str, Any]]:
+        """A thread's posts and specs, oldest first (an approved spec once, as a spec)."""
+        names = self.names()
+        specs = {s.id: s for s in self.ledger.specs(thread=thread_id)}
+        out = [spec_view(s, names, self._text(thread_id, s.id)) for s in specs.values()]
+        for m in self.ledger.messages(thread=thread_id):
+            if m.id not in specs:
+                text = self._text(thread_id, m.id)
+                out.append(
+                    post_view(
+                        id=m.id,
+                        thread=thread_id,
+                        author=m.author,
+                        created_at=m.created_at,
+                        names=names,
+                        text=text,
+                    )
+                )
+        return sorted(out, key=lambda m: (m["created_at"], m["id"]))
+
+    def coherence(self, thread_id: str) -> float | None:
+        """KAIROS coherence of the thread's published messages (None below 10 of them)."""
+        assert self.store is not None
+        statuses = {PUBLISHED, SpecStatus.APPROVED.value}
+        ids = [m.message_id for m in self.store.messages(thread=thread_id) if m.status in statuses]
+        if len(ids) < _COHERENCE_MIN:
+            return None
+        vectors = self.store.vectors(ids)
+        result = analyze_phase(
+            phase_from_embeddings(vectors), 1.0, _COHERENCE_SETTINGS, kind="text", with_map=False
+        )
+        return round(float(result.coherence[-1]), 4)
+
+    def search(self, text: str, *, thread: str | None, k: int) -> list[dict[str, Any]]:
+        """The ``k`` published messages nearest ``text`` in meaning (priors)."""
+        assert self.store is not None
+        query = self.embed([text])[0]
+        statuses = [PUBLISHED, SpecStatus.APPROVED.value]
+        hits = self.store.search(query, k=k, statuses=statuses, thread=thread)
+        return [
+            {
+                "message_id": h.message.message_id,
+                "thread_id": h.message.thread_id,
+                "text": h.message.text,
+                "score": round(h.score, 4),
+            }
+            for h in hits
+        ]
+
+    def new_thread_body(self, title: str) -> dict[str, Any]:
+        """The body of a new thread titled ``title`` (a fresh id)."""
+        return {"thread": new_id()[:12], "title": title}
+
+    def message_body(self, thread_id: str, text: str, stake: int | None) -> dict[str, Any]:
+        """The body of a post (``stake`` None) or a spec (``stake``: CHOIR in escrow)."""
+        digest = content_hash(text)
+        if stake is None:
+            return {"thread": thread_id, "message": new_id()[:12], "content_hash": digest}
+        return {"thread": thread_id, "spec": new_id()[:12], "content_hash": digest, "stake": stake}
+
+    def wallets(self) -> dict[str, int]:
+        """User id → wallet balance."""
+        return {u.id: self.ledger.balance(wallet(u.id)) for u in self.ledger.users()}
