@@ -133,6 +133,13 @@ test("one transaction's frames share a seq: all are applied, a replay of them is
   assert.deepEqual([again.seq, again.atSeq.length], [6, 3]);
 });
 
+test("history frames (a first connection's replay) only move the resume point", () => {
+  let s = run([{ type: "snapshot", thread: detail([msg("s1", { status: "published" })]) }]);
+  s = reduce(s, { type: "frame", history: true, frame: { type: "pending", seq: 3, data: { id: "s1", text: "old", status: "pending" } } });
+  assert.deepEqual([s.messages[0]?.status, s.messages[0]?.text, s.seq], ["published", "text of s1", 3]);
+  assert.deepEqual(s.flow.map((f) => f.to), ["published"], "no published → pending step");
+});
+
 test("a frame replayed after a resume (seq not newer) is applied once", () => {
   let s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending" })]) }]);
   const f = { type: "vote", seq: 5, data: { spec_id: "s1", voter: ADA, choice: "deny" } };

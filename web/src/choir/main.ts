@@ -107,9 +107,9 @@ class ChoirPage {
     this.socket = new ThreadSocket(
       (after) => this.api.eventsUrl(id, after),
       () => this.state.seq,
-      (frame) => {
-        this.dispatch({ type: "frame", frame });
-        this.scheduleRefresh();
+      (frame, history) => {
+        this.dispatch({ type: "frame", frame, history });
+        if (!history) this.scheduleRefresh();
       },
       (s: SocketState) => {
         el("conn").textContent = s;

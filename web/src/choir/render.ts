@@ -41,6 +41,17 @@ function clip(text: string, n: number): string {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
 
+/** The last drawn signature of each list: a list is rebuilt only when what it shows changed
+ * (a rebuild under the pointer would swallow a click), the time left is updated in place. */
+const drawn = new Map<string, string>();
+
+function changed(list: string, signature: unknown): boolean {
+  const text = JSON.stringify(signature);
+  if (drawn.get(list) === text) return false;
+  drawn.set(list, text);
+  return true;
+}
+
 export function renderAll(v: View, on: Handlers): void {
   renderChat(v, on);
   renderApprovals(v, on);
@@ -78,6 +89,7 @@ function renderChat(v: View, on: Handlers): void {
   const list = el("messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   const rows = chatRows(v.state, v.names);
+  if (!changed("chat", [rows, v.me?.name])) return;
   list.replaceChildren(...rows.map((r) => chatItem(r, r.intent !== null || (v.me !== null && r.author === v.me.name), on)));
   if (rows.length === 0) list.append(make("li", "muted empty", "No messages yet."));
   if (atBottom) list.scrollTop = list.scrollHeight;
@@ -88,6 +100,11 @@ function renderApprovals(v: View, on: Handlers): void {
   const voters = Math.max(0, (v.state.thread?.coauthors.length ?? 0));
   el("pending-count").textContent = String(items.length);
   el("no-specs").hidden = items.length > 0;
+  const lefts = items.map((a) => (a.left === null ? "" : `${timeLeft(a.left)} left`));
+  if (!changed("specs", [items.map((a) => ({ ...a, left: a.left !== null && a.left > 0 })), voters])) {
+    el("specs").querySelectorAll(".left").forEach((node, i) => { node.textContent = lefts[i] ?? ""; });
+    return;
+  }
   el("specs").replaceChildren(...items.map((a) => {
     const li = make("li", "spec");
     li.dataset["spec"] = a.spec.id;
@@ -113,6 +130,9 @@ function renderApprovals(v: View, on: Handlers): void {
         b.addEventListener("click", () => on.vote(a.spec.id, choice));
         actions.append(b);
       }
+    } else if (a.mine === null && a.intent === null) {
+      const why = v.me === null ? "sign in to vote" : a.spec.author === v.me.id ? "your spec: the co-authors vote" : "only co-authors vote";
+      actions.append(make("span", "muted", why));
     } else if (a.mine !== null) {
       const pending = a.intent !== null && a.intent.state !== "rejected";
       actions.append(make("span", `chip ${pending ? "local" : a.mine}`, `you: ${a.mine}${pending ? " · sending…" : ""}`));
@@ -148,6 +168,7 @@ function renderFlow(v: View): void {
   }));
   const byId = new Map(v.state.messages.map((m) => [m.id, m] as const));
   const lines = [...v.state.flow].reverse().slice(0, 12);
+  if (!changed("flow", [lines, lines.map((f) => byId.get(f.id)?.text ?? "")])) return;
   el("flow-list").replaceChildren(...lines.map((f) => {
     const m = byId.get(f.id);
     const who = m === undefined ? "" : (m.author_name || (v.names[m.author] ?? m.author));

@@ -32,7 +32,9 @@ export class ThreadSocket {
   constructor(
     private readonly url: (after: number | null) => string,
     private readonly after: () => number | null,
-    private readonly onFrame: (frame: Frame) => void,
+    /** `history`: replayed on a first connection (before the `resumed` marker), so older
+     * than the snapshot the page read; after a reconnect every frame counts. */
+    private readonly onFrame: (frame: Frame, history: boolean) => void,
     private readonly onState: (state: SocketState) => void,
   ) {}
 
@@ -54,7 +56,9 @@ export class ThreadSocket {
     this.timer = null;
     if (this.stopped) return;
     this.onState(resuming ? "reconnecting" : "connecting");
-    const ws = new WebSocket(this.url(this.after()));
+    const after = this.after();
+    let replaying = after === null;
+    const ws = new WebSocket(this.url(after));
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
@@ -62,7 +66,11 @@ export class ThreadSocket {
     };
     ws.onmessage = (ev: MessageEvent<string>) => {
       const frame = parseFrameText(ev.data);
-      if (frame !== null) this.onFrame(frame);
+      if (frame === null) return;
+      if (frame.type === "resumed") {
+        replaying = false;
+        this.onState("live");
+      } else this.onFrame(frame, replaying);
     };
     ws.onclose = () => {
       if (this.stopped || this.ws !== ws) return;

@@ -53,7 +53,9 @@ export interface ChoirState {
 
 export type Action =
   | { type: "snapshot"; thread: ThreadDetail }
-  | { type: "frame"; frame: Frame }
+  /** `history`: a frame the socket replays on a first connection, older than the snapshot
+   * the page already has: it only moves the resume point. */
+  | { type: "frame"; frame: Frame; history?: boolean }
   | { type: "wallet"; user: string; wallet: number }
   | { type: "intent"; intent: Intent }
   | { type: "accepted"; client_id: string; message_id: string | null }
@@ -95,7 +97,7 @@ export function reduce(state: ChoirState, action: Action): ChoirState {
     case "snapshot":
       return settle(snapshot(state, action.thread));
     case "frame":
-      return settle(frame(state, action.frame));
+      return settle(frame(state, action.frame, action.history === true));
     case "wallet":
       return { ...state, wallets: { ...state.wallets, [action.user]: action.wallet } };
     case "intent":
@@ -150,7 +152,7 @@ export function frameMessageId(data: Readonly<Record<string, unknown>>): string 
   return str(data["message_id"]) ?? str(data["spec_id"]) ?? str(data["spec"]) ?? str(data["id"]);
 }
 
-function frame(state: ChoirState, f: Frame): ChoirState {
+function frame(state: ChoirState, f: Frame, history: boolean): ChoirState {
   if (!FRAME_TYPES.has(f.type)) return state;
   const data = f.data ?? {};
   const key = `${f.type}|${frameMessageId(data) ?? ""}`;
@@ -159,6 +161,7 @@ function frame(state: ChoirState, f: Frame): ChoirState {
   const threadId = str(data["thread_id"]) ?? str(data["thread"]);
   const atSeq = state.seq === f.seq ? [...state.atSeq, key] : [key];
   let next: ChoirState = { ...state, seq: f.seq, atSeq };
+  if (history) return next;
   if (state.thread !== null && threadId !== null && threadId !== state.thread.id) return next;
   if (f.type === "balance") return balance(next, data);
   const id = frameMessageId(data);
