@@ -92,6 +92,11 @@ export function takeToken(): string | null {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+/** Drop the kept token (the server refused it). */
+export function forgetToken(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
 /** A new client id for an optimistic action (echoed back in the server's event). */
 export function newClientId(): string {
   const bytes = new Uint8Array(12);

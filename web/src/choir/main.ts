@@ -5,7 +5,7 @@
 // in the reducer first (shown at once), then settled by the server or rolled back.
 // Rule: the only module that talks to the network and owns timers; drawing is render.ts.
 
-import { ChoirApi, newClientId, takeToken, type Choice, type ErrorDetail, type Me, type Message, type Prior, type Thread, type ThreadDetail, type User } from "./api";
+import { ChoirApi, forgetToken, newClientId, takeToken, type Choice, type ErrorDetail, type Me, type Message, type Prior, type Thread, type ThreadDetail, type User } from "./api";
 import { renderAll } from "./render";
 import { ThreadSocket, type SocketState } from "./socket";
 import { initial, intent, reduce, type Action, type Intent } from "./state";
@@ -61,6 +61,9 @@ class ChoirPage {
       if (me.body !== null) {
         this.me = me.body;
         this.dispatch({ type: "wallet", user: me.body.id, wallet: me.body.wallet });
+      } else if (me.status === 401) {
+        forgetToken();
+        el("signin").textContent = `Read only: this login link's token is not accepted (${me.error?.message ?? "401"})); open a new login link.`;
       }
     }
     el("signin").hidden = this.me !== null;
