@@ -63,7 +63,7 @@ class ChoirPage {
         this.dispatch({ type: "wallet", user: me.body.id, wallet: me.body.wallet });
       } else if (me.status === 401) {
         forgetToken();
-        el("signin").textContent = `Read only: this login link's token is not accepted (${me.error?.message ?? "401"})); open a new login link.`;
+        el("signin").textContent = `Read only: this login link's token is not accepted (${me.error?.message ?? "401"}); open a new login link.`;
       }
     }
     el("signin").hidden = this.me !== null;
