@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from becomingone.api.app import PREFIX, attach_events, create_app
     from becomingone.api.cell import ServedCell, redact
-    from becomingone.api.client import ApiError, CellClient
+    from becomingone.api.choir import ChoirService
+    from becomingone.api.client import ApiError, CellClient, ChoirClient
     from becomingone.api.cluster import ServedCluster
     from becomingone.api.errors import ApiProblem, ErrorBody, ErrorDetail
     from becomingone.api.events import EventHub, EventType, StreamEvent, Subscriber, events_of
@@ -34,6 +35,8 @@ _HOME: dict[str, str] = {
     "redact": "cell",
     "ApiError": "client",
     "CellClient": "client",
+    "ChoirClient": "client",
+    "ChoirService": "choir",
     "ServedCluster": "cluster",
     "ApiProblem": "errors",
     "ErrorBody": "errors",
@@ -64,6 +67,8 @@ __all__ = [
     "ApiServer",
     "ApiSettings",
     "CellClient",
+    "ChoirClient",
+    "ChoirService",
     "ErrorBody",
     "ErrorDetail",
     "EventHub",

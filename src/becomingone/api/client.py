@@ -24,6 +24,18 @@ import websockets
 from pydantic import BaseModel
 
 from becomingone.api.app import PREFIX
+from becomingone.api.routers.choir import (
+    DivestPublic,
+    MessagePublic,
+    OutcomePublic,
+    ReceiptPublic,
+    SearchHit,
+    ThreadDetail,
+    ThreadPublic,
+    TotalsPublic,
+    UserPublic,
+    VotePublic,
+)
 from becomingone.api.schemas import (
     ClusterHistory,
     ClusterMemberPublic,
@@ -46,9 +58,10 @@ from becomingone.api.schemas import (
     VerifyPublic,
     VoteCreate,
 )
+from becomingone.choir import Transaction
 from becomingone.errors import BecomingOneError, InputError, TransportError
 
-__all__ = ["ApiError", "CellClient"]
+__all__ = ["ApiError", "CellClient", "ChoirClient"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -316,3 +329,149 @@ def _error_of(response: httpx.Response) -> ApiError:
         )
     except (ValueError, KeyError, TypeError):
         return ApiError(response.status_code, "http_error", response.text[:200])
+
+
+class ChoirClient:
+    """The Choir routes at ``url`` as the user of ``token`` (None: reads only).
+
+    One method per route, each returning the route's model; an error answer is an
+    :class:`ApiError` whose ``code`` names the rule (``insufficient_funds``, ``not_coauthor``,
+    ...). :meth:`events` follows a thread's WebSocket and resumes after the last ``seq``.
+    For example::
+
+        with ChoirClient("http://127.0.0.1:8795", token=token) as choir:
+            thread = choir.create_thread("tides")
+            choir.post(thread.id, "the moon pulls the sea")
+    """
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url + PREFIX, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> ChoirClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, "/choir" + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {self.url}{PREFIX}/choir{path}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_of(response)
+        return response.json()
+
+    def me(self) -> UserPublic:
+        """The user of the token and their wallet."""
+        return UserPublic.model_validate(self._call("GET", "/me"))
+
+    def users(self) -> list[UserPublic]:
+        """Every user, by name."""
+        return [UserPublic.model_validate(u) for u in self._call("GET", "/users")]
+
+    def threads(self) -> list[ThreadPublic]:
+        """Every thread, oldest first."""
+        return [ThreadPublic.model_validate(t) for t in self._call("GET", "/threads")]
+
+    def create_thread(self, title: str) -> ThreadPublic:
+        """Open a thread (the token's user is its first co-author)."""
+        return ThreadPublic.model_validate(self._call("POST", "/threads", json={"title": title}))
+
+    def thread(self, thread_id: str) -> ThreadDetail:
+        """A thread and its messages, oldest first."""
+        return ThreadDetail.model_validate(self._call("GET", f"/threads/{thread_id}"))
+
+    def post(self, thread_id: str, text: str, *, client_id: str | None = None) -> MessagePublic:
+        """Post ``text`` as a co-author."""
+        body = {"text": text, "client_id": client_id}
+        doc = self._call("POST", f"/threads/{thread_id}/messages", json=_some(body))
+        return MessagePublic.model_validate(doc)
+
+    def submit(
+        self,
+        thread_id: str,
+        text: str,
+        *,
+        stake: int | None = None,
+        client_id: str | None = None,
+    ) -> MessagePublic:
+        """Submit ``text`` as a spec with ``stake`` CHOIR (default: the price now)."""
+        body = {"text": text, "stake": stake, "client_id": client_id}
+        doc = self._call("POST", f"/threads/{thread_id}/specs", json=_some(body))
+        return MessagePublic.model_validate(doc)
+
+    def vote(self, spec_id: str, approve: bool, *, client_id: str | None = None) -> VotePublic:
+        """Approve (``approve``) or deny a pending spec as a co-author."""
+        body = {"choice": "approve" if approve else "deny", "client_id": client_id}
+        doc = self._call("POST", f"/specs/{spec_id}/votes", json=_some(body))
+        return VotePublic.model_validate(doc)
+
+    def close_spec(self, spec_id: str) -> OutcomePublic:
+        """Settle a spec whose window is over or whose co-authors all voted."""
+        return OutcomePublic.model_validate(self._call("POST", f"/specs/{spec_id}/close"))
+
+    def divest(self, thread_id: str) -> DivestPublic:
+        """Leave a thread with its balance / co-authors."""
+        return DivestPublic.model_validate(self._call("POST", f"/threads/{thread_id}/divest"))
+
+    def submit_transaction(self, tx: Transaction) -> ReceiptPublic:
+        """Submit a transaction signed by its actor (a user holding their own key)."""
+        return ReceiptPublic.model_validate(self._call("POST", "/transactions", json=tx.to_json()))
+
+    def totals(self) -> TotalsPublic:
+        """The invariant's terms."""
+        return TotalsPublic.model_validate(self._call("GET", "/totals"))
+
+    def search(self, q: str, *, thread: str | None = None, k: int = 5) -> list[SearchHit]:
+        """Priors: published messages nearest ``q`` in meaning."""
+        params = _some({"q": q, "thread": thread, "k": k})
+        return [SearchHit.model_validate(h) for h in self._call("GET", "/search", params=params)]
+
+    def events_url(self, thread_id: str, after: int | None = None) -> str:
+        """The WebSocket URL of a thread's events (resuming after ``after``; the token in
+        the query, as a browser sends it)."""
+        query = _some({"after": after, "token": self.token})
+        ws = "ws" + self.url.removeprefix("http")
+        tail = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"{ws}{PREFIX}/choir/threads/{thread_id}/events" + (f"?{tail}" if tail else "")
+
+    async def events(
+        self,
+        thread_id: str,
+        after: int | None = None,
+        *,
+        reconnects: int = 0,
+        retry_seconds: float = 0.5,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Frames of a thread's WebSocket (events and ``resumed`` markers). After a lost
+        connection, reconnect up to ``reconnects`` times, resuming after the last seq seen
+        (the events of one seq arrive together, so none is lost or repeated)."""
+        last, left = after, reconnects
+        while True:
+            try:
+                async with websockets.connect(self.events_url(thread_id, last)) as ws:
+                    async for raw in ws:
+                        frame = json.loads(raw)
+                        if frame.get("type") != "resumed":
+                            last = int(frame["seq"])
+                        yield frame
+            except (OSError, websockets.ConnectionClosed) as exc:
+                if left <= 0:
+                    raise TransportError(f"Choir events {self.url}: {exc}") from exc
+            if left <= 0:
+                return
+            left -= 1
+            await asyncio.sleep(retry_seconds)
+
+
+def _some(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the None ones."""
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,4 +1,4 @@
-"""One router module per resource (node, coherence, signals, witness, resonance, events,
+"""One router module per resource (choir, node, coherence, signals, witness, resonance, events,
 cluster, glyphs, partifacts, metrics) and the dashboard (ui).
 
 Rule: handlers are short; access and shared objects come from :mod:`becomingone.api.deps`;
@@ -6,6 +6,7 @@ every status a route can answer is listed in its ``responses`` (a test checks th
 """
 
 from becomingone.api.routers import (
+    choir,
     cluster,
     coherence,
     events,
@@ -20,6 +21,7 @@ from becomingone.api.routers import (
 )
 
 __all__ = [
+    "choir",
     "cluster",
     "coherence",
     "events",

@@ -72,8 +72,9 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": _TEXT[s]} for s in statuses}
 
 
-_READ = (403, 422, 503)
-_WRITE = (401, 403, 404, 405, 409, 413, 422, 429, 503)
+_READ = (403, 503)
+_WRITE = (401, 405, 413, 422, 429, 503)
+_RULED = (*_WRITE, 404, 409)
 
 router = APIRouter(prefix="/choir", tags=["choir"])
 
@@ -343,7 +344,7 @@ async def _publish(service: ChoirService, result: tuple[Any, list[Any]]) -> Any:
     return receipt
 
 
-@router.get("/me", responses=_responses(401, 403, 503))
+@router.get("/me", responses=_responses(401, 503))
 async def me(service: Service, request: Request) -> UserPublic:
     """The user of the bearer token and their wallet."""
     user = await run_in_threadpool(service.user_of_token, _bearer(request))
@@ -380,7 +381,7 @@ async def create_thread(service: Service, user: Actor, body: ThreadCreate) -> Th
     return await _run(_thread_public, service, tx_body["thread"])
 
 
-@router.get("/threads/{thread_id}", responses=_responses(404, *_READ))
+@router.get("/threads/{thread_id}", responses=_responses(404, 422, *_READ))
 async def thread(service: Service, _: Reader, thread_id: ThreadId) -> ThreadDetail:
     """A thread with its posts and specs, oldest first."""
     return await _run(_thread_detail, service, thread_id)
@@ -408,7 +409,7 @@ async def _write_message(
     return MessagePublic(**found[0])
 
 
-@router.post("/threads/{thread_id}/messages", status_code=201, responses=_responses(*_WRITE))
+@router.post("/threads/{thread_id}/messages", status_code=201, responses=_responses(*_RULED))
 async def post_message(
     service: Service, user: Actor, thread_id: ThreadId, body: MessageCreate
 ) -> MessagePublic:
@@ -416,7 +417,7 @@ async def post_message(
     return await _write_message(service, user, thread_id, body, spec=False)
 
 
-@router.post("/threads/{thread_id}/specs", status_code=201, responses=_responses(*_WRITE))
+@router.post("/threads/{thread_id}/specs", status_code=201, responses=_responses(*_RULED))
 async def submit_spec(
     service: Service, user: Actor, thread_id: ThreadId, body: SpecCreate
 ) -> MessagePublic:
@@ -431,7 +432,7 @@ def _spec_message(service: ChoirService, spec_id: str) -> dict[str, Any]:
     return next(m for m in service.messages(spec.thread) if m["id"] == spec_id)
 
 
-@router.post("/specs/{spec_id}/votes", status_code=201, responses=_responses(*_WRITE))
+@router.post("/specs/{spec_id}/votes", status_code=201, responses=_responses(*_RULED))
 async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate) -> VotePublic:
     """A co-author approves or denies a pending spec; the last vote decides it."""
     tx_body = {"spec": spec_id, "approve": body.choice == "approve"}
@@ -445,7 +446,7 @@ async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate)
     )  # fmt: skip
 
 
-@router.post("/specs/{spec_id}/close", responses=_responses(*_WRITE))
+@router.post("/specs/{spec_id}/close", responses=_responses(*_RULED))
 async def close(service: Service, user: Actor, spec_id: SpecId) -> OutcomePublic:
     """Settle a spec whose window is over or whose co-authors all voted (any user may)."""
     result = await _run(service.act, user, TxKind.CLOSE, {"spec": spec_id})
@@ -454,7 +455,7 @@ async def close(service: Service, user: Actor, spec_id: SpecId) -> OutcomePublic
     return OutcomePublic(message=MessagePublic(**message), seq=receipt.seq)
 
 
-@router.post("/threads/{thread_id}/divest", responses=_responses(*_WRITE))
+@router.post("/threads/{thread_id}/divest", responses=_responses(*_RULED))
 async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPublic:
     """A co-author takes balance / co-authors from the thread and leaves it."""
     before = await _run(service.ledger.balance, wallet(user.id))
@@ -464,7 +465,9 @@ async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPu
     return DivestPublic(thread_id=thread_id, user_id=user.id, paid=after - before, seq=receipt.seq)
 
 
-@router.post("/transactions", status_code=201, responses=_responses(*_WRITE))
+@router.post(
+    "/transactions", status_code=201, responses=_responses(404, 405, 409, 413, 422, 429, 503)
+)
 async def transaction(service: Service, state: State, body: TransactionIn) -> ReceiptPublic:
     """Submit a transaction signed by its actor (a user who holds their own key); the ledger
     checks the signature. ``join`` needs no account; the rest need the actor to have joined.
@@ -502,7 +505,7 @@ async def totals(service: Service, _: Reader) -> TotalsPublic:
     return await _run(read)
 
 
-@router.get("/search", responses=_responses(404, *_READ))
+@router.get("/search", responses=_responses(404, 422, *_READ))
 async def search(
     service: Service,
     _: Reader,
@@ -573,7 +576,7 @@ async def thread_events(ws: WebSocket, thread_id: str) -> None:
         pass
     finally:
         service.unsubscribe(sub)
-        with contextlib.suppress(RuntimeError, OSError):
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
             await ws.close()
 
 
