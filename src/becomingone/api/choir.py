@@ -32,9 +32,11 @@ from becomingone.choir import (
     TREASURY,
     ChoirHome,
     ContentStore,
+    Drift,
     Embed,
     Ledger,
     Receipt,
+    RepairReport,
     Spec,
     SpecStatus,
     SqliteLedger,
@@ -266,7 +268,7 @@ class ChoirService:
         self._seen = 0  # the shadow ran genesis (seq 0) itself
         self.events: dict[str, list[ChoirEvent]] = {}
         self.subscribers: set[ChoirSubscriber] = set()
-        self.transactions: dict[str, int] = {}
+        self.transactions: dict[str, int] = {TxKind.GENESIS.value: 1}  # the shadow ran it
         self.applied = 0
         self._catch_up(self.ledger.records())
 
@@ -359,6 +361,12 @@ class ChoirService:
             if thread is not None and self.store is not None:
                 reconcile(self.ledger, self.store, self.home.outbox, self.embed, thread=thread)
         return receipt, made
+
+    def repair(self) -> tuple[list[Drift], RepairReport]:
+        """Bring the whole content store up to the ledger (``choir check --repair``)."""
+        assert self.store is not None
+        with self._lock:
+            return reconcile(self.ledger, self.store, self.home.outbox, self.embed)
 
     def add_user(self, name: str) -> tuple[User, str]:
         """Create user ``name`` (a custodial key here) and a bearer token for them."""

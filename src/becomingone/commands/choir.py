@@ -1,9 +1,12 @@
-"""``becomingone choir users|threads|specs|post|submit|vote|close|divest|balance|check|search``.
+"""``becomingone choir up|users|token|threads|specs|post|submit|vote|close|divest|balance|check|
+search``.
 
 Rule: argument handling and printing only; the ledger, the rules and the keys are
 :mod:`becomingone.choir` (:class:`~becomingone.choir.ChoirHome` opens the data dir's ledger, or
 a PostgreSQL one with ``--ledger URL``). Every action is signed with the acting user's key
-(``--as NAME``, created here by ``users add``). The ledger keeps each message's hash; its text
+(``--as NAME``, created here by ``users add``, which also prints the user's bearer token for
+the API; ``token NAME`` makes another). ``up`` serves the Choir
+(:mod:`becomingone.commands._choir_up`). The ledger keeps each message's hash; its text
 and embedding go to the content store after the ledger commits
 (:mod:`becomingone.commands._choir_store`).
 """
@@ -36,6 +39,7 @@ from becomingone.commands._choir_store import (
     thread_coherence,
     write_message,
 )
+from becomingone.commands._choir_up import DEFAULT_CHOIR_PORT, run_choir_up
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 from becomingone.errors import InputError
@@ -64,6 +68,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users.add_argument("action", nargs="?", choices=["list", "add"], default="list")
     users.add_argument("name", nargs="?", help="the new user's name (with add)")
     _common(users)
+    token = inner.add_parser("token", help="a new API bearer token for user NAME (shown once)")
+    token.add_argument("name", help="a user created here (choir users add)")
+    _common(token)
+    up = inner.add_parser("up", help="serve the Choir API, its WebSocket and web UI")
+    up.add_argument(
+        "--serve",
+        default=f"127.0.0.1:{DEFAULT_CHOIR_PORT}",
+        metavar="HOST:PORT",
+        help=f"where to listen (default 127.0.0.1:{DEFAULT_CHOIR_PORT}; port 0: a free one)",
+    )
+    up.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="make a demo community the first time and print a login link per demo user",
+    )
+    _common(up)
+    up.set_defaults(handler=_run_up)
     threads = inner.add_parser("threads", help="list threads, or `threads create TITLE --as NAME`")
     threads.add_argument("action", nargs="?", choices=["list", "create"], default="list")
     threads.add_argument("title", nargs="?", help="the new thread's title (with create)")
@@ -103,9 +125,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     search_p.add_argument("--thread", help="only this thread")
     search_p.add_argument("-k", type=int, default=5, help="how many (default 5)")
     _common(search_p)
-    every = (users, threads, specs, post, submit, vote, close, divest, balance, check_p, search_p)
+    every = (
+        users,
+        token,
+        threads,
+        specs,
+        post,
+        submit,
+        vote,
+        close,
+        divest,
+        balance,
+        check_p,
+        search_p,
+    )
     for parser in every:
         parser.set_defaults(handler=_run)
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    _check(args)
+    return run_choir_up(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -143,7 +183,7 @@ def _check(args: argparse.Namespace) -> None:
     if getattr(args, "actor", None) is not None:
         check_user_name(args.actor, "--as")
     command, action = args.choir_command, getattr(args, "action", None)
-    if command == "users" and action == "add":
+    if (command == "users" and action == "add") or command == "token":
         check_user_name(args.name or "", "name")
     if command == "threads" and action == "create" and (not args.title or not args.actor):
         raise InputError("title", "threads create needs TITLE and --as NAME")
@@ -164,10 +204,25 @@ def _text(row: dict[str, Any]) -> str:
 def _users(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
     if args.action == "add":
         user = home.add_user(ledger, args.name, now=now)
-        return {"name": user.name, "id": user.id, "wallet": ledger.balance(wallet(user.id))}
+        row = {"name": user.name, "id": user.id, "wallet": ledger.balance(wallet(user.id))}
+        return row | {"token": _token(args, home, ledger, now)}
     return [
         {"name": u.name, "id": u.id, "wallet": ledger.balance(wallet(u.id))} for u in ledger.users()
     ]
+
+
+def _token(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
+    from becomingone.api.choir import issue_token, user_tokens  # the API's token store
+
+    tokens = user_tokens(home)
+    try:
+        return issue_token(tokens, home, ledger, args.name)
+    finally:
+        tokens.close()
+
+
+def _new_token(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
+    return {"name": args.name, "token": _token(args, home, ledger, now)}
 
 
 def _threads(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
@@ -313,7 +368,7 @@ def _render_search(result: dict[str, Any]) -> list[str]:
 
 
 #: Commands that never touch the content store.
-_LEDGER_ONLY = frozenset({"users", "specs", "balance"})
+_LEDGER_ONLY = frozenset({"users", "token", "specs", "balance"})
 
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "check": _render_check,
@@ -322,6 +377,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 
 _HANDLERS: dict[str, Handler] = {
     "users": _users,
+    "token": _new_token,
     "threads": _threads,
     "specs": _specs,
     "post": _post,

@@ -18,7 +18,7 @@ measures.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from becomingone.choir import Ledger, SpecStatus
 from becomingone.core.phase import CoherenceBand
 from becomingone.errors import TransportError
 from becomingone.runtime.cell import Cell
@@ -36,10 +37,12 @@ from becomingone.sync.cps import PhaseSupervisor
 
 __all__ = [
     "METRICS",
+    "ChoirCollector",
     "MetricSpec",
     "MetricsServer",
     "StateCollector",
     "cell_registry",
+    "choir_registry",
     "cluster_registry",
     "serve_metrics",
 ]
@@ -152,6 +155,46 @@ METRICS: tuple[MetricSpec, ...] = (
         "migrations",
         "Migration offers refused, by reason",
     ),
+    # a Choir (choir_registry)
+    _spec(
+        "choir_transactions_total",
+        "counter",
+        "kind",
+        "transactions",
+        "Ledger transactions applied, by kind (join, thread, post, submit, vote, close, ...)",
+    ),
+    _spec(
+        "choir_invariant_checks_total",
+        "counter",
+        "",
+        "checks",
+        "Invariant checks passed: one inside each applied transaction's database transaction",
+    ),
+    _spec("choir_invariant_holds", "gauge", "", "bool", "1 when the supply invariant holds now"),
+    _spec(
+        "choir_conservation_residual",
+        "gauge",
+        "",
+        "CHOIR",
+        "treasury + wallets + threads + escrow - total supply (always 0)",
+    ),
+    _spec(
+        "choir_balance",
+        "gauge",
+        "kind",
+        "CHOIR",
+        "The invariant's terms: kind treasury, wallet, thread or escrow (summed)",
+    ),
+    _spec(
+        "choir_thread_balances_consistent",
+        "gauge",
+        "",
+        "bool",
+        "1 when the threads' balances, each >= 0, sum to the thread term",
+    ),
+    _spec("choir_threads", "gauge", "", "threads", "Threads on the ledger"),
+    _spec("choir_users", "gauge", "", "users", "Users on the ledger"),
+    _spec("choir_pending_specs", "gauge", "", "specs", "Specs waiting for votes"),
 )
 
 _SPECS = {spec.name: spec for spec in METRICS}
@@ -311,6 +354,50 @@ class StateCollector(Collector):
                     _glyphs(out, member)
             _driver(out, self.cluster, self.migrator)
         return list(out.filled())
+
+
+class ChoirCollector(Collector):
+    """Reads a Choir ledger at scrape time; ``counts`` gives the transactions applied by kind."""
+
+    def __init__(self, ledger: Ledger, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.ledger, self.counts = ledger, counts
+
+    def describe(self) -> Iterable[Metric]:
+        """The Choir families (no samples)."""
+        return [spec.family() for spec in METRICS if spec.name.startswith("becomingone_choir_")]
+
+    def collect(self) -> Iterable[Metric]:
+        """The ledger's counts, terms and checks now."""
+        out = _Families()
+        counts = dict(self.counts())
+        for kind, n in sorted(counts.items()):
+            out.add("choir_transactions_total", (kind,), n)
+        out.add("choir_invariant_checks_total", (), sum(counts.values()))
+        totals = self.ledger.totals()
+        out.add("choir_invariant_holds", (), totals.ok)
+        out.add("choir_conservation_residual", (), totals.total - totals.supply)
+        for kind, value in (
+            ("treasury", totals.treasury),
+            ("wallet", totals.wallets),
+            ("thread", totals.threads),
+            ("escrow", totals.escrow),
+        ):
+            out.add("choir_balance", (kind,), value)
+        threads = self.ledger.threads()
+        balances = [t.balance for t in threads]
+        consistent = sum(balances) == totals.threads and all(b >= 0 for b in balances)
+        out.add("choir_thread_balances_consistent", (), consistent)
+        out.add("choir_threads", (), len(threads))
+        out.add("choir_users", (), len(self.ledger.users()))
+        out.add("choir_pending_specs", (), len(self.ledger.specs(status=SpecStatus.PENDING)))
+        return list(out.filled())
+
+
+def choir_registry(ledger: Ledger, counts: Callable[[], Mapping[str, int]]) -> CollectorRegistry:
+    """A new registry exposing a Choir ledger (``counts``: transactions applied by kind)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ChoirCollector(ledger, counts))
+    return registry
 
 
 def cell_registry(cell: Cell) -> CollectorRegistry:

@@ -1,0 +1,117 @@
+"""``becomingone choir up``: serve a Choir (its API, WebSocket and web UI) until a signal.
+
+Rule: startup and printing only. It opens the Choir home (the ledger, the content store and
+the users' tokens) through :class:`~becomingone.api.choir.ChoirService`, brings the content
+store up to the ledger (``choir check --repair``), with ``--demo`` makes a demo community
+the first time (users ada, grace and alan; a thread; a post; a pending spec) and a fresh
+login link per demo user every time, then serves on ``--serve`` until SIGINT or SIGTERM. The
+URLs go to stdout, one per line (a script or a test reads them); notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+from becomingone.choir import ChoirHome, SpecStatus, TxKind
+from becomingone.commands.up import data_dir_arg
+from becomingone.config import load_config
+
+__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "run_choir_up"]
+
+#: The demo community's users.
+DEMO_USERS = ("ada", "grace", "alan")
+#: Where ``choir up`` listens by default.
+DEFAULT_CHOIR_PORT = 8795
+_DEMO_POSTS = (
+    "Tides follow the moon: two highs and two lows a day.",
+    "Spring tides come when the sun and the moon pull in line.",
+)
+_DEMO_SPEC = "Neap tides come when the sun and the moon pull at right angles."
+
+
+def _demo(service: Any) -> list[tuple[str, str]]:
+    """Make the demo community once; a fresh token for each demo user whose key is here."""
+    from becomingone.api.choir import issue_token
+
+    ledger = service.ledger
+    if all(ledger.user_named(name) is None for name in DEMO_USERS):
+        users = {name: service.add_user(name)[0] for name in DEMO_USERS}
+        body = service.new_thread_body("Tides")
+        service.act(users["ada"], TxKind.THREAD, body)
+        thread = body["thread"]
+        for text in _DEMO_POSTS:
+            service.act(
+                users["ada"], TxKind.POST, service.message_body(thread, text, None), text=text
+            )
+        stake = ledger.price(thread, now=service.clock())
+        spec = service.message_body(thread, _DEMO_SPEC, stake)
+        service.act(users["grace"], TxKind.SUBMIT, spec, text=_DEMO_SPEC)
+    links = []
+    for name in DEMO_USERS:
+        if (
+            ledger.user_named(name) is not None
+            and (service.home.root / "users" / f"{name}.key").exists()
+        ):
+            links.append((name, issue_token(service.tokens, service.home, ledger, name)))
+    return links
+
+
+async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]) -> None:
+    from becomingone.api import PREFIX, ApiServer, ApiSettings, create_app
+    from becomingone.runtime.metrics import choir_registry
+
+    config = load_config(args.config)
+    settings = ApiSettings.from_config(config.api)
+    registry = choir_registry(service.ledger, lambda: dict(service.transactions))
+    app = create_app(None, settings, choir=service, registry=registry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with ApiServer(app, *listen) as server:
+            links = await asyncio.to_thread(_demo, service) if args.demo else []
+            print(f"ui: {server.url}/choir/", flush=True)
+            print(f"api: {server.url}{PREFIX}/choir (docs {server.url}{PREFIX}/docs)", flush=True)
+            for name, token in links:
+                print(f"login {name}: {server.url}/choir/#token={token}", flush=True)
+            pending = len(service.ledger.specs(status=SpecStatus.PENDING))
+            print(
+                f"becomingone choir up: {len(service.ledger.users())} users,"
+                f" {len(service.ledger.threads())} threads, {pending} pending specs;"
+                " stop with Ctrl-C",
+                file=sys.stderr,
+                flush=True,
+            )
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run_choir_up(args: argparse.Namespace) -> int:
+    """Handler of ``becomingone choir up``."""
+    from becomingone.api.choir import ChoirService
+    from becomingone.api.settings import parse_listen
+
+    config = load_config(args.config)
+    listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
+    home = ChoirHome(data_dir_arg(args.data_dir, config), ledger_url=args.ledger)
+    service = ChoirService(home, store_url=args.store)
+    try:
+        found, report = service.repair()
+        print(
+            f"becomingone choir up: check --repair: {len(found)} drift,"
+            f" {len(report.fixed)} repaired, {len(report.unfixable)} unfixable"
+            f" (embeddings: {service.embedding})",
+            file=sys.stderr,
+            flush=True,
+        )
+        asyncio.run(_serve(args, service, listen))
+    finally:
+        service.close()
+    return 0
