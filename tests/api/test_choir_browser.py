@@ -194,7 +194,8 @@ def release(page: Any, held: list[Any], pattern: str) -> None:
 def test_a_spec_goes_live_to_a_coauthor_who_approves_it(
     browser: Any, choir: tuple[ChoirUp, list[str]]
 ) -> None:
-    """Guest A submits a spec: it shows at once as pending (the request is still held) with
+    """Guest A types a spec and sees priors (the thread's published messages nearest in
+    meaning), then submits it: it shows at once as pending (the request is still held) with
     its stake held from the wallet; co-author B's ApprovalPane shows it live (no reload), B
     approves it, and both pages show it published while A's wallet lost the stake and the
     approvers' wallets gained it. Neither page logs a console error."""
@@ -206,6 +207,8 @@ def test_a_spec_goes_live_to_a_coauthor_who_approves_it(
     pattern = "**/api/v1/choir/threads/*/specs"
     held = hold(guest.page, pattern)
     guest.page.fill("#text", text)
+    prior = guest.page.wait_for_selector("#priors:not([hidden]) #prior-list li")
+    assert "tide" in prior.inner_text().lower(), "priors: the thread's published messages"
     guest.page.click("#send")
     local = guest.page.wait_for_selector("#messages li[data-status='local']")
     assert text in local.inner_text() and "sending" in local.inner_text()
@@ -318,3 +321,37 @@ def test_start_a_thread_and_switch_between_threads(
     assert "Low water at first light" not in p.page.inner_text("#messages")
     assert p.errors == []
     p.page.context.close()
+
+
+def test_the_page_resumes_after_the_server_restarts(browser: Any, tmp_path: Path) -> None:
+    """Its own `choir up`: stopping it (SIGTERM by PID) shows "reconnecting"; a post made
+    from the command line while it is away appears once a new `choir up` on the same port and
+    data dir is back: the page reconnected with ``after=SEQ`` (the newest seq it applied) and
+    shows the post in StreamChat and in the MessageFlow, without a reload. No console error
+    but Chromium's own lines about the refused reconnection attempts."""
+    server = ChoirUp(tmp_path / "data", tmp_path / "up.log", free_port())
+    links = server.start()
+    try:
+        p = sign_in(browser, links[0])
+        sockets: list[str] = []
+        p.page.on("websocket", lambda ws: sockets.append(ws.url))
+        thread = p.page.url.split("thread=")[1]
+        assert server.stop() == 0
+        p.page.wait_for_selector("#conn[data-state='reconnecting']")
+        text = "Posted while the server was away."
+        cmd = [*CLI, "choir", "post", thread, text, "--as", p.name]
+        post = subprocess.run(
+            [*cmd, "--data-dir", str(server.data_dir)], capture_output=True, timeout=180
+        )
+        assert post.returncode == 0, post.stderr
+        server.start()
+        p.page.wait_for_selector(f"#messages li[data-status='published']:has-text('{text}')")
+        p.page.wait_for_selector("#conn[data-state='live']")
+        p.page.wait_for_selector(f"#flow-list li:has-text('{text[:20]}')")
+        assert any(re.search(r"after=\d+", url) for url in sockets), sockets
+        assert all("token=" in url for url in sockets)
+        errors = [e for e in p.errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e]
+        assert errors == [], p.errors
+        p.page.context.close()
+    finally:
+        server.stop()
