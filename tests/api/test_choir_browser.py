@@ -197,7 +197,8 @@ def test_a_spec_goes_live_to_a_coauthor_who_approves_it(
     """Guest A types a spec and sees priors (the thread's published messages nearest in
     meaning), then submits it: it shows at once as pending (the request is still held) with
     its stake held from the wallet; co-author B's ApprovalPane shows it live (no reload), B
-    approves it, and both pages show it published while A's wallet lost the stake and the
+    approves it (counted at once, marked sending, the buttons gone while the vote's request
+    is held), and both pages show it published while A's wallet lost the stake and the
     approvers' wallets gained it. Neither page logs a console error."""
     _, links = choir
     guest, coauthors = people(browser, links)
@@ -214,9 +215,15 @@ def test_a_spec_goes_live_to_a_coauthor_who_approves_it(
     assert text in local.inner_text() and "sending" in local.inner_text()
     assert guest.wallet() == before[guest.name] - price, "the stake is held at once"
     release(guest.page, held, pattern)
+    votes = "**/api/v1/choir/specs/*/votes"
     for b in coauthors:
         spec = b.page.locator("#specs li[data-spec]", has_text=text)
+        held = hold(b.page, votes)
         spec.locator("button[data-choice='approve']").click()
+        spec.locator(".chip.local", has_text="you: approve").wait_for()
+        assert spec.locator("button[data-choice]").count() == 0, "one vote per co-author"
+        assert spec.locator(".counts").inner_text().startswith("1 approve")
+        release(b.page, held, votes)
     for p in [guest, *coauthors]:
         p.page.wait_for_selector(f"#messages li[data-status='published']:has-text('{text}')")
         p.page.wait_for_selector("#flow-list .chip.published")
