@@ -177,3 +177,63 @@ test("formatters: amounts, time left, the login link's token", () => {
   assert.equal(tokenFromHash("#other=1"), null);
   assert.equal(tokenFromHash(""), null);
 });
+
+/** A small seeded generator (the runs are the same every time). */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+test("any interleaving of answers, frames and snapshots shows each action once and settles it", () => {
+  for (let seed = 1; seed <= 300; seed++) {
+    const rand = lcg(seed);
+    const n = 1 + Math.floor(rand() * 5);
+    // Each action: a spec or a post, refused (409) or taken (a message with a chain seq).
+    const acts = Array.from({ length: n }, (_, k) => ({
+      cid: `c${k}`, id: `m${k}`, text: `words ${k}`, kind: rand() < 0.5 ? ("spec" as const) : ("post" as const), ok: rand() < 0.7,
+    }));
+    const committed: Message[] = [];
+    const events: Action[][] = acts.map((a) => [{ type: "intent", intent: intent(a.kind, { client_id: a.cid, thread: "t1", actor: BOB, text: a.text, stake: 60 }) }]);
+    let seq = 0;
+    acts.forEach((a, k) => {
+      if (!a.ok) {
+        events[k]?.push({ type: "rejected", client_id: a.cid, error: ERR });
+        return;
+      }
+      seq += 1;
+      const m = msg(a.id, { author: BOB, author_name: "bob", text: a.text, status: a.kind === "spec" ? "pending" : "published" });
+      const f: Action = { type: "frame", frame: { type: a.kind === "spec" ? "pending" : "message", seq, data: { ...m, thread_id: "t1", client_id: a.cid } } };
+      const answer: Action = { type: "accepted", client_id: a.cid, message_id: a.id };
+      const snap: Action = { type: "snapshot", thread: detail([...committed, m]) };
+      committed.push(m);
+      // The answer, the frame and a snapshot read after the commit arrive in any order.
+      const tail = [f, answer, snap].sort(() => rand() - 0.5);
+      events[k]?.push(...tail);
+    });
+    // Interleave the actions' streams, each in its own order (frames keep seq order).
+    const frames = events.flatMap((e) => e.filter((x) => x.type === "frame"));
+    const queues = events.map((e) => e.filter((x) => x.type !== "frame"));
+    let s = run([{ type: "snapshot", thread: detail([]) }]);
+    let fi = 0;
+    while (queues.some((q) => q.length > 0) || fi < frames.length) {
+      const open = queues.filter((q) => q.length > 0);
+      const useFrame = fi < frames.length && (open.length === 0 || rand() < 0.4);
+      const next = useFrame ? frames[fi++] : open[Math.floor(rand() * open.length)]?.shift();
+      if (next === undefined) continue;
+      s = reduce(s, next);
+      const texts = chatRows(s, NAMES).map((r) => r.text);
+      assert.equal(new Set(texts).size, texts.length, `seed ${seed}: a message shown twice: ${texts.join(" | ")}`);
+    }
+    s = reduce(s, { type: "snapshot", thread: detail(committed) });
+    const rows = chatRows(s, NAMES);
+    for (const a of acts) {
+      const shown = rows.filter((r) => r.text === a.text);
+      assert.equal(shown.length, 1, `seed ${seed}: ${a.text} shown ${shown.length} times`);
+      assert.equal(shown[0]?.intent?.state ?? "server", a.ok ? "server" : "rejected", `seed ${seed}: ${a.text}`);
+    }
+    assert.deepEqual(s.intents.map((i) => i.state), acts.filter((a) => !a.ok).map(() => "rejected"), `seed ${seed}`);
+  }
+});

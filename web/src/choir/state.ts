@@ -289,9 +289,20 @@ export function chatRows(state: ChoirState, names: Readonly<Record<string, strin
   const rows: ChatRow[] = state.messages
     .filter((m) => m.status === "published" || m.status === "pending")
     .map((m) => ({ key: m.id, author: m.author_name || (names[m.author] ?? m.author), text: m.text, status: m.status, stake: m.stake, created_at: m.created_at, intent: null }));
+  // A snapshot read before the request's answer may already hold the message, with no
+  // client_id: an intent whose id is not known yet owns the first unclaimed message of the
+  // same author and text, so it is not shown twice.
+  const claimed = new Set(state.intents.map((i) => i.message_id).filter((id) => id !== null));
   for (const i of state.intents) {
     if (i.kind === "vote" || state.thread === null || i.thread !== state.thread.id) continue;
     if (i.message_id !== null && state.messages.some((m) => m.id === i.message_id)) continue;
+    if (i.message_id === null && i.state !== "rejected") {
+      const same = state.messages.find((m) => !claimed.has(m.id) && m.author === i.actor && m.text === i.text);
+      if (same !== undefined) {
+        claimed.add(same.id);
+        continue;
+      }
+    }
     rows.push({ key: `local-${i.client_id}`, author: names[i.actor] ?? i.actor, text: i.text, status: "local", stake: i.kind === "spec" ? i.stake : null, created_at: null, intent: i });
   }
   return rows;
