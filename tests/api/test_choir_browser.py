@@ -246,8 +246,9 @@ def test_a_stake_beyond_the_wallet_rolls_back_with_the_reason(
 ) -> None:
     """A guest stakes more than the wallet holds: the spec shows pending at once with the
     stake held, then the server's 409 rolls it back on the page — struck through, the reason
-    from the error body (insufficient funds), the wallet as before — and dismissing removes
-    it. The only console line is Chromium's own log of that one refused request."""
+    from the error body (insufficient funds), the wallet as before — and "edit again" puts
+    its text back into the composer. The only console line is Chromium's own log of that one
+    refused request."""
     _, links = choir
     guest, coauthors = people(browser, links)
     start = guest.wallet()
@@ -265,8 +266,9 @@ def test_a_stake_beyond_the_wallet_rolls_back_with_the_reason(
     assert "rolled back" in row.inner_text()
     assert guest.wallet() == start
     guest.page.screenshot(path=str(OUT / "choir-rollback.png"))
-    row.locator("button.dismiss").click()
+    row.locator("button.edit").click()
     guest.page.wait_for_selector("#messages li[data-status='rejected']", state="detached")
+    assert guest.page.input_value("#text") == "The tide tables for the whole year, on one stake."
     assert guest.errors == [REFUSED_LOG], guest.errors
     for p in coauthors:
         assert p.errors == [], (p.name, p.errors)

@@ -49,7 +49,16 @@ class ChoirPage {
       this.drawPending = false;
       renderAll(
         { state: this.state, me: this.me, names: this.names, now: Date.now() / 1000 },
-        { vote: (spec, choice) => void this.vote(spec, choice), dismiss: (cid) => this.dispatch({ type: "dismiss", client_id: cid }) },
+        {
+          vote: (spec, choice) => void this.vote(spec, choice),
+          dismiss: (cid) => this.dispatch({ type: "dismiss", client_id: cid }),
+          edit: (cid, text) => {
+            this.dispatch({ type: "dismiss", client_id: cid });
+            el<HTMLTextAreaElement>("text").value = text;
+            el<HTMLTextAreaElement>("text").focus();
+            this.schedulePriors();
+          },
+        },
       );
       this.drawComposer();
     });

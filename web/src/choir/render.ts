@@ -9,6 +9,8 @@ import { amount, approvals, chatRows, statusCounts, timeLeft, walletView, type C
 export interface Handlers {
   vote(spec: string, choice: Choice): void;
   dismiss(clientId: string): void;
+  /** Put a rolled-back message's text back into the composer (and dismiss it). */
+  edit(clientId: string, text: string): void;
 }
 
 export interface View {
@@ -79,7 +81,10 @@ function chatItem(r: ChatRow, mine: boolean, on: Handlers): HTMLLIElement {
     const x = make("button", "dismiss", "dismiss");
     x.type = "button";
     x.addEventListener("click", () => on.dismiss(r.intent?.client_id ?? ""));
-    why.append(" ", x);
+    const again = make("button", "edit", "edit again");
+    again.type = "button";
+    again.addEventListener("click", () => on.edit(r.intent?.client_id ?? "", r.text));
+    why.append(" ", again, " ", x);
     li.append(why);
   }
   return li;
