@@ -26,17 +26,27 @@ writes one point per call against one batch (local mode commits per call), and p
 vectors are random unit vectors of the model's size: search cost depends on their number and
 size, not their meaning, and embedding 100 000 texts would take minutes.
 
+Vote-to-event latency over a thread's WebSocket (``--no-ws`` skips it): ``choir up``'s app
+served on a loopback port by a thread of its own, N subscribers on the thread's WebSocket
+(8; ``--quick``: 2), and V votes (200; ``--quick``: 30), each a deny of a fresh pending spec
+POSTed by the co-author: the latency is from just before the POST to each subscriber's
+receiving the ``vote`` frame; p50/p99 over every (vote, subscriber), and the p99 of the slowest
+subscriber per vote. Baseline in the same run: the POST's own round trip (the vote committed
+and answered), so the ratio is what the event path adds on top of the write.
+
 Run: ``.venv/bin/python bench/choir.py [--quick] [--rounds N] [--no-postgres] [--no-store]
-[--messages N] [--json]``
+[--no-ws] [--subscribers N] [--votes N] [--json]``
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -229,6 +239,131 @@ def print_store(rows: dict[str, float], n: int) -> None:
     print(f"  search p50 / numpy brute p50: {p50 / b50:.1f}x")
 
 
+class _Served(threading.Thread):
+    """``choir up``'s app on a free loopback port, on this thread's own event loop."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(daemon=True)
+        from becomingone.api import ApiSettings, create_app
+        from becomingone.api.choir import ChoirService
+        from becomingone.choir import ChoirHome
+        from becomingone.ingest.text import lexical_embedding
+
+        home = ChoirHome(data_dir, rules=RULES)
+        self.service = ChoirService(home, embed=(lexical_embedding, "lexical"))
+        settings = ApiSettings(rate_per_second=1e6, rate_burst=1_000_000)
+        self.app = create_app(None, settings, choir=self.service)
+        self.ready = threading.Event()
+        self.url = ""
+
+    def run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        from becomingone.api import ApiServer
+
+        self.loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        async with ApiServer(self.app, "127.0.0.1", 0) as server:
+            self.url = server.url
+            self.ready.set()
+            await self.stop.wait()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.join(timeout=15)
+        self.service.close()
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    ms = np.asarray(values) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+async def _one_vote(
+    http: Any, url: str, spec: str, auth: dict[str, str], sockets: list[Any]
+) -> tuple[float, list[float]]:
+    """POST a deny of ``spec``: (its round trip, each socket's time to the vote frame)."""
+    t0 = time.perf_counter()
+
+    async def seen(ws: Any) -> float:
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "vote" and frame["data"]["spec_id"] == spec:
+                return time.perf_counter() - t0
+
+    async def answered() -> float:
+        (await http.post(url, json={"choice": "deny"}, headers=auth)).raise_for_status()
+        return time.perf_counter() - t0
+
+    post, *got = await asyncio.gather(answered(), *(seen(ws) for ws in sockets))
+    return post, list(got)
+
+
+async def _ws_run(url: str, auth: dict[str, dict[str, str]], subscribers: int, votes: int) -> Any:
+    import httpx
+    import websockets
+
+    api = f"{url}/api/v1/choir"
+    async with httpx.AsyncClient(timeout=30) as http:
+        thread = (
+            await http.post(f"{api}/threads", json={"title": "bench"}, headers=auth["ada"])
+        ).json()
+        ws_url = "ws" + api.removeprefix("http") + f"/threads/{thread['id']}/events"
+        sockets = [await websockets.connect(ws_url) for _ in range(subscribers)]
+        for ws in sockets:  # up to the resumed marker
+            while json.loads(await ws.recv())["type"] != "resumed":
+                pass
+        each, slowest, posts = [], [], []
+        try:
+            for i in range(votes):
+                r = await http.post(
+                    f"{api}/threads/{thread['id']}/specs",
+                    json={"text": f"spec {i}"},
+                    headers=auth["bob"],
+                )
+                spec = r.json()["id"]
+                post, got = await _one_vote(
+                    http, f"{api}/specs/{spec}/votes", spec, auth["ada"], sockets
+                )
+                posts.append(post)
+                each += got
+                slowest.append(max(got))
+        finally:
+            for ws in sockets:
+                await ws.close()
+    return {
+        "event": _quantiles(each),
+        "slowest subscriber": _quantiles(slowest),
+        "POST round trip": _quantiles(posts),
+    }
+
+
+def ws_latency(tmp: Path, subscribers: int, votes: int) -> dict[str, dict[str, float]]:
+    """Vote-to-event latency over the WebSocket, and the POST round trip (the baseline)."""
+    served = _Served(tmp / "ws")
+    auth = {}
+    for name in ("ada", "bob"):
+        _, token = served.service.add_user(name)
+        auth[name] = {"Authorization": f"Bearer {token}"}
+    served.start()
+    served.ready.wait(30)
+    try:
+        return asyncio.run(_ws_run(served.url, auth, subscribers, votes))  # type: ignore[no-any-return]
+    finally:
+        served.close()
+
+
+def print_ws(rows: dict[str, dict[str, float]], subscribers: int, votes: int) -> None:
+    base = rows["POST round trip"]
+    print(f"vote-to-event latency over the WebSocket ({votes} votes, {subscribers} subscribers)")
+    print(f"{'':20} {'p50 ms':>8} {'p99 ms':>8} {'p50 x POST':>11} {'p99 x POST':>11}")
+    for name, q in rows.items():
+        p50, p99 = q["p50_ms"], q["p99_ms"]
+        x50, x99 = p50 / base["p50_ms"], p99 / base["p99_ms"]
+        print(f"{name:20} {p50:8.2f} {p99:8.2f} {x50:11.2f} {x99:11.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few hundred transactions")
@@ -236,8 +371,14 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-store", action="store_true", help="skip the content store")
     parser.add_argument("--messages", type=int, help="stored messages (default 100000)")
+    parser.add_argument("--no-ws", action="store_true", help="skip the WebSocket latency")
+    parser.add_argument("--subscribers", type=int, help="WebSocket subscribers (default 8)")
+    parser.add_argument("--votes", type=int, help="votes timed over the WebSocket (default 200)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    subscribers = args.subscribers or (2 if args.quick else 8)
+    votes = args.votes or (30 if args.quick else 200)
+    ws: dict[str, dict[str, float]] = {}
     rounds = args.rounds or (100 if args.quick else 1000)
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,6 +394,8 @@ def main() -> None:
         if not args.no_store:
             store = embed_rates(64 if args.quick else 512)
             store.update(store_rates(Path(tmp), n, 50 if args.quick else 500))
+        if not args.no_ws:
+            ws = ws_latency(Path(tmp), subscribers, votes)
     if not args.no_postgres and find_bin() is not None:
         server = start_postgres(fsync=True)
         try:
@@ -267,7 +410,7 @@ def main() -> None:
         finally:
             server.stop()
     if args.json:
-        doc = {"rounds": rounds, "tx_per_s": rows, "verified": checks, "store": store}
+        doc = {"rounds": rounds, "tx_per_s": rows, "verified": checks, "store": store, "ws": ws}
         print(json.dumps(doc))
         return
     print(f"{3 * rounds} transactions per store ({rounds} rounds of post + submit + vote)")
@@ -278,6 +421,8 @@ def main() -> None:
     print("chain and invariant verified after the run:", checks)
     if store:
         print_store(store, n)
+    if ws:
+        print_ws(ws, subscribers, votes)
 
 
 if __name__ == "__main__":

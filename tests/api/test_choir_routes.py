@@ -323,7 +323,15 @@ async def test_pre_signed_transactions(choir: tuple[Community, httpx.AsyncClient
     await ok(await http.post("/choir/transactions", json=thread.to_json()), 201)
     assert (await ok(await http.get("/choir/threads/own1")))["coauthors"] == [key.id]
     forged = {**thread.to_json(), "body": {"thread": "own2", "title": "mine"}}
-    error(await http.post("/choir/transactions", json=forged), 422, "invalid")
+    error(await http.post("/choir/transactions", json=forged), 403, "bad_signature")
+    extra = {**thread.to_json(), "body": {"thread": "own2", "title": "mine", "x": 1}}
+    error(await http.post("/choir/transactions", json=extra), 422, "invalid")
+    join2 = Transaction.sign(key, TxKind.JOIN, {"name": "hopper2"})
+    error(await http.post("/choir/transactions", json=join2.to_json()), 409, "already_joined")
+    taken = Transaction.sign(NodeKey.generate(), TxKind.JOIN, {"name": "ada"})
+    error(await http.post("/choir/transactions", json=taken.to_json()), 409, "name_taken")
+    again_thread = Transaction.sign(key, TxKind.THREAD, {"thread": "own1", "title": "x"})
+    error(await http.post("/choir/transactions", json=again_thread.to_json()), 409, "exists")
     other = Transaction.sign(key, TxKind.THREAD, {"thread": "own3", "title": "x"}, tx_id=thread.id)
     error(await http.post("/choir/transactions", json=other.to_json()), 409, "id_conflict")
     post = Transaction.sign(
@@ -340,14 +348,14 @@ CHOIR_EXPECTED = {
     ("get", "/api/v1/choir/me"): {200, 401, 503},
     ("get", "/api/v1/choir/users"): {200, 403, 503},
     ("get", "/api/v1/choir/threads"): {200, 403, 503},
-    ("post", "/api/v1/choir/threads"): {201, 401, 405, 413, 422, 429, 503},
+    ("post", "/api/v1/choir/threads"): {201, 400, 401, 405, 413, 422, 429, 503},
     ("get", "/api/v1/choir/threads/{thread_id}"): {200, 403, 404, 422, 503},
-    ("post", "/api/v1/choir/threads/{thread_id}/messages"): {201} | _RULED,
-    ("post", "/api/v1/choir/threads/{thread_id}/specs"): {201} | _RULED,
-    ("post", "/api/v1/choir/specs/{spec_id}/votes"): {201} | _RULED,
+    ("post", "/api/v1/choir/threads/{thread_id}/messages"): {201, 400} | _RULED,
+    ("post", "/api/v1/choir/threads/{thread_id}/specs"): {201, 400} | _RULED,
+    ("post", "/api/v1/choir/specs/{spec_id}/votes"): {201, 400} | _RULED,
     ("post", "/api/v1/choir/specs/{spec_id}/close"): {200} | _RULED,
     ("post", "/api/v1/choir/threads/{thread_id}/divest"): {200} | _RULED,
-    ("post", "/api/v1/choir/transactions"): {201, 404, 405, 409, 413, 422, 429, 503},
+    ("post", "/api/v1/choir/transactions"): {201, 400, 403, 404, 405, 409, 413, 422, 429, 503},
     ("get", "/api/v1/choir/totals"): {200, 403, 503},
     ("get", "/api/v1/choir/search"): {200, 403, 404, 422, 503},
 }
@@ -370,3 +378,59 @@ def test_openapi_lists_every_choir_route_and_status(tmp_path: Path) -> None:
                     if int(status) >= 400:
                         ref = answer["content"]["application/json"]["schema"]["$ref"]
                         assert ref.endswith("/ErrorBody"), (path, status)
+
+
+async def test_a_write_by_another_process_is_folded_before_the_next(
+    choir: tuple[Community, httpx.AsyncClient],
+) -> None:
+    """A transaction written to the ledger behind the service's back (as another process
+    sharing it would) gets its events, in chain order, when the service next writes."""
+    c, http = choir
+    tid, _ = await thread_with_spec(c, http)
+    home = c.service.home
+    c.service.ledger.submit(
+        Transaction.sign(
+            home.key("ada"),
+            TxKind.POST,
+            {"thread": tid, "message": "side", "content_hash": content_hash("x")},
+        ),
+        now=c.clock.now,
+    )
+    before = [e.seq for e in c.service.events[tid]]
+    await ok(
+        await http.post(
+            f"/choir/threads/{tid}/messages", json={"text": "mine"}, headers=c.auth("ada")
+        ),
+        201,
+    )
+    events = c.service.events[tid]
+    assert [e.type for e in events[len(before) :]] == ["message", "message"]
+    assert events[-2].data["id"] == "side"
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs)
+
+
+async def test_metrics_of_a_choir_app(tmp_path: Path) -> None:
+    """/metrics of a Choir app parses and shows the transactions by kind and a residual of 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from becomingone.api import create_app
+    from becomingone.runtime.metrics import choir_registry
+
+    for c in community(tmp_path / "data"):
+        registry = choir_registry(c.service.ledger, c.service.transactions.copy)
+        app = create_app(None, ApiSettings(), choir=c.service, registry=registry)
+        async with client_for(app) as http:
+            await thread_with_spec(c, http)
+            text = (await http.get("http://test/metrics")).text
+        samples = {
+            (s.name, tuple(s.labels.values())): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
+        assert samples[("becomingone_choir_transactions_total", ("join",))] == 3
+        assert samples[("becomingone_choir_transactions_total", ("submit",))] == 1
+        assert samples[("becomingone_choir_invariant_checks_total", ())] == 6
+        assert samples[("becomingone_choir_conservation_residual", ())] == 0
+        assert samples[("becomingone_choir_balance", ("escrow",))] == 50
+        assert samples[("becomingone_choir_pending_specs", ())] == 1

@@ -329,15 +329,21 @@ class ChoirService:
         self.transactions[tx.kind.value] = self.transactions.get(tx.kind.value, 0) + 1
         extra = {"client_id": client_id} if client_id is not None else None
         made = thread_events(self._shadow, tx, receipt, at=at, text=self._text, extra=extra)
-        for event in made:
-            self.events.setdefault(event.thread, []).append(event)
+        if made:  # one record's events are one thread's; added in one step (read by the loop)
+            self.events.setdefault(made[0].thread, []).extend(made)
         return made
 
     def submit(
-        self, tx: Transaction, *, text: str | None = None, client_id: str | None = None
+        self,
+        tx: Transaction,
+        *,
+        text: str | None = None,
+        client_id: str | None = None,
+        follow: bool = True,
     ) -> tuple[Receipt, list[ChoirEvent]]:
-        """Apply ``tx`` now (its text first to the outbox, then the ledger, then the store);
-        the receipt and the events it made (publish them with :meth:`publish`)."""
+        """Apply ``tx`` now (its text first to the outbox, then the ledger, then — unless
+        ``follow`` is false, when the caller runs :meth:`follow` after publishing — the
+        store); the receipt and the events it made (publish them with :meth:`publish`)."""
         message_id = tx.body.get("message", tx.body.get("spec")) if text is not None else None
         with self._lock:
             if message_id is not None:
@@ -357,10 +363,16 @@ class ChoirService:
             if not receipt.replayed:
                 made += self._fold(tx, now, client_id)
                 self.applied += 1
+        if follow:
+            self.follow(tx)
+        return receipt, made
+
+    def follow(self, tx: Transaction) -> None:
+        """Bring the store's view of ``tx``'s thread up to the ledger."""
+        with self._lock:
             thread = _thread_of(self.ledger, tx)
             if thread is not None and self.store is not None:
                 reconcile(self.ledger, self.store, self.home.outbox, self.embed, thread=thread)
-        return receipt, made
 
     def repair(self) -> tuple[list[Drift], RepairReport]:
         """Bring the whole content store up to the ledger (``choir check --repair``)."""
@@ -384,10 +396,15 @@ class ChoirService:
         *,
         text: str | None = None,
         client_id: str | None = None,
+        follow: bool = True,
     ) -> tuple[Receipt, list[ChoirEvent]]:
         """Sign ``kind`` with ``body`` as ``user`` (their custodial key) and submit it."""
-        key = self.home.key(user.name, "Authorization")
-        return self.submit(Transaction.sign(key, kind, body), text=text, client_id=client_id)
+        tx = self.sign(user, kind, body)
+        return self.submit(tx, text=text, client_id=client_id, follow=follow)
+
+    def sign(self, user: User, kind: TxKind, body: dict[str, Any]) -> Transaction:
+        """``kind`` with ``body`` signed with ``user``'s custodial key."""
+        return Transaction.sign(self.home.key(user.name, "Authorization"), kind, body)
 
     # --- subscribers (event loop only) -----------------------------------------------------------
 

@@ -24,7 +24,7 @@ import websockets
 from pydantic import BaseModel
 
 from becomingone.api.app import PREFIX
-from becomingone.api.routers.choir import (
+from becomingone.api.choir_schemas import (
     DivestPublic,
     MessagePublic,
     OutcomePublic,

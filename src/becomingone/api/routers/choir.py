@@ -15,26 +15,50 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from becomingone.api.choir import ChoirService
+from becomingone.api.choir_schemas import (
+    ID,
+    NOT_BLANK,
+    DivestPublic,
+    MessageCreate,
+    MessagePublic,
+    OutcomePublic,
+    ReceiptPublic,
+    SearchHit,
+    SpecCreate,
+    ThreadCreate,
+    ThreadDetail,
+    ThreadPublic,
+    TotalsPublic,
+    TransactionIn,
+    UserPublic,
+    VoteCreate,
+    VotePublic,
+)
 from becomingone.api.deps import ApiState, State
 from becomingone.api.errors import ApiProblem, ErrorBody
 from becomingone.api.routers.events import loopback_or_public, refuse
 from becomingone.api.settings import MAX_INDEX, is_loopback
 from becomingone.api.tokens import TokenBucket
-from becomingone.choir import TREASURY, Transaction, TxKind, User, temperature, wallet
+from becomingone.choir import (
+    TREASURY,
+    Receipt,
+    Transaction,
+    TxKind,
+    User,
+    temperature,
+    wallet,
+)
 from becomingone.errors import InputError
 
 __all__ = ["RULE_CODES", "router", "rule_problem"]
 
 T = TypeVar("T")
-_ID = r"^[A-Za-z0-9._-]{1,64}$"
-_CLIENT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
 #: A refused transaction's message → (status, code): the ledger's state forbids it now.
 RULE_CODES: tuple[tuple[str, int, str], ...] = (
@@ -46,6 +70,9 @@ RULE_CODES: tuple[tuple[str, int, str], ...] = (
     ("is a co-author", 409, "is_coauthor"),
     ("vote after the window", 409, "window_closed"),
     ("already voted", 409, "double_vote"),
+    ("already joined", 409, "already_joined"),
+    ("is taken", 409, "name_taken"),
+    (" exists", 409, "exists"),
     ("cannot vote on their own spec", 409, "own_spec"),
     ("is open for votes until", 409, "window_open"),
     ("is already", 409, "spec_decided"),
@@ -54,13 +81,14 @@ RULE_CODES: tuple[tuple[str, int, str], ...] = (
 )
 
 _TEXT: dict[int, str] = {
+    400: "Malformed request (the body is not JSON)",
     401: "Missing or unknown Choir user token",
-    403: "Token revoked, or a read from beyond loopback without a token",
+    403: "A read from beyond loopback without a token, or a signature that does not verify",
     404: "No such thread, spec or user (code unknown_thread, unknown_spec, unknown_user)",
     405: "Writes are refused by a read-only server",
     409: "The ledger refuses it now; the code names the rule (insufficient_funds, not_coauthor,"
     " is_coauthor, window_closed, window_open, double_vote, own_spec, spec_decided,"
-    " stake_below_price, id_conflict)",
+    " stake_below_price, id_conflict, already_joined, name_taken, exists)",
     413: "Request body larger than the limit",
     422: "Malformed input (names the field)",
     429: "Rate limit of the user's token exceeded (see Retry-After)",
@@ -75,6 +103,7 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _READ = (403, 503)
 _WRITE = (401, 405, 413, 422, 429, 503)
 _RULED = (*_WRITE, 404, 409)
+_BODY = (400, *_RULED)
 
 router = APIRouter(prefix="/choir", tags=["choir"])
 
@@ -93,153 +122,6 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await run_in_threadpool(fn, *args, **kwargs)
     except InputError as exc:
         raise rule_problem(exc) from None
-
-
-# --- models ------------------------------------------------------------------------------------
-
-
-class UserPublic(BaseModel):
-    """A user: key id, name and wallet (CHOIR)."""
-
-    id: str
-    name: str
-    wallet: int
-
-
-class ThreadPublic(BaseModel):
-    """A thread: balance and price in CHOIR, temperature T = balance / co-authors, and the
-    KAIROS coherence of its published messages (null below 10 of them)."""
-
-    id: str
-    title: str
-    balance: int
-    coauthors: list[str] = Field(description="User ids")
-    price: int
-    temperature: float
-    coherence: float | None
-
-
-class Votes(BaseModel):
-    """Voter ids by choice."""
-
-    approve: list[str]
-    deny: list[str]
-
-
-class MessagePublic(BaseModel):
-    """A post or a spec. ``status``: a post is published; a spec is pending, then published,
-    denied (``outcome`` denied or mixed) or expired (its stake refunded)."""
-
-    id: str
-    thread_id: str
-    author: str
-    author_name: str
-    text: str
-    status: Literal["pending", "published", "denied", "expired", "refunded"]
-    outcome: str = Field(description="posted, or the spec's status: pending, approved, ...")
-    stake: int
-    created_at: float
-    votes: Votes
-    closes_at: float | None
-
-
-class ThreadDetail(ThreadPublic):
-    """A thread and its messages, oldest first."""
-
-    messages: list[MessagePublic]
-
-
-class ThreadCreate(BaseModel):
-    """A new thread."""
-
-    title: str = Field(min_length=1, max_length=200)
-
-
-class MessageCreate(BaseModel):
-    """A co-author's post; ``client_id`` comes back on the post's events."""
-
-    text: str = Field(min_length=1, max_length=10_000)
-    client_id: str | None = Field(default=None, pattern=_CLIENT_ID)
-
-
-class SpecCreate(MessageCreate):
-    """A spec; ``stake`` in CHOIR (default: the thread's price now)."""
-
-    stake: int | None = Field(default=None, ge=1, le=10**12)
-
-
-class VoteCreate(BaseModel):
-    """A co-author's vote on a pending spec."""
-
-    choice: Literal["approve", "deny"]
-    client_id: str | None = Field(default=None, pattern=_CLIENT_ID)
-
-
-class VotePublic(BaseModel):
-    """A vote as recorded; ``status`` is the spec's after it (all voted: decided)."""
-
-    spec_id: str
-    voter: str
-    choice: Literal["approve", "deny"]
-    status: Literal["pending", "published", "denied", "expired", "refunded"]
-    seq: int
-
-
-class OutcomePublic(BaseModel):
-    """A settled spec: its message (status published, denied or expired) and chain seq."""
-
-    message: MessagePublic
-    seq: int
-
-
-class DivestPublic(BaseModel):
-    """A co-author left: ``paid`` CHOIR went to their wallet."""
-
-    thread_id: str
-    user_id: str
-    paid: int
-    seq: int
-
-
-class TotalsPublic(BaseModel):
-    """The invariant's terms: treasury + wallets + threads + escrow = supply, none negative."""
-
-    treasury: int
-    wallets: int
-    threads: int
-    escrow: int
-    total: int
-    supply: int
-    invariant: bool
-    residual: int = Field(description="total - supply: always 0")
-
-
-class SearchHit(BaseModel):
-    """A published message near the query (cosine similarity)."""
-
-    message_id: str
-    thread_id: str
-    text: str
-    score: float
-
-
-class TransactionIn(BaseModel):
-    """A transaction signed by its actor (:meth:`Transaction.to_json`)."""
-
-    id: str = Field(pattern=_ID)
-    kind: Literal["join", "thread", "post", "submit", "vote", "close", "divest"]
-    actor: str = Field(pattern=r"^[0-9a-f]{64}$")
-    body: dict[str, Any]
-    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
-
-
-class ReceiptPublic(BaseModel):
-    """What the ledger did: the chain ``seq``; ``replayed`` when the id was applied before."""
-
-    tx_id: str
-    kind: str
-    seq: int
-    replayed: bool
 
 
 # --- access ------------------------------------------------------------------------------------
@@ -306,8 +188,8 @@ def _reader(state: State, service: Service, request: Request) -> None:
 
 Actor = Annotated[User, Depends(_acting_user)]
 Reader = Annotated[None, Depends(_reader)]
-ThreadId = Annotated[str, Path(pattern=_ID, description="Thread id")]
-SpecId = Annotated[str, Path(pattern=_ID, description="Spec id")]
+ThreadId = Annotated[str, Path(pattern=ID, description="Thread id")]
+SpecId = Annotated[str, Path(pattern=ID, description="Spec id")]
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -338,10 +220,29 @@ def _thread_detail(service: ChoirService, thread_id: str) -> ThreadDetail:
     return ThreadDetail(**public.model_dump(), messages=messages)
 
 
-async def _publish(service: ChoirService, result: tuple[Any, list[Any]]) -> Any:
-    receipt, events = result
+async def _submit(
+    service: ChoirService, tx: Transaction, *, text: str | None = None, client_id: str | None = None
+) -> Receipt:
+    """Apply ``tx``, push its events to the thread's sockets, then update the content store
+    (so a subscriber hears of a write before the store has embedded its text)."""
+    receipt, events = await _run(service.submit, tx, text=text, client_id=client_id, follow=False)
     service.publish(events)
+    await _run(service.follow, tx)
     return receipt
+
+
+async def _act(
+    service: ChoirService,
+    user: User,
+    kind: TxKind,
+    body: dict[str, Any],
+    *,
+    text: str | None = None,
+    client_id: str | None = None,
+) -> Receipt:
+    """Sign as ``user`` (their custodial key) and :func:`_submit`."""
+    tx = await _run(service.sign, user, kind, body)
+    return await _submit(service, tx, text=text, client_id=client_id)
 
 
 @router.get("/me", responses=_responses(401, 503))
@@ -373,11 +274,11 @@ async def threads(service: Service, _: Reader) -> list[ThreadPublic]:
     return await _run(read)
 
 
-@router.post("/threads", status_code=201, responses=_responses(*_WRITE))
+@router.post("/threads", status_code=201, responses=_responses(400, *_WRITE))
 async def create_thread(service: Service, user: Actor, body: ThreadCreate) -> ThreadPublic:
     """Open a thread; its creator is its first co-author."""
     tx_body = service.new_thread_body(body.title)
-    await _publish(service, await _run(service.act, user, TxKind.THREAD, tx_body))
+    await _act(service, user, TxKind.THREAD, tx_body)
     return await _run(_thread_public, service, tx_body["thread"])
 
 
@@ -402,14 +303,13 @@ async def _write_message(
         raise ApiProblem(422, "invalid", "must not be blank", field="body.text")
     tx_body = await _run(make)
     kind = TxKind.SUBMIT if spec else TxKind.POST
-    result = await _run(service.act, user, kind, tx_body, text=body.text, client_id=body.client_id)
-    await _publish(service, result)
+    await _act(service, user, kind, tx_body, text=body.text, client_id=body.client_id)
     message_id = tx_body.get("spec", tx_body.get("message"))
     found = [m for m in await _run(service.messages, thread_id) if m["id"] == message_id]
     return MessagePublic(**found[0])
 
 
-@router.post("/threads/{thread_id}/messages", status_code=201, responses=_responses(*_RULED))
+@router.post("/threads/{thread_id}/messages", status_code=201, responses=_responses(*_BODY))
 async def post_message(
     service: Service, user: Actor, thread_id: ThreadId, body: MessageCreate
 ) -> MessagePublic:
@@ -417,7 +317,7 @@ async def post_message(
     return await _write_message(service, user, thread_id, body, spec=False)
 
 
-@router.post("/threads/{thread_id}/specs", status_code=201, responses=_responses(*_RULED))
+@router.post("/threads/{thread_id}/specs", status_code=201, responses=_responses(*_BODY))
 async def submit_spec(
     service: Service, user: Actor, thread_id: ThreadId, body: SpecCreate
 ) -> MessagePublic:
@@ -432,13 +332,11 @@ def _spec_message(service: ChoirService, spec_id: str) -> dict[str, Any]:
     return next(m for m in service.messages(spec.thread) if m["id"] == spec_id)
 
 
-@router.post("/specs/{spec_id}/votes", status_code=201, responses=_responses(*_RULED))
+@router.post("/specs/{spec_id}/votes", status_code=201, responses=_responses(*_BODY))
 async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate) -> VotePublic:
     """A co-author approves or denies a pending spec; the last vote decides it."""
     tx_body = {"spec": spec_id, "approve": body.choice == "approve"}
-    receipt = await _publish(
-        service, await _run(service.act, user, TxKind.VOTE, tx_body, client_id=body.client_id)
-    )
+    receipt = await _act(service, user, TxKind.VOTE, tx_body, client_id=body.client_id)
     message = await _run(_spec_message, service, spec_id)
     return VotePublic(
         spec_id=spec_id, voter=user.id, choice=body.choice, status=message["status"],
@@ -449,8 +347,7 @@ async def vote(service: Service, user: Actor, spec_id: SpecId, body: VoteCreate)
 @router.post("/specs/{spec_id}/close", responses=_responses(*_RULED))
 async def close(service: Service, user: Actor, spec_id: SpecId) -> OutcomePublic:
     """Settle a spec whose window is over or whose co-authors all voted (any user may)."""
-    result = await _run(service.act, user, TxKind.CLOSE, {"spec": spec_id})
-    receipt = await _publish(service, result)
+    receipt = await _act(service, user, TxKind.CLOSE, {"spec": spec_id})
     message = await _run(_spec_message, service, spec_id)
     return OutcomePublic(message=MessagePublic(**message), seq=receipt.seq)
 
@@ -459,18 +356,20 @@ async def close(service: Service, user: Actor, spec_id: SpecId) -> OutcomePublic
 async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPublic:
     """A co-author takes balance / co-authors from the thread and leaves it."""
     before = await _run(service.ledger.balance, wallet(user.id))
-    result = await _run(service.act, user, TxKind.DIVEST, {"thread": thread_id})
-    receipt = await _publish(service, result)
+    receipt = await _act(service, user, TxKind.DIVEST, {"thread": thread_id})
     after = await _run(service.ledger.balance, wallet(user.id))
     return DivestPublic(thread_id=thread_id, user_id=user.id, paid=after - before, seq=receipt.seq)
 
 
 @router.post(
-    "/transactions", status_code=201, responses=_responses(404, 405, 409, 413, 422, 429, 503)
+    "/transactions",
+    status_code=201,
+    responses=_responses(400, 403, 404, 405, 409, 413, 422, 429, 503),
 )
 async def transaction(service: Service, state: State, body: TransactionIn) -> ReceiptPublic:
     """Submit a transaction signed by its actor (a user who holds their own key); the ledger
-    checks the signature. ``join`` needs no account; the rest need the actor to have joined.
+    checks the signature (403 ``bad_signature`` if it does not verify). ``join`` needs no
+    account; the rest need the actor to have joined.
     Texts of posts and specs sent this way are not in the content store (only their hash)."""
     if state.settings.read_only:
         raise ApiProblem(405, "read_only", "this server is read-only", headers={"Allow": ""})
@@ -478,8 +377,10 @@ async def transaction(service: Service, state: State, body: TransactionIn) -> Re
     try:
         tx = Transaction.from_json(body.model_dump())
     except InputError as exc:
+        if exc.parameter == "signature":
+            raise ApiProblem(403, "bad_signature", exc.message, field="body.signature") from None
         raise ApiProblem(422, "invalid", exc.message, field=f"body.{exc.parameter}") from None
-    receipt = await _publish(service, await _run(service.submit, tx))
+    receipt = await _submit(service, tx)
     return ReceiptPublic(
         tx_id=receipt.tx_id, kind=receipt.kind.value, seq=receipt.seq, replayed=receipt.replayed
     )
@@ -509,8 +410,10 @@ async def totals(service: Service, _: Reader) -> TotalsPublic:
 async def search(
     service: Service,
     _: Reader,
-    q: Annotated[str, Query(min_length=1, max_length=2_000, description="Text to match")],
-    thread: Annotated[str | None, Query(pattern=_ID, description="Only this thread")] = None,
+    q: Annotated[
+        str, Query(min_length=1, max_length=2_000, pattern=NOT_BLANK, description="Text to match")
+    ],
+    thread: Annotated[str | None, Query(pattern=ID, description="Only this thread")] = None,
     k: Annotated[int, Query(ge=1, le=100, description="How many")] = 5,
 ) -> list[SearchHit]:
     """Priors: the published messages nearest ``q`` in meaning, best first."""
