@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { tokenFromHash, type Message, type ThreadDetail } from "../src/choir/api";
+import { parseFrameText } from "../src/choir/socket";
 import {
   amount,
   approvals,
@@ -236,4 +237,13 @@ test("any interleaving of answers, frames and snapshots shows each action once a
     }
     assert.deepEqual(s.intents.map((i) => i.state), acts.filter((a) => !a.ok).map(() => "rejected"), `seed ${seed}`);
   }
+});
+
+test("socket text: frames with a type and a numeric seq; anything else is not a frame", () => {
+  assert.deepEqual(parseFrameText('{"type":"vote","seq":4,"data":{"spec_id":"s1"}}'), { type: "vote", seq: 4, data: { spec_id: "s1" } });
+  assert.deepEqual(parseFrameText('{"type":"resumed","seq":-1}'), { type: "resumed", seq: -1, data: {} });
+  assert.equal(parseFrameText("not json"), null);
+  assert.equal(parseFrameText('{"type":"vote","seq":"4"}'), null);
+  assert.equal(parseFrameText("[1,2]"), null);
+  assert.equal(parseFrameText("null"), null);
 });
