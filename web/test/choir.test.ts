@@ -112,6 +112,13 @@ test("a refused vote gives the tally back and lets the user vote again", () => {
   assert.deepEqual([a?.deny, a?.mine, a?.canVote, a?.intent?.error?.code], [0, null, true, "window_closed"]);
 });
 
+test("StreamChat shows a decided spec that was not published to its author only", () => {
+  const s = run([{ type: "snapshot", thread: detail([msg("m1"), msg("s1", { author: BOB, status: "denied" }), msg("s2", { author: BOB, status: "expired" })]) }]);
+  assert.deepEqual(chatRows(s, NAMES, BOB).map((r) => [r.key, r.status]), [["m1", "published"], ["s1", "denied"], ["s2", "expired"]]);
+  assert.deepEqual(chatRows(s, NAMES, ADA).map((r) => r.key), ["m1"]);
+  assert.deepEqual(chatRows(s, NAMES).map((r) => r.key), ["m1"]);
+});
+
 test("who may vote: not the author, not a non-co-author, not after the window", () => {
   const s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending", closes_at: 2000 })]) }]);
   assert.equal(approvals(s, BOB, 1000)[0]?.canVote, false, "bob is not a co-author");

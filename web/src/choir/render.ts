@@ -72,7 +72,7 @@ function chatItem(r: ChatRow, mine: boolean, on: Handlers): HTMLLIElement {
   if (r.stake !== null && r.stake > 0) head.append(make("span", "stake", `${amount(r.stake)} CHOIR`));
   if (r.created_at !== null && r.created_at > 0) head.append(make("span", "when muted", clock(r.created_at)));
   const label =
-    r.intent === null ? (r.status === "pending" ? "pending · awaiting votes" : "")
+    r.intent === null ? (r.status === "pending" ? "pending · awaiting votes" : r.status === "published" ? "" : r.status)
       : r.intent.state === "rejected" ? "rolled back" : "sending…";
   if (label) head.append(make("span", `chip ${li.dataset["status"]}`, label));
   li.append(head, make("p", "text", r.text));
@@ -93,7 +93,7 @@ function chatItem(r: ChatRow, mine: boolean, on: Handlers): HTMLLIElement {
 function renderChat(v: View, on: Handlers): void {
   const list = el("messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  const rows = chatRows(v.state, v.names);
+  const rows = chatRows(v.state, v.names, v.me?.id ?? null);
   if (!changed("chat", [rows, v.me?.name])) return;
   list.replaceChildren(...rows.map((r) => chatItem(r, r.intent !== null || (v.me !== null && r.author === v.me.name), on)));
   if (rows.length === 0) list.append(make("li", "muted empty", "No messages yet."));

@@ -283,11 +283,12 @@ export interface ChatRow {
   intent: Intent | null;
 }
 
-/** StreamChat: published messages and pending specs (oldest first), then this user's
+/** StreamChat: published messages and pending specs (oldest first) — and `me`'s own specs
+ * that were denied or expired, so an author sees what became of them — then this user's
  * unsettled posts and specs of this thread (pending, or rolled back with the reason). */
-export function chatRows(state: ChoirState, names: Readonly<Record<string, string>>): ChatRow[] {
+export function chatRows(state: ChoirState, names: Readonly<Record<string, string>>, me: string | null = null): ChatRow[] {
   const rows: ChatRow[] = state.messages
-    .filter((m) => m.status === "published" || m.status === "pending")
+    .filter((m) => m.status === "published" || m.status === "pending" || (me !== null && m.author === me))
     .map((m) => ({ key: m.id, author: m.author_name || (names[m.author] ?? m.author), text: m.text, status: m.status, stake: m.stake, created_at: m.created_at, intent: null }));
   // A snapshot read before the request's answer may already hold the message, with no
   // client_id: an intent whose id is not known yet owns the first unclaimed message of the
