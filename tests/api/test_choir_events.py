@@ -214,3 +214,23 @@ async def test_every_choir_client_method(served: tuple[Community, str]) -> None:
         "search": True,
     }
     assert len(out["thread"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_remote_socket_needs_a_token(tmp_path: Path) -> None:
+    """Beyond loopback (Starlette's test client is host ``testclient``) a socket without a
+    token closes with 1008 ``remote_read``; with a user's ``?token=`` it streams."""
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    for c in community(tmp_path / "data"):
+        thread = c.service.new_thread_body("tides")
+        c.service.act(c.service.ledger.user(c.ids["ada"]), TxKind.THREAD, thread)  # type: ignore[arg-type]
+        path = f"/api/v1/choir/threads/{thread['thread']}/events"
+        with TestClient(c.app) as client:
+            with client.websocket_connect(path) as ws, pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_json()
+            assert info.value.code == 1008
+            assert json.loads(info.value.reason)["error"]["code"] == "remote_read"
+            with client.websocket_connect(f"{path}?token={c.tokens['grace']}") as ws:
+                assert ws.receive_json()["type"] == "balance"
+                assert ws.receive_json()["type"] == "resumed"

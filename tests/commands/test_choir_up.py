@@ -39,9 +39,12 @@ def read_urls(proc: subprocess.Popen[str], deadline: float) -> dict[str, str]:
     return urls
 
 
-def test_choir_up_serves_a_demo_community(tmp_path: Path) -> None:
+def test_choir_up_serves_a_demo_community(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The demo's pending spec, approved by ada over HTTP with her login link's token, is
-    published; metrics count the transactions; SIGTERM ends the process with status 0."""
+    published; metrics count the transactions; a second `choir up` on the same data dir is
+    refused in one line (exit 1: the content store is held); SIGTERM ends the first with 0."""
     port = free_port()
     proc = subprocess.Popen(
         [*CLI, "choir", "up", "--serve", f"127.0.0.1:{port}", "--data-dir", str(tmp_path)],
@@ -75,6 +78,10 @@ def test_choir_up_serves_a_demo_community(tmp_path: Path) -> None:
         assert samples[("becomingone_choir_thread_balances_consistent", ())] == 1
         assert samples[("becomingone_choir_balance", (("kind", "escrow"),))] == 0
         assert samples[("becomingone_choir_pending_specs", ())] == 0
+        second = ["choir", "up", "--serve", "127.0.0.1:0", "--data-dir", str(tmp_path)]
+        assert main(second) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "open in another process" in err[0]
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
