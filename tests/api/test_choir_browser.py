@@ -136,6 +136,11 @@ class Person:
         return -value if "\u2212" in text else value
 
 
+def server_error(response: Any) -> str:
+    """A server error answered to the page, named by its request (the console only says 500)."""
+    return f"HTTP {response.status} {response.request.method} {response.url}"
+
+
 def sign_in(browser: Any, link: str, width: int = 1280, height: int = 860) -> Person:
     """A fresh context (its own sessionStorage) on a login link, live on the demo thread."""
     context = browser.new_context(viewport={"width": width, "height": height})
@@ -143,6 +148,7 @@ def sign_in(browser: Any, link: str, width: int = 1280, height: int = 860) -> Pe
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(server_error(r)) if r.status >= 500 else None)
     page.set_default_timeout(WAIT_MS)
     page.goto(link)
     page.wait_for_selector("#conn[data-state='live']")
@@ -233,7 +239,11 @@ def test_a_spec_goes_live_to_a_coauthor_who_approves_it(
     )
     gained = sum(p.wallet() - before[p.name] for p in coauthors)
     assert 0 < gained <= price, (gained, price)
-    assert guest.page.inner_text("#t-coauthors").count(guest.name) == 1, "A became a co-author"
+    guest.page.wait_for_function(  # A became a co-author
+        "n => document.querySelector('#t-coauthors').textContent.split(', ').includes(n)",
+        arg=guest.name,
+    )
+    guest.page.wait_for_function("document.querySelector('#role').textContent === 'co-author'")
     shoot(coauthors[0], "choir-coauthor.png")
     shoot(guest, "choir-guest.png")
     for p in [guest, *coauthors]:
