@@ -9,10 +9,12 @@ counts as round(interval / nominal) − 1 dropped frames). The nominal interval 
 baseline drop rate come from the same browser in the same run on a blank page (the
 compositor's own jitter on this machine). The WebSocket frames the page received are counted,
 so the figure says whether the page kept up with 10 ticks/s. ``--cell`` measures against one
-cell (`up --serve`, synthetic source) instead.
+cell (`up --serve`, synthetic source) instead; ``--roles`` runs full cells with roles
+(``--cells full --roles``), so the glyph, roles and proposal views draw too (their events
+arrive on the same stream).
 
 Timing on a shared machine is noisy: figures are printed, nothing is asserted.
-Run: ``.venv/bin/python bench/dashboard.py [--quick] [--nodes N] [--cell]``
+Run: ``.venv/bin/python bench/dashboard.py [--quick] [--nodes N] [--cell | --roles]``
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=None, help="cells (default 64; quick 16)")
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds")
     parser.add_argument("--cell", action="store_true", help="one cell (up --serve) instead")
+    parser.add_argument("--roles", action="store_true", help="full cells with --roles")
     args = parser.parse_args()
     nodes = args.nodes or (16 if args.quick else 64)
     seconds = args.seconds or (5.0 if args.quick else 20.0)
@@ -165,6 +168,9 @@ def main() -> None:
             what = f"{nodes} cells (cluster --serve)"
             server = ["cluster", "--nodes", str(nodes), "--topology", "fractal", "--tick", "100"]
             server += ["--duration", str(int(2 * seconds + 120))]
+            if args.roles:
+                what = f"{nodes} full cells with roles (cluster --cells full --roles --serve)"
+                server += ["--cells", "full", "--roles", "--data-dir", f"{tmp}/cluster"]
         proc = start_server(server, port, Path(tmp) / "server.log")
         try:
             browser = p.chromium.launch(executable_path=CHROMIUM)

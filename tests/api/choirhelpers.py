@@ -16,7 +16,7 @@ from becomingone.ingest.text import lexical_embedding
 
 
 @dataclass
-class TestClock:
+class ManualClock:
     """The ledger's clock, moved by hand (seconds)."""
 
     now: float = 1_000.0
@@ -31,7 +31,7 @@ class Community:
 
     service: ChoirService
     app: FastAPI
-    clock: TestClock
+    clock: ManualClock
     tokens: dict[str, str]
     ids: dict[str, str]
 
@@ -48,7 +48,7 @@ def community(
     names: tuple[str, ...] = ("ada", "grace", "alan"),
 ) -> Iterator[Community]:
     """A Choir with ``names`` joined, served by an app (closed at the end)."""
-    clock = TestClock()
+    clock = ManualClock()
     home = ChoirHome(data_dir, rules=rules)
     service = ChoirService(home, embed=(lexical_embedding, "lexical"), clock=clock)
     try:

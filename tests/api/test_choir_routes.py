@@ -337,7 +337,13 @@ async def test_pre_signed_transactions(choir: tuple[Community, httpx.AsyncClient
     post = Transaction.sign(
         key, TxKind.POST, {"thread": "own1", "message": "m1", "content_hash": content_hash("hi")}
     )
-    await ok(await http.post("/choir/transactions", json=post.to_json()), 201)
+    error(await http.post("/choir/transactions", json=post.to_json()), 422, "invalid")
+    wrong = post.to_json() | {"text": "hello"}
+    error(await http.post("/choir/transactions", json=wrong), 403, "text_mismatch")
+    await ok(await http.post("/choir/transactions", json=post.to_json() | {"text": "hi"}), 201)
+    [message] = (await ok(await http.get("/choir/threads/own1")))["messages"]
+    assert (message["text"], message["author"]) == ("hi", key.id)
+    assert (await ok(await http.get("/choir/search", params={"q": "hi"})))[0]["message_id"] == "m1"
     stranger = Transaction.sign(NodeKey.generate(), TxKind.THREAD, {"thread": "t9", "title": "x"})
     error(await http.post("/choir/transactions", json=stranger.to_json()), 404, "unknown_user")
 

@@ -43,6 +43,20 @@ def test_events_of_each_record_kind() -> None:
     assert [(e.type, e.seq) for e in events_of(record(4, "cycle"))] == [(EventType.WITNESS, 4)]
 
 
+@pytest.mark.parametrize(
+    "kind", ["glyph.fired", "glyph.migrated", "glyph.ended", "role.changed", "proposal.opened"]
+)
+def test_a_witnessed_glyph_role_or_proposal_record_is_also_its_typed_event(kind: str) -> None:
+    """A cell's glyph, role or proposal record gives witness + the typed event of that name
+    with the record's payload and seq (so it resumes from the stored chain); a kind that is
+    only on the cluster stream (glyph.submitted) or a migration step is witness only."""
+    events = events_of(record(7, kind, glyph="g-1"))
+    assert [(e.type.value, e.seq) for e in events] == [("witness", 7), (kind, 7)]
+    assert events[1].data == {"glyph": "g-1"}
+    for other in ("glyph.submitted", "glyph.migrate.run", "hook.failed"):
+        assert [e.type for e in events_of(record(8, other))] == [EventType.WITNESS]
+
+
 def test_filter_names_are_checked() -> None:
     """An unknown type in the filter is an InputError naming `types`."""
     assert parse_types(None) == frozenset(EventType)

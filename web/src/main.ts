@@ -1,13 +1,17 @@
 // The dashboard: wires the event streams and a few polled reads to the views, and redraws
 // on animation frames only what changed. What the server offers is read from its OpenAPI
 // paths: a cell (`up --serve`: /node, /events, /resonance, /witness), a cluster (`cluster
-// --serve`: /cluster, /cluster/events), or both; the page shows the views it can feed.
+// --serve`: /cluster, /cluster/events; with --cells full /cluster/glyphs, with --roles
+// /cluster/roles and /cluster/proposals), or both; the page shows the views it can feed.
 // Rule: the only module that touches the page's elements by id; views draw, modules parse.
 
 import { fmt, request, type HistoryPoint, type ResonancePublic, type StreamMessage, type Tick, type VerifyPublic } from "./api";
 import { parseFrame, type Frame } from "./cluster";
+import { GlyphState, RoleState } from "./governance";
+import { renderGlyphs, renderProposals, renderRoles, wireVotes } from "./panels";
 import { EventStream, type ConnectionState } from "./stream";
 import { COLORS } from "./views/canvas";
+import { GlyphCircle } from "./views/glyphs";
 import { Heatmap } from "./views/heatmap";
 import { PhaseCircle } from "./views/phase";
 import { Timeline } from "./views/timeline";
@@ -34,7 +38,13 @@ class Dashboard {
     [0.3, 0.6, 0.75],
   );
   readonly heat = new Heatmap(el<HTMLCanvasElement>("resonance"));
+  readonly glyphCircle = new GlyphCircle(el<HTMLCanvasElement>("glyphs"));
+  readonly glyphs = new GlyphState();
+  readonly roles = new RoleState();
   private dirty = new Set<string>(["phase", "cells", "cluster", "heat"]);
+  private lastTick = -1;
+  private fetching = false;
+  private readonly looked = new Set<string>();
   private lastT: number | null = null;
   private phaseT: number | null = null;
   private picked = 0;
@@ -55,10 +65,63 @@ class Dashboard {
     }
   }
 
+  /** One message of /cluster/events: a frame, or a glyph, role, lifecycle or proposal event. */
+  clusterEvent(msg: StreamMessage): void {
+    if (msg.type === "cluster.tick") {
+      this.frameOf(parseFrame(msg.data));
+    } else if (this.glyphs.apply(msg.type, msg.data, performance.now())) {
+      this.dirty.add("glyphs").add("glyph-list");
+      const m = this.glyphs.lastMove;
+      if (msg.type === "glyph.migrated" && m !== null) el("glyph-move").textContent = `${m.id}: ${m.from} → ${m.to} at tick ${msg.seq}`;
+    } else if (this.roles.apply(msg.type, msg.seq, msg.data)) {
+      this.dirty.add(msg.type.startsWith("proposal.") ? "proposals" : "roles");
+    }
+  }
+
+  /** The glyphs, roles and operators' proposals now (at the start, after a reconnect). */
+  async governance(glyphs: boolean, roles: boolean): Promise<void> {
+    if (glyphs) {
+      const answer = await request<unknown>("/cluster/glyphs");
+      if (answer.body !== null) this.glyphs.snapshot(answer.body);
+      this.dirty.add("glyphs").add("glyph-list");
+    }
+    if (roles) {
+      const r = await request<unknown>("/cluster/roles");
+      if (r.body !== null) this.roles.snapshotRoles(r.body);
+      await this.operatorProposals();
+      this.dirty.add("roles").add("proposals");
+    }
+  }
+
+  private async operatorProposals(): Promise<void> {
+    const p = await request<unknown>("/cluster/proposals?operator=true&limit=20");
+    if (p.body !== null) this.roles.snapshotProposals(p.body);
+    this.dirty.add("proposals");
+  }
+
+  /** An open proposal known only from its event (no voters yet) that outlived its tick may
+   * be an operator's: read the operators' proposals (once per such proposal) for its text
+   * and eligible voters. */
+  private details(): void {
+    if (this.fetching) return;
+    const missing = [...this.roles.proposals.values()].filter(
+      (p) => p.status === "open" && p.eligible.length === 0 && p.opened < this.lastTick && !this.looked.has(p.id),
+    );
+    if (missing.length === 0) return;
+    for (const p of missing) this.looked.add(p.id);
+    this.fetching = true;
+    void this.operatorProposals().finally(() => {
+      this.fetching = false;
+    });
+  }
+
   /** One cluster frame (a cluster.tick event, or GET /cluster's newest). */
   frameOf(frame: Frame | null): void {
     if (frame === null) return;
+    this.lastTick = frame.tick;
+    this.details();
     this.phase.set(frame.members.map((m) => m.theta), frame.members.map((m) => m.name));
+    if (this.glyphCircle.cells(frame.members.map((m) => m.name))) this.dirty.add("glyphs");
     this.cluster.push(frame.time, [frame.c]);
     el("band").textContent = frame.band;
     el("band").dataset["band"] = frame.band;
@@ -179,11 +242,29 @@ class Dashboard {
     if (this.dirty.has("cells")) this.cells.draw();
     if (this.dirty.has("cluster") && this.mode === "cluster") this.cluster.draw();
     if (this.dirty.has("heat")) this.heat.draw();
+    this.governanceFrame();
     this.dirty.clear();
   }
 
+  private governanceFrame(): void {
+    const now = performance.now();
+    if (this.glyphs.travelling(now)) this.dirty.add("glyphs");
+    if (document.body.dataset["glyphs"] === "true") {
+      if (this.dirty.has("glyphs")) this.glyphCircle.draw(this.glyphs, now);
+      if (this.dirty.has("glyph-list")) {
+        renderGlyphs(el("glyph-list"), this.glyphs);
+        const g = this.glyphs;
+        el("glyph-stats").textContent = `${g.glyphs.size} glyph(s) · ${g.migrations} migration(s) · ${g.fires} run(s) · ${g.ended} ended`;
+      }
+    }
+    if (document.body.dataset["roles"] === "true") {
+      if (this.dirty.has("roles")) renderRoles(el("roles"), el("lifecycle"), el("conditions"), this.roles);
+      if (this.dirty.has("proposals")) renderProposals(el("proposals"), el("proposal-auto"), this.roles);
+    }
+  }
+
   redrawAll(): void {
-    for (const v of ["phase", "cells", "cluster", "heat"]) this.dirty.add(v);
+    for (const v of ["phase", "cells", "cluster", "heat", "glyphs"]) this.dirty.add(v);
   }
 }
 
@@ -201,18 +282,32 @@ function every(ms: number, job: () => Promise<void>): void {
 }
 
 /** Which resources this server offers, from its OpenAPI paths. */
-async function offered(): Promise<{ cell: boolean; cluster: boolean }> {
+async function offered(): Promise<{ cell: boolean; cluster: boolean; glyphs: boolean; roles: boolean }> {
   // The schema, not trial requests: a 404 would show as an error in the browser's console.
   const schema = await request<{ paths: Record<string, unknown> }>("/openapi.json");
   const paths = schema.body?.paths ?? {};
-  return { cell: "/api/v1/node" in paths, cluster: "/api/v1/cluster" in paths };
+  return {
+    cell: "/api/v1/node" in paths,
+    cluster: "/api/v1/cluster" in paths,
+    glyphs: "/api/v1/cluster/glyphs" in paths,
+    roles: "/api/v1/cluster/roles" in paths,
+  };
 }
 
-function streamTo(board: Dashboard, path: string, params: Record<string, string>, on: (m: StreamMessage) => void): void {
+function streamTo(
+  board: Dashboard,
+  path: string,
+  params: Record<string, string>,
+  on: (m: StreamMessage) => void,
+  resumed?: () => void,
+): void {
   new EventStream(path, params, {
     message: on,
     state: (state, detail) => board.connection(state, detail),
-    resumed: (replayed, reconnects, since) => board.resumed(replayed, reconnects, since),
+    resumed: (replayed, reconnects, since) => {
+      board.resumed(replayed, reconnects, since);
+      resumed?.();
+    },
   }).start();
 }
 
@@ -222,6 +317,8 @@ async function main(): Promise<void> {
   board.mode = has.cluster ? "cluster" : "cell";
   document.body.dataset["mode"] = board.mode;
   document.body.dataset["cell"] = String(has.cell);
+  document.body.dataset["glyphs"] = String(has.glyphs);
+  document.body.dataset["roles"] = String(has.roles);
   board.hasCell = has.cell;
   if (has.cell) {
     wireWriteForm(el<HTMLFormElement>("write"), el("write-result"));
@@ -245,7 +342,16 @@ async function main(): Promise<void> {
       for (const p of past.body?.points ?? []) board.cluster.push(p.time, [p.c_cluster]);
     }
     board.frameOf(first);
-    streamTo(board, "/cluster/events", {}, (m) => board.frameOf(parseFrame(m.data)));
+    if (has.roles) wireVotes(el("proposals"), el<HTMLInputElement>("vote-token"), el("vote-result"));
+    await board.governance(has.glyphs, has.roles);
+    // A tick's events may have been received in part when the connection was lost: the
+    // snapshots after a resume make the glyph and role views whole again.
+    const types = ["cluster.tick"];
+    if (has.glyphs) types.push("glyph.submitted", "glyph.migrated", "glyph.ended", "glyph.fired");
+    if (has.roles) types.push("role.assigned", "role.changed", "lifecycle.changed", "proposal.opened", "proposal.vote", "proposal.decided");
+    streamTo(board, "/cluster/events", { types: types.join(",") }, (m) => board.clusterEvent(m), () => {
+      void board.governance(has.glyphs, has.roles);
+    });
   } else if (has.cell) {
     await board.seedHistory();
     every(250, () => board.cellPhase());

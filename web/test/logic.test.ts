@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { parseFrame } from "../src/cluster";
+import { GlyphState, MOVE_MS, RoleState, needed } from "../src/governance";
 import { backoff } from "../src/stream";
+import { along } from "../src/views/glyphs";
 import { paletteRgb } from "../src/views/heatmap";
 import { PhaseCircle, wrap } from "../src/views/phase";
 import { parseSamples } from "../src/write";
@@ -69,4 +71,53 @@ test("the heatmap palette runs from dark blue to yellow and clamps", () => {
   assert.deepEqual(paletteRgb(1), [240, 249, 33]);
   assert.deepEqual(paletteRgb(-3), paletteRgb(0));
   assert.deepEqual(paletteRgb(7), paletteRgb(1));
+});
+
+test("glyph events move glyphs between owners and a migration travels for MOVE_MS", () => {
+  const g = new GlyphState();
+  g.snapshot({ glyphs: [{ id: "a", owner: "cell-0000", kind: "probe", energy: 50 }] });
+  g.apply("glyph.submitted", { id: "b", owner: "cell-0000", kind: "probe", energy: 20 }, 0);
+  assert.deepEqual(g.byOwner().get("cell-0000"), { ids: ["a", "b"], energy: 70 });
+  g.apply("glyph.migrated", { id: "b", from: "cell-0000", to: "cell-0003", kind: "probe", energy: 20 }, 1000);
+  assert.deepEqual(g.byOwner().get("cell-0003"), { ids: ["b"], energy: 20 });
+  assert.equal(g.migrations, 1);
+  assert.ok(g.travelling(1000 + MOVE_MS / 2));
+  assert.ok(!g.travelling(1000 + MOVE_MS));
+  g.apply("glyph.fired", { fires: 3, by_cell: { "cell-0000": 3 } }, 0);
+  g.apply("glyph.ended", { id: "a", owner: "cell-0000", reason: "cancelled" }, 0);
+  assert.equal(g.fires, 3);
+  assert.equal(g.byOwner().get("cell-0000"), undefined);
+  assert.equal(g.apply("role.assigned", {}, 0), false);
+});
+
+test("a travelling dot eases from the old owner to the new one", () => {
+  assert.deepEqual(along([0, 0], [10, 20], 0), [0, 0]);
+  assert.deepEqual(along([0, 0], [10, 20], 0.5), [5, 10]);
+  assert.deepEqual(along([0, 0], [10, 20], 3), [10, 20]);
+});
+
+test("roles, the lifecycle and proposals: an automatic proposal is counted, an operator's listed", () => {
+  const r = new RoleState();
+  r.apply("role.assigned", 5, { cell: "cell-0001", role: "validator" });
+  r.apply("role.changed", 9, { cell: "cell-0001", from: "validator", to: "integrator" });
+  assert.equal(r.roles.get("cell-0001"), "integrator");
+  r.apply("lifecycle.changed", 9, {
+    stage: "forming",
+    previous: "pre_cluster",
+    conditions: { genesis: { stage: "forming", value: 1, threshold: 1, met: true } },
+  });
+  assert.equal(r.stage, "forming");
+  assert.deepEqual(r.conditions.map((c) => [c.name, c.met]), [["genesis", true]]);
+  r.apply("proposal.opened", 10, { id: "auto", kind: "intent" });
+  r.apply("proposal.decided", 10, { id: "auto", outcome: "passed", yes: 2 });
+  assert.equal(r.proposals.size, 0);
+  assert.equal(r.automatic.get("passed"), 1);
+  r.apply("proposal.opened", 11, { id: "op", kind: "command" });
+  r.apply("proposal.vote", 14, { id: "op", votes: [{ voter: "cell-0002", yes: true }], yes: 1, no: 0, eligible: 2 });
+  const p = r.proposals.get("op");
+  assert.ok(p !== undefined);
+  assert.deepEqual([p.yes, p.no, p.needed, p.voted], [1, 0, 2, ["cell-0002"]]);
+  r.apply("proposal.decided", 15, { id: "op", outcome: "passed", yes: 2 });
+  assert.equal(r.proposals.get("op")?.status, "passed");
+  assert.deepEqual([1, 2, 3, 5, 8].map(needed), [1, 2, 2, 4, 5]);
 });

@@ -1,4 +1,4 @@
-"""The HTTP + WebSocket API of a cell or a cluster (FastAPI) and its typed client.
+"""The HTTP + WebSocket API of a cell, a cluster or a Choir (FastAPI) and its typed clients.
 
 Rule: the top layer beside ``commands``: it reads a cell through its read-only store and
 writes only through the running cell's inbox; only this layer maps errors to HTTP statuses,
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from becomingone.api.choir import ChoirService
     from becomingone.api.client import ApiError, CellClient, ChoirClient
     from becomingone.api.cluster import ServedCluster
+    from becomingone.api.cluster_events import ClusterEvents
     from becomingone.api.errors import ApiProblem, ErrorBody, ErrorDetail
     from becomingone.api.events import EventHub, EventType, StreamEvent, Subscriber, events_of
     from becomingone.api.inbox import SignalInbox, merge_sources
@@ -38,6 +39,7 @@ _HOME: dict[str, str] = {
     "ChoirClient": "client",
     "ChoirService": "choir",
     "ServedCluster": "cluster",
+    "ClusterEvents": "cluster_events",
     "ApiProblem": "errors",
     "ErrorBody": "errors",
     "ErrorDetail": "errors",
@@ -69,6 +71,7 @@ __all__ = [
     "CellClient",
     "ChoirClient",
     "ChoirService",
+    "ClusterEvents",
     "ErrorBody",
     "ErrorDetail",
     "EventHub",

@@ -311,7 +311,7 @@ class ChoirService:
     def _text(self, thread: str, message_id: str) -> str:
         if message_id not in self._texts and self.store is not None:
             self._texts.update({m.message_id: m.text for m in self.store.messages(thread=thread)})
-        return self._texts.get(message_id, "")
+        return self._texts.setdefault(message_id, "")  # a text never stored: asked once
 
     def _catch_up(self, records: Iterable[Any]) -> list[ChoirEvent]:
         """Fold every record after the last one seen; the events they make."""

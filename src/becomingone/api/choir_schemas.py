@@ -255,6 +255,12 @@ class PostTx(_Signed):
 
     kind: Literal["post"]
     body: PostBody
+    text: str = Field(
+        min_length=1,
+        max_length=10_000,
+        pattern=NOT_BLANK,
+        description="The text, outside the signed body: its SHA-256 must be content_hash",
+    )
 
 
 class SubmitTx(_Signed):
@@ -262,6 +268,12 @@ class SubmitTx(_Signed):
 
     kind: Literal["submit"]
     body: SubmitBody
+    text: str = Field(
+        min_length=1,
+        max_length=10_000,
+        pattern=NOT_BLANK,
+        description="The text, outside the signed body: its SHA-256 must be content_hash",
+    )
 
 
 class VoteTx(_Signed):

@@ -272,11 +272,18 @@ class CellClient:
         return f"{ws}{PREFIX}{path}" + ("?" + "&".join(query) if query else "")
 
     def cluster_events(
-        self, since: int | None = None, *, reconnects: int = 0, retry_seconds: float = 0.5
+        self,
+        types: Sequence[str] = (),
+        since: int | None = None,
+        *,
+        reconnects: int = 0,
+        retry_seconds: float = 0.5,
     ) -> AsyncIterator[dict[str, Any]]:
-        """``cluster.tick`` events (``seq`` = tick) and ``resumed`` markers, resuming after
-        the last tick seen on a reconnect, as :meth:`events`."""
+        """Events of the served cluster (``seq`` = tick): ``cluster.tick`` frames and the
+        typed glyph, role, lifecycle and proposal events (``types`` filters them; default all)
+        and ``resumed`` markers, resuming on a reconnect as :meth:`events`."""
         return self.events(
+            types,
             since=since,
             reconnects=reconnects,
             retry_seconds=retry_seconds,
@@ -293,17 +300,28 @@ class CellClient:
         path: str = "/events",
     ) -> AsyncIterator[dict[str, Any]]:
         """Messages of the event stream (events and ``resumed`` markers). After a lost
-        connection, reconnect up to ``reconnects`` times, resuming after the last seq seen."""
-        last, left = since, reconnects
+        connection, reconnect up to ``reconnects`` times. Several events share one ``seq`` (a
+        record's, or a tick's), so a resume asks for everything after the seq *before* the
+        last one seen and skips the events of the last seq it has yielded already: nothing
+        is missed or yielded twice."""
+        last, seen, left = since, 0, reconnects
         while True:
+            resume, skip = last, 0
+            if last is not None and last > 0 and seen:
+                resume, skip = last - 1, seen
             try:
-                url = self.events_url(types, last, path=path)
+                url = self.events_url(types, resume, path=path)
                 tls = self.tls if url.startswith("wss:") else None
                 async with websockets.connect(url, ssl=tls) as ws:
                     async for raw in ws:
                         message = json.loads(raw)
                         if message.get("type") != "resumed":
-                            last = int(message["seq"])
+                            seq = int(message["seq"])
+                            if seq == last and skip:
+                                skip -= 1
+                                continue
+                            seen = seen + 1 if seq == last else 1
+                            last = seq
                         yield message
             except (OSError, websockets.ConnectionClosed) as exc:
                 if left <= 0:
@@ -422,9 +440,11 @@ class ChoirClient:
         """Leave a thread with its balance / co-authors."""
         return DivestPublic.model_validate(self._call("POST", f"/threads/{thread_id}/divest"))
 
-    def submit_transaction(self, tx: Transaction) -> ReceiptPublic:
-        """Submit a transaction signed by its actor (a user holding their own key)."""
-        return ReceiptPublic.model_validate(self._call("POST", "/transactions", json=tx.to_json()))
+    def submit_transaction(self, tx: Transaction, text: str | None = None) -> ReceiptPublic:
+        """Submit a transaction signed by its actor (a user holding their own key); a post or
+        a spec with its ``text``."""
+        doc = tx.to_json() | _some({"text": text})
+        return ReceiptPublic.model_validate(self._call("POST", "/transactions", json=doc))
 
     def totals(self) -> TotalsPublic:
         """The invariant's terms."""

@@ -8,8 +8,10 @@ them into one JSON-ready *frame* of the same schema — the cluster's C, band, T
 rejections plus, per cell, its phase θ (cycles), its CPS state and, for a full cell, its
 Master/Emissary/Sync |T|² — keeps the newest ``keep`` frames for ``GET /cluster/history`` and
 for resuming clients, and offers each frame to the subscribers of the cluster event stream as a
-``cluster.tick`` event whose ``seq`` is the tick number. It never drives the cluster and does
-no I/O.
+``cluster.tick`` event whose ``seq`` is the tick number, followed by the tick's typed glyph,
+role, lifecycle and proposal events (:mod:`becomingone.api.cluster_events`; the newest
+:data:`KEEP_EVENTS` kept in memory for resuming clients — the cluster stream has no stored
+history). It never drives the cluster and does no I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from becomingone.api.cluster_events import ClusterEvents
 from becomingone.api.events import EventType, StreamEvent, Subscriber
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
@@ -26,10 +29,12 @@ from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.node import NodeStatus
 from becomingone.runtime.proposal_desk import ProposalDesk
 
-__all__ = ["KEEP_FRAMES", "ServedCluster", "member_row", "status_row"]
+__all__ = ["KEEP_EVENTS", "KEEP_FRAMES", "ServedCluster", "member_row", "status_row"]
 
 #: Frames kept for history and resuming clients (10 minutes at 10 ticks/s).
 KEEP_FRAMES = 6_000
+#: Typed (glyph, role, lifecycle, proposal) events kept for resuming clients.
+KEEP_EVENTS = 20_000
 
 
 def _finite(x: float) -> float | None:
@@ -135,6 +140,11 @@ class ServedCluster:
         self.extra: Callable[[], Mapping[str, Any]] | None = None
         #: Wall-clock time of the first observed tick (:meth:`record_heard`).
         self.origin: float | None = None
+        #: The newest typed events (glyph.*, role.*, lifecycle.*, proposal.*), oldest first.
+        self.events: deque[StreamEvent] = deque(maxlen=KEEP_EVENTS)
+        #: The tick of the newest typed event no longer kept (-1: none lost).
+        self.events_lost_through = -1
+        self._source: ClusterEvents | None = None
 
     def record(self, report: TickReport, members: Sequence[ClusterMember]) -> dict[str, Any]:
         """Make the frame of one tick, keep it and offer it to every subscriber."""
@@ -188,10 +198,25 @@ class ServedCluster:
         if driver is not None and driver.history and driver.history[-1].tick == report.tick:
             frame["partifacts"] = driver.history[-1].to_json()
         self.frames.append(frame)
-        event = StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)
+        events = [StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)]
+        typed = self._typed(report.tick)
+        for event in typed:
+            if len(self.events) == self.events.maxlen:
+                self.events_lost_through = self.events[0].seq
+            self.events.append(event)
         for sub in self.subscribers:
-            sub.offer(event)
+            for event in events + typed:
+                sub.offer(event)
         return frame
+
+    def _typed(self, tick: int) -> list[StreamEvent]:
+        """The typed events of ``tick`` (none without a glyph desk or a proposal desk)."""
+        if self.desk is None and self.partifacts is None:
+            return []
+        if self._source is None:
+            driver = self.partifacts.driver if self.partifacts is not None else None
+            self._source = ClusterEvents(self.desk, driver)
+        return self._source.step(tick)
 
     def latest(self) -> dict[str, Any] | None:
         """The newest frame (None before the first tick)."""
@@ -221,17 +246,31 @@ class ServedCluster:
                 break
         return out
 
-    def replay(self, since: int) -> tuple[list[StreamEvent], bool]:
-        """Kept frames after tick ``since`` as events, and whether nothing was lost (the
-        oldest kept frame is at most ``since + 1``)."""
-        kept = [f for f in self.frames if f["tick"] > since]
-        complete = not self.frames or self.frames[0]["tick"] <= since + 1
-        events = [StreamEvent(type=EventType.CLUSTER_TICK, seq=f["tick"], data=f) for f in kept]
-        return events, complete
+    def replay(
+        self, since: int, types: frozenset[EventType] = frozenset(EventType)
+    ) -> tuple[list[StreamEvent], bool]:
+        """Kept events of ``types`` after tick ``since`` in the order they were sent live
+        (per tick the frame, then the typed events), and whether nothing was lost: the oldest
+        kept frame is at most ``since + 1`` and no typed event after ``since`` was evicted."""
+        frames = [
+            StreamEvent(type=EventType.CLUSTER_TICK, seq=f["tick"], data=f)
+            for f in self.frames
+            if f["tick"] > since
+        ]
+        if EventType.CLUSTER_TICK not in types:
+            frames = []
+        typed = [e for e in self.events if e.seq > since and e.type in types]
+        merged = sorted(frames + typed, key=lambda e: (e.seq, e.type is not EventType.CLUSTER_TICK))
+        complete = (not self.frames or self.frames[0]["tick"] <= since + 1) and (
+            self.events_lost_through <= since
+        )
+        return merged, complete
 
-    def subscribe(self, size: int, after: int = -1) -> Subscriber:
-        """A new subscriber to ``cluster.tick`` with a queue of ``size``."""
-        sub = Subscriber(types=frozenset({EventType.CLUSTER_TICK}), size=size, after=after)
+    def subscribe(
+        self, size: int, after: int = -1, types: frozenset[EventType] = frozenset(EventType)
+    ) -> Subscriber:
+        """A new subscriber to the cluster events of ``types`` with a queue of ``size``."""
+        sub = Subscriber(types=types, size=size, after=after)
         self.subscribers.add(sub)
         return sub
 

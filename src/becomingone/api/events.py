@@ -2,7 +2,10 @@
 
 Rule: :func:`events_of` is the one mapping from a witness record to stream events — a
 ``witness`` event for every record, plus ``tick`` for an ``ingest`` record, ``collapse`` for a
-``collapse`` record and ``dissipate`` for an ``ingest`` record whose outcome is dissipate — so
+``collapse`` record, ``dissipate`` for an ``ingest`` record whose outcome is dissipate and, for
+a record of a witnessed glyph, role or proposal kind (:data:`WITNESSED_TYPES`: ``glyph.fired``,
+``glyph.migrated``, ``glyph.ended``, ``role.changed``, ``proposal.opened``,
+``proposal.decided``), the typed event of that name with the record's payload — so
 a client resuming from the stored chain sees exactly what a live client saw. Each event
 carries the record's ``seq``, the resume token. :class:`EventHub` fans events out to
 subscribers, each with a bounded queue that drops its oldest event when full and counts the
@@ -21,7 +24,15 @@ from typing import Any
 from becomingone.errors import InputError
 from becomingone.witnessing import WitnessRecord
 
-__all__ = ["EventHub", "EventType", "StreamEvent", "Subscriber", "events_of", "parse_types"]
+__all__ = [
+    "WITNESSED_TYPES",
+    "EventHub",
+    "EventType",
+    "StreamEvent",
+    "Subscriber",
+    "events_of",
+    "parse_types",
+]
 
 
 class EventType(enum.StrEnum):
@@ -33,6 +44,40 @@ class EventType(enum.StrEnum):
     WITNESS = "witness"
     #: One tick of a served cluster (``/api/v1/cluster/events``; ``seq`` is the tick).
     CLUSTER_TICK = "cluster.tick"
+    #: A glyph appeared in the cluster (cluster stream only: submissions are not witnessed).
+    GLYPH_SUBMITTED = "glyph.submitted"
+    #: Glyph runs: one summary per tick on the cluster stream, one per run on a cell's.
+    GLYPH_FIRED = "glyph.fired"
+    #: A glyph runs on another cell now.
+    GLYPH_MIGRATED = "glyph.migrated"
+    #: A glyph ended (energy, lifetime, cancelled).
+    GLYPH_ENDED = "glyph.ended"
+    #: A cell without a role got one (cluster stream).
+    ROLE_ASSIGNED = "role.assigned"
+    #: A cell's role changed.
+    ROLE_CHANGED = "role.changed"
+    #: The lifecycle stage or the set of its conditions that hold changed (cluster stream).
+    LIFECYCLE_CHANGED = "lifecycle.changed"
+    #: A proposal was put to the Validators.
+    PROPOSAL_OPENED = "proposal.opened"
+    #: Votes on one proposal in one tick, with its tally after them (cluster stream).
+    PROPOSAL_VOTE = "proposal.vote"
+    #: A proposal passed, failed or expired.
+    PROPOSAL_DECIDED = "proposal.decided"
+
+
+#: The witness record kinds a cell writes that also become a typed event of the same name.
+WITNESSED_TYPES = {
+    t.value: t
+    for t in (
+        EventType.GLYPH_FIRED,
+        EventType.GLYPH_MIGRATED,
+        EventType.GLYPH_ENDED,
+        EventType.ROLE_CHANGED,
+        EventType.PROPOSAL_OPENED,
+        EventType.PROPOSAL_DECIDED,
+    )
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +110,8 @@ def events_of(record: WitnessRecord | Mapping[str, Any]) -> list[StreamEvent]:
             out.append(StreamEvent(type=EventType.DISSIPATE, seq=seq, data=payload))
     elif kind == "collapse":
         out.append(StreamEvent(type=EventType.COLLAPSE, seq=seq, data=payload))
+    elif kind in WITNESSED_TYPES:
+        out.append(StreamEvent(type=WITNESSED_TYPES[kind], seq=seq, data=payload))
     return out
 
 

@@ -76,6 +76,9 @@ class PartifactTick:
     transfers: tuple[RoleTransfer, ...] = ()
     events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     latencies: tuple[float, ...] = ()
+    #: Each vote counted since the last tick: ``id``, ``kind``, ``voter``, ``yes`` and the
+    #: proposal's tally after it (``tally_yes``, ``tally_no``, ``eligible``).
+    votes: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: ``lifecycle`` (the stage), ``conditions``, ``cells`` (each
@@ -175,6 +178,7 @@ class PartifactDriver:
         self._next_intent = 0.0
         self._serial = self.restored  # intents after a restart get fresh ids
         self._queued: list[tuple[str, Mapping[str, Any]]] = []  # events between ticks
+        self._votes: list[Mapping[str, Any]] = []  # votes counted since the last tick
 
     def crash(self, cell: str, now: float | None = None) -> None:
         """From ``now`` on ``cell`` is not heard (as after ``kill -9``); if it is the Genesis,
@@ -234,7 +238,9 @@ class PartifactDriver:
             transfers=tuple(transfers),
             events=tuple(events),
             latencies=tuple(latencies),
+            votes=tuple(self._votes),
         )
+        self._votes = []
         self.history.append(tick)
         for stage in list(LifecycleStage)[: life.stage.level + 1]:
             self.first_tick.setdefault(stage, report.tick)
@@ -258,9 +264,32 @@ class PartifactDriver:
         decision it makes is settled and logged at once, its events go out with the next
         tick. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
         decision = self.cluster.vote(vote, now)
+        self._note_vote(vote, decision)
         if decision is not None:
             self._settle([decision], self._queued)
         return decision
+
+    def _note_vote(self, vote: Vote, decision: Decision | None) -> None:
+        """Keep a counted vote with its proposal's tally after it (for the next tick)."""
+        if decision is not None:
+            proposal, votes = decision.proposal, list(decision.votes)
+        else:
+            entry = self.cluster.book.open_proposals.get(vote.proposal_id)
+            if entry is None:
+                return
+            proposal, votes = entry.proposal, list(entry.votes.values())
+        yes = sum(v.yes for v in votes)
+        self._votes.append(
+            {
+                "id": proposal.id,
+                "kind": proposal.kind,
+                "voter": vote.voter,
+                "yes": vote.yes,
+                "tally_yes": yes,
+                "tally_no": len(votes) - yes,
+                "eligible": len(proposal.eligible),
+            }
+        )
 
     def _on_fired(self, call: HookCall) -> None:
         """A full cell ran a glyph: keep the result if it was a delegated task's."""
@@ -400,6 +429,7 @@ class PartifactDriver:
                     d = pc.vote(vote, now)
                 except ProtocolError:
                     continue  # counted by the book and the router
+                self._note_vote(vote, d)
                 if d is not None:
                     out.append(d)
         return out

@@ -51,6 +51,7 @@ from becomingone.choir import (
     Transaction,
     TxKind,
     User,
+    content_hash,
     temperature,
     wallet,
 )
@@ -83,7 +84,8 @@ RULE_CODES: tuple[tuple[str, int, str], ...] = (
 _TEXT: dict[int, str] = {
     400: "Malformed request (the body is not JSON)",
     401: "Missing or unknown Choir user token",
-    403: "A read from beyond loopback without a token, or a signature that does not verify",
+    403: "A read from beyond loopback without a token; a signature that does not verify, or a"
+    " text that is not the signed one (bad_signature, text_mismatch)",
     404: "No such thread, spec or user (code unknown_thread, unknown_spec, unknown_user)",
     405: "Writes are refused by a read-only server",
     409: "The ledger refuses it now; the code names the rule (insufficient_funds, not_coauthor,"
@@ -368,19 +370,26 @@ async def divest(service: Service, user: Actor, thread_id: ThreadId) -> DivestPu
 )
 async def transaction(service: Service, state: State, body: TransactionIn) -> ReceiptPublic:
     """Submit a transaction signed by its actor (a user who holds their own key); the ledger
-    checks the signature (403 ``bad_signature`` if it does not verify). ``join`` needs no
-    account; the rest need the actor to have joined.
-    Texts of posts and specs sent this way are not in the content store (only their hash)."""
+    checks the signature (403 ``bad_signature`` if it does not verify; 403 ``text_mismatch``
+    for a text that is not the signed one). ``join`` needs no
+    account; the rest need the actor to have joined. A post or a spec carries its ``text``
+    beside the signed body (its SHA-256 must be the body's ``content_hash``); the text goes to
+    the content store like any other."""
     if state.settings.read_only:
         raise ApiProblem(405, "read_only", "this server is read-only", headers={"Allow": ""})
     _spend(state, f"choir-tx:{body.actor}")
+    doc = body.model_dump()
+    text: str | None = doc.pop("text", None)
     try:
-        tx = Transaction.from_json(body.model_dump())
+        tx = Transaction.from_json(doc)
     except InputError as exc:
         if exc.parameter == "signature":
             raise ApiProblem(403, "bad_signature", exc.message, field="body.signature") from None
         raise ApiProblem(422, "invalid", exc.message, field=f"body.{exc.parameter}") from None
-    receipt = await _submit(service, tx)
+    if text is not None and content_hash(text) != tx.body["content_hash"]:
+        message = "its SHA-256 is not the signed content_hash"
+        raise ApiProblem(403, "text_mismatch", message, field="body.text")
+    receipt = await _submit(service, tx, text=text)
     return ReceiptPublic(
         tx_id=receipt.tx_id, kind=receipt.kind.value, seq=receipt.seq, replayed=receipt.replayed
     )

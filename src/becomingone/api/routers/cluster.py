@@ -2,10 +2,13 @@
 
 Rule: everything comes from the :class:`~becomingone.api.cluster.ServedCluster` the running
 cluster feeds once per tick, so these handlers never touch the cluster itself. The stream
-``/cluster/events`` sends the kept frames after ``since`` (a tick), then a ``resumed`` message
-(``complete`` false when frames after ``since`` were no longer kept), then every new tick, each
-as a ``cluster.tick`` event whose ``seq`` is the tick; a client resumes with the last ``seq``
-it saw. Each client's queue is bounded: the oldest frame is dropped (and counted) when full.
+``/cluster/events`` sends the kept events after ``since`` (a tick), then a ``resumed`` message
+(``complete`` false when events after ``since`` were no longer kept), then every new tick: a
+``cluster.tick`` event (the frame) followed by the tick's typed events (glyph.*, role.*,
+lifecycle.changed, proposal.*), all with the tick as ``seq``; ``types`` filters them as on
+``/events``. A client resumes with the last ``seq`` it saw (or the one before, to get a tick
+whose events it may have received only in part). Each client's queue is bounded: the oldest
+event is dropped (and counted) when full.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi import APIRouter, Query, WebSocket
 
 from becomingone.api.deps import ApiState, Cluster, Reader
 from becomingone.api.errors import ApiProblem, responses
+from becomingone.api.events import parse_types
 from becomingone.api.routers.events import loopback_or_public, refuse, run_stream
 from becomingone.api.routers.node import READ_STATUSES
 from becomingone.api.schemas import (
@@ -26,6 +30,7 @@ from becomingone.api.schemas import (
     ClusterNow,
     ClusterPoint,
 )
+from becomingone.errors import InputError
 
 __all__ = ["MAX_HISTORY", "router"]
 
@@ -79,7 +84,8 @@ def _since(ws: WebSocket) -> int:
 
 @router.websocket("/events")
 async def events(ws: WebSocket) -> None:
-    """Stream ``cluster.tick`` events; query ``since`` (resume after this tick)."""
+    """Stream cluster events; query ``types`` (comma list) and ``since`` (resume after this
+    tick)."""
     state: ApiState = ws.app.state.api
     if not loopback_or_public(ws):
         await refuse(ws, "remote_read", "reads from beyond loopback need a token", None)
@@ -89,15 +95,20 @@ async def events(ws: WebSocket) -> None:
     except ValueError as exc:
         await refuse(ws, "invalid", str(exc), "since")
         return
+    try:
+        types = parse_types(ws.query_params.get("types"))
+    except InputError as exc:
+        await refuse(ws, "invalid", exc.message, exc.parameter)
+        return
     served = state.cluster
     if served is None:
         await refuse(ws, "no_cluster", "this server serves one cell, not a cluster", None)
         return
     await ws.accept()
-    sub = served.subscribe(state.settings.event_queue, after=since)
+    sub = served.subscribe(state.settings.event_queue, after=since, types=types)
 
     async def replay() -> int:
-        events, complete = served.replay(since)
+        events, complete = served.replay(since, types)
         last = since
         for event in events:
             await ws.send_json(event.as_json(sub.dropped))
