@@ -23,3 +23,19 @@ await build({
 for (const name of ["index.html", "dashboard.css"]) {
   copyFileSync(join(here, "public", name), join(out, name));
 }
+// The Choir page (/choir/): its own bundle, page and style under static/choir/.
+mkdirSync(join(out, "choir"), { recursive: true });
+await build({
+  entryPoints: [join(here, "src", "choir", "main.ts")],
+  outfile: join(out, "choir", "choir.js"),
+  bundle: true,
+  format: "iife",
+  target: "es2020",
+  minify: true,
+  legalComments: "none",
+  charset: "utf8",
+  logLevel: "warning",
+});
+for (const name of ["index.html", "choir.css"]) {
+  copyFileSync(join(here, "public", "choir", name), join(out, "choir", name));
+}
