@@ -79,11 +79,11 @@ async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]
             print(f"api: {server.url}{PREFIX}/choir (docs {server.url}{PREFIX}/docs)", flush=True)
             for name, token in links:
                 print(f"login {name}: {server.url}/choir/#token={token}", flush=True)
+            users, threads = len(service.ledger.users()), len(service.ledger.threads())
             pending = len(service.ledger.specs(status=SpecStatus.PENDING))
             print(
-                f"becomingone choir up: {len(service.ledger.users())} users,"
-                f" {len(service.ledger.threads())} threads, {pending} pending specs;"
-                " stop with Ctrl-C",
+                f"becomingone choir up: {_count(users, 'user')}, {_count(threads, 'thread')},"
+                f" {_count(pending, 'pending spec')}; stop with Ctrl-C",
                 file=sys.stderr,
                 flush=True,
             )
@@ -115,3 +115,8 @@ def run_choir_up(args: argparse.Namespace) -> int:
     finally:
         service.close()
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 thread"``, ``"2 threads"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
