@@ -15,6 +15,10 @@
    (b) the :class:`~becomingone.runtime.GlyphMigrator` between two full cells (witnessing
    every step on SQLite chains, hooks). No target; the figures go in docs/glyphs.md.
 
+   (c) over NATS: three ``becomingone node --glyphs`` processes spreading glyphs from one of
+   them (``bench/glyphs_nats.py``: ownership CAS on the JetStream KV, packets on NATS
+   subjects, the policy's own pace); skipped with ``--no-nats``.
+
 4. Fire-time jitter: a locked 4-cell in-process cluster of full cells (virtual time, 50 ms
    ticks, 1 Hz phase) runs probe glyphs; each ``glyph.fired`` witness record carries how late
    the firing was behind θ, in cycles. Jitter is shown in ticks (one tick = f·tick cycles): a
@@ -22,8 +26,8 @@
    tick, so the reference is p50 0.5, p99 0.99 tick. No target; the figures go in
    docs/glyphs.md.
 
-Run: ``.venv/bin/python bench/glyphs.py [--quick]`` (quick: 10³ cells, 10⁵ glyphs, 10³/10⁴
-glyphs on the cell). Exit status 1 if a target is missed.
+Run: ``.venv/bin/python bench/glyphs.py [--quick] [--no-nats]`` (quick: 10³ cells, 10⁵
+glyphs, 10³/10⁴ glyphs on the cell). Exit status 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -250,6 +254,10 @@ def main() -> int:
     print(f"\nmigrations in process ({moves} of one glyph, back and forth)")
     print(f"protocol (sign, verify, 2 CAS writes): {protocol_rate(moves):8.0f} migrations/s")
     print(f"GlyphMigrator, 2 full cells (witnessed): {cells_rate(moves // 5):8.0f} migrations/s")
+    if "--no-nats" not in sys.argv[1:]:
+        from glyphs_nats import report  # bench/ is on sys.path when run as a script
+
+        report(quick)
     glyphs, ticks = (8, 200) if quick else (32, 1_000)
     p50, p99, fired = fire_jitter(glyphs, ticks)
     print(

@@ -42,6 +42,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
         (["--tick", "0"], "--tick"),
         (["--alpha", "1.5"], "--alpha"),
         (["--start-at", "nan"], "--start-at"),
+        (["--glyphs", "--kind", "light"], "--glyphs"),
+        (["--glyphs", "--source", "synthetic"], "--glyphs"),
+        (["--glyphs", "--certs", "/nonexistent"], "--glyphs"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: str) -> None:

@@ -3,6 +3,7 @@ checks of what the process tests exercise over NATS."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -87,6 +88,13 @@ def test_status_round_trip_and_bad_bytes() -> None:
     for bad in (b"{", b"[]", b'{"node": "a"}', json.dumps({**s.to_json(), "node": "a b"})):
         with pytest.raises(InputError, match="status"):
             NodeStatus.from_bytes(bad if isinstance(bad, bytes) else bad.encode())
+    assert "glyphs" not in s.to_json()  # only a node running glyphs sends the row
+    row = {"glyphs": 2, "fires": 7, "failed": 1, "ended": 0, "energy": 12.5, "value": None}
+    g = dataclasses.replace(s, glyphs=row)
+    assert NodeStatus.from_bytes(json.dumps(g.to_json()).encode()) == g
+    for bad_row in ({**row, "fires": -1}, {**row, "energy": "nan"}, {**row, "value": "x"}, {}):
+        with pytest.raises(InputError, match="status"):
+            NodeStatus.from_bytes(json.dumps({**s.to_json(), "glyphs": bad_row}).encode())
 
 
 async def test_two_nodes_lock_on_a_memory_bus(tmp_path: Path) -> None:

@@ -76,6 +76,19 @@ def test_a_deleted_key_has_no_revision_even_its_tombstones(url: str) -> None:
         assert other.get("k") is None and other.create("k", b"b") == tombstone + 1
 
 
+def test_keys_lists_the_live_keys_only(url: str) -> None:
+    """An empty bucket lists no keys; after two creates, an update and a delete, ``keys`` lists
+    the one key that holds a value, also from an adapter that never wrote it."""
+    bucket = unique_name("keys")
+    with JetStreamCasRecord(url, bucket) as kv, JetStreamCasRecord(url, bucket) as other:
+        assert kv.keys() == []
+        r1 = kv.create("glyph.a", b"1")
+        r2 = kv.create("glyph.b", b"2")
+        kv.update("glyph.a", b"3", r1)
+        kv.delete("glyph.b", r2)
+        assert kv.keys() == other.keys() == ["glyph.a"]
+
+
 def test_racing_creates_and_appends_have_one_winner(url: str) -> None:
     """Creates of one new key from several connections: one wins. Appends with expected_last
     from several connections: one wins per index and the log stays gapless."""

@@ -75,7 +75,8 @@ def member_row(member: ClusterMember) -> dict[str, Any]:
 def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
     """One node in a frame, from its newest status message: ``theta`` is its phase carried to
     the tick (the observer's); a full node's status carries its Master/Emissary/Sync reading;
-    a status has no phase error and no glyphs (null, as for a CPS-only cell)."""
+    a status has no phase error, and glyphs only from a ``node --glyphs`` node (else null, as
+    for a CPS-only cell)."""
     row: dict[str, Any] = {
         "name": status.node,
         "theta": theta,
@@ -89,7 +90,7 @@ def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
         "sync": None,
         "outcome": None,
         "collapses": None,
-        "glyphs": None,
+        "glyphs": None if status.glyphs is None else dict(status.glyphs),
     }
     if status.cell is not None:
         row.update(status.cell.to_json())

@@ -199,6 +199,26 @@ class Migration:
         self.state = MigrationState.PLANNED
         self.reason = ""
 
+    @classmethod
+    def offered(cls, record: OwnerRecord, revision: int) -> Migration:
+        """The target's half of a migration in another process: the machine in ``OFFERED``,
+        rebuilt from the offered ``record`` read at ``revision`` (the source's offer is the
+        write that made it), ready for :meth:`accept`. ``ProtocolError`` for a record that is
+        not an open offer.
+
+        >>> g = Glyph(id="g", kind="probe", energy=5.0, owner="a", epoch=3)
+        >>> rec = OwnerRecord(glyph=g, state=OwnerState.OFFERED, target="b")
+        >>> m = Migration.offered(rec, 8)
+        >>> m.state.value, m.source, m.target, m.revision
+        ('offered', 'a', 'b', 8)
+        """
+        if record.state is not OwnerState.OFFERED:
+            raise ProtocolError("not_offered", f"{record.glyph.id!r} is not offered")
+        owned = OwnerRecord(glyph=record.glyph, fired_cycle=record.fired_cycle)
+        mig = cls(record=owned, revision=revision, target=record.target)
+        mig.state = MigrationState.OFFERED
+        return mig
+
     def _next(self, event: MigrationEvent) -> MigrationState:
         nxt = TRANSITIONS.get((self.state, event))
         if nxt is None:

@@ -5,8 +5,10 @@ Rule: on the node's own bus connection, a
 :class:`~becomingone.runtime.observer.ClusterObserver` (``status.<cluster>.*``) is stepped once
 per cluster tick and every report, with the statuses it measured, becomes a frame of a
 :class:`~becomingone.api.ServedCluster` behind the API app (cluster routes and the dashboard,
-no write route). The context manager stops the ticker task and the server it started, before
-the node closes its connection; the API package is imported only when serving.
+no write route — unless the node runs glyphs: then its cell's glyph desk is mounted too, and
+writes take a token of the node's data dir). The context manager stops the ticker task and
+the server it started, before the node closes its connection; the API package is imported only
+when serving.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from becomingone.config import CellConfig, ClusterConfig
+from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport.base import Bus
 
@@ -33,15 +37,23 @@ OBSERVER_KEEP = 64
 
 
 def cluster_view(
-    listen: tuple[str, int] | None, config: CellConfig, settings: ClusterConfig, who: str
+    listen: tuple[str, int] | None,
+    config: CellConfig,
+    settings: ClusterConfig,
+    who: str,
+    *,
+    desk: GlyphDesk | None = None,
+    tokens: Path | None = None,
 ) -> Callable[[Bus], AbstractAsyncContextManager[ServedCluster]] | None:
     """With ``--serve`` (``listen``): what serves the cluster view on a node's connection
-    (None without); ``who`` prefixes the line that gives the URLs."""
+    (None without); ``who`` prefixes the line that gives the URLs. With ``desk`` (a node
+    running glyphs) the glyph routes are mounted, writes checked against the tokens of the
+    data dir ``tokens``."""
     if listen is None:
         return None
 
     def view(bus: Bus) -> AbstractAsyncContextManager[ServedCluster]:
-        return _serve_view(bus, listen, config, settings, who)
+        return _serve_view(bus, listen, config, settings, who, desk, tokens)
 
     return view
 
@@ -53,9 +65,12 @@ async def _serve_view(
     config: CellConfig,
     settings: ClusterConfig,
     who: str,
+    desk: GlyphDesk | None,
+    tokens_dir: Path | None,
 ) -> AsyncIterator[ServedCluster]:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
     from becomingone.api.settings import api_tls
+    from becomingone.api.tokens import TokenStore
 
     obs = ClusterObserver(
         bus,
@@ -66,10 +81,18 @@ async def _serve_view(
         keep=OBSERVER_KEEP,
     )
     await obs.start()
-    served = ServedCluster(settings.name, settings.topology, threshold=config.kairos.threshold)
-    app = create_app(None, ApiSettings.from_config(config.api), cluster=served)
+    served = ServedCluster(
+        settings.name, settings.topology, threshold=config.kairos.threshold, desk=desk
+    )
+    tokens = TokenStore(tokens_dir) if desk is not None and tokens_dir is not None else None
+    app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)
     server = ApiServer(app, *listen, tls=api_tls(config.api))
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        if tokens is not None:
+            tokens.close()
+        raise
     print(
         f"{who}: cluster view at {server.url}{PREFIX}/cluster, dashboard at {server.url}/",
         file=sys.stderr,
@@ -83,6 +106,8 @@ async def _serve_view(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await server.aclose()
+        if tokens is not None:
+            tokens.close()
 
 
 async def _tick(obs: ClusterObserver, served: ServedCluster, tick: float) -> None:

@@ -9,7 +9,10 @@ Membership: without ``--roster`` the node reads the cluster's JetStream KV bucke
 (``roster_<cluster>``) and watches it; ``--roster FILE`` uses a roster file instead (one
 machine). ``--certs DIR [--cert NAME]`` connects with mutual TLS (``--cert`` defaults to the
 node's name). ``--serve [HOST:]PORT`` (any kind but a relay) serves the read-only cluster view
-of what the node hears (:mod:`becomingone.commands._node_serve`).
+of what the node hears (:mod:`becomingone.commands._node_serve`). ``--glyphs`` (a full node on
+its own rhythm) runs the cell's glyphs with ownership records in the cluster's JetStream KV
+bucket and migrations over NATS (:mod:`becomingone.runtime.node_glyphs`); with ``--serve`` the
+node also serves the glyph routes of its own cell (writes need a token of its data dir).
 """
 
 from __future__ import annotations
@@ -36,16 +39,20 @@ from becomingone.commands.cluster import cluster_settings
 from becomingone.config import CellConfig, load_config
 from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
+from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.datadir import DataDirLock
+from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
 from becomingone.runtime.node_feed import node_member
+from becomingone.runtime.node_glyphs import FIRE_LOG_NAME, FireLog, NodeGlyphs, glyph_bucket
 from becomingone.runtime.relay import Relay
 from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Topology
 from becomingone.transport.base import Bus
+from becomingone.transport.jetstream import JetStreamCasRecord, JetStreamConnection
 from becomingone.transport.nats import NatsBus, connect_nats
 from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
@@ -98,6 +105,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "synthetic rhythm (its offset and jitter from --seed and the name)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the node's synthetic rhythm")
+    p.add_argument(
+        "--glyphs",
+        action="store_true",
+        help="run the cell's glyphs (full node on its own rhythm): ownership records in the "
+        "JetStream KV bucket glyphs_<cluster>, migrations over NATS, fire log in the data dir",
+    )
     p.add_argument("--duration", type=float, help="seconds to run (default: until a signal)")
     p.add_argument(
         "--start-at",
@@ -124,6 +137,10 @@ def _check(args: argparse.Namespace) -> None:
                 raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
     if args.kind == "relay" and args.serve is not None:
         raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
+    if args.glyphs and (args.kind != "full" or args.source is not None):
+        raise InputError("--glyphs", "glyphs run on a full node on its own rhythm (no --source)")
+    if args.glyphs and args.certs is not None:
+        raise InputError("--glyphs", "not with --certs yet (a node certificate cannot write KV)")
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick", "start_at"):
@@ -189,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             public_key=cell.key.public_bytes,
             view=cluster_view(listen, config, cs, name),
         )
+        views = functools.partial(cluster_view, listen, config, cs, name, tokens=data_dir)
         if args.kind == "witness":
             witness = ClusterWitness(
                 cell, cluster=settings.cluster, roster=roster, max_skew=settings.max_skew
@@ -198,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.join and isinstance(roster, RosterFile):
                 roster.join(name, cell.key.public_bytes)
-            last, ticks = _run_member(args, cell, settings, roster, source, serve)
+            last, ticks = _run_member(args, cell, settings, roster, source, serve, views, tls)
     finally:
         ok = cell.verify_chain().ok
         cell.close()
@@ -223,8 +241,11 @@ def _run_member(
     roster: RosterSource,
     source: Source | None,
     serve: Any,
+    views: Any,
+    tls: TlsFiles | None,
 ) -> tuple[dict[str, Any], int]:
-    """Run a full or light node on ``cell`` until a signal or the end; (last status, ticks)."""
+    """Run a full or light node on ``cell`` until a signal or the end; (last status, ticks).
+    With ``--glyphs`` the cell's glyphs run too (and ``--serve`` serves their routes)."""
     if args.source == "synthetic":  # the shared rhythm continues from the cell's count
         source = _source("synthetic", cell.config, start=cell.samples)
     member = node_member(
@@ -245,7 +266,23 @@ def _run_member(
         theta=_initial_theta(args.seed, settings.name),
     )
     runner = functools.partial(node.run, start_at=args.start_at)
-    last = asyncio.run(serve(runner)).to_json()
+    if not args.glyphs:
+        return asyncio.run(serve(runner)).to_json(), node.ticks
+    assert isinstance(member, CellMember)  # _check: a full node without --source
+    records = JetStreamCasRecord(
+        JetStreamConnection(args.bus, tls=tls), glyph_bucket(settings.cluster)
+    )
+    try:
+        node.glyphs = NodeGlyphs(
+            member,
+            records=records,
+            fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
+            cluster=settings.cluster,
+        )
+        serve = functools.partial(serve, view=views(desk=GlyphDesk([member])))
+        last = asyncio.run(serve(runner)).to_json()
+    finally:
+        records.connection.close()
     return last, node.ticks
 
 

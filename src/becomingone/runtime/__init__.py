@@ -93,6 +93,7 @@ from becomingone.runtime.node import (
     status_subject,
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
+from becomingone.runtime.node_glyphs import FireLog, NodeGlyphs, anchored_position
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import (
     DECISION_BUCKETS,
@@ -143,6 +144,7 @@ __all__ = [
     "DataDirLock",
     "DecisionLatency",
     "FedMember",
+    "FireLog",
     "FullFeed",
     "GlyphBusy",
     "GlyphDesk",
@@ -161,6 +163,7 @@ __all__ = [
     "LockHolder",
     "MetricSpec",
     "MetricsServer",
+    "NodeGlyphs",
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
@@ -187,6 +190,7 @@ __all__ = [
     "UnknownGlyph",
     "UnknownProposal",
     "Veto",
+    "anchored_position",
     "back_up",
     "build_cell_members",
     "build_registry",

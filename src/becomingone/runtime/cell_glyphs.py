@@ -24,6 +24,13 @@ A run's numeric value (a probe's reading) is kept per glyph (:attr:`CellGlyphs.v
 shown (:meth:`CellGlyphs.row`); it does not enter the cell's KAIROS engines, whose stream has
 one fixed step ``dt`` — a reading once per cycle is a stream of its own, for an engine of its
 own (not built).
+
+Hooks for a node process (:mod:`becomingone.runtime.node_glyphs`), all ``None`` in process:
+``anchor`` maps Θ_local to the unwrapped position the scheduler advances to (a cycle count
+shared by processes), ``claim`` enters a firing in a durable fire log before it runs (False:
+the (glyph, cycle) key is there already; the run is skipped and counted as a double fire),
+``on_submit`` stores a new glyph's ownership record (raising refuses the glyph) and ``on_end``
+removes an ended glyph's record.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import json
 import logging
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -120,6 +127,10 @@ class CellGlyphs:
         self.held: dict[str, Glyph] = {}  # glyphs in flight to another cell (not scheduled)
         #: The newest :data:`KEEP_ENDED` glyphs that ended here: id → (last state, reason).
         self.finished: OrderedDict[str, tuple[Glyph, str]] = OrderedDict()
+        self.anchor: Callable[[float], float] | None = None
+        self.claim: Callable[[str, int], bool] | None = None
+        self.on_submit: Callable[[Glyph], None] | None = None
+        self.on_end: Callable[[Glyph], None] | None = None
 
     # -- the set -------------------------------------------------------------------------------
 
@@ -131,6 +142,12 @@ class CellGlyphs:
             raise InputError("owner", f"glyph {glyph.id!r} is owned by {glyph.owner!r}")
         owned = evolve(glyph, owner=self.node_id)
         self.scheduler.add(owned)
+        if self.on_submit is not None:
+            try:
+                self.on_submit(owned)
+            except BaseException:
+                self.scheduler.remove(owned.id)
+                raise
         self.counts["submitted"] += 1
         return owned
 
@@ -197,7 +214,11 @@ class CellGlyphs:
         """Collect finished runs, advance the scheduler to Θ_local = ``theta`` (cycles) and
         start the runs it fires; ``now`` is the cluster time the records carry."""
         await self._collect(now)
-        for effect in self.scheduler.tick(theta):
+        if self.anchor is None:
+            effects = self.scheduler.tick(theta)
+        else:
+            effects = self.scheduler.advance_to(self.anchor(theta))
+        for effect in effects:
             match effect:
                 case Fire():
                     self._start(effect)
@@ -216,6 +237,11 @@ class CellGlyphs:
             await self._collect(now)
 
     def _start(self, fire: Fire) -> None:
+        if self.claim is not None and not self.claim(fire.glyph.id, fire.cycle):
+            self.counts["double_fires"] += 1  # the durable fire log has this key: not run
+            log.warning("fire log has (%s, %d) already: not run again", fire.glyph.id, fire.cycle)
+            self.scheduler.complete(fire.glyph.id, fire.cycle, cost=0.0)
+            return
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_running)
         self._lateness[(fire.glyph.id, fire.cycle)] = fire.lateness
@@ -267,6 +293,8 @@ class CellGlyphs:
         await self._witness(HookEvent.GLYPH_FIRED.value, payload, now, hook=True)
 
     async def _ended(self, end: End, now: float) -> None:
+        if self.on_end is not None:
+            self.on_end(end.glyph)
         self.ended[end.reason.value] += 1
         self.finished[end.glyph.id] = (end.glyph, end.reason.value)
         while len(self.finished) > KEEP_ENDED:

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
@@ -51,6 +51,9 @@ from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.topology import Plan, Topology
 from becomingone.transport.base import Bus, Subscription
+
+if TYPE_CHECKING:
+    from becomingone.runtime.node_glyphs import NodeGlyphs
 
 __all__ = [
     "CellReading",
@@ -207,7 +210,8 @@ class NodeStatus:
     ``accepted`` and ``rejected`` its validator's counts; ``samples`` how many samples its
     engine has read (a full cell: over its whole life; a light node: since it started);
     ``cell`` a full node's Master/Emissary/Sync reading (None for other kinds and for nodes
-    that do not send it).
+    that do not send it); ``glyphs`` a ``node --glyphs`` node's glyph row (glyphs owned,
+    fires, failed, ended, energy, latest value; absent otherwise).
     """
 
     node: str
@@ -228,6 +232,7 @@ class NodeStatus:
     cluster_collapses: int = 0
     samples: int = 0
     cell: CellReading | None = None
+    glyphs: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -251,6 +256,7 @@ class NodeStatus:
             "cluster_collapses": self.cluster_collapses,
             "samples": self.samples,
             "cell": None if self.cell is None else self.cell.to_json(),
+            **({} if self.glyphs is None else {"glyphs": dict(self.glyphs)}),
         }
 
     @classmethod
@@ -277,6 +283,7 @@ class NodeStatus:
                 cluster_collapses=int(doc["cluster_collapses"]),
                 samples=int(doc.get("samples", 0)),
                 cell=CellReading.from_json(doc.get("cell")),
+                glyphs=_glyph_row(doc.get("glyphs")),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -308,7 +315,9 @@ class SupervisedNode:
     node's Emissary) on a bus, over the roster file's membership.
 
     ``member`` is ``None`` for a node without an engine of its own (its field stays at rest);
-    ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch.
+    ``theta`` is the initial phase in cycles, ``epoch`` this boot's SSEP epoch; ``glyphs``
+    (a full cell's, :mod:`becomingone.runtime.node_glyphs`) runs the node's glyph ownership
+    and migrations after each tick.
     """
 
     def __init__(
@@ -322,9 +331,11 @@ class SupervisedNode:
         kind: str = "full",
         theta: float = 0.0,
         clock: Callable[[], float] = time.time,
+        glyphs: NodeGlyphs | None = None,
     ) -> None:
         self.settings = settings
         self.member = member
+        self.glyphs = glyphs
         self.key = key
         self.kind = kind
         self.roster_file = roster
@@ -402,6 +413,9 @@ class SupervisedNode:
         out = sup.tick(now)
         if self.member is not None:
             await self.member.after_tick(now - started)  # a cluster collapse is witnessed
+        if self.glyphs is not None:
+            c_seen, stable = _c_seen(sup, now), sup.stability.stable
+            await self.glyphs.step(now - started, c_cluster=c_seen, stable=stable)
         s = self.settings
         batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
         status = self.status(now)
@@ -433,6 +447,7 @@ class SupervisedNode:
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
             samples=_samples(self.member),
             cell=_reading(self.member),
+            glyphs=None if self.glyphs is None else self.glyphs.glyphs.row(),
         )
 
     async def run(
@@ -451,6 +466,8 @@ class SupervisedNode:
         """
         self.reload_roster()
         inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
+        if self.glyphs is not None:
+            await self.glyphs.start(bus, 0.0)
         if start_at is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, start_at - self.clock()))
@@ -476,6 +493,8 @@ class SupervisedNode:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
         with contextlib.suppress(Exception):
             await inbox.unsubscribe()
+        if self.glyphs is not None:
+            await self.glyphs.aclose()
         if isinstance(self.member, FedMember):
             await self.member.aclose()
         return status
@@ -536,6 +555,19 @@ def _coherence(phases: list[float]) -> float:
     if r2u <= 0.0:
         return 0.0
     return math.exp(-5.0 * max(0.0, -math.log(min(r2u, 1.0))))
+
+
+def _glyph_row(doc: Any) -> dict[str, Any] | None:
+    """The ``glyphs`` row of a status (absent: None); ``ValueError`` for anything else."""
+    if doc is None:
+        return None
+    counts = {k: int(doc[k]) for k in ("glyphs", "fires", "failed", "ended")}
+    energy = float(doc["energy"])
+    value = None if doc["value"] is None else float(doc["value"])
+    numbers = [energy] if value is None else [energy, value]
+    if min(counts.values()) < 0 or energy < 0 or not all(map(math.isfinite, numbers)):
+        raise ValueError(f"glyph row out of range: {counts}, energy {energy}, value {value}")
+    return {**counts, "energy": energy, "value": value}
 
 
 def _unit_complex(pair: Any) -> complex:

@@ -322,6 +322,18 @@ class JetStreamCasRecord(_Adapter):
         tombstone = {_KV_OP: "DEL"}
         self.connection.run(self._write(key, subject, b"", expected, tombstone), f"delete {key}")
 
+    def keys(self) -> list[str]:
+        """The keys that hold a value now, sorted (not part of the protocol: a node lists the
+        glyph records it may own when it starts)."""
+        return self.connection.run(self._keys(), "list keys")
+
+    async def _keys(self) -> list[str]:
+        kv = await self._js.key_value(self.bucket)
+        try:
+            return sorted(await kv.keys())
+        except nats.js.errors.NoKeysError:
+            return []
+
     async def _last(self, subject: str) -> tuple[api.RawStreamMsg, bool] | None:
         """The key's last message and whether it is a live value (not a tombstone)."""
         try:

@@ -1,0 +1,591 @@
+"""Glyphs on a node process: ownership on a compare-and-set record store, migration over NATS.
+
+Rule: glue only, like :mod:`becomingone.runtime.glyph_migrate` (the in-process driver of the
+same protocol). The states, the packet, the record values and recovery are
+:mod:`becomingone.cluster`'s; this module performs their effects on one node: its
+:class:`~becomingone.runtime.cell_glyphs.CellGlyphs`, its chain and hooks, a
+:class:`~becomingone.memory.protocols.CasRecord` (the cluster's JetStream KV bucket
+``glyphs_<cluster>``, one key ``glyph.<id>`` per glyph) and its bus.
+
+- **Cycles shared by processes.** A node's scheduler advances to the wall-anchored position
+  t·f₀ + ((Θ_local − t·f₀ + ½) mod 1 − ½) (f₀ = 1 Hz, the nominal frequency): congruent to
+  Θ_local mod 1, and a pure function of (wall time, phase). Locked nodes share a phase, so
+  they number each cycle alike, and a restarted node numbers cycles as before its crash.
+- **Fire log.** Every firing is entered in :class:`FireLog` (SQLite in the data dir, unique
+  key (glyph, cycle)) and committed *before* its handler runs; a key already there is not run
+  and counts as a double fire. The logs of all nodes together are the cross-process proof.
+- **Records.** A submitted glyph's record is created owned by this node (an id any node
+  already has is refused: the key exists); an ended glyph's record is deleted. Every
+  ``refresh`` seconds the owner writes its glyphs' current state (energy, lifetime, measures,
+  last fired cycle) into their records, at most :data:`REFRESH_BATCH` a time, in turn, so a
+  restart resumes from at most that much before the crash.
+- **Migration.** Subject ``glyph.<cluster>.<node>``; messages ``O`` + signed packet (offer),
+  ``A`` + id (the target committed and runs it), ``N`` + id (the target refused it). Source:
+  offer (CAS to ``offered``, hold, witness, send). Target: accept (``before_glyph.migrate``
+  hooks may veto; the packet verified against the record read from the store), commit (CAS
+  owned by the target, epoch + 1: the one linearization point), run (schedule it, not again
+  in the later of the record's last fired cycle and its own fire log's), then ``A``. Source
+  on ``A``: drop. On ``N``: abort (CAS back, schedule again). An offer unanswered for
+  ``offer_timeout`` seconds is settled from the record alone (:func:`recover`): withdrawn if
+  still open, dropped if the target committed — exactly one of the two CAS writes wins.
+- **Restart.** A node starts by reading every record: what it owns it schedules (an offer of
+  its own still open is withdrawn first), not again in the later of the record's and its
+  fire log's last cycle.
+
+Crash testing: with ``BECOMINGONE_GLYPH_CRASH_FILE`` set to a path, the node reads that file
+at each step boundary of a migration (``offer``, ``accept``, ``commit``, ``run``, ``drop``:
+after the step's effects) and, if it names that step, deletes it and SIGKILLs itself. Unset
+(the default), nothing is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from becomingone.cluster import (
+    Deliver,
+    Drop,
+    Glyph,
+    GlyphScheduler,
+    Hold,
+    Install,
+    Migration,
+    MigrationEffect,
+    MigrationPacket,
+    MigrationPolicy,
+    MigrationVerifier,
+    Notify,
+    OwnerRecord,
+    OwnerState,
+    Witness,
+    WriteRecord,
+    glyph_field,
+    record_key,
+    recover,
+)
+from becomingone.errors import CasConflict, InputError, ProtocolError, StorageError
+from becomingone.events import HookEvent
+from becomingone.memory.protocols import Versioned
+from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.glyph_desk import GlyphExists
+from becomingone.sync.cps import PhaseSupervisor
+from becomingone.transport.base import Bus, Subscription
+from becomingone.witnessing import Level
+
+__all__ = [
+    "CRASH_ENV",
+    "FIRE_LOG_NAME",
+    "REFRESH_BATCH",
+    "FireLog",
+    "GlyphRecords",
+    "NodeGlyphs",
+    "anchored_position",
+    "glyph_bucket",
+    "glyph_subject",
+    "read_fires",
+]
+
+log = logging.getLogger("becomingone.glyphs")
+
+#: The environment variable naming the crash file (tests only; unset: no crash points).
+CRASH_ENV = "BECOMINGONE_GLYPH_CRASH_FILE"
+#: The fire log's file in a node's data dir.
+FIRE_LOG_NAME = "glyph_fires.sqlite3"
+#: Records refreshed at most per refresh round.
+REFRESH_BATCH = 64
+#: Nominal frequency (cycles/s) the cycle count is anchored to.
+F0 = 1.0
+_PREFIX = "glyph."
+
+
+def glyph_bucket(cluster: str) -> str:
+    """The KV bucket of a cluster's glyph ownership records."""
+    return f"glyphs_{cluster}"
+
+
+def glyph_subject(cluster: str, node_id: str) -> str:
+    """The subject a node receives migration messages on."""
+    return f"glyph.{cluster}.{node_id}"
+
+
+def anchored_position(theta: float, now: float) -> float:
+    """The unwrapped position (cycles) of phase ``theta`` at wall time ``now``: the value
+    congruent to ``theta`` mod 1 nearest to now·f₀ (a half cycle ahead is rounded down).
+
+    >>> anchored_position(0.25, 100.0), anchored_position(0.75, 100.0)
+    (100.25, 99.75)
+    """
+    base = now * F0
+    return base + ((theta - base + 0.5) % 1.0 - 0.5)
+
+
+class GlyphRecords(Protocol):
+    """A :class:`~becomingone.memory.protocols.CasRecord` that can list its keys (the
+    JetStream adapter)."""
+
+    def get(self, key: str) -> Versioned | None: ...
+
+    def create(self, key: str, value: bytes) -> int: ...
+
+    def update(self, key: str, value: bytes, expected_revision: int) -> int: ...
+
+    def delete(self, key: str, expected_revision: int) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class FireLog:
+    """The firings of one node: SQLite table ``fires`` with the unique key (glyph, cycle).
+
+    Each :meth:`claim` is its own committed transaction (WAL), so a firing entered before its
+    run survives a ``kill -9`` of the process.
+    """
+
+    def __init__(self, path: Path, node_id: str) -> None:
+        self.path, self.node_id = Path(path), node_id
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS fires (glyph TEXT NOT NULL, cycle INTEGER NOT NULL,"
+                " node TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (glyph, cycle))"
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the fire log {self.path}: {exc}") from exc
+
+    def claim(self, glyph_id: str, cycle: int, at: float) -> bool:
+        """Enter (glyph, cycle); False iff the key is there already (nothing written)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO fires VALUES (?, ?, ?, ?)", (glyph_id, cycle, self.node_id, at)
+        )
+        return cur.rowcount == 1
+
+    def last(self, glyph_id: str) -> int | None:
+        """The latest cycle ``glyph_id`` fired in here (None: never)."""
+        row = self._db.execute("SELECT MAX(cycle) FROM fires WHERE glyph = ?", (glyph_id,))
+        value = row.fetchone()[0]
+        return None if value is None else int(value)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+def read_fires(path: Path) -> list[tuple[str, int, str]]:
+    """(glyph, cycle, node) of every firing in the fire log at ``path`` (read-only)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT glyph, cycle, node FROM fires").fetchall()
+        return [(str(g), int(c), str(n)) for g, c, n in rows]
+    finally:
+        db.close()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A migration this node (its source) has offered and not yet settled."""
+
+    migration: Migration
+    deadline: float
+
+
+class NodeGlyphs:
+    """The glyphs of one node process, their records and their migrations.
+
+    Parameters
+    ----------
+    member : CellMember
+        The node's full cell (its :class:`CellGlyphs`, chain, key, hooks).
+    records : GlyphRecords
+        The cluster's ownership records (JetStream KV bucket :func:`glyph_bucket`).
+    fire_log : FireLog
+        This node's fire log.
+    cluster : str
+        The cluster's name (subjects).
+    policy : MigrationPolicy, optional
+        When and where a glyph may move.
+    offer_timeout : float
+        Seconds an offer may stay unanswered before it is settled from the record.
+    quiet : float
+        Seconds after a completed migration before this node offers again (the peers' loads
+        in SSEP catch up with the move first; a few ticks).
+    refresh : float
+        Seconds between two rounds that write the owned glyphs' state into their records.
+    clock : callable
+        Wall time in seconds.
+    """
+
+    def __init__(
+        self,
+        member: CellMember,
+        *,
+        records: GlyphRecords,
+        fire_log: FireLog,
+        cluster: str,
+        policy: MigrationPolicy | None = None,
+        offer_timeout: float = 5.0,
+        quiet: float = 0.5,
+        refresh: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for name, value in (("offer_timeout", offer_timeout), ("refresh", refresh)):
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(name, f"must be a finite number > 0, got {value}")
+        self.member, self.records, self.fire_log = member, records, fire_log
+        self.cluster, self.clock = cluster, clock
+        self.policy = policy or MigrationPolicy()
+        self.offer_timeout, self.quiet, self.refresh = offer_timeout, quiet, refresh
+        self._refresh_due = 0.0
+        self._refresh_from = 0
+        self.counts: Counter[str] = Counter()
+        self.pending: dict[str, _Pending] = {}
+        self._inbox: Subscription | None = None
+        self._bus: Bus | None = None
+        self._quiet_until = 0.0
+        crash = os.environ.get(CRASH_ENV)
+        self._crash_file = Path(crash) if crash else None
+
+    @property
+    def node_id(self) -> str:
+        """This node's id."""
+        return self.member.node_id
+
+    @property
+    def glyphs(self) -> Any:
+        """The node's :class:`~becomingone.runtime.cell_glyphs.CellGlyphs`."""
+        return self.member.glyphs
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start(self, bus: Bus, now: float) -> None:
+        """Anchor the scheduler, wire the hooks, subscribe, and take up every glyph the
+        records say this node owns (``now``: the node's seconds since start, for records)."""
+        g = self.glyphs
+        sup = self.member.supervisor
+        g.scheduler = GlyphScheduler(
+            position=anchored_position(sup.theta, self.clock()), kinds=g.scheduler.kinds
+        )
+        g.anchor = self._position
+        g.claim = self._claim
+        g.on_submit = self._created
+        g.on_end = self._ended
+        self._bus = bus
+        self._inbox = await bus.subscribe(glyph_subject(self.cluster, self.node_id))
+        names = self.records.keys()
+        for key in names:
+            if key.startswith(_PREFIX):
+                await self.settle(key[len(_PREFIX) :], now, mine_only=True)
+
+    def _position(self, theta: float) -> float:
+        return anchored_position(theta, self.clock())
+
+    def _claim(self, glyph_id: str, cycle: int) -> bool:
+        return self.fire_log.claim(glyph_id, cycle, self.clock())
+
+    def _created(self, glyph: Glyph) -> None:
+        try:
+            self.records.create(record_key(glyph.id), OwnerRecord(glyph=glyph).to_bytes())
+        except CasConflict:
+            raise GlyphExists(f"glyph {glyph.id!r} already runs in this cluster") from None
+
+    def _ended(self, glyph: Glyph) -> None:
+        key = record_key(glyph.id)
+        got = self.records.get(key)
+        if got is not None and OwnerRecord.from_bytes(got.value).owner == self.node_id:
+            try:
+                self.records.delete(key, got.revision)
+            except CasConflict:
+                self.counts["conflicts"] += 1
+
+    # -- each tick -----------------------------------------------------------------------------
+
+    async def step(self, now: float, *, c_cluster: float, stable: bool) -> None:
+        """After the node's tick: handle the messages that arrived, settle offers past their
+        timeout, then offer one glyph if the policy allows and none is in flight."""
+        assert self._inbox is not None, "start() first"
+        for data in self._inbox.drain():
+            await self._receive(data, now)
+        wall = self.clock()
+        for glyph_id in [i for i, p in self.pending.items() if wall >= p.deadline]:
+            self.counts["timeouts"] += 1
+            await self.settle(glyph_id, now)
+        if wall >= self._refresh_due:
+            self._refresh_due = wall + self.refresh
+            self.write_back()
+        if not self.pending and wall >= self._quiet_until:
+            await self._plan(now, c_cluster, stable)
+
+    def write_back(self) -> int:
+        """Write the current state of up to :data:`REFRESH_BATCH` scheduled glyphs (in turn)
+        into their records where this node owns them; returns how many were written."""
+        sched = self.glyphs.scheduler
+        glyphs = sorted(sched.glyphs(), key=lambda g: g.id)
+        if not glyphs:
+            return 0
+        start = self._refresh_from % len(glyphs)
+        batch = (glyphs[start:] + glyphs[:start])[:REFRESH_BATCH]
+        self._refresh_from = start + len(batch)
+        written = 0
+        for glyph in batch:
+            got = self.records.get(record_key(glyph.id))
+            if got is None:
+                continue
+            rec = OwnerRecord.from_bytes(got.value)
+            if rec.owner != self.node_id or rec.state is not OwnerState.OWNED:
+                continue
+            value = OwnerRecord(glyph=glyph, fired_cycle=sched.last_cycle(glyph.id)).to_bytes()
+            if value == got.value:
+                continue
+            try:
+                self.records.update(record_key(glyph.id), value, got.revision)
+                written += 1
+            except CasConflict:
+                self.counts["conflicts"] += 1
+        self.counts["refreshed"] += written
+        return written
+
+    async def _plan(self, now: float, c: float, stable: bool) -> None:
+        sup = self.member.supervisor
+        peers = _live_loads(sup, self.clock())
+        sched = self.glyphs.scheduler
+        own = sched.node_energy()
+        for glyph in sorted(sched.glyphs(), key=lambda g: (-g.energy, g.id)):
+            if sched.busy(glyph.id):
+                continue
+            target = self.policy.target(
+                glyph, c_cluster=c, stable=stable, own_load=own, peers=peers
+            )
+            if target is not None:
+                await self.offer(glyph.id, target, now)
+                return
+
+    async def offer(self, glyph_id: str, target: str, now: float) -> bool:
+        """Offer ``glyph_id`` to ``target`` (the source's step); True iff the offer is out."""
+        sched = self.glyphs.scheduler
+        key = record_key(glyph_id)
+        got = self.records.get(key)
+        if got is None:
+            revision = self.records.create(key, OwnerRecord(glyph=sched.glyph(glyph_id)).to_bytes())
+        else:
+            revision = got.revision
+            rec = OwnerRecord.from_bytes(got.value)
+            if rec.owner != self.node_id or rec.state is not OwnerState.OWNED:
+                await self.settle(glyph_id, now)
+                return False
+        record = OwnerRecord(glyph=sched.glyph(glyph_id), fired_cycle=sched.last_cycle(glyph_id))
+        mig = Migration(record=record, revision=revision, target=target)
+        if not await self._run(mig, mig.offer(self.member.cell.key), now):
+            return False
+        self.pending[glyph_id] = _Pending(mig, self.clock() + self.offer_timeout)
+        self.counts["offered"] += 1
+        log.info("offered %s to %s", glyph_id, target)
+        self._crash_point("offer")
+        return True
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def _receive(self, data: bytes, now: float) -> None:
+        tag, body = data[:1], data[1:]
+        try:
+            if tag == b"O":
+                await self._accept(body, now)
+            elif tag in (b"A", b"N"):
+                glyph_id = body.decode("utf-8", "strict")
+                if glyph_id in self.pending:
+                    if tag == b"N":
+                        await self._abort(glyph_id, now)
+                    else:
+                        await self.settle(glyph_id, now, acked=True)
+            else:
+                self.counts["rejected_malformed"] += 1
+        except (InputError, UnicodeDecodeError):
+            self.counts["rejected_malformed"] += 1
+        except ProtocolError as exc:
+            self.counts[f"rejected_{exc.reason}"] += 1
+
+    async def _accept(self, data: bytes, now: float) -> None:
+        """The target's steps: accept, commit, run, then tell the source."""
+        packet, _, _ = MigrationPacket.decode(data)
+        key = record_key(packet.glyph.id)
+        got = self.records.get(key)
+        record = None if got is None else OwnerRecord.from_bytes(got.value)
+        verifier = MigrationVerifier(
+            receiver=self.node_id, keys=dict(self.member.supervisor.roster.items())
+        )
+        try:
+            if got is None or record is None or record.state is not OwnerState.OFFERED:
+                verifier.verify(data, record)  # counts and names the reason
+                raise ProtocolError("not_offered", f"{packet.glyph.id!r} is not offered")
+            mig = Migration.offered(record, got.revision)
+            facts = {"glyph": mig.glyph.id, "source": mig.source, "epoch": mig.glyph.epoch}
+            vote = await self.member.cell.hooks.fire(HookEvent.GLYPH_MIGRATE, now, facts)
+            await self._failures(vote.failures, now)
+            if vote.veto is not None:
+                raise ProtocolError("vetoed", vote.veto.reason)
+            effects = mig.accept(data, verifier, record)
+        except ProtocolError as exc:
+            self.counts[f"rejected_{exc.reason}"] += 1
+            log.warning("refused %s from %s: %s", packet.glyph.id, packet.source, exc)
+            if record is not None and record.target == self.node_id:
+                await self._send(packet.source, b"N" + packet.glyph.id.encode())
+            return
+        await self._run(mig, effects, now)
+        self._crash_point("accept")
+        if not await self._run(mig, mig.commit(), now):
+            return
+        self._crash_point("commit")
+        await self._run(mig, mig.run(), now)
+        self.counts["accepted"] += 1
+        log.info("took %s over from %s", mig.glyph.id, mig.source)
+        self._crash_point("run")
+        await self._send(mig.source, b"A" + mig.glyph.id.encode())
+
+    async def _abort(self, glyph_id: str, now: float) -> None:
+        mig = self.pending.pop(glyph_id).migration
+        self.counts["aborted"] += 1
+        await self._run(mig, mig.abort("refused"), now)
+
+    async def settle(
+        self, glyph_id: str, now: float, *, acked: bool = False, mine_only: bool = False
+    ) -> None:
+        """Leave exactly one owner of ``glyph_id`` from its record alone (:func:`recover`),
+        doing this node's part: withdraw its own open offer, schedule what it owns, drop what
+        another node owns. ``mine_only``: only for a record this node owns (at start)."""
+        self.pending.pop(glyph_id, None)
+        got = self.records.get(record_key(glyph_id))
+        if got is None:
+            self.glyphs.drop(glyph_id)
+            return
+        record = OwnerRecord.from_bytes(got.value)
+        if mine_only and record.owner != self.node_id:
+            return
+        holders = [self.node_id] if self.glyphs.holds(glyph_id) else []
+        if record.owner != self.node_id and not holders:
+            return
+        last = self.fire_log.last(glyph_id)
+        if acked and record.owner != self.node_id:
+            effects: list[MigrationEffect] = [
+                Drop(cell=self.node_id, glyph_id=glyph_id),
+                Witness(
+                    cell=self.node_id,
+                    kind="glyph.migrate.drop",
+                    payload={"glyph": glyph_id, "target": record.owner, "epoch": record.epoch},
+                ),
+            ]
+            self.counts["migrations"] += 1
+            log.info("dropped %s: %s owns it", glyph_id, record.owner)
+            self._quiet_until = self.clock() + self.quiet
+        else:
+            effects = recover(record, got.revision, holders=holders, last_fired=last)
+            self.counts["recovered"] += 1
+            log.info("settled %s from its record: owner %s", glyph_id, record.owner)
+        for effect in effects:
+            if effect.cell != self.node_id:
+                continue
+            if isinstance(effect, WriteRecord):
+                try:
+                    self.records.update(effect.key, effect.value, effect.expected_revision)
+                except CasConflict:
+                    self.counts["conflicts"] += 1
+                    return await self.settle(glyph_id, now, mine_only=mine_only)
+            else:
+                await self._apply(effect, None, now)
+        if acked:
+            self._crash_point("drop")
+
+    # -- effects -------------------------------------------------------------------------------
+
+    async def _run(self, mig: Migration, effects: Iterable[MigrationEffect], now: float) -> bool:
+        """Perform this node's ``effects`` in order; a lost CAS stops them and settles."""
+        for effect in effects:
+            if isinstance(effect, WriteRecord):
+                try:
+                    mig.recorded(
+                        self.records.update(effect.key, effect.value, effect.expected_revision)
+                    )
+                except CasConflict:
+                    self.counts["conflicts"] += 1
+                    await self.settle(mig.glyph.id, now)
+                    return False
+            else:
+                await self._apply(effect, mig, now)
+        return True
+
+    async def _apply(self, effect: MigrationEffect, mig: Migration | None, now: float) -> None:
+        g = self.glyphs
+        match effect:
+            case Hold():
+                g.hold(effect.glyph_id)
+            case Deliver():
+                await self._send(effect.cell, b"O" + effect.data)
+            case Install():
+                fired = effect.fired_cycle
+                last = self.fire_log.last(effect.glyph.id)
+                if last is not None:
+                    fired = last if fired is None else max(fired, last)
+                g.install(effect.glyph, fired)
+            case Drop():
+                g.drop(effect.glyph_id)
+            case Witness():
+                payload = dict(effect.payload)
+                if effect.kind == "glyph.migrate.run":
+                    payload["field"] = glyph_field(g.scheduler.glyphs()).to_json()
+                await self.member.cell.witness(Level.MICRO, effect.kind, payload, now)
+            case Notify():
+                result = await self.member.cell.hooks.fire(
+                    HookEvent.GLYPH_MIGRATED, now, effect.payload
+                )
+                await self._failures(result.failures, now)
+
+    async def _send(self, node_id: str, data: bytes) -> None:
+        assert self._bus is not None
+        await self._bus.publish(glyph_subject(self.cluster, node_id), data)
+
+    async def _failures(self, failures: Iterable[Any], now: float) -> None:
+        for failure in failures:
+            log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
+            await self.member.cell.witness(Level.MICRO, "hook.failed", asdict(failure), now)
+
+    def _crash_point(self, step: str) -> None:
+        """Tests: SIGKILL this process at ``step`` if the crash file names it."""
+        path = self._crash_file
+        if path is None:
+            return
+        try:
+            armed = path.read_text().strip()
+        except OSError:
+            return
+        if armed == step:
+            path.unlink(missing_ok=True)
+            log.warning("crash point %s: SIGKILL", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def aclose(self) -> None:
+        """Unsubscribe and close the fire log."""
+        if self._inbox is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone
+                await self._inbox.unsubscribe()
+        self.fire_log.close()
+
+    def row(self) -> Mapping[str, int]:
+        """Counts: offered, accepted, migrations, aborted, timeouts, recovered, conflicts,
+        rejections by reason."""
+        return dict(sorted(self.counts.items()))
+
+
+def _live_loads(sup: PhaseSupervisor, now: float) -> dict[str, float]:
+    """The glyph load each peer reported, for the peers heard within the timeout."""
+    stability = sup.stability
+    recent = {p for p, at in stability.state().last_heard if now - at <= stability.timeout}
+    return {n: load.node_energy for n, load in sup.peer_loads.items() if n in recent}
