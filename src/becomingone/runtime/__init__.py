@@ -94,6 +94,7 @@ from becomingone.runtime.node import (
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.node_glyphs import FireLog, NodeGlyphs, anchored_position
+from becomingone.runtime.node_partifacts import NodePartifacts, Observation
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import (
     DECISION_BUCKETS,
@@ -110,6 +111,7 @@ from becomingone.runtime.profile import (
 )
 from becomingone.runtime.proposal_desk import (
     OPERATOR_KINDS,
+    ConsensusDriver,
     ProposalDesk,
     ProposalRefused,
     UnknownProposal,
@@ -141,6 +143,7 @@ __all__ = [
     "ClusterObserver",
     "ClusterSummary",
     "CommandHandler",
+    "ConsensusDriver",
     "DataDirLock",
     "DecisionLatency",
     "FedMember",
@@ -164,9 +167,11 @@ __all__ = [
     "MetricSpec",
     "MetricsServer",
     "NodeGlyphs",
+    "NodePartifacts",
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
+    "Observation",
     "PacketAges",
     "PartifactDriver",
     "PartifactTick",
