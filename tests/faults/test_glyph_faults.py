@@ -27,8 +27,9 @@ import pytest
 
 from becomingone.api.tokens import TokenStore
 from becomingone.cluster import OwnerRecord, OwnerState
+from becomingone.runtime.fire_log import FIRE_LOG_NAME, read_fires
 from becomingone.runtime.launcher import NodeProcesses, node_name
-from becomingone.runtime.node_glyphs import CRASH_ENV, FIRE_LOG_NAME, glyph_bucket, read_fires
+from becomingone.runtime.node_glyphs import CRASH_ENV, glyph_bucket
 from becomingone.transport.jetstream import JetStreamCasRecord
 from becomingone.transport.natsd import NatsServers
 from tests.faults.helpers import CLI, FLAGS, gone, locked, observe
@@ -157,8 +158,8 @@ def _state(fleet: GlyphFleet, kv: JetStreamCasRecord) -> dict[str, Any] | None:
     if any(v is None for v in lists.values()):
         return None
     records = {}
-    names = kv.keys()
-    for key in names:
+    listed = kv.keys()
+    for key in [k for k in listed if k.startswith("glyph.")]:  # not cycle.anchor
         got = kv.get(key)
         if got is not None:
             records[key.removeprefix("glyph.")] = OwnerRecord.from_bytes(got.value)

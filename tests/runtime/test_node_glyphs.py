@@ -23,13 +23,14 @@ from becomingone.cluster import (
     WriteRecord,
     record_key,
 )
-from becomingone.errors import ProtocolError
+from becomingone.errors import ProtocolError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.memory.inmemory import MemoryCasRecord
 from becomingone.runtime import FireLog, NodeGlyphs, Veto, anchored_position, build_supervisors
 from becomingone.runtime.cell_member import CellMember, build_cell_members
+from becomingone.runtime.fire_log import read_fires
 from becomingone.runtime.glyph_desk import GlyphExists
-from becomingone.runtime.node_glyphs import read_fires
+from becomingone.runtime.node_glyphs import ANCHOR_KEY
 from becomingone.transport import MemoryBus
 from tests.runtime.test_glyph_migrate import _config, _probe
 
@@ -249,3 +250,48 @@ def test_the_owner_writes_its_glyphs_state_back_into_the_records(
     fires = read_fires(tmp_path / "a.fires")
     assert len(fires) >= 3 and rec.glyph.energy == 1000.0 - len(fires)
     assert rec.fired_cycle == max(c for _, c, _ in fires)
+
+
+def test_the_cycle_anchor_is_written_once_when_locked_and_read_by_all(
+    pair: list[CellMember], tmp_path: Path
+) -> None:
+    """No node writes the anchor while the cluster is not locked; the first that sees it
+    locked writes its phase offset, the other reads that same value (its own offset differs),
+    and a node started later takes it up at start; a bad anchor value is a StorageError."""
+    records = ListedRecords()
+    t = [1000.3]
+    a, b = (
+        NodeGlyphs(
+            m,
+            records=records,
+            fire_log=FireLog(tmp_path / f"{m.node_id}.f", m.node_id),
+            cluster="t",
+            clock=lambda: t[0],
+        )
+        for m in pair
+    )
+
+    async def go() -> None:
+        bus = MemoryBus()
+        await a.start(bus.connect("a"), 0.0)
+        await b.start(bus.connect("b"), 0.0)
+        await a.step(0.0, c_cluster=0.5, stable=True)
+        assert records.get(ANCHOR_KEY) is None and a.cycle_anchor is None
+        t[0] += 6.0  # the anchor is looked at with the write-back, every 5 s
+        await a.step(0.0, c_cluster=0.99, stable=True)
+        t[0] += 10.0
+        await b.step(0.0, c_cluster=0.99, stable=True)
+
+    asyncio.run(go())
+    expected = (1006.3 - pair[0].supervisor.theta) % 1.0
+    assert a.cycle_anchor == b.cycle_anchor == pytest.approx(expected)
+    late = NodeGlyphs(
+        pair[1], records=records, fire_log=FireLog(tmp_path / "l.f", "l"), cluster="t"
+    )
+    asyncio.run(late.start(MemoryBus().connect("l"), 0.0))
+    assert late.cycle_anchor == a.cycle_anchor
+    got = records.get(ANCHOR_KEY)
+    assert got is not None
+    records.update(ANCHOR_KEY, b'{"anchor": 1.5}', got.revision)
+    with pytest.raises(StorageError, match=r"cycle\.anchor"):
+        asyncio.run(late.start(MemoryBus().connect("m"), 0.0))

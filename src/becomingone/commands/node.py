@@ -45,11 +45,12 @@ from becomingone.errors import InputError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.datadir import DataDirLock
+from becomingone.runtime.fire_log import FIRE_LOG_NAME, FireLog
 from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
 from becomingone.runtime.node_feed import node_member
-from becomingone.runtime.node_glyphs import FIRE_LOG_NAME, FireLog, NodeGlyphs, glyph_bucket
+from becomingone.runtime.node_glyphs import NodeGlyphs, glyph_bucket
 from becomingone.runtime.node_partifacts import NodePartifacts, consensus_log_name
 from becomingone.runtime.proposal_desk import ProposalDesk
 from becomingone.runtime.relay import Relay

@@ -46,6 +46,7 @@ from becomingone.runtime.datadir import (
     resume_point,
     verify_tail,
 )
+from becomingone.runtime.fire_log import FireLog
 from becomingone.runtime.glyph_desk import (
     GlyphBusy,
     GlyphDesk,
@@ -93,7 +94,7 @@ from becomingone.runtime.node import (
     status_subject,
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
-from becomingone.runtime.node_glyphs import FireLog, NodeGlyphs, anchored_position
+from becomingone.runtime.node_glyphs import NodeGlyphs, anchored_position
 from becomingone.runtime.node_partifacts import NodePartifacts, Observation
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import (

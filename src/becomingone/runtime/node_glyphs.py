@@ -7,13 +7,18 @@ same protocol). The states, the packet, the record values and recovery are
 :class:`~becomingone.memory.protocols.CasRecord` (the cluster's JetStream KV bucket
 ``glyphs_<cluster>``, one key ``glyph.<id>`` per glyph) and its bus.
 
-- **Cycles shared by processes.** A node's scheduler advances to the wall-anchored position
-  t·f₀ + ((Θ_local − t·f₀ + ½) mod 1 − ½) (f₀ = 1 Hz, the nominal frequency): congruent to
-  Θ_local mod 1, and a pure function of (wall time, phase). Locked nodes share a phase, so
-  they number each cycle alike, and a restarted node numbers cycles as before its crash.
-- **Fire log.** Every firing is entered in :class:`FireLog` (SQLite in the data dir, unique
-  key (glyph, cycle)) and committed *before* its handler runs; a key already there is not run
-  and counts as a double fire. The logs of all nodes together are the cross-process proof.
+- **Cycles shared by processes.** A node's scheduler advances to the position congruent to
+  Θ_local mod 1 nearest to t·f₀ − a (t the wall clock, f₀ = 1 Hz, a the cluster's cycle
+  anchor): a pure function of (wall time, phase), so locked nodes number each cycle alike and
+  a restarted node numbers cycles as before. The anchor a is the locked cluster's phase offset
+  (t·f₀ − Θ) mod 1, written once to the key ``cycle.anchor`` by the first node that sees the
+  cluster locked (C > 0.95, stable); every node reads it. It puts the numbering's rounding
+  boundary half a cycle away from the lock phase, where jitter cannot flip it. Before it
+  exists a = 0 (the switch may renumber once, at the cluster's first lock).
+- **Fire log.** Every firing is entered in the node's
+  :class:`~becomingone.runtime.fire_log.FireLog` (SQLite in the data dir, unique key (glyph,
+  cycle)) and committed *before* its handler runs; a key already there is not run and counts
+  as a double fire. The logs of all nodes together are the cross-process proof.
 - **Records.** A submitted glyph's record is created owned by this node (an id any node
   already has is refused: the key exists); an ended glyph's record is deleted. Every
   ``refresh`` seconds the owner writes its glyphs' current state (energy, lifetime, measures,
@@ -41,11 +46,11 @@ after the step's effects) and, if it names that step, deletes it and SIGKILLs it
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import signal
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -78,30 +83,31 @@ from becomingone.errors import CasConflict, InputError, ProtocolError, StorageEr
 from becomingone.events import HookEvent
 from becomingone.memory.protocols import Versioned
 from becomingone.runtime.cell_member import CellMember
+from becomingone.runtime.fire_log import FireLog
 from becomingone.runtime.glyph_desk import GlyphExists
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.transport.base import Bus, Subscription
 from becomingone.witnessing import Level
 
 __all__ = [
+    "ANCHOR_KEY",
     "CRASH_ENV",
-    "FIRE_LOG_NAME",
     "REFRESH_BATCH",
-    "FireLog",
     "GlyphRecords",
     "NodeGlyphs",
     "anchored_position",
     "glyph_bucket",
     "glyph_subject",
-    "read_fires",
 ]
 
 log = logging.getLogger("becomingone.glyphs")
 
 #: The environment variable naming the crash file (tests only; unset: no crash points).
 CRASH_ENV = "BECOMINGONE_GLYPH_CRASH_FILE"
-#: The fire log's file in a node's data dir.
-FIRE_LOG_NAME = "glyph_fires.sqlite3"
+#: The key of the cluster's cycle anchor (JSON ``{"anchor": a}``, written once).
+ANCHOR_KEY = "cycle.anchor"
+#: C over the phases heard above which a node may write the cycle anchor.
+ANCHOR_COHERENCE = 0.95
 #: Records refreshed at most per refresh round.
 REFRESH_BATCH = 64
 #: Nominal frequency (cycles/s) the cycle count is anchored to.
@@ -119,14 +125,19 @@ def glyph_subject(cluster: str, node_id: str) -> str:
     return f"glyph.{cluster}.{node_id}"
 
 
-def anchored_position(theta: float, now: float) -> float:
+def anchored_position(theta: float, now: float, anchor: float = 0.0) -> float:
     """The unwrapped position (cycles) of phase ``theta`` at wall time ``now``: the value
-    congruent to ``theta`` mod 1 nearest to now·f₀ (a half cycle ahead is rounded down).
+    congruent to ``theta`` mod 1 nearest to now·f₀ − ``anchor`` (a half cycle ahead is
+    rounded down).
 
     >>> anchored_position(0.25, 100.0), anchored_position(0.75, 100.0)
     (100.25, 99.75)
+    >>> anchored_position(0.75, 100.0, anchor=0.4)
+    99.75
+    >>> anchored_position(0.5, 100.0, anchor=0.45), anchored_position(0.5, 100.0, anchor=0.55)
+    (99.5, 99.5)
     """
-    base = now * F0
+    base = now * F0 - anchor
     return base + ((theta - base + 0.5) % 1.0 - 0.5)
 
 
@@ -143,53 +154,6 @@ class GlyphRecords(Protocol):
     def delete(self, key: str, expected_revision: int) -> None: ...
 
     def keys(self) -> list[str]: ...
-
-
-class FireLog:
-    """The firings of one node: SQLite table ``fires`` with the unique key (glyph, cycle).
-
-    Each :meth:`claim` is its own committed transaction (WAL), so a firing entered before its
-    run survives a ``kill -9`` of the process.
-    """
-
-    def __init__(self, path: Path, node_id: str) -> None:
-        self.path, self.node_id = Path(path), node_id
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS fires (glyph TEXT NOT NULL, cycle INTEGER NOT NULL,"
-                " node TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (glyph, cycle))"
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the fire log {self.path}: {exc}") from exc
-
-    def claim(self, glyph_id: str, cycle: int, at: float) -> bool:
-        """Enter (glyph, cycle); False iff the key is there already (nothing written)."""
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO fires VALUES (?, ?, ?, ?)", (glyph_id, cycle, self.node_id, at)
-        )
-        return cur.rowcount == 1
-
-    def last(self, glyph_id: str) -> int | None:
-        """The latest cycle ``glyph_id`` fired in here (None: never)."""
-        row = self._db.execute("SELECT MAX(cycle) FROM fires WHERE glyph = ?", (glyph_id,))
-        value = row.fetchone()[0]
-        return None if value is None else int(value)
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-
-def read_fires(path: Path) -> list[tuple[str, int, str]]:
-    """(glyph, cycle, node) of every firing in the fire log at ``path`` (read-only)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT glyph, cycle, node FROM fires").fetchall()
-        return [(str(g), int(c), str(n)) for g, c, n in rows]
-    finally:
-        db.close()
 
 
 @dataclass(slots=True)
@@ -247,6 +211,7 @@ class NodeGlyphs:
         self.policy = policy or MigrationPolicy()
         self.offer_timeout, self.quiet, self.refresh = offer_timeout, quiet, refresh
         self._refresh_due = 0.0
+        self.cycle_anchor: float | None = None  # None: not agreed yet (0 is used)
         self._refresh_from = 0
         self.counts: Counter[str] = Counter()
         self.pending: dict[str, _Pending] = {}
@@ -273,9 +238,8 @@ class NodeGlyphs:
         records say this node owns (``now``: the node's seconds since start, for records)."""
         g = self.glyphs
         sup = self.member.supervisor
-        g.scheduler = GlyphScheduler(
-            position=anchored_position(sup.theta, self.clock()), kinds=g.scheduler.kinds
-        )
+        self._read_anchor()
+        g.scheduler = GlyphScheduler(position=self._position(sup.theta), kinds=g.scheduler.kinds)
         g.anchor = self._position
         g.claim = self._claim
         g.on_submit = self._created
@@ -288,7 +252,24 @@ class NodeGlyphs:
                 await self.settle(key[len(_PREFIX) :], now, mine_only=True)
 
     def _position(self, theta: float) -> float:
-        return anchored_position(theta, self.clock())
+        return anchored_position(theta, self.clock(), self.cycle_anchor or 0.0)
+
+    def _read_anchor(self) -> None:
+        got = self.records.get(ANCHOR_KEY)
+        if got is not None:
+            self.cycle_anchor = _parse_anchor(got.value)
+
+    def _agree_anchor(self, c_cluster: float, stable: bool) -> None:
+        """Once the cluster is locked, write the cycle anchor if nobody has; read it."""
+        if c_cluster <= ANCHOR_COHERENCE or not stable:
+            return self._read_anchor()
+        offset = (self.clock() * F0 - self.member.supervisor.theta) % 1.0
+        try:
+            self.records.create(ANCHOR_KEY, json.dumps({"anchor": offset}).encode())
+            self.cycle_anchor = offset
+            log.info("cycle anchor %.4f written", offset)
+        except CasConflict:
+            self._read_anchor()
 
     def _claim(self, glyph_id: str, cycle: int) -> bool:
         return self.fire_log.claim(glyph_id, cycle, self.clock())
@@ -323,6 +304,8 @@ class NodeGlyphs:
         if wall >= self._refresh_due:
             self._refresh_due = wall + self.refresh
             self.write_back()
+            if self.cycle_anchor is None:
+                self._agree_anchor(c_cluster, stable)
         if not self.pending and wall >= self._quiet_until:
             await self._plan(now, c_cluster, stable)
 
@@ -582,6 +565,17 @@ class NodeGlyphs:
         """Counts: offered, accepted, migrations, aborted, timeouts, recovered, conflicts,
         rejections by reason."""
         return dict(sorted(self.counts.items()))
+
+
+def _parse_anchor(data: bytes) -> float:
+    """The anchor in [0, 1) of a ``cycle.anchor`` value; ``StorageError`` for anything else."""
+    try:
+        value = float(json.loads(data)["anchor"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StorageError(f"{ANCHOR_KEY}: not a cycle anchor: {exc}") from None
+    if not 0.0 <= value < 1.0:
+        raise StorageError(f"{ANCHOR_KEY}: anchor {value} not in [0, 1)")
+    return value
 
 
 def _live_loads(sup: PhaseSupervisor, now: float) -> dict[str, float]:
