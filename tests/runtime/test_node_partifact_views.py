@@ -21,6 +21,7 @@ from becomingone.runtime.node_partifacts import (
     Observation,
     partifact_subject,
 )
+from becomingone.runtime.proposal_desk import ProposalDesk, ProposalRefused
 from becomingone.transport.memory import MemoryBus
 
 TICK = 0.05
@@ -183,3 +184,38 @@ async def test_a_partition_never_passes_two_proposals_of_one_subject() -> None:
         RolePlan.from_payload(d.proposal.payload).term for d in passed if d.proposal.kind == "roles"
     ]
     assert len(terms) == len(set(terms)), terms
+
+
+async def test_a_bad_log_entry_stops_the_view_at_the_entry_before() -> None:
+    """An entry that is not a signed decision (written by anyone with access to the stream):
+    every view stops applying at the entry before it (counted ``bad_log_entry``), so no index
+    is skipped and no view disagrees about what is at an index."""
+    f = Fleet()
+    await f.start()
+    await f.run(2.0)
+    head = f.log.last_index()
+    f.log.append(b'{"not": "a decision"}', expected_last=head)
+    await f.run(2.0)
+    for row in f.rows().values():
+        assert row["head"] == head
+        assert row["rejected"] == {**row["rejected"], "bad_log_entry": 1}
+
+
+async def test_the_desk_takes_proposals_only_on_the_proposers_node() -> None:
+    """Through a ProposalDesk over a node's view: a text proposed on a node that is not the
+    proposer is refused (``not_proposer``, naming it); on the proposer's node it opens, the
+    Validator node votes it through and every view applies it from the log."""
+    f = Fleet()
+    await f.start()
+    await f.run(6.0)
+    genesis = f.views[NAMES[0]].cluster.genesis
+    assert genesis is not None
+    other = next(n for n in NAMES if n != genesis)
+    with pytest.raises(ProposalRefused) as refused:
+        ProposalDesk(f.views[other], clock=lambda: f.now).propose_text("hello", 0.0)
+    assert refused.value.reason == "not_proposer" and genesis in str(refused.value)
+    row = ProposalDesk(f.views[genesis], clock=lambda: f.now).propose_text("hello", 0.0)
+    assert row["created"] == f.now  # the desk's clock, not the caller's time
+    await f.run(1.0)
+    for view in f.views.values():
+        assert view.cluster.book.decided[row["id"]].passed
