@@ -23,6 +23,7 @@ Subjects::
 
     ssep.<cluster>.<node>     SSEP packets to <node> (each node subscribes to its own)
     status.<cluster>.<node>   the node's status, JSON (NodeStatus), once per tick
+    partifacts.<cluster>      node --roles: :mod:`becomingone.runtime.node_partifacts`
 
 The status messages are what an observer (``becomingone cluster --bus nats``) measures the
 cluster from; they are not signed and carry nothing a peer acts on.
