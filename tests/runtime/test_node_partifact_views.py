@@ -48,14 +48,15 @@ class Fleet:
             await view.start(self.bus.connect(name))
 
     async def run(self, seconds: float, names: Iterable[str] | None = None) -> None:
-        """Step every live view once per tick for ``seconds``."""
+        """Step every live view once per tick for ``seconds``; each view's log task is
+        awaited after its step (on the simulated clock it would otherwise never finish)."""
         for _ in range(round(seconds / TICK)):
             self.now += TICK
             for name in names or NAMES:
                 if name not in self.silent:
-                    await self.views[name].step(
-                        self.now, collapsed=True, c_cluster=0.9, roster=ROSTER
-                    )
+                    view = self.views[name]
+                    await view.step(self.now, collapsed=True, c_cluster=0.9, roster=ROSTER)
+                    await view.sync_log()
 
     def rows(self) -> dict[str, dict[str, object]]:
         return {n: v.row() for n, v in self.views.items() if n not in self.silent}

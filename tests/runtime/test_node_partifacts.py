@@ -259,8 +259,9 @@ def test_forged_replayed_and_unknown_messages_are_refused_and_counted(
 ) -> None:
     """A raw client on the partifact subject: an observation by a key not in the roster
     (``unknown_signer``), one claiming a member's name with another key (``forged``), a
-    malformed and an oversize message, a captured vote replayed (``double`` or ``closed``) and
-    a vote forged in a Validator's name: every node counts each, and keeps going."""
+    malformed and an oversize message, a captured vote replayed (``double``, ``closed``,
+    ``late`` or ``unknown_proposal``, by how far its proposal got) and a vote forged in a
+    Validator's name: every node counts each, and keeps going."""
     servers, f = fleet
     wait_for(lambda: formed(f), 120, "roles formed on every node")
     voters: list[str] = []
@@ -323,11 +324,15 @@ def test_forged_replayed_and_unknown_messages_are_refused_and_counted(
     def counted() -> bool:
         rows = f.rows()
         want = {"unknown_signer", "forged", "malformed", "oversize"}
-        replayed = {"double", "closed", "unknown_proposal"}  # by how far the proposal got
+        replayed = {"double", "closed", "late", "unknown_proposal"}  # how far it got
         return len(rows) == N and all(
             want <= set(r["rejected"]) and (name == voters[0] or replayed & set(r["rejected"]))
             for name, r in rows.items()
         )
 
-    wait_for(counted, 30, "every node counted every refusal")
+    try:
+        wait_for(counted, 60, "every node counted every refusal")
+    except AssertionError as err:
+        seen = {n: r["rejected"] for n, r in f.rows().items()}
+        raise AssertionError(f"{err}: {seen}") from None
     assert all(p.poll() is None for p in f.procs.values())

@@ -36,6 +36,7 @@ vote's round trip and a log append.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import Counter, deque
@@ -210,6 +211,7 @@ class NodePartifacts:
         self._log_stuck = False
         self._bus: Bus | None = None
         self._sub: Subscription | None = None
+        self._sync: asyncio.Task[list[Decision]] | None = None
 
     # lifecycle of the node ----------------------------------------------------------------
 
@@ -219,7 +221,12 @@ class NodePartifacts:
         self._sub = await bus.subscribe(self.subject)
 
     async def aclose(self) -> None:
-        """Unsubscribe; the log is closed by whoever opened it."""
+        """Stop the log task and unsubscribe; the log is closed by whoever opened it."""
+        if self._sync is not None:
+            self._sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync
+            self._sync = None
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
@@ -249,12 +256,13 @@ class NodePartifacts:
         self._send("obs", obs.to_json())
         for decision in pc.expire(now):
             self._decided(decision)
-        decided = await self._sync_log()
+        decided = self._log_results()
         self._form(now)
         self._propose_roles(now)
         self._propose_intent(now)
         self._vote(now)
-        decided += await self._sync_log()
+        if self._sync is None:  # the log's round trips run beside the ticks, never in them
+            self._sync = asyncio.create_task(self._sync_log())
         pc.sync_state(now)
         life = pc.check_threshold(now, c_cluster)
         out, self._outbox = self._outbox, []
@@ -347,6 +355,23 @@ class NodePartifacts:
         """A decision this view reached: the proposer records it; the others wait for it."""
         if decision.proposal.proposer == self.node_id:
             self._to_append.append(decision.to_entry())
+
+    def _log_results(self) -> list[Decision]:
+        """The decisions the finished log task applied (none while it runs)."""
+        task = self._sync
+        if task is None or not task.done():
+            return []
+        self._sync = None
+        return task.result()
+
+    async def sync_log(self) -> list[Decision]:
+        """Wait for the running log task, then run one more (tests and shutdown); the
+        decisions both applied."""
+        out = []
+        if self._sync is not None:
+            out += await self._sync
+            self._sync = None
+        return out + await self._sync_log()
 
     async def _sync_log(self) -> list[Decision]:
         """Apply what the log holds beyond this view's head, then append this node's queued
