@@ -5,6 +5,7 @@ counted, and a partition never passes two proposals of one subject."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable
@@ -220,3 +221,24 @@ async def test_the_desk_takes_proposals_only_on_the_proposers_node() -> None:
     await f.run(1.0)
     for view in f.views.values():
         assert view.cluster.book.decided[row["id"]].passed
+
+
+class _BrokenLog(MemoryAppendLog):
+    """A log whose reads fail with something that is not a storage error."""
+
+    def read(self, start: int = 1, limit: int | None = None) -> list[bytes]:
+        raise RuntimeError("disk on fire")
+
+
+async def test_a_failing_log_task_stops_the_log_not_the_node() -> None:
+    """The log task raising something unexpected: the next step counts it (``log_errors``),
+    stops using the log and keeps ticking (observations still go out)."""
+    bus = MemoryBus()
+    view = NodePartifacts(KEYS[NAMES[0]], NAMES[0], cluster="t", log=_BrokenLog("x"))
+    await view.start(bus.connect(NAMES[0]))
+    for i in range(20):
+        await view.step(1000.0 + i * TICK, collapsed=True, c_cluster=0.9, roster=ROSTER)
+        await asyncio.sleep(0.01)
+    assert view.counts["log_errors"] == 1
+    assert view.cluster.head == 0
+    await view.aclose()

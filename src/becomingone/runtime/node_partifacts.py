@@ -362,6 +362,12 @@ class NodePartifacts:
         if task is None or not task.done():
             return []
         self._sync = None
+        error = task.exception()
+        if error is not None:  # not a storage error: stop writing and reading, say why
+            self._log_stuck = True
+            self.counts["log_errors"] += 1
+            log.error("partifacts: consensus log task failed: %r", error)
+            return []
         return task.result()
 
     async def sync_log(self) -> list[Decision]:
