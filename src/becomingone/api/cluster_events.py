@@ -25,7 +25,8 @@ from typing import Any
 
 from becomingone.api.events import EventType, StreamEvent
 from becomingone.runtime.glyph_desk import GlyphDesk
-from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
+from becomingone.runtime.partifacts import PartifactTick
+from becomingone.runtime.proposal_desk import ConsensusDriver
 
 __all__ = ["ClusterEvents"]
 
@@ -57,7 +58,7 @@ class ClusterEvents:
         proposal events).
     """
 
-    def __init__(self, desk: GlyphDesk | None, driver: PartifactDriver | None) -> None:
+    def __init__(self, desk: GlyphDesk | None, driver: ConsensusDriver | None) -> None:
         self.desk, self.driver = desk, driver
         self._glyphs: dict[str, dict[str, Any]] = {} if desk is None else _glyph_state(desk)
         self._fires: dict[str, int] = self._fire_counts()
