@@ -2,7 +2,8 @@
 STATUS_GLYPHS with ``more`` counting the rest; the newest ended with their reason), its
 parsing (out-of-shape lists are an InputError naming ``status``), and HeardGlyphs: the glyph
 state an observer builds from such statuses — a silent node's glyphs stay, a truncated list
-does not end the glyphs beyond it."""
+does not end the glyphs beyond it; and the cluster's glyph list a node reads from the
+ownership records."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import pytest
 
 from becomingone.api.cluster_events import ClusterEvents, HeardGlyphs
 from becomingone.api.events import EventType
-from becomingone.errors import InputError
+from becomingone.api.schemas import GlyphPublic
+from becomingone.cluster import Glyph, OwnerRecord, OwnerState, record_key
+from becomingone.errors import InputError, StorageError
+from becomingone.memory.inmemory import MemoryCasRecord
 from becomingone.runtime.node import NodeStatus
-from becomingone.runtime.status_glyphs import STATUS_GLYPHS, STATUS_GONE
+from becomingone.runtime.node_glyphs import ANCHOR_KEY
+from becomingone.runtime.status_glyphs import STATUS_GLYPHS, STATUS_GONE, record_glyphs
 
 
 def row(listed: list[list[Any]], *, more: int = 0, gone: Any = (), fires: int = 0) -> dict:
@@ -100,3 +105,35 @@ def test_a_silent_node_keeps_its_glyphs_and_a_truncated_list_ends_nothing() -> N
         (EventType.GLYPH_ENDED, "b1", "lifetime")
     ]
     assert heard.state()["a2"]["owner"] == "b" and set(heard.state()) == {"a1", "a2"}
+
+
+class ListedRecords(MemoryCasRecord):
+    """The in-memory CAS store with the key listing the JetStream adapter has."""
+
+    def keys(self) -> list[str]:
+        return list(self._records)
+
+
+def test_the_cluster_glyphs_come_from_the_ownership_records() -> None:
+    """Every glyph record is listed by id with its owner, ``scheduled`` when owned and ``held``
+    while an offer is open, ``mine`` only for the reading node's; the cycle anchor is no
+    glyph; a record that is not one is a StorageError naming its key."""
+    kv = ListedRecords()
+    kv.create(ANCHOR_KEY, b'{"anchor": 0.25}')
+    for gid, owner in (("g2", "n-1"), ("g1", "n-0")):
+        glyph = Glyph(id=gid, kind="probe", energy=3.0, owner=owner, epoch=2)
+        kv.create(record_key(gid), OwnerRecord(glyph=glyph).to_bytes())
+    moving = Glyph(id="g3", kind="probe", energy=1.0, owner="n-0", epoch=1)
+    record = OwnerRecord(glyph=moving, state=OwnerState.OFFERED, target="n-1")
+    kv.create(record_key("g3"), record.to_bytes())
+    rows = record_glyphs(kv, "n-0")
+    got = [(r["id"], r["owner"], r["epoch"], r["state"], r["mine"]) for r in rows]
+    assert got == [
+        ("g1", "n-0", 2, "scheduled", True),
+        ("g2", "n-1", 2, "scheduled", False),
+        ("g3", "n-0", 1, "held", True),
+    ]
+    GlyphPublic(**rows[0])
+    kv.create(record_key("bad"), b"{}")
+    with pytest.raises(StorageError, match=r"glyph\.bad"):
+        record_glyphs(kv, "n-0")

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from becomingone.config import CellConfig, ClusterConfig
 from becomingone.runtime.glyph_desk import GlyphDesk
@@ -44,16 +44,18 @@ def cluster_view(
     *,
     desk: GlyphDesk | None = None,
     tokens: Path | None = None,
+    listing: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Callable[[Bus], AbstractAsyncContextManager[ServedCluster]] | None:
     """With ``--serve`` (``listen``): what serves the cluster view on a node's connection
     (None without); ``who`` prefixes the line that gives the URLs. With ``desk`` (a node
     running glyphs) the glyph routes are mounted, writes checked against the tokens of the
-    data dir ``tokens``."""
+    data dir ``tokens``, and ``listing`` (the cluster's glyphs from the ownership records)
+    answers ``GET /cluster/glyphs``."""
     if listen is None:
         return None
 
     def view(bus: Bus) -> AbstractAsyncContextManager[ServedCluster]:
-        return _serve_view(bus, listen, config, settings, who, desk, tokens)
+        return _serve_view(bus, listen, config, settings, who, desk, tokens, listing)
 
     return view
 
@@ -67,6 +69,7 @@ async def _serve_view(
     who: str,
     desk: GlyphDesk | None,
     tokens_dir: Path | None,
+    listing: Callable[[], list[dict[str, Any]]] | None,
 ) -> AsyncIterator[ServedCluster]:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
     from becomingone.api.settings import api_tls
@@ -84,6 +87,7 @@ async def _serve_view(
     served = ServedCluster(
         settings.name, settings.topology, threshold=config.kairos.threshold, desk=desk
     )
+    served.listing = listing
     tokens = TokenStore(tokens_dir) if desk is not None and tokens_dir is not None else None
     app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)
     server = ApiServer(app, *listen, tls=api_tls(config.api))

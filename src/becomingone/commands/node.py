@@ -49,6 +49,7 @@ from becomingone.runtime.node_feed import node_member
 from becomingone.runtime.node_glyphs import NodeGlyphs, glyph_bucket
 from becomingone.runtime.relay import Relay
 from becomingone.runtime.sources import Source, open_source
+from becomingone.runtime.status_glyphs import record_glyphs
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Topology
@@ -280,7 +281,8 @@ def _run_member(
             fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
             cluster=settings.cluster,
         )
-        serve = functools.partial(serve, view=views(desk=GlyphDesk([member])))
+        listing = functools.partial(record_glyphs, records, settings.name)
+        serve = functools.partial(serve, view=views(desk=GlyphDesk([member]), listing=listing))
         last = asyncio.run(serve(runner)).to_json()
     finally:
         records.connection.close()

@@ -1,10 +1,10 @@
-"""The glyphs a node's status message carries: which glyphs it holds, compactly and bounded.
+"""The glyphs a node process shows of its cluster: its status list and the ownership records.
 
-Rule: pure values, no I/O. A ``node --glyphs`` node's status ``glyphs`` row (counts, energy,
-latest value; :meth:`~becomingone.runtime.cell_glyphs.CellGlyphs.row`) gains three fields made
-here, which an observer of the cluster (``node --serve``, ``cluster --bus nats --serve``)
-turns into the same glyph state the in-process glyph desk gives
-(:mod:`becomingone.api.cluster_events`):
+Rule: no I/O of its own (the records are read through the store it is given). A
+``node --glyphs`` node's status ``glyphs`` row (counts, energy, latest value;
+:meth:`~becomingone.runtime.cell_glyphs.CellGlyphs.row`) gains three fields made here, which
+an observer of the cluster (``node --serve``, ``cluster --bus nats --serve``) turns into the
+same glyph state the in-process glyph desk gives (:mod:`becomingone.api.cluster_events`):
 
 - ``list``: ``[[id, epoch, kind, energy, held], ...]`` — the node's glyphs, scheduled and held
   (``held`` 1: in flight to another node), ordered by id, at most :data:`STATUS_GLYPHS`;
@@ -15,16 +15,32 @@ turns into the same glyph state the in-process glyph desk gives
 
 At 64 glyphs a list is about 4 KB per status; a status of an earlier version has none of the
 three fields and parses with none.
+
+:func:`record_glyphs` lists every glyph of the cluster from its ownership records (the KV bucket
+every node reads): the glyph as its owner last wrote it (refreshed every few seconds, so energy
+and lifetime may lag), its owner, ``scheduled`` (owned) or ``held`` (an offer is open), and
+``mine``: whether the reading node owns it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from becomingone.cluster import OwnerRecord, OwnerState
+from becomingone.errors import InputError, StorageError
 from becomingone.runtime.cell_glyphs import CellGlyphs
 
-__all__ = ["STATUS_GLYPHS", "STATUS_GONE", "parse_status_glyphs", "status_glyphs"]
+if TYPE_CHECKING:
+    from becomingone.runtime.node_glyphs import GlyphRecords
+
+__all__ = [
+    "STATUS_GLYPHS",
+    "STATUS_GONE",
+    "parse_status_glyphs",
+    "record_glyphs",
+    "status_glyphs",
+]
 
 #: Glyphs listed per node in a status (the first ids in order; ``more`` counts the rest).
 STATUS_GLYPHS = 64
@@ -73,3 +89,23 @@ def _id(value: Any) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= _MAX_ID:
         raise ValueError(f"not a glyph id, kind or reason: {str(value)[:40]!r}")
     return value
+
+
+def record_glyphs(records: GlyphRecords, node_id: str) -> list[dict[str, Any]]:
+    """Every glyph of the cluster from its ownership ``records``, ordered by id, as the desk
+    lists glyphs plus ``mine`` (owned by ``node_id``); ``StorageError`` for a record that is
+    not one."""
+    rows = []
+    for key in sorted(records.keys()):
+        if not key.startswith("glyph."):
+            continue  # cycle.anchor
+        got = records.get(key)
+        if got is None:
+            continue  # ended since the listing
+        try:
+            rec = OwnerRecord.from_bytes(got.value)
+        except InputError as exc:
+            raise StorageError(f"{key}: not an ownership record: {exc}") from None
+        state = "scheduled" if rec.state is OwnerState.OWNED else "held"
+        rows.append({**rec.glyph.to_dict(), "state": state, "mine": rec.owner == node_id})
+    return rows
