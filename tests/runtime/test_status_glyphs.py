@@ -117,7 +117,8 @@ class ListedRecords(MemoryCasRecord):
 def test_the_cluster_glyphs_come_from_the_ownership_records() -> None:
     """Every glyph record is listed by id with its owner, ``scheduled`` when owned and ``held``
     while an offer is open, ``mine`` only for the reading node's; the cycle anchor is no
-    glyph; a record that is not one is a StorageError naming its key."""
+    glyph; the reading node's own glyphs are its desk's rows (fresher than their records); a
+    record that is not one is a StorageError naming its key."""
     kv = ListedRecords()
     kv.create(ANCHOR_KEY, b'{"anchor": 0.25}')
     for gid, owner in (("g2", "n-1"), ("g1", "n-0")):
@@ -126,14 +127,22 @@ def test_the_cluster_glyphs_come_from_the_ownership_records() -> None:
     moving = Glyph(id="g3", kind="probe", energy=1.0, owner="n-0", epoch=1)
     record = OwnerRecord(glyph=moving, state=OwnerState.OFFERED, target="n-1")
     kv.create(record_key("g3"), record.to_bytes())
-    rows = record_glyphs(kv, "n-0")
-    got = [(r["id"], r["owner"], r["epoch"], r["state"], r["mine"]) for r in rows]
+    own = Glyph(id="g1", kind="probe", energy=2.5, owner="n-0", epoch=2)
+    local = [{**own.to_dict(), "state": "scheduled"}, {**moving.to_dict(), "state": "held"}]
+    rows = record_glyphs(kv, local)
+    got = [(r["id"], r["owner"], r["epoch"], r["energy"], r["state"], r["mine"]) for r in rows]
     assert got == [
-        ("g1", "n-0", 2, "scheduled", True),
-        ("g2", "n-1", 2, "scheduled", False),
-        ("g3", "n-0", 1, "held", True),
+        ("g1", "n-0", 2, 2.5, "scheduled", True),
+        ("g2", "n-1", 2, 3.0, "scheduled", False),
+        ("g3", "n-0", 1, 1.0, "held", True),
+    ]
+    others = record_glyphs(kv, [])
+    assert [(r["id"], r["state"], r["mine"]) for r in others] == [
+        ("g1", "scheduled", False),
+        ("g2", "scheduled", False),
+        ("g3", "held", False),
     ]
     GlyphPublic(**rows[0])
     kv.create(record_key("bad"), b"{}")
     with pytest.raises(StorageError, match=r"glyph\.bad"):
-        record_glyphs(kv, "n-0")
+        record_glyphs(kv, [])

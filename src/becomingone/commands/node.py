@@ -281,12 +281,18 @@ def _run_member(
             fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
             cluster=settings.cluster,
         )
-        listing = functools.partial(record_glyphs, records, settings.name)
-        serve = functools.partial(serve, view=views(desk=GlyphDesk([member]), listing=listing))
+        desk = GlyphDesk([member])
+        listing = functools.partial(_cluster_glyphs, records, desk)
+        serve = functools.partial(serve, view=views(desk=desk, listing=listing))
         last = asyncio.run(serve(runner)).to_json()
     finally:
         records.connection.close()
     return last, node.ticks
+
+
+def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[str, Any]]:
+    """``GET /cluster/glyphs`` of a node: its own glyphs and every other one's record."""
+    return record_glyphs(records, desk.glyphs())
 
 
 def _source(spec: str | None, config: CellConfig, start: int = 0) -> Source | None:

@@ -17,14 +17,16 @@ At 64 glyphs a list is about 4 KB per status; a status of an earlier version has
 three fields and parses with none.
 
 :func:`record_glyphs` lists every glyph of the cluster from its ownership records (the KV bucket
-every node reads): the glyph as its owner last wrote it (refreshed every few seconds, so energy
-and lifetime may lag), its owner, ``scheduled`` (owned) or ``held`` (an offer is open), and
-``mine``: whether the reading node owns it.
+every node reads) and the reading node's own glyph desk: its own glyphs as it runs them
+(``mine``: it schedules or holds them), every other glyph as its owner last wrote its record
+(refreshed every few seconds, so energy and lifetime may lag) with its owner, ``scheduled``
+(owned) or ``held`` (an offer is open).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from becomingone.cluster import OwnerRecord, OwnerState
@@ -91,14 +93,16 @@ def _id(value: Any) -> str:
     return value
 
 
-def record_glyphs(records: GlyphRecords, node_id: str) -> list[dict[str, Any]]:
-    """Every glyph of the cluster from its ownership ``records``, ordered by id, as the desk
-    lists glyphs plus ``mine`` (owned by ``node_id``); ``StorageError`` for a record that is
-    not one."""
-    rows = []
+def record_glyphs(
+    records: GlyphRecords, local: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every glyph of the cluster, ordered by id: the reading node's own rows ``local`` (its
+    desk's: fresh, ``mine`` true) and, for every other glyph, its ownership record in
+    ``records`` (``mine`` false); ``StorageError`` for a record that is not one."""
+    out = {str(r["id"]): {**r, "mine": True} for r in local}
     for key in sorted(records.keys()):
-        if not key.startswith("glyph."):
-            continue  # cycle.anchor
+        if not key.startswith("glyph.") or key[len("glyph.") :] in out:
+            continue  # cycle.anchor, or this node's own
         got = records.get(key)
         if got is None:
             continue  # ended since the listing
@@ -107,5 +111,5 @@ def record_glyphs(records: GlyphRecords, node_id: str) -> list[dict[str, Any]]:
         except InputError as exc:
             raise StorageError(f"{key}: not an ownership record: {exc}") from None
         state = "scheduled" if rec.state is OwnerState.OWNED else "held"
-        rows.append({**rec.glyph.to_dict(), "state": state, "mine": rec.owner == node_id})
-    return rows
+        out[rec.glyph.id] = {**rec.glyph.to_dict(), "state": state, "mine": False}
+    return [out[k] for k in sorted(out)]
