@@ -3,7 +3,7 @@ three ``becomingone node --glyphs --serve`` processes (started and stopped by th
 Glyphs submitted to one node spread by migration; another node's cluster event stream shows
 each one submitted and moved (from the glyph lists in the statuses it hears), and its
 ``GET /cluster/glyphs`` and ``glyph list --url`` show every glyph of the cluster with its
-owner from the ownership records, its own marked."""
+owner from the ownership records, its own marked; its frames carry glyph counts only."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from becomingone.runtime.node_glyphs import glyph_bucket
 from becomingone.transport.jetstream import JetStreamCasRecord
 from becomingone.transport.natsd import NatsServers
 from tests.faults.helpers import CLI, gone
-from tests.faults.test_glyph_faults import GlyphFleet, _spread, _submit, _wait
+from tests.faults.test_glyph_faults import GlyphFleet, _heard_rows, _spread, _submit, _wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -89,6 +89,9 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
                 e["data"]["id"]: e["seq"] for e in events if e["type"] == "glyph.submitted"
             }
             assert all(e["seq"] > first_seen[e["data"]["id"]] for e in moves)
+            heard = _wait(lambda: _heard_rows(fleet, viewer), 30, "glyph rows in frames")
+            counts = {"glyphs", "fires", "failed", "ended", "energy", "value"}
+            assert all(row.keys() == counts for row in heard.values())  # no lists in frames
             listing = fleet.call(viewer)
             assert listing is not None and listing["count"] == 3
             rows = {g["id"]: (g["owner"], g["mine"]) for g in listing["glyphs"]}

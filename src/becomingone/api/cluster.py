@@ -73,11 +73,20 @@ def member_row(member: ClusterMember) -> dict[str, Any]:
     return row
 
 
+def _counts(glyphs: Mapping[str, Any]) -> dict[str, Any]:
+    """A status's glyph row without its glyph lists (those feed the glyph events and would
+    make every frame kilobytes larger): the in-process row's keys."""
+    return {k: v for k, v in glyphs.items() if k not in _LISTS}
+
+
+_LISTS = frozenset({"list", "more", "gone"})
+
+
 def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
     """One node in a frame, from its newest status message: ``theta`` is its phase carried to
     the tick (the observer's); a full node's status carries its Master/Emissary/Sync reading;
-    a status has no phase error, and glyphs only from a ``node --glyphs`` node (else null, as
-    for a CPS-only cell)."""
+    a status has no phase error, and glyphs only from a ``node --glyphs`` node (its counts, as
+    an in-process cell's; else null, as for a CPS-only cell)."""
     row: dict[str, Any] = {
         "name": status.node,
         "theta": theta,
@@ -91,7 +100,7 @@ def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
         "sync": None,
         "outcome": None,
         "collapses": None,
-        "glyphs": None if status.glyphs is None else dict(status.glyphs),
+        "glyphs": None if status.glyphs is None else _counts(status.glyphs),
     }
     if status.cell is not None:
         row.update(status.cell.to_json())
