@@ -8,6 +8,7 @@ owner from the ownership records, its own marked; its frames carry glyph counts 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
             )
             assert printed.returncode == 0 and "3 glyphs" in printed.stdout, printed
             assert printed.stdout.count("*this node") == 1, printed.stdout
-            print("\n" + printed.stdout)
+            print("\n" + "\n".join(json.dumps(e) for e in events) + "\n" + printed.stdout)
         finally:
             kv.close()
             codes = fleet.stop()
