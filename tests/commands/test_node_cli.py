@@ -45,6 +45,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
         (["--glyphs", "--kind", "light"], "--glyphs"),
         (["--glyphs", "--source", "synthetic"], "--glyphs"),
         (["--glyphs", "--certs", "/nonexistent"], "--glyphs"),
+        (["--roles", "--kind", "witness"], "--roles"),
+        (["--roles", "--certs", "/nonexistent"], "--roles"),
+        (["--roles", "--genesis-timeout", "0"], "--genesis-timeout"),
+        (["--roles", "--genesis-timeout", "inf"], "--genesis-timeout"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: str) -> None:

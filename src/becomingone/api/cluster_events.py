@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from becomingone.api.events import EventType, StreamEvent
 from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.node import NodeStatus
-from becomingone.runtime.partifacts import PartifactDriver, PartifactTick
+from becomingone.runtime.partifacts import PartifactTick
+from becomingone.runtime.proposal_desk import ConsensusDriver
 
 __all__ = ["ClusterEvents", "DeskGlyphs", "GlyphSource", "HeardGlyphs"]
 
@@ -151,7 +152,7 @@ class ClusterEvents:
         proposal events).
     """
 
-    def __init__(self, glyphs: GlyphSource | None, driver: PartifactDriver | None) -> None:
+    def __init__(self, glyphs: GlyphSource | None, driver: ConsensusDriver | None) -> None:
         self.glyphs, self.driver = glyphs, driver
         self._glyphs: dict[str, dict[str, Any]] = {} if glyphs is None else glyphs.state()
         self._fires: dict[str, int] = {} if glyphs is None else glyphs.fires()

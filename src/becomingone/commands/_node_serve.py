@@ -5,8 +5,9 @@ Rule: on the node's own bus connection, a
 :class:`~becomingone.runtime.observer.ClusterObserver` (``status.<cluster>.*``) is stepped once
 per cluster tick and every report, with the statuses it measured, becomes a frame of a
 :class:`~becomingone.api.ServedCluster` behind the API app (cluster routes and the dashboard,
-no write route — unless the node runs glyphs: then its cell's glyph desk is mounted too, and
-writes take a token of the node's data dir). The context manager stops the ticker task and
+no write route — unless the node runs glyphs: then its cell's glyph desk is mounted too; or
+roles (``--roles``): then the roles and proposal routes of its partifact view; writes take a
+token of the node's data dir). The context manager stops the ticker task and
 the server it started, before the node closes its connection; the API package is imported only
 when serving.
 """
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from becomingone.config import CellConfig, ClusterConfig
 from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.observer import ClusterObserver
+from becomingone.runtime.proposal_desk import ProposalDesk
 from becomingone.transport.base import Bus
 
 if TYPE_CHECKING:
@@ -44,18 +46,20 @@ def cluster_view(
     *,
     desk: GlyphDesk | None = None,
     tokens: Path | None = None,
+    partifacts: ProposalDesk | None = None,
     listing: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Callable[[Bus], AbstractAsyncContextManager[ServedCluster]] | None:
     """With ``--serve`` (``listen``): what serves the cluster view on a node's connection
     (None without); ``who`` prefixes the line that gives the URLs. With ``desk`` (a node
     running glyphs) the glyph routes are mounted, writes checked against the tokens of the
     data dir ``tokens``, and ``listing`` (the cluster's glyphs from the ownership records)
-    answers ``GET /cluster/glyphs``."""
+    answers ``GET /cluster/glyphs``. With ``partifacts`` (a ``node --roles``) the roles and
+    proposal routes of the node's own view are mounted too."""
     if listen is None:
         return None
 
     def view(bus: Bus) -> AbstractAsyncContextManager[ServedCluster]:
-        return _serve_view(bus, listen, config, settings, who, desk, tokens, listing)
+        return _serve_view(bus, listen, config, settings, who, desk, tokens, partifacts, listing)
 
     return view
 
@@ -69,7 +73,8 @@ async def _serve_view(
     who: str,
     desk: GlyphDesk | None,
     tokens_dir: Path | None,
-    listing: Callable[[], list[dict[str, Any]]] | None,
+    partifacts: ProposalDesk | None = None,
+    listing: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> AsyncIterator[ServedCluster]:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
     from becomingone.api.settings import api_tls
@@ -85,10 +90,15 @@ async def _serve_view(
     )
     await obs.start()
     served = ServedCluster(
-        settings.name, settings.topology, threshold=config.kairos.threshold, desk=desk
+        settings.name,
+        settings.topology,
+        threshold=config.kairos.threshold,
+        desk=desk,
+        partifacts=partifacts,
     )
     served.listing = listing
-    tokens = TokenStore(tokens_dir) if desk is not None and tokens_dir is not None else None
+    writes = desk is not None or partifacts is not None
+    tokens = TokenStore(tokens_dir) if writes and tokens_dir is not None else None
     app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)
     server = ApiServer(app, *listen, tls=api_tls(config.api))
     try:

@@ -13,6 +13,10 @@ of what the node hears (:mod:`becomingone.commands._node_serve`). ``--glyphs`` (
 its own rhythm) runs the cell's glyphs with ownership records in the cluster's JetStream KV
 bucket and migrations over NATS (:mod:`becomingone.runtime.node_glyphs`); with ``--serve`` the
 node also serves the glyph routes of its own cell (writes need a token of its data dir).
+``--roles`` (a full or light node) runs the partifact protocol on the node: proposals and
+signed votes on ``partifacts.<cluster>``, decisions on the JetStream stream
+``LOG_consensus_<cluster>`` (:mod:`becomingone.runtime.node_partifacts`); with ``--serve`` the
+node serves the roles and proposal routes of its view (writes need a token of its data dir).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from becomingone.runtime.logs import setup_logging
 from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
 from becomingone.runtime.node_feed import node_member
 from becomingone.runtime.node_glyphs import NodeGlyphs, glyph_bucket
+from becomingone.runtime.node_partifacts import NodePartifacts, consensus_log_name
+from becomingone.runtime.proposal_desk import ProposalDesk
 from becomingone.runtime.relay import Relay
 from becomingone.runtime.sources import Source, open_source
 from becomingone.runtime.status_glyphs import record_glyphs
@@ -54,7 +60,11 @@ from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Topology
 from becomingone.transport.base import Bus
-from becomingone.transport.jetstream import JetStreamCasRecord, JetStreamConnection
+from becomingone.transport.jetstream import (
+    JetStreamAppendLog,
+    JetStreamCasRecord,
+    JetStreamConnection,
+)
 from becomingone.transport.nats import NatsBus, connect_nats
 from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
@@ -113,6 +123,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the cell's glyphs (full node on its own rhythm): ownership records in the "
         "JetStream KV bucket glyphs_<cluster>, migrations over NATS, fire log in the data dir",
     )
+    p.add_argument(
+        "--roles",
+        action="store_true",
+        help="run the partifact protocol (full, light): votes on NATS, decisions on the "
+        "JetStream stream LOG_consensus_<cluster>; with --serve the proposal routes too",
+    )
+    p.add_argument(
+        "--genesis-timeout",
+        type=float,
+        default=1.0,
+        help="--roles: seconds a silent cell keeps its role (failover bound; default 1)",
+    )
     p.add_argument("--duration", type=float, help="seconds to run (default: until a signal)")
     p.add_argument(
         "--start-at",
@@ -143,6 +165,16 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--glyphs", "glyphs run on a full node on its own rhythm (no --source)")
     if args.glyphs and args.certs is not None:
         raise InputError("--glyphs", "not with --certs yet (a node certificate cannot write KV)")
+    if args.roles and args.kind not in ("full", "light"):
+        raise InputError("--roles", f"a {args.kind} holds no role; run a full or light node")
+    if args.roles and args.certs is not None:
+        raise InputError(
+            "--roles", "not with --certs yet (a node certificate cannot write the log)"
+        )
+    if not (math.isfinite(args.genesis_timeout) and args.genesis_timeout > 0):
+        raise InputError(
+            "--genesis-timeout", f"must be a finite number > 0, got {args.genesis_timeout}"
+        )
     if args.kind == "witness" and args.join:
         raise InputError("--join", "a witness is not a member (it sends no packets); drop --join")
     for name in ("duration", "tick", "start_at"):
@@ -268,6 +300,8 @@ def _run_member(
         theta=_initial_theta(args.seed, settings.name),
     )
     runner = functools.partial(node.run, start_at=args.start_at)
+    if args.roles:
+        return _run_roles(args, node, serve, views, tls)
     if not args.glyphs:
         return asyncio.run(serve(runner)).to_json(), node.ticks
     assert isinstance(member, CellMember)  # _check: a full node without --source
@@ -293,6 +327,33 @@ def _run_member(
 def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[str, Any]]:
     """``GET /cluster/glyphs`` of a node: its own glyphs and every other one's record."""
     return record_glyphs(records, desk.glyphs())
+
+
+def _run_roles(
+    args: argparse.Namespace, node: SupervisedNode, serve: Any, views: Any, tls: TlsFiles | None
+) -> tuple[dict[str, Any], int]:
+    """Run ``node`` with the partifact protocol on the cluster's JetStream consensus log
+    (``--serve``: with the proposal routes of its view); (last status, ticks)."""
+    settings = node.settings
+    log = JetStreamAppendLog(
+        JetStreamConnection(args.bus, tls=tls), consensus_log_name(settings.cluster)
+    )
+    try:
+        node.partifacts = NodePartifacts(
+            node.key,
+            settings.name,
+            cluster=settings.cluster,
+            log=log,
+            genesis_timeout=args.genesis_timeout,
+        )
+        serve = functools.partial(
+            serve, view=views(partifacts=ProposalDesk(node.partifacts, clock=node.now))
+        )
+        runner = functools.partial(node.run, start_at=args.start_at)
+        last = asyncio.run(serve(runner)).to_json()
+    finally:
+        log.connection.close()
+    return last, node.ticks
 
 
 def _source(spec: str | None, config: CellConfig, start: int = 0) -> Source | None:

@@ -95,6 +95,7 @@ from becomingone.runtime.node import (
 )
 from becomingone.runtime.node_feed import FedMember, FullFeed, LightFeed, node_member
 from becomingone.runtime.node_glyphs import NodeGlyphs, anchored_position
+from becomingone.runtime.node_partifacts import NodePartifacts, Observation
 from becomingone.runtime.observer import ClusterObserver, PacketAges
 from becomingone.runtime.partifacts import (
     DECISION_BUCKETS,
@@ -111,6 +112,7 @@ from becomingone.runtime.profile import (
 )
 from becomingone.runtime.proposal_desk import (
     OPERATOR_KINDS,
+    ConsensusDriver,
     ProposalDesk,
     ProposalRefused,
     UnknownProposal,
@@ -142,6 +144,7 @@ __all__ = [
     "ClusterObserver",
     "ClusterSummary",
     "CommandHandler",
+    "ConsensusDriver",
     "DataDirLock",
     "DecisionLatency",
     "FedMember",
@@ -165,9 +168,11 @@ __all__ = [
     "MetricSpec",
     "MetricsServer",
     "NodeGlyphs",
+    "NodePartifacts",
     "NodeProcesses",
     "NodeSettings",
     "NodeStatus",
+    "Observation",
     "PacketAges",
     "PartifactDriver",
     "PartifactTick",

@@ -23,6 +23,7 @@ Subjects::
 
     ssep.<cluster>.<node>     SSEP packets to <node> (each node subscribes to its own)
     status.<cluster>.<node>   the node's status, JSON (NodeStatus), once per tick
+    partifacts.<cluster>      node --roles: :mod:`becomingone.runtime.node_partifacts`
 
 The status messages are what an observer (``becomingone cluster --bus nats``) measures the
 cluster from; they are not signed and carry nothing a peer acts on.
@@ -55,6 +56,7 @@ from becomingone.transport.base import Bus, Subscription
 
 if TYPE_CHECKING:
     from becomingone.runtime.node_glyphs import NodeGlyphs
+    from becomingone.runtime.node_partifacts import NodePartifacts
 
 __all__ = [
     "CellReading",
@@ -213,7 +215,9 @@ class NodeStatus:
     ``cell`` a full node's Master/Emissary/Sync reading (None for other kinds and for nodes
     that do not send it); ``glyphs`` a ``node --glyphs`` node's glyph row (glyphs owned,
     fires, failed, ended, energy, latest value, and which glyphs it holds:
-    :mod:`becomingone.runtime.status_glyphs`; absent otherwise).
+    :mod:`becomingone.runtime.status_glyphs`; absent otherwise); ``partifacts`` a
+    ``node --roles`` node's partifact row (:meth:`~becomingone.runtime.node_partifacts.
+    NodePartifacts.row`; absent otherwise, and not read back by observers).
     """
 
     node: str
@@ -235,6 +239,7 @@ class NodeStatus:
     samples: int = 0
     cell: CellReading | None = None
     glyphs: Mapping[str, Any] | None = None
+    partifacts: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -259,6 +264,7 @@ class NodeStatus:
             "samples": self.samples,
             "cell": None if self.cell is None else self.cell.to_json(),
             **({} if self.glyphs is None else {"glyphs": dict(self.glyphs)}),
+            **({} if self.partifacts is None else {"partifacts": dict(self.partifacts)}),
         }
 
     @classmethod
@@ -338,6 +344,7 @@ class SupervisedNode:
         self.settings = settings
         self.member = member
         self.glyphs = glyphs
+        self.partifacts: NodePartifacts | None = None  # node --roles
         self.key = key
         self.kind = kind
         self.roster_file = roster
@@ -418,6 +425,14 @@ class SupervisedNode:
         if self.glyphs is not None:
             c_seen, stable = _c_seen(sup, now), sup.stability.stable
             await self.glyphs.step(now - started, c_cluster=c_seen, stable=stable)
+        if self.partifacts is not None:
+            t_sq = abs(sup.field.t_sync) ** 2
+            await self.partifacts.step(
+                now,
+                collapsed=sup.stability.stable or t_sq >= self.partifacts.threshold,
+                c_cluster=_c_seen(sup, now),
+                roster=sup.roster,
+            )
         s = self.settings
         batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
         status = self.status(now)
@@ -450,6 +465,7 @@ class SupervisedNode:
             samples=_samples(self.member),
             cell=_reading(self.member),
             glyphs=None if self.glyphs is None else status_glyphs(self.glyphs.glyphs),
+            partifacts=None if self.partifacts is None else self.partifacts.row(),
         )
 
     async def run(
@@ -470,6 +486,8 @@ class SupervisedNode:
         inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
         if self.glyphs is not None:
             await self.glyphs.start(bus, 0.0)
+        if self.partifacts is not None:
+            await self.partifacts.start(bus)
         if start_at is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, start_at - self.clock()))
@@ -497,6 +515,8 @@ class SupervisedNode:
             await inbox.unsubscribe()
         if self.glyphs is not None:
             await self.glyphs.aclose()
+        if self.partifacts is not None:
+            await self.partifacts.aclose()
         if isinstance(self.member, FedMember):
             await self.member.aclose()
         return status

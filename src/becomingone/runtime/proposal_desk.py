@@ -22,22 +22,30 @@ import itertools
 import math
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from becomingone.cluster import (
     QUORUM,
     Decision,
     Glyph,
     LifecycleStage,
+    PartifactCluster,
     Proposal,
     Vote,
 )
 from becomingone.errors import BecomingOneError, InputError, ProtocolError
+from becomingone.keys import NodeKey
 from becomingone.runtime.glyph_desk import GlyphDesk, UnknownCell
-from becomingone.runtime.partifacts import PartifactDriver
+from becomingone.runtime.partifacts import PartifactTick
 
-__all__ = ["OPERATOR_KINDS", "ProposalDesk", "ProposalRefused", "UnknownProposal"]
+__all__ = [
+    "OPERATOR_KINDS",
+    "ConsensusDriver",
+    "ProposalDesk",
+    "ProposalRefused",
+    "UnknownProposal",
+]
 
 #: What an operator can propose.
 OPERATOR_KINDS = ("command", "glyph.submit", "glyph.cancel")
@@ -67,20 +75,52 @@ def needed(eligible: int) -> int:
     return max(1, math.ceil(QUORUM * eligible - 1e-12))
 
 
+class ConsensusDriver(Protocol):
+    """What the desk drives: the in-process :class:`~becomingone.runtime.PartifactDriver`
+    (every cell's key) or a node's :class:`~becomingone.runtime.node_partifacts.NodePartifacts`
+    (its own key only)."""
+
+    @property
+    def cluster(self) -> PartifactCluster:
+        """The partifact view."""
+
+    @property
+    def history(self) -> Sequence[PartifactTick]:
+        """The last ticks, newest last."""
+
+    @property
+    def keys(self) -> Mapping[str, NodeKey]:
+        """The private keys this process holds (by cell)."""
+
+    @property
+    def silent(self) -> Mapping[str, float | None]:
+        """Cells not heard (silenced)."""
+
+    def open_operator(self, proposal: Proposal, now: float) -> None:
+        """Open a signed proposal."""
+
+    def cast(self, vote: Vote, now: float) -> Decision | None:
+        """Count one signed vote."""
+
+
 class ProposalDesk:
     """Propose, vote and read the consensus of ``driver``'s cluster (``glyphs``: the glyph
-    desk of full cells, which executes passed glyph proposals)."""
+    desk of full cells, which executes passed glyph proposals). With ``clock`` (a node's:
+    its views run on the wall clock) the desk's times come from it, not from the callers'
+    ``now``."""
 
     def __init__(
         self,
-        driver: PartifactDriver,
+        driver: ConsensusDriver,
         glyphs: GlyphDesk | None = None,
         *,
         vote_seconds: float = 300.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not vote_seconds > 0:
             raise InputError("vote_seconds", f"must be > 0 seconds, got {vote_seconds!r}")
         self.driver = driver
+        self.clock = clock
         self.glyphs = glyphs
         self.vote_seconds = vote_seconds
         #: Operator proposals (id → execution result, None until it passes), newest last.
@@ -194,11 +234,16 @@ class ProposalDesk:
         self, kind: str, payload: dict[str, Any], subject: str, now: float
     ) -> dict[str, Any]:
         d = self.driver
+        now = now if self.clock is None else self.clock()
         proposer, eligible = d.cluster.proposer(now), d.cluster.validators()
         if proposer is None or proposer in d.silent or not eligible:
             stage = d.cluster.lifecycle.stage.value
             raise ProposalRefused(
                 "no_quorum", f"no proposer and Validators yet (lifecycle {stage}); retry later"
+            )
+        if proposer not in d.keys:  # a node process holds its own key only
+            raise ProposalRefused(
+                "not_proposer", f"propose through the proposer's node, {proposer}"
             )
         p = Proposal.create(
             d.keys[proposer],
@@ -228,6 +273,7 @@ class ProposalDesk:
         consensus' reason (``not_validator``, ``double``, ``late``, ``closed`` ...).
         """
         d = self.driver
+        now = now if self.clock is None else self.clock()
         if cell not in d.keys:
             raise UnknownCell(f"the cluster has no cell {cell!r}")
         book = d.cluster.book

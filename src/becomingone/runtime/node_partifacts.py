@@ -1,0 +1,521 @@
+"""Partifacts on node processes: the sans-IO partifact core on each node, its signed messages
+on one NATS subject per cluster, its decisions on the consensus log (a JetStream stream).
+
+Rule: glue only, like :mod:`becomingone.runtime.partifacts` (the in-process driver of the same
+protocol). States, roles, quorum, verification and the lifecycle are
+:class:`~becomingone.cluster.PartifactCluster`'s; this module performs their effects on one
+node: its key signs, its bus carries, its :class:`~becomingone.memory.AppendLog` records.
+
+Every node holds a full view of the cluster (a :class:`PartifactCluster` over the roster's
+public keys) and keeps it in step from three kinds of signed message on
+``partifacts.<cluster>`` (JSON, at most :data:`MAX_MESSAGE` bytes):
+
+- ``obs``: a node's sync evaluation each tick (collapsed: its supervisor is locked, or its
+  |T_sync|² ≥ I_c; and the C_cluster it sees), signed with its key, stamped with its clock
+  (the heard-time of the sender in every view, so the views agree on who is live). Refused and
+  counted: ``oversize``, ``malformed``, ``unknown_signer``, ``forged``, ``stale`` (not newer
+  than the last one of that cell: a replay).
+- ``proposal``: a signed :class:`~becomingone.cluster.Proposal` (opened in each view; the
+  consensus counts its refusals: forged, not authorized, bad eligible set, late).
+- ``vote``: a signed :class:`~becomingone.cluster.Vote` (the consensus counts forged, double,
+  conflicting, late and non-validator votes).
+
+**One record.** A view never settles a decision itself: it applies decisions only from the
+log, in the log's order (:meth:`PartifactCluster.restore`, which re-checks every signature),
+so every node reads the same decided sequence. The proposer (the Genesis, else the first live
+Integrator) appends the decisions of its own proposals with ``expected_last`` = its head (a
+conflict: read, retry next tick). Formation too goes through the log: while there is no
+Validator, the cell a view's plan names Genesis appends that plan as a decision it alone was
+eligible for (the first such append wins; the others conflict). Every live Validator node votes
+on each open proposal once, with the verdict of :meth:`PartifactCluster.judge` (an operator's
+proposal too). A lost Genesis (not heard for ``genesis_timeout`` seconds) is replaced by a
+failover plan the next proposer puts to the Validators: within ``genesis_timeout`` plus a
+vote's round trip and a log append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from becomingone.cluster import (
+    Decision,
+    LifecycleReport,
+    Outcome,
+    PartifactCluster,
+    Proposal,
+    Role,
+    RolePlan,
+    Vote,
+    plan_roles,
+)
+from becomingone.errors import (
+    CasConflict,
+    InputError,
+    IntegrityError,
+    ProtocolError,
+    StorageError,
+)
+from becomingone.keys import NodeKey, verify_signature
+from becomingone.memory import AppendLog
+from becomingone.runtime.partifacts import PartifactTick
+from becomingone.transport.base import Bus, Subscription
+
+__all__ = [
+    "MAX_MESSAGE",
+    "NodePartifacts",
+    "Observation",
+    "consensus_log_name",
+    "partifact_subject",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest partifact message accepted (bytes): a proposal of the largest body and its frame.
+MAX_MESSAGE = 70_000
+#: Ticks of partifact view kept in :attr:`NodePartifacts.history`.
+HISTORY = 64
+
+
+def partifact_subject(cluster: str) -> str:
+    """The one subject a cluster's partifact messages travel on."""
+    return f"partifacts.{cluster}"
+
+
+def consensus_log_name(cluster: str) -> str:
+    """The name of a cluster's consensus log (its JetStream stream is ``LOG_<name>``)."""
+    return f"consensus_{cluster}"
+
+
+def _canonical(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """One node's signed sync evaluation: ``collapsed`` and the ``c_cluster`` it sees, at its
+    clock's ``at``, in ``cluster``."""
+
+    cluster: str
+    cell: str
+    collapsed: bool
+    c_cluster: float
+    at: float
+    signature: bytes = b""
+
+    def body(self) -> bytes:
+        """The canonical bytes the cell signs."""
+        return _canonical(
+            {
+                "cluster": self.cluster,
+                "cell": self.cell,
+                "collapsed": self.collapsed,
+                "c": self.c_cluster,
+                "at": self.at,
+            }
+        )
+
+    @classmethod
+    def create(cls, key: NodeKey, **fields: Any) -> Observation:
+        """An observation of ``fields`` signed by ``key``."""
+        unsigned = cls(**fields)
+        return cls(**fields, signature=key.sign(unsigned.body()))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (signature as hex)."""
+        return {**json.loads(self.body()), "sig": self.signature.hex()}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Observation:
+        """The inverse of :meth:`to_json` (``InputError`` when malformed)."""
+        try:
+            collapsed, c, at = doc["collapsed"], float(doc["c"]), float(doc["at"])
+            if not isinstance(collapsed, bool) or not 0.0 <= c <= 1.0 or not at >= 0.0:
+                raise ValueError(f"collapsed {collapsed!r}, c {c!r}, at {at!r}")
+            return cls(
+                cluster=str(doc["cluster"]),
+                cell=str(doc["cell"]),
+                collapsed=collapsed,
+                c_cluster=c,
+                at=at,
+                signature=bytes.fromhex(doc["sig"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError("observation", f"malformed: {exc}") from None
+
+
+class NodePartifacts:
+    """The partifact protocol on one node: ``key`` signs for ``node_id``; ``log`` is the
+    cluster's consensus log (shared by every node: a JetStream stream across processes).
+
+    ``threshold`` is I_c; ``genesis_timeout`` how long a silent cell keeps its role;
+    ``vote_seconds`` each proposal's deadline after it is made; ``propose_every`` the period
+    of the Genesis' intents. The attributes ``cluster``, ``history``, ``keys``, ``silent``,
+    :meth:`open_operator` and :meth:`cast` are what a
+    :class:`~becomingone.runtime.ProposalDesk` uses, so ``node --serve`` serves the proposal
+    routes of the node's own view (proposing only on the proposer's node, voting only as
+    itself).
+    """
+
+    def __init__(
+        self,
+        key: NodeKey,
+        node_id: str,
+        *,
+        cluster: str,
+        log: AppendLog,
+        threshold: float = 0.95,
+        genesis_timeout: float = 1.0,
+        vote_seconds: float = 2.0,
+        propose_every: float = 1.0,
+        window: int = 8,
+    ) -> None:
+        for name, value in (
+            ("vote_seconds", vote_seconds),
+            ("propose_every", propose_every),
+        ):
+            if not value > 0:
+                raise InputError(name, f"must be > 0 seconds, got {value!r}")
+        self.node_id = node_id
+        self.subject = partifact_subject(cluster)
+        self.cluster_name = cluster
+        self.key = key
+        self.keys = {node_id: key}
+        self.silent: dict[str, float | None] = {}
+        self.log = log
+        self.threshold = threshold
+        self.vote_seconds = vote_seconds
+        self.propose_every = propose_every
+        self.cluster = PartifactCluster(
+            {node_id: key.public_bytes},
+            threshold=threshold,
+            genesis_timeout=genesis_timeout,
+            window=window,
+        )
+        self.history: deque[PartifactTick] = deque(maxlen=HISTORY)
+        self.rejected: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self._last_at: dict[str, float] = {}
+        self._voted: set[str] = set()
+        self._to_append: deque[bytes] = deque()
+        self._outbox: list[bytes] = []
+        self._formed_at: int | None = None
+        self._next_intent = 0.0
+        self._ticks = 0
+        self._log_stuck = False
+        self._bus: Bus | None = None
+        self._sub: Subscription | None = None
+
+    # lifecycle of the node ----------------------------------------------------------------
+
+    async def start(self, bus: Bus) -> None:
+        """Subscribe to the cluster's partifact subject on ``bus``."""
+        self._bus = bus
+        self._sub = await bus.subscribe(self.subject)
+
+    async def aclose(self) -> None:
+        """Unsubscribe; the log is closed by whoever opened it."""
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # the bus may already be gone on the way out
+                log.debug("partifacts: unsubscribe failed", exc_info=True)
+            self._sub = None
+
+    async def step(
+        self, now: float, *, collapsed: bool, c_cluster: float, roster: Mapping[str, bytes]
+    ) -> PartifactTick:
+        """One tick: take the messages, observe this cell, read and write the log, propose,
+        vote, sync and check the lifecycle; publish what this node says."""
+        assert self._sub is not None and self._bus is not None, "start() first"
+        pc = self.cluster
+        self._join(roster, now)
+        for data in self._sub.drain():
+            self._receive(data, now)
+        obs = Observation.create(
+            self.key,
+            cluster=self.cluster_name,
+            cell=self.node_id,
+            collapsed=collapsed,
+            c_cluster=min(1.0, max(0.0, c_cluster)),
+            at=now,
+        )
+        pc.observe(self.node_id, collapsed=collapsed, c_cluster=obs.c_cluster, now=now)
+        self._send("obs", obs.to_json())
+        for decision in pc.expire(now):
+            self._decided(decision)
+        decided = await self._sync_log()
+        self._form(now)
+        self._propose_roles(now)
+        self._propose_intent(now)
+        self._vote(now)
+        decided += await self._sync_log()
+        pc.sync_state(now)
+        life = pc.check_threshold(now, c_cluster)
+        out, self._outbox = self._outbox, []
+        await self._bus.publish_many((self.subject, m) for m in out)
+        tick = self._tick(now, life, decided)
+        self.history.append(tick)
+        return tick
+
+    def _tick(self, now: float, life: LifecycleReport, decided: list[Decision]) -> PartifactTick:
+        pc = self.cluster
+        self._ticks += 1
+        return PartifactTick(
+            tick=self._ticks,
+            time=now,
+            lifecycle=life,
+            cells={c: (p.state, pc.roles.get(c)) for c, p in pc.partifacts.items()},
+            decisions=tuple(decided),
+        )
+
+    def _join(self, roster: Mapping[str, bytes], now: float) -> None:
+        """Members of the roster this view does not have yet join it (dormant)."""
+        for cell, public in roster.items():
+            if cell not in self.cluster.partifacts:
+                self.cluster.join(cell, public)
+
+    # messages -----------------------------------------------------------------------------
+
+    def _send(self, kind: str, doc: Mapping[str, Any]) -> None:
+        self._outbox.append(_canonical({"t": kind, **doc}))
+
+    def _receive(self, data: bytes, now: float) -> None:
+        """One message from the subject; what is refused is counted."""
+        if len(data) > MAX_MESSAGE:
+            self.rejected["oversize"] += 1
+            return
+        try:
+            doc = json.loads(data)
+            kind = doc["t"]
+            if kind == "obs":
+                self._on_observation(Observation.from_json(doc))
+            elif kind == "proposal":
+                self._on_proposal(Proposal.from_json(doc["proposal"]), now)
+            elif kind == "vote":
+                self._on_vote(_vote(doc), now)
+            else:
+                raise InputError("t", f"unknown message kind {kind!r}")
+        except (InputError, KeyError, TypeError, ValueError, AttributeError):
+            self.rejected["malformed"] += 1
+        except ProtocolError:
+            pass  # counted by the consensus book or the router
+
+    def _on_observation(self, obs: Observation) -> None:
+        if obs.cell == self.node_id:  # our own, back from the bus, unless forged
+            if not verify_signature(self.key.public_bytes, obs.body(), obs.signature):
+                self.rejected["forged"] += 1
+            return
+        public = self.cluster.book.keys.get(obs.cell)
+        if public is None or obs.cell not in self.cluster.partifacts:
+            self.rejected["unknown_signer"] += 1
+            return
+        if obs.cluster != self.cluster_name or not verify_signature(
+            public, obs.body(), obs.signature
+        ):
+            self.rejected["forged"] += 1
+            return
+        if obs.at <= self._last_at.get(obs.cell, -1.0):
+            self.rejected["stale"] += 1
+            return
+        self._last_at[obs.cell] = obs.at
+        self.cluster.observe(obs.cell, collapsed=obs.collapsed, c_cluster=obs.c_cluster, now=obs.at)
+
+    def _on_proposal(self, proposal: Proposal, now: float) -> None:
+        if proposal.proposer == self.node_id:
+            return
+        self.cluster.propose(proposal, now)
+
+    def _on_vote(self, vote: Vote, now: float) -> None:
+        if vote.voter == self.node_id:  # our own, back from the bus, unless forged
+            if not verify_signature(self.key.public_bytes, vote.body(), vote.signature):
+                self.rejected["forged"] += 1
+            return
+        decision = self.cluster.vote(vote, now)
+        self.counts["votes"] += 1
+        if decision is not None:
+            self._decided(decision)
+
+    # the log ------------------------------------------------------------------------------
+
+    def _decided(self, decision: Decision) -> None:
+        """A decision this view reached: the proposer records it; the others wait for it."""
+        if decision.proposal.proposer == self.node_id:
+            self._to_append.append(decision.to_entry())
+
+    async def _sync_log(self) -> list[Decision]:
+        """Apply what the log holds beyond this view's head, then append this node's queued
+        decisions (each at the head it expects); the decisions applied."""
+        if self._log_stuck:
+            return []
+        pc, out = self.cluster, []
+        try:
+            out += self._apply(await asyncio.to_thread(self.log.read, pc.head + 1))
+            while self._to_append:
+                entry = self._to_append[0]
+                index = await asyncio.to_thread(self.log.append, entry, expected_last=pc.head)
+                self._to_append.popleft()
+                if index != pc.head + 1:  # cannot happen on a gapless log; never skip one
+                    raise IntegrityError(index, f"appended at {index}, head {pc.head}")
+                out += self._apply([entry])
+        except CasConflict:
+            self.counts["log_conflicts"] += 1  # another writer got there first: retry next tick
+        except StorageError as exc:
+            self.counts["log_errors"] += 1
+            log.warning("partifacts: consensus log: %s", exc)
+        return out
+
+    def _apply(self, entries: list[bytes]) -> list[Decision]:
+        """Apply log entries in order (every signature re-checked); a bad one stops this view
+        at the entry before it (counted, logged), so no index is ever skipped."""
+        out = []
+        for entry in entries:
+            try:
+                decision = Decision.from_entry(entry)
+                self.cluster.restore([entry])
+            except (InputError, IntegrityError) as exc:
+                self._log_stuck = True
+                self.rejected["bad_log_entry"] += 1
+                log.error("partifacts: log entry %d refused: %s", self.cluster.head + 1, exc)
+                break
+            self._to_append = deque(
+                e
+                for e in self._to_append
+                if Decision.from_entry(e).proposal.id != decision.proposal.id
+            )
+            self.counts[f"decided_{decision.outcome.value}"] += 1
+            out.append(decision)
+        return out
+
+    # proposing and voting -----------------------------------------------------------------
+
+    def _form(self, now: float) -> None:
+        """While there is no Validator: if this view's plan names this cell Genesis, record
+        the plan as a decision it alone was eligible for (one per head)."""
+        pc = self.cluster
+        if pc.validators() or self._formed_at == pc.head:
+            return
+        plan = plan_roles(pc.states(), current=pc.roles, live=pc.live(now))
+        if not plan or plan == pc.roles or plan.get(self.node_id) is not Role.GENESIS:
+            return
+        payload = {**RolePlan(roles=plan, term=pc.term + 1).to_payload(), "why": "formation"}
+        p = Proposal.create(
+            self.key,
+            kind="roles",
+            subject=f"roles-{pc.term + 1}",
+            payload=payload,
+            proposer=self.node_id,
+            created=now,
+            deadline=now + self.vote_seconds,
+            eligible=(self.node_id,),
+        )
+        vote = Vote.create(self.key, proposal_id=p.id, voter=self.node_id, yes=True, at=now)
+        decision = Decision(proposal=p, outcome=Outcome.PASSED, votes=(vote,), decided_at=now)
+        self._formed_at = pc.head
+        self._to_append.append(decision.to_entry())
+
+    def _propose_roles(self, now: float) -> None:
+        """The proposer puts a changed role plan to the Validators (one open at a time)."""
+        pc = self.cluster
+        if not pc.validators() or pc.proposer(now) != self.node_id:
+            return
+        if any(e.proposal.kind == "roles" for e in pc.book.open_proposals.values()):
+            return
+        plan = pc.distribute_roles(now)  # with Validators it is returned, not applied
+        if plan is None:
+            return
+        why = "failover" if pc.genesis is not None and pc.genesis not in plan.roles else "roles"
+        self._open("roles", {**plan.to_payload(), "why": why}, f"roles-{plan.term}", now)
+
+    def _propose_intent(self, now: float) -> None:
+        """The proposer puts an intent to the Validators every ``propose_every`` seconds."""
+        pc = self.cluster
+        if now < self._next_intent or not pc.validators() or pc.proposer(now) != self.node_id:
+            return
+        self._next_intent = now + self.propose_every
+        serial = round(now * 1000)
+        self._open("intent", {"what": "probe", "n": serial}, f"intent-{self.node_id}-{serial}", now)
+
+    def _open(self, kind: str, payload: dict[str, Any], subject: str, now: float) -> None:
+        p = Proposal.create(
+            self.key,
+            kind=kind,
+            subject=subject,
+            payload=payload,
+            proposer=self.node_id,
+            created=now,
+            deadline=now + self.vote_seconds,
+            eligible=self.cluster.validators(),
+        )
+        try:
+            self.open_operator(p, now)
+        except ProtocolError:
+            return  # refused and counted by the book
+
+    def open_operator(self, proposal: Proposal, now: float) -> None:
+        """Open ``proposal`` (signed by this node, the proposer) here and send it to the
+        Validators. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
+        self.cluster.propose(proposal, now)
+        self.counts[f"proposed_{proposal.kind}"] += 1
+        self._send("proposal", {"proposal": proposal.to_json()})
+
+    def cast(self, vote: Vote, now: float) -> Decision | None:
+        """Count this node's signed ``vote`` here and send it (refusals raise
+        :class:`~becomingone.errors.ProtocolError`, counted); the decision it made, if any."""
+        decision = self.cluster.vote(vote, now)
+        self._voted.add(vote.proposal_id)
+        self.counts["votes"] += 1
+        self._send("vote", {"proposal_id": vote.proposal_id, **vote.to_json()})
+        if decision is not None:
+            self._decided(decision)
+        return decision
+
+    def _vote(self, now: float) -> None:
+        """As a Validator, sign a verdict on each open proposal this node may vote on, once."""
+        pc = self.cluster
+        for pid, entry in list(pc.book.open_proposals.items()):
+            if pid in self._voted or self.node_id not in entry.proposal.eligible:
+                continue
+            yes = pc.judge(self.node_id, entry.proposal)
+            vote = Vote.create(self.key, proposal_id=pid, voter=self.node_id, yes=yes, at=now)
+            self._voted.add(pid)
+            try:
+                self.cast(vote, now)
+            except ProtocolError:
+                continue  # counted by the book and the router
+        self._voted &= set(pc.book.open_proposals)
+
+    # reading ------------------------------------------------------------------------------
+
+    def row(self) -> dict[str, Any]:
+        """This node's partifact row for its status: its state and role, the lifecycle, the
+        term, the Genesis, the log head and memory digest, and what was refused."""
+        pc = self.cluster
+        role = pc.roles.get(self.node_id)
+        refused = Counter(self.rejected) + Counter(pc.book.rejected) + Counter(pc.router.refused)
+        return {
+            "state": pc.partifacts[self.node_id].state.value,
+            "role": None if role is None else role.value,
+            "lifecycle": pc.lifecycle.stage.value,
+            "term": pc.term,
+            "genesis": pc.genesis,
+            "head": pc.head,
+            "memory": pc.memory,
+            "rejected": dict(sorted(refused.items())),
+        }
+
+
+def _vote(doc: Mapping[str, Any]) -> Vote:
+    """A vote from its message (``InputError`` / ``ValueError`` when malformed)."""
+    return Vote(
+        proposal_id=str(doc["proposal_id"]),
+        voter=str(doc["voter"]),
+        yes=doc["yes"],
+        at=float(doc["at"]),
+        signature=bytes.fromhex(doc["sig"]),
+    )
