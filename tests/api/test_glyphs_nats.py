@@ -20,6 +20,7 @@ from becomingone.cluster import OwnerRecord
 from becomingone.runtime.node_glyphs import glyph_bucket
 from becomingone.transport.jetstream import JetStreamCasRecord
 from becomingone.transport.natsd import NatsServers
+from tests.api.browserhelpers import free_port
 from tests.faults.helpers import CLI, gone
 from tests.faults.test_glyph_faults import GlyphFleet, _heard_rows, _spread, _submit, _wait
 
@@ -46,6 +47,29 @@ async def _glyph_events(url: str) -> list[dict[str, Any]]:
     return got
 
 
+def _start_witness(fleet: GlyphFleet, port: int) -> subprocess.Popen[bytes]:
+    """A witness node of the fleet's cluster (no glyphs of its own) serving on ``port``."""
+    cmd = [a for a in fleet.launcher.command("witness-0", "witness") if a != "--glyphs"]
+    with open(fleet.base / "witness.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*cmd, "--serve", f"127.0.0.1:{port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    fleet.procs["witness-0"] = proc
+    fleet.started.append(proc.pid)
+    return proc
+
+
+def _last_owner(events: list[dict[str, Any]]) -> dict[str, str]:
+    """Each glyph's owner after the events, in order."""
+    out: dict[str, str] = {}
+    for e in events:
+        out[e["data"]["id"]] = e["data"].get("to", e["data"].get("owner"))
+    return out
+
+
 def _owners(kv: JetStreamCasRecord, ids: set[str]) -> dict[str, str]:
     out = {}
     for gid in ids:
@@ -60,7 +84,8 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
     submitted by node 0 once, and migrations whose last destination per glyph is its owner in
     the KV record (the in-process event code path fed by heard statuses); node 2's glyph list
     has all three with their KV owners, exactly its own marked mine, and `glyph list --url`
-    prints them with one line marked as this node's."""
+    prints them with one line marked as this node's. A witness node serving the same cluster
+    (no glyphs of its own) hears the same glyphs end at the same owners."""
     with NatsServers(tmp_path / "nats", servers=1) as servers:
         fleet = GlyphFleet(tmp_path / "nodes", servers.urls)
         kv = JetStreamCasRecord(servers.urls, glyph_bucket("local"))
@@ -68,18 +93,22 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
         try:
             for name in fleet.names:
                 fleet.start(name)
+            witness = f"http://127.0.0.1:{free_port()}"
+            _start_witness(fleet, int(witness.rsplit(":", 1)[1]))
             ids = {f"g{i}" for i in range(3)}
             for i, gid in enumerate(sorted(ids)):
                 _submit(fleet, first, gid, (i + 0.5) / 8)
             _wait(lambda: _spread(fleet, kv, ids) == 3, 150, "one glyph per node")
             owners = _owners(kv, ids)
 
-            def moved_to_owners() -> list[dict[str, Any]] | None:
-                events = asyncio.run(_glyph_events(fleet.url(viewer)))
+            def moved_to_owners(url: str) -> list[dict[str, Any]] | None:
+                events = asyncio.run(_glyph_events(url))
                 last = {e["data"]["id"]: e["data"]["to"] for e in events if "to" in e["data"]}
                 return events if last == {g: o for g, o in owners.items() if o != first} else None
 
-            events = _wait(moved_to_owners, 30, "migrations heard")
+            events = _wait(lambda: moved_to_owners(fleet.url(viewer)), 30, "migrations heard")
+            seen = _wait(lambda: moved_to_owners(witness), 30, "migrations heard by the witness")
+            assert _last_owner(seen) == _last_owner(events)
             submitted = [e["data"] for e in events if e["type"] == "glyph.submitted"]
             assert sorted((d["id"], d["owner"]) for d in submitted) == [
                 (g, first) for g in sorted(ids)
@@ -111,4 +140,4 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
             kv.close()
             codes = fleet.stop()
     assert all(gone(pid) for pid in servers.pids)
-    assert set(codes) == set(fleet.names)
+    assert set(codes) == {*fleet.names, "witness-0"}
