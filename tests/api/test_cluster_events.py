@@ -27,12 +27,14 @@ from becomingone.api import (
     StreamEvent,
     create_app,
 )
-from becomingone.api.cluster_events import ClusterEvents
+from becomingone.api.cluster_events import ClusterEvents, DeskGlyphs, HeardGlyphs
 from becomingone.cluster import Glyph, LifecycleStage
 from becomingone.config.schema import BecomingOneConfig
 from becomingone.runtime import build_supervisors
 from becomingone.runtime.cell_member import build_cell_members
 from becomingone.runtime.glyph_migrate import GlyphMigrator
+from becomingone.runtime.node import NodeStatus
+from becomingone.runtime.status_glyphs import status_glyphs
 from tests.api.test_proposals_api import PROBE, Roles, serve_roles
 
 pytestmark = pytest.mark.timeout(300)
@@ -320,6 +322,31 @@ class _Glyphs:
     def glyphs(self) -> list[Glyph]:
         return list(self.scheduled.values())
 
+    def __contains__(self, glyph_id: str) -> bool:
+        return glyph_id in self.scheduled
+
+    def row(self) -> dict[str, Any]:
+        energy = sum(g.energy for g in self.scheduled.values())
+        n, fired, ended = len(self.scheduled), self.counts["fired"], len(self.finished)
+        return {"glyphs": n, "fires": fired, "failed": 0, "ended": ended, "energy": energy,
+                "value": None}  # fmt: skip
+
+
+def _by_id(events: list[StreamEvent]) -> list[StreamEvent]:
+    """Events in a canonical order (the order within a tick is not part of the contract)."""
+    return sorted(events, key=lambda e: (e.type.value, str(e.data.get("id"))))
+
+
+def heard(cells: dict[str, _Glyphs]) -> list[NodeStatus]:
+    """Each cell's status as a node process publishes it, through its JSON bytes."""
+    out = []
+    for name, g in cells.items():
+        doc = NodeStatus(node=name, kind="full", time=1.0, theta=0.0, frequency=1.0,
+                         stable=True, epoch=1, seq=1, members=3, heard=2, c_seen=1.0,
+                         accepted=0, glyphs=status_glyphs(g)).to_json()  # type: ignore[arg-type]  # fmt: skip
+        out.append(NodeStatus.from_bytes(json.dumps(doc).encode()))
+    return out
+
 
 CELLS = ["a", "b", "c"]
 #: One step of a cluster's glyphs between two ticks.
@@ -338,10 +365,15 @@ def test_glyph_events_replayed_rebuild_the_owners(ticks: list[list[Any]]) -> Non
     """Whatever the cells' glyphs do between ticks (submit, a migration's hold then install
     elsewhere, end, runs), the glyph events of each tick applied to the previous owners give
     exactly the owners now; a glyph held by its source keeps that owner until installed; the
-    fired summaries sum to the runs counted; each tick has at most one glyph.fired."""
+    fired summaries sum to the runs counted; each tick has at most one glyph.fired. The same
+    cells seen through their status messages (the glyph lists of node processes, as JSON)
+    give the same events, tick by tick."""
     cells = {c: _Glyphs() for c in CELLS}
     desk = SimpleNamespace(members={c: SimpleNamespace(glyphs=g) for c, g in cells.items()})
-    source = ClusterEvents(desk, None)  # type: ignore[arg-type]
+    source = ClusterEvents(DeskGlyphs(desk), None)  # type: ignore[arg-type]
+    statuses = HeardGlyphs()
+    statuses.update(heard(cells))
+    observed = ClusterEvents(statuses, None)
     model: dict[str, str] = {}
     runs = fired = 0
 
@@ -366,6 +398,8 @@ def test_glyph_events_replayed_rebuild_the_owners(ticks: list[list[Any]]) -> Non
                 g.counts["fired"] += n
                 runs += n
         events = source.step(tick)
+        statuses.update(heard(cells))
+        assert _by_id(observed.step(tick)) == _by_id(events)
         assert all(e.seq == tick for e in events)
         assert sum(e.type is EventType.GLYPH_FIRED for e in events) <= 1
         for e in events:

@@ -166,7 +166,8 @@ def _state(fleet: GlyphFleet, kv: JetStreamCasRecord) -> dict[str, Any] | None:
     holders: dict[str, list[tuple[str, str]]] = {}
     for node, doc in lists.items():
         for g in doc["glyphs"]:
-            holders.setdefault(g["id"], []).append((node, g["state"]))
+            if g["mine"]:  # the node's own desk (the rest of its list are the records)
+                holders.setdefault(g["id"], []).append((node, g["state"]))
     return {"records": records, "holders": holders}
 
 
@@ -242,7 +243,8 @@ async def test_kill9_at_every_migration_step(tmp_path: Path) -> None:
                 timeout=60,
                 check=False,
             )
-            assert listed.returncode == 0 and "1 glyphs" in listed.stdout, listed
+            assert listed.returncode == 0 and "3 glyphs" in listed.stdout, listed
+            assert listed.stdout.count("*this node") == 1, listed.stdout
             rows = _wait(lambda: _heard_rows(fleet, fleet.names[2]), 30, "glyph rows heard")
             assert {n: r["glyphs"] for n, r in rows.items()} == dict.fromkeys(fleet.names, 1)
             for k, (role, step) in enumerate(CASES):

@@ -9,7 +9,8 @@ rejections plus, per cell, its phase θ (cycles), its CPS state and, for a full 
 Master/Emissary/Sync |T|² — keeps the newest ``keep`` frames for ``GET /cluster/history`` and
 for resuming clients, and offers each frame to the subscribers of the cluster event stream as a
 ``cluster.tick`` event whose ``seq`` is the tick number, followed by the tick's typed glyph,
-role, lifecycle and proposal events (:mod:`becomingone.api.cluster_events`; the newest
+role, lifecycle and proposal events (:mod:`becomingone.api.cluster_events`; an observed
+cluster's glyph events come from the glyph lists of the statuses heard, not from a desk; the newest
 :data:`KEEP_EVENTS` kept in memory for resuming clients — the cluster stream has no stored
 history). It never drives the cluster and does no I/O.
 """
@@ -21,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from becomingone.api.cluster_events import ClusterEvents
+from becomingone.api.cluster_events import ClusterEvents, DeskGlyphs, GlyphSource, HeardGlyphs
 from becomingone.api.events import EventType, StreamEvent, Subscriber
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
@@ -72,11 +73,20 @@ def member_row(member: ClusterMember) -> dict[str, Any]:
     return row
 
 
+def _counts(glyphs: Mapping[str, Any]) -> dict[str, Any]:
+    """A status's glyph row without its glyph lists (those feed the glyph events and would
+    make every frame kilobytes larger): the in-process row's keys."""
+    return {k: v for k, v in glyphs.items() if k not in _LISTS}
+
+
+_LISTS = frozenset({"list", "more", "gone"})
+
+
 def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
     """One node in a frame, from its newest status message: ``theta`` is its phase carried to
     the tick (the observer's); a full node's status carries its Master/Emissary/Sync reading;
-    a status has no phase error, and glyphs only from a ``node --glyphs`` node (else null, as
-    for a CPS-only cell)."""
+    a status has no phase error, and glyphs only from a ``node --glyphs`` node (its counts, as
+    an in-process cell's; else null, as for a CPS-only cell)."""
     row: dict[str, Any] = {
         "name": status.node,
         "theta": theta,
@@ -90,7 +100,7 @@ def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:
         "sync": None,
         "outcome": None,
         "collapses": None,
-        "glyphs": None if status.glyphs is None else dict(status.glyphs),
+        "glyphs": None if status.glyphs is None else _counts(status.glyphs),
     }
     if status.cell is not None:
         row.update(status.cell.to_json())
@@ -146,6 +156,11 @@ class ServedCluster:
         #: The tick of the newest typed event no longer kept (-1: none lost).
         self.events_lost_through = -1
         self._source: ClusterEvents | None = None
+        #: The glyphs the heard statuses list (:meth:`record_heard`; None before).
+        self.heard_glyphs: HeardGlyphs | None = None
+        #: The cluster's glyph list for ``GET /cluster/glyphs`` when it is not the desk's
+        #: (a node process: every glyph's ownership record; rows as the desk's, plus ``mine``).
+        self.listing: Callable[[], list[dict[str, Any]]] | None = None
 
     def record(self, report: TickReport, members: Sequence[ClusterMember]) -> dict[str, Any]:
         """Make the frame of one tick, keep it and offer it to every subscriber."""
@@ -171,6 +186,9 @@ class ServedCluster:
                 "heard", f"{len(heard)} statuses for {len(report.thetas)} phases in the report"
             )
         rows = [status_row(s, theta) for s, theta in zip(heard, report.thetas, strict=True)]
+        if self.heard_glyphs is None:
+            self.heard_glyphs = HeardGlyphs()
+        self.heard_glyphs.update(heard)
         if self.origin is None:
             self.origin = report.time
         report = dataclasses.replace(report, time=report.time - self.origin)
@@ -211,12 +229,16 @@ class ServedCluster:
         return frame
 
     def _typed(self, tick: int) -> list[StreamEvent]:
-        """The typed events of ``tick`` (none without a glyph desk or a proposal desk)."""
-        if self.desk is None and self.partifacts is None:
+        """The typed events of ``tick`` (none without glyphs or a proposal desk): glyph events
+        from the heard statuses of an observed cluster, else from the glyph desk."""
+        if self.desk is None and self.partifacts is None and self.heard_glyphs is None:
             return []
         if self._source is None:
             driver = self.partifacts.driver if self.partifacts is not None else None
-            self._source = ClusterEvents(self.desk, driver)
+            glyphs: GlyphSource | None = self.heard_glyphs
+            if glyphs is None and self.desk is not None:
+                glyphs = DeskGlyphs(self.desk)
+            self._source = ClusterEvents(glyphs, driver)
         return self._source.step(tick)
 
     def latest(self) -> dict[str, Any] | None:

@@ -2,7 +2,9 @@
 
 Rule: after each tick :class:`ClusterEvents` compares what the running cluster holds now with
 what it held at the previous tick and returns the events of the difference, each with the
-tick as its ``seq`` — it reads the glyph desk's cells and the partifact driver's newest
+tick as its ``seq`` — it reads a :class:`GlyphSource` (an in-process cluster's glyph desk,
+:class:`DeskGlyphs`, or the glyph lists in the statuses of node processes,
+:class:`HeardGlyphs`: one diff for both) and the partifact driver's newest
 :class:`~becomingone.runtime.PartifactTick`, never changes them, and does no I/O.
 
 - ``glyph.submitted`` a glyph id new to the cluster (its owner, kind, energy);
@@ -20,15 +22,16 @@ tick as its ``seq`` — it reads the glyph desk's cells and the partifact driver
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from becomingone.api.events import EventType, StreamEvent
 from becomingone.runtime.glyph_desk import GlyphDesk
+from becomingone.runtime.node import NodeStatus
 from becomingone.runtime.partifacts import PartifactTick
 from becomingone.runtime.proposal_desk import ConsensusDriver
 
-__all__ = ["ClusterEvents"]
+__all__ = ["ClusterEvents", "DeskGlyphs", "GlyphSource", "HeardGlyphs"]
 
 _PROPOSAL_TYPES = {
     "proposal.opened": EventType.PROPOSAL_OPENED,
@@ -36,16 +39,107 @@ _PROPOSAL_TYPES = {
 }
 
 
-def _glyph_state(desk: GlyphDesk) -> dict[str, dict[str, Any]]:
-    """Each glyph's owner, kind and energy now: a scheduled copy wins over a held one (a
-    migration's source holds it until the target has installed it)."""
-    out: dict[str, dict[str, Any]] = {}
-    for cell, m in desk.members.items():
-        for g in m.glyphs.held.values():
-            out.setdefault(g.id, {"id": g.id, "owner": cell, "kind": g.kind, "energy": g.energy})
-        for g in m.glyphs.scheduler.glyphs():
-            out[g.id] = {"id": g.id, "owner": cell, "kind": g.kind, "energy": g.energy}
-    return out
+class GlyphSource(Protocol):
+    """Where :class:`ClusterEvents` reads a cluster's glyphs: each glyph's owner now, each
+    cell's runs so far, and why a glyph ended (the in-process desk: :class:`DeskGlyphs`; the
+    statuses of node processes: :class:`HeardGlyphs`)."""
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """``{id: {"id", "owner", "kind", "energy"}}`` of every glyph now."""
+        ...
+
+    def fires(self) -> dict[str, int]:
+        """Runs so far by cell."""
+        ...
+
+    def reason(self, glyph_id: str, owner: str) -> str | None:
+        """Why ``glyph_id`` ended, asked of its last ``owner`` first (None: nobody knows)."""
+        ...
+
+
+def _row(gid: str, owner: str, kind: str, energy: float) -> dict[str, Any]:
+    return {"id": gid, "owner": owner, "kind": kind, "energy": energy}
+
+
+class DeskGlyphs:
+    """The glyphs of an in-process cluster, read from its :class:`GlyphDesk`."""
+
+    def __init__(self, desk: GlyphDesk) -> None:
+        self.desk = desk
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """A scheduled copy wins over a held one (a migration's source holds it until the
+        target has installed it)."""
+        out: dict[str, dict[str, Any]] = {}
+        for cell, m in self.desk.members.items():
+            for g in m.glyphs.held.values():
+                out.setdefault(g.id, _row(g.id, cell, g.kind, g.energy))
+            for g in m.glyphs.scheduler.glyphs():
+                out[g.id] = _row(g.id, cell, g.kind, g.energy)
+        return out
+
+    def fires(self) -> dict[str, int]:
+        """Each cell's ``fired`` count."""
+        return {c: m.glyphs.counts["fired"] for c, m in self.desk.members.items()}
+
+    def reason(self, glyph_id: str, owner: str) -> str | None:
+        """From the cells' ``finished`` glyphs (it may have moved and ended within a tick)."""
+        members = self.desk.members
+        for name in [owner, *(m for m in members if m != owner)]:
+            member = members.get(name)
+            ended = None if member is None else member.glyphs.finished.get(glyph_id)
+            if ended is not None:
+                return str(ended[1])
+        return None
+
+
+class HeardGlyphs:
+    """The glyphs of a cluster of node processes, from the ``glyphs`` rows of the statuses an
+    observer hears (:mod:`becomingone.runtime.status_glyphs`); :meth:`update` with each tick's
+    statuses before the events are asked for.
+
+    A node not heard in a tick keeps its last row (a silent node's glyphs stay where they
+    were last seen, rather than ending). A node listing only its first ids (``more`` > 0) keeps
+    the glyphs it owned before and no longer lists, unless another node lists them: they are
+    beyond its list, not ended; a glyph beyond every list is first seen when it enters one.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Mapping[str, Any]] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+
+    def update(self, statuses: Iterable[NodeStatus]) -> None:
+        """Take the newest glyph rows of ``statuses`` (rows without a list are ignored)."""
+        for st in statuses:
+            if st.glyphs is not None and "list" in st.glyphs:
+                self.rows[st.node] = st.glyphs
+        before, out = self._state, {}
+        for node, row in self.rows.items():
+            for gid, _epoch, kind, energy, held in row["list"]:
+                if not held or gid not in out:
+                    out[gid] = _row(gid, node, kind, energy)
+        for gid, old in before.items():
+            last = self.rows.get(old["owner"])
+            if gid not in out and last is not None and last["more"] > 0:
+                out[gid] = old
+        self._state = out
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """A scheduled copy wins over a held one, as in-process."""
+        return dict(self._state)
+
+    def fires(self) -> dict[str, int]:
+        """Each node's ``fires`` count (a restarted node counts from 0 again)."""
+        return {node: int(row["fires"]) for node, row in self.rows.items()}
+
+    def reason(self, glyph_id: str, owner: str) -> str | None:
+        """From the nodes' ``gone`` lists (the newest few ended glyphs of each)."""
+        for node in [owner, *(n for n in self.rows if n != owner)]:
+            row = self.rows.get(node)
+            for gid, why in [] if row is None else row["gone"]:
+                if gid == glyph_id:
+                    return str(why)
+        return None
 
 
 class ClusterEvents:
@@ -53,30 +147,25 @@ class ClusterEvents:
 
     Parameters
     ----------
-    desk : the glyph desk of a cluster of full cells (None: no glyph events).
+    glyphs : where the cluster's glyphs are read (None: no glyph events).
     driver : the partifact driver of a ``--roles`` cluster (None: no role, lifecycle or
         proposal events).
     """
 
-    def __init__(self, desk: GlyphDesk | None, driver: ConsensusDriver | None) -> None:
-        self.desk, self.driver = desk, driver
-        self._glyphs: dict[str, dict[str, Any]] = {} if desk is None else _glyph_state(desk)
-        self._fires: dict[str, int] = self._fire_counts()
+    def __init__(self, glyphs: GlyphSource | None, driver: ConsensusDriver | None) -> None:
+        self.glyphs, self.driver = glyphs, driver
+        self._glyphs: dict[str, dict[str, Any]] = {} if glyphs is None else glyphs.state()
+        self._fires: dict[str, int] = {} if glyphs is None else glyphs.fires()
         self._roles: dict[str, str | None] = {}
         self._stage: str | None = None
         self._met: dict[str, bool] = {}
         self._seen_tick = -1
 
-    def _fire_counts(self) -> dict[str, int]:
-        if self.desk is None:
-            return {}
-        return {c: m.glyphs.counts["fired"] for c, m in self.desk.members.items()}
-
     def step(self, tick: int) -> list[StreamEvent]:
         """The events of tick ``tick`` (call once per tick, after it ran)."""
         data: list[tuple[EventType, Mapping[str, Any]]] = []
-        if self.desk is not None:
-            data += self._glyph_events()
+        if self.glyphs is not None:
+            data += self._glyph_events(self.glyphs)
         if self.driver is not None and self.driver.history:
             last = self.driver.history[-1]
             if last.tick == tick and last.tick != self._seen_tick:
@@ -84,9 +173,8 @@ class ClusterEvents:
                 data += self._role_events(last) + self._proposal_events(last)
         return [StreamEvent(type=t, seq=tick, data=d) for t, d in data]
 
-    def _glyph_events(self) -> list[tuple[EventType, Mapping[str, Any]]]:
-        assert self.desk is not None
-        now, before = _glyph_state(self.desk), self._glyphs
+    def _glyph_events(self, glyphs: GlyphSource) -> list[tuple[EventType, Mapping[str, Any]]]:
+        now, before = glyphs.state(), self._glyphs
         out: list[tuple[EventType, Mapping[str, Any]]] = []
         for gid, row in now.items():
             old = before.get(gid)
@@ -98,9 +186,9 @@ class ClusterEvents:
                 out.append((EventType.GLYPH_MIGRATED, moved))
         for gid, old in before.items():
             if gid not in now:
-                reason = self._reason(gid, old["owner"])
+                reason = glyphs.reason(gid, old["owner"])
                 out.append((EventType.GLYPH_ENDED, {**old, "reason": reason}))
-        fires = self._fire_counts()
+        fires = glyphs.fires()
         by_cell = {c: n - self._fires.get(c, 0) for c, n in fires.items()}
         by_cell = {c: n for c, n in by_cell.items() if n > 0}
         if by_cell:
@@ -108,18 +196,6 @@ class ClusterEvents:
             out.append((EventType.GLYPH_FIRED, summary))
         self._glyphs, self._fires = now, fires
         return out
-
-    def _reason(self, glyph_id: str, owner: str) -> str | None:
-        """Why ``glyph_id`` ended: asked of its last known ``owner`` first, then of the other
-        cells (it may have moved and ended within one tick); None if no cell remembers it."""
-        assert self.desk is not None
-        members = self.desk.members
-        for name in [owner, *(m for m in members if m != owner)]:
-            member = members.get(name)
-            ended = None if member is None else member.glyphs.finished.get(glyph_id)
-            if ended is not None:
-                return str(ended[1])
-        return None
 
     def _role_events(self, tick: PartifactTick) -> list[tuple[EventType, Mapping[str, Any]]]:
         out: list[tuple[EventType, Mapping[str, Any]]] = []

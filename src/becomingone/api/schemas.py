@@ -256,6 +256,10 @@ class GlyphPublic(BaseModel):
     reason: str | None = Field(
         default=None, description="Why an ended glyph ended: energy, lifetime, cancelled"
     )
+    mine: bool | None = Field(
+        default=None,
+        description="A node process's list: whether the serving node owns it (else null)",
+    )
 
 
 class GlyphList(BaseModel):

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from becomingone.config import CellConfig, ClusterConfig
 from becomingone.runtime.glyph_desk import GlyphDesk
@@ -47,17 +47,19 @@ def cluster_view(
     desk: GlyphDesk | None = None,
     tokens: Path | None = None,
     partifacts: ProposalDesk | None = None,
+    listing: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Callable[[Bus], AbstractAsyncContextManager[ServedCluster]] | None:
     """With ``--serve`` (``listen``): what serves the cluster view on a node's connection
     (None without); ``who`` prefixes the line that gives the URLs. With ``desk`` (a node
     running glyphs) the glyph routes are mounted, writes checked against the tokens of the
-    data dir ``tokens``. With ``partifacts`` (a ``node --roles``) the roles and proposal routes
-    of the node's own view are mounted too."""
+    data dir ``tokens``, and ``listing`` (the cluster's glyphs from the ownership records)
+    answers ``GET /cluster/glyphs``. With ``partifacts`` (a ``node --roles``) the roles and
+    proposal routes of the node's own view are mounted too."""
     if listen is None:
         return None
 
     def view(bus: Bus) -> AbstractAsyncContextManager[ServedCluster]:
-        return _serve_view(bus, listen, config, settings, who, desk, tokens, partifacts)
+        return _serve_view(bus, listen, config, settings, who, desk, tokens, partifacts, listing)
 
     return view
 
@@ -72,6 +74,7 @@ async def _serve_view(
     desk: GlyphDesk | None,
     tokens_dir: Path | None,
     partifacts: ProposalDesk | None = None,
+    listing: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> AsyncIterator[ServedCluster]:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
     from becomingone.api.settings import api_tls
@@ -93,6 +96,7 @@ async def _serve_view(
         desk=desk,
         partifacts=partifacts,
     )
+    served.listing = listing
     writes = desk is not None or partifacts is not None
     tokens = TokenStore(tokens_dir) if writes and tokens_dir is not None else None
     app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)

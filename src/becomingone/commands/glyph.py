@@ -75,7 +75,7 @@ def _line(g: Mapping[str, Any]) -> str:
     return (
         f"{g['id']:<16} {g['kind']:<8} {g['owner']:<10} θ {g['theta']:.3f}  "
         f"energy {g['energy']:<10.4g} lifetime {g['lifetime']:<7} "
-        f"coherence {g['coherence']:.3f}  {g['state']}"
+        f"coherence {g['coherence']:.3f}  {g['state']}" + ("  *this node" if g.get("mine") else "")
     )
 
 

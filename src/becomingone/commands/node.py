@@ -55,6 +55,7 @@ from becomingone.runtime.node_partifacts import NodePartifacts, consensus_log_na
 from becomingone.runtime.proposal_desk import ProposalDesk
 from becomingone.runtime.relay import Relay
 from becomingone.runtime.sources import Source, open_source
+from becomingone.runtime.status_glyphs import record_glyphs
 from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.roster import NODE_ID_PATTERN
 from becomingone.sync.topology import Topology
@@ -314,11 +315,18 @@ def _run_member(
             fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
             cluster=settings.cluster,
         )
-        serve = functools.partial(serve, view=views(desk=GlyphDesk([member])))
+        desk = GlyphDesk([member])
+        listing = functools.partial(_cluster_glyphs, records, desk)
+        serve = functools.partial(serve, view=views(desk=desk, listing=listing))
         last = asyncio.run(serve(runner)).to_json()
     finally:
         records.connection.close()
     return last, node.ticks
+
+
+def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[str, Any]]:
+    """``GET /cluster/glyphs`` of a node: its own glyphs and every other one's record."""
+    return record_glyphs(records, desk.glyphs())
 
 
 def _run_roles(

@@ -48,6 +48,7 @@ from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.node_feed import FedMember
+from becomingone.runtime.status_glyphs import parse_status_glyphs, status_glyphs
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.sync.topology import Plan, Topology
@@ -213,7 +214,8 @@ class NodeStatus:
     engine has read (a full cell: over its whole life; a light node: since it started);
     ``cell`` a full node's Master/Emissary/Sync reading (None for other kinds and for nodes
     that do not send it); ``glyphs`` a ``node --glyphs`` node's glyph row (glyphs owned,
-    fires, failed, ended, energy, latest value; absent otherwise); ``partifacts`` a
+    fires, failed, ended, energy, latest value, and which glyphs it holds:
+    :mod:`becomingone.runtime.status_glyphs`; absent otherwise); ``partifacts`` a
     ``node --roles`` node's partifact row (:meth:`~becomingone.runtime.node_partifacts.
     NodePartifacts.row`; absent otherwise, and not read back by observers).
     """
@@ -462,7 +464,7 @@ class SupervisedNode:
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
             samples=_samples(self.member),
             cell=_reading(self.member),
-            glyphs=None if self.glyphs is None else self.glyphs.glyphs.row(),
+            glyphs=None if self.glyphs is None else status_glyphs(self.glyphs.glyphs),
             partifacts=None if self.partifacts is None else self.partifacts.row(),
         )
 
@@ -587,7 +589,7 @@ def _glyph_row(doc: Any) -> dict[str, Any] | None:
     numbers = [energy] if value is None else [energy, value]
     if min(counts.values()) < 0 or energy < 0 or not all(map(math.isfinite, numbers)):
         raise ValueError(f"glyph row out of range: {counts}, energy {energy}, value {value}")
-    return {**counts, "energy": energy, "value": value}
+    return {**counts, "energy": energy, "value": value, **parse_status_glyphs(doc)}
 
 
 def _unit_complex(pair: Any) -> complex:

@@ -70,9 +70,10 @@ def _proposed(row: dict[str, Any]) -> JSONResponse:
 
 
 @router.get("", responses=responses(*READ_STATUSES))
-async def glyphs(desk: Desk, _: Reader) -> GlyphList:
-    """Every glyph with its owner, by id."""
-    rows = desk.glyphs()
+async def glyphs(desk: Desk, cluster: Cluster, _: Reader) -> GlyphList:
+    """Every glyph with its owner, by id (a node process: every glyph of its cluster from the
+    ownership records, ``mine`` marking its own)."""
+    rows = cluster.listing() if cluster.listing is not None else desk.glyphs()
     return GlyphList(count=len(rows), glyphs=[GlyphPublic(**r) for r in rows])
 
 
