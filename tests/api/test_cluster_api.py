@@ -98,8 +98,8 @@ async def test_routes_answer_from_the_frames() -> None:
 
 
 def test_an_app_needs_a_cell_or_a_cluster() -> None:
-    """create_app with neither a cell nor a cluster is refused, naming the argument."""
-    with pytest.raises(InputError, match="neither"):
+    """create_app with no cell, cluster or Choir is refused, naming the argument."""
+    with pytest.raises(InputError, match="a cell, a cluster or a Choir; got none"):
         create_app(None, ApiSettings())
 
 
