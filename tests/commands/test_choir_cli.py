@@ -142,3 +142,32 @@ def test_refused_transactions_are_one_line(
     }
     status, _, err = choir(capsys, "divest", t, "--as", "ada", *where)
     assert status == 2 and "ada is not a co-author" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["balance", "ada"],
+        ["balance"],
+        ["users"],
+        ["users", "list"],
+        ["threads"],
+        ["specs", "--all"],
+        ["check"],
+        ["search", "light"],
+    ],
+)
+@pytest.mark.parametrize("exists", [False, True])
+def test_read_only_commands_create_nothing_where_there_is_no_choir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], exists: bool
+) -> None:
+    """A read-only command on a data dir with no Choir (absent, or empty) says so in one line
+    naming --data-dir, exits 2, and leaves the directory as it was."""
+    data_dir = tmp_path / "new"
+    if exists:
+        data_dir.mkdir()
+    status, out, err = choir(capsys, *args, "--data-dir", str(data_dir))
+    assert (status, out, err.count("\n")) == (2, "", 1), err
+    assert f"--data-dir: no Choir in {data_dir} yet" in err
+    assert data_dir.exists() == exists
+    assert not exists or list(data_dir.iterdir()) == []

@@ -47,6 +47,7 @@ from becomingone.choir import (
     embedder,
     new_id,
     reconcile,
+    reconcile_messages,
     wallet,
 )
 from becomingone.choir.model import Move, PutMessage, PutSpec, PutVote, SetSpecStatus
@@ -270,6 +271,8 @@ class ChoirService:
         self.subscribers: set[ChoirSubscriber] = set()
         self.transactions: dict[str, int] = {TxKind.GENESIS.value: 1}  # the shadow ran it
         self.applied = 0
+        self._versions: dict[str, int] = {}  # per thread: bumped when its stored messages change
+        self._coherence: dict[str, tuple[int, float | None]] = {}  # thread: (version, value)
         self._catch_up(self.ledger.records())
 
     # --- lifecycle and parts -----------------------------------------------------------------
@@ -368,17 +371,36 @@ class ChoirService:
         return receipt, made
 
     def follow(self, tx: Transaction) -> None:
-        """Bring the store's view of ``tx``'s thread up to the ledger."""
+        """Bring the store up to the ledger for what ``tx`` changed: its message or spec and
+        its thread's co-authors (a constant number of reads, whatever the thread's size)."""
         with self._lock:
             thread = _thread_of(self.ledger, tx)
-            if thread is not None and self.store is not None:
-                reconcile(self.ledger, self.store, self.home.outbox, self.embed, thread=thread)
+            if thread is None or self.store is None:
+                return
+            ids = [str(tx.body[k]) for k in ("message", "spec") if k in tx.body]
+            found, _ = reconcile_messages(
+                self.ledger,
+                self.store,
+                self.home.outbox,
+                self.embed,
+                thread=thread,
+                message_ids=ids,
+            )
+            if found:
+                self._changed(thread)
 
     def repair(self) -> tuple[list[Drift], RepairReport]:
         """Bring the whole content store up to the ledger (``choir check --repair``)."""
         assert self.store is not None
         with self._lock:
-            return reconcile(self.ledger, self.store, self.home.outbox, self.embed)
+            found, report = reconcile(self.ledger, self.store, self.home.outbox, self.embed)
+            for thread in {d.thread_id for d in found}:
+                self._changed(thread)
+            return found, report
+
+    def _changed(self, thread: str) -> None:
+        """The store's messages of ``thread`` changed: its cached coherence is stale."""
+        self._versions[thread] = self._versions.get(thread, 0) + 1
 
     def add_user(self, name: str) -> tuple[User, str]:
         """Create user ``name`` (a custodial key here) and a bearer token for them."""
@@ -449,7 +471,18 @@ class ChoirService:
         return sorted(out, key=lambda m: (m["created_at"], m["id"]))
 
     def coherence(self, thread_id: str) -> float | None:
-        """KAIROS coherence of the thread's published messages (None below 10 of them)."""
+        """KAIROS coherence of the thread's published messages (None below 10 of them),
+        cached until the store's messages of the thread change."""
+        version = self._versions.get(thread_id, 0)  # read before the store: a write after
+        cached = self._coherence.get(thread_id)  # it makes the value computed here stale
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        value = self.compute_coherence(thread_id)
+        self._coherence[thread_id] = (version, value)
+        return value
+
+    def compute_coherence(self, thread_id: str) -> float | None:
+        """:meth:`coherence` computed afresh from the store (no cache)."""
         assert self.store is not None
         statuses = {PUBLISHED, SpecStatus.APPROVED.value}
         ids = [m.message_id for m in self.store.messages(thread=thread_id) if m.status in statuses]

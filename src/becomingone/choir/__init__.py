@@ -44,7 +44,9 @@ from becomingone.choir.reconcile import (
     RepairReport,
     drift,
     expected,
+    expected_messages,
     reconcile,
+    reconcile_messages,
     repair,
 )
 from becomingone.choir.rules import VOTE_WINDOW, LedgerView, Rules, apply, settle
@@ -103,11 +105,13 @@ __all__ = [
     "embedder",
     "escrow",
     "expected",
+    "expected_messages",
     "message_rate",
     "new_id",
     "outcome",
     "price",
     "reconcile",
+    "reconcile_messages",
     "repair",
     "settle",
     "temperature",

@@ -71,7 +71,12 @@ class ChoirHome:
         key = NodeKey.load_or_create(self.root / "ledger.key")
         if self.ledger_url:
             return PostgresLedger(self.ledger_url, key, rules=self.rules, now=now)
-        return SqliteLedger(self.root / "ledger.sqlite3", key, rules=self.rules, now=now)
+        return SqliteLedger(self.ledger_path, key, rules=self.rules, now=now)
+
+    @property
+    def ledger_path(self) -> Path:
+        """The SQLite ledger's file (``ledger.sqlite3``; created by the first :meth:`open`)."""
+        return self.root / "ledger.sqlite3"
 
     def open_store(self, url: str | None = None) -> QdrantStore:
         """Open the content store: local mode under ``store/``, or the Qdrant server at ``url``."""

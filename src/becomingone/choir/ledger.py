@@ -86,6 +86,10 @@ class Ledger(Protocol):
         """Published messages (posts and approved specs), oldest first, optionally of one thread."""
         ...
 
+    def message(self, message_id: str) -> Message | None:
+        """One published message by id (None if there is none)."""
+        ...
+
     def price(self, thread_id: str, *, now: float) -> int:
         """The thread's price now (``InputError`` for an unknown thread)."""
         ...

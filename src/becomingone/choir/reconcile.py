@@ -36,7 +36,9 @@ __all__ = [
     "RepairReport",
     "drift",
     "expected",
+    "expected_messages",
     "reconcile",
+    "reconcile_messages",
     "repair",
 ]
 
@@ -172,6 +174,44 @@ def expected(ledger: Ledger, *, thread: str | None = None) -> Expected:
         t.id: StoredThread(thread_id=t.id, coauthors=tuple(sorted(t.coauthors))) for t in threads
     }
     return Expected(messages=messages, threads=views)
+
+
+def _expected_message(ledger: Ledger, message_id: str) -> StoredMessage | None:
+    spec = ledger.spec(message_id)  # an approved spec is also a message: the spec wins
+    if spec is not None:
+        return StoredMessage(
+            thread_id=spec.thread,
+            message_id=spec.id,
+            author=spec.author,
+            content_hash=spec.content_hash,
+            status=spec.status.value,
+            created_at=spec.created_at,
+            text="",
+        )
+    m = ledger.message(message_id)
+    if m is None:
+        return None
+    return StoredMessage(
+        thread_id=m.thread,
+        message_id=m.id,
+        author=m.author,
+        content_hash=m.content_hash,
+        status=PUBLISHED,
+        created_at=m.created_at,
+        text="",
+    )
+
+
+def expected_messages(ledger: Ledger, *, thread: str, message_ids: Sequence[str]) -> Expected:
+    """The part of :func:`expected` about ``message_ids`` and ``thread``'s co-authors only
+    (a lookup per id: its cost does not grow with the thread)."""
+    found = [_expected_message(ledger, mid) for mid in dict.fromkeys(message_ids)]
+    views = {
+        t.id: StoredThread(thread_id=t.id, coauthors=tuple(sorted(t.coauthors)))
+        for t in [ledger.thread(thread)]
+        if t is not None
+    }
+    return Expected(messages={m.message_id: m for m in found if m is not None}, threads=views)
 
 
 def _message_drift(want: StoredMessage, have: StoredMessage) -> Drift | None:
@@ -321,3 +361,25 @@ def reconcile(
             if mid not in want.messages and outbox.age(mid) > STALE_OUTBOX_S:
                 outbox.remove(mid)
     return found, report
+
+
+def reconcile_messages(
+    ledger: Ledger,
+    store: ContentStore,
+    outbox: Outbox,
+    embed: Embed,
+    *,
+    thread: str,
+    message_ids: Sequence[str],
+) -> tuple[list[Drift], RepairReport]:
+    """What one write changed, compared and repaired: ``message_ids`` and ``thread``'s
+    co-authors (a write's follow-up; :func:`reconcile` stays the full check).
+
+    Reads a constant number of rows per id from the ledger and the store, whatever the
+    thread's size; finds the same drift as :func:`reconcile` restricted to these ids.
+    """
+    want = expected_messages(ledger, thread=thread, message_ids=message_ids)
+    stored = store.get_messages(list(dict.fromkeys(message_ids)))
+    views = [t for t in [store.thread(thread)] if t is not None]
+    found = drift(want, stored, views)
+    return found, repair(found, want, stored, store, outbox, embed)

@@ -95,6 +95,13 @@ _SPEC = (
 )
 _THREAD = "SELECT id, title, creator, created_at FROM choir_threads"
 _USER = "SELECT id, name, public_key, joined_at FROM choir_users"
+_MESSAGE = "SELECT id, thread, author, content_hash, created_at FROM choir_messages"
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(
+        id=row[0], thread=row[1], author=row[2], content_hash=row[3], created_at=float(row[4])
+    )
 
 
 class Db(Protocol):
@@ -443,13 +450,14 @@ class SqlLedger(abc.ABC):
 
     def messages(self, *, thread: str | None = None) -> list[Message]:
         clause, params = (" WHERE thread = ?", [thread]) if thread is not None else ("", [])
-        sql = f"SELECT id, thread, author, content_hash, created_at FROM choir_messages{clause}"
         with self._view() as view:
-            rows = view.db.all(f"{sql} ORDER BY created_at, id", params)
-        return [
-            Message(id=r[0], thread=r[1], author=r[2], content_hash=r[3], created_at=float(r[4]))
-            for r in rows
-        ]
+            rows = view.db.all(f"{_MESSAGE}{clause} ORDER BY created_at, id", params)
+        return [_message(r) for r in rows]
+
+    def message(self, message_id: str) -> Message | None:
+        with self._view() as view:
+            row = view.db.one(f"{_MESSAGE} WHERE id = ?", (message_id,))
+        return _message(row) if row else None
 
     def price(self, thread_id: str, *, now: float) -> int:
         with self._view() as view:

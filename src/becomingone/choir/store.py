@@ -102,6 +102,10 @@ class ContentStore(Protocol):
         """Every message (of one thread), oldest first."""
         ...
 
+    def get_messages(self, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """The messages with these ids that the store has (unknown ids are left out)."""
+        ...
+
     def vectors(self, message_ids: Sequence[str]) -> NDArray[np.float64]:
         """The vectors of these messages, in this order, shape (N, dim)."""
         ...
@@ -112,6 +116,10 @@ class ContentStore(Protocol):
 
     def threads(self) -> list[StoredThread]:
         """Every thread the store knows."""
+        ...
+
+    def thread(self, thread_id: str) -> StoredThread | None:
+        """One thread's co-author view (None if the store lacks it)."""
         ...
 
     def delete_threads(self, thread_ids: Iterable[str]) -> None:
@@ -283,6 +291,13 @@ class QdrantStore:
         found = [_message(p.payload or {}) for p in self._scroll(_MESSAGES, self._filter(thread))]
         return sorted(found, key=lambda m: (m.created_at, m.message_id))
 
+    def get_messages(self, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """The messages with these ids that the store has, in no particular order."""
+        ids: list[Any] = [point_id("message", m) for m in message_ids]
+        if not ids:
+            return []
+        return [_message(p.payload or {}) for p in self._client.retrieve(_MESSAGES, ids)]
+
     def vectors(self, message_ids: Sequence[str]) -> NDArray[np.float64]:
         """The vectors of these messages, in this order (``InputError`` for an unknown one)."""
         ids = [point_id("message", m) for m in message_ids]
@@ -313,6 +328,15 @@ class QdrantStore:
             for r in rows
         ]
         return sorted(found, key=lambda t: t.thread_id)
+
+    def thread(self, thread_id: str) -> StoredThread | None:
+        """One thread's co-author view (None if the store lacks it)."""
+        found = self._client.retrieve(_THREADS, [point_id("thread", thread_id)])
+        if not found:
+            return None
+        row = found[0].payload or {}
+        coauthors = tuple(sorted(row["coauthors"]))
+        return StoredThread(thread_id=str(row["thread_id"]), coauthors=coauthors)
 
     def delete_threads(self, thread_ids: Iterable[str]) -> None:
         """Remove threads."""

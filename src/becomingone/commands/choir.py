@@ -152,6 +152,12 @@ def _run(args: argparse.Namespace) -> int:
     _check(args)
     data_dir = data_dir_arg(args.data_dir, load_config(args.config))
     home = ChoirHome(data_dir, ledger_url=args.ledger)
+    if _reads_only(args) and args.ledger is None and not home.ledger_path.exists():
+        raise InputError(
+            "--data-dir",
+            f"no Choir in {data_dir} yet (pass the --data-dir that holds one,"
+            " or start one with `becomingone choir users add NAME`)",
+        )
     now = time.time()
     ledger = home.open(now=now)
     args.session = StoreSession(home, args.store)
@@ -369,6 +375,14 @@ def _render_search(result: dict[str, Any]) -> list[str]:
 
 #: Commands that never touch the content store.
 _LEDGER_ONLY = frozenset({"users", "token", "specs", "balance"})
+_READS_ONLY = frozenset({"specs", "balance", "check", "search"})
+
+
+def _reads_only(args: argparse.Namespace) -> bool:
+    """Whether the command only reads (then it must not create a Choir where there is none)."""
+    command, action = args.choir_command, getattr(args, "action", None)
+    return command in _READS_ONLY or (command in ("users", "threads") and action == "list")
+
 
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "check": _render_check,
