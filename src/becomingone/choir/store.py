@@ -9,6 +9,7 @@ function; this module stores and searches vectors, it does not make them.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -154,11 +155,33 @@ def _message(payload: dict[str, Any]) -> StoredMessage:
     )
 
 
+class _OneCallAtATime:
+    """A client whose calls run one at a time. Qdrant's local mode keeps its collections in
+    plain Python/NumPy structures that are not safe across threads (the API serves the store
+    from a thread pool): concurrent upserts and searches lost points and raised IndexError."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
 class QdrantStore:
     """A :class:`ContentStore` in Qdrant: ``path`` (local mode) or ``url`` (a server).
 
     Local mode allows one process per directory; a second one gets a ``StorageError`` saying
-    so. Writes in local mode commit per call, so batches go in one :meth:`put_messages`.
+    so. Writes in local mode commit per call, so batches go in one :meth:`put_messages`; its
+    calls are serialized (it is not thread-safe), a server's are not.
 
     Examples
     --------
@@ -186,7 +209,7 @@ class QdrantStore:
         try:
             if path is not None:
                 path.mkdir(parents=True, exist_ok=True)
-                self._client = QdrantClient(path=str(path))
+                self._client: Any = _OneCallAtATime(QdrantClient(path=str(path)))
             else:
                 self._client = QdrantClient(url=url, timeout=10)
             self._ensure()
