@@ -62,6 +62,7 @@ __all__ = [
     "JetStreamCasRecord",
     "JetStreamConnection",
     "JetStreamProtocolState",
+    "kv_entries",
 ]
 
 T = TypeVar("T")
@@ -107,6 +108,32 @@ def _servers(value: object) -> list[str]:
         if not isinstance(url, str) or not re.fullmatch(r"(nats|tls)://[^\s,/]+", url.strip()):
             raise InputError("servers", f"must be nats://HOST:PORT URLs, got {url!r}")
     return [str(u).strip() for u in urls]
+
+
+async def kv_entries(kv: Any, timeout: float) -> list[Any]:
+    """Every current entry of the KV bucket ``kv`` (the last value or delete marker of each
+    key), complete as of the call.
+
+    Reads until the entry at the stream's last sequence (taken first) has arrived, instead of
+    stopping at nats.py's end-of-replay marker: that marker can come before entries already
+    in flight (nats.py issue 842), and a read that stopped there missed keys.
+    """
+    state = (await kv.status()).stream_info.state
+    if not state.messages:
+        return []
+    watcher = await kv.watchall()
+    entries: list[Any] = []
+    newest = 0
+    try:
+        while newest < state.last_seq:
+            entry = await watcher.updates(timeout=timeout)
+            if entry is not None:
+                entries.append(entry)
+                newest = max(newest, entry.revision or 0)
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+    return entries
 
 
 class JetStreamConnection:
@@ -329,10 +356,8 @@ class JetStreamCasRecord(_Adapter):
 
     async def _keys(self) -> list[str]:
         kv = await self._js.key_value(self.bucket)
-        try:
-            return sorted(await kv.keys())
-        except nats.js.errors.NoKeysError:
-            return []
+        entries = await kv_entries(kv, self.connection.timeout)
+        return sorted(e.key for e in entries if e.operation not in ("DEL", "PURGE"))
 
     async def _last(self, subject: str) -> tuple[api.RawStreamMsg, bool] | None:
         """The key's last message and whether it is a live value (not a tombstone)."""

@@ -34,6 +34,7 @@ from becomingone.certs import TlsFiles
 from becomingone.errors import InputError, TransportError
 from becomingone.keys import PUBLIC_KEY_BYTES
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
+from becomingone.transport.jetstream import kv_entries
 from becomingone.transport.nats import NatsBus, connect_nats
 
 __all__ = [
@@ -226,16 +227,8 @@ class RosterBucket:
 
 
 async def _read_all(kv: Any, timeout: float) -> list[Any]:
-    """Every current entry of ``kv`` (one ordered consumer, up to the end-of-init marker)."""
-    watcher = await kv.watchall()
-    entries = []
-    try:
-        while (entry := await watcher.updates(timeout=timeout)) is not None:
-            entries.append(entry)
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
-    return entries
+    """Every current entry of ``kv``, complete (see :func:`kv_entries`)."""
+    return await kv_entries(kv, timeout)
 
 
 def _apply(roster: KeyRoster, entries: Sequence[Any]) -> tuple[KeyRoster, int]:
