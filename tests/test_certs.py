@@ -20,6 +20,7 @@ from becomingone.certs import (
     ROLE_URI,
     CertKind,
     TlsFiles,
+    cluster_uri,
     init_ca,
     issue_certificate,
     list_certificates,
@@ -107,6 +108,31 @@ def test_client_certificates_carry_their_role(ca_dir: Path) -> None:
     assert [i.kind for i in list_certificates(ca_dir) if i.name == "boss"] == [CertKind.ADMIN]
     with pytest.raises(InputError, match="either --server or --admin"):
         issue_certificate(ca_dir, "both", server=True, admin=True)
+
+
+def test_a_node_certificate_bound_to_a_cluster(ca_dir: Path) -> None:
+    """``cluster`` puts the cluster's URI before the role URI (the servers map the first URI
+    they know: a server without the cluster's grant still sees a node); list shows it; only a
+    node certificate is bound, and a bad cluster name is refused before anything is written."""
+    info = issue_certificate(ca_dir, "n1", cluster="local")
+    cert = load_certificate(ca_dir / "n1.crt")
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    assert (
+        uris
+        == [cluster_uri("local"), ROLE_URI["node"]]
+        == [
+            "urn:becomingone:cluster:local",
+            "urn:becomingone:role:node",
+        ]
+    )
+    assert info.kind is CertKind.NODE and info.usage == "clientAuth,cluster=local"
+    for kwargs in ({"admin": True}, {"server": True}):
+        with pytest.raises(InputError, match="only a node certificate"):
+            issue_certificate(ca_dir, "x", cluster="local", **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="cluster"):
+        issue_certificate(ca_dir, "y", cluster="bad name")
+    assert not (ca_dir / "x.crt").exists() and not (ca_dir / "y.crt").exists()
 
 
 def test_a_certificate_without_role_is_refused_before_connecting(ca_dir: Path) -> None:

@@ -42,12 +42,14 @@ from becomingone.errors import InputError, StorageError
 __all__ = [
     "CA_DAYS",
     "CA_NAME",
+    "CLUSTER_URI_PREFIX",
     "NODE_DAYS",
     "ROLE_URI",
     "CertInfo",
     "CertKind",
     "TlsFiles",
     "check_name",
+    "cluster_uri",
     "init_ca",
     "issue_certificate",
     "list_certificates",
@@ -67,6 +69,19 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: The URI SAN naming a client certificate's role, per role (the servers' user names).
 ROLE_URI = {"node": "urn:becomingone:role:node", "admin": "urn:becomingone:role:admin"}
+#: Prefix of the URI SAN binding a node certificate to one cluster (``certs issue --cluster``):
+#: servers started for that cluster map it to a user that may also write the cluster's glyph
+#: records and consensus log (:func:`cluster_uri`).
+CLUSTER_URI_PREFIX = "urn:becomingone:cluster:"
+_CLUSTER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def cluster_uri(cluster: str) -> str:
+    """The URI SAN of a node certificate bound to ``cluster`` (a cluster name as config
+    allows: 1-64 of A-Z a-z 0-9 . _ : -); an :class:`InputError` names a bad one."""
+    if not isinstance(cluster, str) or not _CLUSTER.fullmatch(cluster):
+        raise InputError("cluster", f"must be 1-64 of A-Z a-z 0-9 . _ : -, got {cluster!r}")
+    return CLUSTER_URI_PREFIX + cluster
 
 
 class CertKind(enum.Enum):
@@ -284,6 +299,7 @@ def issue_certificate(
     server: bool = False,
     admin: bool = False,
     hosts: Sequence[str] = (),
+    cluster: str | None = None,
     days: int = NODE_DAYS,
     force: bool = False,
     now: dt.datetime | None = None,
@@ -295,7 +311,8 @@ def issue_certificate(
     ``admin`` one is a client with the role URI ``admin`` (it may write the roster); a
     ``server`` one serves TLS for 127.0.0.1, ::1, localhost and ``hosts`` (serverAuth) and
     dials routes to other servers (clientAuth). An existing ``NAME`` is kept unless ``force``
-    (rotation).
+    (rotation). A node certificate with ``cluster`` also carries :func:`cluster_uri` (first,
+    so a server that knows the cluster maps it to that cluster's user; others to ``node``).
     """
     check_name(name)
     _check_days(days)
@@ -305,6 +322,9 @@ def issue_certificate(
         raise InputError("hosts", "only a --server certificate carries host names")
     if server and admin:
         raise InputError("admin", "a certificate is either --server or --admin, not both")
+    if cluster is not None and (server or admin):
+        raise InputError("cluster", "only a node certificate is bound to a cluster")
+    bound = [] if cluster is None else [x509.UniformResourceIdentifier(cluster_uri(cluster))]
     ca_cert = verify_certificate(_require_ca(folder), None, kind=CertKind.CA, now=when)
     ca_key = _load_key(folder / f"{CA_NAME}.key", ca_cert)
     cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
@@ -338,7 +358,7 @@ def issue_certificate(
         builder = builder.add_extension(_san(hosts), critical=False)
     else:
         role = x509.UniformResourceIdentifier(ROLE_URI["admin" if admin else "node"])
-        builder = builder.add_extension(x509.SubjectAlternativeName([role]), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName([*bound, role]), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     _write_atomic(key_path, _key_pem(key), 0o600)
     _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -403,16 +423,23 @@ def _kind(cert: x509.Certificate) -> tuple[CertKind, str]:
     ]
     if ExtendedKeyUsageOID.SERVER_AUTH in eku:
         return CertKind.SERVER, ",".join(names)
+    prefix = CLUSTER_URI_PREFIX
+    names += [f"cluster={u.removeprefix(prefix)}" for u in _uris(cert) if u.startswith(prefix)]
     return (CertKind.ADMIN if _role(cert) == "admin" else CertKind.NODE), ",".join(names)
+
+
+def _uris(cert: x509.Certificate) -> list[str]:
+    """The URI SANs of a client certificate (none without a SAN)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.UniformResourceIdentifier))
 
 
 def _role(cert: x509.Certificate) -> str | None:
     """The role a client certificate's URI SAN names (``"node"``, ``"admin"``), or ``None``."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    uris = _uris(cert)
     return next((role for role, uri in ROLE_URI.items() if uri in uris), None)
 
 

@@ -71,12 +71,15 @@ def wait_for(check: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 class RoleFleet:
-    """Five ``node --roles --serve`` processes, each with a write token; stopped by pid."""
+    """``count`` ``node --roles --serve`` processes (with ``extra`` flags), each with a write
+    token; stopped by pid."""
 
-    def __init__(self, base: Path, urls: list[str]) -> None:
-        self.launcher = NodeProcesses(base, urls, FLAGS)
+    def __init__(
+        self, base: Path, urls: list[str], count: int = N, extra: tuple[str, ...] = ()
+    ) -> None:
+        self.launcher = NodeProcesses(base, urls, (*FLAGS, *extra))
         self.base = base
-        self.names = [node_name(i) for i in range(N)]
+        self.names = [node_name(i) for i in range(count)]
         self.ports = {n: _port() for n in self.names}
         self.tokens: dict[str, str] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

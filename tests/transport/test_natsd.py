@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from becomingone.certs import ROLE_URI
 from becomingone.errors import InputError, TransportError
+from becomingone.runtime.node_grants import cluster_grant
 from becomingone.transport import natsd
-from becomingone.transport.natsd import STATE_FILE, NatsServers, read_state, server_status
+from becomingone.transport.natsd import (
+    STATE_FILE,
+    NatsServers,
+    NodeGrant,
+    read_state,
+    server_status,
+)
 from tests.helpers import gone
 
 
@@ -67,7 +75,7 @@ def test_port_taken_in_between_is_retried(tmp_path: Path, monkeypatch: pytest.Mo
 def test_server_that_exits_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that exits at start (here a broken config) is a TransportError quoting its log;
     nothing stays running and no state is written."""
-    monkeypatch.setattr(natsd, "_config_text", lambda spec, routes, tls: "listen: {{{\n")
+    monkeypatch.setattr(natsd, "_config_text", lambda *_: "listen: {{{\n")
     servers = NatsServers(tmp_path, servers=2)
     with pytest.raises(TransportError, match="exited with status"):
         servers.start()
@@ -97,3 +105,19 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict[str, object], parameter: str
     with pytest.raises(InputError) as info:
         NatsServers(tmp_path, **kwargs)  # type: ignore[arg-type]
     assert info.value.parameter == parameter
+
+
+def test_grants_are_checked(tmp_path: Path) -> None:
+    """A cluster grant needs TLS (without it there are no users), a user that is not a role's,
+    and subjects without spaces: each an InputError before any start. The grant of ``local``
+    names its own bucket and no wildcard over other clusters' subjects."""
+    grant = cluster_grant("local")
+    with pytest.raises(InputError, match="only with tls"):
+        NatsServers(tmp_path, grants=[grant])
+    with pytest.raises(InputError, match="a role's user"):
+        NodeGrant(user=ROLE_URI["admin"], publish=(), subscribe=())
+    with pytest.raises(InputError, match="not a user or subject"):
+        NodeGrant(user="urn:x", publish=("a b",), subscribe=())
+    assert grant.user == "urn:becomingone:cluster:local"
+    assert "$KV.glyphs_local.>" in grant.publish and "$KV.roster_local.>" not in grant.publish
+    assert not [s for s in grant.publish if "other" in s or s.endswith((".*.>", "$KV.>"))]

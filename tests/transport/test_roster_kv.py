@@ -202,14 +202,15 @@ def test_decode_member() -> None:
 
 def test_jetstream_connection_over_tls(certs: Path, tls_server: NatsServers) -> None:
     """JetStreamConnection takes TLS files: with the admin certificate a CAS record works;
-    with a node certificate creating a bucket is refused (a StorageError, bounded in time)."""
+    with a node certificate creating a bucket is refused (a StorageError naming the server's
+    permission violation, bounded in time)."""
     with JetStreamConnection(tls_server.urls, tls=TlsFiles.named(certs, "admin")) as conn:
         record = JetStreamCasRecord(conn, bucket="tls_cas")
         rev = record.create("k", b"v")
         assert record.get("k").revision == rev
     start = time.monotonic()
     with (
-        pytest.raises(StorageError),
+        pytest.raises(StorageError, match=r"refused by the server \(permissions violation"),
         JetStreamConnection(tls_server.urls, tls=TlsFiles.named(certs, "n1"), timeout=1.0) as c,
     ):
         JetStreamCasRecord(c, bucket="tls_cas_node")

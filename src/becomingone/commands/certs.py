@@ -79,6 +79,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="an admin client certificate: may write the roster (becomingone roster add)",
     )
     q.add_argument(
+        "--cluster",
+        help="bind a node certificate to this cluster: servers started with `nats up --tls "
+        "--cluster NAME` let it write the cluster's glyph records and consensus log "
+        "(node --glyphs/--roles)",
+    )
+    q.add_argument(
         "--host",
         action="append",
         default=[],
@@ -123,6 +129,7 @@ def _issue(args: argparse.Namespace) -> int:
         server=args.server,
         admin=args.admin,
         hosts=args.host,
+        cluster=args.cluster,
         days=_days(args.days),
         force=args.force,
     )

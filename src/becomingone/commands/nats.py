@@ -7,6 +7,9 @@ session of their own) and exits; ``down`` and ``status`` find them through
 ``status`` also shows each server's leafnode URL (where a relay node links).
 ``up --tls`` uses the server certificate ``nats`` of a certificates directory (``becomingone
 certs issue nats --server``): clients and routes then need a certificate of the same CA.
+``up --tls --cluster NAME`` (repeatable) also lets node certificates bound to NAME (``certs
+issue N --cluster NAME``) write that cluster's glyph records and consensus log
+(:func:`becomingone.runtime.node_grants.cluster_grant`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from becomingone.certs import TlsFiles
 from becomingone.commands.certs import certs_dir
 from becomingone.errors import InputError
 from becomingone.runtime.cell import default_data_dir
+from becomingone.runtime.node_grants import cluster_grant
 from becomingone.transport.natsd import MAX_SERVERS, NatsServers, server_status, stop_servers
 
 __all__ = ["SERVER_CERT", "register"]
@@ -55,6 +59,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                 help="certificates dir with ca.crt and the server certificate nats.crt "
                 "(default DATA_DIR/certs)",
             )
+            q.add_argument(
+                "--cluster",
+                action="append",
+                default=[],
+                help="with --tls: node certificates bound to this cluster (certs issue N "
+                "--cluster NAME) may write its glyph records and consensus log, for node "
+                "--glyphs/--roles (repeatable)",
+            )
         if name == "status":
             q.add_argument("--json", action="store_true", help="machine-readable output")
         q.set_defaults(handler=handler)
@@ -78,6 +90,9 @@ def _up(args: argparse.Namespace) -> int:
     tls = None
     if args.certs is not None and not args.tls:
         raise InputError("--certs", "only with --tls")
+    if args.cluster and not args.tls:
+        raise InputError("--cluster", "only with --tls (without it any client may write)")
+    grants = [cluster_grant(name) for name in dict.fromkeys(args.cluster)]
     if args.tls:
         folder = certs_dir(args.certs) if args.certs is not None else data_dir / "certs"
         tls = TlsFiles.named(folder, SERVER_CERT)
@@ -87,7 +102,7 @@ def _up(args: argparse.Namespace) -> int:
                 f"no server certificate {tls.cert}: run `becomingone certs issue {SERVER_CERT} "
                 f"--server --dir {folder}`",
             )
-    servers = NatsServers(data_dir, servers=count, tls=tls)
+    servers = NatsServers(data_dir, servers=count, tls=tls, grants=grants)
     for url in servers.start(detach=True):
         print(url)
     return 0

