@@ -17,6 +17,9 @@ node also serves the glyph routes of its own cell (writes need a token of its da
 signed votes on ``partifacts.<cluster>``, decisions on the JetStream stream
 ``LOG_consensus_<cluster>`` (:mod:`becomingone.runtime.node_partifacts`); with ``--serve`` the
 node serves the roles and proposal routes of its view (writes need a token of its data dir).
+With ``--certs``, ``--glyphs`` and ``--roles`` take a node certificate bound to the cluster
+(``certs issue NAME --cluster C``) on servers that grant it (``nats up --tls --cluster C``);
+a refused one ends the node with one line saying so.
 """
 
 from __future__ import annotations

@@ -165,6 +165,8 @@ class JetStreamConnection:
         certificate to write buckets, since a ``node`` one may only read JetStream).
 
     Several adapters may share one connection; an adapter given URLs opens (and closes) its own.
+    The server's permission violations on it are kept in ``denied``; a request that times out
+    after one says it was refused, naming the subject.
     ``js`` is the ``nats-py`` JetStream context, for administration outside the protocols.
     """
 
