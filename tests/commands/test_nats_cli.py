@@ -125,6 +125,8 @@ def test_stale_state_never_kills_a_foreign_pid(data_dir: Path) -> None:
         (["up", "--data-dir", ""], 2, "--data-dir: must not be empty"),
         (["up", "--data-dir", "{file}/d"], 1, "cannot write nats configs"),
         (["status", "--data-dir", "{corrupt}"], 1, "unreadable nats state"),
+        (["up", "--cluster", "local"], 2, "--cluster: only with --tls"),
+        (["up", "--tls", "--cluster", "a b"], 2, "--cluster: must be 1-64 of"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], status: int, message: str) -> None:

@@ -92,7 +92,10 @@ def _up(args: argparse.Namespace) -> int:
         raise InputError("--certs", "only with --tls")
     if args.cluster and not args.tls:
         raise InputError("--cluster", "only with --tls (without it any client may write)")
-    grants = [cluster_grant(name) for name in dict.fromkeys(args.cluster)]
+    try:
+        grants = [cluster_grant(name) for name in dict.fromkeys(args.cluster)]
+    except InputError as exc:
+        raise InputError("--cluster", exc.message) from None
     if args.tls:
         folder = certs_dir(args.certs) if args.certs is not None else data_dir / "certs"
         tls = TlsFiles.named(folder, SERVER_CERT)
