@@ -120,18 +120,6 @@ def _roles(f: RoleFleet) -> dict[str, dict[str, Any]] | None:
     return rows if "genesis" in roles and "validator" in roles else None
 
 
-def _propose(f: RoleFleet, name: str) -> tuple[str, dict[str, Any]] | None:
-    """Propose a text through ``name``; on ``not_proposer`` (views move a tick apart) through
-    the node it names. (proposer, the proposal) once one took it, else None."""
-    for _ in range(2):
-        status, doc = f.call(name, "/proposals", {"text": "hello over mutual TLS"})
-        if status == 201:
-            return name, doc
-        assert status == 409 and doc["error"]["code"] == "not_proposer", (status, doc)
-        name = doc["error"]["message"].rsplit(" ", 1)[-1]
-    return None
-
-
 @pytest.mark.timeout(120)
 def test_tls_role_nodes_form_and_decide(secure: tuple[NatsServers, Path], tmp_path: Path) -> None:
     """Three ``node --roles --certs`` processes form (one Genesis, a Validator, the lifecycle
@@ -145,7 +133,9 @@ def test_tls_role_nodes_form_and_decide(secure: tuple[NatsServers, Path], tmp_pa
         rows = wait_for(lambda: _roles(f), 60, "roles assigned on every node")
         print(f"TLS role nodes: formed {time.monotonic() - started:.1f} s after start")
         genesis = next(iter(rows.values()))["genesis"]
-        genesis, doc = wait_for(lambda: _propose(f, genesis), 15, "a proposer took the text")
+        genesis, doc = wait_for(
+            lambda: f.propose(genesis, "hello over mutual TLS"), 15, "a proposer took the text"
+        )
         pid = doc["id"]
 
         def settled() -> dict[str, object] | None:
