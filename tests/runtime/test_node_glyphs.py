@@ -194,7 +194,8 @@ def test_a_restarted_node_takes_up_what_it_owns_and_withdraws_its_open_offer(
 ) -> None:
     """A node that starts reads every record: a glyph it owns is scheduled again, an offer of
     its own left open (its process died after the offer) is withdrawn first, and a glyph owned
-    by another node is left alone."""
+    by another node is left alone. An owned record is rewritten (claimed anew), so a takeover
+    that watched its old revision would lose its compare-and-set."""
     records = ListedRecords()
     a, b = pair
     mine = OwnerRecord(glyph=Glyph(id="m", kind="probe", energy=9.0, lifetime=99, owner=a.node_id))
@@ -207,11 +208,15 @@ def test_a_restarted_node_takes_up_what_it_owns_and_withdraws_its_open_offer(
     theirs = OwnerRecord(
         glyph=Glyph(id="t", kind="probe", energy=9.0, lifetime=99, owner=b.node_id)
     )
-    for rec in (mine, open_offer, theirs):
-        records.create(record_key(rec.glyph.id), rec.to_bytes())
+    revs = {rec.glyph.id: records.create(record_key(rec.glyph.id), rec.to_bytes())
+            for rec in (mine, open_offer, theirs)}  # fmt: skip
     (node,) = _nodes([a], records, tmp_path)
     asyncio.run(node.start(MemoryBus().connect(a.node_id), 0.0))
     assert sorted(g.id for g in a.glyphs.scheduler.glyphs()) == ["m", "o"]
+    got_m, got_t = records.get(record_key("m")), records.get(record_key("t"))
+    assert got_m is not None and got_t is not None
+    assert got_m.revision > revs["m"] and got_t.revision == revs["t"]  # its own claimed anew
+    assert got_m.value == mine.to_bytes()  # (a takeover watching revs["m"] would lose)
     got = records.get(record_key("o"))
     assert got is not None and OwnerRecord.from_bytes(got.value).state is OwnerState.OWNED
 

@@ -35,7 +35,9 @@ same protocol). The states, the packet, the record values and recovery are
   still open, dropped if the target committed — exactly one of the two CAS writes wins.
 - **Restart.** A node starts by reading every record: what it owns it schedules (an offer of
   its own still open is withdrawn first), not again in the later of the record's and its
-  fire log's last cycle. What another node owns now (taken over while it was down) it leaves.
+  fire log's last cycle; it rewrites each record it owns first (a takeover racing the start
+  then loses its CAS, or wins it and the node leaves the glyph). What another node owns now
+  (taken over while it was down) it leaves.
 - **Takeover** (:mod:`becomingone.cluster.takeover`). While some expected peer has been
   silent past the peer timeout, every ``scan`` seconds the node reads the records and watches
   those the silent peers own; one whose owner has been silent for ``takeover`` seconds and
@@ -556,6 +558,12 @@ class NodeGlyphs:
         record = OwnerRecord.from_bytes(got.value)
         if mine_only and record.owner != self.node_id:
             return
+        if mine_only and record.state is OwnerState.OWNED:
+            try:  # claim it anew: a takeover that watched the old revision loses its CAS
+                self.records.update(record_key(glyph_id), got.value, got.revision)
+            except CasConflict:  # it won first: this node leaves the glyph to the taker
+                self.counts["conflicts"] += 1
+                return await self.settle(glyph_id, now, mine_only=True)
         holders = [self.node_id] if self.glyphs.holds(glyph_id) else []
         if record.owner != self.node_id and not holders:
             return
