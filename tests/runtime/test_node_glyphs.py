@@ -347,6 +347,7 @@ def test_a_silent_owners_glyph_is_taken_over_and_the_stalled_owner_drops_it(
         records.update(
             record_key("g0"), OwnerRecord(glyph=old.glyph, fired_cycle=999).to_bytes(), 1
         )
+        records.create("glyph.junk", b"not a record")  # skipped and counted, never a crash
         while t[0] < 1010.0 and not b.counts["takeovers"]:
             t[0] += 0.5
             scans.append(t[0])
@@ -369,6 +370,7 @@ def test_a_silent_owners_glyph_is_taken_over_and_the_stalled_owner_drops_it(
     assert rec.fired_cycle == 999
     assert (rec.glyph.energy, rec.glyph.lifetime, rec.glyph.theta) == (42.0, 77, 0.3)
     assert "g0" in b.glyphs.scheduler and b.counts["takeovers"] == 1
+    assert b.counts["bad_records"] >= 1
     assert a.glyphs.counts["fenced"] >= 1 and not read_fires(tmp_path / f"{a.node_id}.f")
     assert not a.glyphs.holds("g0") and a.counts["lost"] == 1
     taken = [r for r in pair[1].cell.memory.witnesses() if r.kind == "glyph.takeover"]

@@ -344,7 +344,6 @@ class NodeGlyphs:
             if self.cycle_anchor is None:
                 self._agree_anchor(c_cluster, stable)
         if wall >= self._scan_due:
-            self._scan_due = wall + self.scan
             await self.take_over(now)
         if not self.pending and wall >= self._quiet_until:
             await self._plan(now, c_cluster, stable)
@@ -383,10 +382,13 @@ class NodeGlyphs:
     async def take_over(self, now: float) -> int:
         """While an expected peer is silent past the peer timeout: read the records, watch
         the silent peers', take over those :func:`should_take` says this node takes; returns
-        how many it took."""
+        how many it took. The next scan is due in ``scan`` seconds, or in ``refresh`` when the
+        silent peers own no record (a roster member that never runs costs a read of the
+        records every few seconds, not every second)."""
         sup = self.member.supervisor
         stability = sup.stability
         wall = self.clock()
+        self._scan_due = wall + self.scan
         heard = dict(stability.state().last_heard)
         silent = {p: wall - heard.get(p, self._started) for p in stability.peers}
         silent = {p: s for p, s in silent.items() if s > stability.timeout}
@@ -401,7 +403,11 @@ class NodeGlyphs:
             got = self.records.get(key) if key.startswith(_PREFIX) else None
             if got is None:
                 continue
-            record = OwnerRecord.from_bytes(got.value)
+            try:
+                record = OwnerRecord.from_bytes(got.value)
+            except InputError:
+                self.counts["bad_records"] += 1  # not ours to judge (or take) — never a crash
+                continue
             if record.owner not in silent:
                 continue
             watched.append(key)
@@ -421,6 +427,8 @@ class NodeGlyphs:
                 loads[self.node_id] += record.glyph.energy
                 took += 1
         self._watch.keep(watched)
+        if not watched:
+            self._scan_due = wall + self.refresh
         return took
 
     async def _take(self, record: OwnerRecord, revision: int, silent: float, now: float) -> bool:
