@@ -306,8 +306,9 @@ def test_bad_glyph_options_exit_2(args: list[str], message: str) -> None:
 @pytest.mark.timeout(240)
 def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path: Path) -> None:
     """`cluster --bus nats --nodes 4 --glyphs 8` (a real nats-server and four node processes):
-    the 8 probes start 3/3/2 on the first three nodes and the migrations spread them; the
-    summary's glyph totals are counted — every glyph still has its record (none lost), the
+    the 8 probes start 3/3/2 on the first three nodes and the migrations spread them; each
+    JSON row carries every node's glyph row (from its status); the summary's glyph totals
+    are counted — every glyph still has its record (none lost), the
     fires equal the rows of the nodes' fire logs, no (glyph, cycle) key is in two logs, and
     the migrations are the epochs of the records (at least one: the fourth node got glyphs)."""
     out = run(
@@ -315,8 +316,12 @@ def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path
         "--duration", "20", "--json", "--data-dir", str(tmp_path),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    g = json.loads(out.stdout.splitlines()[-1])["glyphs"]
+    *rows, summary = [json.loads(line) for line in out.stdout.splitlines()]
+    g = summary["glyphs"]
     assert (g["glyphs"], g["owned"], g["ended"], g["glyphs_lost"]) == (8, 8, 0, 0), g
+    last = rows[-1]["glyphs"]  # each node's row from its status: the glyphs it owns
+    assert sorted(last) == [f"cell-000{i}" for i in range(4)], last
+    assert sum(r["glyphs"] for r in last.values()) == 8 and "list" not in last["cell-0000"]
     keys = []
     for path in sorted((tmp_path / "nodes").glob("*/glyph_fires.sqlite3")):
         with sqlite3.connect(path) as db:

@@ -139,6 +139,9 @@ def run_nats(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: Keys of a status glyph row that are not in the in-process ``--json`` rows (which glyphs).
+STATUS_ONLY = frozenset({"list", "more", "gone"})
+
 #: Certificate name of the observer's connection with ``--tls``.
 OBSERVER = "observer"
 
@@ -299,9 +302,22 @@ def _reporter(
 def _reporter_only(
     args: argparse.Namespace, obs: ClusterObserver, ticks: int
 ) -> Iterator[Callable[[TickReport], None]]:
-    """JSON lines, a live view on a terminal, or a progress line about once a second."""
+    """JSON lines, a live view on a terminal, or a progress line about once a second. With
+    ``--glyphs`` a JSON line carries each node's glyph row as its last status said (the
+    in-process rows' ``glyphs``: glyphs owned, fires, failed, ended, energy, value)."""
     if args.json:
-        yield lambda r: print(json.dumps(r.to_json()), flush=True)
+
+        def line(report: TickReport) -> None:
+            doc = report.to_json()
+            if args.glyphs:
+                doc["glyphs"] = {
+                    s.node: {k: v for k, v in s.glyphs.items() if k not in STATUS_ONLY}
+                    for s in obs.live(report.time)
+                    if s.glyphs is not None
+                }
+            print(json.dumps(doc), flush=True)
+
+        yield line
     elif Console().is_terminal:
         with Live(refresh_per_second=8, transient=False) as live:
             yield lambda r: live.update(_view(r, obs))
