@@ -152,7 +152,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=0,
         help=f"load N load-average probe glyphs, θ spread evenly, round-robin on the first "
-        f"{DEMO_CELLS} cells (full cells; default 0)",
+        f"{DEMO_CELLS} cells (full cells; with --bus nats: node --glyphs processes, the "
+        "probes written as KV ownership records, at most 1000; default 0)",
     )
     p.add_argument(
         "--data-dir",
