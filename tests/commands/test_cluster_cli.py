@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -290,7 +291,8 @@ def test_glyphs_migrate_once_shared_and_rows_carry_them(tmp_path: Path) -> None:
     [
         (["--glyphs", "-1", "--fast"], "--glyphs: must be in [0, 100000], got -1"),
         (["--glyphs", "2", "--cells", "cps", "--fast"], "--glyphs: needs full cells"),
-        (["--glyphs", "2", "--bus", "nats"], "--glyphs: runs on the in-process bus only"),
+        (["--glyphs", "2", "--bus", "nats", "--tls"], "--glyphs: not with --tls yet"),
+        (["--glyphs", "1001", "--bus", "nats"], "--glyphs: with --bus nats at most 1000"),
     ],
 )
 def test_bad_glyph_options_exit_2(args: list[str], message: str) -> None:
@@ -298,6 +300,37 @@ def test_bad_glyph_options_exit_2(args: list[str], message: str) -> None:
     out = run("cluster", "--nodes", "2", "--duration", "0.1", *args)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path: Path) -> None:
+    """`cluster --bus nats --nodes 4 --glyphs 8` (a real nats-server and four node processes):
+    the 8 probes start 3/3/2 on the first three nodes and the migrations spread them; each
+    JSON row carries every node's glyph row (from its status); the summary's glyph totals
+    are counted — every glyph still has its record (none lost), the
+    fires equal the rows of the nodes' fire logs, no (glyph, cycle) key is in two logs, and
+    the migrations are the epochs of the records (at least one: the fourth node got glyphs)."""
+    out = run(
+        "cluster", "--bus", "nats", "--nodes", "4", "--glyphs", "8", "--alpha", "0.3",
+        "--duration", "20", "--json", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    *rows, summary = [json.loads(line) for line in out.stdout.splitlines()]
+    g = summary["glyphs"]
+    assert (g["glyphs"], g["owned"], g["ended"], g["glyphs_lost"]) == (8, 8, 0, 0), g
+    last = rows[-1]["glyphs"]  # each node's row from its status: the glyphs it owns
+    assert sorted(last) == [f"cell-000{i}" for i in range(4)], last
+    assert sum(r["glyphs"] for r in last.values()) == 8 and "list" not in last["cell-0000"]
+    keys = []
+    for path in sorted((tmp_path / "nodes").glob("*/glyph_fires.sqlite3")):
+        with sqlite3.connect(path) as db:
+            keys += db.execute("SELECT glyph, cycle FROM fires").fetchall()
+    assert g["fires"] == len(keys) > 8 and g["double_fires"] == 0
+    assert len(set(keys)) == len(keys)
+    owners = json.loads(out.stderr.split("glyphs per owner ")[1].splitlines()[0].replace("'", '"'))
+    assert sum(owners.values()) == 8 and "cell-0003" in owners, owners
+    assert g["migrations"] >= 1
 
 
 def test_cps_cells_show_no_t_global_full_cells_do(tmp_path: Path) -> None:

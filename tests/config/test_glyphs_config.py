@@ -29,6 +29,8 @@ def test_defaults_allow_no_commands() -> None:
         ({"command": {"timeout": 0}}, "glyphs.command.timeout"),
         ({"timeout": "2"}, "glyphs.timeout"),
         ({"failure_cost": -1.0}, "glyphs.failure_cost"),
+        ({"takeover": 0}, "glyphs.takeover"),
+        ({"takeover": float("inf")}, "glyphs.takeover"),
         ({"entry_points": "yes"}, "glyphs.entry_points"),
         ({"unknown": 1}, "glyphs.unknown"),
     ],

@@ -27,6 +27,7 @@ import pytest
 
 from becomingone.api.tokens import TokenStore
 from becomingone.cluster import OwnerRecord, OwnerState
+from becomingone.memory.store import DB_NAME, TemporalMemory
 from becomingone.runtime.fire_log import FIRE_LOG_NAME, read_fires
 from becomingone.runtime.launcher import NodeProcesses, node_name
 from becomingone.runtime.node_glyphs import CRASH_ENV, glyph_bucket
@@ -56,8 +57,8 @@ class GlyphFleet:
     """Three ``node --glyphs --serve`` processes on one server, each with a token and a crash
     file; started, killed and restarted by their own pids."""
 
-    def __init__(self, base: Path, urls: list[str]) -> None:
-        self.launcher = NodeProcesses(base, urls, (*FLAGS, "--glyphs"))
+    def __init__(self, base: Path, urls: list[str], flags: tuple[str, ...] = ()) -> None:
+        self.launcher = NodeProcesses(base, urls, (*FLAGS, "--glyphs", *flags))
         self.base = base
         self.names = [node_name(i) for i in range(3)]
         self.ports = {n: _port() for n in self.names}
@@ -152,9 +153,12 @@ def _submit(fleet: GlyphFleet, name: str, glyph_id: str, theta: float) -> None:
     assert got["owner"] == name, got
 
 
-def _state(fleet: GlyphFleet, kv: JetStreamCasRecord) -> dict[str, Any] | None:
-    """Records and who schedules what, if every node answers; else None."""
-    lists = {n: fleet.call(n) for n in fleet.names}
+def _state(
+    fleet: GlyphFleet, kv: JetStreamCasRecord, names: list[str] | None = None
+) -> dict[str, Any] | None:
+    """Records and who schedules what, if every node of ``names`` (default: all) answers;
+    else None."""
+    lists = {n: fleet.call(n) for n in names or fleet.names}
     if any(v is None for v in lists.values()):
         return None
     records = {}
@@ -171,9 +175,12 @@ def _state(fleet: GlyphFleet, kv: JetStreamCasRecord) -> dict[str, Any] | None:
     return {"records": records, "holders": holders}
 
 
-def _settled(fleet: GlyphFleet, kv: JetStreamCasRecord, ids: set[str]) -> dict[str, Any] | None:
-    """The state once every glyph is owned and scheduled by exactly its record's owner."""
-    st = _state(fleet, kv)
+def _settled(
+    fleet: GlyphFleet, kv: JetStreamCasRecord, ids: set[str], names: list[str] | None = None
+) -> dict[str, Any] | None:
+    """The state once every glyph is owned and scheduled by exactly its record's owner (one
+    of ``names``, default all nodes)."""
+    st = _state(fleet, kv, names)
     if st is None or set(st["records"]) != ids or set(st["holders"]) != ids:
         return None
     for gid, rec in st["records"].items():
@@ -295,3 +302,88 @@ async def test_kill9_at_every_migration_step(tmp_path: Path) -> None:
             codes = fleet.stop()
     assert all(gone(pid) for pid in servers.pids)
     assert set(codes) == set(fleet.names)
+
+
+#: The takeover timeout the takeover test runs its nodes with (s; the default is 15).
+TAKEOVER = 4.0
+
+
+async def test_kill9_owner_not_restarted_its_glyphs_are_taken_over_once(tmp_path: Path) -> None:
+    """Six glyphs spread over three nodes; the owner of some is SIGKILLed and not restarted.
+    Within the takeover timeout plus a few seconds every glyph has one record owned by a live
+    node, at a newer epoch for the dead node's, scheduled by exactly that node; none is lost
+    (each keeps firing) and the union of the fire logs has no (glyph, cycle) twice. The taker's
+    chain witnesses ``glyph.takeover``. The dead node restarted afterwards schedules none of
+    the glyphs it lost, and still nothing fires twice."""
+    flags = ("--glyph-takeover", str(TAKEOVER))
+    with NatsServers(tmp_path / "nats", servers=1) as servers:
+        fleet = GlyphFleet(tmp_path / "nodes", servers.urls, flags)
+        kv = JetStreamCasRecord(servers.urls, glyph_bucket("local"))
+        bus = None
+        try:
+            for name in fleet.names:
+                fleet.start(name)
+            bus, obs = await observe(servers.urls)
+            await locked(obs, fleet.names)
+            ids = {f"g{i}" for i in range(6)}
+            for i, gid in enumerate(sorted(ids)):
+                _submit(fleet, fleet.names[0], gid, (i + 0.5) / 6)
+            _wait(lambda: _spread(fleet, kv, ids) == 3, 60, "glyphs on every node")
+            st = _wait(lambda: _settled(fleet, kv, ids), 30, "spread settled")
+            owners = Counter(r.owner for r in st["records"].values())
+            victim = min(owners, key=lambda n: (-owners[n], n))  # the one that owns the most
+            lost = {g: r.epoch for g, r in st["records"].items() if r.owner == victim}
+            assert lost, st["records"]
+            live = [n for n in fleet.names if n != victim]
+            fleet.procs[victim].kill()
+            killed = time.monotonic()
+            assert fleet.procs[victim].wait(timeout=10) == -9
+            st = _wait(
+                lambda: _settled(fleet, kv, ids, live), TAKEOVER + 20, "taken over by live nodes"
+            )
+            took = time.monotonic() - killed
+            for gid, epoch in lost.items():
+                rec = st["records"][gid]
+                assert rec.owner in live and rec.epoch == epoch + 1, (gid, rec)
+            before = {g for g, _, _ in _fires(fleet) if g in lost}
+            count = len(_fires(fleet))
+            _wait(lambda: len(_fires(fleet)) > count + 2 * len(ids), 20, "glyphs fire on")
+            after = Counter(g for g, _, n in _fires(fleet) if n != victim)
+            assert set(lost) <= set(after) and before <= set(lost)
+            said = f"over from {victim} (silent"  # the taker's log line, not a migration's
+            takers = {n: (fleet.base / f"{n}.log").read_text().count(said) for n in live}
+            assert sum(takers.values()) == len(lost), takers
+            print(
+                f"\n{victim} kill -9 (not restarted): {len(lost)} of its glyphs taken over in "
+                f"{took:.1f} s (takeover timeout {TAKEOVER} s) by {takers}"
+            )
+            fleet.start(victim)
+            st = _wait(lambda: _settled(fleet, kv, ids), 60, "the old owner restarted")
+            assert all(st["records"][g].owner in live for g in lost)
+            time.sleep(2)
+            fires = _fires(fleet)
+            twice = [key for key, n in Counter((g, c) for g, c, _ in fires).items() if n > 1]
+            assert not twice, twice
+            assert {g for g, _, _ in fires} == ids  # none lost
+            for name in fleet.names:  # no node even tried to fire a (glyph, cycle) it had
+                assert "fire log has" not in (fleet.base / f"{name}.log").read_text()
+            print(
+                f"{victim} restarted: schedules none of them; {len(ids)} glyphs, one owner "
+                f"each, {len(fires)} fires, 0 twice"
+            )
+        finally:
+            if bus is not None:
+                await bus.aclose()
+            kv.close()
+            fleet.stop()
+    assert all(gone(pid) for pid in servers.pids)
+    witnessed = []
+    for name in live:
+        memory = TemporalMemory.open_read_only(fleet.base / name / DB_NAME)
+        try:
+            records = [r for r in memory.witnesses() if r.kind == "glyph.takeover"]
+            witnessed += [json.loads(r.payload) for r in records]
+        finally:
+            memory.close()
+    assert sorted(p["glyph"] for p in witnessed) == sorted(lost)
+    assert all(p["from"] == victim for p in witnessed)

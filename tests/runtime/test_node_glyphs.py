@@ -194,7 +194,8 @@ def test_a_restarted_node_takes_up_what_it_owns_and_withdraws_its_open_offer(
 ) -> None:
     """A node that starts reads every record: a glyph it owns is scheduled again, an offer of
     its own left open (its process died after the offer) is withdrawn first, and a glyph owned
-    by another node is left alone."""
+    by another node is left alone. An owned record is rewritten (claimed anew), so a takeover
+    that watched its old revision would lose its compare-and-set."""
     records = ListedRecords()
     a, b = pair
     mine = OwnerRecord(glyph=Glyph(id="m", kind="probe", energy=9.0, lifetime=99, owner=a.node_id))
@@ -207,11 +208,15 @@ def test_a_restarted_node_takes_up_what_it_owns_and_withdraws_its_open_offer(
     theirs = OwnerRecord(
         glyph=Glyph(id="t", kind="probe", energy=9.0, lifetime=99, owner=b.node_id)
     )
-    for rec in (mine, open_offer, theirs):
-        records.create(record_key(rec.glyph.id), rec.to_bytes())
+    revs = {rec.glyph.id: records.create(record_key(rec.glyph.id), rec.to_bytes())
+            for rec in (mine, open_offer, theirs)}  # fmt: skip
     (node,) = _nodes([a], records, tmp_path)
     asyncio.run(node.start(MemoryBus().connect(a.node_id), 0.0))
     assert sorted(g.id for g in a.glyphs.scheduler.glyphs()) == ["m", "o"]
+    got_m, got_t = records.get(record_key("m")), records.get(record_key("t"))
+    assert got_m is not None and got_t is not None
+    assert got_m.revision > revs["m"] and got_t.revision == revs["t"]  # its own claimed anew
+    assert got_m.value == mine.to_bytes()  # (a takeover watching revs["m"] would lose)
     got = records.get(record_key("o"))
     assert got is not None and OwnerRecord.from_bytes(got.value).state is OwnerState.OWNED
 
@@ -221,8 +226,9 @@ def test_the_owner_writes_its_glyphs_state_back_into_the_records(
 ) -> None:
     """After a few cycles of firing (a clock of its own, the phase moving at f₀) the owner's
     write-back puts the spent energy, the lifetime and the last fired cycle into the record,
-    so a restart would resume from there; a second write-back with nothing new writes
-    nothing. Every firing is in the fire log once."""
+    so a restart would resume from there; a second write-back with nothing new writes the
+    same value again (it renews the owner's lease: a takeover watches the revision). Every
+    firing is in the fire log once."""
     a = pair[0]
     records = ListedRecords()
     t = [1000.0]
@@ -243,9 +249,12 @@ def test_the_owner_writes_its_glyphs_state_back_into_the_records(
             await a.glyphs.step((theta0 + t[0] - 1000.0) % 1.0, 0.0)
 
     asyncio.run(go())
-    assert node.write_back() == 1 and node.write_back() == 0
+    assert node.write_back() == 1
+    first = records.get(record_key("g0"))
+    assert node.write_back() == 1
     got = records.get(record_key("g0"))
-    assert got is not None
+    assert got is not None and first is not None
+    assert got.value == first.value and got.revision > first.revision
     rec = OwnerRecord.from_bytes(got.value)
     fires = read_fires(tmp_path / "a.fires")
     assert len(fires) >= 3 and rec.glyph.energy == 1000.0 - len(fires)
@@ -295,3 +304,74 @@ def test_the_cycle_anchor_is_written_once_when_locked_and_read_by_all(
     records.update(ANCHOR_KEY, b'{"anchor": 1.5}', got.revision)
     with pytest.raises(StorageError, match=r"cycle\.anchor"):
         asyncio.run(late.start(MemoryBus().connect("m"), 0.0))
+
+
+def test_a_silent_owners_glyph_is_taken_over_and_the_stalled_owner_drops_it(
+    pair: list[CellMember], tmp_path: Path
+) -> None:
+    """a owns g0 and then goes silent (never heard by b, its record not written). b takes
+    nothing before the takeover timeout of silence and of an unchanged record; after it, b
+    compares-and-sets the record to itself at epoch 1 with the glyph's state (energy,
+    lifetime, θ, last fired cycle), schedules it and witnesses ``glyph.takeover``. a, a
+    stalled process that wakes with its copy, fires nothing (fenced: its last write-back
+    round is older than half the timeout) and its next write-back round finds the newer epoch
+    and drops its copy."""
+    records = ListedRecords()
+    t = [1000.0]
+    a, b = (
+        NodeGlyphs(
+            m,
+            records=records,
+            fire_log=FireLog(tmp_path / f"{m.node_id}.f", m.node_id),
+            cluster="t",
+            takeover=4.0,
+            clock=lambda: t[0],
+        )
+        for m in pair
+    )
+    glyph = Glyph(
+        id="g0", kind="probe", payload={"probe": "loadavg"}, theta=0.3, energy=42.0, lifetime=77
+    )
+
+    scans: list[float] = []
+    theta0 = pair[0].supervisor.theta
+
+    async def go() -> None:
+        bus = MemoryBus()
+        await a.start(bus.connect("a"), 0.0)
+        await b.start(bus.connect("b"), 0.0)
+        a.glyphs.submit(glyph)
+        got = records.get(record_key("g0"))
+        assert got is not None
+        old = OwnerRecord.from_bytes(got.value)
+        records.update(
+            record_key("g0"), OwnerRecord(glyph=old.glyph, fired_cycle=999).to_bytes(), 1
+        )
+        records.create("glyph.junk", b"not a record")  # skipped and counted, never a crash
+        while t[0] < 1010.0 and not b.counts["takeovers"]:
+            t[0] += 0.5
+            scans.append(t[0])
+            await b.take_over(0.0)
+        assert await b.take_over(0.0) == 0  # once
+        await b.step(0.0, c_cluster=0.0, stable=False)  # its write-back renews its lease
+        assert a._fenced() and not b._fenced()
+        for _ in range(20):  # a wakes: its phase jumps, then one cycle: g0 due
+            t[0] += 0.05
+            await a.glyphs.step((theta0 + t[0] - 1000.0) % 1.0, 0.0)
+        await a.step(0.0, c_cluster=0.0, stable=False)
+
+    asyncio.run(go())
+    got = records.get(record_key("g0"))
+    assert got is not None
+    rec = OwnerRecord.from_bytes(got.value)
+    # the peer silent past the peer timeout (1 s) from 1001.5: watched from then, taken 4 s on
+    assert scans[-1] == 1005.5
+    assert (rec.owner, rec.epoch, rec.state) == (b.node_id, 1, OwnerState.OWNED)
+    assert rec.fired_cycle == 999
+    assert (rec.glyph.energy, rec.glyph.lifetime, rec.glyph.theta) == (42.0, 77, 0.3)
+    assert "g0" in b.glyphs.scheduler and b.counts["takeovers"] == 1
+    assert b.counts["bad_records"] >= 1
+    assert a.glyphs.counts["fenced"] >= 1 and not read_fires(tmp_path / f"{a.node_id}.f")
+    assert not a.glyphs.holds("g0") and a.counts["lost"] == 1
+    taken = [r for r in pair[1].cell.memory.witnesses() if r.kind == "glyph.takeover"]
+    assert len(taken) == 1

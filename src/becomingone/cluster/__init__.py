@@ -121,9 +121,17 @@ from becomingone.cluster.scheduler import (
     SkipReason,
     late_limit,
 )
+from becomingone.cluster.takeover import (
+    DEFAULT_TAKEOVER,
+    RecordWatch,
+    should_take,
+    takeover,
+    taker,
+)
 
 __all__ = [
     "AUTHORITY",
+    "DEFAULT_TAKEOVER",
     "ENTRY_POINT_GROUP",
     "GENESIS_DIGEST",
     "HIGH_ROLES",
@@ -182,6 +190,7 @@ __all__ = [
     "PartifactState",
     "PhaseSync",
     "Proposal",
+    "RecordWatch",
     "Role",
     "RolePlan",
     "RoleTransfer",
@@ -213,5 +222,8 @@ __all__ = [
     "record_key",
     "recover",
     "resolve_target",
+    "should_take",
+    "takeover",
+    "taker",
     "verify_decision",
 ]

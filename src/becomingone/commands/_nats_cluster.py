@@ -15,6 +15,10 @@ admin certificate, writes the public keys to ``roster_<cluster>`` before it star
 which read and watch the bucket (no ``--roster``). Without TLS the nodes join the launcher's
 roster file (every node on this machine).
 
+With ``--glyphs N`` every node runs ``--glyphs``; the N probe glyphs are written as ownership
+records before the nodes start and the totals counted from the records and the fire logs
+after the run (:mod:`becomingone.commands._nats_glyphs`).
+
 With ``--serve`` the cluster API and the dashboard listen from before the nodes start: every
 observed tick, with the statuses it measured, becomes a frame
 (:meth:`~becomingone.api.ServedCluster.record_heard`). SIGTERM or SIGINT ends the run early
@@ -33,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -49,8 +53,10 @@ from becomingone.commands._cluster_view import (
     phase_circle,
     t_global_line,
 )
+from becomingone.commands._nats_glyphs import count_glyphs, load_glyphs
 from becomingone.config import CellConfig, ClusterConfig, load_config
 from becomingone.errors import TransportError
+from becomingone.runtime.cell_glyphs import GlyphTotals
 from becomingone.runtime.cluster import ClusterSummary, TickReport
 from becomingone.runtime.datadir import load_key
 from becomingone.runtime.launcher import NodeProcesses, node_name
@@ -91,11 +97,11 @@ def node_flags(args: argparse.Namespace, settings: ClusterConfig) -> list[str]:
 
 def run_nats(
     args: argparse.Namespace, config: CellConfig, settings: ClusterConfig, ticks: int
-) -> tuple[ClusterSummary, list[TickReport]]:
+) -> tuple[ClusterSummary, list[TickReport], GlyphTotals | None]:
     """Start ``args.servers`` servers and ``args.nodes`` node processes spread over them,
     observe ``ticks`` ticks (serving them with ``--serve``), stop all; the nodes' I_c
     (``config.kairos.threshold``) is the threshold of the cluster collapses the observer
-    counts."""
+    counts. With ``args.glyphs`` also the glyph totals (printed glyphs per owner)."""
     with contextlib.ExitStack() as stack:
         base = args.data_dir
         if base is None:
@@ -108,6 +114,12 @@ def run_nats(
             flags += ["--certs", str(certs)]
         servers = stack.enter_context(NatsServers(base, servers=args.servers, tls=tls))
         nodes_dir = Path(base) / "nodes"
+        names = [node_name(i) for i in range(args.nodes)]
+        ids: list[str] = []
+        first_cycle = int(time.time()) - 1
+        if args.glyphs:
+            flags.append("--glyphs")
+            ids = load_glyphs(servers.urls, settings.name, args.glyphs, names)
         if certs is not None:
             keys = _node_keys(nodes_dir, args.nodes, load_config(args.config).security.key_file)
             asyncio.run(_write_roster(servers.urls, settings.name, keys, certs))
@@ -116,9 +128,19 @@ def run_nats(
         for i in range(args.nodes):
             procs.start(node_name(i), server=i)
         observe = _observe(args, config, settings, servers.urls, ticks, procs, observer)
-        return asyncio.run(observe)
+        summary, history, statuses = asyncio.run(observe)
+        if not args.glyphs:
+            return summary, history, None
+        totals, owners = count_glyphs(
+            servers.urls, settings.name, ids, nodes_dir, statuses, first_cycle=first_cycle
+        )
+        print(f"becomingone cluster: glyphs per owner {owners}", file=sys.stderr, flush=True)
+        return summary, history, totals
     raise AssertionError("unreachable")  # pragma: no cover
 
+
+#: Keys of a status glyph row that are not in the in-process ``--json`` rows (which glyphs).
+STATUS_ONLY = frozenset({"list", "more", "gone"})
 
 #: Certificate name of the observer's connection with ``--tls``.
 OBSERVER = "observer"
@@ -177,7 +199,8 @@ async def _observe(
     ticks: int,
     procs: NodeProcesses,
     tls: TlsFiles | None = None,
-) -> tuple[ClusterSummary, list[TickReport]]:
+) -> tuple[ClusterSummary, list[TickReport], dict[str, Any]]:
+    """The observed run: summary, history and each node's latest status ``glyphs`` row."""
     bus = await connect_nats(urls, name=OBSERVER, tls=tls)
     try:
         ring = settings.topology == "ring"
@@ -196,7 +219,8 @@ async def _observe(
             obs.restart()
             with _reporter(args, obs, ticks, served) as show:
                 await _run_ticks(obs, ticks, settings.tick, show, stop)
-        return obs.summary(), list(obs.history)
+        rows = {name: status.glyphs for name, status in obs.latest.items()}
+        return obs.summary(), list(obs.history), rows
     finally:
         await bus.aclose()
 
@@ -278,9 +302,22 @@ def _reporter(
 def _reporter_only(
     args: argparse.Namespace, obs: ClusterObserver, ticks: int
 ) -> Iterator[Callable[[TickReport], None]]:
-    """JSON lines, a live view on a terminal, or a progress line about once a second."""
+    """JSON lines, a live view on a terminal, or a progress line about once a second. With
+    ``--glyphs`` a JSON line carries each node's glyph row as its last status said (the
+    in-process rows' ``glyphs``: glyphs owned, fires, failed, ended, energy, value)."""
     if args.json:
-        yield lambda r: print(json.dumps(r.to_json()), flush=True)
+
+        def line(report: TickReport) -> None:
+            doc = report.to_json()
+            if args.glyphs:
+                doc["glyphs"] = {
+                    s.node: {k: v for k, v in s.glyphs.items() if k not in STATUS_ONLY}
+                    for s in obs.live(report.time)
+                    if s.glyphs is not None
+                }
+            print(json.dumps(doc), flush=True)
+
+        yield line
     elif Console().is_terminal:
         with Live(refresh_per_second=8, transient=False) as live:
             yield lambda r: live.update(_view(r, obs))

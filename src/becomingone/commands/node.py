@@ -127,6 +127,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "JetStream KV bucket glyphs_<cluster>, migrations over NATS, fire log in the data dir",
     )
     p.add_argument(
+        "--glyph-takeover",
+        type=float,
+        metavar="SECONDS",
+        help="with --glyphs: seconds a glyph's owner may stay silent, its record unchanged, "
+        "before a live node takes the glyph over (default: glyphs.takeover in the config, 15)",
+    )
+    p.add_argument(
         "--roles",
         action="store_true",
         help="run the partifact protocol (full, light): votes on NATS, decisions on the "
@@ -166,6 +173,14 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
     if args.glyphs and (args.kind != "full" or args.source is not None):
         raise InputError("--glyphs", "glyphs run on a full node on its own rhythm (no --source)")
+    if args.glyph_takeover is not None and not args.glyphs:
+        raise InputError("--glyph-takeover", "only with --glyphs")
+    if args.glyph_takeover is not None and not (
+        math.isfinite(args.glyph_takeover) and args.glyph_takeover > 0
+    ):
+        raise InputError(
+            "--glyph-takeover", f"must be a finite number > 0, got {args.glyph_takeover}"
+        )
     if args.roles and args.kind not in ("full", "light"):
         raise InputError("--roles", f"a {args.kind} holds no role; run a full or light node")
     if not (math.isfinite(args.genesis_timeout) and args.genesis_timeout > 0):
@@ -315,6 +330,7 @@ def _run_member(
             records=records,
             fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
             cluster=settings.cluster,
+            takeover=args.glyph_takeover or cell.config.glyphs.takeover,
         )
         desk = GlyphDesk([member])
         listing = functools.partial(_cluster_glyphs, records, desk)

@@ -325,6 +325,13 @@ class GlyphsConfig(_Section):
     failure_cost: float = Field(
         default=1.0, ge=0, le=1e6, description="Energy a failed or timed-out run spends."
     )
+    takeover: float = Field(
+        default=15.0,
+        gt=0,
+        le=86400,
+        description="Seconds a node process's owner may stay silent, its records unchanged, "
+        "before a live node takes its glyphs over.",
+    )
     command: GlyphCommandConfig = GlyphCommandConfig()
 
     @field_validator("kinds", "callables")
@@ -340,7 +347,7 @@ class GlyphsConfig(_Section):
             raise ValueError("\n".join(problems))
         return value
 
-    @field_validator("timeout", "failure_cost")
+    @field_validator("timeout", "failure_cost", "takeover")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):

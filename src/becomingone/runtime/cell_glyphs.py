@@ -29,8 +29,9 @@ Hooks for a node process (:mod:`becomingone.runtime.node_glyphs`), all ``None`` 
 ``anchor`` maps Θ_local to the unwrapped position the scheduler advances to (a cycle count
 shared by processes), ``claim`` enters a firing in a durable fire log before it runs (False:
 the (glyph, cycle) key is there already; the run is skipped and counted as a double fire),
-``on_submit`` stores a new glyph's ownership record (raising refuses the glyph) and ``on_end``
-removes an ended glyph's record.
+``on_submit`` stores a new glyph's ownership record (raising refuses the glyph), ``on_end``
+removes an ended glyph's record and ``fence`` says the node may no longer presume it owns its
+glyphs (True: a firing is skipped, counted ``fenced``; see takeover in node_glyphs).
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class CellGlyphs:
         self.claim: Callable[[str, int], bool] | None = None
         self.on_submit: Callable[[Glyph], None] | None = None
         self.on_end: Callable[[Glyph], None] | None = None
+        self.fence: Callable[[], bool] | None = None
 
     # -- the set -------------------------------------------------------------------------------
 
@@ -237,6 +239,10 @@ class CellGlyphs:
             await self._collect(now)
 
     def _start(self, fire: Fire) -> None:
+        if self.fence is not None and self.fence():
+            self.counts["fenced"] += 1  # ownership unconfirmed for too long: not run
+            self.scheduler.complete(fire.glyph.id, fire.cycle, cost=0.0)
+            return
         if self.claim is not None and not self.claim(fire.glyph.id, fire.cycle):
             self.counts["double_fires"] += 1  # the durable fire log has this key: not run
             log.warning("fire log has (%s, %d) already: not run again", fire.glyph.id, fire.cycle)

@@ -35,7 +35,18 @@ same protocol). The states, the packet, the record values and recovery are
   still open, dropped if the target committed — exactly one of the two CAS writes wins.
 - **Restart.** A node starts by reading every record: what it owns it schedules (an offer of
   its own still open is withdrawn first), not again in the later of the record's and its
-  fire log's last cycle.
+  fire log's last cycle; it rewrites each record it owns first (a takeover racing the start
+  then loses its CAS, or wins it and the node leaves the glyph). What another node owns now
+  (taken over while it was down) it leaves.
+- **Takeover** (:mod:`becomingone.cluster.takeover`). While some expected peer has been
+  silent past the peer timeout, every ``scan`` seconds the node reads the records and watches
+  those the silent peers own; one whose owner has been silent for ``takeover`` seconds and
+  that has stayed at its revision as long is taken by the least-loaded live node (CAS owned,
+  epoch + 1, at the revision watched; witnessed ``glyph.takeover``). The write-back doubles
+  as the owner's lease: a node whose last write-back round is older than ``takeover / 2``
+  (stalled, or cut off from the store) fires nothing (counted ``fenced``) until a round
+  succeeds, and a round that finds one of its glyphs owned by another node at a newer epoch
+  drops its copy.
 
 Crash testing: with ``BECOMINGONE_GLYPH_CRASH_FILE`` set to a path, the node reads that file
 at each step boundary of a migration (``offer``, ``accept``, ``commit``, ``run``, ``drop``:
@@ -59,6 +70,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from becomingone.cluster import (
+    DEFAULT_TAKEOVER,
     Deliver,
     Drop,
     Glyph,
@@ -73,11 +85,14 @@ from becomingone.cluster import (
     Notify,
     OwnerRecord,
     OwnerState,
+    RecordWatch,
     Witness,
     WriteRecord,
     glyph_field,
     record_key,
     recover,
+    should_take,
+    takeover,
 )
 from becomingone.errors import CasConflict, InputError, ProtocolError, StorageError
 from becomingone.events import HookEvent
@@ -201,15 +216,24 @@ class NodeGlyphs:
         offer_timeout: float = 5.0,
         quiet: float = 0.5,
         refresh: float = 5.0,
+        takeover: float = DEFAULT_TAKEOVER,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        for name, value in (("offer_timeout", offer_timeout), ("refresh", refresh)):
+        checked = (("offer_timeout", offer_timeout), ("refresh", refresh), ("takeover", takeover))
+        for name, value in checked:
             if not (math.isfinite(value) and value > 0):
                 raise InputError(name, f"must be a finite number > 0, got {value}")
         self.member, self.records, self.fire_log = member, records, fire_log
         self.cluster, self.clock = cluster, clock
         self.policy = policy or MigrationPolicy()
-        self.offer_timeout, self.quiet, self.refresh = offer_timeout, quiet, refresh
+        # the write-back is the owner's lease: at least 3 rounds per takeover timeout
+        self.offer_timeout, self.quiet = offer_timeout, quiet
+        self.refresh = min(refresh, takeover / 3)
+        self.takeover, self.scan = takeover, min(1.0, takeover / 4)
+        self._watch = RecordWatch()
+        self._scan_due = 0.0
+        self._started = self._renewed = clock()
+        self._lost: set[str] = set()
         self._refresh_due = 0.0
         self.cycle_anchor: float | None = None  # None: not agreed yet (0 is used)
         self._refresh_from = 0
@@ -244,12 +268,14 @@ class NodeGlyphs:
         g.claim = self._claim
         g.on_submit = self._created
         g.on_end = self._ended
+        g.fence = self._fenced
         self._bus = bus
         self._inbox = await bus.subscribe(glyph_subject(self.cluster, self.node_id))
         names = self.records.keys()
         for key in names:
             if key.startswith(_PREFIX):
                 await self.settle(key[len(_PREFIX) :], now, mine_only=True)
+        self._started = self._renewed = self.clock()
 
     def _position(self, theta: float) -> float:
         return anchored_position(theta, self.clock(), self.cycle_anchor or 0.0)
@@ -270,6 +296,11 @@ class NodeGlyphs:
             log.info("cycle anchor %.4f written", offset)
         except CasConflict:
             self._read_anchor()
+
+    def _fenced(self) -> bool:
+        """True while this node's last completed write-back round is older than half the
+        takeover timeout: it may have been presumed dead, so it fires nothing."""
+        return self.clock() - self._renewed > self.takeover / 2
 
     def _claim(self, glyph_id: str, cycle: int) -> bool:
         return self.fire_log.claim(glyph_id, cycle, self.clock())
@@ -304,14 +335,24 @@ class NodeGlyphs:
         if wall >= self._refresh_due:
             self._refresh_due = wall + self.refresh
             self.write_back()
+            self._renewed = wall
+            for glyph_id in sorted(self._lost):
+                log.warning("dropping %s: another node owns it at a newer epoch", glyph_id)
+                self.counts["lost"] += 1
+                await self.settle(glyph_id, now)
+            self._lost.clear()
             if self.cycle_anchor is None:
                 self._agree_anchor(c_cluster, stable)
+        if wall >= self._scan_due:
+            await self.take_over(now)
         if not self.pending and wall >= self._quiet_until:
             await self._plan(now, c_cluster, stable)
 
     def write_back(self) -> int:
         """Write the current state of up to :data:`REFRESH_BATCH` scheduled glyphs (in turn)
-        into their records where this node owns them; returns how many were written."""
+        into their records where this node owns them (always: a write renews the lease a
+        takeover watches); returns how many were written. A glyph whose record another node
+        owns at a newer epoch is noted for dropping."""
         sched = self.glyphs.scheduler
         glyphs = sorted(sched.glyphs(), key=lambda g: g.id)
         if not glyphs:
@@ -325,11 +366,11 @@ class NodeGlyphs:
             if got is None:
                 continue
             rec = OwnerRecord.from_bytes(got.value)
+            if rec.owner != self.node_id and rec.epoch > glyph.epoch:
+                self._lost.add(glyph.id)
             if rec.owner != self.node_id or rec.state is not OwnerState.OWNED:
                 continue
             value = OwnerRecord(glyph=glyph, fired_cycle=sched.last_cycle(glyph.id)).to_bytes()
-            if value == got.value:
-                continue
             try:
                 self.records.update(record_key(glyph.id), value, got.revision)
                 written += 1
@@ -337,6 +378,78 @@ class NodeGlyphs:
                 self.counts["conflicts"] += 1
         self.counts["refreshed"] += written
         return written
+
+    async def take_over(self, now: float) -> int:
+        """While an expected peer is silent past the peer timeout: read the records, watch
+        the silent peers', take over those :func:`should_take` says this node takes; returns
+        how many it took. The next scan is due in ``scan`` seconds, or in ``refresh`` when the
+        silent peers own no record (a roster member that never runs costs a read of the
+        records every few seconds, not every second)."""
+        sup = self.member.supervisor
+        stability = sup.stability
+        wall = self.clock()
+        self._scan_due = wall + self.scan
+        heard = dict(stability.state().last_heard)
+        silent = {p: wall - heard.get(p, self._started) for p in stability.peers}
+        silent = {p: s for p, s in silent.items() if s > stability.timeout}
+        if not silent:
+            self._watch.keep(())
+            return 0
+        loads = {n: e for n, e in _live_loads(sup, wall).items() if n not in silent}
+        loads[self.node_id] = self.glyphs.scheduler.node_energy()
+        kinds = self.glyphs.scheduler.kinds
+        watched, took, names = [], 0, self.records.keys()
+        for key in names:
+            got = self.records.get(key) if key.startswith(_PREFIX) else None
+            if got is None:
+                continue
+            try:
+                record = OwnerRecord.from_bytes(got.value)
+            except InputError:
+                self.counts["bad_records"] += 1  # not ours to judge (or take) — never a crash
+                continue
+            if record.owner not in silent:
+                continue
+            watched.append(key)
+            unchanged = self._watch.observe(key, got.revision, wall)
+            if kinds is not None and record.glyph.kind not in kinds:
+                continue  # this node cannot run it; a node that can will take it
+            if not should_take(
+                record,
+                node_id=self.node_id,
+                silent_for=silent[record.owner],
+                unchanged_for=unchanged,
+                loads=loads,
+                timeout=self.takeover,
+            ):
+                continue
+            if await self._take(record, got.revision, silent[record.owner], now):
+                loads[self.node_id] += record.glyph.energy
+                took += 1
+        self._watch.keep(watched)
+        if not watched:
+            self._scan_due = wall + self.refresh
+        return took
+
+    async def _take(self, record: OwnerRecord, revision: int, silent: float, now: float) -> bool:
+        for effect in takeover(record, revision, self.node_id, silent_for=silent):
+            if isinstance(effect, WriteRecord):
+                try:
+                    self.records.update(effect.key, effect.value, effect.expected_revision)
+                except CasConflict:
+                    self.counts["conflicts"] += 1  # another node took it first
+                    return False
+            else:
+                await self._apply(effect, None, now)
+        self.counts["takeovers"] += 1
+        log.warning(
+            "took %s over from %s (silent %.1f s, epoch %d)",
+            record.glyph.id,
+            record.owner,
+            silent,
+            record.epoch + 1,
+        )
+        return True
 
     async def _plan(self, now: float, c: float, stable: bool) -> None:
         sup = self.member.supervisor
@@ -453,6 +566,12 @@ class NodeGlyphs:
         record = OwnerRecord.from_bytes(got.value)
         if mine_only and record.owner != self.node_id:
             return
+        if mine_only and record.state is OwnerState.OWNED:
+            try:  # claim it anew: a takeover that watched the old revision loses its CAS
+                self.records.update(record_key(glyph_id), got.value, got.revision)
+            except CasConflict:  # it won first: this node leaves the glyph to the taker
+                self.counts["conflicts"] += 1
+                return await self.settle(glyph_id, now, mine_only=True)
         holders = [self.node_id] if self.glyphs.holds(glyph_id) else []
         if record.owner != self.node_id and not holders:
             return
