@@ -133,15 +133,6 @@ def _per_call(fn: Callable[[], object], n: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number
 
 
-def _threads() -> int:
-    """Threads of a large compiled call (1 on the NumPy path)."""
-    if not kernels.COMPILED:
-        return 1
-    from becomingone.core import _fused
-
-    return _fused.THREADS
-
-
 def _one_thread(mat: Any, big_l: int) -> tuple[float, float, float, complex]:
     """The compiled sums on the calling thread only."""
     from becomingone.core import _fused
@@ -177,7 +168,7 @@ def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
                     "samples": n,
                     "phi": kind,
                     "kernel": kernels.ISA,
-                    "threads": _threads(),
+                    "threads": kernels.THREADS,
                     "omega0_us": t_zero * 1e6,
                     "numpy_us": t_numpy * 1e6,
                     "portable_us": t_portable * 1e6,

@@ -444,3 +444,23 @@ def test_the_extension_refuses_a_bad_thread_count(threads: int) -> None:
         _fused.lagged_sums(phi, 1, 1, 1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         _fused.lagged_sums(phi, 1, 1.5)  # type: ignore[arg-type]
+
+
+@needs_compiled
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs sched_getaffinity")
+def test_threads_are_the_cpus_this_process_may_use() -> None:
+    """THREADS is the size of the affinity mask (what ``taskset`` allows), at most 16: a
+    process pinned to one CPU sums on one thread."""
+    from becomingone.core import _fused
+
+    assert kernels.THREADS == _fused.THREADS == min(16, len(os.sched_getaffinity(0)))
+    code = "from becomingone.core import kernels; print(kernels.THREADS)"
+    one = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.split() == ["1"]
