@@ -289,7 +289,7 @@ def test_the_extension_reads_one_and_two_dimensional_buffers() -> None:
 
 
 def split_variants() -> list[Callable[..., Sums]]:
-    """The compiled entry points that take a thread count (AVX2 as chosen, and portable)."""
+    """The compiled entry points that take a part count (AVX2 as chosen, and portable)."""
     from becomingone.core import _fused
 
     return [_fused.lagged_sums, _fused.lagged_sums_portable]
@@ -344,8 +344,8 @@ def test_a_split_call_gives_the_single_thread_sums(case: tuple[np.ndarray, int, 
 def test_sizes_around_the_split_threshold_give_the_same_sums(
     offset: int, complex_: bool, channels: int, big_l: int, seed: int
 ) -> None:
-    """Around SPLIT_MIN doubles, where the automatic call switches from one part to THREADS
-    parts, it agrees with the one-thread call and with NumPy."""
+    """Around SPLIT_MIN doubles, where the automatic call switches from one part to several,
+    it agrees with the one-thread call and with NumPy."""
     from becomingone.core import _fused
 
     width = 2 if complex_ else 1
@@ -430,16 +430,16 @@ def test_a_forked_child_runs_split_calls() -> None:
 
 
 @needs_compiled
-@pytest.mark.parametrize("threads", [-1, 17, 2**62])
-def test_the_extension_refuses_a_bad_thread_count(threads: int) -> None:
-    """threads is 0 (automatic) to MAX_THREADS; anything else is a ValueError, as is a fourth
+@pytest.mark.parametrize("parts", [-1, 17, 2**62])
+def test_the_extension_refuses_a_bad_part_count(parts: int) -> None:
+    """parts is 0 (automatic) to MAX_THREADS; anything else is a ValueError, as is a fourth
     argument."""
     from becomingone.core import _fused
 
     phi = np.zeros((5, 1))
     assert _fused.MAX_THREADS == 16 and 1 <= _fused.THREADS <= 16
     with pytest.raises(ValueError):
-        _fused.lagged_sums(phi, 1, threads)
+        _fused.lagged_sums(phi, 1, parts)
     with pytest.raises(ValueError):
         _fused.lagged_sums(phi, 1, 1, 1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):

@@ -21,13 +21,13 @@
  * says which), so one wheel runs on any such CPU.
  *
  * Threads (docs/kairos.md "Threads"): the GIL is released around the sums, and an input of at
- * least SPLIT_MIN doubles is cut into THREADS parts (THREADS = the CPUs this process may run
- * on, at most MAX_THREADS) summed at once by the calling thread and a small pool of POSIX
- * threads started on first use; the parts are added in order. Any value index is a valid cut:
- * a part reads the values after its last one (the difference and the lag reach across the
+ * least SPLIT_MIN doubles is cut into up to 4 x THREADS parts (THREADS = the CPUs this process
+ * may run on, at most MAX_THREADS), summed at once by the calling thread and a small pool of
+ * POSIX threads started on first use; the parts are added in order. Any value index is a valid
+ * cut: a part reads the values after its last one (the difference and the lag reach across the
  * cut) but sums only its own pairs, and the last part adds the tail energy. The caller claims
  * parts too, so a worker that is slow to wake (a busy core) costs at most its wake-up: the
- * caller then sums its part itself. One split call at a time: another thread that calls
+ * caller then sums its parts itself. One split call at a time: another thread that calls
  * meanwhile sums alone. After fork() the child starts its own pool. No OpenMP runtime: plain
  * pthreads (the build needs nothing more, and libgomp's pool hangs a forked child); without
  * pthreads (not POSIX) every call sums in one thread.
@@ -220,13 +220,18 @@ static const char *isa = "baseline";
 
 /* ---- splitting one call across threads ---------------------------------------------------- */
 
-/* Most parts of one call, and the parts' size unit (values; a multiple of every SIMD block). */
+/* Most threads and parts of one call, and the parts' size unit (values; a multiple of every
+ * SIMD block). */
 #define MAX_THREADS 16
+#define MAX_PARTS (4 * MAX_THREADS)
 #define PART_ALIGN 8
 /* An input of at least SPLIT_MIN doubles (real values, or twice the complex ones) is split in
- * THREADS parts: below it the wake-up of a second thread (~5-10 us here) costs more than half
- * the sums save (docs/kairos.md "Threads": measured crossover ~40,000 doubles, 2 cores). */
+ * up to 4 x THREADS parts of at least PART_MIN doubles, claimed one at a time: with more parts
+ * than threads a worker that starts late still takes its share of what is left. Below
+ * SPLIT_MIN (a call of ~20-30 us here) a second thread saves too little to be worth a wake-up
+ * (docs/kairos.md "Threads"). */
 #define SPLIT_MIN 65536
+#define PART_MIN 16384
 
 /* THREADS: the threads of a large call (set at import). */
 static int threads = 1;
@@ -237,7 +242,7 @@ typedef struct {
     Py_ssize_t width; /* doubles per value: 1 (real) or 2 (complex) */
     Py_ssize_t count, step, shift, total, chunk;
     int parts, next, finished;
-    sums_t out[MAX_THREADS];
+    sums_t out[MAX_PARTS];
 } job_t;
 
 /* Part k: the pairs [k*chunk, min((k+1)*chunk, count)) from a base moved to its first value
@@ -436,14 +441,23 @@ static void run_job(job_t *job) {
 }
 #endif
 
-/* The sums of `count` pairs in `threads_wanted` parts (0: THREADS parts when the input holds at
- * least SPLIT_MIN doubles, else 1); no part is empty. Called without the GIL. */
+/* The parts of an automatic call over `doubles` doubles (SPLIT_MIN above). */
+static int auto_parts(Py_ssize_t doubles) {
+    if (threads < 2 || doubles < SPLIT_MIN) {
+        return 1;
+    }
+    Py_ssize_t parts = doubles / PART_MIN;
+    return parts > 4 * threads ? 4 * threads : (int)parts;
+}
+
+/* The sums of `count` pairs in `parts_wanted` parts (0: auto_parts), run by up to THREADS
+ * threads; no part is empty. Called without the GIL. */
 static void split_sums(kernel_t kernel, const double *x, Py_ssize_t width, Py_ssize_t count,
-                       Py_ssize_t step, Py_ssize_t shift, Py_ssize_t total, int threads_wanted,
+                       Py_ssize_t step, Py_ssize_t shift, Py_ssize_t total, int parts_wanted,
                        sums_t *out) {
-    int parts = threads_wanted > 0 ? threads_wanted : width * total >= SPLIT_MIN ? threads : 1;
-    if (parts > MAX_THREADS) {
-        parts = MAX_THREADS;
+    int parts = parts_wanted > 0 ? parts_wanted : auto_parts(width * total);
+    if (parts > MAX_PARTS) {
+        parts = MAX_PARTS;
     }
     if ((Py_ssize_t)parts > count) {
         parts = count < 1 ? 1 : (int)count;
@@ -479,11 +493,11 @@ static PyObject *result(const sums_t *out) {
 }
 
 /* Check the buffer (C-contiguous, native float64 "d" or complex128 "Zd", 1-D or 2-D), the
- * lag and the optional thread count, run the real or complex kernel on it without the GIL,
+ * lag and the optional part count, run the real or complex kernel on it without the GIL,
  * return the sums. */
 static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, kernel_t cplx) {
     if (nargs != 2 && nargs != 3) {
-        return fail("lagged_sums takes 2 or 3 arguments: phi, lag and threads");
+        return fail("lagged_sums takes 2 or 3 arguments: phi, lag and parts");
     }
     Py_ssize_t lag = PyLong_AsSsize_t(args[1]);
     if (lag == -1 && PyErr_Occurred()) {
@@ -496,7 +510,7 @@ static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, ker
             return NULL;
         }
         if (parts < 0 || parts > MAX_THREADS) {
-            return fail("threads must be 0 (automatic) to 16");
+            return fail("parts must be 0 (automatic) to 16");
         }
     }
     Py_buffer view;
@@ -527,12 +541,12 @@ static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, ker
 }
 
 PyDoc_STRVAR(lagged_sums_doc,
-             "lagged_sums(phi, lag, threads=0, /)\n--\n\n"
+             "lagged_sums(phi, lag, parts=0, /)\n--\n\n"
              "(energy, a, b, total) of a C-contiguous native float64 or complex128 buffer of\n"
              "shape (rows,) or (rows, cols) at a lag of `lag` rows (0 <= lag < rows - 1),\n"
-             "computed with the instruction set named by ISA, without the GIL. threads=0 splits\n"
-             "an input of at least SPLIT_MIN doubles in THREADS parts summed in parallel;\n"
-             "threads=k (1 to 16) uses k parts whatever the size (k=1: one thread).");
+             "computed with the instruction set named by ISA, without the GIL. parts=0 splits\n"
+             "an input of at least SPLIT_MIN doubles in parts summed by up to THREADS threads;\n"
+             "parts=k (1 to 16) uses k parts whatever the size (k=1: the calling thread only).");
 
 static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -540,7 +554,7 @@ static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 PyDoc_STRVAR(lagged_sums_portable_doc,
-             "lagged_sums_portable(phi, lag, threads=0, /)\n--\n\n"
+             "lagged_sums_portable(phi, lag, parts=0, /)\n--\n\n"
              "lagged_sums with the portable loops whatever the CPU (what a CPU without\n"
              "AVX2 + FMA, or an aarch64 one, runs; for tests).");
 

@@ -7,7 +7,7 @@ THREADS: int
 SPLIT_MIN: int
 MAX_THREADS: int
 
-def lagged_sums(phi: Any, lag: int, threads: int = 0, /) -> tuple[float, float, float, complex]: ...
+def lagged_sums(phi: Any, lag: int, parts: int = 0, /) -> tuple[float, float, float, complex]: ...
 def lagged_sums_portable(
-    phi: Any, lag: int, threads: int = 0, /
+    phi: Any, lag: int, parts: int = 0, /
 ) -> tuple[float, float, float, complex]: ...
