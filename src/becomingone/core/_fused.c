@@ -410,8 +410,11 @@ static void run_job(job_t *job) {
         }
     }
     __atomic_store_n(&current, NULL, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&inside, __ATOMIC_SEQ_CST) > 0) {
-        relax();
+    for (int i = 1; __atomic_load_n(&inside, __ATOMIC_SEQ_CST) > 0; i++) {
+        relax(); /* a worker between its `inside` increment and its read of `current` */
+        if (i % 1024 == 0) {
+            sched_yield();
+        }
     }
     pthread_mutex_unlock(&busy);
 }
