@@ -227,9 +227,9 @@ static const char *isa = "baseline";
 #define PART_ALIGN 8
 /* An input of at least SPLIT_MIN doubles (real values, or twice the complex ones) is split in
  * up to 4 x THREADS parts of at least PART_MIN doubles, claimed one at a time: with more parts
- * than threads a worker that starts late still takes its share of what is left. Below
- * SPLIT_MIN (a call of ~20-30 us here) a second thread saves too little to be worth a wake-up
- * (docs/kairos.md "Threads"). */
+ * than threads a worker that starts late still takes its share of what is left. SPLIT_MIN is
+ * a call of ~20-40 us on one thread here, a few times a worker's hand-off; the exact crossover
+ * could not be measured on the loaded machine (docs/kairos.md "Threads"). */
 #define SPLIT_MIN 65536
 #define PART_MIN 16384
 
@@ -269,8 +269,8 @@ static void add_parts(const job_t *job, sums_t *out) {
 }
 
 #ifdef FUSED_THREADS
-/* How long an idle worker polls for the next job before it sleeps on `wake` (a wake-up from
- * sleep takes 10-100 us on a VM, as long as a whole 10^5-sample call). */
+/* How long an idle worker polls for the next job before it sleeps on `wake` (a first version
+ * that slept between calls was slower than one thread: docs/kairos.md "Threads"). */
 #define SPIN_NS 50000
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER; /* one split call at a time */
@@ -285,6 +285,8 @@ static int inside;               /* workers that may be reading `current` (atomi
 static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
 }
 
