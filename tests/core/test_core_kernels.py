@@ -283,3 +283,184 @@ def test_the_extension_reads_one_and_two_dimensional_buffers() -> None:
 
     phi = np.cumsum(np.random.default_rng(9).normal(size=101))
     assert _fused.lagged_sums(phi, 3) == _fused.lagged_sums(phi[:, None], 3)
+
+
+# -- one call split across threads (_fused.c "Threads", docs/kairos.md) --------------------------
+
+
+def split_variants() -> list[Callable[..., Sums]]:
+    """The compiled entry points that take a part count (AVX2 as chosen, and portable)."""
+    from becomingone.core import _fused
+
+    return [_fused.lagged_sums, _fused.lagged_sums_portable]
+
+
+def cuts(count: int, parts: int) -> list[int]:
+    """Where _fused.c cuts `count` pairs (values) in `parts`: the first value of parts 1.."""
+    chunk = -(-count // parts)
+    if chunk >= 32:
+        chunk = -(-chunk // 8) * 8
+    return list(range(chunk, count, chunk))
+
+
+@st.composite
+def split_cases(draw: st.DrawFn) -> tuple[np.ndarray, int, int]:
+    """φ of q·k + r rows (r ∈ 0..k−1: lengths that the part count divides and does not), a lag
+    anywhere up to N − 2 (also longer than a part), and k ∈ 2..16 parts."""
+    parts = draw(st.integers(2, 16))
+    n = max(2, parts * draw(st.integers(0, 200)) + draw(st.integers(0, parts - 1)))
+    channels = draw(st.integers(1, 3))
+    complex_ = draw(st.booleans())
+    kind = draw(st.sampled_from(["walk", "oscillator", "sticky", "ticks"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    phi = np.ascontiguousarray(make_phi(rng, n, channels, complex_, kind))
+    big_l = draw(st.one_of(st.integers(0, min(n - 2, 3)), st.integers(0, n - 2)))
+    return phi, big_l, parts
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(split_cases())
+def test_a_split_call_gives_the_single_thread_sums(case: tuple[np.ndarray, int, int]) -> None:
+    """k parts (cuts anywhere in a row, lags across the cuts, lengths k does not divide) give
+    the one-thread sums to 1e-12 and the NumPy ones too, on both loop forms."""
+    mat, big_l, parts = case
+    want = kernels.lagged_sums_numpy(mat, big_l)
+    for variant in split_variants():
+        one = variant(mat, big_l, 1)
+        assert_sums_close(variant(mat, big_l, parts), one)
+        assert_sums_close(one, want)
+
+
+@needs_compiled
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(-40, 40),
+    st.booleans(),
+    st.integers(1, 3),
+    st.integers(0, 300),
+    st.integers(0, 2**32 - 1),
+)
+def test_sizes_around_the_split_threshold_give_the_same_sums(
+    offset: int, complex_: bool, channels: int, big_l: int, seed: int
+) -> None:
+    """Around SPLIT_MIN doubles, where the automatic call switches from one part to several,
+    it agrees with the one-thread call and with NumPy."""
+    from becomingone.core import _fused
+
+    width = 2 if complex_ else 1
+    rows = (_fused.SPLIT_MIN // (width * channels)) + 1 + offset  # total = (rows-1)·channels
+    mat = make_phi(np.random.default_rng(seed), rows, channels, complex_, "walk")
+    want = kernels.lagged_sums_numpy(mat, big_l)
+    for variant in split_variants():
+        assert_sums_close(variant(mat, big_l, 0), variant(mat, big_l, 1))
+        assert_sums_close(variant(mat, big_l, 0), want)
+
+
+@needs_compiled
+@pytest.mark.parametrize("complex_", [False, True])
+@pytest.mark.parametrize("parts", [2, 3, 7])
+@pytest.mark.parametrize("big_l", [0, 1, 5, 40])
+def test_a_lagged_pair_across_a_cut_is_counted_once(big_l: int, parts: int, complex_: bool) -> None:
+    """Every difference is 0 except d[c−1] and d[c−1+L] around a cut c (and, for L = 0, one at
+    c−1 only): the lagged sum is exactly their product and each energy exactly its squares,
+    for each cut — a pair dropped or counted twice at a part's edge (an off-by-one in a part's
+    range, its difference or its lag) changes them."""
+    n = 500
+    m = n - 1
+    count = m - big_l
+    for cut in cuts(count, parts):
+        d = np.zeros(m, dtype=complex if complex_ else float)
+        d[cut - 1] = 3.0
+        d[cut - 1 + big_l] += 2.0 + (1j if complex_ else 0)
+        phi = np.concatenate([[0.0], np.cumsum(d)]).astype(d.dtype)
+        want = kernels.lagged_sums_numpy(phi[:, None], big_l)
+        for variant in split_variants():
+            got = variant(phi, big_l, parts)
+            assert got == variant(phi, big_l, 1) == want, (cut, got, want)
+            assert got[3] != 0
+
+
+@needs_compiled
+def test_concurrent_split_calls_from_python_threads() -> None:
+    """Six Python threads calling at once (the GIL is released): each gets the sums of its own
+    input (a call that finds the pool busy sums alone)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from becomingone.core import _fused
+
+    rng = np.random.default_rng(11)
+    inputs = [np.exp(1j * np.cumsum(rng.normal(size=40_000 + 7 * i))) for i in range(6)]
+    wants = [_fused.lagged_sums(x, 5, 1) for x in inputs]
+
+    def many(i: int) -> bool:
+        return all(_fused.lagged_sums(inputs[i], 5, 0 if j % 2 else 4) for j in range(50))
+
+    def check(i: int) -> Sums:
+        return _fused.lagged_sums(inputs[i], 5, 3)
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(many, range(6)))
+        for got, want in zip(pool.map(check, range(6)), wants):
+            assert_sums_close(got, want)
+
+
+@needs_compiled
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.timeout(60)
+def test_a_forked_child_runs_split_calls() -> None:
+    """After split calls started the pool in the parent, a fork()ed child (which has no pool
+    threads) still finishes split calls with the same sums, and so does the parent."""
+    code = (
+        "import os, warnings, numpy as np\n"
+        "from becomingone.core import _fused\n"
+        "warnings.simplefilter('ignore', DeprecationWarning)\n"
+        "phi = np.cumsum(np.random.default_rng(2).normal(size=300_001))\n"
+        "want = _fused.lagged_sums(phi, 9, 4)\n"
+        "pid = os.fork()\n"
+        "ok = all(_fused.lagged_sums(phi, 9, 4) == want for _ in range(20))\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if ok else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(ok, os.waitstatus_to_exitcode(status))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=50)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "0"]
+
+
+@needs_compiled
+@pytest.mark.parametrize("parts", [-1, 17, 2**62])
+def test_the_extension_refuses_a_bad_part_count(parts: int) -> None:
+    """parts is 0 (automatic) to MAX_THREADS; anything else is a ValueError, as is a fourth
+    argument."""
+    from becomingone.core import _fused
+
+    phi = np.zeros((5, 1))
+    assert _fused.MAX_THREADS == 16 and 1 <= _fused.THREADS <= 16
+    with pytest.raises(ValueError):
+        _fused.lagged_sums(phi, 1, parts)
+    with pytest.raises(ValueError):
+        _fused.lagged_sums(phi, 1, 1, 1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _fused.lagged_sums(phi, 1, 1.5)  # type: ignore[arg-type]
+
+
+@needs_compiled
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs sched_getaffinity")
+def test_threads_are_the_cpus_this_process_may_use() -> None:
+    """THREADS is the size of the affinity mask (what ``taskset`` allows), at most 16: a
+    process pinned to one CPU sums on one thread."""
+    from becomingone.core import _fused
+
+    assert kernels.THREADS == _fused.THREADS == min(16, len(os.sched_getaffinity(0)))
+    code = "from becomingone.core import kernels; print(kernels.THREADS)"
+    one = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.split() == ["1"]
