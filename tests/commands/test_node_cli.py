@@ -45,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
         (["--glyphs", "--kind", "light"], "--glyphs"),
         (["--glyphs", "--source", "synthetic"], "--glyphs"),
         (["--glyphs", "--certs", "/nonexistent"], "--glyphs"),
+        (["--glyphs", "--kind", "witness"], "--glyphs"),
         (["--roles", "--kind", "witness"], "--roles"),
         (["--roles", "--certs", "/nonexistent"], "--roles"),
         (["--roles", "--genesis-timeout", "0"], "--genesis-timeout"),
