@@ -10,7 +10,9 @@ Master/Emissary/Sync |T|² — keeps the newest ``keep`` frames for ``GET /clust
 for resuming clients, and offers each frame to the subscribers of the cluster event stream as a
 ``cluster.tick`` event whose ``seq`` is the tick number, followed by the tick's typed glyph,
 role, lifecycle and proposal events (:mod:`becomingone.api.cluster_events`; an observed
-cluster's glyph events come from the glyph lists of the statuses heard, not from a desk; the newest
+cluster's glyph events come from the glyph lists of the statuses heard, not from a desk, and
+without a proposal desk — a witness — its role and lifecycle events from their partifact
+rows; the newest
 :data:`KEEP_EVENTS` kept in memory for resuming clients — the cluster stream has no stored
 history). It never drives the cluster and does no I/O.
 """
