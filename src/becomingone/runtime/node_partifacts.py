@@ -31,6 +31,13 @@ on each open proposal once, with the verdict of :meth:`PartifactCluster.judge` (
 proposal too). A lost Genesis (not heard for ``genesis_timeout`` seconds) is replaced by a
 failover plan the next proposer puts to the Validators: within ``genesis_timeout`` plus a
 vote's round trip and a log append.
+
+**What a tick reports.** Each :class:`~becomingone.runtime.PartifactTick` in
+:attr:`NodePartifacts.history` carries, besides the states, roles and lifecycle, the
+``proposal.opened`` events of the proposals this view opened or heard, the votes it counted
+(its own and heard ones, with the tally after each) and ``proposal.decided`` for the
+decisions it applied from the log, in the in-process driver's shapes: what
+``node --roles --serve`` turns into its cluster event stream.
 """
 
 from __future__ import annotations
