@@ -183,7 +183,7 @@ def test_a_nodes_event_stream_carries_roles_lifecycle_and_proposals(cluster: Clu
     assert "proposal.vote" in kinds, kinds
     assert mine[0]["data"] == {"id": pid, "kind": "command", "proposer": cluster.genesis}
     votes = [v for e in mine if e["type"] == "proposal.vote" for v in e["data"]["votes"]]
-    validators = {n for n, r in cluster.rows.items() if r["role"] == "validator"}
+    validators = set(decided["eligible"])  # the Validators when it was proposed
     assert votes and {v["voter"] for v in votes} <= validators, votes
     end = mine[-1]["data"]
     assert end["outcome"] == "passed" and end["yes"] == decided["yes"], (end, decided)

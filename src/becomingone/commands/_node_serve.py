@@ -10,9 +10,8 @@ roles (``--roles``): then the roles and proposal routes of its partifact view; w
 token of the node's data dir; a witness given ``listing`` mounts only the glyph list). The
 role, lifecycle and proposal events of the stream come from the node's partifact view, or —
 without one — from the partifact rows of the statuses heard. The context manager stops the
-ticker task and
-the server it started, before the node closes its connection; the API package is imported only
-when serving.
+ticker task and the server it started, before the node closes its connection; the API package
+is imported only when serving.
 """
 
 from __future__ import annotations
