@@ -27,9 +27,10 @@ from becomingone.api import (
     StreamEvent,
     create_app,
 )
-from becomingone.api.cluster_events import ClusterEvents, DeskGlyphs, HeardGlyphs
+from becomingone.api.cluster_events import ClusterEvents, DeskGlyphs, HeardGlyphs, HeardRoles
 from becomingone.cluster import Glyph, LifecycleStage
 from becomingone.config.schema import BecomingOneConfig
+from becomingone.errors import InputError
 from becomingone.runtime import build_supervisors
 from becomingone.runtime.cell_member import build_cell_members
 from becomingone.runtime.glyph_migrate import GlyphMigrator
@@ -418,3 +419,60 @@ def test_glyph_events_replayed_rebuild_the_owners(ticks: list[list[Any]]) -> Non
         now = {gid: owner_of(gid) for g in cells.values() for gid in [*g.scheduled, *g.held]}
         assert model == now
     assert fired == runs
+
+
+def _role_status(name: str, row: dict[str, Any] | None, at: float = 1.0) -> NodeStatus:
+    """A node status with partifact row ``row``, through its wire form (as a witness hears)."""
+    doc = NodeStatus(node=name, kind="full", time=at, theta=0.0, frequency=1.0, stable=True,
+                     epoch=1, seq=1, members=3, heard=2, c_seen=1.0, accepted=0,
+                     partifacts=row).to_json()  # fmt: skip
+    return NodeStatus.from_bytes(json.dumps(doc).encode())
+
+
+def _prow(role: str | None, stage: str, genesis: str | None = "a") -> dict[str, Any]:
+    """A node's partifact row (NodePartifacts.row's fields, memory and refusals included)."""
+    return {"state": "Ø2Ø1", "role": role, "lifecycle": stage, "term": 2, "genesis": genesis,
+            "head": 4, "memory": "0" * 16, "rejected": {"late": 1}}  # fmt: skip
+
+
+def test_a_witness_turns_heard_partifact_rows_into_role_and_lifecycle_events() -> None:
+    """The roles the statuses report become role.assigned, then role.changed; the lifecycle
+    is the stage of the Genesis' view (not the majority's), with no conditions; a status
+    without a row adds nothing; no proposal event ever (a status carries none)."""
+    heard = HeardRoles()
+    events = ClusterEvents(None, heard)
+    heard.update([_role_status("x", None)], 0.5)
+    assert events.step(0) == []
+    rows = {"a": _prow("genesis", "active"), "b": _prow("validator", "forming")}
+    rows["c"] = _prow(None, "forming")
+    heard.update([_role_status(n, r) for n, r in rows.items()], 1.0)
+    got = [(e.type.value, dict(e.data)) for e in events.step(1)]
+    assert got == [
+        ("role.assigned", {"cell": "a", "role": "genesis"}),
+        ("role.assigned", {"cell": "b", "role": "validator"}),
+        ("lifecycle.changed", {"stage": "active", "previous": None, "conditions": {}}),
+    ]
+    rows["b"] = _prow("integrator", "converging")
+    heard.update([_role_status(n, r, 2.0) for n, r in rows.items()], 2.0)
+    heard.update([_role_status(n, r, 2.1) for n, r in rows.items()], 2.1)  # two before a step
+    assert [(e.type.value, e.seq, dict(e.data)) for e in events.step(2)] == [
+        ("role.changed", 2, {"cell": "b", "from": "validator", "to": "integrator"})
+    ]
+    assert events.step(3) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("state", "awake"),
+        ("role", "king"),
+        ("lifecycle", "done"),
+        ("term", -1),
+        ("genesis", "bad id!"),
+        ("head", "x"),
+    ],
+)
+def test_a_status_with_a_bad_partifact_row_is_refused(field: str, value: Any) -> None:
+    """One line naming the status, never a half-parsed row."""
+    with pytest.raises(InputError, match="status"):
+        _role_status("a", {**_prow("genesis", "active"), field: value})

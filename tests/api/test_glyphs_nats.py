@@ -3,7 +3,8 @@ three ``becomingone node --glyphs --serve`` processes (started and stopped by th
 Glyphs submitted to one node spread by migration; another node's cluster event stream shows
 each one submitted and moved (from the glyph lists in the statuses it hears), and its
 ``GET /cluster/glyphs`` and ``glyph list --url`` show every glyph of the cluster with its
-owner from the ownership records, its own marked; its frames carry glyph counts only."""
+owner from the ownership records, its own marked; its frames carry glyph counts only. A
+``node --kind witness --glyphs --serve`` lists the same glyphs from the records, none its own."""
 
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ async def _glyph_events(url: str) -> list[dict[str, Any]]:
 
 
 def _start_witness(fleet: GlyphFleet, port: int) -> subprocess.Popen[bytes]:
-    """A witness node of the fleet's cluster (no glyphs of its own) serving on ``port``."""
-    cmd = [a for a in fleet.launcher.command("witness-0", "witness") if a != "--glyphs"]
+    """A witness node of the fleet's cluster (no glyphs of its own) serving on ``port`` (with
+    the fleet's ``--glyphs``: it lists the cluster's glyphs from the ownership records)."""
+    cmd = fleet.launcher.command("witness-0", "witness")
+    assert "--glyphs" in cmd
     with open(fleet.base / "witness.log", "ab") as log:
         proc = subprocess.Popen(
             [*cmd, "--serve", f"127.0.0.1:{port}"],
@@ -85,7 +88,8 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
     the KV record (the in-process event code path fed by heard statuses); node 2's glyph list
     has all three with their KV owners, exactly its own marked mine, and `glyph list --url`
     prints them with one line marked as this node's. A witness node serving the same cluster
-    (no glyphs of its own) hears the same glyphs end at the same owners."""
+    (no glyphs of its own) hears the same glyphs end at the same owners, and its glyph list
+    (route and `glyph list --url`) has the three with their KV owners, none marked its own."""
     with NatsServers(tmp_path / "nats", servers=1) as servers:
         fleet = GlyphFleet(tmp_path / "nodes", servers.urls)
         kv = JetStreamCasRecord(servers.urls, glyph_bucket("local"))
@@ -138,6 +142,20 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
             )
             assert printed.returncode == 0 and "3 glyphs" in printed.stdout, printed
             assert printed.stdout.count("*this node") == 1, printed.stdout
+            with CellClient(witness) as client:  # the witness: every glyph, none its own
+                listed = client.glyphs()
+            assert {g.id: (g.owner, g.mine) for g in listed.glyphs} == {
+                g: (o, False) for g, o in owners.items()
+            }
+            at_witness = subprocess.run(
+                [*CLI, "glyph", "list", "--url", witness],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert at_witness.returncode == 0 and "3 glyphs" in at_witness.stdout, at_witness
+            assert "*this node" not in at_witness.stdout, at_witness.stdout
             print("\n" + "\n".join(json.dumps(e) for e in events) + "\n" + printed.stdout)
         finally:
             kv.close()

@@ -48,6 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
         (["--glyph-takeover", "5"], "--glyph-takeover"),
         (["--glyphs", "--glyph-takeover", "0"], "--glyph-takeover"),
         (["--glyphs", "--glyph-takeover", "nan"], "--glyph-takeover"),
+        (["--glyphs", "--kind", "witness"], "--glyphs"),
         (["--roles", "--kind", "witness"], "--roles"),
         (["--roles", "--certs", "/nonexistent"], "/nonexistent/ca.crt"),
         (["--roles", "--genesis-timeout", "0"], "--genesis-timeout"),

@@ -122,6 +122,10 @@ export interface ProposalRow {
   opened: number;
 }
 
+/** What the cluster proposes by itself (role plans, the Genesis' intents): counted, never
+ * listed — over NATS they take several ticks to decide, so the tick alone cannot tell. */
+export const AUTOMATIC_KINDS: ReadonlySet<string> = new Set(["roles", "intent"]);
+
 /** Yes votes a proposal with `eligible` voters needs (yes / eligible ≥ 1/φ), as the server. */
 export function needed(eligible: number): number {
   return Math.max(1, Math.ceil((eligible * 2) / (1 + Math.sqrt(5)) - 1e-12));
@@ -214,7 +218,7 @@ export class RoleState {
 
   private opened(seq: number, data: Record<string, unknown>): void {
     const id = str(data["id"]);
-    if (this.proposals.has(id)) return;
+    if (this.proposals.has(id) || AUTOMATIC_KINDS.has(str(data["kind"]))) return;
     this.proposals.set(id, {
       id,
       kind: str(data["kind"]),

@@ -112,6 +112,11 @@ test("roles, the lifecycle and proposals: an automatic proposal is counted, an o
   r.apply("proposal.decided", 10, { id: "auto", outcome: "passed", yes: 2 });
   assert.equal(r.proposals.size, 0);
   assert.equal(r.automatic.get("passed"), 1);
+  // over NATS an automatic proposal decides ticks after it opened: still only counted
+  r.apply("proposal.opened", 10, { id: "roles-3", kind: "roles" });
+  r.apply("proposal.decided", 13, { id: "roles-3", outcome: "passed", yes: 2 });
+  assert.equal(r.proposals.size, 0);
+  assert.equal(r.automatic.get("passed"), 2);
   r.apply("proposal.opened", 11, { id: "op", kind: "command" });
   r.apply("proposal.vote", 14, { id: "op", votes: [{ voter: "cell-0002", yes: true }], yes: 1, no: 0, eligible: 2 });
   const p = r.proposals.get("op");

@@ -119,6 +119,8 @@ def create_app(
         edits.append(_signals_body(cell.channels, settings.max_samples))
     if cluster is not None:
         app.include_router(cluster_routes.router, prefix=PREFIX)
+        if cluster.desk is not None or cluster.listing is not None:
+            app.include_router(glyph_routes.list_router, prefix=PREFIX)
         if cluster.desk is not None:
             app.include_router(glyph_routes.router, prefix=PREFIX)
             kinds = cluster.desk.kinds

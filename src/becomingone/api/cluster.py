@@ -10,7 +10,9 @@ Master/Emissary/Sync |T|² — keeps the newest ``keep`` frames for ``GET /clust
 for resuming clients, and offers each frame to the subscribers of the cluster event stream as a
 ``cluster.tick`` event whose ``seq`` is the tick number, followed by the tick's typed glyph,
 role, lifecycle and proposal events (:mod:`becomingone.api.cluster_events`; an observed
-cluster's glyph events come from the glyph lists of the statuses heard, not from a desk; the newest
+cluster's glyph events come from the glyph lists of the statuses heard, not from a desk, and
+without a proposal desk — a witness — its role and lifecycle events from their partifact
+rows; the newest
 :data:`KEEP_EVENTS` kept in memory for resuming clients — the cluster stream has no stored
 history). It never drives the cluster and does no I/O.
 """
@@ -22,7 +24,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from becomingone.api.cluster_events import ClusterEvents, DeskGlyphs, GlyphSource, HeardGlyphs
+from becomingone.api.cluster_events import (
+    ClusterEvents,
+    DeskGlyphs,
+    GlyphSource,
+    HeardGlyphs,
+    HeardRoles,
+    PartifactSource,
+)
 from becomingone.api.events import EventType, StreamEvent, Subscriber
 from becomingone.errors import InputError
 from becomingone.runtime.cluster import ClusterMember, TickReport
@@ -158,6 +167,9 @@ class ServedCluster:
         self._source: ClusterEvents | None = None
         #: The glyphs the heard statuses list (:meth:`record_heard`; None before).
         self.heard_glyphs: HeardGlyphs | None = None
+        #: The roles the heard statuses give (:meth:`record_heard` without ``partifacts``).
+        self.heard_roles: HeardRoles | None = None
+        self._framed = -1  # the newest partifact tick a frame carried
         #: The cluster's glyph list for ``GET /cluster/glyphs`` when it is not the desk's
         #: (a node process: every glyph's ownership record; rows as the desk's, plus ``mine``).
         self.listing: Callable[[], list[dict[str, Any]]] | None = None
@@ -189,6 +201,10 @@ class ServedCluster:
         if self.heard_glyphs is None:
             self.heard_glyphs = HeardGlyphs()
         self.heard_glyphs.update(heard)
+        if self.partifacts is None:
+            if self.heard_roles is None:
+                self.heard_roles = HeardRoles()
+            self.heard_roles.update(heard, report.time)
         if self.origin is None:
             self.origin = report.time
         report = dataclasses.replace(report, time=report.time - self.origin)
@@ -213,8 +229,9 @@ class ServedCluster:
             "members": list(rows),
             **(self.extra() if self.extra is not None else {}),
         }
-        driver = self.partifacts.driver if self.partifacts is not None else None
-        if driver is not None and driver.history and driver.history[-1].tick == report.tick:
+        driver = self._partifact_source()
+        if driver is not None and driver.history and driver.history[-1].tick > self._framed:
+            self._framed = driver.history[-1].tick
             frame["partifacts"] = driver.history[-1].to_json()
         self.frames.append(frame)
         events = [StreamEvent(type=EventType.CLUSTER_TICK, seq=report.tick, data=frame)]
@@ -228,13 +245,18 @@ class ServedCluster:
                 sub.offer(event)
         return frame
 
+    def _partifact_source(self) -> PartifactSource | None:
+        """The partifact ticks: the proposal desk's driver, else the roles heard (None)."""
+        return self.partifacts.driver if self.partifacts is not None else self.heard_roles
+
     def _typed(self, tick: int) -> list[StreamEvent]:
         """The typed events of ``tick`` (none without glyphs or a proposal desk): glyph events
-        from the heard statuses of an observed cluster, else from the glyph desk."""
+        from the heard statuses of an observed cluster, else from the glyph desk; role and
+        lifecycle events from the partifact driver, else from the roles heard."""
         if self.desk is None and self.partifacts is None and self.heard_glyphs is None:
             return []
         if self._source is None:
-            driver = self.partifacts.driver if self.partifacts is not None else None
+            driver = self._partifact_source()
             glyphs: GlyphSource | None = self.heard_glyphs
             if glyphs is None and self.desk is not None:
                 glyphs = DeskGlyphs(self.desk)

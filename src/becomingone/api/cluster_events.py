@@ -4,8 +4,12 @@ Rule: after each tick :class:`ClusterEvents` compares what the running cluster h
 what it held at the previous tick and returns the events of the difference, each with the
 tick as its ``seq`` — it reads a :class:`GlyphSource` (an in-process cluster's glyph desk,
 :class:`DeskGlyphs`, or the glyph lists in the statuses of node processes,
-:class:`HeardGlyphs`: one diff for both) and the partifact driver's newest
-:class:`~becomingone.runtime.PartifactTick`, never changes them, and does no I/O.
+:class:`HeardGlyphs`: one diff for both) and the partifact ticks of a driver it has not read
+yet (:class:`PartifactSource`: the in-process driver's, numbered as the cluster's ticks; a
+``node --roles`` process's :class:`~becomingone.runtime.node_partifacts.NodePartifacts`,
+which ticks on its own beside the observer: every partifact tick since the last served one,
+in order; a witness's :class:`HeardRoles`, from the partifact rows of the statuses it
+hears), never changes them, and does no I/O.
 
 - ``glyph.submitted`` a glyph id new to the cluster (its owner, kind, energy);
   ``glyph.migrated`` a glyph whose owner changed (``from``, ``to``); ``glyph.ended`` a glyph
@@ -21,17 +25,27 @@ tick as its ``seq`` — it reads a :class:`GlyphSource` (an in-process cluster's
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from becomingone.api.events import EventType, StreamEvent
+from becomingone.cluster import LifecycleReport, LifecycleStage, PartifactState, Role
 from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.node import NodeStatus
 from becomingone.runtime.partifacts import PartifactTick
-from becomingone.runtime.proposal_desk import ConsensusDriver
 
-__all__ = ["ClusterEvents", "DeskGlyphs", "GlyphSource", "HeardGlyphs"]
+__all__ = [
+    "ClusterEvents",
+    "DeskGlyphs",
+    "GlyphSource",
+    "HeardGlyphs",
+    "HeardRoles",
+    "PartifactSource",
+]
+
+#: Partifact ticks a :class:`HeardRoles` keeps.
+HEARD_TICKS = 64
 
 _PROPOSAL_TYPES = {
     "proposal.opened": EventType.PROPOSAL_OPENED,
@@ -142,17 +156,66 @@ class HeardGlyphs:
         return None
 
 
+class PartifactSource(Protocol):
+    """Where :class:`ClusterEvents` reads a cluster's partifact ticks: a
+    :class:`~becomingone.runtime.proposal_desk.ConsensusDriver` or :class:`HeardRoles`."""
+
+    @property
+    def history(self) -> Sequence[PartifactTick]:
+        """The last partifact ticks, numbered upwards, newest last."""
+        ...
+
+
+class HeardRoles:
+    """The roles and lifecycle of a cluster of ``node --roles`` processes as an observer
+    without a partifact view of its own (a witness node) knows them: the ``partifacts`` rows of
+    the statuses it hears (:func:`~becomingone.runtime.node.partifact_row`); :meth:`update`
+    with each tick's statuses.
+
+    Each tick's :class:`PartifactTick` has every heard node's own state and role, and the
+    lifecycle stage of the view of the Genesis most rows name (else the stage most rows
+    give). A status carries no lifecycle conditions, votes or proposals, so the ticks have
+    none: a witness shows ``role.*`` and ``lifecycle.changed`` (with no conditions), never
+    ``proposal.*`` (it holds no key of the roster and reads no consensus log).
+    """
+
+    def __init__(self) -> None:
+        self.history: deque[PartifactTick] = deque(maxlen=HEARD_TICKS)
+        self._stage: LifecycleStage | None = None
+
+    def update(self, statuses: Iterable[NodeStatus], now: float) -> None:
+        """A partifact tick of the rows in ``statuses`` (none without a row)."""
+        rows = {st.node: st.partifacts for st in statuses if st.partifacts is not None}
+        if not rows:
+            return
+        geneses = Counter(r["genesis"] for r in rows.values() if r["genesis"] is not None)
+        genesis = geneses.most_common(1)[0][0] if geneses else None
+        stages = Counter(r["lifecycle"] for r in rows.values())
+        stage = LifecycleStage(
+            rows[genesis]["lifecycle"] if genesis in rows else stages.most_common(1)[0][0]
+        )
+        previous = stage if self._stage is None else self._stage
+        self._stage = stage
+        cells = {
+            node: (PartifactState(r["state"]), None if r["role"] is None else Role(r["role"]))
+            for node, r in rows.items()
+        }
+        tick = self.history[-1].tick + 1 if self.history else 0
+        life = LifecycleReport(stage=stage, previous=previous, conditions=())
+        self.history.append(PartifactTick(tick=tick, time=now, lifecycle=life, cells=cells))
+
+
 class ClusterEvents:
     """Turns each tick of a served cluster into its typed events (see the module rule).
 
     Parameters
     ----------
     glyphs : where the cluster's glyphs are read (None: no glyph events).
-    driver : the partifact driver of a ``--roles`` cluster (None: no role, lifecycle or
-        proposal events).
+    driver : the partifact driver of a ``--roles`` cluster, or what an observer hears of
+        one (None: no role, lifecycle or proposal events).
     """
 
-    def __init__(self, glyphs: GlyphSource | None, driver: ConsensusDriver | None) -> None:
+    def __init__(self, glyphs: GlyphSource | None, driver: PartifactSource | None) -> None:
         self.glyphs, self.driver = glyphs, driver
         self._glyphs: dict[str, dict[str, Any]] = {} if glyphs is None else glyphs.state()
         self._fires: dict[str, int] = {} if glyphs is None else glyphs.fires()
@@ -166,9 +229,8 @@ class ClusterEvents:
         data: list[tuple[EventType, Mapping[str, Any]]] = []
         if self.glyphs is not None:
             data += self._glyph_events(self.glyphs)
-        if self.driver is not None and self.driver.history:
-            last = self.driver.history[-1]
-            if last.tick == tick and last.tick != self._seen_tick:
+        if self.driver is not None:
+            for last in [t for t in self.driver.history if t.tick > self._seen_tick]:
                 self._seen_tick = last.tick
                 data += self._role_events(last) + self._proposal_events(last)
         return [StreamEvent(type=t, seq=tick, data=d) for t, d in data]

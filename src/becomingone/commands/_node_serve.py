@@ -7,9 +7,11 @@ per cluster tick and every report, with the statuses it measured, becomes a fram
 :class:`~becomingone.api.ServedCluster` behind the API app (cluster routes and the dashboard,
 no write route — unless the node runs glyphs: then its cell's glyph desk is mounted too; or
 roles (``--roles``): then the roles and proposal routes of its partifact view; writes take a
-token of the node's data dir). The context manager stops the ticker task and
-the server it started, before the node closes its connection; the API package is imported only
-when serving.
+token of the node's data dir; a witness given ``listing`` mounts only the glyph list). The
+role, lifecycle and proposal events of the stream come from the node's partifact view, or —
+without one — from the partifact rows of the statuses heard. The context manager stops the
+ticker task and the server it started, before the node closes its connection; the API package
+is imported only when serving.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ node's name). ``--serve [HOST:]PORT`` (any kind but a relay) serves the read-onl
 of what the node hears (:mod:`becomingone.commands._node_serve`). ``--glyphs`` (a full node on
 its own rhythm) runs the cell's glyphs with ownership records in the cluster's JetStream KV
 bucket and migrations over NATS (:mod:`becomingone.runtime.node_glyphs`); with ``--serve`` the
-node also serves the glyph routes of its own cell (writes need a token of its data dir).
+node also serves the glyph routes of its own cell (writes need a token of its data dir); a
+witness with ``--glyphs --serve`` serves the cluster's glyph list read from that bucket (no
+glyph of its own, no write route).
 ``--roles`` (a full or light node) runs the partifact protocol on the node: proposals and
 signed votes on ``partifacts.<cluster>``, decisions on the JetStream stream
 ``LOG_consensus_<cluster>`` (:mod:`becomingone.runtime.node_partifacts`); with ``--serve`` the
@@ -124,7 +126,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--glyphs",
         action="store_true",
         help="run the cell's glyphs (full node on its own rhythm): ownership records in the "
-        "JetStream KV bucket glyphs_<cluster>, migrations over NATS, fire log in the data dir",
+        "JetStream KV bucket glyphs_<cluster>, migrations over NATS, fire log in the data dir; "
+        "a witness with --serve: list the cluster's glyphs from those records",
     )
     p.add_argument(
         "--glyph-takeover",
@@ -171,7 +174,9 @@ def _check(args: argparse.Namespace) -> None:
                 raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
     if args.kind == "relay" and args.serve is not None:
         raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
-    if args.glyphs and (args.kind != "full" or args.source is not None):
+    if args.glyphs and args.kind == "witness" and args.serve is None:
+        raise InputError("--glyphs", "a witness only serves the glyph list: add --serve")
+    if args.glyphs and (args.kind not in ("full", "witness") or args.source is not None):
         raise InputError("--glyphs", "glyphs run on a full node on its own rhythm (no --source)")
     if args.glyph_takeover is not None and not args.glyphs:
         raise InputError("--glyph-takeover", "only with --glyphs")
@@ -257,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
             witness = ClusterWitness(
                 cell, cluster=settings.cluster, roster=roster, max_skew=settings.max_skew
             )
-            last = asyncio.run(serve(witness.run)).copy()
+            last = _run_witness(args, witness, settings.cluster, serve, views, tls)
             ticks = None
         else:
             if args.join and isinstance(roster, RosterFile):
@@ -356,6 +361,26 @@ def _granted(flag: str, tls: TlsFiles | None, open_store: Callable[[], T]) -> T:
             "(certs issue NAME --cluster CLUSTER) on servers that grant it (nats up --tls "
             "--cluster CLUSTER)"
         ) from None
+
+
+def _run_witness(
+    args: argparse.Namespace,
+    witness: ClusterWitness,
+    cluster: str,
+    serve: Any,
+    views: Any,
+    tls: TlsFiles | None,
+) -> dict[str, Any]:
+    """Run a witness until a signal or the end; its last status. With ``--glyphs`` its served
+    view lists the cluster's glyphs from the ownership records (none of them its own)."""
+    if not args.glyphs:
+        return dict(asyncio.run(serve(witness.run)))
+    records = JetStreamCasRecord(JetStreamConnection(args.bus, tls=tls), glyph_bucket(cluster))
+    try:
+        listing = functools.partial(record_glyphs, records, ())
+        return dict(asyncio.run(serve(witness.run, view=views(listing=listing))))
+    finally:
+        records.connection.close()
 
 
 def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[str, Any]]:

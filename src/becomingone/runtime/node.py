@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from becomingone.cluster import LifecycleStage, PartifactState, Role
 from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.runtime.cell_member import CellMember
@@ -65,6 +66,7 @@ __all__ = [
     "RosterFile",
     "RosterSource",
     "SupervisedNode",
+    "partifact_row",
     "status_subject",
 ]
 
@@ -217,7 +219,8 @@ class NodeStatus:
     fires, failed, ended, energy, latest value, and which glyphs it holds:
     :mod:`becomingone.runtime.status_glyphs`; absent otherwise); ``partifacts`` a
     ``node --roles`` node's partifact row (:meth:`~becomingone.runtime.node_partifacts.
-    NodePartifacts.row`; absent otherwise, and not read back by observers).
+    NodePartifacts.row`; absent otherwise; an observer reads back its ``state``, ``role``,
+    ``lifecycle``, ``term``, ``genesis`` and ``head``: :func:`partifact_row`).
     """
 
     node: str
@@ -292,6 +295,7 @@ class NodeStatus:
                 samples=int(doc.get("samples", 0)),
                 cell=CellReading.from_json(doc.get("cell")),
                 glyphs=_glyph_row(doc.get("glyphs")),
+                partifacts=partifact_row(doc.get("partifacts")),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InputError("status", f"not a node status message: {exc}") from None
@@ -590,6 +594,28 @@ def _glyph_row(doc: Any) -> dict[str, Any] | None:
     if min(counts.values()) < 0 or energy < 0 or not all(map(math.isfinite, numbers)):
         raise ValueError(f"glyph row out of range: {counts}, energy {energy}, value {value}")
     return {**counts, "energy": energy, "value": value, **parse_status_glyphs(doc)}
+
+
+def partifact_row(doc: Any) -> dict[str, Any] | None:
+    """The ``partifacts`` row of a status as an observer keeps it (absent: None): the node's
+    ``state``, ``role``, its view's ``lifecycle``, ``term``, ``genesis`` and log ``head``;
+    ``ValueError`` for anything out of shape."""
+    if doc is None:
+        return None
+    role, genesis = doc["role"], doc["genesis"]
+    term, head = int(doc["term"]), int(doc["head"])
+    if genesis is not None and not NODE_ID_PATTERN.match(str(genesis)):
+        raise ValueError(f"partifact genesis {str(genesis)[:70]!r} is not a node id")
+    if term < 0 or head < 0:
+        raise ValueError(f"partifact term {term}, head {head}: must be >= 0")
+    return {
+        "state": PartifactState(doc["state"]).value,
+        "role": None if role is None else Role(role).value,
+        "lifecycle": LifecycleStage(doc["lifecycle"]).value,
+        "term": term,
+        "genesis": None if genesis is None else str(genesis),
+        "head": head,
+    }
 
 
 def _unit_complex(pair: Any) -> complex:

@@ -31,6 +31,13 @@ on each open proposal once, with the verdict of :meth:`PartifactCluster.judge` (
 proposal too). A lost Genesis (not heard for ``genesis_timeout`` seconds) is replaced by a
 failover plan the next proposer puts to the Validators: within ``genesis_timeout`` plus a
 vote's round trip and a log append.
+
+**What a tick reports.** Each :class:`~becomingone.runtime.PartifactTick` in
+:attr:`NodePartifacts.history` carries, besides the states, roles and lifecycle, the
+``proposal.opened`` events of the proposals this view opened or heard, the votes it counted
+(its own and heard ones, with the tally after each) and ``proposal.decided`` for the
+decisions it applied from the log, in the in-process driver's shapes: what
+``node --roles --serve`` turns into its cluster event stream.
 """
 
 from __future__ import annotations
@@ -64,7 +71,12 @@ from becomingone.errors import (
 )
 from becomingone.keys import NodeKey, verify_signature
 from becomingone.memory import AppendLog
-from becomingone.runtime.partifacts import PartifactTick
+from becomingone.runtime.partifacts import (
+    PartifactTick,
+    decided_event,
+    opened_event,
+    vote_row,
+)
 from becomingone.transport.base import Bus, Subscription
 
 __all__ = [
@@ -205,6 +217,8 @@ class NodePartifacts:
         self._voted: set[str] = set()
         self._to_append: deque[bytes] = deque()
         self._outbox: list[bytes] = []
+        self._events: list[tuple[str, Mapping[str, Any]]] = []  # since the last tick
+        self._votes: list[Mapping[str, Any]] = []  # votes counted since the last tick
         self._formed_at: int | None = None
         self._next_intent = 0.0
         self._ticks = 0
@@ -274,13 +288,18 @@ class NodePartifacts:
     def _tick(self, now: float, life: LifecycleReport, decided: list[Decision]) -> PartifactTick:
         pc = self.cluster
         self._ticks += 1
-        return PartifactTick(
+        events = [*self._events, *(decided_event(d) for d in decided)]
+        tick = PartifactTick(
             tick=self._ticks,
             time=now,
             lifecycle=life,
             cells={c: (p.state, pc.roles.get(c)) for c, p in pc.partifacts.items()},
             decisions=tuple(decided),
+            events=tuple(events),
+            votes=tuple(self._votes),
         )
+        self._events, self._votes = [], []
+        return tick
 
     def _join(self, roster: Mapping[str, bytes], now: float) -> None:
         """Members of the roster this view does not have yet join it (dormant)."""
@@ -338,6 +357,7 @@ class NodePartifacts:
         if proposal.proposer == self.node_id:
             return
         self.cluster.propose(proposal, now)
+        self._events.append(opened_event(proposal))
 
     def _on_vote(self, vote: Vote, now: float) -> None:
         if vote.voter == self.node_id:  # our own, back from the bus, unless forged
@@ -345,9 +365,16 @@ class NodePartifacts:
                 self.rejected["forged"] += 1
             return
         decision = self.cluster.vote(vote, now)
+        self._note_vote(vote, decision)
         self.counts["votes"] += 1
         if decision is not None:
             self._decided(decision)
+
+    def _note_vote(self, vote: Vote, decision: Decision | None) -> None:
+        """Keep a counted vote with its proposal's tally after it (for the next tick)."""
+        row = vote_row(vote, self.cluster, decision)
+        if row is not None:
+            self._votes.append(row)
 
     # the log ------------------------------------------------------------------------------
 
@@ -493,12 +520,14 @@ class NodePartifacts:
         Validators. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
         self.cluster.propose(proposal, now)
         self.counts[f"proposed_{proposal.kind}"] += 1
+        self._events.append(opened_event(proposal))
         self._send("proposal", {"proposal": proposal.to_json()})
 
     def cast(self, vote: Vote, now: float) -> Decision | None:
         """Count this node's signed ``vote`` here and send it (refusals raise
         :class:`~becomingone.errors.ProtocolError`, counted); the decision it made, if any."""
         decision = self.cluster.vote(vote, now)
+        self._note_vote(vote, decision)
         self._voted.add(vote.proposal_id)
         self.counts["votes"] += 1
         self._send("vote", {"proposal_id": vote.proposal_id, **vote.to_json()})

@@ -46,7 +46,15 @@ from becomingone.runtime.glyph_handlers import RUN_COST
 from becomingone.runtime.hooks import HookCall
 from becomingone.witnessing import Level
 
-__all__ = ["DECISION_BUCKETS", "DecisionLatency", "PartifactDriver", "PartifactTick"]
+__all__ = [
+    "DECISION_BUCKETS",
+    "DecisionLatency",
+    "PartifactDriver",
+    "PartifactTick",
+    "decided_event",
+    "opened_event",
+    "vote_row",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,51 @@ _SUBJECT_KEY = {
     HookEvent.PROPOSAL_OPENED: "proposer",
     HookEvent.PROPOSAL_DECIDED: "proposer",
 }
+
+
+def opened_event(proposal: Proposal) -> tuple[str, Mapping[str, Any]]:
+    """The ``proposal.opened`` event of ``proposal`` (a driver's and a node's view alike)."""
+    body = {"id": proposal.id, "kind": proposal.kind, "proposer": proposal.proposer}
+    return HookEvent.PROPOSAL_OPENED.value, body
+
+
+def decided_event(decision: Decision) -> tuple[str, Mapping[str, Any]]:
+    """The ``proposal.decided`` event of ``decision``."""
+    p = decision.proposal
+    body = {
+        "proposer": p.proposer,
+        "id": p.id,
+        "kind": p.kind,
+        "outcome": decision.outcome.value,
+        "yes": decision.yes,
+        "eligible": len(p.eligible),
+    }
+    return HookEvent.PROPOSAL_DECIDED.value, body
+
+
+def vote_row(
+    vote: Vote, cluster: PartifactCluster, decision: Decision | None
+) -> dict[str, Any] | None:
+    """A vote ``cluster`` counted, as a row of :attr:`PartifactTick.votes`: with its
+    proposal's tally after it (from ``decision`` when the vote decided it, else the open
+    proposal; None when the proposal is no longer known)."""
+    if decision is not None:
+        proposal, votes = decision.proposal, list(decision.votes)
+    else:
+        entry = cluster.book.open_proposals.get(vote.proposal_id)
+        if entry is None:
+            return None
+        proposal, votes = entry.proposal, list(entry.votes.values())
+    yes = sum(v.yes for v in votes)
+    return {
+        "id": proposal.id,
+        "kind": proposal.kind,
+        "voter": vote.voter,
+        "yes": vote.yes,
+        "tally_yes": yes,
+        "tally_no": len(votes) - yes,
+        "eligible": len(proposal.eligible),
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,12 +342,7 @@ class PartifactDriver:
         Refusals raise :class:`~becomingone.errors.ProtocolError` (counted by the book)."""
         self.cluster.propose(proposal, now)
         self.counts.proposed[proposal.kind] += 1
-        self._queued.append(
-            (
-                HookEvent.PROPOSAL_OPENED.value,
-                {"id": proposal.id, "kind": proposal.kind, "proposer": proposal.proposer},
-            )
-        )
+        self._queued.append(opened_event(proposal))
 
     def cast(self, vote: Vote, now: float) -> Decision | None:
         """Count one signed vote from outside the tick (an operator voting as a cell); a
@@ -309,25 +357,9 @@ class PartifactDriver:
 
     def _note_vote(self, vote: Vote, decision: Decision | None) -> None:
         """Keep a counted vote with its proposal's tally after it (for the next tick)."""
-        if decision is not None:
-            proposal, votes = decision.proposal, list(decision.votes)
-        else:
-            entry = self.cluster.book.open_proposals.get(vote.proposal_id)
-            if entry is None:
-                return
-            proposal, votes = entry.proposal, list(entry.votes.values())
-        yes = sum(v.yes for v in votes)
-        self._votes.append(
-            {
-                "id": proposal.id,
-                "kind": proposal.kind,
-                "voter": vote.voter,
-                "yes": vote.yes,
-                "tally_yes": yes,
-                "tally_no": len(votes) - yes,
-                "eligible": len(proposal.eligible),
-            }
-        )
+        row = vote_row(vote, self.cluster, decision)
+        if row is not None:
+            self._votes.append(row)
 
     def _on_fired(self, call: HookCall) -> None:
         """A full cell ran a glyph: keep the result if it was a delegated task's."""
@@ -443,9 +475,7 @@ class PartifactDriver:
             return  # refused and counted by the book
         self._pending[p.id] = _Pending(p, time.perf_counter())
         self.counts.proposed[kind] += 1
-        events.append(
-            (HookEvent.PROPOSAL_OPENED.value, {"id": p.id, "kind": kind, "proposer": proposer})
-        )
+        events.append(opened_event(p))
 
     def _vote(self, now: float) -> list[Decision]:
         """Every live eligible Validator signs its verdict on each open proposal once."""
@@ -484,17 +514,5 @@ class PartifactDriver:
             if pending is not None:
                 latencies.append(time.perf_counter() - pending.opened_wall)
             self.counts.decision(d)
-            events.append(
-                (
-                    HookEvent.PROPOSAL_DECIDED.value,
-                    {
-                        "proposer": d.proposal.proposer,
-                        "id": d.proposal.id,
-                        "kind": d.proposal.kind,
-                        "outcome": d.outcome.value,
-                        "yes": d.yes,
-                        "eligible": len(d.proposal.eligible),
-                    },
-                )
-            )
+            events.append(decided_event(d))
         return latencies

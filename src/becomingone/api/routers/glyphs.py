@@ -1,6 +1,8 @@
 """``/api/v1/cluster/glyphs``: the glyphs of a served cluster — list, submit, cancel.
 
-Rule: mounted only beside a cluster of full cells (``cluster --cells full --serve``); every
+Rule: mounted only beside a cluster of full cells (``cluster --cells full --serve``) — the
+list alone (:data:`list_router`) also beside a cluster whose glyph list is read from the
+ownership records without a desk of its own (``node --kind witness --glyphs --serve``); every
 change goes through the cluster's :class:`~becomingone.runtime.GlyphDesk` on the driver's
 event loop, so the handlers are ``async def`` and never run beside a tick in a thread. Writes
 need a token (``cluster --data-dir D`` keeps them; ``becomingone tokens create NAME
@@ -31,13 +33,15 @@ from becomingone.runtime.glyph_desk import (
 )
 from becomingone.runtime.proposal_desk import ProposalDesk, ProposalRefused
 
-__all__ = ["WRITE_STATUSES", "cluster_now", "describe_kinds", "router"]
+__all__ = ["WRITE_STATUSES", "cluster_now", "describe_kinds", "list_router", "router"]
 
 #: What a write can answer besides success: no or a bad token, revoked, read-only, too large,
 #: invalid, rate-limited, a storage failure.
 WRITE_STATUSES = (401, 403, 405, 413, 422, 429, 503)
 
 router = APIRouter(prefix="/cluster/glyphs", tags=["glyphs"])
+#: ``GET /cluster/glyphs`` (mounted beside a desk or a cluster's ``listing``).
+list_router = APIRouter(prefix="/cluster/glyphs", tags=["glyphs"])
 
 _ID = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.=-]+$")
 
@@ -69,11 +73,12 @@ def _proposed(row: dict[str, Any]) -> JSONResponse:
     return JSONResponse(ProposalPublic(**row).model_dump(mode="json"), status_code=202)
 
 
-@router.get("", responses=responses(*READ_STATUSES))
-async def glyphs(desk: Desk, cluster: Cluster, _: Reader) -> GlyphList:
+@list_router.get("", responses=responses(*READ_STATUSES))
+async def glyphs(cluster: Cluster, _: Reader) -> GlyphList:
     """Every glyph with its owner, by id (a node process: every glyph of its cluster from the
-    ownership records, ``mine`` marking its own)."""
-    rows = cluster.listing() if cluster.listing is not None else desk.glyphs()
+    ownership records, ``mine`` marking its own; a witness: none is its own)."""
+    listing = cluster.listing or (await _desk(cluster)).glyphs
+    rows = listing()
     return GlyphList(count=len(rows), glyphs=[GlyphPublic(**r) for r in rows])
 
 
