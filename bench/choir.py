@@ -32,7 +32,9 @@ would take ten minutes. They are loaded in batches of 1000 into a local-mode sto
 minutes), and, when ``qdrant-edge-py`` is installed, into a qdrant-edge shard (Qdrant's
 embedded engine: a keyword index on status, HNSW built by ``optimize``) searched with the same
 queries, as it comes, with ``hnsw_ef=512`` and exact; recall@5 is against the exact top 5
-(random vectors are HNSW's worst case: every point is nearly as far as every other).
+(random vectors are HNSW's worst case: every point is nearly as far as every other). Then the
+same through Choir's default content store, :class:`EdgeStore` (the adapter ``choir up``
+opens, on the run's disk): ``put_messages`` in batches of 1000 and ``search`` (exact).
 
 Vote-to-event latency over a thread's WebSocket (``--no-ws`` skips it): ``choir up``'s app
 served on a loopback port by a thread of its own, N subscribers on the thread's WebSocket
@@ -76,6 +78,7 @@ from becomingone.choir import (
     TxKind,
     content_hash,
 )
+from becomingone.choir.edge import EdgeStore
 from becomingone.choir.store import PUBLISHED, QdrantStore, StoredMessage
 from becomingone.ingest.text import EMBEDDING_DIM, embed_messages, model_available
 from becomingone.keys import NodeKey
@@ -226,10 +229,13 @@ def _ms(values: list[float]) -> tuple[float, float]:
     return 1000 * float(np.percentile(values, 50)), 1000 * float(np.percentile(values, 99))
 
 
-def search_rates(where: Path, vectors: NDArray[np.float64], queries: int) -> dict[str, float]:
+def search_rates(
+    where: Path, disk: Path, vectors: NDArray[np.float64], queries: int
+) -> dict[str, float]:
     """Priors search (top 5, status filter) in local-mode Qdrant loaded in batches of 1000
     under ``where`` (tmpfs when there is one: local mode commits per point), against NumPy
-    brute force over the same matrix; and qdrant-edge (Qdrant's embedded engine) if installed."""
+    brute force over the same matrix; and, if qdrant-edge is installed, a bare qdrant-edge
+    shard (under ``where``) and Choir's :class:`EdgeStore` adapter (under ``disk``)."""
     n = len(vectors)
     store = QdrantStore(path=where / "search", dim=EMBEDDING_DIM)
     out: dict[str, float] = {}
@@ -261,6 +267,33 @@ def search_rates(where: Path, vectors: NDArray[np.float64], queries: int) -> dic
     except ImportError:
         return out
     out.update(edge_rates(where / "edge", vectors, qs, truth))
+    out.update(adapter_rates(disk / "edge-store", vectors, qs, truth))
+    return out
+
+
+def adapter_rates(
+    where: Path, vectors: NDArray[np.float64], qs: NDArray[np.float64], truth: list[set[int]]
+) -> dict[str, float]:
+    """Choir's content store as ``choir up`` opens it by default (:class:`EdgeStore`, on the
+    run's disk): loaded through ``put_messages`` in batches of 1000, searched through
+    ``ContentStore.search`` (exact, payloads decoded into hits); recall@5 against the exact
+    top 5."""
+    store = EdgeStore(path=where, dim=EMBEDDING_DIM)
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    for start in range(0, len(vectors), 1000):
+        stop = min(len(vectors), start + 1000)
+        store.put_messages([(_stored(i), vectors[i]) for i in range(start, stop)])
+    out["edge store load s"] = time.perf_counter() - t
+    lat, hits = [], 0
+    for q, exact in zip(qs, truth, strict=True):
+        t = time.perf_counter()
+        found = store.search(q, k=5, statuses=[PUBLISHED, "approved"])
+        lat.append(time.perf_counter() - t)
+        hits += len(exact & {int(h.message.message_id[1:]) for h in found})
+    store.close()
+    out["edge store search p50 ms"], out["edge store search p99 ms"] = _ms(lat)
+    out["edge store recall@5"] = hits / (5 * len(qs))
     return out
 
 
@@ -329,7 +362,7 @@ def print_store(rows: dict[str, float], n: int) -> None:
     print(
         f"  local mode search p50 / numpy brute p50: {rows['local mode search p50 ms'] / b50:.1f}x"
     )
-    for mode in ("", " ef 512", " exact"):
+    for mode in ("", " ef 512", " exact", " store"):
         if f"edge{mode} search p50 ms" in rows:
             ratio = rows[f"edge{mode} search p50 ms"] / b50
             print(f"  edge{mode} search p50 / numpy brute p50: {ratio:.2f}x")
@@ -498,7 +531,8 @@ def main() -> None:
             vectors = _unit_vectors(n)
             store.update(write_rates(Path(tmp), vectors))
             with tempfile.TemporaryDirectory(dir=_fast_dir()) as fast:
-                store.update(search_rates(Path(fast), vectors, 50 if args.quick else 500))
+                queries = 50 if args.quick else 500
+                store.update(search_rates(Path(fast), Path(tmp), vectors, queries))
         if not args.no_ws:
             ws = ws_latency(Path(tmp), subscribers, votes)
     if not args.no_postgres and find_bin() is not None:

@@ -1,9 +1,12 @@
-"""The content store (Qdrant local mode) and its reconciliation with the ledger.
+"""The content store and its reconciliation with the ledger: one conformance suite, run against
+both on-disk adapters — qdrant-client's local mode (:class:`QdrantStore`) and qdrant-edge
+(:class:`EdgeStore`).
 
-Checks the adapter round trip (payload, vectors, status, search filters), that a second real
-process on the same directory gets one clear error, and that drift between the ledger and the
-store (missing, extra, changed content, status, co-authors) is found and repaired from the
-outbox. Embeddings here are the lexical ones (fast, deterministic); the CLI tests use the model.
+Checks the adapter round trip (payload, vectors, status, search filters), writers and readers
+in threads at once, reopening after close, that a second real process on the same directory
+gets one clear error, and that drift between the ledger and the store (missing, extra, changed
+content, status, co-authors) is found and repaired from the outbox. Embeddings here are the
+lexical ones (fast, deterministic); the CLI tests use the model.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,9 @@ from hypothesis import strategies as st
 
 from becomingone.choir import (
     PUBLISHED,
+    ContentStore,
     DriftKind,
+    EdgeStore,
     Expected,
     Outbox,
     QdrantStore,
@@ -31,6 +37,7 @@ from becomingone.choir import (
     StoredThread,
     TxKind,
     content_hash,
+    copy_store,
     drift,
     expected,
     reconcile,
@@ -59,17 +66,35 @@ def message(
     )
 
 
+#: The on-disk adapters of the protocol, by engine name (as ``choir.store_engine`` names them).
+ADAPTERS: dict[str, type[QdrantStore] | type[EdgeStore]] = {
+    "local": QdrantStore,
+    "edge": EdgeStore,
+}
+
+
+def open_store(engine: str, path: Path, dim: int = EMBEDDING_DIM) -> ContentStore:
+    """The ``engine`` adapter on ``path``."""
+    return ADAPTERS[engine](path=path, dim=dim)
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each adapter in turn."""
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[QdrantStore]:
-    """A local-mode store in a temporary directory, closed afterwards."""
-    s = QdrantStore(path=tmp_path / "store", dim=EMBEDDING_DIM)
+def store(tmp_path: Path, engine: str) -> Iterator[ContentStore]:
+    """A store of each adapter in a temporary directory, closed afterwards."""
+    s = open_store(engine, tmp_path / "store")
     try:
         yield s
     finally:
         s.close()
 
 
-def test_round_trip_status_search_and_delete(store: QdrantStore) -> None:
+def test_round_trip_status_search_and_delete(store: ContentStore) -> None:
     """Messages come back with their payload; search filters by status and thread; status and
     delete change what is found."""
     texts = ["the tide rises at night", "bread and butter", "the moon pulls the tide"]
@@ -92,10 +117,10 @@ def test_round_trip_status_search_and_delete(store: QdrantStore) -> None:
     assert store.threads() == [StoredThread(thread_id="t1", coauthors=("a", "b"))]
 
 
-def test_threads_writing_and_reading_at_once_lose_nothing(store: QdrantStore) -> None:
+def test_threads_writing_and_reading_at_once_lose_nothing(store: ContentStore) -> None:
     """The API serves the store from a thread pool: 3 writers and 3 readers at once keep
-    every message and raise nothing (unserialized, local mode lost about a third of the
-    points and raised IndexError)."""
+    every message and status change and raise nothing (unserialized, local mode lost about a
+    third of the points and raised IndexError; edge needs no Python-side lock)."""
     errors: list[str] = []
     rng = np.random.default_rng(0)
     vectors = rng.random((3 * 60, EMBEDDING_DIM))
@@ -126,10 +151,27 @@ def test_threads_writing_and_reading_at_once_lose_nothing(store: QdrantStore) ->
         t.join(timeout=120)
     assert not any(t.is_alive() for t in workers)
     assert errors == []
-    assert len(store.messages()) == 180
+    stored = store.messages()
+    assert len(stored) == 180
+    assert sum(m.status == "pending" for m in stored) == 3 * 12  # every set_status kept
 
 
-def test_bad_vectors_and_k_are_refused(store: QdrantStore) -> None:
+def test_times_come_back_exactly(store: ContentStore) -> None:
+    """A created_at of 17 significant digits (a time.time()) is given back bit for bit, so the
+    ledger and the store agree (qdrant-edge rounds payload floats to 16 digits)."""
+    when = [1796241789.8651633, 123456789.12345679, 0.1, 1.0]
+    items = [
+        (replace(message(f"m{i}"), created_at=t), np.ones(EMBEDDING_DIM))
+        for i, t in enumerate(when)
+    ]
+    store.put_messages(items)
+    assert [m.created_at for m in store.messages()] == sorted(when)
+    assert sorted(m.created_at for m in store.get_messages(["m0", "m1"])) == sorted(when[:2])
+    hits = store.search(np.ones(EMBEDDING_DIM), k=4, statuses=[PUBLISHED])
+    assert sorted(h.message.created_at for h in hits) == sorted(when)
+
+
+def test_bad_vectors_and_k_are_refused(store: ContentStore) -> None:
     """A vector of the wrong size or with NaN, or k < 1, is an InputError naming it."""
     with pytest.raises(InputError, match="vector"):
         store.put_messages([(message("m"), np.zeros(3))])
@@ -139,17 +181,19 @@ def test_bad_vectors_and_k_are_refused(store: QdrantStore) -> None:
         store.search(np.ones(EMBEDDING_DIM), k=0, statuses=[PUBLISHED])
 
 
-def test_a_second_process_on_the_same_directory_gets_one_clear_error(tmp_path: Path) -> None:
-    """While this process holds the local store, a real second process opening it gets a
+def test_a_second_process_on_the_same_directory_gets_one_clear_error(
+    tmp_path: Path, engine: str
+) -> None:
+    """While this process holds the store, a real second process opening it gets a
     StorageError saying it is open in another process (one line, no traceback)."""
     path = tmp_path / "store"
-    held = QdrantStore(path=path, dim=4)
+    held = open_store(engine, path, dim=4)
     code = (
         "import sys; from pathlib import Path\n"
-        "from becomingone.choir import QdrantStore\n"
+        "from becomingone.choir import EdgeStore, QdrantStore\n"
         "from becomingone.errors import StorageError\n"
         "try:\n"
-        f"    QdrantStore(path=Path({str(path)!r}), dim=4)\n"
+        f"    {ADAPTERS[engine].__name__}(path=Path({str(path)!r}), dim=4)\n"
         "except StorageError as e:\n"
         "    print(e); sys.exit(3)\n"
     )
@@ -166,15 +210,83 @@ def test_a_second_process_on_the_same_directory_gets_one_clear_error(tmp_path: P
     assert done.returncode == 3, done.stderr
     assert "is open in another process" in done.stdout
     assert len(done.stdout.strip().splitlines()) == 1
-    again = QdrantStore(path=path, dim=4)  # released: opens again
+    again = open_store(engine, path, dim=4)  # released: opens again
     again.close()
 
 
-def test_a_store_of_another_vector_size_is_refused(tmp_path: Path) -> None:
+def test_a_store_of_another_vector_size_is_refused(tmp_path: Path, engine: str) -> None:
     """Reopening a store with another dimension is a StorageError, not silent mixing."""
-    QdrantStore(path=tmp_path / "s", dim=4).close()
+    open_store(engine, tmp_path / "s", dim=4).close()
     with pytest.raises(StorageError, match="size 4, not 8"):
-        QdrantStore(path=tmp_path / "s", dim=8)
+        open_store(engine, tmp_path / "s", dim=8)
+
+
+def test_everything_is_there_after_close_and_reopen(tmp_path: Path, engine: str) -> None:
+    """Messages (payload, status, vectors), deletions and thread views written before close
+    are what a new instance on the same directory finds; searching it gives the same hits."""
+    path = tmp_path / "store"
+    items = [message(f"m{i}", thread=f"t{i % 3}", text=f"note {i}") for i in range(60)]
+    vectors = np.random.default_rng(3).normal(size=(60, EMBEDDING_DIM))  # no ties in search
+    first = open_store(engine, path)
+    first.put_messages(list(zip(items, vectors, strict=True)))
+    first.set_status("m4", "pending")
+    first.delete_messages(["m5"])
+    first.put_thread(StoredThread(thread_id="t1", coauthors=("b", "a")))
+    query = vectors[7] + vectors[10]
+    before = first.search(query, k=5, statuses=[PUBLISHED], thread="t1")
+    assert {h.message.message_id for h in before[:2]} == {"m7", "m10"}
+    kept = first.messages()
+    first.close()
+    again = open_store(engine, path)
+    try:
+        assert again.messages() == kept and len(kept) == 59
+        assert {m.message_id: m.status for m in again.messages()}["m4"] == "pending"
+        assert again.get_messages(["m5"]) == []
+        unit = vectors[7] / np.linalg.norm(vectors[7])  # cosine: both engines normalise
+        np.testing.assert_allclose(again.vectors(["m7"])[0], unit, atol=1e-6)
+        assert again.threads() == [StoredThread(thread_id="t1", coauthors=("a", "b"))]
+        after = again.search(query, k=5, statuses=[PUBLISHED], thread="t1")
+        assert [h.message for h in after] == [h.message for h in before]
+    finally:
+        again.close()
+
+
+def test_unknown_ids_are_left_out_or_named(store: ContentStore) -> None:
+    """Unknown ids: get_messages and thread leave them out, deletes ignore them, and
+    set_status and vectors raise an InputError naming them (the store unchanged)."""
+    store.put_messages([(message("m1"), np.ones(EMBEDDING_DIM))])
+    assert store.get_messages(["nope", "m1"]) == [message("m1")]
+    assert store.thread("nope") is None
+    store.delete_messages(["nope"])
+    store.delete_threads(["nope"])
+    with pytest.raises(InputError, match="not in the content store: nope"):
+        store.set_status("nope", "approved")
+    with pytest.raises(InputError, match="not in the content store: nope"):
+        store.vectors(["m1", "nope"])
+    assert store.messages() == [message("m1")]
+
+
+def test_copy_store_moves_a_local_store_into_edge(tmp_path: Path) -> None:
+    """copy_store carries every message, vector and thread view from local mode into edge
+    (in batches), and both answer a search alike."""
+    items = [message(f"m{i}", thread=f"t{i % 2}", text=f"line {i}") for i in range(27)]
+    vectors = np.random.default_rng(5).normal(size=(27, EMBEDDING_DIM))  # no ties in search
+    local = QdrantStore(path=tmp_path / "local", dim=EMBEDDING_DIM)
+    edge = EdgeStore(path=tmp_path / "edge", dim=EMBEDDING_DIM)
+    try:
+        local.put_messages(list(zip(items, vectors, strict=True)))
+        local.put_thread(StoredThread(thread_id="t0", coauthors=("a",)))
+        assert copy_store(local, edge, batch=10) == 27
+        assert edge.messages() == local.messages() and edge.threads() == local.threads()
+        ids = [m.message_id for m in items]
+        np.testing.assert_allclose(edge.vectors(ids), local.vectors(ids), atol=1e-6)
+        query = vectors[3] - vectors[4]
+        got = [h.message.message_id for h in edge.search(query, k=4, statuses=[PUBLISHED])]
+        want = [h.message.message_id for h in local.search(query, k=4, statuses=[PUBLISHED])]
+        assert got == want
+    finally:
+        local.close()
+        edge.close()
 
 
 def community(tmp_path: Path) -> tuple[Community, Outbox]:
@@ -195,7 +307,7 @@ def community(tmp_path: Path) -> tuple[Community, Outbox]:
     return c, box
 
 
-def test_reconcile_fills_the_store_then_finds_nothing(tmp_path: Path, store: QdrantStore) -> None:
+def test_reconcile_fills_the_store_then_finds_nothing(tmp_path: Path, store: ContentStore) -> None:
     """An empty store misses both messages and the thread; reconcile writes them from the
     outbox (emptying it); a second comparison finds no drift."""
     c, box = community(tmp_path)
@@ -211,7 +323,7 @@ def test_reconcile_fills_the_store_then_finds_nothing(tmp_path: Path, store: Qdr
 
 
 def test_drift_in_status_content_coauthors_and_extras_is_repaired(
-    tmp_path: Path, store: QdrantStore
+    tmp_path: Path, store: ContentStore
 ) -> None:
     """After the spec is approved (the store not told), a message's text is changed and a
     stray message and thread are added, drift names each and repair restores equality."""
@@ -279,7 +391,7 @@ def _sides(draw: st.DrawFn) -> tuple[Expected, list[StoredMessage], list[StoredT
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(sides=_sides())
-def test_repair_makes_any_drift_vanish(store: QdrantStore, tmp_path: Path, sides: Any) -> None:
+def test_repair_makes_any_drift_vanish(store: ContentStore, tmp_path: Path, sides: Any) -> None:
     """For random differences between a ledger view and the store: drift is empty exactly
     when they agree, and repair (texts in the outbox) leaves no drift."""
     want, have, views = sides

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from becomingone.choir import ChoirHome, QdrantStore
+from becomingone.choir import ChoirHome
 from becomingone.cli import main
-from becomingone.ingest.text import EMBEDDING_DIM, model_available
+from becomingone.ingest.text import model_available
 
 REPO = Path(__file__).resolve().parents[2]
 needs_model = pytest.mark.skipif(not model_available(), reason="the text extra is not installed")
@@ -179,16 +179,15 @@ def test_a_store_held_by_another_process_is_one_line_and_the_ledger_unchanged(
     where = ["--data-dir", str(tmp_path)]
     t = start(capsys, where)
     spec = ok(capsys, "submit", t, "a spec", "--as", "bob", *where)["spec"]
-    path = tmp_path / "choir" / "store"
-    code = (
+    code = (  # the store the CLI opens (the default engine's), held by another process
         "import sys, time; from pathlib import Path\n"
-        "from becomingone.choir import QdrantStore\n"
-        f"s = QdrantStore(path=Path(sys.argv[1]), dim={EMBEDDING_DIM})\n"
+        "from becomingone.choir import ChoirHome\n"
+        "s = ChoirHome(Path(sys.argv[1])).open_store()\n"
         "print('held', flush=True); time.sleep(60)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(path)], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -207,4 +206,4 @@ def test_a_store_held_by_another_process_is_one_line_and_the_ledger_unchanged(
     assert ok(capsys, "check", *where)["messages"] == 1  # the spec only
     [pending] = ok(capsys, "specs", *where)
     assert pending["votes"] == {}
-    QdrantStore(path=path, dim=EMBEDDING_DIM).close()  # released by the kill
+    ChoirHome(tmp_path).open_store().close()  # released by the kill

@@ -4,11 +4,13 @@ Rule: the rules are sans-IO (:mod:`~becomingone.choir.rules` over a read view, t
 ``now``); users are Ed25519 keys and every transaction is signed by its actor; a ledger
 adapter (SQLite by default, PostgreSQL to scale out) applies a transaction, its record in the
 signed hash chain (:mod:`becomingone.witnessing`) and the invariant check in one database
-transaction. The content store (:mod:`~becomingone.choir.store`, Qdrant) keeps message text and
-embeddings and follows the ledger (:mod:`~becomingone.choir.reconcile`); the web UI comes later.
+transaction. The content store (:mod:`~becomingone.choir.store`, Qdrant; qdrant-edge by
+default, :mod:`~becomingone.choir.edge`) keeps message text and embeddings and follows the
+ledger (:mod:`~becomingone.choir.reconcile`); the web UI comes later.
 """
 
-from becomingone.choir.home import ChoirHome, check_id, check_user_name, embedder
+from becomingone.choir.edge import EdgeStore, edge_available
+from becomingone.choir.home import STORE_ENGINES, ChoirHome, check_id, check_user_name, embedder
 from becomingone.choir.ledger import Ledger, Receipt
 from becomingone.choir.model import (
     TREASURY,
@@ -58,6 +60,7 @@ from becomingone.choir.store import (
     QdrantStore,
     StoredMessage,
     StoredThread,
+    copy_store,
 )
 from becomingone.choir.tx import Transaction, TxKind, content_hash, new_id
 
@@ -66,6 +69,7 @@ __all__ = [
     "PUBLISHED",
     "RATE_WINDOW",
     "S0",
+    "STORE_ENGINES",
     "TOTAL_SUPPLY",
     "TREASURY",
     "VOTE_WINDOW",
@@ -75,6 +79,7 @@ __all__ = [
     "ContentStore",
     "Drift",
     "DriftKind",
+    "EdgeStore",
     "Embed",
     "Expected",
     "Hit",
@@ -101,7 +106,9 @@ __all__ = [
     "check_id",
     "check_user_name",
     "content_hash",
+    "copy_store",
     "drift",
+    "edge_available",
     "embedder",
     "escrow",
     "expected",

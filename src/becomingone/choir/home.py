@@ -2,32 +2,38 @@
 
 Rule: owns the files under ``<data dir>/choir/`` — ``ledger.key`` (signs the chain),
 ``ledger.sqlite3`` (the default ledger), ``users/<name>.key`` (the keys of users created
-here), ``store/`` (the content store in Qdrant's local mode) and ``outbox/`` (texts waiting for
-the store) — and opens the ledger (SQLite there, or PostgreSQL when a URL is given) and the
-store (local, or a Qdrant server by URL). The rules and the storage live elsewhere; this is
-what the CLI and the API call.
+here), the content store — ``store-edge/`` (qdrant-edge, the default) or ``store/`` (Qdrant's
+local mode) — and ``outbox/`` (texts waiting for the store) — and opens the ledger (SQLite
+there, or PostgreSQL when a URL is given) and the store (the engine ``store_engine`` names, or
+a Qdrant server by URL). A local-mode store is copied into a new edge store the first time the
+edge engine opens that data dir. The rules and the storage live elsewhere; this is what the
+CLI and the API call.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+from becomingone.choir.edge import EdgeStore, edge_available
 from becomingone.choir.ledger import Ledger
 from becomingone.choir.model import User
 from becomingone.choir.postgres import PostgresLedger
 from becomingone.choir.reconcile import Embed, Outbox
 from becomingone.choir.rules import Rules
 from becomingone.choir.sqlite import SqliteLedger
-from becomingone.choir.store import QdrantStore
+from becomingone.choir.store import ContentStore, QdrantStore, copy_store
 from becomingone.choir.tx import Transaction, TxKind
 from becomingone.errors import InputError
 from becomingone.ingest.text import EMBEDDING_DIM, embed_messages, model_available
 from becomingone.keys import NodeKey
 
-__all__ = ["ChoirHome", "check_id", "check_user_name", "embedder"]
+__all__ = ["STORE_ENGINES", "ChoirHome", "check_id", "check_user_name", "embedder"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: The content-store engines of ``choir.store_engine`` (``auto``: edge when installed).
+STORE_ENGINES = ("auto", "edge", "local")
 
 
 def check_id(value: str, parameter: str) -> str:
@@ -60,11 +66,21 @@ class ChoirHome:
     """
 
     def __init__(
-        self, data_dir: Path, *, ledger_url: str | None = None, rules: Rules | None = None
+        self,
+        data_dir: Path,
+        *,
+        ledger_url: str | None = None,
+        rules: Rules | None = None,
+        store_engine: str = "auto",
     ) -> None:
+        if store_engine not in STORE_ENGINES:
+            raise InputError(
+                "store_engine", f"must be one of {', '.join(STORE_ENGINES)}, got {store_engine!r}"
+            )
         self.root = data_dir / "choir"
         self.ledger_url = ledger_url
         self.rules = rules or Rules()
+        self.store_engine = store_engine
 
     def open(self, *, now: float) -> Ledger:
         """Open (and on first use create) the ledger."""
@@ -78,11 +94,40 @@ class ChoirHome:
         """The SQLite ledger's file (``ledger.sqlite3``; created by the first :meth:`open`)."""
         return self.root / "ledger.sqlite3"
 
-    def open_store(self, url: str | None = None) -> QdrantStore:
-        """Open the content store: local mode under ``store/``, or the Qdrant server at ``url``."""
+    def engine(self, url: str | None = None) -> str:
+        """The engine :meth:`open_store` opens: ``"server"`` (``url``), ``"edge"`` or
+        ``"local"`` (``auto``: edge when ``qdrant-edge-py`` is installed)."""
         if url is not None:
+            return "server"
+        if self.store_engine == "auto":
+            return "edge" if edge_available() else "local"
+        return self.store_engine
+
+    def open_store(self, url: str | None = None) -> ContentStore:
+        """Open the content store: the Qdrant server at ``url``, else the engine's directory
+        (``store-edge/`` or ``store/``). The first edge open of a data dir whose local-mode
+        store exists copies it (into ``store-edge.partial/``, renamed when complete)."""
+        engine = self.engine(url)
+        if engine == "server":
             return QdrantStore(url=url, dim=EMBEDDING_DIM)
-        return QdrantStore(path=self.root / "store", dim=EMBEDDING_DIM)
+        local = self.root / "store"
+        if engine == "local":
+            return QdrantStore(path=local, dim=EMBEDDING_DIM)
+        edge = self.root / "store-edge"
+        if not edge.exists() and local.exists():
+            partial = self.root / "store-edge.partial"
+            shutil.rmtree(partial, ignore_errors=True)  # a copy cut short: start again
+            source = QdrantStore(path=local, dim=EMBEDDING_DIM)
+            try:
+                target = EdgeStore(path=partial, dim=EMBEDDING_DIM)
+                try:
+                    copy_store(source, target)
+                finally:
+                    target.close()
+            finally:
+                source.close()
+            partial.rename(edge)
+        return EdgeStore(path=edge, dim=EMBEDDING_DIM)
 
     @property
     def outbox(self) -> Outbox:

@@ -28,6 +28,7 @@ __all__ = [
     "QdrantStore",
     "StoredMessage",
     "StoredThread",
+    "copy_store",
     "point_id",
 ]
 
@@ -92,7 +93,7 @@ class ContentStore(Protocol):
         ...
 
     def set_status(self, message_id: str, status: str) -> None:
-        """Change one message's status in its payload."""
+        """Change one message's status in its payload (``InputError`` for an unknown id)."""
         ...
 
     def delete_messages(self, message_ids: Iterable[str]) -> None:
@@ -108,7 +109,7 @@ class ContentStore(Protocol):
         ...
 
     def vectors(self, message_ids: Sequence[str]) -> NDArray[np.float64]:
-        """The vectors of these messages, in this order, shape (N, dim)."""
+        """The vectors of these messages (unit length), in this order, shape (N, dim)."""
         ...
 
     def put_thread(self, thread: StoredThread) -> None:
@@ -143,7 +144,45 @@ class ContentStore(Protocol):
         ...
 
 
-def _message(payload: dict[str, Any]) -> StoredMessage:
+def payload(message: StoredMessage) -> dict[str, Any]:
+    """A message's payload in the store (every field of :class:`StoredMessage`)."""
+    return {
+        "thread_id": message.thread_id,
+        "message_id": message.message_id,
+        "author": message.author,
+        "content_hash": message.content_hash,
+        "status": message.status,
+        "created_at": message.created_at,
+        "text": message.text,
+    }
+
+
+def checked_vector(vector: NDArray[Any], dim: int) -> list[float]:
+    """``vector`` scaled to unit length, as a list of ``dim`` floats, or ``InputError``.
+
+    The store is cosine, so the length carries nothing; normalising here makes
+    :meth:`ContentStore.vectors` answer the same in every engine (local mode normalised in
+    memory but gave the raw vector back after a reopen).
+    """
+    vec = np.asarray(vector, dtype=np.float64).reshape(-1)
+    if vec.shape != (dim,) or not np.all(np.isfinite(vec)):
+        raise InputError("vector", f"must be {dim} finite numbers")
+    norm = float(np.linalg.norm(vec))
+    return [float(x) for x in (vec / norm if norm > 0 else vec)]
+
+
+def check_k(k: int) -> None:
+    """``InputError`` unless ``k`` (how many hits) is positive."""
+    if k < 1:
+        raise InputError("k", f"must be a positive integer, got {k}")
+
+
+def not_stored(message_ids: Iterable[str]) -> InputError:
+    """The error for messages the store does not have."""
+    return InputError("message", f"not in the content store: {', '.join(message_ids)}")
+
+
+def message_of(payload: dict[str, Any]) -> StoredMessage:
     return StoredMessage(
         thread_id=str(payload["thread_id"]),
         message_id=str(payload["message_id"]),
@@ -153,6 +192,17 @@ def _message(payload: dict[str, Any]) -> StoredMessage:
         created_at=float(payload["created_at"]),
         text=str(payload.get("text", "")),
     )
+
+
+def thread_payload(thread: StoredThread) -> dict[str, Any]:
+    """A thread's payload in the store (its co-authors sorted)."""
+    return {"thread_id": thread.thread_id, "coauthors": sorted(thread.coauthors)}
+
+
+def thread_of(payload: dict[str, Any]) -> StoredThread:
+    """The :class:`StoredThread` of a stored thread payload."""
+    coauthors = tuple(sorted(str(c) for c in payload["coauthors"]))
+    return StoredThread(thread_id=str(payload["thread_id"]), coauthors=coauthors)
 
 
 class _OneCallAtATime:
@@ -250,29 +300,24 @@ class QdrantStore:
         """Insert or replace messages with their vectors in one upsert."""
         from qdrant_client import models
 
-        points = []
-        for message, vector in items:
-            vec = np.asarray(vector, dtype=np.float64).reshape(-1)
-            if vec.shape != (self._dim,) or not np.all(np.isfinite(vec)):
-                raise InputError("vector", f"must be {self._dim} finite numbers")
-            payload = {
-                "thread_id": message.thread_id,
-                "message_id": message.message_id,
-                "author": message.author,
-                "content_hash": message.content_hash,
-                "status": message.status,
-                "created_at": message.created_at,
-                "text": message.text,
-            }
-            pid = point_id("message", message.message_id)
-            points.append(models.PointStruct(id=pid, vector=vec.tolist(), payload=payload))
+        points = [
+            models.PointStruct(
+                id=point_id("message", m.message_id),
+                vector=checked_vector(v, self._dim),
+                payload=payload(m),
+            )
+            for m, v in items
+        ]
         if points:
             self._client.upsert(_MESSAGES, points=points, wait=True)
 
     def set_status(self, message_id: str, status: str) -> None:
         """Change one message's status in its payload."""
         pid = point_id("message", message_id)
-        self._client.set_payload(_MESSAGES, payload={"status": status}, points=[pid], wait=True)
+        try:
+            self._client.set_payload(_MESSAGES, payload={"status": status}, points=[pid], wait=True)
+        except KeyError:  # local mode's answer for an unknown point
+            raise not_stored([message_id]) from None
 
     def delete_messages(self, message_ids: Iterable[str]) -> None:
         """Remove messages."""
@@ -311,7 +356,7 @@ class QdrantStore:
 
     def messages(self, *, thread: str | None = None) -> list[StoredMessage]:
         """Every message (of one thread), oldest first."""
-        found = [_message(p.payload or {}) for p in self._scroll(_MESSAGES, self._filter(thread))]
+        found = [message_of(p.payload or {}) for p in self._scroll(_MESSAGES, self._filter(thread))]
         return sorted(found, key=lambda m: (m.created_at, m.message_id))
 
     def get_messages(self, message_ids: Sequence[str]) -> list[StoredMessage]:
@@ -319,7 +364,7 @@ class QdrantStore:
         ids: list[Any] = [point_id("message", m) for m in message_ids]
         if not ids:
             return []
-        return [_message(p.payload or {}) for p in self._client.retrieve(_MESSAGES, ids)]
+        return [message_of(p.payload or {}) for p in self._client.retrieve(_MESSAGES, ids)]
 
     def vectors(self, message_ids: Sequence[str]) -> NDArray[np.float64]:
         """The vectors of these messages, in this order (``InputError`` for an unknown one)."""
@@ -329,7 +374,7 @@ class QdrantStore:
         }
         missing = [m for m, i in zip(message_ids, ids, strict=True) if i not in got]
         if missing:
-            raise InputError("message", f"not in the content store: {', '.join(missing)}")
+            raise not_stored(missing)
         rows = [np.asarray(got[i], dtype=np.float64) for i in ids]
         return np.vstack(rows) if rows else np.zeros((0, self._dim))
 
@@ -337,19 +382,14 @@ class QdrantStore:
         """Insert or replace a thread's co-author view."""
         from qdrant_client import models
 
-        payload = {"thread_id": thread.thread_id, "coauthors": sorted(thread.coauthors)}
         point = models.PointStruct(
-            id=point_id("thread", thread.thread_id), vector={}, payload=payload
+            id=point_id("thread", thread.thread_id), vector={}, payload=thread_payload(thread)
         )
         self._client.upsert(_THREADS, points=[point], wait=True)
 
     def threads(self) -> list[StoredThread]:
         """Every thread the store knows, by id."""
-        rows = [p.payload or {} for p in self._scroll(_THREADS, None)]
-        found = [
-            StoredThread(thread_id=str(r["thread_id"]), coauthors=tuple(sorted(r["coauthors"])))
-            for r in rows
-        ]
+        found = [thread_of(p.payload or {}) for p in self._scroll(_THREADS, None)]
         return sorted(found, key=lambda t: t.thread_id)
 
     def thread(self, thread_id: str) -> StoredThread | None:
@@ -357,9 +397,7 @@ class QdrantStore:
         found = self._client.retrieve(_THREADS, [point_id("thread", thread_id)])
         if not found:
             return None
-        row = found[0].payload or {}
-        coauthors = tuple(sorted(row["coauthors"]))
-        return StoredThread(thread_id=str(row["thread_id"]), coauthors=coauthors)
+        return thread_of(found[0].payload or {})
 
     def delete_threads(self, thread_ids: Iterable[str]) -> None:
         """Remove threads."""
@@ -376,8 +414,7 @@ class QdrantStore:
         thread: str | None = None,
     ) -> list[Hit]:
         """The ``k`` nearest messages (cosine) with one of ``statuses``, best first."""
-        if k < 1:
-            raise InputError("k", f"must be a positive integer, got {k}")
+        check_k(k)
         query = np.asarray(vector, dtype=np.float64).reshape(-1).tolist()
         result = self._client.query_points(
             _MESSAGES,
@@ -386,8 +423,22 @@ class QdrantStore:
             limit=k,
             with_payload=True,
         )
-        return [Hit(message=_message(p.payload or {}), score=float(p.score)) for p in result.points]
+        points = result.points
+        return [Hit(message=message_of(p.payload or {}), score=float(p.score)) for p in points]
 
     def close(self) -> None:
         """Release the client (and in local mode the directory)."""
         self._client.close()
+
+
+def copy_store(source: ContentStore, target: ContentStore, *, batch: int = 1000) -> int:
+    """Copy every message (with its vector) and thread view of ``source`` into ``target``, in
+    batches of ``batch`` messages; the number of messages copied."""
+    messages = source.messages()
+    for start in range(0, len(messages), batch):
+        chunk = messages[start : start + batch]
+        vectors = source.vectors([m.message_id for m in chunk])
+        target.put_messages(list(zip(chunk, vectors, strict=True)))
+    for thread in source.threads():
+        target.put_thread(thread)
+    return len(messages)

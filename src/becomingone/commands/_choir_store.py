@@ -3,7 +3,7 @@
 Rule: the ledger first, then the store. A message's text goes to the outbox, then its signed
 transaction to the ledger, then :func:`~becomingone.choir.reconcile` writes the store for that
 thread (the same code ``choir check --repair`` runs over every thread). Opens the store lazily
-(Qdrant local mode allows one process) and says once on stderr when the embeddings are the
+(either embedded engine allows one process) and says once on stderr when the embeddings are the
 lexical fallback. Printing is the caller's (:mod:`becomingone.commands.choir`).
 """
 

@@ -100,14 +100,18 @@ def run_choir_up(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
-    home = ChoirHome(data_dir_arg(args.data_dir, config), ledger_url=args.ledger)
+    home = ChoirHome(
+        data_dir_arg(args.data_dir, config),
+        ledger_url=args.ledger,
+        store_engine=config.choir.store_engine,
+    )
     service = ChoirService(home, store_url=args.store)
     try:
         found, report = service.repair()
         print(
             f"becomingone choir up: check --repair: {len(found)} drift,"
             f" {len(report.fixed)} repaired, {len(report.unfixable)} unfixable"
-            f" (embeddings: {service.embedding})",
+            f" (embeddings: {service.embedding}, store: {home.engine(args.store)})",
             file=sys.stderr,
             flush=True,
         )

@@ -150,8 +150,9 @@ def _run_up(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     _check(args)
-    data_dir = data_dir_arg(args.data_dir, load_config(args.config))
-    home = ChoirHome(data_dir, ledger_url=args.ledger)
+    config = load_config(args.config)
+    data_dir = data_dir_arg(args.data_dir, config)
+    home = ChoirHome(data_dir, ledger_url=args.ledger, store_engine=config.choir.store_engine)
     if _reads_only(args) and args.ledger is None and not home.ledger_path.exists():
         raise InputError(
             "--data-dir",

@@ -22,6 +22,7 @@ __all__ = [
     "ApiConfig",
     "BecomingOneConfig",
     "CellConfig",
+    "ChoirConfig",
     "ClusterConfig",
     "EmissaryConfig",
     "GlyphCommandConfig",
@@ -389,6 +390,18 @@ class ApiConfig(_Section):
     )
 
 
+class ChoirConfig(_Section):
+    """``becomingone choir`` (docs/choir.md)."""
+
+    store_engine: Literal["auto", "edge", "local"] = Field(
+        default="auto",
+        description="The content store under the data dir: 'edge' (qdrant-edge, Qdrant's "
+        "embedded engine, choir/store-edge/), 'local' (qdrant-client's local mode, "
+        "choir/store/), or 'auto': edge when qdrant-edge-py is installed, else local. The "
+        "first edge open copies an existing local-mode store. --store URL (a server) wins.",
+    )
+
+
 class CellConfig(_Section):
     """Everything under the ``becomingone:`` key."""
 
@@ -404,6 +417,7 @@ class CellConfig(_Section):
     cluster: ClusterConfig = ClusterConfig()
     glyphs: GlyphsConfig = GlyphsConfig()
     api: ApiConfig = ApiConfig()
+    choir: ChoirConfig = ChoirConfig()
     hooks: dict[str, list[str]] = Field(
         default_factory=dict, description="Event name → list of 'module:function' handlers."
     )
