@@ -3,8 +3,7 @@
 The extension is optional: when it cannot be compiled, the install goes on and
 ``becomingone.core.kernels`` uses its NumPy path (``kernels.COMPILED`` is then False). It uses
 only the limited C API of Python 3.11 (one ``abi3`` wheel for every later Python), is built
-with -O3 and -fopenmp-simd, and never with -march=native or -ffast-math (docs/kairos.md);
--pthread for its worker threads (part of libc since glibc 2.34, a separate library before).
+with -O3 and -fopenmp-simd, and never with -march=native or -ffast-math (docs/kairos.md).
 """
 
 from setuptools import Extension, setup
@@ -15,8 +14,7 @@ setup(
             "becomingone.core._fused",
             sources=["src/becomingone/core/_fused.c"],
             define_macros=[("Py_LIMITED_API", "0x030B0000")],
-            extra_compile_args=["-O3", "-fopenmp-simd", "-pthread"],
-            extra_link_args=["-pthread"],
+            extra_compile_args=["-O3", "-fopenmp-simd"],
             py_limited_api=True,
             optional=True,
         )

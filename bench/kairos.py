@@ -10,14 +10,12 @@ baseline measured in the same run, so ratios (not absolute times) are what to co
   same length;
 - one-shot at ω = 0: ``temporal_resonance`` of real and complex φ against ``np.vdot`` of the same
   velocity arrays (as complex128: the target is ≤ 3× one complex vdot), with the compiled kernel
-  (``core.kernels.COMPILED``; as chosen at import, on one thread, and its portable loops) and on
-  the NumPy fallback, and at ω = 2 rad/s;
+  (``core.kernels.COMPILED``; as chosen at import and its portable loops) and on the NumPy
+  fallback, and at ω = 2 rad/s;
 - rotation: streaming samples/s at ω = 0 against ω = 2 rad/s (ω = 0 must cost no rotation).
 
-Run it both ways: unpinned, NumPy's vdot of 10⁵ values and more uses every core (and so does the
-kernel, ``_fused.THREADS`` threads above ``_fused.SPLIT_MIN`` doubles); with
-``OPENBLAS_NUM_THREADS=1`` the vdot is on one core. On a shared machine threaded dot products (the
-vdot baseline too) vary by 100× under load: repeat a run and compare.
+On a shared machine run with ``OPENBLAS_NUM_THREADS=1``: under load, threaded BLAS dot products
+(the vdot baseline too) vary by 100×.
 """
 
 from __future__ import annotations
@@ -133,13 +131,6 @@ def _per_call(fn: Callable[[], object], n: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number
 
 
-def _one_thread(mat: Any, big_l: int) -> tuple[float, float, float, complex]:
-    """The compiled sums on the calling thread only."""
-    from becomingone.core import _fused
-
-    return _fused.lagged_sums(mat, big_l, 1)
-
-
 def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
     """temporal_resonance at ω = 0 (compiled and NumPy) and ω = 2 against np.vdot."""
     rows: list[dict[str, Any]] = []
@@ -154,30 +145,25 @@ def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
             t_zero = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
             with mock.patch.object(kernels, "_KERNEL", None):  # the fallback, as if not built
                 t_numpy = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
-            t_portable = t_one = float("nan")
+            t_portable = float("nan")
             if kernels.COMPILED:  # the loops a CPU without AVX2 (or an aarch64 one) runs
                 from becomingone.core import _fused
 
                 with mock.patch.object(kernels, "_KERNEL", _fused.lagged_sums_portable):
                     t_portable = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
-                with mock.patch.object(kernels, "_KERNEL", _one_thread):
-                    t_one = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
             t_rot = _per_call(lambda: temporal_resonance(phi, DT, LAG, 2.0), n)  # noqa: B023
             rows.append(
                 {
                     "samples": n,
                     "phi": kind,
                     "kernel": kernels.ISA,
-                    "threads": kernels.THREADS,
                     "omega0_us": t_zero * 1e6,
                     "numpy_us": t_numpy * 1e6,
                     "portable_us": t_portable * 1e6,
-                    "one_thread_us": t_one * 1e6,
                     "vdot_us": t_vdot * 1e6,
                     "ratio_to_vdot": t_zero / t_vdot,
                     "numpy_ratio_to_vdot": t_numpy / t_vdot,
                     "portable_ratio_to_vdot": t_portable / t_vdot,
-                    "one_thread_ratio_to_vdot": t_one / t_vdot,
                     "omega2_ratio_to_vdot": t_rot / t_vdot,
                 }
             )
@@ -255,22 +241,21 @@ def print_streaming(rows: list[dict[str, float]]) -> None:
 
 
 def print_oneshot(oneshot: list[dict[str, Any]]) -> None:
-    """The one-shot table: ω = 0 with the compiled kernel (as chosen at import, on one
-    thread, and its portable loops) and on NumPy, each / one vdot."""
+    """The one-shot table: ω = 0 with the compiled kernel (as chosen at import, and its
+    portable loops) and on NumPy, each / one vdot."""
     print(
         "\ntemporal_resonance, lag 50 ms, vs np.vdot of the same velocity arrays (complex128); "
-        f"compiled kernel: {oneshot[0]['kernel']}, {oneshot[0]['threads']} threads"
+        f"compiled kernel: {oneshot[0]['kernel']}"
     )
     print(
         f"{'samples':>9} {'phi':>8} {'compiled':>9} {'numpy':>9} {'vdot':>8} "
-        f"{'compiled/vdot':>14} {'1-thread/vdot':>14} {'portable/vdot':>14} {'numpy/vdot':>11} "
-        f"{'omega 2/vdot':>13}"
+        f"{'compiled/vdot':>14} {'portable/vdot':>14} {'numpy/vdot':>11} {'omega 2/vdot':>13}"
     )
     for r in oneshot:
         print(
             f"{r['samples']:>9,} {r['phi']:>8} {r['omega0_us']:>7.1f}us {r['numpy_us']:>7.1f}us "
             f"{r['vdot_us']:>6.1f}us {r['ratio_to_vdot']:>13.1f}x "
-            f"{r['one_thread_ratio_to_vdot']:>13.1f}x {r['portable_ratio_to_vdot']:>13.1f}x "
+            f"{r['portable_ratio_to_vdot']:>13.1f}x "
             f"{r['numpy_ratio_to_vdot']:>10.1f}x {r['omega2_ratio_to_vdot']:>12.1f}x"
         )
 

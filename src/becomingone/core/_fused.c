@@ -19,32 +19,11 @@
  * reduction (-fopenmp-simd; real phi) and two-lane vector extensions (complex phi); on x86-64
  * an AVX2 + FMA variant is chosen at import when the CPU has it (the module's ISA attribute
  * says which), so one wheel runs on any such CPU.
- *
- * Threads (docs/kairos.md "Threads"): the GIL is released around the sums, and an input of at
- * least SPLIT_MIN doubles is cut into up to 4 x THREADS parts (THREADS = the CPUs this process
- * may run on, at most MAX_THREADS), summed at once by the calling thread and a small pool of
- * POSIX threads started on first use; the parts are added in order. Any value index is a valid
- * cut: a part reads the values after its last one (the difference and the lag reach across the
- * cut) but sums only its own pairs, and the last part adds the tail energy. The caller claims
- * parts too, so a worker that is slow to wake (a busy core) costs at most its wake-up: the
- * caller then sums its parts itself. One split call at a time: another thread that calls
- * meanwhile sums alone. After fork() the child starts its own pool. No OpenMP runtime: plain
- * pthreads (the build needs nothing more, and libgomp's pool hangs a forked child); without
- * pthreads (not POSIX) every call sums in one thread.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <string.h>
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#include <sched.h> /* sched_yield; on Linux sched_getaffinity (_GNU_SOURCE comes from Python.h) */
-#include <signal.h>
-#include <time.h>
-#include <unistd.h>
-#define FUSED_THREADS 1
-#endif
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -218,271 +197,6 @@ typedef void (*kernel_t)(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_
 static kernel_t real_kernel = sums_real, complex_kernel = sums_complex;
 static const char *isa = "baseline";
 
-/* ---- splitting one call across threads ---------------------------------------------------- */
-
-/* Most threads and parts of one call, and the parts' size unit (values; a multiple of every
- * SIMD block). */
-#define MAX_THREADS 16
-#define MAX_PARTS (4 * MAX_THREADS)
-#define PART_ALIGN 8
-/* An input of at least SPLIT_MIN doubles (real values, or twice the complex ones) is split in
- * up to 4 x THREADS parts of at least PART_MIN doubles, claimed one at a time: with more parts
- * than threads a worker that starts late still takes its share of what is left. SPLIT_MIN is
- * a call of ~20-40 us on one thread here, a few times a worker's hand-off; the exact crossover
- * could not be measured on the loaded machine (docs/kairos.md "Threads"). */
-#define SPLIT_MIN 65536
-#define PART_MIN 16384
-
-/* THREADS: the threads of a large call (set at import). */
-static int threads = 1;
-
-typedef struct {
-    kernel_t kernel;
-    const double *x;
-    Py_ssize_t width; /* doubles per value: 1 (real) or 2 (complex) */
-    Py_ssize_t count, step, shift, total, chunk;
-    int parts, next, finished;
-    sums_t out[MAX_PARTS];
-} job_t;
-
-/* Part k: the pairs [k*chunk, min((k+1)*chunk, count)) from a base moved to its first value
- * (the "now" values stay `shift` after it); the last part also takes the tail energy. */
-static void run_part(job_t *job, int k) {
-    Py_ssize_t lo = (Py_ssize_t)k * job->chunk;
-    int last = k == job->parts - 1;
-    Py_ssize_t hi = last ? job->count : lo + job->chunk;
-    Py_ssize_t end = last ? job->total : hi;
-    job->kernel(job->x + job->width * lo, hi - lo, job->step, job->shift, end - lo,
-                &job->out[k]);
-}
-
-/* The parts' sums added in part order (the same order whichever thread summed which part). */
-static void add_parts(const job_t *job, sums_t *out) {
-    *out = job->out[0];
-    for (int k = 1; k < job->parts; k++) {
-        out->energy += job->out[k].energy;
-        out->a += job->out[k].a;
-        out->b += job->out[k].b;
-        out->re += job->out[k].re;
-        out->im += job->out[k].im;
-    }
-}
-
-#ifdef FUSED_THREADS
-/* How long an idle worker polls for the next job before it sleeps on `wake` (a first version
- * that slept between calls was slower than one thread: docs/kairos.md "Threads"). */
-#define SPIN_NS 50000
-
-static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER; /* one split call at a time */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* guards `sleepers` and `wake` */
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static int workers;              /* pool threads started in this process (under `busy`) */
-static int sleepers;             /* workers waiting on `wake` */
-static unsigned long generation; /* bumped (atomically) for each job */
-static job_t *current;           /* the job in progress, or NULL (atomic) */
-static int inside;               /* workers that may be reading `current` (atomic) */
-
-static inline void relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static long long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-/* Sum unclaimed parts until none is left (the caller and the workers alike). */
-static void claim_parts(job_t *job) {
-    int k;
-    while ((k = __atomic_fetch_add(&job->next, 1, __ATOMIC_ACQ_REL)) < job->parts) {
-        run_part(job, k);
-        __atomic_fetch_add(&job->finished, 1, __ATOMIC_RELEASE);
-    }
-}
-
-/* A worker: wait for a new generation (polling SPIN_NS, then asleep), announce itself in
- * `inside` before it reads `current` (so the caller, which clears `current` and then waits for
- * `inside` to drop to 0, never returns while a worker can still touch its job), sum parts. */
-static void *worker(void *arg) {
-    (void)arg;
-    unsigned long seen = __atomic_load_n(&generation, __ATOMIC_SEQ_CST);
-    for (;;) {
-        long long until = now_ns() + SPIN_NS;
-        for (int i = 1; __atomic_load_n(&generation, __ATOMIC_ACQUIRE) == seen; i++) {
-            relax();
-            if (i % 64 == 0 && now_ns() > until) {
-                pthread_mutex_lock(&mu);
-                sleepers++;
-                while (__atomic_load_n(&generation, __ATOMIC_SEQ_CST) == seen) {
-                    pthread_cond_wait(&wake, &mu);
-                }
-                sleepers--;
-                pthread_mutex_unlock(&mu);
-                break;
-            }
-        }
-        seen = __atomic_load_n(&generation, __ATOMIC_SEQ_CST);
-        __atomic_add_fetch(&inside, 1, __ATOMIC_SEQ_CST);
-        job_t *job = __atomic_load_n(&current, __ATOMIC_SEQ_CST);
-        if (job != NULL) {
-            claim_parts(job);
-        }
-        __atomic_sub_fetch(&inside, 1, __ATOMIC_SEQ_CST);
-    }
-    return NULL;
-}
-
-/* Start pool threads until there are `want` (fewer if the system refuses: the caller then
- * sums the remaining parts itself). Called with `busy` held. Workers block every signal, so
- * signals keep going to Python's threads. */
-static void grow_pool(int want) {
-    if (workers >= want) {
-        return;
-    }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) {
-        return;
-    }
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    while (workers < want) {
-        pthread_t thread;
-        if (pthread_create(&thread, &attr, worker, NULL) != 0) {
-            break;
-        }
-        workers++;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-}
-
-/* fork(): wait for a split call in progress to end; the child has no workers (they stay in
- * the parent) and starts its own pool on its first split call. */
-static void before_fork(void) {
-    pthread_mutex_lock(&busy);
-    pthread_mutex_lock(&mu);
-}
-
-static void after_fork_parent(void) {
-    pthread_mutex_unlock(&mu);
-    pthread_mutex_unlock(&busy);
-}
-
-static void after_fork_child(void) {
-    workers = 0;
-    sleepers = 0;
-    inside = 0;
-    current = NULL;
-    pthread_cond_init(&wake, NULL);
-    pthread_mutex_unlock(&mu);
-    pthread_mutex_unlock(&busy);
-}
-
-/* Run the job's parts on the caller and the pool; alone when another split call holds it.
- * The caller waits for the last part by polling (it takes one part's time, ~10 us), giving
- * its core away between polls once that is exceeded. */
-static void run_job(job_t *job) {
-    if (pthread_mutex_trylock(&busy) != 0) {
-        for (int k = 0; k < job->parts; k++) {
-            run_part(job, k);
-        }
-        return;
-    }
-    grow_pool(job->parts - 1 < threads - 1 ? job->parts - 1 : threads - 1);
-    __atomic_store_n(&current, job, __ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&generation, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&mu);
-    if (sleepers > 0) {
-        pthread_cond_broadcast(&wake);
-    }
-    pthread_mutex_unlock(&mu);
-    claim_parts(job);
-    for (int i = 1; __atomic_load_n(&job->finished, __ATOMIC_ACQUIRE) < job->parts; i++) {
-        relax();
-        if (i % 1024 == 0) {
-            sched_yield();
-        }
-    }
-    __atomic_store_n(&current, NULL, __ATOMIC_SEQ_CST);
-    for (int i = 1; __atomic_load_n(&inside, __ATOMIC_SEQ_CST) > 0; i++) {
-        relax(); /* a worker between its `inside` increment and its read of `current` */
-        if (i % 1024 == 0) {
-            sched_yield();
-        }
-    }
-    pthread_mutex_unlock(&busy);
-}
-
-/* The CPUs this process may run on (its affinity mask on Linux), 1 .. MAX_THREADS. */
-static int cpu_threads(void) {
-    long n = 0;
-#if defined(__linux__)
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        n = CPU_COUNT(&set);
-    }
-#endif
-    if (n < 1) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    }
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
-}
-
-#else
-static int cpu_threads(void) { return 1; }
-
-static void run_job(job_t *job) {
-    for (int k = 0; k < job->parts; k++) {
-        run_part(job, k);
-    }
-}
-#endif
-
-/* The parts of an automatic call over `doubles` doubles (SPLIT_MIN above). */
-static int auto_parts(Py_ssize_t doubles) {
-    if (threads < 2 || doubles < SPLIT_MIN) {
-        return 1;
-    }
-    Py_ssize_t parts = doubles / PART_MIN;
-    return parts > 4 * threads ? 4 * threads : (int)parts;
-}
-
-/* The sums of `count` pairs in `parts_wanted` parts (0: auto_parts), run by up to THREADS
- * threads; no part is empty. Called without the GIL. */
-static void split_sums(kernel_t kernel, const double *x, Py_ssize_t width, Py_ssize_t count,
-                       Py_ssize_t step, Py_ssize_t shift, Py_ssize_t total, int parts_wanted,
-                       sums_t *out) {
-    int parts = parts_wanted > 0 ? parts_wanted : auto_parts(width * total);
-    if (parts > MAX_PARTS) {
-        parts = MAX_PARTS;
-    }
-    if ((Py_ssize_t)parts > count) {
-        parts = count < 1 ? 1 : (int)count;
-    }
-    if (parts == 1) {
-        kernel(x, count, step, shift, total, out);
-        return;
-    }
-    job_t job = {.kernel = kernel, .x = x, .width = width, .count = count, .step = step,
-                 .shift = shift, .total = total};
-    Py_ssize_t chunk = (count + parts - 1) / parts;
-    if (chunk >= 4 * PART_ALIGN) {
-        chunk = (chunk + PART_ALIGN - 1) / PART_ALIGN * PART_ALIGN;
-    }
-    job.chunk = chunk;
-    job.parts = (int)((count + chunk - 1) / chunk);
-    run_job(&job);
-    add_parts(&job, out);
-}
-
 static PyObject *fail(const char *message) {
     PyErr_SetString(PyExc_ValueError, message);
     return NULL;
@@ -497,26 +211,15 @@ static PyObject *result(const sums_t *out) {
     return Py_BuildValue("(dddN)", out->energy, out->a, out->b, total);
 }
 
-/* Check the buffer (C-contiguous, native float64 "d" or complex128 "Zd", 1-D or 2-D), the
- * lag and the optional part count, run the real or complex kernel on it without the GIL,
- * return the sums. */
+/* Check the buffer (C-contiguous, native float64 "d" or complex128 "Zd", 1-D or 2-D) and the
+ * lag, run the real or complex kernel on it, return the sums. */
 static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, kernel_t cplx) {
-    if (nargs != 2 && nargs != 3) {
-        return fail("lagged_sums takes 2 or 3 arguments: phi, lag and parts");
+    if (nargs != 2) {
+        return fail("lagged_sums takes 2 arguments: phi and lag");
     }
     Py_ssize_t lag = PyLong_AsSsize_t(args[1]);
     if (lag == -1 && PyErr_Occurred()) {
         return NULL;
-    }
-    Py_ssize_t parts = 0;
-    if (nargs == 3) {
-        parts = PyLong_AsSsize_t(args[2]);
-        if (parts == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (parts < 0 || parts > MAX_THREADS) {
-            return fail("parts must be 0 (automatic) to 16");
-        }
     }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
@@ -538,20 +241,17 @@ static PyObject *run(PyObject *const *args, Py_ssize_t nargs, kernel_t real, ker
     Py_ssize_t m = rows - 1;
     sums_t out;
     Py_BEGIN_ALLOW_THREADS;
-    split_sums(is_complex ? cplx : real, x, is_complex ? 2 : 1, (m - lag) * cols, cols,
-               lag * cols, m * cols, (int)parts, &out);
+    (is_complex ? cplx : real)(x, (m - lag) * cols, cols, lag * cols, m * cols, &out);
     Py_END_ALLOW_THREADS;
     PyBuffer_Release(&view);
     return result(&out);
 }
 
 PyDoc_STRVAR(lagged_sums_doc,
-             "lagged_sums(phi, lag, parts=0, /)\n--\n\n"
+             "lagged_sums(phi, lag, /)\n--\n\n"
              "(energy, a, b, total) of a C-contiguous native float64 or complex128 buffer of\n"
              "shape (rows,) or (rows, cols) at a lag of `lag` rows (0 <= lag < rows - 1),\n"
-             "computed with the instruction set named by ISA, without the GIL. parts=0 splits\n"
-             "an input of at least SPLIT_MIN doubles in parts summed by up to THREADS threads;\n"
-             "parts=k (1 to 16) uses k parts whatever the size (k=1: the calling thread only).");
+             "computed with the instruction set named by ISA.");
 
 static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -559,7 +259,7 @@ static PyObject *lagged_sums(PyObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 PyDoc_STRVAR(lagged_sums_portable_doc,
-             "lagged_sums_portable(phi, lag, parts=0, /)\n--\n\n"
+             "lagged_sums_portable(phi, lag, /)\n--\n\n"
              "lagged_sums with the portable loops whatever the CPU (what a CPU without\n"
              "AVX2 + FMA, or an aarch64 one, runs; for tests).");
 
@@ -592,21 +292,8 @@ PyMODINIT_FUNC PyInit__fused(void) {
         isa = "avx2+fma";
     }
 #endif
-    threads = cpu_threads();
-#ifdef FUSED_THREADS
-    static int registered;
-    if (!registered && pthread_atfork(before_fork, after_fork_parent, after_fork_child) == 0) {
-        registered = 1;
-    }
-    if (!registered) {
-        threads = 1; /* without the fork handlers a forked child could wait on a lost pool */
-    }
-#endif
     PyObject *mod = PyModule_Create(&module);
-    if (mod != NULL && (PyModule_AddStringConstant(mod, "ISA", isa) < 0 ||
-                        PyModule_AddIntConstant(mod, "THREADS", threads) < 0 ||
-                        PyModule_AddIntConstant(mod, "SPLIT_MIN", SPLIT_MIN) < 0 ||
-                        PyModule_AddIntConstant(mod, "MAX_THREADS", MAX_THREADS) < 0)) {
+    if (mod != NULL && PyModule_AddStringConstant(mod, "ISA", isa) < 0) {
         Py_DECREF(mod);
         return NULL;
     }

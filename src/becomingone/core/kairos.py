@@ -122,9 +122,8 @@ def temporal_resonance(
     T̂ does not depend on the scale of φ̇, so the sums run over the differences φ[n+1] − φ[n]
     (the 1/dt factors cancel). At ω = 0 the rotation is skipped and the sums come from one
     fused compiled pass over φ (:mod:`becomingone.core.kernels`; the NumPy form when the
-    extension is not built), split across the CPUs for 65,536 doubles and more: within 3× one
-    complex ``np.vdot`` of the velocities on a one-thread BLAS, and on a threaded one as far as
-    the second core is free (``bench/kairos.py``; docs/kairos.md "Threads").
+    extension is not built), within 2× one complex ``np.vdot`` of the velocities
+    (``bench/kairos.py``).
 
     Parameters
     ----------

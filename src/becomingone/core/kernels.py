@@ -9,14 +9,11 @@ d[n] = φ[n+1] − φ[n] (n < M = N − 1) and a lag of L rows, :func:`lagged_su
 — what :func:`~becomingone.core.kairos.temporal_resonance` needs at ω = 0 (``energy`` covers
 every sample, so a non-finite φ anywhere makes it non-finite). The compiled extension
 ``becomingone.core._fused`` (C, built by ``pip install``; docs/kairos.md "ω = 0") computes all
-of them in one pass without writing the differences, with the GIL released, and splits an
-input of at least ``_fused.SPLIT_MIN`` doubles across :data:`THREADS` threads (docs/kairos.md
-"Threads": the parts' sums differ from one thread's by rounding only); :func:`lagged_sums_numpy`
-is the reference and the fallback. Both follow IEEE arithmetic with no reassociation flags that
-drop NaN or inf, so non-finite input gives non-finite sums on either path.
+of them in one pass without writing the differences; :func:`lagged_sums_numpy` is the
+reference and the fallback. Both follow IEEE arithmetic with no reassociation flags that drop
+NaN or inf, so non-finite input gives non-finite sums on either path.
 
-Rule: pure computation on arrays (the compiled kernel's own worker threads sum parts of one
-call and nothing else); the one outside input is the environment variable
+Rule: pure computation on arrays; the one outside input is the environment variable
 ``BECOMINGONE_PURE``, read once at import (``1`` forces the NumPy path, for tests and
 comparisons).
 """
@@ -30,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["COMPILED", "ISA", "THREADS", "energies", "lagged_sums", "lagged_sums_numpy"]
+__all__ = ["COMPILED", "ISA", "energies", "lagged_sums", "lagged_sums_numpy"]
 
 #: Largest total / partial energy ratio for which a partial sum is taken by subtraction.
 _CANCEL = 1e3
@@ -40,22 +37,21 @@ _Sums = tuple[float, float, float, complex]
 _Kernel = Callable[[NDArray[Any], int], _Sums]
 
 
-def _load() -> tuple[_Kernel | None, str, int]:
-    """The compiled kernel, its ISA and threads, or (None, "numpy", 1) when it is missing or
+def _load() -> tuple[_Kernel | None, str]:
+    """The compiled kernel and its ISA, or (None, "numpy") when it is missing or
     ``BECOMINGONE_PURE=1``."""
     if os.environ.get("BECOMINGONE_PURE", "") == "1":
-        return None, "numpy", 1
+        return None, "numpy"
     try:
         from becomingone.core import _fused
     except ImportError:
-        return None, "numpy", 1
-    return _fused.lagged_sums, _fused.ISA, _fused.THREADS
+        return None, "numpy"
+    return _fused.lagged_sums, _fused.ISA
 
 
-_KERNEL, ISA, THREADS = _load()
+_KERNEL, ISA = _load()
 """ISA: the instruction set the compiled kernel chose at import (``"avx2+fma"`` or
-``"baseline"``), or ``"numpy"`` on the fallback. THREADS: the threads a large compiled call
-is split across (the CPUs this process may run on, at most 16; 1 on the fallback)."""
+``"baseline"``), or ``"numpy"`` on the fallback."""
 
 #: True when :func:`lagged_sums` runs the compiled kernel; False on the NumPy fallback (the
 #: extension was not built, or ``BECOMINGONE_PURE=1``).
