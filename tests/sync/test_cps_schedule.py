@@ -108,6 +108,24 @@ def test_a_mesh_cell_takes_the_mean_over_every_peer_held_not_only_the_new_ones()
     assert c.last_error > 0.09  # own and b alone: 0.045
 
 
+def test_a_member_removed_from_the_roster_no_longer_counts() -> None:
+    """c holds a's and b's phases; restored on a roster without a, its next step takes the
+    mean of own and b only, though a's phase is still within the timeout."""
+    plan = Plan.for_member("mesh", ["a", "b", "c"], "c")
+    c = PhaseSupervisor(key=KEYS["c"], plan=plan, keys=REGISTRY, alpha=0.1, frequency=0.0)
+    for node, theta in (("a", 0.4), ("b", 0.1)):
+        packet = Packet(
+            node_id=node, cluster="default", epoch=0, seq=1, timestamp=0.0, theta=theta,
+            kind=PacketKind.STATE, level=0, weight=1.0,
+        )  # fmt: skip
+        c.receive(encode_packet(packet, KEYS[node]), 0.0)
+    smaller = {n: REGISTRY[n] for n in ("b", "c")}
+    settings = {**c.settings(), "plan": Plan.for_member("mesh", ["b", "c"], "c"), "keys": smaller}
+    c = PhaseSupervisor.restore(c.state(), **settings)
+    c.tick(0.1)
+    assert c.last_error == pytest.approx(float(wrap(0.1 - 0.0)) / 2)
+
+
 def in_process(n: int, alpha: float) -> int | None:
     """Ticks to SHARED of ``LocalCluster`` in virtual time (every cell ticks at once)."""
     cells = build_supervisors(n, "fractal", alpha=alpha, seed=1)

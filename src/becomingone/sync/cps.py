@@ -391,14 +391,15 @@ class PhaseSupervisor:
         }
 
     def _held(self, kind: PacketKind, level: int, now: float) -> dict[str, _Heard]:
-        """Every sender's latest phase of ``kind`` at ``level`` heard within the peer timeout,
+        """Every member's latest phase of ``kind`` at ``level`` heard within the peer timeout,
         fresh or not: what the cell couples to (a tick in which no new packet arrived steps
-        toward the latest one, carried to ``now``, instead of not stepping)."""
-        timeout = self.stability.timeout
+        toward the latest one, carried to ``now``, instead of not stepping). A sender removed
+        from the roster no longer counts."""
+        timeout, roster = self.stability.timeout, self.roster
         return {
             s: h
             for (k, lv, s), h in self._inbox.items()
-            if k is kind and lv == level and now - h.timestamp <= timeout
+            if k is kind and lv == level and now - h.timestamp <= timeout and s in roster
         }
 
     def _latest(self, kind: PacketKind, level: int) -> dict[str, _Heard]:
