@@ -137,6 +137,44 @@ async def test_two_nodes_lock_on_a_memory_bus(tmp_path: Path) -> None:
     assert nodes["a"].supervisor.plan.members == ("a", "b", "c")
 
 
+async def test_a_node_steps_every_tick_when_packets_arrive_unevenly(tmp_path: Path) -> None:
+    """A hub's member whose DOWN packets arrive 1, 0, 2, 0, 2 … per tick (the hub ticks after
+    it in every other tick, as node processes' clocks fall) steps at every tick toward the
+    newest DOWN carried to its tick: 61 steps in 61 ticks (coupling only to new packets took
+    31) and the pair locks."""
+    roster_path = tmp_path / "r.json"
+    keys = {n: NodeKey.generate() for n in ("a", "b")}
+    for n in keys:
+        RosterFile(roster_path).join(n, keys[n].public_bytes)
+    clock, bus = Clock(), MemoryBus()
+    hub = dataclasses.replace(settings("a"), topology=Topology.HUB)
+    nodes = {
+        n: SupervisedNode(
+            dataclasses.replace(hub, name=n),
+            member=None,
+            key=keys[n],
+            epoch=1,
+            roster=RosterFile(roster_path),
+            kind="light",
+            theta=theta,
+            clock=clock,
+        )
+        for n, theta in (("a", 0.0), ("b", 0.4))
+    }
+    conns = {n: bus.connect(n) for n in nodes}
+    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
+    for node in nodes.values():
+        node.reload_roster()
+    for i in range(61):
+        clock.t += 0.05
+        for n in ("a", "b") if i % 2 == 0 else ("b", "a"):
+            await nodes[n].step(conns[n], inbox[n], 1000.0)
+    member = nodes["b"].supervisor
+    assert member is not None and nodes["a"].supervisor is not None
+    assert member.steps == 61
+    assert abs((member.theta - nodes["a"].supervisor.theta + 0.5) % 1.0 - 0.5) < 1e-3
+
+
 class FakeSub:
     """A subscription whose messages the test sets."""
 

@@ -14,7 +14,12 @@ adopt; in a fractal each group head sends its group's mean T up (weighted by gro
 the root's T_global comes down with the global phase. The reading is :attr:`PhaseSupervisor.mesh`.
 
 Phases heard are extrapolated to ``now`` with the cell's own frequency, so a packet in flight
-for d seconds is compared as the sender's phase plus f·d.
+for d seconds is compared as the sender's phase plus f·d. A cell couples, every tick, to each
+sender's latest phase heard within the peer timeout, new this tick or not: node processes tick
+on their own clocks, so jitter brings a peer's packets two in one tick and none in the next,
+and a cell that stepped only on new packets skipped a step in each empty tick (64 fractal
+NATS nodes took 1.22× the in-process ticks to SHARED). A fractal head relays DOWN only when a
+new one came from above, so a phase carried down is never older than one peer timeout.
 
 Settings (key, plan, roster, cluster, α, β, max skew, timeouts, the shared verification
 cache) are constructor arguments (:meth:`PhaseSupervisor.settings`); everything that evolves
@@ -385,6 +390,18 @@ class PhaseSupervisor:
             s: h for (k, lv, s), h in self._inbox.items() if k is kind and lv == level and h.fresh
         }
 
+    def _held(self, kind: PacketKind, level: int, now: float) -> dict[str, _Heard]:
+        """Every member's latest phase of ``kind`` at ``level`` heard within the peer timeout,
+        fresh or not: what the cell couples to (a tick in which no new packet arrived steps
+        toward the latest one, carried to ``now``, instead of not stepping). A sender removed
+        from the roster no longer counts."""
+        timeout, roster = self.stability.timeout, self.roster
+        return {
+            s: h
+            for (k, lv, s), h in self._inbox.items()
+            if k is kind and lv == level and now - h.timestamp <= timeout and s in roster
+        }
+
     def _latest(self, kind: PacketKind, level: int) -> dict[str, _Heard]:
         return {s: h for (k, lv, s), h in self._inbox.items() if k is kind and lv == level}
 
@@ -413,13 +430,13 @@ class PhaseSupervisor:
         match plan.topology:
             case Topology.MESH:
                 states = self._latest(PacketKind.STATE, 0)
-                fresh = {s: h for s, h in states.items() if h.fresh}
-                target = self._mean(fresh, now) if fresh else None
+                held = self._held(PacketKind.STATE, 0, now)
+                target = self._mean(held, now) if held else None
                 self.mesh = self._global(states, now)
                 others = self._others
                 out = [_Send(PacketKind.STATE, 0, None, 1.0, others)] if others else []
             case Topology.RING:
-                pred = self._fresh(PacketKind.STATE, 0).get(plan.predecessor)
+                pred = self._held(PacketKind.STATE, 0, now).get(plan.predecessor)
                 target = None if pred is None else self._mean({"p": pred}, now)
                 self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
                 out = [_Send(PacketKind.STATE, 0, None, 1.0, (plan.successor,))]
@@ -472,11 +489,11 @@ class PhaseSupervisor:
         plan = self.plan
         if self.node_id != plan.hub:
             self.mesh = self._adopt(self._latest(PacketKind.DOWN, 0).get(plan.hub), now)
-            down = self._fresh(PacketKind.DOWN, 0).get(plan.hub)
+            down = self._held(PacketKind.DOWN, 0, now).get(plan.hub)
             target = None if down is None else down.theta + self.frequency * (now - down.timestamp)
             return target, [_Send(PacketKind.STATE, 0, None, 1.0, (plan.hub,))]
         self.mesh = self._global(self._latest(PacketKind.STATE, 0), now)
-        target = self._mean(self._fresh(PacketKind.STATE, 0), now)
+        target = self._mean(self._held(PacketKind.STATE, 0, now), now)
         others = self._others
         if target is None or not others:
             return target, []
@@ -485,12 +502,12 @@ class PhaseSupervisor:
 
     def _fractal(self, now: float) -> tuple[float | None, list[_Send]]:
         plan, out = self.plan, []
-        down0 = self._fresh(PacketKind.DOWN, 0)
+        down0 = self._held(PacketKind.DOWN, 0, now)
         carried = self._latest(PacketKind.DOWN, 0).values()
         self.mesh = self._adopt(max(carried, key=lambda h: h.timestamp, default=None), now)
         target = None
-        if down0:
-            heard = next(iter(down0.values()))
+        if down0:  # one head sends level-0 DOWN; after a roster change, its newest
+            heard = max(down0.values(), key=lambda h: h.timestamp)
             target = heard.theta + self.frequency * (now - heard.timestamp)
         own = cmath.exp(1j * TWO_PI * self.theta)
         ups: list[tuple[int, complex, complex]] = [(0, own, self.field.t_sync)]
