@@ -167,6 +167,18 @@ def test_cluster_serve_answers_metrics_beside_the_cluster_api(
             ["cluster", "--bus", "nats", "--metrics", "9100"],
             "--metrics: is for the in-process bus",
         ),
+        (
+            ["node", "--bus", "nats://127.0.0.1:1", "--metrics", "nine"],
+            "--metrics: 'nine': the port must be a number",
+        ),
+        (
+            ["node", "--bus", "nats://127.0.0.1:1", "--metrics", "10.1.2.3:9100"],
+            "--metrics: 10.1.2.3 is not a loopback address",
+        ),
+        (
+            ["node", "--bus", "nats://127.0.0.1:1", "--kind", "relay", "--metrics", "9100"],
+            "--metrics: a relay runs no cell",
+        ),
     ],
 )
 def test_a_bad_metrics_address_is_one_line_and_status_2(

@@ -32,6 +32,8 @@ from becomingone.runtime.proposal_desk import ProposalDesk
 from becomingone.transport.base import Bus
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from becomingone.api.cluster import ServedCluster
 
 __all__ = ["OBSERVER_KEEP", "cluster_view"]
@@ -50,7 +52,7 @@ def cluster_view(
     tokens: Path | None = None,
     partifacts: ProposalDesk | None = None,
     listing: Callable[[], list[dict[str, Any]]] | None = None,
-) -> Callable[[Bus], AbstractAsyncContextManager[ServedCluster]] | None:
+) -> Callable[[Bus, CollectorRegistry | None], AbstractAsyncContextManager[ServedCluster]] | None:
     """With ``--serve`` (``listen``): what serves the cluster view on a node's connection
     (None without); ``who`` prefixes the line that gives the URLs. With ``desk`` (a node
     running glyphs) the glyph routes are mounted, writes checked against the tokens of the
@@ -60,8 +62,12 @@ def cluster_view(
     if listen is None:
         return None
 
-    def view(bus: Bus) -> AbstractAsyncContextManager[ServedCluster]:
-        return _serve_view(bus, listen, config, settings, who, desk, tokens, partifacts, listing)
+    def view(
+        bus: Bus, metrics: CollectorRegistry | None = None
+    ) -> AbstractAsyncContextManager[ServedCluster]:
+        return _serve_view(
+            bus, listen, config, settings, who, desk, tokens, partifacts, listing, metrics
+        )
 
     return view
 
@@ -77,6 +83,7 @@ async def _serve_view(
     tokens_dir: Path | None,
     partifacts: ProposalDesk | None = None,
     listing: Callable[[], list[dict[str, Any]]] | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> AsyncIterator[ServedCluster]:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, ServedCluster, create_app
     from becomingone.api.settings import api_tls
@@ -101,7 +108,13 @@ async def _serve_view(
     served.listing = listing
     writes = desk is not None or partifacts is not None
     tokens = TokenStore(tokens_dir) if writes and tokens_dir is not None else None
-    app = create_app(None, ApiSettings.from_config(config.api), tokens=tokens, cluster=served)
+    app = create_app(
+        None,
+        ApiSettings.from_config(config.api),
+        tokens=tokens,
+        cluster=served,
+        registry=metrics,
+    )
     server = ApiServer(app, *listen, tls=api_tls(config.api))
     try:
         await server.start()

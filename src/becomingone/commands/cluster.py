@@ -238,7 +238,11 @@ def _check(args: argparse.Namespace) -> None:
     if not 0 <= args.glyphs <= 100_000:
         raise InputError("--glyphs", f"must be in [0, 100000], got {args.glyphs}")
     if args.metrics is not None and args.bus == "nats":
-        raise InputError("--metrics", "is for the in-process bus (--bus memory) for now")
+        raise InputError(
+            "--metrics",
+            "is for the in-process bus (--bus memory); a node process serves its own "
+            "(node --metrics)",
+        )
     check_roles_args(args)
     if args.bus == "nats" and args.glyphs > NATS_GLYPHS:
         raise InputError("--glyphs", f"with --bus nats at most {NATS_GLYPHS}, got {args.glyphs}")

@@ -38,7 +38,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from becomingone.api.settings import parse_listen
 from becomingone.certs import TlsFiles
@@ -53,6 +53,7 @@ from becomingone.runtime.datadir import DataDirLock
 from becomingone.runtime.fire_log import FIRE_LOG_NAME, FireLog
 from becomingone.runtime.glyph_desk import GlyphDesk
 from becomingone.runtime.logs import setup_logging
+from becomingone.runtime.metrics import NodeCollector, node_registry, serve_metrics
 from becomingone.runtime.node import NodeSettings, RosterFile, RosterSource, SupervisedNode
 from becomingone.runtime.node_feed import node_member
 from becomingone.runtime.node_glyphs import NodeGlyphs, glyph_bucket
@@ -73,6 +74,9 @@ from becomingone.transport.jetstream import (
 from becomingone.transport.nats import NatsBus, connect_nats
 from becomingone.transport.natsleaf import LeafServer, parse_leaf_urls
 from becomingone.transport.roster_kv import DEV_MODE_WARNING, RosterBucket, RosterWatch
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["register"]
 
@@ -162,6 +166,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "its history and event stream, and the dashboard; loopback unless api.allow_remote); "
         "not for a relay",
     )
+    p.add_argument(
+        "--metrics",
+        metavar="[HOST:]PORT",
+        help="serve the node's Prometheus metrics at http://HOST:PORT/metrics (default host "
+        "127.0.0.1; beyond loopback only with api.allow_remote; port 0: a free one); see "
+        "docs/operations.md. With --serve the API serves /metrics too; not for a relay",
+    )
     p.set_defaults(handler=run)
 
 
@@ -174,6 +185,10 @@ def _check(args: argparse.Namespace) -> None:
                 raise InputError(flag, "a relay is not a member (it bridges a site); drop it")
     if args.kind == "relay" and args.serve is not None:
         raise InputError("--serve", "a relay hears no cluster of its own; serve from a node")
+    if args.kind == "relay" and args.metrics is not None:
+        raise InputError(
+            "--metrics", "a relay runs no cell; its leaf server's monitoring port has the figures"
+        )
     if args.glyphs and args.kind == "witness" and args.serve is None:
         raise InputError("--glyphs", "a witness only serves the glyph list: add --serve")
     if args.glyphs and (args.kind not in ("full", "witness") or args.source is not None):
@@ -213,6 +228,10 @@ def run(args: argparse.Namespace) -> int:
     listen = None
     if args.serve is not None:
         listen = parse_listen(args.serve, allow_remote=config.api.allow_remote)
+    if args.metrics is not None:
+        args.metrics = parse_listen(
+            args.metrics, allow_remote=config.api.allow_remote, parameter="--metrics"
+        )
     cs = cluster_settings(args, config)
     data_dir = (args.data_dir or default_data_dir()).expanduser().absolute()
     name = args.name or data_dir.name
@@ -317,6 +336,9 @@ def _run_member(
         theta=_initial_theta(args.seed, settings.name),
     )
     runner = functools.partial(node.run, start_at=args.start_at)
+    serve = functools.partial(
+        serve, collector=NodeCollector(settings.name, settings.cluster, node=node)
+    )
     if args.roles:
         return _run_roles(args, node, serve, views, tls)
     if not args.glyphs:
@@ -373,6 +395,9 @@ def _run_witness(
 ) -> dict[str, Any]:
     """Run a witness until a signal or the end; its last status. With ``--glyphs`` its served
     view lists the cluster's glyphs from the ownership records (none of them its own)."""
+    serve = functools.partial(
+        serve, collector=NodeCollector(witness.cell.config.name, cluster, witness=witness)
+    )
     if not args.glyphs:
         return dict(asyncio.run(serve(witness.run)))
     records = JetStreamCasRecord(JetStreamConnection(args.bus, tls=tls), glyph_bucket(cluster))
@@ -458,11 +483,14 @@ async def _serve(
     roster: RosterSource | None,
     public_key: bytes,
     urls: str | None = None,
-    view: Callable[[Bus], AbstractAsyncContextManager[Any]] | None = None,
+    view: Callable[[Bus, CollectorRegistry | None], AbstractAsyncContextManager[Any]] | None = None,
+    collector: NodeCollector | None = None,
 ) -> Any:
     """Connect (to ``urls``, default ``--bus``, with the node's certificate); on a KV roster
-    join it if asked, then watch it; serve the cluster ``view`` on the connection if given;
-    run ``runner(bus, duration=, stop=, on_second=)`` until a signal; close everything."""
+    join it if asked, then watch it; serve the node's metrics (``collector``) with
+    ``--metrics``; serve the cluster ``view`` on the connection if given (with ``/metrics``
+    too); run ``runner(bus, duration=, stop=, on_second=)`` until a signal; close
+    everything."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     async with contextlib.AsyncExitStack() as stack:
@@ -479,8 +507,15 @@ async def _serve(
                 print(f"{name}: {DEV_MODE_WARNING}", file=sys.stderr, flush=True)
             stack.push_async_callback(watch.aclose)
             await watch.start(bus)
+        registry = None
+        if collector is not None:
+            collector.bus = bus
+            registry = node_registry(collector)
+            if args.metrics is not None:
+                server = stack.enter_context(serve_metrics(registry, *args.metrics))
+                print(f"{name}: metrics at {server.url}", file=sys.stderr, flush=True)
         if view is not None:
-            await stack.enter_async_context(view(bus))
+            await stack.enter_async_context(view(bus, registry))
 
         def show(status: Any) -> None:
             doc = status if isinstance(status, dict) else status.to_json()

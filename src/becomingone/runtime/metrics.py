@@ -21,6 +21,7 @@ stage and the roles; the decision-latency histogram's buckets are
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,25 +36,30 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from becomingone.choir import Ledger, SpecStatus
-from becomingone.cluster import LifecycleStage, Role
+from becomingone.cluster import LifecycleStage, PartifactCluster, Role
 from becomingone.core.phase import CoherenceBand
 from becomingone.errors import TransportError
 from becomingone.runtime.cell import Cell
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.cluster import LocalCluster
 from becomingone.runtime.glyph_migrate import GlyphMigrator
-from becomingone.runtime.partifacts import DECISION_BUCKETS, PartifactDriver
+from becomingone.runtime.node import SupervisedNode
+from becomingone.runtime.partifacts import DECISION_BUCKETS, ConsensusCounts, PartifactDriver
+from becomingone.runtime.witness_node import ClusterWitness
 from becomingone.sync.cps import PhaseSupervisor
+from becomingone.transport.nats import NatsBus
 
 __all__ = [
     "METRICS",
     "ChoirCollector",
     "MetricSpec",
     "MetricsServer",
+    "NodeCollector",
     "StateCollector",
     "cell_registry",
     "choir_registry",
     "cluster_registry",
+    "node_registry",
     "serve_metrics",
 ]
 
@@ -175,6 +181,64 @@ METRICS: tuple[MetricSpec, ...] = (
         "cluster reason",
         "migrations",
         "Migration offers refused, by reason",
+    ),
+    # one node process (`becomingone node`): its view, its NATS connection, its glyph records
+    _spec("node_ticks_total", "counter", "cell", "ticks", "Ticks the node ran"),
+    _spec("node_members", "gauge", "cell", "cells", "Members of the roster the node runs on"),
+    _spec(
+        "cps_peers_heard",
+        "gauge",
+        "cell",
+        "cells",
+        "Peers the node's plan expects that it heard within the peer timeout",
+    ),
+    _spec(
+        "cps_coherence_seen",
+        "gauge",
+        "cell",
+        "ratio",
+        "C_cluster over the node's own phase and the phases it heard within the peer timeout",
+    ),
+    _spec(
+        "node_t_global_squared",
+        "gauge",
+        "cell",
+        "ratio",
+        "|T_global|^2 as the node's mesh synchronisation estimates it",
+    ),
+    _spec(
+        "node_cluster_collapses_total",
+        "counter",
+        "cell",
+        "events",
+        "Cluster collapses the node witnessed since it started",
+    ),
+    _spec("nats_connected", "gauge", "cell", "bool", "1 while the NATS connection is up"),
+    _spec("nats_messages_published_total", "counter", "cell", "messages", "Messages published"),
+    _spec(
+        "nats_messages_delivered_total",
+        "counter",
+        "cell",
+        "messages",
+        "Messages queued into the connection's subscriptions",
+    ),
+    _spec(
+        "nats_messages_dropped_total",
+        "counter",
+        "cell reason",
+        "messages",
+        "Messages dropped, by reason (full: a subscription's queue; slow_consumer: the client's)",
+    ),
+    _spec("nats_disconnects_total", "counter", "cell", "events", "Connections lost"),
+    _spec("nats_reconnects_total", "counter", "cell", "events", "Reconnections made"),
+    _spec("nats_errors_total", "counter", "cell", "events", "Asynchronous errors reported"),
+    _spec(
+        "glyph_node_events_total",
+        "counter",
+        "cell event",
+        "events",
+        "A node's glyph ownership work over NATS, by event (migrations, takeovers, conflicts, "
+        "lost, timeouts, bad_records, ...)",
     ),
     # the consensus of a `--roles` cluster (the partifact driver)
     _spec(
@@ -325,10 +389,7 @@ def _supervisor(member: object) -> PhaseSupervisor | None:
 def _cps(out: _Families, sup: PhaseSupervisor, depth: int | None) -> None:
     """One supervisor's phase, error, stability and packet counts."""
     label = (sup.node_id,)
-    rejected = dict(sup.validator.rejected)
-    out.add("ssep_packets_received_total", label, sup.validator.accepted + sum(rejected.values()))
-    for reason, n in sorted(rejected.items()):
-        out.add("ssep_packets_rejected_total", (sup.node_id, str(reason)), n)
+    _packets(out, sup.node_id, sup.validator.accepted, dict(sup.validator.rejected))
     out.add("cps_phase_cycles", label, sup.theta)
     out.add("cps_phase_error_cycles", label, sup.last_error)
     out.add("cps_network_stable", label, sup.stability.stable)
@@ -374,10 +435,17 @@ def _driver(out: _Families, cluster: LocalCluster, migrator: GlyphMigrator | Non
                 out.add("glyph_migrations_rejected_total", (cluster.cluster, reason), n)
 
 
-def _consensus(out: _Families, name: str, driver: PartifactDriver) -> None:
-    """The partifact driver's consensus: lifecycle, roles, proposals, decisions, votes,
-    refusals and the decision latency (every dict copied first: the loop changes them)."""
-    pc, counts, label = driver.cluster, driver.counts, (name,)
+def _consensus(
+    out: _Families,
+    name: str,
+    pc: PartifactCluster,
+    counts: ConsensusCounts,
+    refused: Mapping[str, int],
+) -> None:
+    """A view of the consensus (the in-process driver's, or one node's): lifecycle, roles,
+    proposals, decisions, votes, refusals and the decision latency (every dict copied first:
+    the loop changes them)."""
+    label = (name,)
     stage = pc.lifecycle.stage
     for s in LifecycleStage:
         out.add("lifecycle_stage", (name, s.value), s is stage)
@@ -388,7 +456,7 @@ def _consensus(out: _Families, name: str, driver: PartifactDriver) -> None:
         ("consensus_proposals_total", counts.proposed),
         ("consensus_decisions_total", counts.decided),
         ("consensus_votes_total", counts.votes),
-        ("consensus_refused_total", pc.book.rejected),
+        ("consensus_refused_total", refused),
     ):
         for key, n in sorted(dict(counter).items()):
             out.add(family, (name, key), n)
@@ -457,8 +525,108 @@ class StateCollector(Collector):
                     _glyphs(out, member)
             _driver(out, self.cluster, self.migrator)
             if self.driver is not None:
-                _consensus(out, self.cluster.cluster, self.driver)
+                d = self.driver
+                _consensus(out, self.cluster.cluster, d.cluster, d.counts, d.cluster.book.rejected)
         return list(out.filled())
+
+
+class NodeCollector(Collector):
+    """Reads one ``becomingone node`` process at scrape time: a full or light node's cell and
+    the status of its latest tick (phase, peers heard, packets accepted and rejected, its
+    T_global), its supervisor's phase error and inbox, its NATS connection (:attr:`bus`, set
+    once connected), and with ``--glyphs`` / ``--roles`` its glyphs and its view of the
+    consensus; a witness's chain and the packets it verified. Labels: ``cell`` is the node's
+    name, ``cluster`` the cluster's (Prometheus adds each target's ``instance``, so the nodes'
+    views of one consensus stay apart).
+
+    Exactly one of ``node`` and ``witness`` is given.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cluster: str,
+        *,
+        node: SupervisedNode | None = None,
+        witness: ClusterWitness | None = None,
+    ) -> None:
+        if (node is None) == (witness is None):
+            raise ValueError("NodeCollector: give exactly one of node and witness")
+        self.name, self.cluster = name, cluster
+        self.node, self.witness = node, witness
+        self.bus: NatsBus | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        """Every family (no samples), so a registry can refuse a name clash."""
+        return [spec.family() for spec in METRICS]
+
+    def collect(self) -> Iterable[Metric]:
+        """The families that have samples now (read again when a dict changed meanwhile)."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._collect()
+            except RuntimeError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _collect(self) -> list[Metric]:
+        out, label = _Families(), (self.name,)
+        if self.node is not None:
+            self._node(out, self.node)
+        if self.witness is not None:
+            w = self.witness
+            out.add("witness_records_total", label, w.cell.chain.count)
+            _packets(out, self.name, w.validator.accepted, dict(w.validator.rejected))
+        bus = self.bus
+        if bus is not None:
+            stats = dict(bus.stats)
+            out.add("nats_connected", label, not bus.closed and bus.client.is_connected)
+            out.add("nats_messages_published_total", label, stats.get("published", 0))
+            out.add("nats_messages_delivered_total", label, stats.get("delivered", 0))
+            for reason, key in (("full", "dropped_full"), ("slow_consumer", "slow_consumer")):
+                out.add("nats_messages_dropped_total", (self.name, reason), stats.get(key, 0))
+            for event in ("disconnects", "reconnects", "errors"):
+                out.add(f"nats_{event}_total", label, stats.get(event, 0))
+        return list(out.filled())
+
+    def _node(self, out: _Families, node: SupervisedNode) -> None:
+        label = (self.name,)
+        cell = getattr(node.member, "cell", None)
+        if isinstance(cell, Cell):
+            _cell(out, self.name, cell)
+        out.add("node_ticks_total", label, node.ticks)
+        out.add("bus_queue_depth", label, node.queue_depth)
+        sup = node.supervisor
+        if sup is not None:
+            out.add("cps_phase_error_cycles", label, sup.last_error)
+        status = node.last_status
+        if status is not None:
+            out.add("node_members", label, status.members)
+            out.add("cps_phase_cycles", label, status.theta)
+            out.add("cps_network_stable", label, status.stable)
+            out.add("cps_peers_heard", label, status.heard)
+            out.add("cps_coherence_seen", label, status.c_seen)
+            out.add("node_t_global_squared", label, abs(status.t_global) ** 2)
+            out.add("node_cluster_collapses_total", label, status.cluster_collapses)
+            _packets(out, self.name, status.accepted, dict(status.rejected))
+        glyphs = node.glyphs
+        if glyphs is not None:
+            _glyphs(out, glyphs.member)
+            for event, n in sorted(dict(glyphs.counts).items()):
+                out.add("glyph_node_events_total", (self.name, event), n)
+        view = node.partifacts
+        if view is not None:
+            refused = Counter(dict(view.cluster.book.rejected))
+            refused.update(dict(view.rejected))
+            _consensus(out, self.cluster, view.cluster, view.tally, refused)
+
+
+def _packets(out: _Families, name: str, accepted: int, rejected: Mapping[str, int]) -> None:
+    """SSEP packets received (accepted + rejected) and rejected by reason."""
+    out.add("ssep_packets_received_total", (name,), accepted + sum(rejected.values()))
+    for reason, n in sorted(rejected.items()):
+        out.add("ssep_packets_rejected_total", (name, str(reason)), n)
 
 
 class ChoirCollector(Collector):
@@ -502,6 +670,13 @@ def choir_registry(ledger: Ledger, counts: Callable[[], Mapping[str, int]]) -> C
     """A new registry exposing a Choir ledger (``counts``: transactions applied by kind)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ChoirCollector(ledger, counts))
+    return registry
+
+
+def node_registry(collector: NodeCollector) -> CollectorRegistry:
+    """A new registry exposing one node process (``collector.bus`` is set once connected)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
     return registry
 
 

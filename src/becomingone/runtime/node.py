@@ -358,6 +358,16 @@ class SupervisedNode:
         self._theta = theta
         self._last_now = -float("inf")
         self.ticks = 0
+        #: The status of the latest tick (replaced whole each tick: a metrics scrape on another
+        #: thread reads it without a lock); None before the first tick.
+        self.last_status: NodeStatus | None = None
+        self._inbox: Subscription | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        """Packets waiting in the node's inbox (0 before it subscribed)."""
+        inbox = self._inbox
+        return 0 if inbox is None else inbox.pending
 
     @property
     def node_id(self) -> str:
@@ -443,6 +453,7 @@ class SupervisedNode:
         batch.append((status_subject(s.cluster, self.node_id), _dumps(status.to_json())))
         await bus.publish_many(batch)
         self.ticks += 1
+        self.last_status = status
         return status
 
     def status(self, now: float) -> NodeStatus:
@@ -487,7 +498,7 @@ class SupervisedNode:
         before its first tick, so processes started one after another tick together.
         """
         self.reload_roster()
-        inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
+        inbox = self._inbox = await bus.subscribe(f"ssep.{self.settings.cluster}.{self.node_id}")
         if self.glyphs is not None:
             await self.glyphs.start(bus, 0.0)
         if self.partifacts is not None:

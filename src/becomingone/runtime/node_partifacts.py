@@ -72,6 +72,7 @@ from becomingone.errors import (
 from becomingone.keys import NodeKey, verify_signature
 from becomingone.memory import AppendLog
 from becomingone.runtime.partifacts import (
+    ConsensusCounts,
     PartifactTick,
     decided_event,
     opened_event,
@@ -213,6 +214,7 @@ class NodePartifacts:
         self.history: deque[PartifactTick] = deque(maxlen=HISTORY)
         self.rejected: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.tally = ConsensusCounts()  # what this view counted, as the driver does (metrics)
         self._last_at: dict[str, float] = {}
         self._voted: set[str] = set()
         self._to_append: deque[bytes] = deque()
@@ -357,6 +359,7 @@ class NodePartifacts:
         if proposal.proposer == self.node_id:
             return
         self.cluster.propose(proposal, now)
+        self.tally.proposed[proposal.kind] += 1
         self._events.append(opened_event(proposal))
 
     def _on_vote(self, vote: Vote, now: float) -> None:
@@ -367,6 +370,7 @@ class NodePartifacts:
         decision = self.cluster.vote(vote, now)
         self._note_vote(vote, decision)
         self.counts["votes"] += 1
+        self.tally.votes["yes" if vote.yes else "no"] += 1
         if decision is not None:
             self._decided(decision)
 
@@ -447,6 +451,7 @@ class NodePartifacts:
                 if Decision.from_entry(e).proposal.id != decision.proposal.id
             )
             self.counts[f"decided_{decision.outcome.value}"] += 1
+            self.tally.decision(decision)
             out.append(decision)
         return out
 
@@ -520,6 +525,7 @@ class NodePartifacts:
         Validators. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
         self.cluster.propose(proposal, now)
         self.counts[f"proposed_{proposal.kind}"] += 1
+        self.tally.proposed[proposal.kind] += 1
         self._events.append(opened_event(proposal))
         self._send("proposal", {"proposal": proposal.to_json()})
 
@@ -530,6 +536,7 @@ class NodePartifacts:
         self._note_vote(vote, decision)
         self._voted.add(vote.proposal_id)
         self.counts["votes"] += 1
+        self.tally.votes["yes" if vote.yes else "no"] += 1
         self._send("vote", {"proposal_id": vote.proposal_id, **vote.to_json()})
         if decision is not None:
             self._decided(decision)

@@ -48,6 +48,7 @@ from becomingone.witnessing import Level
 
 __all__ = [
     "DECISION_BUCKETS",
+    "ConsensusCounts",
     "DecisionLatency",
     "PartifactDriver",
     "PartifactTick",
@@ -179,9 +180,10 @@ class DecisionLatency:
 
 
 @dataclass(slots=True)
-class _Counts:
-    """What the driver counted: proposals opened by kind, decisions by outcome, votes counted
-    by the consensus (``yes`` / ``no``) and the decision latency by kind."""
+class ConsensusCounts:
+    """What a view of the consensus counted (the in-process driver's, or one node's):
+    proposals opened by kind, decisions by outcome, votes counted by the consensus (``yes`` /
+    ``no``) and the decision latency by kind."""
 
     proposed: Counter[str] = field(default_factory=Counter)
     decided: Counter[str] = field(default_factory=Counter)
@@ -263,7 +265,7 @@ class PartifactDriver:
         self.failovers: list[dict[str, Any]] = []
         self.history: deque[PartifactTick] = deque(maxlen=history)
         self.first_tick: dict[LifecycleStage, int] = {}
-        self.counts = _Counts()
+        self.counts = ConsensusCounts()
         self._pending: dict[str, _Pending] = {}
         self._next_intent = 0.0
         self._serial = self.restored  # intents after a restart get fresh ids

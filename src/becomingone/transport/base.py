@@ -30,6 +30,11 @@ class Subscription(Protocol):
         """Every message already received, without waiting."""
         ...
 
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet taken (the queue depth)."""
+        ...
+
     async def unsubscribe(self) -> None:
         """Stop receiving; later publishes are not delivered here."""
         ...
