@@ -34,3 +34,13 @@ async def glyph_hangs(glyph: Any, context: Any, deadline: float) -> Any:
     import asyncio
 
     await asyncio.sleep(3600)
+
+
+def to_file(event: HookCall) -> None:
+    """Append the event as one JSON line to the file ``$BECOMINGONE_HOOK_LOG`` names (for
+    hooks of node processes, which a test reads back)."""
+    import json
+    import os
+
+    with open(os.environ["BECOMINGONE_HOOK_LOG"], "a") as out:
+        out.write(json.dumps({"event": event.name, "payload": dict(event.payload)}) + "\n")

@@ -49,6 +49,7 @@ from becomingone.errors import InputError, StorageError
 from becomingone.keys import NodeKey
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.node_feed import FedMember
+from becomingone.runtime.partifacts import event_subject, fire_event
 from becomingone.runtime.status_glyphs import parse_status_glyphs, status_glyphs
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
@@ -441,12 +442,17 @@ class SupervisedNode:
             await self.glyphs.step(now - started, c_cluster=c_seen, stable=stable)
         if self.partifacts is not None:
             t_sq = abs(sup.field.t_sync) ** 2
-            await self.partifacts.step(
+            view = await self.partifacts.step(
                 now,
                 collapsed=sup.stability.stable or t_sq >= self.partifacts.threshold,
                 c_cluster=_c_seen(sup, now),
                 roster=sup.roster,
             )
+            cell = getattr(self.member, "cell", None)
+            if cell is not None:  # the role.* / proposal.* hooks of this node's own cell
+                for name, payload in view.events:
+                    if event_subject(name, payload) == self.node_id:
+                        await fire_event(cell, name, payload, now)
         s = self.settings
         batch = [(f"ssep.{s.cluster}.{dest}", m.data) for m in out for dest in m.to]
         status = self.status(now)

@@ -69,6 +69,7 @@ from becomingone.errors import (
     ProtocolError,
     StorageError,
 )
+from becomingone.events import HookEvent
 from becomingone.keys import NodeKey, verify_signature
 from becomingone.memory import AppendLog
 from becomingone.runtime.partifacts import (
@@ -215,6 +216,8 @@ class NodePartifacts:
         self.rejected: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.tally = ConsensusCounts()  # what this view counted, as the driver does (metrics)
+        self._roles_seen: dict[str, Role] = {}  # roles at the last tick (role events)
+        self._transfers_seen = 0
         self._last_at: dict[str, float] = {}
         self._voted: set[str] = set()
         self._to_append: deque[bytes] = deque()
@@ -288,15 +291,28 @@ class NodePartifacts:
         return tick
 
     def _tick(self, now: float, life: LifecycleReport, decided: list[Decision]) -> PartifactTick:
+        """This tick's view and its events: proposals opened, decisions applied, roles handed
+        over (``role.transfer``) and roles that changed (``role.changed``) since the last tick
+        (the log task applies decisions between ticks) — as the in-process driver reports
+        them, so a node fires the same hooks for its own cell."""
         pc = self.cluster
         self._ticks += 1
         events = [*self._events, *(decided_event(d) for d in decided)]
+        before, moved = self._roles_seen, self._transfers_seen
+        self._roles_seen, self._transfers_seen = dict(pc.roles), pc.transfer_count
+        fresh = min(pc.transfer_count - moved, len(pc.transfers))
+        transfers = list(pc.transfers)[-fresh:] if fresh else []
+        events += [(HookEvent.ROLE_TRANSFER.value, t.to_json()) for t in transfers]
+        for cell, role in sorted(pc.roles.items()):
+            if before.get(cell) is not role:
+                events.append((HookEvent.ROLE_CHANGED.value, {"cell": cell, "role": role.value}))
         tick = PartifactTick(
             tick=self._ticks,
             time=now,
             lifecycle=life,
             cells={c: (p.state, pc.roles.get(c)) for c, p in pc.partifacts.items()},
             decisions=tuple(decided),
+            transfers=tuple(transfers),
             events=tuple(events),
             votes=tuple(self._votes),
         )

@@ -40,6 +40,7 @@ from becomingone.errors import InputError, ProtocolError
 from becomingone.events import HookEvent
 from becomingone.keys import NodeKey
 from becomingone.memory import AppendLog, MemoryAppendLog
+from becomingone.runtime.cell import Cell
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.cluster import ClusterMember, TickReport
 from becomingone.runtime.glyph_handlers import RUN_COST
@@ -53,6 +54,8 @@ __all__ = [
     "PartifactDriver",
     "PartifactTick",
     "decided_event",
+    "event_subject",
+    "fire_event",
     "opened_event",
     "vote_row",
 ]
@@ -69,6 +72,24 @@ _SUBJECT_KEY = {
     HookEvent.PROPOSAL_OPENED: "proposer",
     HookEvent.PROPOSAL_DECIDED: "proposer",
 }
+
+
+def event_subject(name: str, payload: Mapping[str, Any]) -> str:
+    """The cell a partifact event (``role.*``, ``proposal.*``) concerns: its hooks fire it."""
+    return str(payload.get(_SUBJECT_KEY[HookEvent(name)], ""))
+
+
+async def fire_event(cell: Cell, name: str, payload: Mapping[str, Any], time: float) -> None:
+    """Fire partifact event ``name`` on ``cell``'s hooks and witness it there: a MICRO record
+    of the payload and ``vetoed`` (a ``before_`` veto is recorded, as feedback; it cannot undo
+    what the cluster decided); a failing hook is logged and witnessed, never raised."""
+    event = HookEvent(name)
+    result = await cell.hooks.fire(event, time, payload)
+    record = {**payload, "vetoed": None if result.veto is None else result.veto.reason}
+    await cell.witness(Level.MICRO, event.value, record, time)
+    for failure in result.failures:
+        log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
+        await cell.witness(Level.MICRO, "hook.failed", asdict(failure), time)
 
 
 def opened_event(proposal: Proposal) -> tuple[str, Mapping[str, Any]]:
@@ -408,20 +429,12 @@ class PartifactDriver:
                 d.counts[f"failed_{err.reason}"] += 1
 
     async def fire_hooks(self, tick: PartifactTick) -> None:
-        """Fire each event of ``tick`` on the full cell it concerns and witness it there (a
-        MICRO record with the payload and ``vetoed``: a ``before_`` veto is recorded, as
-        feedback; it cannot undo what the cluster decided). CPS-only cells have no hooks."""
+        """Fire each event of ``tick`` on the full cell it concerns and witness it there
+        (:func:`fire_event`). CPS-only cells have no hooks."""
         for name, payload in tick.events:
-            event = HookEvent(name)
-            member = self._by_id.get(str(payload.get(_SUBJECT_KEY[event], "")))
-            if not isinstance(member, CellMember):
-                continue
-            result = await member.cell.hooks.fire(event, tick.time, payload)
-            record = {**payload, "vetoed": None if result.veto is None else result.veto.reason}
-            await member.cell.witness(Level.MICRO, event.value, record, tick.time)
-            for failure in result.failures:
-                log.warning("hook %s on %s failed: %s", failure.hook, failure.event, failure.error)
-                await member.cell.witness(Level.MICRO, "hook.failed", asdict(failure), tick.time)
+            member = self._by_id.get(event_subject(name, payload))
+            if isinstance(member, CellMember):
+                await fire_event(member.cell, name, payload, tick.time)
 
     def _note_failover(self, before: Mapping[str, Role], now: float) -> None:
         old = next((c for c, r in before.items() if r is Role.GENESIS), None)
