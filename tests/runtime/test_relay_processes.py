@@ -22,7 +22,6 @@ import pytest
 from becomingone.certs import TlsFiles, init_ca, issue_certificate
 from becomingone.runtime.datadir import load_key
 from becomingone.runtime.launcher import NodeProcesses
-from becomingone.runtime.node import RosterFile
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.runtime.relay import RelayStatus, relay_subject
 from becomingone.transport import connect_nats
@@ -195,8 +194,9 @@ async def test_a_tls_relay_with_a_tls_node_behind_it(tmp_path: Path) -> None:
     its leafnode listener with an admin certificate, a node with its node certificate on the
     cluster reading the KV roster an admin wrote, and a node behind the relay on the site's
     loopback URL with the same command line (``--certs``; the hop is plain: the site server is
-    the relay's own, on 127.0.0.1) and the same members in a roster file (the JetStream API
-    does not cross the leaf link). They hear each
+    the relay's own, on 127.0.0.1), reading the same KV roster across the leaf link (through
+    the cluster's JetStream domain; no roster file) and following it live (a member an admin
+    adds reaches it). They hear each
     other with nothing rejected and reach SHARED as an observer with its own certificate sees
     it; SIGTERM stops every process with exit 0 and none is left, the relay's leaf server
     included."""
@@ -216,9 +216,6 @@ async def test_a_tls_relay_with_a_tls_node_behind_it(tmp_path: Path) -> None:
                 await admin.put(name, public_key)
         finally:
             await admin.aclose()
-        site_roster = RosterFile(tmp_path / "site-roster.json")
-        for name, public_key in keys.items():
-            site_roster.join(name, public_key)
         procs: list[subprocess.Popen[str]] = []
 
         def start(name: str, *args: str) -> subprocess.Popen[str]:
@@ -243,8 +240,7 @@ async def test_a_tls_relay_with_a_tls_node_behind_it(tmp_path: Path) -> None:
             leaf_pid, site_url = int(first["pid"]), str(first["url"])
             node_flags = [*FLAGS, "--kind", "light", "--json"]
             start("hub-cell", "--bus", servers.urls[0], "--certs", str(certs), *node_flags)
-            site_flags = ["--certs", str(certs), "--roster", str(site_roster.path)]
-            start("site-cell", "--bus", site_url, *site_flags, *node_flags)
+            start("site-cell", "--bus", site_url, "--certs", str(certs), *node_flags)
             tls = TlsFiles.named(certs, "observer")
             bus = await connect_nats(servers.urls, name="observer", tls=tls)
             try:
@@ -260,6 +256,14 @@ async def test_a_tls_relay_with_a_tls_node_behind_it(tmp_path: Path) -> None:
                 )
                 await until(obs, lambda: obs.history[-1].band.value == "SHARED", 30)
                 assert all(s.members == 2 and not s.rejected for s in obs.latest.values())
+                admin = await RosterBucket.connect(
+                    servers.urls, cluster="local", tls=TlsFiles.named(certs, "admin")
+                )
+                try:  # a member added by an admin reaches the node behind the relay live
+                    await admin.put("late-cell", bytes(range(32)))
+                finally:
+                    await admin.aclose()
+                await until(obs, lambda: obs.latest["site-cell"].members == 3, 10)
             finally:
                 await bus.aclose()
             for proc in reversed(procs):  # the nodes, then the relay

@@ -58,6 +58,7 @@ from becomingone.certs import ROLE_URI, CertKind, TlsFiles
 from becomingone.errors import InputError, StorageError, TransportError
 
 __all__ = [
+    "JS_DOMAIN",
     "MAX_SERVERS",
     "NODE_JETSTREAM_READ",
     "NODE_SUBJECTS",
@@ -77,6 +78,11 @@ __all__ = [
 MAX_SERVERS = 9
 #: Name of the NATS cluster (the ``cluster { name }`` of every server).
 CLUSTER_NAME = "becomingone"
+
+#: The JetStream domain of every server ``nats up`` starts: the API is then also served as
+#: ``$JS.<domain>.API.>``, which crosses a leaf link, so clients behind a relay (a leaf server
+#: without JetStream of its own) reach the cluster's KV and streams with ``domain=JS_DOMAIN``.
+JS_DOMAIN = "becomingone"
 #: The state file in ``DATA_DIR/nats``: what ``nats up`` started.
 STATE_FILE = "state.json"
 _HOST = "127.0.0.1"
@@ -266,6 +272,7 @@ def _config_text(
         f"http: {json.dumps(f'{_HOST}:{spec.monitor_port}')}",
         "jetstream {",
         f"  store_dir: {json.dumps(spec.store_dir)}",
+        f"  domain: {json.dumps(JS_DOMAIN)}",
         "  max_memory_store: 256MB",
         "  max_file_store: 2GB",
         "}",

@@ -36,6 +36,7 @@ from becomingone.keys import PUBLIC_KEY_BYTES
 from becomingone.sync.roster import NODE_ID_PATTERN, KeyRoster
 from becomingone.transport.jetstream import kv_entries
 from becomingone.transport.nats import NatsBus, connect_nats
+from becomingone.transport.natsd import JS_DOMAIN
 
 __all__ = [
     "DEV_MODE_WARNING",
@@ -260,6 +261,8 @@ class RosterWatch:
         self.cluster = cluster
         self.bucket = roster_bucket(cluster)
         self.bad_entries = 0
+        #: The JetStream domain the bucket was read through (None: the local ``$JS.API``).
+        self.domain: str | None = None
         self._roster = KeyRoster()
         self._changed = True
         self._watcher: Any = None
@@ -272,10 +275,16 @@ class RosterWatch:
 
     async def start(self, bus: NatsBus, *, timeout: float = 5.0) -> KeyRoster:
         """Read the bucket and start watching it; :class:`TransportError` if it is absent."""
-        js = bus.client.jetstream(timeout=timeout)
         try:
             async with asyncio.timeout(timeout + 1.0):
-                kv = await js.key_value(self.bucket)
+                try:
+                    kv = await bus.client.jetstream(timeout=timeout).key_value(self.bucket)
+                except nats.js.errors.ServiceUnavailableError:
+                    # no JetStream answers $JS.API here: behind a relay (a leaf server), the
+                    # cluster's JetStream answers under its domain across the leaf link
+                    js = bus.client.jetstream(timeout=timeout, domain=JS_DOMAIN)
+                    kv = await js.key_value(self.bucket)
+                    self.domain = JS_DOMAIN
                 self._watcher = await kv.watchall()
                 entries = []
                 while (entry := await self._watcher.updates(timeout=timeout)) is not None:
