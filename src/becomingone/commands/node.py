@@ -417,6 +417,13 @@ def _run_witness(
             stack.callback(records.connection.close)
             view["listing"] = functools.partial(record_glyphs, records, ())
         if args.roles:
+            if tls is not None and not tls.bound_to(cluster):
+                raise StorageError(
+                    f"{tls.cert.name} is not bound to cluster {cluster}, so the servers refuse "
+                    f"it partifacts.{cluster}: --roles with --certs takes a node certificate "
+                    f"bound to the cluster (certs issue NAME --cluster {cluster}) on servers "
+                    f"that grant it (nats up --tls --cluster {cluster})"
+                )
             log = _granted(
                 "--roles",
                 tls,
