@@ -8,7 +8,10 @@ node (the roles the nodes report), ``lifecycle.changed`` with its conditions and
 ``proposal.opened``, ``proposal.vote`` and ``proposal.decided`` (the in-process event code
 path, fed by the node's own partifact view); a Validator node's stream has the same proposal
 events. The witness, which holds no partifact view, shows each node's role and the lifecycle
-stage from the statuses it hears. In Debian's Chromium the Genesis node's dashboard lists the
+stage from the statuses it hears; a witness started with ``--roles`` keeps a read-only view of
+the consensus and serves the Genesis node's roles, stage and decided proposals, refusing
+writes (405 ``read_only``), and its page shows the roles. In Debian's Chromium the Genesis
+node's dashboard lists the
 five nodes with their roles and the lifecycle stage, and a proposal made through the API goes
 from open to passed in the page. Screenshot in out/dashboard/.
 """
