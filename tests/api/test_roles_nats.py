@@ -55,10 +55,12 @@ class Cluster:
         return f"http://127.0.0.1:{self.fleet.ports[name]}"
 
     def propose(self, text: str) -> str:
-        """Propose ``text`` through the Genesis node's API; its id."""
-        status, doc = self.fleet.call(self.genesis, "/proposals", {"text": text})
-        assert status == 201, (status, doc)
-        return str(doc["id"])
+        """Propose ``text`` through the Genesis node's API; its id. Roles move while the
+        module runs (a loaded machine, a new term), so a ``409 not_proposer`` is followed to
+        the node it names, which is then taken as the Genesis (bounded)."""
+        took = wait_for(lambda: self.fleet.propose(self.genesis, text), 15, "a proposer took it")
+        self.genesis = took[0]
+        return str(took[1]["id"])
 
     def decided(self, pid: str) -> dict[str, Any]:
         """The proposal once the Genesis node's view has decided it (bounded)."""
