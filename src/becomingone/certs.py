@@ -560,6 +560,13 @@ class TlsFiles:
         _load_key(self.key, cert)
         return cert
 
+    def bound_to(self, cluster: str) -> bool:
+        """True iff this client certificate may use ``cluster``'s partifact and glyph subjects
+        on servers that grant it: an admin's, or a node's bound to ``cluster`` (``certs issue
+        NAME --cluster CLUSTER``). Reads the certificate only (no check of its validity)."""
+        cert = load_certificate(self.cert)
+        return _role(cert) == "admin" or cluster_uri(cluster) in _uris(cert)
+
     def client_context(self, *, now: dt.datetime | None = None) -> ssl.SSLContext:
         """A TLS client context trusting only the cluster CA and presenting this certificate
         (checked first with :meth:`check`); TLS 1.2 or later, host names checked."""

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from becomingone.transport.jetstream import (
     log_subject,
 )
 from becomingone.transport.natsd import NatsServers
+from tests.api.browserhelpers import free_port
 from tests.faults.test_glyph_faults import GlyphFleet, _fires, _spread, _submit, _wait
 from tests.helpers import gone
 from tests.runtime.test_node_partifacts import RoleFleet, wait_for
@@ -53,6 +57,7 @@ def secure(tmp_path: Path) -> Iterator[tuple[NatsServers, Path]]:
     issue_certificate(certs, "admin", admin=True)
     for i in range(3):
         issue_certificate(certs, node_name(i), cluster=CLUSTER)
+    issue_certificate(certs, "witness-0", cluster=CLUSTER)
     issue_certificate(certs, "plain")
     tls = TlsFiles.named(certs, "nats")
     with NatsServers(tmp_path, tls=tls, grants=[cluster_grant(CLUSTER)]) as servers:
@@ -124,12 +129,19 @@ def _roles(f: RoleFleet) -> dict[str, dict[str, Any]] | None:
 def test_tls_role_nodes_form_and_decide(secure: tuple[NatsServers, Path], tmp_path: Path) -> None:
     """Three ``node --roles --certs`` processes form (one Genesis, a Validator, the lifecycle
     active) and a text proposed through the Genesis node's API passes; its decision is on the
-    consensus log (read with the admin certificate), and the server logged no violation."""
+    consensus log (read with the admin certificate), and the server logged no violation. A
+    ``--roles`` witness with a certificate bound to the cluster serves the same Genesis and
+    the text passed from its read-only view."""
     servers, certs = secure
     f = RoleFleet(tmp_path / "nodes", servers.urls, count=3, extra=("--certs", str(certs)))
+    port = free_port()
+    witness: subprocess.Popen[bytes] | None = None
     try:
         started = time.monotonic()
         f.start_all()
+        cmd = [*f.launcher.command("witness-0", "witness"), "--serve", f"127.0.0.1:{port}"]
+        with open(tmp_path / "witness-0.log", "ab") as out:
+            witness = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         rows = wait_for(lambda: _roles(f), 60, "roles assigned on every node")
         print(f"TLS role nodes: formed {time.monotonic() - started:.1f} s after start")
         genesis = next(iter(rows.values()))["genesis"]
@@ -144,7 +156,19 @@ def test_tls_role_nodes_form_and_decide(secure: tuple[NatsServers, Path], tmp_pa
             return d if d["status"] != "open" else None
 
         assert wait_for(settled, 30, "the text decided")["status"] == "passed"
+
+        def seen() -> dict[str, Any] | None:
+            code, doc = _get(f"http://127.0.0.1:{port}/api/v1/cluster/proposals/{pid}")
+            return doc if code == 200 and doc["status"] == "passed" else None
+
+        assert wait_for(seen, 30, "the text at the witness")["proposer"] == genesis
+        code, roles = _get(f"http://127.0.0.1:{port}/api/v1/cluster/roles")
+        assert code == 200 and roles["genesis"] == genesis, (code, roles)
     finally:
+        if witness is not None:
+            witness.terminate()
+            witness.wait(timeout=30)
+            assert gone(witness.pid)
         f.stop()
     admin = JetStreamConnection(servers.urls, tls=TlsFiles.named(certs, "admin"))
     try:
@@ -154,6 +178,35 @@ def test_tls_role_nodes_form_and_decide(secure: tuple[NatsServers, Path], tmp_pa
         admin.close()
     assert [d.passed for d in decided if d.proposal.id == pid] == [True]
     assert _violations(servers) == 0
+
+
+def _get(url: str) -> tuple[int, Any]:
+    """``(status, JSON)`` of a GET, without a proxy (0 when nothing answers yet)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=5.0) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+    except OSError:
+        return 0, None
+
+
+@pytest.mark.timeout(60)
+def test_a_witness_with_an_unbound_certificate_is_refused_in_one_line(
+    secure: tuple[NatsServers, Path], tmp_path: Path
+) -> None:
+    """``node --kind witness --roles --serve --certs`` with a certificate not bound to the
+    cluster (the servers would refuse it ``partifacts.local``): one line naming what to do,
+    exit 1, before it serves anything."""
+    servers, certs = secure
+    f = RoleFleet(tmp_path / "nodes", servers.urls, count=1, extra=("--certs", str(certs)))
+    cmd = [*f.launcher.command("witness-0", "witness"), "--cert", "plain", "--serve", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=50)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "plain.crt is not bound to cluster local" in lines[0], lines
+    assert "certs issue NAME --cluster local" in lines[0], lines
 
 
 async def _write(certs: Path, servers: NatsServers, cert: str, cluster: str) -> list[str]:

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 
 import pytest
 
-from becomingone.cluster import GENESIS_DIGEST, Decision, RolePlan
-from becomingone.errors import InputError
+from becomingone.cluster import GENESIS_DIGEST, Decision, RolePlan, Vote
+from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import NodeKey
 from becomingone.memory import MemoryAppendLog
+from becomingone.runtime.glyph_desk import UnknownCell
 from becomingone.runtime.node_partifacts import (
     MAX_MESSAGE,
     NodePartifacts,
@@ -242,3 +243,74 @@ async def test_a_failing_log_task_stops_the_log_not_the_node() -> None:
     assert view.counts["log_errors"] == 1
     assert view.cluster.head == 0
     await view.aclose()
+
+
+class _CountingLog(MemoryAppendLog):
+    """A shared log that counts the appends each caller made (by its view's name)."""
+
+    def __init__(self) -> None:
+        super().__init__("consensus")
+        self.appends = 0
+
+    def append(self, entry: bytes, *, expected_last: int | None = None) -> int:
+        self.appends += 1
+        return super().append(entry, expected_last=expected_last)
+
+
+async def test_an_observer_keeps_the_members_view_and_never_writes() -> None:
+    """An observer (no key: a witness node's view) beside five member views on the same
+    subject and log: it ends with the Genesis, the roles, the term, the head and the memory
+    digest of the members and the same decided proposals, while it published nothing,
+    appended nothing and is no member of its view; its desk refuses a proposal
+    (``not_proposer``) and a vote (an unknown cell), and its view refuses both (``observer``)."""
+    f = Fleet()
+    f.log = _CountingLog()
+    for view in f.views.values():
+        view.log = f.log
+    observer = NodePartifacts(None, "witness-0", cluster="t", log=f.log, genesis_timeout=1.0)
+    conn = f.bus.connect("witness-0")
+    spy = await f.bus.connect("spy").subscribe(partifact_subject("t"))
+    await f.start()
+    await observer.start(conn)
+    members_appends, heard = 0, []
+    for _ in range(round(6.0 / TICK)):
+        await f.run(TICK)
+        before = f.log.appends
+        await observer.step(f.now, collapsed=True, c_cluster=0.9, roster=ROSTER)
+        await observer.sync_log()
+        assert f.log.appends == before  # the observer's step appended nothing
+        members_appends = f.log.appends
+        heard += spy.drain()
+    assert heard and not any(b"witness-0" in m for m in heard)  # it signed nothing
+    assert members_appends > 0
+    await f.run(TICK)  # every member applies what is on the log
+    await observer.step(f.now, collapsed=True, c_cluster=0.9, roster=ROSTER)
+    await observer.sync_log()
+    member = f.views[NAMES[0]]
+    pc, mine = member.cluster, observer.cluster
+    assert mine.genesis == pc.genesis is not None
+    assert (mine.roles, mine.term, mine.head, mine.memory) == (
+        pc.roles,
+        pc.term,
+        pc.head,
+        pc.memory,
+    )
+    assert "witness-0" not in mine.partifacts and observer.keys == {}
+    assert {i: d.outcome for i, d in mine.book.decided.items()} == {
+        i: d.outcome for i, d in pc.book.decided.items() if i in mine.book.decided
+    }
+    assert len(mine.book.decided) >= 3
+    row = observer.row()
+    assert row["state"] is None and row["role"] is None and row["head"] == pc.head
+    desk = ProposalDesk(observer, clock=lambda: f.now)
+    with pytest.raises(ProposalRefused) as refused:
+        desk.propose_text("from a witness", 0.0)
+    assert refused.value.reason == "not_proposer"
+    pid = next(iter(mine.book.decided))
+    with pytest.raises(UnknownCell):
+        await desk.vote(pid, NAMES[0], True, 0.0)
+    vote = Vote.create(KEYS[NAMES[0]], proposal_id=pid, voter=NAMES[0], yes=True, at=f.now)
+    with pytest.raises(ProtocolError) as error:
+        observer.cast(vote, f.now)
+    assert error.value.reason == "observer"
+    await observer.aclose()

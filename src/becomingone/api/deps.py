@@ -125,7 +125,7 @@ def _writer(state: State, request: Request) -> TokenInfo:
         raise ApiProblem(
             405,
             "read_only",
-            "this server serves a stopped cell read-only",
+            state.settings.read_only_reason,
             headers={"Allow": ""},
         )
     info = _token(state, request)

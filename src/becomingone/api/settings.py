@@ -42,7 +42,8 @@ MAX_INDEX = 2**62
 class ApiSettings:
     """Limits and switches of one API app (units in the names; see docs/api.md, Limits).
 
-    ``read_only`` serves a stopped cell's history: every write answers 405. ``rate_per_second``
+    ``read_only`` serves a stopped cell's history (or a witness node's view of the consensus):
+    every write answers 405 with ``read_only_reason``. ``rate_per_second``
     and ``rate_burst`` are the token bucket of each write token; ``max_body_bytes`` bounds every
     request body; ``max_samples`` the rows of one POST; ``max_points`` a coherence history
     answer; ``max_page`` a page of witness records; ``event_queue`` each WebSocket client's
@@ -51,6 +52,7 @@ class ApiSettings:
     """
 
     read_only: bool = False
+    read_only_reason: str = "this server serves a stopped cell read-only"
     public_reads: bool = False
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576

@@ -19,6 +19,9 @@ glyph of its own, no write route).
 signed votes on ``partifacts.<cluster>``, decisions on the JetStream stream
 ``LOG_consensus_<cluster>`` (:mod:`becomingone.runtime.node_partifacts`); with ``--serve`` the
 node serves the roles and proposal routes of its view (writes need a token of its data dir).
+A witness with ``--roles --serve`` serves the same read routes of an observer's view (a
+``NodePartifacts`` without a key: it hears ``partifacts.<cluster>`` and reads the log, never
+proposes, votes, appends or signs); every write there answers 405 ``read_only``.
 With ``--certs``, ``--glyphs`` and ``--roles`` take a node certificate bound to the cluster
 (``certs issue NAME --cluster C``) on servers that grant it (``nats up --tls --cluster C``);
 a refused one ends the node with one line saying so.
@@ -144,7 +147,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--roles",
         action="store_true",
         help="run the partifact protocol (full, light): votes on NATS, decisions on the "
-        "JetStream stream LOG_consensus_<cluster>; with --serve the proposal routes too",
+        "JetStream stream LOG_consensus_<cluster>; with --serve the proposal routes too. A "
+        "witness with --serve: a read-only view of that consensus (roles, proposals)",
     )
     p.add_argument(
         "--genesis-timeout",
@@ -201,7 +205,9 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(
             "--glyph-takeover", f"must be a finite number > 0, got {args.glyph_takeover}"
         )
-    if args.roles and args.kind not in ("full", "light"):
+    if args.roles and args.kind == "witness" and args.serve is None:
+        raise InputError("--roles", "a witness only serves its view of the consensus: add --serve")
+    if args.roles and args.kind not in ("full", "light", "witness"):
         raise InputError("--roles", f"a {args.kind} holds no role; run a full or light node")
     if not (math.isfinite(args.genesis_timeout) and args.genesis_timeout > 0):
         raise InputError(
@@ -394,18 +400,47 @@ def _run_witness(
     tls: TlsFiles | None,
 ) -> dict[str, Any]:
     """Run a witness until a signal or the end; its last status. With ``--glyphs`` its served
-    view lists the cluster's glyphs from the ownership records (none of them its own)."""
+    view lists the cluster's glyphs from the ownership records (none of them its own); with
+    ``--roles`` it serves the roles and proposals of an observer's view of the consensus
+    (the partifact messages and the consensus log, read only)."""
     serve = functools.partial(
         serve, collector=NodeCollector(witness.cell.config.name, cluster, witness=witness)
     )
-    if not args.glyphs:
+    if not (args.glyphs or args.roles):
         return dict(asyncio.run(serve(witness.run)))
-    records = JetStreamCasRecord(JetStreamConnection(args.bus, tls=tls), glyph_bucket(cluster))
-    try:
-        listing = functools.partial(record_glyphs, records, ())
-        return dict(asyncio.run(serve(witness.run, view=views(listing=listing))))
-    finally:
-        records.connection.close()
+    with contextlib.ExitStack() as stack:
+        view: dict[str, Any] = {}
+        if args.glyphs:
+            records = JetStreamCasRecord(
+                JetStreamConnection(args.bus, tls=tls), glyph_bucket(cluster)
+            )
+            stack.callback(records.connection.close)
+            view["listing"] = functools.partial(record_glyphs, records, ())
+        if args.roles:
+            if tls is not None and not tls.bound_to(cluster):
+                raise StorageError(
+                    f"{tls.cert.name} is not bound to cluster {cluster}, so the servers refuse "
+                    f"it partifacts.{cluster}: --roles with --certs takes a node certificate "
+                    f"bound to the cluster (certs issue NAME --cluster {cluster}) on servers "
+                    f"that grant it (nats up --tls --cluster {cluster})"
+                )
+            log = _granted(
+                "--roles",
+                tls,
+                lambda: JetStreamAppendLog(
+                    JetStreamConnection(args.bus, tls=tls), consensus_log_name(cluster)
+                ),
+            )
+            stack.callback(log.connection.close)
+            observer = NodePartifacts(
+                None,
+                witness.cell.config.name,
+                cluster=cluster,
+                log=log,
+                genesis_timeout=args.genesis_timeout,
+            )
+            view["observer"] = (observer, lambda: witness.validator.roster)
+        return dict(asyncio.run(serve(witness.run, view=views(**view))))
 
 
 def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[str, Any]]:

@@ -38,6 +38,11 @@ vote's round trip and a log append.
 (its own and heard ones, with the tally after each) and ``proposal.decided`` for the
 decisions it applied from the log, in the in-process driver's shapes: what
 ``node --roles --serve`` turns into its cluster event stream.
+
+**An observer** (``key=None``: a witness node, ``node --kind witness --roles --serve``) keeps
+the same view from the same messages and the same log, and does nothing else: it holds no key
+and is no member of its view, so it never observes itself, proposes, votes, appends or signs,
+and publishes nothing; it only reads the log (decisions are still applied only from there).
 """
 
 from __future__ import annotations
@@ -167,6 +172,8 @@ class Observation:
 class NodePartifacts:
     """The partifact protocol on one node: ``key`` signs for ``node_id``; ``log`` is the
     cluster's consensus log (shared by every node: a JetStream stream across processes).
+    Without a ``key`` the view is an observer's (``node_id`` names the witness in logs only):
+    it hears and reads, never writes.
 
     ``threshold`` is I_c; ``genesis_timeout`` how long a silent cell keeps its role;
     ``vote_seconds`` each proposal's deadline after it is made; ``propose_every`` the period
@@ -179,7 +186,7 @@ class NodePartifacts:
 
     def __init__(
         self,
-        key: NodeKey,
+        key: NodeKey | None,
         node_id: str,
         *,
         cluster: str,
@@ -200,14 +207,14 @@ class NodePartifacts:
         self.subject = partifact_subject(cluster)
         self.cluster_name = cluster
         self.key = key
-        self.keys = {node_id: key}
+        self.keys = {} if key is None else {node_id: key}
         self.silent: dict[str, float | None] = {}
         self.log = log
         self.threshold = threshold
         self.vote_seconds = vote_seconds
         self.propose_every = propose_every
         self.cluster = PartifactCluster(
-            {node_id: key.public_bytes},
+            {} if key is None else {node_id: key.public_bytes},
             threshold=threshold,
             genesis_timeout=genesis_timeout,
             window=window,
@@ -257,29 +264,33 @@ class NodePartifacts:
         self, now: float, *, collapsed: bool, c_cluster: float, roster: Mapping[str, bytes]
     ) -> PartifactTick:
         """One tick: take the messages, observe this cell, read and write the log, propose,
-        vote, sync and check the lifecycle; publish what this node says."""
+        vote, sync and check the lifecycle; publish what this node says. An observer only
+        takes the messages, reads the log, syncs and checks the lifecycle (``collapsed`` is
+        not used; ``c_cluster`` is the C it measured)."""
         assert self._sub is not None and self._bus is not None, "start() first"
         pc = self.cluster
         self._join(roster, now)
         for data in self._sub.drain():
             self._receive(data, now)
-        obs = Observation.create(
-            self.key,
-            cluster=self.cluster_name,
-            cell=self.node_id,
-            collapsed=collapsed,
-            c_cluster=min(1.0, max(0.0, c_cluster)),
-            at=now,
-        )
-        pc.observe(self.node_id, collapsed=collapsed, c_cluster=obs.c_cluster, now=now)
-        self._send("obs", obs.to_json())
+        if self.key is not None:
+            obs = Observation.create(
+                self.key,
+                cluster=self.cluster_name,
+                cell=self.node_id,
+                collapsed=collapsed,
+                c_cluster=min(1.0, max(0.0, c_cluster)),
+                at=now,
+            )
+            pc.observe(self.node_id, collapsed=collapsed, c_cluster=obs.c_cluster, now=now)
+            self._send("obs", obs.to_json())
         for decision in pc.expire(now):
             self._decided(decision)
         decided = self._log_results()
-        self._form(now)
-        self._propose_roles(now)
-        self._propose_intent(now)
-        self._vote(now)
+        if self.key is not None:
+            self._form(self.key, now)
+            self._propose_roles(self.key, now)
+            self._propose_intent(self.key, now)
+            self._vote(self.key, now)
         if self._sync is None:  # the log's round trips run beside the ticks, never in them
             self._sync = asyncio.create_task(self._sync_log())
         pc.sync_state(now)
@@ -352,7 +363,7 @@ class NodePartifacts:
             pass  # counted by the consensus book or the router
 
     def _on_observation(self, obs: Observation) -> None:
-        if obs.cell == self.node_id:  # our own, back from the bus, unless forged
+        if self.key is not None and obs.cell == self.node_id:  # ours, back, unless forged
             if not verify_signature(self.key.public_bytes, obs.body(), obs.signature):
                 self.rejected["forged"] += 1
             return
@@ -379,7 +390,7 @@ class NodePartifacts:
         self._events.append(opened_event(proposal))
 
     def _on_vote(self, vote: Vote, now: float) -> None:
-        if vote.voter == self.node_id:  # our own, back from the bus, unless forged
+        if self.key is not None and vote.voter == self.node_id:  # ours, unless forged
             if not verify_signature(self.key.public_bytes, vote.body(), vote.signature):
                 self.rejected["forged"] += 1
             return
@@ -399,8 +410,9 @@ class NodePartifacts:
     # the log ------------------------------------------------------------------------------
 
     def _decided(self, decision: Decision) -> None:
-        """A decision this view reached: the proposer records it; the others wait for it."""
-        if decision.proposal.proposer == self.node_id:
+        """A decision this view reached: the proposer records it; the others (and an
+        observer) wait for it."""
+        if self.key is not None and decision.proposal.proposer == self.node_id:
             self._to_append.append(decision.to_entry())
 
     def _log_results(self) -> list[Decision]:
@@ -473,7 +485,7 @@ class NodePartifacts:
 
     # proposing and voting -----------------------------------------------------------------
 
-    def _form(self, now: float) -> None:
+    def _form(self, key: NodeKey, now: float) -> None:
         """While there is no Validator: if this view's plan names this cell Genesis, record
         the plan as a decision it alone was eligible for (one per head)."""
         pc = self.cluster
@@ -484,7 +496,7 @@ class NodePartifacts:
             return
         payload = {**RolePlan(roles=plan, term=pc.term + 1).to_payload(), "why": "formation"}
         p = Proposal.create(
-            self.key,
+            key,
             kind="roles",
             subject=f"roles-{pc.term + 1}",
             payload=payload,
@@ -493,12 +505,12 @@ class NodePartifacts:
             deadline=now + self.vote_seconds,
             eligible=(self.node_id,),
         )
-        vote = Vote.create(self.key, proposal_id=p.id, voter=self.node_id, yes=True, at=now)
+        vote = Vote.create(key, proposal_id=p.id, voter=self.node_id, yes=True, at=now)
         decision = Decision(proposal=p, outcome=Outcome.PASSED, votes=(vote,), decided_at=now)
         self._formed_at = pc.head
         self._to_append.append(decision.to_entry())
 
-    def _propose_roles(self, now: float) -> None:
+    def _propose_roles(self, key: NodeKey, now: float) -> None:
         """The proposer puts a changed role plan to the Validators (one open at a time)."""
         pc = self.cluster
         if not pc.validators() or pc.proposer(now) != self.node_id:
@@ -509,20 +521,24 @@ class NodePartifacts:
         if plan is None:
             return
         why = "failover" if pc.genesis is not None and pc.genesis not in plan.roles else "roles"
-        self._open("roles", {**plan.to_payload(), "why": why}, f"roles-{plan.term}", now)
+        self._open(key, "roles", {**plan.to_payload(), "why": why}, f"roles-{plan.term}", now)
 
-    def _propose_intent(self, now: float) -> None:
+    def _propose_intent(self, key: NodeKey, now: float) -> None:
         """The proposer puts an intent to the Validators every ``propose_every`` seconds."""
         pc = self.cluster
         if now < self._next_intent or not pc.validators() or pc.proposer(now) != self.node_id:
             return
         self._next_intent = now + self.propose_every
         serial = round(now * 1000)
-        self._open("intent", {"what": "probe", "n": serial}, f"intent-{self.node_id}-{serial}", now)
+        self._open(
+            key, "intent", {"what": "probe", "n": serial}, f"intent-{self.node_id}-{serial}", now
+        )
 
-    def _open(self, kind: str, payload: dict[str, Any], subject: str, now: float) -> None:
+    def _open(
+        self, key: NodeKey, kind: str, payload: dict[str, Any], subject: str, now: float
+    ) -> None:
         p = Proposal.create(
-            self.key,
+            key,
             kind=kind,
             subject=subject,
             payload=payload,
@@ -538,7 +554,9 @@ class NodePartifacts:
 
     def open_operator(self, proposal: Proposal, now: float) -> None:
         """Open ``proposal`` (signed by this node, the proposer) here and send it to the
-        Validators. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted)."""
+        Validators. Refusals raise :class:`~becomingone.errors.ProtocolError` (counted; an
+        observer refuses every proposal: ``observer``)."""
+        self._writable()
         self.cluster.propose(proposal, now)
         self.counts[f"proposed_{proposal.kind}"] += 1
         self.tally.proposed[proposal.kind] += 1
@@ -547,7 +565,9 @@ class NodePartifacts:
 
     def cast(self, vote: Vote, now: float) -> Decision | None:
         """Count this node's signed ``vote`` here and send it (refusals raise
-        :class:`~becomingone.errors.ProtocolError`, counted); the decision it made, if any."""
+        :class:`~becomingone.errors.ProtocolError`, counted; an observer: ``observer``); the
+        decision it made, if any."""
+        self._writable()
         decision = self.cluster.vote(vote, now)
         self._note_vote(vote, decision)
         self._voted.add(vote.proposal_id)
@@ -558,14 +578,19 @@ class NodePartifacts:
             self._decided(decision)
         return decision
 
-    def _vote(self, now: float) -> None:
+    def _writable(self) -> None:
+        """An observer holds no key: it neither proposes nor votes."""
+        if self.key is None:
+            raise ProtocolError("observer", "an observer's view neither proposes nor votes")
+
+    def _vote(self, key: NodeKey, now: float) -> None:
         """As a Validator, sign a verdict on each open proposal this node may vote on, once."""
         pc = self.cluster
         for pid, entry in list(pc.book.open_proposals.items()):
             if pid in self._voted or self.node_id not in entry.proposal.eligible:
                 continue
             yes = pc.judge(self.node_id, entry.proposal)
-            vote = Vote.create(self.key, proposal_id=pid, voter=self.node_id, yes=yes, at=now)
+            vote = Vote.create(key, proposal_id=pid, voter=self.node_id, yes=yes, at=now)
             self._voted.add(pid)
             try:
                 self.cast(vote, now)
@@ -581,8 +606,9 @@ class NodePartifacts:
         pc = self.cluster
         role = pc.roles.get(self.node_id)
         refused = Counter(self.rejected) + Counter(pc.book.rejected) + Counter(pc.router.refused)
+        mine = pc.partifacts.get(self.node_id)  # None: an observer, no member of its view
         return {
-            "state": pc.partifacts[self.node_id].state.value,
+            "state": None if mine is None else mine.state.value,
             "role": None if role is None else role.value,
             "lifecycle": pc.lifecycle.stage.value,
             "term": pc.term,

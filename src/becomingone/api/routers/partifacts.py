@@ -1,7 +1,8 @@
 """``/api/v1/cluster/roles`` and ``/api/v1/cluster/proposals``: the partifact consensus of a
 served ``cluster --roles`` — roles and lifecycle, proposals, propose, vote as a cell.
 
-Rule: mounted only beside a ``--roles`` cluster; every call goes through the cluster's
+Rule: mounted only beside a ``--roles`` cluster (or node, or a witness node's read-only view
+of the consensus, whose writes answer 405 ``read_only``); every call goes through the cluster's
 :class:`~becomingone.runtime.ProposalDesk` on the driver's event loop (``async def``
 handlers, between ticks). Writes need a token. Trust model: all cells live in the cluster's one
 process and their keys with them, so the holder of a write token may vote as any of its cells;
