@@ -101,8 +101,10 @@ def test_tls_glyph_nodes_migrate_glyphs(secure: tuple[NatsServers, Path], tmp_pa
             records[gid] = OwnerRecord.from_bytes(got.value)
         assert len({r.owner for r in records.values()}) == 2
         assert any(r.epoch >= 1 and r.owner != first for r in records.values()), records
+        # the spread can finish before either glyph's first cycle came round: wait for a fire
+        _wait(lambda: bool(_fires(fleet)), 30, "a glyph fired")
         fires = _fires(fleet)
-        assert fires and len({(g, c) for g, c, _ in fires}) == len(fires)
+        assert len({(g, c) for g, c, _ in fires}) == len(fires)
         lists = {n: fleet.call(n) for n in fleet.names}
         assert all(doc is not None for doc in lists.values())
     finally:
