@@ -3,7 +3,8 @@
 Rule: owns the files under ``<data dir>/choir/`` — ``ledger.key`` (signs the chain),
 ``ledger.sqlite3`` (the default ledger), ``users/<name>.key`` (the keys of users created
 here), the content store — ``store-edge/`` (qdrant-edge, the default) or ``store/`` (Qdrant's
-local mode) — and ``outbox/`` (texts waiting for the store) — and opens the ledger (SQLite
+local mode) — ``outbox/`` (texts waiting for the store) and ``up.json`` (the pid and URL of the
+``choir up`` serving the data dir, which holds the store) — and opens the ledger (SQLite
 there, or PostgreSQL when a URL is given) and the store (the engine ``store_engine`` names, or
 a Qdrant server by URL). A local-mode store is copied into a new edge store the first time the
 edge engine opens that data dir. The rules and the storage live elsewhere; this is what the
@@ -12,6 +13,8 @@ CLI and the API call.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -128,6 +131,43 @@ class ChoirHome:
                 source.close()
             partial.rename(edge)
         return EdgeStore(path=edge, dim=EMBEDDING_DIM)
+
+    @property
+    def _serving_path(self) -> Path:
+        return self.root / "up.json"
+
+    def mark_serving(self, url: str) -> None:
+        """Say (in ``up.json``) that this process serves the data dir at ``url``."""
+        tmp = self._serving_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
+        tmp.replace(self._serving_path)
+
+    def unmark_serving(self) -> None:
+        """Remove ``up.json`` if this process wrote it."""
+        found = self._read_serving()
+        if found is not None and found[0] == os.getpid():
+            self._serving_path.unlink(missing_ok=True)
+
+    def _read_serving(self) -> tuple[int, str] | None:
+        try:
+            data = json.loads(self._serving_path.read_text(encoding="utf-8"))
+            return int(data["pid"]), str(data["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def server(self) -> tuple[int, str] | None:
+        """The pid and URL of the live ``choir up`` serving this data dir, if any (a marker
+        left by a killed server names a pid that is gone, and is ignored)."""
+        found = self._read_serving()
+        if found is None:
+            return None
+        try:
+            os.kill(found[0], 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return found
 
     @property
     def outbox(self) -> Outbox:

@@ -5,13 +5,17 @@ the users' tokens) through :class:`~becomingone.api.choir.ChoirService`, brings 
 store up to the ledger (``choir check --repair``), with ``--demo`` makes a demo community
 the first time (users ada, grace and alan; a thread; a post; a pending spec) and a fresh
 login link per demo user every time, then serves on ``--serve`` until SIGINT or SIGTERM. The
-URLs go to stdout, one per line (a script or a test reads them); notes go to stderr.
+URLs go to stdout, one per line (a script or a test reads them); notes go to stderr. While it
+serves, ``<data dir>/choir/up.json`` names it, and every :data:`POLL_S` it folds the ledger
+records another process appended (``choir post`` from a shell writes the ledger and the
+outbox, and leaves the store to this server) and pushes their events.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import Any
@@ -20,12 +24,14 @@ from becomingone.choir import ChoirHome, SpecStatus, TxKind
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 
-__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "run_choir_up"]
+__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "POLL_S", "run_choir_up"]
 
 #: The demo community's users.
 DEMO_USERS = ("ada", "grace", "alan")
 #: Where ``choir up`` listens by default.
 DEFAULT_CHOIR_PORT = 8795
+#: Seconds between two looks for ledger records another process appended.
+POLL_S = 0.2
 _DEMO_POSTS = (
     "Tides follow the moon: two highs and two lows a day.",
     "Spring tides come when the sun and the moon pull in line.",
@@ -60,6 +66,17 @@ def _demo(service: Any) -> list[tuple[str, str]]:
     return links
 
 
+async def _follow_ledger(service: Any, stop: asyncio.Event) -> None:
+    """Until ``stop``: fold what other processes appended, push its events, then the store."""
+    while not stop.is_set():
+        events = await asyncio.to_thread(service.poll)
+        if events:
+            service.publish(events)
+            await asyncio.to_thread(service.follow)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), POLL_S)
+
+
 async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]) -> None:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, create_app
     from becomingone.runtime.metrics import choir_registry
@@ -72,8 +89,10 @@ async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    follower = asyncio.ensure_future(_follow_ledger(service, stop))
     try:
         async with ApiServer(app, *listen) as server:
+            service.home.mark_serving(server.url)
             links = await asyncio.to_thread(_demo, service) if args.demo else []
             print(f"ui: {server.url}/choir/", flush=True)
             print(f"api: {server.url}{PREFIX}/choir (docs {server.url}{PREFIX}/docs)", flush=True)
@@ -89,6 +108,10 @@ async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]
             )
             await stop.wait()
     finally:
+        stop.set()
+        with contextlib.suppress(BaseException):
+            await follower
+        service.home.unmark_serving()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
