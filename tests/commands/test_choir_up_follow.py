@@ -148,3 +148,36 @@ def test_choir_up_refuses_a_tampered_chain(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "record 1: the Choir ledger does not verify" in err[0], err
     assert sorted(p.name for p in (tmp_path / "choir").iterdir()) == before
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_choir_up_json_prints_its_urls_as_one_object(tmp_path: Path) -> None:
+    """``choir up --json --no-demo``: one JSON line with the UI, API and docs URLs and no
+    logins (no demo users); the URLs answer; SIGINT ends it with 0."""
+    port = free_port()
+    up = ["choir", "up", "--json", "--no-demo", "--serve", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        [*CLI, *up, "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the server prints it once it listens
+        base = f"http://127.0.0.1:{port}"
+        assert json.loads(line) == {
+            "ui": f"{base}/choir/",
+            "api": f"{base}/api/v1/choir",
+            "docs": f"{base}/api/v1/docs",
+            "logins": {},
+        }
+        assert httpx.get(f"{base}/choir/", timeout=10).status_code == 200
+        assert httpx.get(f"{base}/api/v1/choir/threads", timeout=10).json() == []
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -5,7 +5,8 @@ the users' tokens) through :class:`~becomingone.api.choir.ChoirService`, brings 
 store up to the ledger (``choir check --repair``), with ``--demo`` makes a demo community
 the first time (users ada, grace and alan; a thread; a post; a pending spec) and a fresh
 login link per demo user every time, then serves on ``--serve`` until SIGINT or SIGTERM. The
-URLs go to stdout, one per line (a script or a test reads them); notes go to stderr. While it
+URLs go to stdout, one per line (a script or a test reads them; with ``--json`` one JSON
+object); notes go to stderr. While it
 serves, ``<data dir>/choir/up.json`` names it, and every :data:`POLL_S` it folds the ledger
 records another process appended (``choir post`` from a shell writes the ledger and the
 outbox, and leaves the store to this server) and pushes their events.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from typing import Any
@@ -94,10 +96,20 @@ async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]
         async with ApiServer(app, *listen) as server:
             service.home.mark_serving(server.url)
             links = await asyncio.to_thread(_demo, service) if args.demo else []
-            print(f"ui: {server.url}/choir/", flush=True)
-            print(f"api: {server.url}{PREFIX}/choir (docs {server.url}{PREFIX}/docs)", flush=True)
-            for name, token in links:
-                print(f"login {name}: {server.url}/choir/#token={token}", flush=True)
+            ui, api, docs = (
+                f"{server.url}/choir/",
+                f"{server.url}{PREFIX}/choir",
+                f"{server.url}{PREFIX}/docs",
+            )
+            logins = {name: f"{ui}#token={token}" for name, token in links}
+            if args.json:
+                urls = {"ui": ui, "api": api, "docs": docs, "logins": logins}
+                print(json.dumps(urls), flush=True)
+            else:
+                print(f"ui: {ui}", flush=True)
+                print(f"api: {api} (docs {docs})", flush=True)
+                for name, url in logins.items():
+                    print(f"login {name}: {url}", flush=True)
             users, threads = len(service.ledger.users()), len(service.ledger.threads())
             pending = len(service.ledger.specs(status=SpecStatus.PENDING))
             print(
