@@ -69,12 +69,25 @@ def _demo(service: Any) -> list[tuple[str, str]]:
 
 
 async def _follow_ledger(service: Any, stop: asyncio.Event) -> None:
-    """Until ``stop``: fold what other processes appended, push its events, then the store."""
+    """Until ``stop``: fold what other processes appended, push its events, then the store.
+    A failed look (a record that does not decode, a lost database connection) is said once
+    on stderr and tried again at the next interval: the server goes on serving."""
+    said = ""
     while not stop.is_set():
-        events = await asyncio.to_thread(service.poll)
-        if events:
-            service.publish(events)
-            await asyncio.to_thread(service.follow)
+        try:
+            events = await asyncio.to_thread(service.poll)
+            if events:
+                service.publish(events)
+                await asyncio.to_thread(service.follow)
+            said = ""
+        except Exception as exc:
+            if str(exc) != said:
+                said = str(exc)
+                print(
+                    f"becomingone choir up: following the ledger: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
 
