@@ -22,15 +22,17 @@ $(DEV): pyproject.toml setup.py src/becomingone/core/_fused.c scripts/install-sy
 	touch $(BASE) $@
 
 demo: $(BASE)
-	@echo "== 1/3  KAIROS on a recorded stream: becomingone analyze examples/buried.csv"
+	@echo "== 1/4  KAIROS on a recorded stream: becomingone analyze examples/buried.csv"
 	$(BIN)/becomingone analyze examples/buried.csv --band 3 8 --rows 16 --plot out/analyze.png
-	@echo "== 2/3  a living cell for 20 s on the synthetic source: becomingone up"
+	@echo "== 2/4  a living cell for 20 s on the synthetic source: becomingone up"
 	rm -rf out/demo-cell
 	$(BIN)/becomingone up --duration 20 --summary --data-dir out/demo-cell
 	$(BIN)/becomingone witness verify --data-dir out/demo-cell
-	@echo "== 3/3  16 cells phase-lock on a fractal topology: becomingone cluster --serve"
+	@echo "== 3/4  16 cells phase-lock on a fractal topology: becomingone cluster --serve"
 	@echo "        watch it live for 30 s: dashboard at http://127.0.0.1:8790/"
 	$(BIN)/becomingone cluster --nodes 16 --topology fractal --cells full --duration 30 --plot out/cluster.png --serve 127.0.0.1:8790
+	@echo "== 4/4  Choir: choir up serves while the command line posts, submits and votes"
+	bash scripts/demo-choir.sh $(BIN) out/demo-choir
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench

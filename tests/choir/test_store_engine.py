@@ -22,7 +22,7 @@ from becomingone.choir import (
     StoredThread,
 )
 from becomingone.config import load_config
-from becomingone.errors import InputError
+from becomingone.errors import InputError, StorageError
 from becomingone.ingest.text import EMBEDDING_DIM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,10 +73,11 @@ def test_the_config_names_the_engine(tmp_path: Path) -> None:
         load_config(bad, environ={})
 
 
-def test_a_local_store_is_copied_into_edge_once(tmp_path: Path) -> None:
+def test_a_local_store_is_copied_into_edge_once_and_back(tmp_path: Path) -> None:
     """A data dir whose store is local mode: the first edge open copies its messages, vectors
-    and threads into store-edge/ (no partial copy left); later edge writes stay in edge and the
-    local store is left as it was."""
+    and threads into store-edge/ (no partial copy left); later edge writes stay in edge; going
+    back to local copies edge's content (the later writes too) back, and local's writes go to
+    edge the next time edge opens."""
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(30, EMBEDDING_DIM))
     local = ChoirHome(tmp_path, store_engine="local").open_store()
@@ -99,9 +100,44 @@ def test_a_local_store_is_copied_into_edge_once(tmp_path: Path) -> None:
         assert len(again.messages()) == 31
     finally:
         again.close()
+    assert (tmp_path / "choir" / "store-engine").read_text() == "edge"
     local = ChoirHome(tmp_path, store_engine="local").open_store()
     try:
-        assert local.messages() == want
+        assert isinstance(local, QdrantStore)
+        assert [m.message_id for m in local.messages()] == [f"m{i}" for i in (*range(30), 99)]
+        assert local.threads() == threads
+        [hit] = local.search(vectors[7], k=1, statuses=[PUBLISHED])
+        assert hit.message.message_id == "m7"
+        local.put_messages([(_message(100), vectors[1])])
+    finally:
+        local.close()
+    assert (tmp_path / "choir" / "store-engine").read_text() == "local"
+    assert not (tmp_path / "choir" / "store.partial").exists()
+    edge = ChoirHome(tmp_path).open_store()
+    try:
+        assert len(edge.messages()) == 32 and len(edge.get_messages(["m100"])) == 1
+    finally:
+        edge.close()
+
+
+def test_two_unmarked_stores_go_to_edge_and_local_is_refused(tmp_path: Path) -> None:
+    """A data dir from before the marker with both store/ and store-edge/: local does not
+    guess which is current (one line naming the way out); edge takes store-edge/, and local
+    then copies it back."""
+    local = ChoirHome(tmp_path, store_engine="local").open_store()
+    local.put_messages([(_message(1), np.ones(EMBEDDING_DIM))])
+    local.close()
+    edge = ChoirHome(tmp_path).open_store()
+    edge.put_messages([(_message(2), np.ones(EMBEDDING_DIM))])
+    edge.close()
+    (tmp_path / "choir" / "store-engine").unlink()  # as the code before the marker left it
+    with pytest.raises(StorageError, match="neither is marked current") as info:
+        ChoirHome(tmp_path, store_engine="local").open_store()
+    assert "store_engine: edge" in str(info.value) and "\n" not in str(info.value)
+    ChoirHome(tmp_path).open_store().close()
+    local = ChoirHome(tmp_path, store_engine="local").open_store()
+    try:
+        assert [m.message_id for m in local.messages()] == ["m1", "m2"]
     finally:
         local.close()
 

@@ -11,8 +11,11 @@ Events come from the ledger's transaction chain only: every record is folded, in
 an in-memory shadow ledger (same key, same rules, the record's own time) whose receipt names
 the effects, and those effects become the thread's events (:func:`thread_events`). So a
 client resuming with ``after=SEQ`` gets exactly what a live client got. Writes made in this
-process are folded (and published) right after they commit; records another process wrote
-(a shared PostgreSQL ledger) are folded before the next local write's.
+process are folded (and published) right after they commit. Records another process wrote
+(``becomingone choir post`` on the same data dir while ``choir up`` holds the content store,
+or another server on a shared PostgreSQL ledger) are folded by :meth:`ChoirService.poll`,
+which ``choir up`` runs on a short interval, or before the next local write, whichever comes
+first; the store then follows them from the outbox like any write of this process.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from becomingone.choir import (
 )
 from becomingone.choir.model import Move, PutMessage, PutSpec, PutVote, SetSpecStatus
 from becomingone.core.encoders import phase_from_embeddings
-from becomingone.errors import InputError
+from becomingone.errors import InputError, IntegrityError
 from becomingone.keys import NodeKey
 
 __all__ = [
@@ -256,6 +259,13 @@ class ChoirService:
         self.tokens: TokenStore | None = None
         self._shadow: SqliteLedger | None = None
         try:
+            checked = self.ledger.verify()  # the whole chain, before anything is folded
+            if not checked.ok:
+                raise IntegrityError(
+                    checked.first_bad,
+                    f"the Choir ledger does not verify ({checked.reason}; checked"
+                    f" {checked.checked} records): not served; restore the data dir from a backup",
+                )
             self.store = home.open_store(store_url)
             self.tokens = user_tokens(home)
             key = NodeKey.load(home.root / "ledger.key")
@@ -273,7 +283,9 @@ class ChoirService:
         self.applied = 0
         self._versions: dict[str, int] = {}  # per thread: bumped when its stored messages change
         self._coherence: dict[str, tuple[int, float | None]] = {}  # thread: (version, value)
+        self._foreign: list[Transaction] = []  # folded, written by another process, not followed
         self._catch_up(self.ledger.records())
+        self._foreign.clear()  # the start's full repair follows the whole ledger
 
     # --- lifecycle and parts -----------------------------------------------------------------
 
@@ -314,16 +326,29 @@ class ChoirService:
     def _text(self, thread: str, message_id: str) -> str:
         if message_id not in self._texts and self.store is not None:
             self._texts.update({m.message_id: m.text for m in self.store.messages(thread=thread)})
+        if message_id not in self._texts:  # another process's write: its text waits there
+            waiting = self.home.outbox.get(message_id)
+            if waiting is not None:
+                self._texts[message_id] = waiting
         return self._texts.setdefault(message_id, "")  # a text never stored: asked once
 
     def _catch_up(self, records: Iterable[Any]) -> list[ChoirEvent]:
-        """Fold every record after the last one seen; the events they make."""
+        """Fold every record after the last one seen; the events they make. The records'
+        transactions are another process's: they wait in ``_foreign`` for :meth:`follow`."""
         made: list[ChoirEvent] = []
         for record in records:
             if record.seq <= self._seen:
                 continue
-            made += self._fold(Transaction.from_json(record.data()), record.time, None)
+            tx = Transaction.from_json(record.data())
+            made += self._fold(tx, record.time, None)
+            self._foreign.append(tx)
         return made
+
+    def poll(self) -> list[ChoirEvent]:
+        """Fold the records another process appended since the last one seen (one indexed
+        read when there are none); their events, to :meth:`publish`, then :meth:`follow`."""
+        with self._lock:
+            return self._catch_up(self.ledger.records(after=self._seen))
 
     def _fold(self, tx: Transaction, at: float, client_id: str | None) -> list[ChoirEvent]:
         assert self._shadow is not None
@@ -362,7 +387,8 @@ class ChoirService:
                 raise
             made: list[ChoirEvent] = []
             if receipt.seq > self._seen + 1:  # another process wrote in between
-                made += self._catch_up(r for r in self.ledger.records() if r.seq < receipt.seq)
+                foreign = self.ledger.records(after=self._seen)
+                made += self._catch_up(r for r in foreign if r.seq < receipt.seq)
             if not receipt.replayed:
                 made += self._fold(tx, now, client_id)
                 self.applied += 1
@@ -370,9 +396,18 @@ class ChoirService:
             self.follow(tx)
         return receipt, made
 
-    def follow(self, tx: Transaction) -> None:
-        """Bring the store up to the ledger for what ``tx`` changed: its message or spec and
-        its thread's co-authors (a constant number of reads, whatever the thread's size)."""
+    def follow(self, tx: Transaction | None = None) -> None:
+        """Bring the store up to the ledger for what ``tx`` changed — its message or spec and
+        its thread's co-authors (a constant number of reads, whatever the thread's size) — and
+        for every transaction of another process folded since the last follow."""
+        with self._lock:
+            pending, self._foreign = self._foreign, []
+        for other in pending:
+            self._follow_one(other)
+        if tx is not None:
+            self._follow_one(tx)
+
+    def _follow_one(self, tx: Transaction) -> None:
         with self._lock:
             thread = _thread_of(self.ledger, tx)
             if thread is None or self.store is None:
@@ -407,7 +442,7 @@ class ChoirService:
         assert self.tokens is not None
         with self._lock:
             user = self.home.add_user(self.ledger, name, now=self.clock())
-            self._catch_up(self.ledger.records())
+            self._catch_up(self.ledger.records(after=self._seen))  # a join: nothing to follow
             return user, issue_token(self.tokens, self.home, self.ledger, name)
 
     def act(

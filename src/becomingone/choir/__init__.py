@@ -55,6 +55,7 @@ from becomingone.choir.rules import VOTE_WINDOW, LedgerView, Rules, apply, settl
 from becomingone.choir.sqlite import SqliteLedger
 from becomingone.choir.store import (
     PUBLISHED,
+    STORE_HELD,
     ContentStore,
     Hit,
     QdrantStore,
@@ -70,6 +71,7 @@ __all__ = [
     "RATE_WINDOW",
     "S0",
     "STORE_ENGINES",
+    "STORE_HELD",
     "TOTAL_SUPPLY",
     "TREASURY",
     "VOTE_WINDOW",

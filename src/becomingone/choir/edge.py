@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from becomingone.choir.store import (
+    STORE_HELD,
     Hit,
     StoredMessage,
     StoredThread,
@@ -132,7 +133,7 @@ class EdgeStore:
             text = str(exc)
             if "WouldBlock" in text:
                 raise StorageError(
-                    f"content store {self.where} is open in another process"
+                    f"content store {self.where} {STORE_HELD}"
                     " (the edge engine allows one; stop it or use a Qdrant server with --store URL)"
                 ) from None
             if "expected vector size" in text:

@@ -3,15 +3,18 @@
 Rule: owns the files under ``<data dir>/choir/`` — ``ledger.key`` (signs the chain),
 ``ledger.sqlite3`` (the default ledger), ``users/<name>.key`` (the keys of users created
 here), the content store — ``store-edge/`` (qdrant-edge, the default) or ``store/`` (Qdrant's
-local mode) — and ``outbox/`` (texts waiting for the store) — and opens the ledger (SQLite
+local mode) — ``outbox/`` (texts waiting for the store) and ``up.json`` (the pid and URL of the
+``choir up`` serving the data dir, which holds the store) — and opens the ledger (SQLite
 there, or PostgreSQL when a URL is given) and the store (the engine ``store_engine`` names, or
-a Qdrant server by URL). A local-mode store is copied into a new edge store the first time the
-edge engine opens that data dir. The rules and the storage live elsewhere; this is what the
-CLI and the API call.
+a Qdrant server by URL). ``store-engine`` names the engine that opened the data dir last; the
+other engine's store is copied into this one's when they differ, either way. The rules and
+the storage live elsewhere; this is what the CLI and the API call.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -25,7 +28,7 @@ from becomingone.choir.rules import Rules
 from becomingone.choir.sqlite import SqliteLedger
 from becomingone.choir.store import ContentStore, QdrantStore, copy_store
 from becomingone.choir.tx import Transaction, TxKind
-from becomingone.errors import InputError
+from becomingone.errors import InputError, StorageError
 from becomingone.ingest.text import EMBEDDING_DIM, embed_messages, model_available
 from becomingone.keys import NodeKey
 
@@ -105,29 +108,98 @@ class ChoirHome:
 
     def open_store(self, url: str | None = None) -> ContentStore:
         """Open the content store: the Qdrant server at ``url``, else the engine's directory
-        (``store-edge/`` or ``store/``). The first edge open of a data dir whose local-mode
-        store exists copies it (into ``store-edge.partial/``, renamed when complete)."""
+        (``store-edge/`` or ``store/``). ``store-engine`` names the engine that opened the data
+        dir last: when the other engine did and its directory exists, its content is copied
+        into this engine's (into ``<dir>.partial/``, which replaces ``<dir>/`` when complete),
+        so switching engines either way loses nothing. A data dir from before the marker with
+        only the other directory is copied too; with both, ``edge`` takes ``store-edge/`` (the
+        copy made from ``store/``) and ``local`` is refused, naming the way out."""
         engine = self.engine(url)
         if engine == "server":
             return QdrantStore(url=url, dim=EMBEDDING_DIM)
-        local = self.root / "store"
-        if engine == "local":
-            return QdrantStore(path=local, dim=EMBEDDING_DIM)
-        edge = self.root / "store-edge"
-        if not edge.exists() and local.exists():
-            partial = self.root / "store-edge.partial"
+        other = "local" if engine == "edge" else "edge"
+        here, there = self._store_dir(engine), self._store_dir(other)
+        last = self._last_engine()
+        if there.exists() and last is None and here.exists() and engine == "local":
+            raise StorageError(
+                f"content store: {here} and {there} both exist and neither is marked current"
+                f" ({self.root / 'store-engine'} is missing): open once with store_engine: edge"
+                f" to keep {there.name}/ (then local copies it back), or remove {there} to keep"
+                f" {here.name}/"
+            )
+        if there.exists() and (last == other or (last is None and not here.exists())):
+            partial = here.with_name(here.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)  # a copy cut short: start again
-            source = QdrantStore(path=local, dim=EMBEDDING_DIM)
+            source = self._open_engine(other, there)
             try:
-                target = EdgeStore(path=partial, dim=EMBEDDING_DIM)
+                target = self._open_engine(engine, partial)
                 try:
                     copy_store(source, target)
                 finally:
                     target.close()
             finally:
                 source.close()
-            partial.rename(edge)
-        return EdgeStore(path=edge, dim=EMBEDDING_DIM)
+            shutil.rmtree(here, ignore_errors=True)  # the other engine's writes came after it
+            partial.rename(here)
+        store = self._open_engine(engine, here)
+        if last != engine:
+            marker = self.root / "store-engine"
+            marker.with_suffix(".tmp").write_text(engine, encoding="utf-8")
+            marker.with_suffix(".tmp").replace(marker)
+        return store
+
+    def _store_dir(self, engine: str) -> Path:
+        return self.root / ("store-edge" if engine == "edge" else "store")
+
+    def _last_engine(self) -> str | None:
+        try:
+            last = (self.root / "store-engine").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return last if last in ("edge", "local") else None
+
+    @staticmethod
+    def _open_engine(engine: str, path: Path) -> ContentStore:
+        if engine == "edge":
+            return EdgeStore(path=path, dim=EMBEDDING_DIM)
+        return QdrantStore(path=path, dim=EMBEDDING_DIM)
+
+    @property
+    def _serving_path(self) -> Path:
+        return self.root / "up.json"
+
+    def mark_serving(self, url: str) -> None:
+        """Say (in ``up.json``) that this process serves the data dir at ``url``."""
+        tmp = self._serving_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
+        tmp.replace(self._serving_path)
+
+    def unmark_serving(self) -> None:
+        """Remove ``up.json`` if this process wrote it."""
+        found = self._read_serving()
+        if found is not None and found[0] == os.getpid():
+            self._serving_path.unlink(missing_ok=True)
+
+    def _read_serving(self) -> tuple[int, str] | None:
+        try:
+            data = json.loads(self._serving_path.read_text(encoding="utf-8"))
+            return int(data["pid"]), str(data["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def server(self) -> tuple[int, str] | None:
+        """The pid and URL of the live ``choir up`` serving this data dir, if any (a marker
+        left by a killed server names a pid that is gone, and is ignored)."""
+        found = self._read_serving()
+        if found is None:
+            return None
+        try:
+            os.kill(found[0], 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return found
 
     @property
     def outbox(self) -> Outbox:

@@ -102,8 +102,8 @@ class Ledger(Protocol):
         """The invariant's terms as stored."""
         ...
 
-    def records(self) -> list[WitnessRecord]:
-        """The transaction chain, oldest first."""
+    def records(self, *, after: int = -1) -> list[WitnessRecord]:
+        """The transaction chain, oldest first; only the records whose seq is above ``after``."""
         ...
 
     def verify(self) -> VerifyReport:

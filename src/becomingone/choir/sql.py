@@ -475,9 +475,9 @@ class SqlLedger(abc.ABC):
         with self._view() as view:
             return totals(view.db, self._rules.total_supply)
 
-    def records(self) -> list[WitnessRecord]:
+    def records(self, *, after: int = -1) -> list[WitnessRecord]:
         with self._view() as view:
-            rows = view.db.all("SELECT * FROM choir_chain ORDER BY seq")
+            rows = view.db.all("SELECT * FROM choir_chain WHERE seq > ? ORDER BY seq", (after,))
         return [
             WitnessRecord(
                 seq=int(r[0]),

@@ -23,6 +23,7 @@ from becomingone.errors import InputError, StorageError
 
 __all__ = [
     "PUBLISHED",
+    "STORE_HELD",
     "ContentStore",
     "Hit",
     "QdrantStore",
@@ -34,6 +35,8 @@ __all__ = [
 
 #: The status of a co-author's post (a spec's status is its :class:`SpecStatus` value).
 PUBLISHED = "published"
+#: In the ``StorageError`` of a store another process holds (either embedded engine allows one).
+STORE_HELD = "is open in another process"
 _MESSAGES = "choir_messages"
 _THREADS = "choir_threads"
 _NAMESPACE = uuid.UUID("6f1c1e4a-3f0b-5d7e-9a51-0c401a6e0b12")
@@ -266,7 +269,7 @@ class QdrantStore:
         except RuntimeError as exc:
             if "already accessed" in str(exc):
                 raise StorageError(
-                    f"content store {self.where} is open in another process"
+                    f"content store {self.where} {STORE_HELD}"
                     " (local mode allows one; stop it or use a Qdrant server with --store URL)"
                 ) from None
             raise StorageError(f"content store {self.where}: {exc}") from None

@@ -4,7 +4,9 @@ Rule: the ledger first, then the store. A message's text goes to the outbox, the
 transaction to the ledger, then :func:`~becomingone.choir.reconcile` writes the store for that
 thread (the same code ``choir check --repair`` runs over every thread). Opens the store lazily
 (either embedded engine allows one process) and says once on stderr when the embeddings are the
-lexical fallback. Printing is the caller's (:mod:`becomingone.commands.choir`).
+lexical fallback. A write while ``choir up`` serves the data dir (and so holds its store) stops
+after the ledger: the text waits in the outbox and that server follows the ledger, writes the
+store and pushes the events. Printing is the caller's (:mod:`becomingone.commands.choir`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from becomingone.analysis import AnalysisSettings, analyze_phase
 from becomingone.choir import (
     PUBLISHED,
+    STORE_HELD,
     ChoirHome,
     ContentStore,
     Drift,
@@ -29,7 +32,7 @@ from becomingone.choir import (
     reconcile,
 )
 from becomingone.core.encoders import phase_from_embeddings
-from becomingone.errors import InputError
+from becomingone.errors import InputError, StorageError
 
 __all__ = [
     "COHERENCE_MIN",
@@ -57,6 +60,25 @@ class StoreSession:
         self.home, self.url = home, url
         self._store: ContentStore | None = None
         self._embed: tuple[Embed, str] | None = None
+        #: The pid and URL of the ``choir up`` that holds the store and follows this write.
+        self.served_by: tuple[int, str] | None = None
+
+    def open_for(self, *, write: bool) -> None:
+        """Open the store; if ``choir up`` holds it and this is a write, leave it to that
+        server (:attr:`served_by`, said once on stderr); otherwise a held store refuses."""
+        try:
+            self.open()
+        except StorageError as exc:
+            server = self.home.server() if write and self.url is None else None
+            if server is None or STORE_HELD not in str(exc):
+                raise
+            self.served_by = server
+            print(
+                f"becomingone choir: note: `choir up` (pid {server[0]}, {server[1]}) holds the"
+                " content store: this write goes to the ledger and the outbox, and that server"
+                " brings its store and its WebSockets up to it",
+                file=sys.stderr,
+            )
 
     def open(self) -> ContentStore:
         """The content store (local under the data dir, or the server at ``url``), opened once."""
@@ -87,7 +109,10 @@ class StoreSession:
         return self._embed
 
     def follow(self, ledger: Ledger, thread: str) -> list[Drift]:
-        """Bring the store's view of ``thread`` up to the ledger; what could not be fixed."""
+        """Bring the store's view of ``thread`` up to the ledger; what could not be fixed
+        (nothing when the server in :attr:`served_by` does it)."""
+        if self.served_by is not None:
+            return []
         _, report = reconcile(ledger, self.store, self.home.outbox, self.embed, thread=thread)
         return list(report.unfixable)
 
@@ -114,7 +139,8 @@ def write_message(
     A refused transaction leaves nothing behind (its outbox text is removed).
     """
     message_id = str(body["message"] if kind is TxKind.POST else body["spec"])
-    session.open()  # first: a store held by another process refuses before the ledger changes
+    if session.served_by is None:  # first: a held store refuses before the ledger changes
+        session.open()
     outbox = session.home.outbox
     outbox.put(message_id, text)
     try:

@@ -5,13 +5,19 @@ the users' tokens) through :class:`~becomingone.api.choir.ChoirService`, brings 
 store up to the ledger (``choir check --repair``), with ``--demo`` makes a demo community
 the first time (users ada, grace and alan; a thread; a post; a pending spec) and a fresh
 login link per demo user every time, then serves on ``--serve`` until SIGINT or SIGTERM. The
-URLs go to stdout, one per line (a script or a test reads them); notes go to stderr.
+URLs go to stdout, one per line (a script or a test reads them; with ``--json`` one JSON
+object); notes go to stderr. While it
+serves, ``<data dir>/choir/up.json`` names it, and every :data:`POLL_S` it folds the ledger
+records another process appended (``choir post`` from a shell writes the ledger and the
+outbox, and leaves the store to this server) and pushes their events.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import signal
 import sys
 from typing import Any
@@ -20,12 +26,14 @@ from becomingone.choir import ChoirHome, SpecStatus, TxKind
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 
-__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "run_choir_up"]
+__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "POLL_S", "run_choir_up"]
 
 #: The demo community's users.
 DEMO_USERS = ("ada", "grace", "alan")
 #: Where ``choir up`` listens by default.
 DEFAULT_CHOIR_PORT = 8795
+#: Seconds between two looks for ledger records another process appended.
+POLL_S = 0.2
 _DEMO_POSTS = (
     "Tides follow the moon: two highs and two lows a day.",
     "Spring tides come when the sun and the moon pull in line.",
@@ -60,6 +68,30 @@ def _demo(service: Any) -> list[tuple[str, str]]:
     return links
 
 
+async def _follow_ledger(service: Any, stop: asyncio.Event) -> None:
+    """Until ``stop``: fold what other processes appended, push its events, then the store.
+    A failed look (a record that does not decode, a lost database connection) is said once
+    on stderr and tried again at the next interval: the server goes on serving."""
+    said = ""
+    while not stop.is_set():
+        try:
+            events = await asyncio.to_thread(service.poll)
+            if events:
+                service.publish(events)
+                await asyncio.to_thread(service.follow)
+            said = ""
+        except Exception as exc:
+            if str(exc) != said:
+                said = str(exc)
+                print(
+                    f"becomingone choir up: following the ledger: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), POLL_S)
+
+
 async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]) -> None:
     from becomingone.api import PREFIX, ApiServer, ApiSettings, create_app
     from becomingone.runtime.metrics import choir_registry
@@ -72,13 +104,25 @@ async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    follower = asyncio.ensure_future(_follow_ledger(service, stop))
     try:
         async with ApiServer(app, *listen) as server:
+            service.home.mark_serving(server.url)
             links = await asyncio.to_thread(_demo, service) if args.demo else []
-            print(f"ui: {server.url}/choir/", flush=True)
-            print(f"api: {server.url}{PREFIX}/choir (docs {server.url}{PREFIX}/docs)", flush=True)
-            for name, token in links:
-                print(f"login {name}: {server.url}/choir/#token={token}", flush=True)
+            ui, api, docs = (
+                f"{server.url}/choir/",
+                f"{server.url}{PREFIX}/choir",
+                f"{server.url}{PREFIX}/docs",
+            )
+            logins = {name: f"{ui}#token={token}" for name, token in links}
+            if args.json:
+                urls = {"ui": ui, "api": api, "docs": docs, "logins": logins}
+                print(json.dumps(urls), flush=True)
+            else:
+                print(f"ui: {ui}", flush=True)
+                print(f"api: {api} (docs {docs})", flush=True)
+                for name, url in logins.items():
+                    print(f"login {name}: {url}", flush=True)
             users, threads = len(service.ledger.users()), len(service.ledger.threads())
             pending = len(service.ledger.specs(status=SpecStatus.PENDING))
             print(
@@ -89,6 +133,10 @@ async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]
             )
             await stop.wait()
     finally:
+        stop.set()
+        with contextlib.suppress(BaseException):
+            await follower
+        service.home.unmark_serving()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

@@ -163,8 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     ledger = home.open(now=now)
     args.session = StoreSession(home, args.store)
     try:
-        if args.choir_command not in _LEDGER_ONLY:  # a held store refuses before any write
-            args.session.open()
+        if args.choir_command not in _LEDGER_ONLY:  # a held store refuses before any write,
+            args.session.open_for(write=not _reads_only(args))  # unless `choir up` holds it
         result = _HANDLERS[args.choir_command](args, home, ledger, now)
     finally:
         args.session.close()
@@ -280,7 +280,7 @@ def _post(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float)
         "message": message,
         "thread": args.thread,
         "content_hash": digest,
-        "embedding": args.session.embedding,
+        "embedding": _embedding(args),
     }
 
 
@@ -299,8 +299,13 @@ def _submit(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: floa
         "thread": args.thread,
         "stake": stake,
         "status": "pending",
-        "embedding": args.session.embedding,
+        "embedding": _embedding(args),
     }
+
+
+def _embedding(args: argparse.Namespace) -> str | None:
+    """Which embeddings the store got: None when the serving `choir up` embeds the text."""
+    return None if args.session.served_by is not None else args.session.embedding
 
 
 def _vote(args: argparse.Namespace, home: ChoirHome, ledger: Ledger, now: float) -> Any:
