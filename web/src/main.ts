@@ -49,6 +49,8 @@ class Dashboard {
   private phaseT: number | null = null;
   private picked = 0;
   mode: "cell" | "cluster" = "cell";
+  /** The cluster's name and topology for the header, whose cell count follows each frame. */
+  header: { name: string; topology: string } | null = null;
   hasCell = false;
 
   /** A cell event (tick or collapse) from /events. */
@@ -119,6 +121,10 @@ class Dashboard {
   frameOf(frame: Frame | null): void {
     if (frame === null) return;
     this.lastTick = frame.tick;
+    if (this.header !== null) {
+      const { name, topology } = this.header;
+      el("node-name").textContent = `cluster ${name} · ${frame.members.length} cells · ${topology}`;
+    }
     this.details();
     this.phase.set(frame.members.map((m) => m.theta), frame.members.map((m) => m.name));
     if (this.glyphCircle.cells(frame.members.map((m) => m.name))) this.dirty.add("glyphs");
@@ -332,7 +338,10 @@ async function main(): Promise<void> {
   if (has.cluster) {
     const now = await request<{ cluster: { name: string; cells: number; topology: string }; frame: unknown }>("/cluster");
     const c = now.body?.cluster;
-    if (c) el("node-name").textContent = `cluster ${c.name} · ${c.cells} cells · ${c.topology}`;
+    if (c) {
+      el("node-name").textContent = `cluster ${c.name} · ${c.cells} cells · ${c.topology}`;
+      board.header = { name: c.name, topology: c.topology };
+    }
     const first = parseFrame(now.body?.frame);
     if (first !== null) {
       const since = Math.max(-1, first.tick - 600);
