@@ -90,6 +90,12 @@ class Dashboard {
     if (roles) {
       const r = await request<unknown>("/cluster/roles");
       if (r.body !== null) this.roles.snapshotRoles(r.body);
+      const writable = (r.body as { writable?: unknown } | null)?.writable !== false;
+      document.body.dataset["writable"] = String(writable);
+      if (!writable) {
+        el("vote-result").textContent =
+          "read-only view (a witness): propose and vote through a node --roles --serve";
+      }
       await this.operatorProposals();
       this.dirty.add("roles").add("proposals");
     }

@@ -324,6 +324,10 @@ class RolesPublic(BaseModel):
     validators: list[str] = Field(description="The eligible voters of a new proposal")
     cells: dict[str, PartifactPublic]
     conditions: dict[str, ConditionPublic]
+    writable: bool = Field(
+        default=True,
+        description="False on a read-only view (a witness node's): proposals and votes get 405",
+    )
 
 
 class VotePublic(BaseModel):

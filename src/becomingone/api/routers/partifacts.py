@@ -19,7 +19,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from becomingone.api.deps import Cluster, Reader, Writer
+from becomingone.api.deps import Cluster, Reader, State, Writer
 from becomingone.api.errors import ApiProblem, responses
 from becomingone.api.routers.glyphs import WRITE_STATUSES, cluster_now
 from becomingone.api.routers.node import READ_STATUSES
@@ -56,10 +56,11 @@ def refused(exc: ProposalRefused) -> ApiProblem:
 
 
 @router.get("/roles", responses=responses(*READ_STATUSES))
-async def roles(desk: Desk, _: Reader) -> RolesPublic:
+async def roles(desk: Desk, api: State, _: Reader) -> RolesPublic:
     """The lifecycle stage and each condition with its measured value, the term, the
-    Genesis, the Validators and every cell's state and role."""
-    return RolesPublic.model_validate(desk.roles())
+    Genesis, the Validators and every cell's state and role; ``writable`` is false on a
+    read-only view (a witness node's), where proposing and voting answer 405."""
+    return RolesPublic.model_validate({**desk.roles(), "writable": not api.settings.read_only})
 
 
 @router.get("/proposals", responses=responses(422, *READ_STATUSES))
