@@ -261,6 +261,7 @@ def test_a_witness_with_roles_serves_the_consensus_read_only(cluster: Cluster) -
     assert roles["genesis"] == cluster.genesis and roles["validators"], roles
     assert set(roles["cells"]) == set(cluster.fleet.names), roles["cells"]
     assert len(roles["conditions"]) >= 5, roles["conditions"]
+    assert roles["writable"] is False and _call(genesis, "/roles")[1]["writable"] is True
 
     def same_outcomes() -> tuple[dict[str, str], dict[str, str]] | None:
         mine, theirs = _decided(cluster.observer), _decided(genesis)
@@ -330,6 +331,10 @@ def test_the_dashboard_of_a_witness_with_roles_shows_the_roles(cluster: Cluster)
 
             wait_for(shown, 30, "the Genesis node's roles and stage in the witness's page")
             assert page.eval_on_selector_all("#conditions li", "els => els.length") >= 5
+            # a read-only view offers no vote: the token field is hidden and the page says why
+            assert page.get_attribute("body", "data-writable") == "false"
+            assert not page.is_visible("#vote-token")
+            assert "read-only view" in page.inner_text("#vote-result")
             page.screenshot(path=str(OUT / "roles-witness.png"), full_page=True)
             page.close()
         finally:
