@@ -21,9 +21,11 @@ the latest cycle witnessed: a run whose cycle is not above it repeats a key. One
 glyph id, however long the cell runs.
 
 A run's numeric value (a probe's reading) is kept per glyph (:attr:`CellGlyphs.values`) and
-shown (:meth:`CellGlyphs.row`); it does not enter the cell's KAIROS engines, whose stream has
-one fixed step ``dt`` — a reading once per cycle is a stream of its own, for an engine of its
-own (not built).
+shown (:meth:`CellGlyphs.row`). A probe's reading also feeds that glyph's self-observation
+KAIROS engine (:class:`~becomingone.runtime.probe_kairos.ProbeStreams`, one sample per firing,
+``dt`` one cycle): its state goes into the run's ``glyph.fired`` record (``kairos``), the
+cell's row and the desk's glyph rows; a reading the engine refuses (NaN, inf, beyond its
+sample limit) is counted ``rejected`` and witnessed, never fed.
 
 Hooks for a node process (:mod:`becomingone.runtime.node_glyphs`), all ``None`` in process:
 ``anchor`` maps Θ_local to the unwrapped position the scheduler advances to (a cycle count
@@ -53,6 +55,7 @@ from becomingone.events import HookEvent
 from becomingone.runtime.cell import Cell
 from becomingone.runtime.glyph_handlers import build_registry
 from becomingone.runtime.glyph_runner import GlyphRunner, RunOutcome
+from becomingone.runtime.probe_kairos import ProbeStreams
 from becomingone.witnessing import Level
 
 __all__ = [
@@ -95,6 +98,8 @@ class CellGlyphs:
         Runs in progress at once (default 8); further firings wait for a slot.
     wait_runs : bool
         Await each tick's runs within the tick (virtual time) instead of collecting them later.
+    cycle : float
+        The cluster cycle in seconds: the ``dt`` of the probes' KAIROS engines (default 1).
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class CellGlyphs:
         config: GlyphsConfig | None = None,
         max_running: int = 8,
         wait_runs: bool = False,
+        cycle: float = 1.0,
     ) -> None:
         if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
             raise InputError("max_running", f"must be an integer >= 1, got {max_running!r}")
@@ -125,6 +131,7 @@ class CellGlyphs:
         self.ended: Counter[str] = Counter()
         self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
         self.last_value: float | None = None  # the latest numeric value of any run here
+        self.probes = ProbeStreams(cycle)  # the cell observing itself through its probes
         self.held: dict[str, Glyph] = {}  # glyphs in flight to another cell (not scheduled)
         #: The newest :data:`KEEP_ENDED` glyphs that ended here: id → (last state, reason).
         self.finished: OrderedDict[str, tuple[Glyph, str]] = OrderedDict()
@@ -144,12 +151,14 @@ class CellGlyphs:
             raise InputError("owner", f"glyph {glyph.id!r} is owned by {glyph.owner!r}")
         owned = evolve(glyph, owner=self.node_id)
         self.scheduler.add(owned)
-        if self.on_submit is not None:
-            try:
+        try:
+            self.probes.open(owned)  # a probe's lag or window out of range refuses the glyph
+            if self.on_submit is not None:
                 self.on_submit(owned)
-            except BaseException:
-                self.scheduler.remove(owned.id)
-                raise
+        except BaseException:
+            self.scheduler.remove(owned.id)
+            self.probes.close(owned.id)
+            raise
         self.counts["submitted"] += 1
         return owned
 
@@ -176,6 +185,11 @@ class CellGlyphs:
             return False
         self.held.pop(glyph.id, None)
         self.scheduler.add(glyph, fired_cycle=fired_cycle)
+        if glyph.id not in self.probes.engines:  # an aborted offer keeps its stream
+            try:
+                self.probes.open(glyph)  # a fresh stream: the engine is this cell's
+            except InputError as exc:  # checked where it was submitted; never stop a move
+                log.warning("glyph %s: no KAIROS stream: %s", glyph.id, exc)
         if fired_cycle is not None:
             self.fire_log[glyph.id] = max(self.fire_log.get(glyph.id, fired_cycle), fired_cycle)
         return True
@@ -196,6 +210,11 @@ class CellGlyphs:
         if self.held.pop(glyph_id, None) is None and glyph_id in self.scheduler:
             self.scheduler.remove(glyph_id)
         self.values.pop(glyph_id, None)
+        self.probes.close(glyph_id)
+
+    def kairos(self, glyph_id: str) -> dict[str, Any] | None:
+        """The state of ``glyph_id``'s self-observation stream (``None``: not a probe here)."""
+        return self.probes.state(glyph_id)
 
     def node_energy(self) -> float:
         """Σ energy of the glyphs owned (SSEP ``node_energy``)."""
@@ -284,6 +303,13 @@ class CellGlyphs:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if outcome.ok and numeric and math.isfinite(value):
             self.values[outcome.glyph_id] = self.last_value = float(value)
+        kairos: dict[str, Any] | None = None
+        if outcome.ok and outcome.glyph_id in self.probes.engines:
+            try:
+                kairos = self.probes.feed(outcome.glyph_id, value)
+            except InputError as exc:
+                kairos = {"rejected": str(exc)}
+                log.warning("probe %s: reading refused: %s", outcome.glyph_id, exc)
         payload: dict[str, Any] = {
             "glyph": outcome.glyph_id,
             "kind": outcome.kind,
@@ -295,6 +321,7 @@ class CellGlyphs:
             "elapsed": outcome.elapsed,
             "error": outcome.error,
             "timed_out": outcome.timed_out,
+            "kairos": kairos,
         }
         await self._witness(HookEvent.GLYPH_FIRED.value, payload, now, hook=True)
 
@@ -306,6 +333,7 @@ class CellGlyphs:
         while len(self.finished) > KEEP_ENDED:
             self.finished.popitem(last=False)
         self.values.pop(end.glyph.id, None)
+        self.probes.close(end.glyph.id)
         g = end.glyph
         payload = {
             "glyph": g.id,
@@ -336,8 +364,10 @@ class CellGlyphs:
         return glyph_totals([self])
 
     def row(self) -> dict[str, Any]:
-        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, ends, load
-        and the latest numeric value a run returned (a probe's reading; ``None`` before)."""
+        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, ends, load,
+        the latest numeric value a run returned (a probe's reading; ``None`` before), |T̂|² of
+        the probe stream fed last (``kairos``; ``None`` before) and the probe readings its
+        engines refused (``rejected``)."""
         return {
             "glyphs": len(self),
             "fires": self.counts["fired"],
@@ -345,6 +375,8 @@ class CellGlyphs:
             "ended": sum(self.ended.values()),
             "energy": self.node_energy(),
             "value": self.last_value,
+            "kairos": self.probes.latest_coherence(),
+            "rejected": self.probes.rejected,
         }
 
 

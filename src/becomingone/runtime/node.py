@@ -604,7 +604,18 @@ def _glyph_row(doc: Any) -> dict[str, Any] | None:
     numbers = [energy] if value is None else [energy, value]
     if min(counts.values()) < 0 or energy < 0 or not all(map(math.isfinite, numbers)):
         raise ValueError(f"glyph row out of range: {counts}, energy {energy}, value {value}")
-    return {**counts, "energy": energy, "value": value, **parse_status_glyphs(doc)}
+    kairos = None if doc.get("kairos") is None else float(doc["kairos"])
+    rejected = int(doc.get("rejected", 0))
+    if rejected < 0 or not (kairos is None or 0.0 <= kairos <= 1.0):
+        raise ValueError(f"glyph row out of range: kairos {kairos}, rejected {rejected}")
+    return {
+        **counts,
+        "energy": energy,
+        "value": value,
+        "kairos": kairos,
+        "rejected": rejected,
+        **parse_status_glyphs(doc),
+    }
 
 
 def partifact_row(doc: Any) -> dict[str, Any] | None:
