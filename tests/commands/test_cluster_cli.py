@@ -322,6 +322,13 @@ def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path
     last = rows[-1]["glyphs"]  # each node's row from its status: the glyphs it owns
     assert sorted(last) == [f"cell-000{i}" for i in range(4)], last
     assert sum(r["glyphs"] for r in last.values()) == 8 and "list" not in last["cell-0000"]
+    assert {"kairos", "rejected"} <= set(last["cell-0000"])
+    assert "migrations" not in last["cell-0000"]
+    # migrations per row: the nodes' ownership counters from their statuses, summed (each
+    # counted once, by its source on the drop); they only grow and the last row's (a tick
+    # old) is at most the records' count
+    moved = [r["migrations"].get("migrations", 0) for r in rows]
+    assert all("migrations" in r for r in rows) and moved == sorted(moved)
     keys = []
     for path in sorted((tmp_path / "nodes").glob("*/glyph_fires.sqlite3")):
         with sqlite3.connect(path) as db:
@@ -331,6 +338,9 @@ def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path
     owners = json.loads(out.stderr.split("glyphs per owner ")[1].splitlines()[0].replace("'", '"'))
     assert sum(owners.values()) == 8 and "cell-0003" in owners, owners
     assert g["migrations"] >= 1
+    final = rows[-1]["migrations"]
+    assert final.get("takeovers", 0) == 0 and 1 <= moved[-1] <= g["migrations"], (final, g)
+    assert final["offered"] >= final["accepted"] >= moved[-1], final
 
 
 def test_cps_cells_show_no_t_global_full_cells_do(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,8 +140,20 @@ def run_nats(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-#: Keys of a status glyph row that are not in the in-process ``--json`` rows (which glyphs).
-STATUS_ONLY = frozenset({"list", "more", "gone"})
+#: Keys of a status glyph row that are not in the in-process ``--json`` rows' per-cell
+#: ``glyphs`` (which glyphs; the ownership counters go into the row's ``migrations``).
+STATUS_ONLY = frozenset({"list", "more", "gone", "migrations"})
+
+
+def migration_counts(obs: ClusterObserver) -> dict[str, int]:
+    """The ownership counters of every node heard, summed (its latest status's; a node that
+    went silent keeps its last counts): the ``migrations`` of a ``--json`` row."""
+    total: Counter[str] = Counter()
+    for status in obs.latest.values():
+        if status.glyphs is not None:
+            total.update(status.glyphs.get("migrations", {}))
+    return dict(sorted(total.items()))
+
 
 #: Certificate name of the observer's connection with ``--tls``.
 OBSERVER = "observer"
@@ -304,7 +317,9 @@ def _reporter_only(
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, a live view on a terminal, or a progress line about once a second. With
     ``--glyphs`` a JSON line carries each node's glyph row as its last status said (the
-    in-process rows' ``glyphs``: glyphs owned, fires, failed, ended, energy, value)."""
+    in-process rows' ``glyphs``: glyphs owned, fires, failed, ended, energy, value, kairos,
+    rejected) and ``migrations``, the nodes' ownership counters summed
+    (:func:`migration_counts`)."""
     if args.json:
 
         def line(report: TickReport) -> None:
@@ -315,6 +330,7 @@ def _reporter_only(
                     for s in obs.live(report.time)
                     if s.glyphs is not None
                 }
+                doc["migrations"] = migration_counts(obs)
             print(json.dumps(doc), flush=True)
 
         yield line

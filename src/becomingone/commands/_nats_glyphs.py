@@ -12,7 +12,9 @@ in flight), ``ended`` = those without one that a node's status reports ended, ``
 = the rest; ``fires`` and ``double_fires`` from the union of the nodes' SQLite fire logs (a
 (glyph, cycle) key in two logs is a double fire; cycles before the run's start are an earlier
 run's); ``migrations`` = Σ epoch over the records (each change of owner, a migration or a
-takeover, is one epoch); ``errors`` = failed runs (errors and timeouts) from the statuses.
+takeover, is one epoch); ``errors`` = failed runs (errors and timeouts) and
+``migrations_rejected`` = migration packets refused (the ``rejected_<reason>`` ownership
+counters), both from the nodes' latest statuses.
 """
 
 from __future__ import annotations
@@ -91,5 +93,11 @@ def count_glyphs(
         timeouts=0,
         skipped=0,
         migrations=sum(r.epoch for r in records.values()),
+        migrations_rejected=sum(
+            n
+            for row in rows
+            for key, n in row.get("migrations", {}).items()
+            if key.startswith("rejected_")
+        ),
     )
     return totals, dict(sorted(Counter(r.owner for r in records.values()).items()))

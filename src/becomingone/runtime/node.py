@@ -479,7 +479,9 @@ class SupervisedNode:
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
             samples=_samples(self.member),
             cell=_reading(self.member),
-            glyphs=None if self.glyphs is None else status_glyphs(self.glyphs.glyphs),
+            glyphs=None
+            if self.glyphs is None
+            else status_glyphs(self.glyphs.glyphs, self.glyphs.row()),
             partifacts=None if self.partifacts is None else self.partifacts.row(),
         )
 
