@@ -8,8 +8,10 @@ Rule: start, observe, stop exactly what was started. The servers are
 summary are those of the in-process cluster, computed from what the observer hears.
 
 With ``--tls`` the run makes its own CA in ``<base>/certs`` (a server certificate ``nats``, one
-node certificate per node, one for the observer and an ``admin`` one): the server requires them
-(mutual TLS), and every node connects with ``--certs``. Membership is then the cluster's KV
+node certificate per node, bound to the cluster, one for the observer and an ``admin`` one): the
+server requires them (mutual TLS) and grants the bound node certificates the cluster's glyph
+and consensus subjects (:func:`~becomingone.runtime.node_grants.cluster_grant`), and every node
+connects with ``--certs``. Membership is then the cluster's KV
 roster, as in a deployment: the command creates each node's key in its data dir and, with the
 admin certificate, writes the public keys to ``roster_<cluster>`` before it starts the nodes,
 which read and watch the bucket (no ``--roster``). Without TLS the nodes join the launcher's
@@ -17,7 +19,8 @@ roster file (every node on this machine).
 
 With ``--glyphs N`` every node runs ``--glyphs``; the N probe glyphs are written as ownership
 records before the nodes start and the totals counted from the records and the fire logs
-after the run (:mod:`becomingone.commands._nats_glyphs`).
+after the run (:mod:`becomingone.commands._nats_glyphs`; with ``--tls`` through the admin
+certificate).
 
 With ``--serve`` the cluster API and the dashboard listen from before the nodes start: every
 observed tick, with the statuses it measured, becomes a frame
@@ -61,6 +64,7 @@ from becomingone.runtime.cell_glyphs import GlyphTotals
 from becomingone.runtime.cluster import ClusterSummary, TickReport
 from becomingone.runtime.datadir import load_key
 from becomingone.runtime.launcher import NodeProcesses, node_name
+from becomingone.runtime.node_grants import cluster_grant
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport.nats import connect_nats
 from becomingone.transport.natsd import NatsServers
@@ -108,19 +112,24 @@ def run_nats(
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-nats-")))
         flags = node_flags(args, settings)
-        tls = observer = certs = None
+        tls = observer = admin = certs = None
+        grants = []
         if args.tls:
-            certs = _make_certs(Path(base) / "certs", args.nodes)
+            certs = _make_certs(Path(base) / "certs", args.nodes, settings.name)
             tls, observer = TlsFiles.named(certs, "nats"), TlsFiles.named(certs, OBSERVER)
+            admin = TlsFiles.named(certs, ADMIN)
+            grants = [cluster_grant(settings.name)]
             flags += ["--certs", str(certs)]
-        servers = stack.enter_context(NatsServers(base, servers=args.servers, tls=tls))
+        servers = stack.enter_context(
+            NatsServers(base, servers=args.servers, tls=tls, grants=grants)
+        )
         nodes_dir = Path(base) / "nodes"
         names = [node_name(i) for i in range(args.nodes)]
         ids: list[str] = []
         first_cycle = int(time.time()) - 1
         if args.glyphs:
             flags.append("--glyphs")
-            ids = load_glyphs(servers.urls, settings.name, args.glyphs, names)
+            ids = load_glyphs(servers.urls, settings.name, args.glyphs, names, tls=admin)
         if certs is not None:
             keys = _node_keys(nodes_dir, args.nodes, load_config(args.config).security.key_file)
             asyncio.run(_write_roster(servers.urls, settings.name, keys, certs))
@@ -133,7 +142,13 @@ def run_nats(
         if not args.glyphs:
             return summary, history, None
         totals, owners = count_glyphs(
-            servers.urls, settings.name, ids, nodes_dir, statuses, first_cycle=first_cycle
+            servers.urls,
+            settings.name,
+            ids,
+            nodes_dir,
+            statuses,
+            first_cycle=first_cycle,
+            tls=admin,
         )
         print(f"becomingone cluster: glyphs per owner {owners}", file=sys.stderr, flush=True)
         return summary, history, totals
@@ -163,14 +178,15 @@ OBSERVER = "observer"
 ADMIN = "admin"
 
 
-def _make_certs(folder: Path, nodes: int) -> Path:
+def _make_certs(folder: Path, nodes: int, cluster: str) -> Path:
     """A CA for this run with the server, observer, admin and node certificates (replacing
-    any)."""
+    any); the nodes' are bound to ``cluster`` (``certs issue NAME --cluster``)."""
     init_ca(folder, force=True)
     issue_certificate(folder, "nats", server=True, force=True)
     issue_certificate(folder, ADMIN, admin=True, force=True)
-    for name in [OBSERVER, *(node_name(i) for i in range(nodes))]:
-        issue_certificate(folder, name, force=True)
+    issue_certificate(folder, OBSERVER, force=True)
+    for name in (node_name(i) for i in range(nodes)):
+        issue_certificate(folder, name, cluster=cluster, force=True)
     return folder
 
 
