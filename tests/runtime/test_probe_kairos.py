@@ -123,6 +123,7 @@ async def test_nan_inf_and_huge_readings_are_refused_counted_and_witnessed(
     assert "finite" in recs[1]["kairos"]["rejected"]
     assert "sample limit" in recs[3]["kairos"]["rejected"]
     assert "number" in recs[4]["kairos"]["rejected"]
+    assert [r["value"] for r in recs] == [1.0, None, None, -1e300, "12", 2.0]
 
 
 def test_a_migrated_probe_starts_a_fresh_stream_and_an_aborted_one_keeps_its_own(

@@ -11,8 +11,9 @@ the cluster's tick; in virtual time (``wait_runs``) each tick awaits its runs, b
 time then has no relation to the cluster's time.
 
 Witnessed on the cell's chain (MICRO): ``glyph.fired`` per completed run — glyph id, kind,
-cycle, lateness (cycles), cost, ``ok``, the SHA-256 of its value's canonical JSON, the error
-of a failed or timed-out run — and ``glyph.ended`` with the reason (energy, lifetime,
+cycle, lateness (cycles), cost, ``ok``, the SHA-256 of its value's canonical JSON, the value
+itself for a probe or a command (:data:`WITNESSED_VALUES`), the error of a failed or timed-out
+run — and ``glyph.ended`` with the reason (energy, lifetime,
 cancelled). ``glyph.fired`` hooks run for every run (a ``before_glyph.fired`` veto is recorded,
 not obeyed: the run happened). A fire log on the (glyph, cycle) key counts double fires as
 runs are witnessed — counted, never assumed to be zero. Runs of one glyph never overlap (the
@@ -70,6 +71,10 @@ __all__ = [
 
 log = logging.getLogger("becomingone.glyphs")
 
+#: Kinds whose run's value is small and fixed in shape, so the ``glyph.fired`` record carries
+#: it whole (a probe's reading; a command's exit code, output digest and size) beside its digest.
+WITNESSED_VALUES = frozenset({"probe", "command"})
+
 #: Ended glyphs a cell remembers (so a late cancel can say the glyph had ended).
 KEEP_ENDED = 10_000
 
@@ -79,6 +84,19 @@ def value_digest(value: Any) -> str:
     failed run (``None``) digests as ``null``."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _witnessed_value(outcome: RunOutcome) -> Any:
+    """The value a ``glyph.fired`` record carries whole: a successful probe's or command's,
+    if it is plain JSON (no NaN or inf: a refused reading is in the record's ``kairos``) of
+    at most 1 KiB; else ``None`` (the digest ``result`` is always there)."""
+    if not outcome.ok or outcome.kind not in WITNESSED_VALUES:
+        return None
+    try:
+        text = json.dumps(outcome.value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return outcome.value if len(text) <= 1024 else None
 
 
 class CellGlyphs:
@@ -318,6 +336,7 @@ class CellGlyphs:
             "cost": outcome.cost,
             "ok": outcome.ok,
             "result": value_digest(value),
+            "value": _witnessed_value(outcome),
             "elapsed": outcome.elapsed,
             "error": outcome.error,
             "timed_out": outcome.timed_out,
