@@ -244,6 +244,8 @@ async def _observe(
         async with contextlib.AsyncExitStack() as stack:
             stop = _stop_on_signals(stack)
             served = await stack.enter_async_context(served_cluster(args, config, settings))
+            if served is not None and args.glyphs:  # glyph top's migrations, as in process
+                served.extra = lambda: {"migrations": migration_counts(obs)}
             await _wait_for_nodes(obs, args.nodes, settings.tick, procs, stop)
             obs.restart()
             with _reporter(args, obs, ticks, served) as show:
