@@ -304,6 +304,56 @@ def test_nats_cluster_serve_end_to_end() -> None:
     assert not leftover, f"processes the cluster started are still running: {leftover}"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_nats_cluster_glyphs_serve_migrations_to_glyph_top() -> None:
+    """`cluster --bus nats --nodes 4 --glyphs 8 --serve PORT`: once glyphs have moved, the
+    served frames carry ``migrations`` summed from the nodes' statuses (as an in-process
+    served cluster's frames do), the members their glyph rows with the probes' ``kairos``,
+    and ``glyph top`` prints the count in its title."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [*CLI, "cluster", "--bus", "nats", "--nodes", "4", "--glyphs", "8", "--alpha", "0.3",
+         "--duration", "60", "--serve", f"127.0.0.1:{port}"],  # no --json: a full pipe blocks
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    children: set[int] = set()
+    try:
+        frame: dict[str, Any] | None = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            children |= _children(proc.pid)
+            try:
+                frame = _get(f"{url}{PREFIX}/cluster")["frame"]
+            except httpx.HTTPError:
+                frame = None
+            if frame and (frame.get("migrations") or {}).get("migrations", 0) >= 1:
+                break
+            time.sleep(0.3)
+        assert frame is not None and frame["migrations"]["migrations"] >= 1, frame
+        assert frame["migrations"]["offered"] >= frame["migrations"]["migrations"]
+        rows = [m["glyphs"] for m in frame["members"]]
+        assert all(r is not None and "kairos" in r for r in rows), rows
+        top = subprocess.run(
+            [*CLI, "glyph", "top", "--duration", "2", "--url", url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert top.returncode == 0, top.stderr
+        shown = int(top.stdout.split("migrations ")[1].split()[0])
+        assert shown >= frame["migrations"]["migrations"], top.stdout
+        assert "|T|²" in top.stdout
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        _stop(proc, children)
+    assert proc.returncode == 0
+    assert not _alive(children)
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

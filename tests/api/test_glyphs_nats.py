@@ -127,7 +127,7 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
             }
             assert all(e["seq"] > first_seen[e["data"]["id"]] for e in moves)
             heard = _wait(lambda: _heard_rows(fleet, viewer), 30, "glyph rows in frames")
-            counts = {"glyphs", "fires", "failed", "ended", "energy", "value"}
+            counts = {"glyphs", "fires", "failed", "ended", "energy", "value", "kairos", "rejected"}
             assert all(row.keys() == counts for row in heard.values())  # no lists in frames
             listing = fleet.call(viewer)
             assert listing is not None and listing["count"] == 3

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from becomingone.certs import cluster_uri
 from becomingone.cli import EXIT_BROKEN_PIPE
 
 CLI = [sys.executable, "-m", "becomingone.cli"]
@@ -291,7 +293,6 @@ def test_glyphs_migrate_once_shared_and_rows_carry_them(tmp_path: Path) -> None:
     [
         (["--glyphs", "-1", "--fast"], "--glyphs: must be in [0, 100000], got -1"),
         (["--glyphs", "2", "--cells", "cps", "--fast"], "--glyphs: needs full cells"),
-        (["--glyphs", "2", "--bus", "nats", "--tls"], "--glyphs: not with --tls yet"),
         (["--glyphs", "1001", "--bus", "nats"], "--glyphs: with --bus nats at most 1000"),
     ],
 )
@@ -322,6 +323,13 @@ def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path
     last = rows[-1]["glyphs"]  # each node's row from its status: the glyphs it owns
     assert sorted(last) == [f"cell-000{i}" for i in range(4)], last
     assert sum(r["glyphs"] for r in last.values()) == 8 and "list" not in last["cell-0000"]
+    assert {"kairos", "rejected"} <= set(last["cell-0000"])
+    assert "migrations" not in last["cell-0000"]
+    # migrations per row: the nodes' ownership counters from their statuses, summed (each
+    # counted once, by its source on the drop); they only grow and the last row's (a tick
+    # old) is at most the records' count
+    moved = [r["migrations"].get("migrations", 0) for r in rows]
+    assert all("migrations" in r for r in rows) and moved == sorted(moved)
     keys = []
     for path in sorted((tmp_path / "nodes").glob("*/glyph_fires.sqlite3")):
         with sqlite3.connect(path) as db:
@@ -331,6 +339,39 @@ def test_nats_cluster_glyphs_are_counted_from_the_records_and_fire_logs(tmp_path
     owners = json.loads(out.stderr.split("glyphs per owner ")[1].splitlines()[0].replace("'", '"'))
     assert sum(owners.values()) == 8 and "cell-0003" in owners, owners
     assert g["migrations"] >= 1
+    final = rows[-1]["migrations"]
+    assert final.get("takeovers", 0) == 0 and 1 <= moved[-1] <= g["migrations"], (final, g)
+    assert final["offered"] >= final["accepted"] >= moved[-1], final
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_nats_tls_cluster_glyphs_run_on_cluster_bound_certificates(tmp_path: Path) -> None:
+    """`cluster --bus nats --tls --glyphs 8` (a real TLS nats-server, four node processes):
+    the launcher issues node certificates bound to the cluster and starts the server with the
+    cluster's grant, so the nodes write their glyph records and migrate over NATS with mutual
+    TLS — glyphs spread (migrations counted in the rows and from the records), none lost, no
+    (glyph, cycle) fired twice, and the server logged no permission violation."""
+    out = run(
+        "cluster", "--bus", "nats", "--tls", "--nodes", "4", "--glyphs", "8", "--alpha", "0.3",
+        "--duration", "12", "--json", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    *rows, summary = [json.loads(line) for line in out.stdout.splitlines()]
+    g = summary["glyphs"]
+    assert (g["owned"], g["glyphs_lost"], g["double_fires"]) == (8, 0, 0), g
+    assert g["migrations"] >= 1 and rows[-1]["migrations"]["migrations"] >= 1, (g, rows[-1])
+    assert sum(r["glyphs"] for r in rows[-1]["glyphs"].values()) == 8
+    for i in range(4):
+        pem = (tmp_path / "certs" / f"cell-000{i}.crt").read_bytes()
+        sans = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+        assert sans.value.get_values_for_type(x509.UniformResourceIdentifier)[0] == cluster_uri(
+            "local"
+        )
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "nats").glob("*.log"))
+    assert "Violation" not in logs and logs
 
 
 def test_cps_cells_show_no_t_global_full_cells_do(tmp_path: Path) -> None:

@@ -234,3 +234,43 @@ async def test_the_fire_log_counts_a_repeated_glyph_cycle(members: list[CellMemb
         await cell.glyphs._fired(run(cycle), 0.0)
     assert cell.glyphs.counts["double_fires"] == 1
     assert [r["cycle"] for r in _records(cell, "glyph.fired")] == [4, 4, 5]
+
+
+async def test_command_and_python_glyphs_run_on_a_cell_and_are_witnessed(tmp_path: Path) -> None:
+    """End to end on full cells of a running cluster: an allowlisted ``command`` glyph's
+    exit code, output digest and size are in its ``glyph.fired`` records on the chain (the
+    digest equals SHA-256 of what the argv prints); a non-allowlisted argv is a failed run,
+    witnessed with its error; a ``python`` glyph runs its configured callable (digest only)."""
+    import hashlib
+    import sys
+
+    argv = [sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"]
+    cfg = _config(command={"allowlist": [argv]}, callables={"add": "tests.cluster.glyphfns:add"})
+    sups = build_supervisors(2, "mesh", seed=5)
+    members = build_cell_members(sups, tmp_path, cfg, seed=5, wait_runs=True)
+    try:
+        cell = members[0]
+        cell.glyphs.submit(_probe(0, kind="command", payload={"argv": argv}))
+        cell.glyphs.submit(_probe(1, kind="command", payload={"argv": ["true"]}))
+        cell.glyphs.submit(_probe(2, kind="python", payload={"callable": "add", "args": [2, 3]}))
+        await _run(members, 60)
+        fired = {}
+        for r in _records(cell, "glyph.fired"):
+            fired.setdefault(r["glyph"], []).append(r)
+        ok = fired["g0"]
+        assert ok and all(r["ok"] for r in ok)
+        want = {
+            "exit_code": 3,
+            "output_sha256": hashlib.sha256(b"hi\n").hexdigest(),
+            "output_bytes": 3,
+        }
+        assert all(r["value"] == want for r in ok), ok[0]
+        refused = fired["g1"]
+        assert refused and not any(r["ok"] for r in refused)
+        assert "allowlist" in refused[0]["error"] and refused[0]["value"] is None
+        called = fired["g2"]
+        assert called and all(r["ok"] and r["value"] is None for r in called)
+        assert called[0]["result"] == hashlib.sha256(b"5").hexdigest()  # add(2, 3) -> 5
+    finally:
+        for m in members:
+            m.close()

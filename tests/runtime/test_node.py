@@ -90,9 +90,20 @@ def test_status_round_trip_and_bad_bytes() -> None:
             NodeStatus.from_bytes(bad if isinstance(bad, bytes) else bad.encode())
     assert "glyphs" not in s.to_json()  # only a node running glyphs sends the row
     row = {"glyphs": 2, "fires": 7, "failed": 1, "ended": 0, "energy": 12.5, "value": None}
+    row |= {"kairos": 0.75, "rejected": 2}  # the probes' self-observation
     g = dataclasses.replace(s, glyphs=row)
     assert NodeStatus.from_bytes(json.dumps(g.to_json()).encode()) == g
-    for bad_row in ({**row, "fires": -1}, {**row, "energy": "nan"}, {**row, "value": "x"}, {}):
+    older = {k: v for k, v in row.items() if k not in ("kairos", "rejected")}
+    heard = NodeStatus.from_bytes(json.dumps({**s.to_json(), "glyphs": older}).encode())
+    assert heard.glyphs == {**older, "kairos": None, "rejected": 0}
+    for bad_row in (
+        {**row, "fires": -1},
+        {**row, "energy": "nan"},
+        {**row, "value": "x"},
+        {**row, "kairos": 1.5},
+        {**row, "rejected": -1},
+        {},
+    ):
         with pytest.raises(InputError, match="status"):
             NodeStatus.from_bytes(json.dumps({**s.to_json(), "glyphs": bad_row}).encode())
 

@@ -20,7 +20,12 @@ from becomingone.errors import InputError, StorageError
 from becomingone.memory.inmemory import MemoryCasRecord
 from becomingone.runtime.node import NodeStatus
 from becomingone.runtime.node_glyphs import ANCHOR_KEY
-from becomingone.runtime.status_glyphs import STATUS_GLYPHS, STATUS_GONE, record_glyphs
+from becomingone.runtime.status_glyphs import (
+    STATUS_COUNTERS,
+    STATUS_GLYPHS,
+    STATUS_GONE,
+    record_glyphs,
+)
 
 
 def row(listed: list[list[Any]], *, more: int = 0, gone: Any = (), fires: int = 0) -> dict:
@@ -51,6 +56,10 @@ def test_a_glyph_list_survives_the_status_message_and_old_rows_parse() -> None:
         del old[key]
     parsed = status("n-0", old).glyphs
     assert parsed is not None and "list" not in parsed and parsed["glyphs"] == 0
+    assert "migrations" not in parsed
+    counted = {"migrations": 3, "offered": 4, "rejected_stale_epoch": 1}
+    got = status("n-0", {**row([]), "migrations": counted}).glyphs
+    assert got is not None and got["migrations"] == counted
 
 
 @pytest.mark.parametrize(
@@ -68,6 +77,12 @@ def test_a_glyph_list_survives_the_status_message_and_old_rows_parse() -> None:
         {"gone": [["g", "energy"]] * (STATUS_GONE + 1)},
         {"gone": [["g", 7]]},
         {"more": -1},
+        {"migrations": [1]},
+        {"migrations": {"migrations": -1}},
+        {"migrations": {"migrations": True}},
+        {"migrations": {"migrations": 1.5}},
+        {"migrations": {"": 1}},
+        {"migrations": {f"c{i}": 1 for i in range(STATUS_COUNTERS + 1)}},
     ],
 )
 def test_an_out_of_shape_glyph_list_is_an_input_error(bad: dict[str, Any]) -> None:

@@ -88,7 +88,7 @@ def _counts(glyphs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in glyphs.items() if k not in _LISTS}
 
 
-_LISTS = frozenset({"list", "more", "gone"})
+_LISTS = frozenset({"list", "more", "gone", "migrations"})  # migrations: the node's counters
 
 
 def status_row(status: NodeStatus, theta: float) -> dict[str, Any]:

@@ -260,6 +260,12 @@ class GlyphPublic(BaseModel):
         default=None,
         description="A node process's list: whether the serving node owns it (else null)",
     )
+    kairos: dict[str, Any] | None = Field(
+        default=None,
+        description="A probe's self-observation KAIROS stream on its owner: coherence (|T|^2), "
+        "collapsed, samples, terms, lag and window (cycles); null for other kinds, ended "
+        "glyphs and glyphs listed from another node's ownership record",
+    )
 
 
 class GlyphList(BaseModel):

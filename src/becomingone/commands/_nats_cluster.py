@@ -8,8 +8,10 @@ Rule: start, observe, stop exactly what was started. The servers are
 summary are those of the in-process cluster, computed from what the observer hears.
 
 With ``--tls`` the run makes its own CA in ``<base>/certs`` (a server certificate ``nats``, one
-node certificate per node, one for the observer and an ``admin`` one): the server requires them
-(mutual TLS), and every node connects with ``--certs``. Membership is then the cluster's KV
+node certificate per node, bound to the cluster, one for the observer and an ``admin`` one): the
+server requires them (mutual TLS) and grants the bound node certificates the cluster's glyph
+and consensus subjects (:func:`~becomingone.runtime.node_grants.cluster_grant`), and every node
+connects with ``--certs``. Membership is then the cluster's KV
 roster, as in a deployment: the command creates each node's key in its data dir and, with the
 admin certificate, writes the public keys to ``roster_<cluster>`` before it starts the nodes,
 which read and watch the bucket (no ``--roster``). Without TLS the nodes join the launcher's
@@ -17,7 +19,8 @@ roster file (every node on this machine).
 
 With ``--glyphs N`` every node runs ``--glyphs``; the N probe glyphs are written as ownership
 records before the nodes start and the totals counted from the records and the fire logs
-after the run (:mod:`becomingone.commands._nats_glyphs`).
+after the run (:mod:`becomingone.commands._nats_glyphs`; with ``--tls`` through the admin
+certificate).
 
 With ``--serve`` the cluster API and the dashboard listen from before the nodes start: every
 observed tick, with the statuses it measured, becomes a frame
@@ -35,6 +38,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +64,7 @@ from becomingone.runtime.cell_glyphs import GlyphTotals
 from becomingone.runtime.cluster import ClusterSummary, TickReport
 from becomingone.runtime.datadir import load_key
 from becomingone.runtime.launcher import NodeProcesses, node_name
+from becomingone.runtime.node_grants import cluster_grant
 from becomingone.runtime.observer import ClusterObserver
 from becomingone.transport.nats import connect_nats
 from becomingone.transport.natsd import NatsServers
@@ -107,19 +112,24 @@ def run_nats(
         if base is None:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b1-nats-")))
         flags = node_flags(args, settings)
-        tls = observer = certs = None
+        tls = observer = admin = certs = None
+        grants = []
         if args.tls:
-            certs = _make_certs(Path(base) / "certs", args.nodes)
+            certs = _make_certs(Path(base) / "certs", args.nodes, settings.name)
             tls, observer = TlsFiles.named(certs, "nats"), TlsFiles.named(certs, OBSERVER)
+            admin = TlsFiles.named(certs, ADMIN)
+            grants = [cluster_grant(settings.name)]
             flags += ["--certs", str(certs)]
-        servers = stack.enter_context(NatsServers(base, servers=args.servers, tls=tls))
+        servers = stack.enter_context(
+            NatsServers(base, servers=args.servers, tls=tls, grants=grants)
+        )
         nodes_dir = Path(base) / "nodes"
         names = [node_name(i) for i in range(args.nodes)]
         ids: list[str] = []
         first_cycle = int(time.time()) - 1
         if args.glyphs:
             flags.append("--glyphs")
-            ids = load_glyphs(servers.urls, settings.name, args.glyphs, names)
+            ids = load_glyphs(servers.urls, settings.name, args.glyphs, names, tls=admin)
         if certs is not None:
             keys = _node_keys(nodes_dir, args.nodes, load_config(args.config).security.key_file)
             asyncio.run(_write_roster(servers.urls, settings.name, keys, certs))
@@ -132,15 +142,33 @@ def run_nats(
         if not args.glyphs:
             return summary, history, None
         totals, owners = count_glyphs(
-            servers.urls, settings.name, ids, nodes_dir, statuses, first_cycle=first_cycle
+            servers.urls,
+            settings.name,
+            ids,
+            nodes_dir,
+            statuses,
+            first_cycle=first_cycle,
+            tls=admin,
         )
         print(f"becomingone cluster: glyphs per owner {owners}", file=sys.stderr, flush=True)
         return summary, history, totals
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-#: Keys of a status glyph row that are not in the in-process ``--json`` rows (which glyphs).
-STATUS_ONLY = frozenset({"list", "more", "gone"})
+#: Keys of a status glyph row that are not in the in-process ``--json`` rows' per-cell
+#: ``glyphs`` (which glyphs; the ownership counters go into the row's ``migrations``).
+STATUS_ONLY = frozenset({"list", "more", "gone", "migrations"})
+
+
+def migration_counts(obs: ClusterObserver) -> dict[str, int]:
+    """The ownership counters of every node heard, summed (its latest status's; a node that
+    went silent keeps its last counts): the ``migrations`` of a ``--json`` row."""
+    total: Counter[str] = Counter()
+    for status in obs.latest.values():
+        if status.glyphs is not None:
+            total.update(status.glyphs.get("migrations", {}))
+    return dict(sorted(total.items()))
+
 
 #: Certificate name of the observer's connection with ``--tls``.
 OBSERVER = "observer"
@@ -150,14 +178,15 @@ OBSERVER = "observer"
 ADMIN = "admin"
 
 
-def _make_certs(folder: Path, nodes: int) -> Path:
+def _make_certs(folder: Path, nodes: int, cluster: str) -> Path:
     """A CA for this run with the server, observer, admin and node certificates (replacing
-    any)."""
+    any); the nodes' are bound to ``cluster`` (``certs issue NAME --cluster``)."""
     init_ca(folder, force=True)
     issue_certificate(folder, "nats", server=True, force=True)
     issue_certificate(folder, ADMIN, admin=True, force=True)
-    for name in [OBSERVER, *(node_name(i) for i in range(nodes))]:
-        issue_certificate(folder, name, force=True)
+    issue_certificate(folder, OBSERVER, force=True)
+    for name in (node_name(i) for i in range(nodes)):
+        issue_certificate(folder, name, cluster=cluster, force=True)
     return folder
 
 
@@ -215,6 +244,8 @@ async def _observe(
         async with contextlib.AsyncExitStack() as stack:
             stop = _stop_on_signals(stack)
             served = await stack.enter_async_context(served_cluster(args, config, settings))
+            if served is not None and args.glyphs:  # glyph top's migrations, as in process
+                served.extra = lambda: {"migrations": migration_counts(obs)}
             await _wait_for_nodes(obs, args.nodes, settings.tick, procs, stop)
             obs.restart()
             with _reporter(args, obs, ticks, served) as show:
@@ -304,7 +335,9 @@ def _reporter_only(
 ) -> Iterator[Callable[[TickReport], None]]:
     """JSON lines, a live view on a terminal, or a progress line about once a second. With
     ``--glyphs`` a JSON line carries each node's glyph row as its last status said (the
-    in-process rows' ``glyphs``: glyphs owned, fires, failed, ended, energy, value)."""
+    in-process rows' ``glyphs``: glyphs owned, fires, failed, ended, energy, value, kairos,
+    rejected) and ``migrations``, the nodes' ownership counters summed
+    (:func:`migration_counts`)."""
     if args.json:
 
         def line(report: TickReport) -> None:
@@ -315,6 +348,7 @@ def _reporter_only(
                     for s in obs.live(report.time)
                     if s.glyphs is not None
                 }
+                doc["migrations"] = migration_counts(obs)
             print(json.dumps(doc), flush=True)
 
         yield line

@@ -2,7 +2,8 @@
 before the node processes start, and the run's glyph totals counted afterwards.
 
 Rule: touches only the run's glyph bucket ``glyphs_<cluster>`` (on the servers the run
-started) and reads the nodes' fire logs in the run's node dirs. Loading writes the
+started; with ``--tls`` through the run's admin certificate, ``tls``) and reads the nodes' fire
+logs in the run's node dirs. Loading writes the
 :func:`~becomingone.runtime.cell_glyphs.probe_glyphs` as records owned round-robin by the
 first :data:`~becomingone.runtime.cell_glyphs.DEMO_CELLS` nodes (epoch 0) — a node that starts
 schedules what the records say it owns, as after a restart — after removing what an earlier
@@ -12,7 +13,9 @@ in flight), ``ended`` = those without one that a node's status reports ended, ``
 = the rest; ``fires`` and ``double_fires`` from the union of the nodes' SQLite fire logs (a
 (glyph, cycle) key in two logs is a double fire; cycles before the run's start are an earlier
 run's); ``migrations`` = Σ epoch over the records (each change of owner, a migration or a
-takeover, is one epoch); ``errors`` = failed runs (errors and timeouts) from the statuses.
+takeover, is one epoch); ``errors`` = failed runs (errors and timeouts) and
+``migrations_rejected`` = migration packets refused (the ``rejected_<reason>`` ownership
+counters), both from the nodes' latest statuses.
 """
 
 from __future__ import annotations
@@ -22,19 +25,36 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from becomingone.certs import TlsFiles
 from becomingone.cluster import OwnerRecord, evolve, record_key
 from becomingone.runtime.cell_glyphs import DEMO_CELLS, GlyphTotals, probe_glyphs
 from becomingone.runtime.fire_log import FIRE_LOG_NAME, read_fires
 from becomingone.runtime.node_glyphs import glyph_bucket
-from becomingone.transport.jetstream import JetStreamCasRecord
+from becomingone.transport.jetstream import JetStreamCasRecord, JetStreamConnection
 
 __all__ = ["count_glyphs", "load_glyphs"]
 
 
-def load_glyphs(urls: Sequence[str], cluster: str, n: int, nodes: Sequence[str]) -> list[str]:
+def _bucket(urls: Sequence[str], cluster: str, tls: TlsFiles | None) -> JetStreamCasRecord:
+    conn = JetStreamConnection(list(urls), tls=tls)
+    try:
+        return JetStreamCasRecord(conn, glyph_bucket(cluster))
+    except BaseException:
+        conn.close()
+        raise
+
+
+def load_glyphs(
+    urls: Sequence[str],
+    cluster: str,
+    n: int,
+    nodes: Sequence[str],
+    *,
+    tls: TlsFiles | None = None,
+) -> list[str]:
     """Empty the cluster's glyph bucket and write ``n`` probe glyphs' records, owned
     round-robin by the first :data:`DEMO_CELLS` of ``nodes``; their ids."""
-    kv = JetStreamCasRecord(list(urls), glyph_bucket(cluster))
+    kv = _bucket(urls, cluster, tls)
     try:
         stale = kv.keys()
         for key in stale:
@@ -49,7 +69,7 @@ def load_glyphs(urls: Sequence[str], cluster: str, n: int, nodes: Sequence[str])
             ids.append(glyph.id)
         return ids
     finally:
-        kv.close()
+        kv.connection.close()
 
 
 def count_glyphs(
@@ -60,11 +80,12 @@ def count_glyphs(
     statuses: Mapping[str, Any],
     *,
     first_cycle: int,
+    tls: TlsFiles | None = None,
 ) -> tuple[GlyphTotals, dict[str, int]]:
     """The run's :class:`GlyphTotals` and glyphs per owner, from the records, the fire logs
     under ``nodes_dir`` (cycles from ``first_cycle``) and the nodes' latest ``statuses``
     (node → its status ``glyphs`` row)."""
-    kv = JetStreamCasRecord(list(urls), glyph_bucket(cluster))
+    kv = _bucket(urls, cluster, tls)
     try:
         records = {}
         for gid in ids:
@@ -72,7 +93,7 @@ def count_glyphs(
             if got is not None:
                 records[gid] = OwnerRecord.from_bytes(got.value)
     finally:
-        kv.close()
+        kv.connection.close()
     wanted = set(ids)
     fires = []
     for path in sorted(nodes_dir.glob(f"*/{FIRE_LOG_NAME}")):
@@ -91,5 +112,11 @@ def count_glyphs(
         timeouts=0,
         skipped=0,
         migrations=sum(r.epoch for r in records.values()),
+        migrations_rejected=sum(
+            n
+            for row in rows
+            for key, n in row.get("migrations", {}).items()
+            if key.startswith("rejected_")
+        ),
     )
     return totals, dict(sorted(Counter(r.owner for r in records.values()).items()))

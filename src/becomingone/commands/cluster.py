@@ -246,10 +246,6 @@ def _check(args: argparse.Namespace) -> None:
     check_roles_args(args)
     if args.bus == "nats" and args.glyphs > NATS_GLYPHS:
         raise InputError("--glyphs", f"with --bus nats at most {NATS_GLYPHS}, got {args.glyphs}")
-    if args.glyphs and args.tls:
-        raise InputError(
-            "--glyphs", "not with --tls yet (its node certificates are not bound to the cluster)"
-        )
     if args.glyphs and args.cells == "cps":
         raise InputError("--glyphs", "needs full cells (--cells full): glyphs live on a cell")
     if args.cells is None:

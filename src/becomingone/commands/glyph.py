@@ -72,10 +72,13 @@ def _payload(text: str) -> dict[str, Any]:
 
 
 def _line(g: Mapping[str, Any]) -> str:
+    k = g.get("kairos")  # a probe's self-observation stream on its owner
     return (
         f"{g['id']:<16} {g['kind']:<8} {g['owner']:<10} θ {g['theta']:.3f}  "
         f"energy {g['energy']:<10.4g} lifetime {g['lifetime']:<7} "
-        f"coherence {g['coherence']:.3f}  {g['state']}" + ("  *this node" if g.get("mine") else "")
+        f"coherence {g['coherence']:.3f}  {g['state']}"
+        + (f"  |T|² {k['coherence']:.3f} ({k['samples']} readings)" if k else "")
+        + ("  *this node" if g.get("mine") else "")
     )
 
 
@@ -138,11 +141,11 @@ def top_table(frame: Mapping[str, Any]) -> Table:
         f"migrations {migrations.get('migrations', 0)}"
     )
     table = Table(title=title)
-    for column in ("cell", "glyphs", "energy", "fires", "failed", "ended", "value"):
+    for column in ("cell", "glyphs", "energy", "fires", "failed", "ended", "value", "|T|²"):
         table.add_column(column, justify="left" if column == "cell" else "right")
     for m in frame["members"]:
         g = m.get("glyphs") or {}
-        value = g.get("value")
+        value, kairos = g.get("value"), g.get("kairos")
         table.add_row(
             m["name"],
             str(g.get("glyphs", "-")),
@@ -151,6 +154,7 @@ def top_table(frame: Mapping[str, Any]) -> Table:
             str(g.get("failed", "-")),
             str(g.get("ended", "-")),
             "-" if value is None else f"{value:.4g}",
+            "-" if kairos is None else f"{kairos:.3f}",
         )
     return table
 

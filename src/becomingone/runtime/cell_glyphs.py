@@ -11,8 +11,9 @@ the cluster's tick; in virtual time (``wait_runs``) each tick awaits its runs, b
 time then has no relation to the cluster's time.
 
 Witnessed on the cell's chain (MICRO): ``glyph.fired`` per completed run — glyph id, kind,
-cycle, lateness (cycles), cost, ``ok``, the SHA-256 of its value's canonical JSON, the error
-of a failed or timed-out run — and ``glyph.ended`` with the reason (energy, lifetime,
+cycle, lateness (cycles), cost, ``ok``, the SHA-256 of its value's canonical JSON, the value
+itself for a probe or a command (:data:`WITNESSED_VALUES`), the error of a failed or timed-out
+run — and ``glyph.ended`` with the reason (energy, lifetime,
 cancelled). ``glyph.fired`` hooks run for every run (a ``before_glyph.fired`` veto is recorded,
 not obeyed: the run happened). A fire log on the (glyph, cycle) key counts double fires as
 runs are witnessed — counted, never assumed to be zero. Runs of one glyph never overlap (the
@@ -21,9 +22,11 @@ the latest cycle witnessed: a run whose cycle is not above it repeats a key. One
 glyph id, however long the cell runs.
 
 A run's numeric value (a probe's reading) is kept per glyph (:attr:`CellGlyphs.values`) and
-shown (:meth:`CellGlyphs.row`); it does not enter the cell's KAIROS engines, whose stream has
-one fixed step ``dt`` — a reading once per cycle is a stream of its own, for an engine of its
-own (not built).
+shown (:meth:`CellGlyphs.row`). A probe's reading also feeds that glyph's self-observation
+KAIROS engine (:class:`~becomingone.runtime.probe_kairos.ProbeStreams`, one sample per firing,
+``dt`` one cycle): its state goes into the run's ``glyph.fired`` record (``kairos``), the
+cell's row and the desk's glyph rows; a reading the engine refuses (NaN, inf, beyond its
+sample limit) is counted ``rejected`` and witnessed, never fed.
 
 Hooks for a node process (:mod:`becomingone.runtime.node_glyphs`), all ``None`` in process:
 ``anchor`` maps Θ_local to the unwrapped position the scheduler advances to (a cycle count
@@ -53,6 +56,7 @@ from becomingone.events import HookEvent
 from becomingone.runtime.cell import Cell
 from becomingone.runtime.glyph_handlers import build_registry
 from becomingone.runtime.glyph_runner import GlyphRunner, RunOutcome
+from becomingone.runtime.probe_kairos import ProbeStreams
 from becomingone.witnessing import Level
 
 __all__ = [
@@ -67,6 +71,10 @@ __all__ = [
 
 log = logging.getLogger("becomingone.glyphs")
 
+#: Kinds whose run's value is small and fixed in shape, so the ``glyph.fired`` record carries
+#: it whole (a probe's reading; a command's exit code, output digest and size) beside its digest.
+WITNESSED_VALUES = frozenset({"probe", "command"})
+
 #: Ended glyphs a cell remembers (so a late cancel can say the glyph had ended).
 KEEP_ENDED = 10_000
 
@@ -76,6 +84,19 @@ def value_digest(value: Any) -> str:
     failed run (``None``) digests as ``null``."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _witnessed_value(outcome: RunOutcome) -> Any:
+    """The value a ``glyph.fired`` record carries whole: a successful probe's or command's,
+    if it is plain JSON (no NaN or inf: a refused reading is in the record's ``kairos``) of
+    at most 1 KiB; else ``None`` (the digest ``result`` is always there)."""
+    if not outcome.ok or outcome.kind not in WITNESSED_VALUES:
+        return None
+    try:
+        text = json.dumps(outcome.value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return outcome.value if len(text) <= 1024 else None
 
 
 class CellGlyphs:
@@ -95,6 +116,8 @@ class CellGlyphs:
         Runs in progress at once (default 8); further firings wait for a slot.
     wait_runs : bool
         Await each tick's runs within the tick (virtual time) instead of collecting them later.
+    cycle : float
+        The cluster cycle in seconds: the ``dt`` of the probes' KAIROS engines (default 1).
     """
 
     def __init__(
@@ -106,6 +129,7 @@ class CellGlyphs:
         config: GlyphsConfig | None = None,
         max_running: int = 8,
         wait_runs: bool = False,
+        cycle: float = 1.0,
     ) -> None:
         if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
             raise InputError("max_running", f"must be an integer >= 1, got {max_running!r}")
@@ -125,6 +149,7 @@ class CellGlyphs:
         self.ended: Counter[str] = Counter()
         self.values: dict[str, float] = {}  # the latest numeric value of each glyph's runs
         self.last_value: float | None = None  # the latest numeric value of any run here
+        self.probes = ProbeStreams(cycle)  # the cell observing itself through its probes
         self.held: dict[str, Glyph] = {}  # glyphs in flight to another cell (not scheduled)
         #: The newest :data:`KEEP_ENDED` glyphs that ended here: id → (last state, reason).
         self.finished: OrderedDict[str, tuple[Glyph, str]] = OrderedDict()
@@ -144,12 +169,14 @@ class CellGlyphs:
             raise InputError("owner", f"glyph {glyph.id!r} is owned by {glyph.owner!r}")
         owned = evolve(glyph, owner=self.node_id)
         self.scheduler.add(owned)
-        if self.on_submit is not None:
-            try:
+        try:
+            self.probes.open(owned)  # a probe's lag or window out of range refuses the glyph
+            if self.on_submit is not None:
                 self.on_submit(owned)
-            except BaseException:
-                self.scheduler.remove(owned.id)
-                raise
+        except BaseException:
+            self.scheduler.remove(owned.id)
+            self.probes.close(owned.id)
+            raise
         self.counts["submitted"] += 1
         return owned
 
@@ -176,6 +203,11 @@ class CellGlyphs:
             return False
         self.held.pop(glyph.id, None)
         self.scheduler.add(glyph, fired_cycle=fired_cycle)
+        if glyph.id not in self.probes.engines:  # an aborted offer keeps its stream
+            try:
+                self.probes.open(glyph)  # a fresh stream: the engine is this cell's
+            except InputError as exc:  # checked where it was submitted; never stop a move
+                log.warning("glyph %s: no KAIROS stream: %s", glyph.id, exc)
         if fired_cycle is not None:
             self.fire_log[glyph.id] = max(self.fire_log.get(glyph.id, fired_cycle), fired_cycle)
         return True
@@ -196,6 +228,11 @@ class CellGlyphs:
         if self.held.pop(glyph_id, None) is None and glyph_id in self.scheduler:
             self.scheduler.remove(glyph_id)
         self.values.pop(glyph_id, None)
+        self.probes.close(glyph_id)
+
+    def kairos(self, glyph_id: str) -> dict[str, Any] | None:
+        """The state of ``glyph_id``'s self-observation stream (``None``: not a probe here)."""
+        return self.probes.state(glyph_id)
 
     def node_energy(self) -> float:
         """Σ energy of the glyphs owned (SSEP ``node_energy``)."""
@@ -284,6 +321,13 @@ class CellGlyphs:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if outcome.ok and numeric and math.isfinite(value):
             self.values[outcome.glyph_id] = self.last_value = float(value)
+        kairos: dict[str, Any] | None = None
+        if outcome.ok and outcome.glyph_id in self.probes.engines:
+            try:
+                kairos = self.probes.feed(outcome.glyph_id, value)
+            except InputError as exc:
+                kairos = {"rejected": str(exc)}
+                log.warning("probe %s: reading refused: %s", outcome.glyph_id, exc)
         payload: dict[str, Any] = {
             "glyph": outcome.glyph_id,
             "kind": outcome.kind,
@@ -292,9 +336,11 @@ class CellGlyphs:
             "cost": outcome.cost,
             "ok": outcome.ok,
             "result": value_digest(value),
+            "value": _witnessed_value(outcome),
             "elapsed": outcome.elapsed,
             "error": outcome.error,
             "timed_out": outcome.timed_out,
+            "kairos": kairos,
         }
         await self._witness(HookEvent.GLYPH_FIRED.value, payload, now, hook=True)
 
@@ -306,6 +352,7 @@ class CellGlyphs:
         while len(self.finished) > KEEP_ENDED:
             self.finished.popitem(last=False)
         self.values.pop(end.glyph.id, None)
+        self.probes.close(end.glyph.id)
         g = end.glyph
         payload = {
             "glyph": g.id,
@@ -336,8 +383,10 @@ class CellGlyphs:
         return glyph_totals([self])
 
     def row(self) -> dict[str, Any]:
-        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, ends, load
-        and the latest numeric value a run returned (a probe's reading; ``None`` before)."""
+        """This cell's line in a ``--json`` tick row: glyphs owned, runs, failures, ends, load,
+        the latest numeric value a run returned (a probe's reading; ``None`` before), |T̂|² of
+        the probe stream fed last (``kairos``; ``None`` before) and the probe readings its
+        engines refused (``rejected``)."""
         return {
             "glyphs": len(self),
             "fires": self.counts["fired"],
@@ -345,6 +394,8 @@ class CellGlyphs:
             "ended": sum(self.ended.values()),
             "energy": self.node_energy(),
             "value": self.last_value,
+            "kairos": self.probes.latest_coherence(),
+            "rejected": self.probes.rejected,
         }
 
 

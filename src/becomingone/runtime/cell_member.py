@@ -157,6 +157,7 @@ class CellMember:
             position=supervisor.theta,
             config=cell.config.glyphs,
             wait_runs=wait_runs,
+            cycle=1.0 / supervisor.frequency if supervisor.frequency > 0 else 1.0,
         )
 
     @property

@@ -37,8 +37,10 @@ class UnknownCell(BecomingOneError):
     """The cluster has no cell of that node id."""
 
 
-def _row(glyph: Glyph, state: str) -> dict[str, Any]:
-    return {**glyph.to_dict(), "state": state}
+def _row(glyph: Glyph, state: str, kairos: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A glyph's row: its fields, ``state`` and ``kairos``, the state of its self-observation
+    stream on its owner (a probe; ``None`` for other kinds and ended glyphs)."""
+    return {**glyph.to_dict(), "state": state, "kairos": kairos}
 
 
 class GlyphDesk:
@@ -60,8 +62,9 @@ class GlyphDesk:
         while a migration moves it), ordered by id."""
         rows = []
         for m in self.members.values():
-            rows += [_row(g, "scheduled") for g in m.glyphs.scheduler.glyphs()]
-            rows += [_row(g, "held") for g in m.glyphs.held.values()]
+            k = m.glyphs.kairos
+            rows += [_row(g, "scheduled", k(g.id)) for g in m.glyphs.scheduler.glyphs()]
+            rows += [_row(g, "held", k(g.id)) for g in m.glyphs.held.values()]
         return sorted(rows, key=lambda r: (r["id"], r["state"]))
 
     def _owners(self, glyph_id: str) -> list[CellMember]:
@@ -83,7 +86,8 @@ class GlyphDesk:
         if cell is not None and cell not in self.members:
             raise UnknownCell(f"the cluster has no cell {cell!r}")
         target = self.members[cell] if cell is not None else self._least_loaded()
-        return _row(target.glyphs.submit(glyph), "scheduled")
+        owned = target.glyphs.submit(glyph)
+        return _row(owned, "scheduled", target.glyphs.kairos(owned.id))
 
     def _least_loaded(self) -> CellMember:
         return min(self.members.values(), key=lambda m: (m.glyphs.node_energy(), m.node_id))

@@ -485,7 +485,9 @@ class SupervisedNode:
             cluster_collapses=0 if self.member is None else self.member.cluster_collapses,
             samples=_samples(self.member),
             cell=_reading(self.member),
-            glyphs=None if self.glyphs is None else status_glyphs(self.glyphs.glyphs),
+            glyphs=None
+            if self.glyphs is None
+            else status_glyphs(self.glyphs.glyphs, self.glyphs.row()),
             partifacts=None if self.partifacts is None else self.partifacts.row(),
         )
 
@@ -610,7 +612,18 @@ def _glyph_row(doc: Any) -> dict[str, Any] | None:
     numbers = [energy] if value is None else [energy, value]
     if min(counts.values()) < 0 or energy < 0 or not all(map(math.isfinite, numbers)):
         raise ValueError(f"glyph row out of range: {counts}, energy {energy}, value {value}")
-    return {**counts, "energy": energy, "value": value, **parse_status_glyphs(doc)}
+    kairos = None if doc.get("kairos") is None else float(doc["kairos"])
+    rejected = int(doc.get("rejected", 0))
+    if rejected < 0 or not (kairos is None or 0.0 <= kairos <= 1.0):
+        raise ValueError(f"glyph row out of range: kairos {kairos}, rejected {rejected}")
+    return {
+        **counts,
+        "energy": energy,
+        "value": value,
+        "kairos": kairos,
+        "rejected": rejected,
+        **parse_status_glyphs(doc),
+    }
 
 
 def partifact_row(doc: Any) -> dict[str, Any] | None:

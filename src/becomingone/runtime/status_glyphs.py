@@ -4,17 +4,23 @@ Rule: no I/O of its own (the records are read through the store it is given). A
 ``node --glyphs`` node's status ``glyphs`` row (counts, energy, latest value;
 :meth:`~becomingone.runtime.cell_glyphs.CellGlyphs.row`) gains three fields made here, which
 an observer of the cluster (``node --serve``, ``cluster --bus nats --serve``) turns into the
-same glyph state the in-process glyph desk gives (:mod:`becomingone.api.cluster_events`):
+same glyph state the in-process glyph desk gives (:mod:`becomingone.api.cluster_events`),
+and a fourth that ``cluster --bus nats --json`` sums into its rows' ``migrations``:
 
 - ``list``: ``[[id, epoch, kind, energy, held], ...]`` — the node's glyphs, scheduled and held
   (``held`` 1: in flight to another node), ordered by id, at most :data:`STATUS_GLYPHS`;
 - ``more``: how many of its glyphs the list leaves out (0 unless it holds more than
   :data:`STATUS_GLYPHS`: then the list is the first :data:`STATUS_GLYPHS` ids);
 - ``gone``: ``[[id, reason], ...]`` — the newest :data:`STATUS_GONE` glyphs that ended on it,
-  oldest first (energy, lifetime, cancelled).
+  oldest first (energy, lifetime, cancelled);
+- ``migrations``: the node's ownership counters (:meth:`NodeGlyphs.row
+  <becomingone.runtime.node_glyphs.NodeGlyphs.row>`: ``migrations`` — counted by the source
+  when it drops a glyph the target committed, so the sum over nodes counts each once —
+  ``offered``, ``accepted``, ``aborted``, ``takeovers``, ``rejected_<reason>``, ...), at most
+  :data:`STATUS_COUNTERS` of them.
 
 At 64 glyphs (10-character ids) and 16 ended the three fields take about 2.9 KB of a status;
-a status of an earlier version has none of the three fields and parses with none.
+a status of an earlier version has none of the four fields and parses with none.
 
 :func:`record_glyphs` lists every glyph of the cluster from its ownership records (the KV bucket
 every node reads) and the reading node's own glyph desk: its own glyphs as it runs them
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
     from becomingone.runtime.node_glyphs import GlyphRecords
 
 __all__ = [
+    "STATUS_COUNTERS",
     "STATUS_GLYPHS",
     "STATUS_GONE",
     "parse_status_glyphs",
@@ -48,12 +55,15 @@ __all__ = [
 STATUS_GLYPHS = 64
 #: Ended glyphs (the newest) a status names with their reason.
 STATUS_GONE = 16
+#: Ownership counters a status may carry.
+STATUS_COUNTERS = 32
 _MAX_ID = 64
 
 
-def status_glyphs(glyphs: CellGlyphs) -> dict[str, Any]:
-    """A node's status ``glyphs`` row: :meth:`CellGlyphs.row` plus ``list``, ``more`` and
-    ``gone`` (see the module rule)."""
+def status_glyphs(glyphs: CellGlyphs, counters: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """A node's status ``glyphs`` row: :meth:`CellGlyphs.row` plus ``list``, ``more``,
+    ``gone`` and, given the node's ownership ``counters``, ``migrations`` (see the module
+    rule)."""
     rows = [(g, 0) for g in glyphs.scheduler.glyphs()]
     rows += [(g, 1) for g in glyphs.held.values() if g.id not in glyphs.scheduler]
     rows.sort(key=lambda r: r[0].id)
@@ -64,6 +74,7 @@ def status_glyphs(glyphs: CellGlyphs) -> dict[str, Any]:
         "list": listed,
         "more": len(rows) - len(listed),
         "gone": [[gid, reason] for gid, (_g, reason) in finished],
+        **({} if counters is None else {"migrations": dict(counters)}),
     }
 
 
@@ -84,7 +95,21 @@ def parse_status_glyphs(doc: Any) -> dict[str, Any]:
             raise ValueError(f"glyph {gid!r}: epoch {epoch}, energy {energy}, held {held!r}")
         listed.append([gid, epoch, kind, energy, int(held)])
     ended = [[_id(gid), _id(reason)] for gid, reason in gone]
-    return {"list": listed, "more": more, "gone": ended}
+    out: dict[str, Any] = {"list": listed, "more": more, "gone": ended}
+    if "migrations" in doc:
+        out["migrations"] = _counters(doc["migrations"])
+    return out
+
+
+def _counters(doc: Any) -> dict[str, int]:
+    if not isinstance(doc, dict) or len(doc) > STATUS_COUNTERS:
+        raise ValueError(f"migration counters must be an object of at most {STATUS_COUNTERS}")
+    out = {}
+    for key, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"migration counter {str(key)[:40]!r}: {value!r} is not a count")
+        out[_id(key)] = value
+    return out
 
 
 def _id(value: Any) -> str:
