@@ -10,12 +10,12 @@ A cell's load is Σ energy of its glyphs (its SSEP ``node_energy``). The migrati
 coherence that round is above :data:`~becomingone.core.phase.MIGRATION_ABOVE` (0.65) and the
 network is stable. In an allowed round, a cell whose load exceeds the mean by more than
 the band — ``hysteresis`` × the mean, and never less than the largest glyph — is a donor: it
-sends its eligible glyphs (energy > ``threshold``), largest first, while their energy fits in
-its excess over the mean. The glyphs go to the least-loaded cells first, each receiver filled
-up to the mean (a glyph goes where the middle of its energy lands). So a receiver ends at most
-half a glyph above the mean and, the band being at least a glyph wide, never becomes a donor:
-glyphs do not bounce, each moves about once, and few large glyphs move rather than many small
-ones.
+sends its eligible glyphs (energy > ``threshold``), largest first, while the middle of each
+one's energy fits in its excess over the mean, so it ends within half a glyph of the mean. The
+glyphs go to the least-loaded cells first, each receiver filled up to the mean (a glyph goes
+where the middle of its energy lands). So a receiver ends at most half a glyph above the mean
+and, the band being at least a glyph wide, never becomes a donor: glyphs do not bounce, each
+moves about once, and few large glyphs move rather than many small ones.
 """
 
 from __future__ import annotations
@@ -163,7 +163,9 @@ def _round(cell: I64, energy: F64, n: int, policy: MigrationPolicy) -> int:
     total = np.cumsum(energy[idx])
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     before = np.repeat(np.r_[0.0, total[starts[1:] - 1]], np.diff(np.r_[starts, idx.size]))
-    shipped = idx[(total - before) <= excess[owner]]
+    # a glyph goes while the middle of its energy fits in the donor's excess, so the donor
+    # ends within half a glyph of the mean (above or below) instead of up to a glyph above
+    shipped = idx[(total - before) - energy[idx] / 2.0 <= excess[owner]]
     receivers = np.flatnonzero(loads < mean)
     receivers = receivers[np.argsort(loads[receivers], kind="stable")]  # least loaded first
     room = np.cumsum(mean - loads[receivers])
