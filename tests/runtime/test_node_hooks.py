@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from becomingone.config import load_config
 from becomingone.runtime.cell import Cell
 from becomingone.transport.natsd import NatsServers
-from tests.helpers import gone
+from tests.runtime.test_node_metrics import nodes  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,26 +33,6 @@ CONFIG = """becomingone:
 """
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[NatsServers, dict[str, subprocess.Popen[bytes]]]]:
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    with NatsServers(tmp_path / "nats", servers=1) as servers:
-        try:
-            yield servers, procs
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs.values():
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            assert all(gone(p.pid) for p in procs.values())
-    assert all(gone(pid) for pid in servers.pids)
-
-
 def read_events(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -61,13 +40,14 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 def test_each_node_fires_and_witnesses_the_events_of_its_own_cell(
-    tmp_path: Path, running: tuple[NatsServers, dict[str, subprocess.Popen[bytes]]]
+    tmp_path: Path,
+    nodes: tuple[NatsServers, dict[str, subprocess.Popen[bytes]]],  # noqa: F811
 ) -> None:
     """Three ``--roles`` nodes with role/proposal hooks: each node's hook log holds a
     ``role.changed`` for its own cell and none for another; the Genesis' log holds its intents'
     ``proposal.opened`` and ``proposal.decided`` with itself as proposer; after SIGTERM each
     cell's chain verifies and carries the same events as MICRO records."""
-    servers, procs = running
+    servers, procs = nodes
     base = tmp_path / "nodes"
     base.mkdir()
     config = tmp_path / "hooks.yaml"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,41 +19,23 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
-from becomingone.runtime import FireLog, NodeGlyphs, build_supervisors
+from becomingone.runtime import build_supervisors
 from becomingone.runtime.cell_member import CellMember, build_cell_members
 from becomingone.runtime.metrics import NodeCollector, node_registry
-from becomingone.runtime.node import NodeSettings, RosterFile, SupervisedNode
-from becomingone.sync.topology import Topology
+from becomingone.runtime.node import RosterFile, SupervisedNode
 from becomingone.transport import MemoryBus, connect_nats
 from becomingone.transport.natsd import NatsServers
+from tests.commands.test_metrics_cli import free_port, values
 from tests.helpers import gone
 from tests.runtime.test_glyph_migrate import _config, _probe
-from tests.runtime.test_node_glyphs import ListedRecords
+from tests.runtime.test_node import settings
+from tests.runtime.test_node_glyphs import ListedRecords, _nodes
 
 pytestmark = pytest.mark.timeout(180)
 
 FLAGS = ["--topology", "mesh", "--tick", "50", "--alpha", "0.3"]
 NAMES = ["cell-0000", "cell-0001", "cell-0002"]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def values(text: str) -> dict[str, float]:
-    """``name{labels}`` → value (labels sorted) from Prometheus exposition text."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}"] = s.value
-    return out
 
 
 def scrape_until(
@@ -212,17 +193,7 @@ def test_the_node_collector_counts_a_migrated_glyph(tmp_path: Path) -> None:
         sups, tmp_path, _config(), seed=5, wait_runs=True
     )
     try:
-        records = ListedRecords()
-        glyphs = [
-            NodeGlyphs(
-                m,
-                records=records,
-                fire_log=FireLog(tmp_path / f"{m.node_id}.fires", m.node_id),
-                cluster="t",
-                offer_timeout=0.5,
-            )
-            for m in members
-        ]
+        glyphs = _nodes(members, ListedRecords(), tmp_path)
         a, b = glyphs
 
         async def go() -> None:
@@ -237,22 +208,10 @@ def test_the_node_collector_counts_a_migrated_glyph(tmp_path: Path) -> None:
                     await n.step(0.0, c_cluster=0.0, stable=False)
 
         asyncio.run(go())
-        settings = NodeSettings(
-            name="x",
-            cluster="t",
-            topology=Topology.parse("mesh"),
-            tick=0.05,
-            alpha=0.3,
-            beta=0.1,
-            branching=4,
-            max_skew=5.0,
-            peer_timeout=1.0,
-            stable_ticks=3,
-        )
         scraped = {}
         for n, m in zip(glyphs, members, strict=True):
             node = SupervisedNode(
-                settings,
+                settings(m.node_id),
                 member=m,
                 key=m.cell.key,
                 epoch=1,

@@ -467,7 +467,33 @@ def _consensus(
         )
 
 
-class StateCollector(Collector):
+class _LiveCollector(Collector):
+    """A collector of live objects: every family described, the families with samples
+    collected, read again when a dict changed under the scrape."""
+
+    def describe(self) -> Iterable[Metric]:
+        """Every family (no samples), so a registry can refuse a name clash."""
+        return [spec.family() for spec in METRICS]
+
+    def collect(self) -> Iterable[Metric]:
+        """The families that have samples now.
+
+        A scrape on the server's thread can meet a dict the loop is resizing (``RuntimeError:
+        dictionary changed size during iteration``); the read is then simply done again.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._collect()
+            except RuntimeError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _collect(self) -> list[Metric]:
+        raise NotImplementedError
+
+
+class StateCollector(_LiveCollector):
     """Reads cells and a cluster at scrape time.
 
     Parameters
@@ -493,24 +519,6 @@ class StateCollector(Collector):
         self._cells, self.cluster, self.migrator = cells, cluster, migrator
         self.driver = driver
 
-    def describe(self) -> Iterable[Metric]:
-        """Every family (no samples), so a registry can refuse a name clash."""
-        return [spec.family() for spec in METRICS]
-
-    def collect(self) -> Iterable[Metric]:
-        """The families that have samples now.
-
-        A scrape on the server's thread can meet a dict the loop is resizing (``RuntimeError:
-        dictionary changed size during iteration``); the read is then simply done again.
-        """
-        for attempt in range(_ATTEMPTS):
-            try:
-                return self._collect()
-            except RuntimeError:
-                if attempt + 1 == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def _collect(self) -> list[Metric]:
         out = _Families()
         for name, cell in self._cells():
@@ -530,7 +538,7 @@ class StateCollector(Collector):
         return list(out.filled())
 
 
-class NodeCollector(Collector):
+class NodeCollector(_LiveCollector):
     """Reads one ``becomingone node`` process at scrape time: a full or light node's cell and
     the status of its latest tick (phase, peers heard, packets accepted and rejected, its
     T_global), its supervisor's phase error and inbox, its NATS connection (:attr:`bus`, set
@@ -555,20 +563,6 @@ class NodeCollector(Collector):
         self.name, self.cluster = name, cluster
         self.node, self.witness = node, witness
         self.bus: NatsBus | None = None
-
-    def describe(self) -> Iterable[Metric]:
-        """Every family (no samples), so a registry can refuse a name clash."""
-        return [spec.family() for spec in METRICS]
-
-    def collect(self) -> Iterable[Metric]:
-        """The families that have samples now (read again when a dict changed meanwhile)."""
-        for attempt in range(_ATTEMPTS):
-            try:
-                return self._collect()
-            except RuntimeError:
-                if attempt + 1 == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _collect(self) -> list[Metric]:
         out, label = _Families(), (self.name,)
