@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from becomingone.config import load_config
 from becomingone.runtime.cell import Cell
 from becomingone.transport.natsd import NatsServers
-from tests.runtime.test_node_metrics import nodes  # noqa: F401 (the fixture)
+from tests.runtime.test_node_metrics import nodes, start_node  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -54,35 +53,9 @@ def test_each_node_fires_and_witnesses_the_events_of_its_own_cell(
     config.write_text(CONFIG)
     logs = {name: tmp_path / f"{name}.hooks.jsonl" for name in NAMES}
     for name in NAMES:
-        cmd = [
-            sys.executable,
-            "-m",
-            "becomingone.cli",
-            "node",
-            "--bus",
-            ",".join(servers.urls),
-            "--name",
-            name,
-            "--data-dir",
-            str(base / name),
-            "--roster",
-            str(base / "roster.json"),
-            "--join",
-            "--roles",
-            "--config",
-            str(config),
-            "--topology",
-            "mesh",
-            "--tick",
-            "50",
-            "--alpha",
-            "0.3",
-        ]
         env = {**os.environ, "BECOMINGONE_HOOK_LOG": str(logs[name])}
-        with open(base / f"{name}.log", "ab") as out:
-            procs[name] = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
+        extra = ["--join", "--roles", "--config", str(config)]
+        procs[name] = start_node(base, servers.urls, name, extra, env)
 
     def decided_somewhere() -> bool:
         return any(

@@ -79,8 +79,11 @@ def nodes(tmp_path: Path) -> Iterator[tuple[NatsServers, dict[str, subprocess.Po
     assert all(gone(pid) for pid in servers.pids)
 
 
-def start_node(base: Path, urls: list[str], name: str, extra: list[str]) -> subprocess.Popen[bytes]:
-    """``becomingone node`` ``name`` on the shared roster file, its output in ``name.log``."""
+def start_node(
+    base: Path, urls: list[str], name: str, extra: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``becomingone node`` ``name`` on the shared roster file, its output in ``name.log``
+    (``env``: the process's environment, default this one's)."""
     base.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -100,7 +103,9 @@ def start_node(base: Path, urls: list[str], name: str, extra: list[str]) -> subp
         *extra,
     ]
     with open(base / f"{name}.log", "ab") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
 
 
 def test_node_processes_serve_their_cell_view_bus_and_consensus(

@@ -20,6 +20,7 @@ stage and the roles; the decision-latency histogram's buckets are
 
 from __future__ import annotations
 
+import abc
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -489,8 +490,9 @@ class _LiveCollector(Collector):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @abc.abstractmethod
     def _collect(self) -> list[Metric]:
-        raise NotImplementedError
+        """Every family with its samples, read from the live objects once."""
 
 
 class StateCollector(_LiveCollector):
