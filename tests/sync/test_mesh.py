@@ -14,8 +14,10 @@ from becomingone.sync import (
     ClusterCollapseDetector,
     CollapseEdge,
     GlobalSync,
+    PacketKind,
     PhaseSupervisor,
     SupervisorState,
+    decode_packet,
     global_sync,
 )
 
@@ -181,3 +183,36 @@ def test_carried_t_sync_survives_a_state_round_trip() -> None:
     twin = PhaseSupervisor.restore(state, **hub.settings())
     assert [m.data for m in twin.tick(1.0)] == [m.data for m in hub.tick(1.0)]
     assert twin.mesh == hub.mesh
+
+
+def test_a_silent_child_leaves_its_heads_up_resultant() -> None:
+    """A fractal head sums its children's UP phases heard within the peer timeout: once a
+    child has been silent longer than that, its last UP no longer counts in the head's own UP
+    (whose weight is |Σ e^{2πiθ}|, about the number of locked cells behind it)."""
+    sups, _ = with_fields("fractal", 16, branching=4, peer_timeout=0.5)
+    by_id = {s.node_id: s for s in sups}
+    head, leaf = sups[4], sups[5]  # cell 4 heads the level-1 group {4, 5, 6, 7}
+    assert head.plan.is_head(1) and head.plan.head(1) == head.node_id == leaf.plan.head(1)
+
+    def up_weight(now: float, silent: str | None) -> float:
+        """Tick everything once at ``now``; the weight of ``head``'s level-1 UP packet."""
+        sent = []
+        for s in sups:
+            if s.node_id != silent:
+                sent += [(d, m.data) for m in s.tick(now) for d in m.to]
+        weight = None
+        for dest, data in sent:
+            by_id[dest].receive(data, now)
+            packet = decode_packet(data)[0]
+            if packet.node_id == head.node_id and packet.kind is PacketKind.UP:
+                weight = packet.weight
+        assert weight is not None
+        return weight
+
+    dt, ticks = 0.05, 0
+    for ticks in range(40):  # everyone speaks: four level-0 phases behind the head
+        heard = up_weight(ticks * dt, None)
+    assert heard == pytest.approx(4.0, abs=0.05)
+    for ticks in range(40, 80):  # the leaf is silent for 2 s, four timeouts
+        heard = up_weight(ticks * dt, leaf.node_id)
+    assert heard == pytest.approx(3.0, abs=0.05)

@@ -514,7 +514,7 @@ class PhaseSupervisor:
         for level in range(1, plan.levels + 1):
             if not plan.is_head(level):
                 break
-            children = self._latest(PacketKind.UP, level - 1)
+            children = self._held(PacketKind.UP, level - 1, now)  # a silent child drops out
             z = self._resultant(children.values(), now)
             group = self._group_sync(children, level, now)
             ups.append((level, z, group.value))
