@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -51,7 +51,7 @@ from becomingone.memory.protocols import CasRecord
 from becomingone.runtime.cell_member import CellMember
 from becomingone.witnessing import Level
 
-__all__ = ["GlyphMigrator"]
+__all__ = ["GlyphMigrator", "perform_effects"]
 
 log = logging.getLogger("becomingone.glyphs")
 
@@ -179,19 +179,14 @@ class GlyphMigrator:
 
     async def _run(self, mig: Migration, effects: list[MigrationEffect], now: float) -> bool:
         """Perform ``effects`` in order; a lost CAS stops them and recovers the record."""
-        for effect in effects:
-            if isinstance(effect, WriteRecord):
-                try:
-                    mig.recorded(
-                        self.records.update(effect.key, effect.value, effect.expected_revision)
-                    )
-                except CasConflict:
-                    self.counts["conflicts"] += 1
-                    await self.recover(mig.glyph.id, now)
-                    return False
-            else:
-                await self._apply(effect, mig, now)
-        return True
+
+        async def lost() -> None:
+            self.counts["conflicts"] += 1
+            await self.recover(mig.glyph.id, now)
+
+        return await perform_effects(
+            mig, effects, self.records, lambda e: self._apply(e, mig, now), lost
+        )
 
     async def _apply(self, effect: MigrationEffect, mig: Migration | None, now: float) -> None:
         match effect:
@@ -248,3 +243,26 @@ class GlyphMigrator:
     def row(self) -> Mapping[str, int]:
         """Counts for a ``--json`` row: migrations, rejections by reason, conflicts."""
         return dict(sorted(self.counts.items()))
+
+
+async def perform_effects(
+    mig: Migration,
+    effects: Iterable[MigrationEffect],
+    records: CasRecord,
+    apply: Callable[[MigrationEffect], Awaitable[None]],
+    lost: Callable[[], Awaitable[None]],
+) -> bool:
+    """Perform a migration's ``effects`` in order: each record write through ``records``
+    (its new revision handed back to ``mig``), every other effect through ``apply``. A lost
+    compare-and-set stops the rest, awaits ``lost`` (the driver's recovery) and returns
+    False. One path for the in-process migrator and the node processes."""
+    for effect in effects:
+        if isinstance(effect, WriteRecord):
+            try:
+                mig.recorded(records.update(effect.key, effect.value, effect.expected_revision))
+            except CasConflict:
+                await lost()
+                return False
+        else:
+            await apply(effect)
+    return True

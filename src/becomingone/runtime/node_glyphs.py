@@ -100,6 +100,7 @@ from becomingone.memory.protocols import Versioned
 from becomingone.runtime.cell_member import CellMember
 from becomingone.runtime.fire_log import FireLog
 from becomingone.runtime.glyph_desk import GlyphExists
+from becomingone.runtime.glyph_migrate import perform_effects
 from becomingone.sync.cps import PhaseSupervisor
 from becomingone.transport.base import Bus, Subscription
 from becomingone.witnessing import Level
@@ -610,19 +611,14 @@ class NodeGlyphs:
 
     async def _run(self, mig: Migration, effects: Iterable[MigrationEffect], now: float) -> bool:
         """Perform this node's ``effects`` in order; a lost CAS stops them and settles."""
-        for effect in effects:
-            if isinstance(effect, WriteRecord):
-                try:
-                    mig.recorded(
-                        self.records.update(effect.key, effect.value, effect.expected_revision)
-                    )
-                except CasConflict:
-                    self.counts["conflicts"] += 1
-                    await self.settle(mig.glyph.id, now)
-                    return False
-            else:
-                await self._apply(effect, mig, now)
-        return True
+
+        async def lost() -> None:
+            self.counts["conflicts"] += 1
+            await self.settle(mig.glyph.id, now)
+
+        return await perform_effects(
+            mig, effects, self.records, lambda e: self._apply(e, mig, now), lost
+        )
 
     async def _apply(self, effect: MigrationEffect, mig: Migration | None, now: float) -> None:
         g = self.glyphs
