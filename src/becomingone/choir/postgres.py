@@ -73,6 +73,7 @@ class PostgresLedger(SqlLedger):
             REAL="DOUBLE PRECISION",
             BLOB="BYTEA",
             BOOL="BOOLEAN",
+            NOROWID="",
             GENESIS=GENESIS_HASH,
         )
         with self._guard():
