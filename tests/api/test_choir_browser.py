@@ -7,6 +7,7 @@ then rolls back with the server's reason. Screenshots go to out/choir/."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -119,11 +120,18 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Person:
-    """One user's page in their own browser context, and its console errors."""
+    """One user's page in their own browser context, its console errors and the frames its
+    WebSockets received."""
 
     page: Any
     errors: list[str]
     name: str
+    frames: list[str | bytes]
+
+    def events(self, type_: str) -> list[dict[str, Any]]:
+        """The data of the received frames of one event type."""
+        got = [json.loads(f) for f in list(self.frames)]
+        return [f["data"] for f in got if f.get("type") == type_]
 
     def role(self) -> str:
         return str(self.page.inner_text("#role"))
@@ -149,13 +157,15 @@ def sign_in(browser: Any, link: str, width: int = 1280, height: int = 860) -> Pe
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("response", lambda r: errors.append(server_error(r)) if r.status >= 500 else None)
+    frames: list[str | bytes] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
     page.set_default_timeout(WAIT_MS)
     page.goto(link)
     page.wait_for_selector("#conn[data-state='live']")
     page.wait_for_function("document.querySelector('#wallet').textContent.match(/\\d/)")
     name = str(page.inner_text("#me"))
     assert "token" not in page.url, "the token is taken off the address bar"
-    return Person(page, errors, name)
+    return Person(page, errors, name, frames)
 
 
 def people(browser: Any, links: list[str]) -> tuple[Person, list[Person]]:
@@ -233,6 +243,8 @@ def test_a_spec_goes_live_to_a_coauthor_who_approves_it(
     for p in [guest, *coauthors]:
         p.page.wait_for_selector(f"#messages li[data-status='published']:has-text('{text}')")
         p.page.wait_for_selector("#flow-list .chip.published")
+        decided = [d for d in p.events("approved") if d.get("text") == text]
+        assert [d["status"] for d in decided] == ["published"], "the live event is `approved`"
     guest.page.wait_for_function(
         f"document.querySelector('#wallet').textContent.replace(/\\D/g, '') === "
         f"'{before[guest.name] - price}'"

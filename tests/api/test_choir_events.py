@@ -82,8 +82,8 @@ async def take(queue: asyncio.Queue[dict[str, Any]], n: int) -> list[dict[str, A
 async def test_two_subscribers_see_spec_vote_publish_in_order(
     served: tuple[Community, str],
 ) -> None:
-    """Both sockets get pending (with client_id), balance, vote, published, balance — the
-    same frames, in chain order."""
+    """Both sockets get pending (with client_id), balance, vote, approved (the message now
+    `published`), balance — the same frames, in chain order."""
     c, url = served
     ada, grace = ChoirClient(url, token=c.tokens["ada"]), ChoirClient(url, token=c.tokens["grace"])
     thread = await asyncio.to_thread(ada.create_thread, "tides")
@@ -97,7 +97,7 @@ async def test_two_subscribers_see_spec_vote_publish_in_order(
     finally:
         t1.cancel(), t2.cancel()
     assert got1 == got2
-    assert [f["type"] for f in got1] == ["pending", "balance", "vote", "published", "balance"]
+    assert [f["type"] for f in got1] == ["pending", "balance", "vote", "approved", "balance"]
     assert got1[0]["data"]["client_id"] == "opt-7" and got1[0]["data"]["id"] == spec.id
     assert got1[2]["data"]["client_id"] == "v-1" and got1[2]["data"]["voter_name"] == "ada"
     assert got1[3]["data"]["status"] == "published"
@@ -119,7 +119,7 @@ async def test_resume_after_reconnect_misses_nothing(served: tuple[Community, st
     spec_id = first[1]["data"]["id"]
     await asyncio.to_thread(ada.vote, spec_id, True)
     rest = await frames(ChoirClient(url), thread.id, 3, after=first[-1]["seq"])
-    assert [f["type"] for f in rest] == ["vote", "published", "balance"]
+    assert [f["type"] for f in rest] == ["vote", "approved", "balance"]
     everything = await frames(ChoirClient(url), thread.id, 6)
     assert everything == first + rest
     ada.close(), grace.close()

@@ -105,5 +105,5 @@ def test_events_are_the_chain(actions: list[Any]) -> None:
             again.close()
     seqs = [f["seq"] for f in live]
     assert seqs == sorted(seqs)
-    decided = [f["data"]["id"] for f in live if f["type"] in ("published", "denied", "expired")]
+    decided = [f["data"]["id"] for f in live if f["type"] in ("approved", "denied", "expired")]
     assert len(decided) == len(set(decided))

@@ -7,15 +7,22 @@ session (initdb + pg_ctl, see ``pgserver.py``) and stopped by PID at the end.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from becomingone.choir import Ledger, PostgresLedger, Rules, SqliteLedger
 from becomingone.keys import NodeKey
+from tests.api.browserhelpers import free_port
 from tests.choir.pgserver import PgServer, find_bin, start_postgres
+
+REPO = Path(__file__).resolve().parents[2]
 
 LEDGER_KEY = NodeKey.from_seed(b"\x07" * 32)
 MakeLedger = Callable[..., Ledger]
@@ -73,3 +80,48 @@ def location(ledger: Ledger) -> str:
         return ledger.url
     assert isinstance(ledger, SqliteLedger)
     return str(ledger.path)
+
+
+@pytest.fixture
+def qdrant_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a Qdrant REST double (``qdrant_double.py``: a test double of the server's
+    REST API over qdrant-client's local mode, not a Qdrant server) on a free loopback port,
+    started as a process and stopped by its PID."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "qdrant-double.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.choir.qdrant_double",
+                str(tmp_path / "qdrant"),
+                f"{port}",
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                ended = f"the Qdrant double ended with {proc.returncode}"
+                raise RuntimeError(f"{ended}: {log.read_text()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Qdrant double did not answer on {url}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

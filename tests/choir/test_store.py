@@ -1,6 +1,7 @@
 """The content store and its reconciliation with the ledger: one conformance suite, run against
 both on-disk adapters — qdrant-client's local mode (:class:`QdrantStore`) and qdrant-edge
-(:class:`EdgeStore`).
+(:class:`EdgeStore`) — and, where a test takes ``store``, against :class:`QdrantStore` by URL
+(remote mode) served by the Qdrant REST double of ``qdrant_double.py`` (not a Qdrant server).
 
 Checks the adapter round trip (payload, vectors, status, search filters), writers and readers
 in threads at once, reopening after close, that a second real process on the same directory
@@ -11,6 +12,7 @@ lexical ones (fast, deterministic); the CLI tests use the model.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -84,10 +86,14 @@ def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def store(tmp_path: Path, engine: str) -> Iterator[ContentStore]:
-    """A store of each adapter in a temporary directory, closed afterwards."""
-    s = open_store(engine, tmp_path / "store")
+@pytest.fixture(params=[*sorted(ADAPTERS), "url"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContentStore]:
+    """A store of each adapter in a temporary directory, and ``url``: :class:`QdrantStore`'s
+    remote mode against the Qdrant REST double (``qdrant_double.py``); closed afterwards."""
+    if request.param == "url":
+        s: ContentStore = QdrantStore(url=request.getfixturevalue("qdrant_url"), dim=EMBEDDING_DIM)
+    else:
+        s = open_store(request.param, tmp_path / "store")
     try:
         yield s
     finally:
@@ -412,3 +418,40 @@ def test_repair_makes_any_drift_vanish(store: ContentStore, tmp_path: Path, side
     report = repair(found, want, stored, store, box, lexical_embedding)
     assert not report.unfixable
     assert drift(want, store.messages(), store.threads()) == []
+
+
+def test_choir_commands_and_check_through_a_store_url(
+    qdrant_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """`becomingone choir ... --store URL` (qdrant-client's remote mode, against the REST
+    double): a post's text reaches the remote store, `check` finds no drift; a status changed
+    behind the ledger's back is reported (exit 1), `check --repair` repairs it, and the next
+    `check` is clean."""
+    from becomingone.cli import main
+
+    monkeypatch.setattr("becomingone.choir.home.model_available", lambda: False)
+    where = ["--data-dir", str(tmp_path / "data"), "--store", qdrant_url]
+
+    def choir(*args: str) -> tuple[int, Any]:
+        status = main(["choir", *args, *where, "--json"])
+        out = capsys.readouterr().out
+        return status, json.loads(out) if out.strip() else None
+
+    assert choir("users", "add", "ada")[0] == 0
+    status, made = choir("threads", "create", "Tides", "--as", "ada")
+    assert status == 0
+    status, post = choir("post", made["thread"], "the ebb runs out", "--as", "ada")
+    assert status == 0
+    remote = QdrantStore(url=qdrant_url, dim=EMBEDDING_DIM)
+    try:
+        [stored] = remote.get_messages([post["message"]])
+        assert (stored.text, stored.status) == ("the ebb runs out", PUBLISHED)
+        assert choir("check")[0] == 0
+        remote.set_status(post["message"], "denied")
+        status, report = choir("check")
+        assert status == 1 and [d["kind"] for d in report["drift"]] == ["status"], report
+        assert choir("check", "--repair")[0] == 0
+        assert choir("check")[0] == 0
+        assert remote.get_messages([post["message"]])[0].status == PUBLISHED
+    finally:
+        remote.close()

@@ -84,13 +84,13 @@ def test_a_shell_post_and_vote_reach_the_websocket_of_a_running_choir_up(tmp_pat
                     _cli, "vote", pending.id, "approve", "--as", "ada", data_dir=tmp_path
                 )
                 assert vote.returncode == 0, vote.stderr
-                voted = await _frames_until(ws, lambda f: f and f[-1]["type"] == "published", 30)
+                voted = await _frames_until(ws, lambda f: f and f[-1]["type"] == "approved", 30)
                 return posted, voted, took
 
         posted, voted, took = asyncio.run(scenario())
         assert posted[-1]["data"]["text"] == text and posted[-1]["data"]["author_name"] == "ada"
         assert took < 60  # the CLI's own start (imports) is most of it
-        assert [f["type"] for f in voted if f["type"] != "balance"] == ["vote", "published"]
+        assert [f["type"] for f in voted if f["type"] != "balance"] == ["vote", "approved"]
         assert voted[-1]["data"]["id"] == pending.id
         assert voted[-1]["seq"] == posted[-1]["seq"] + 1  # one chain, in order
         deadline = time.monotonic() + 30  # the store follows after the events are pushed

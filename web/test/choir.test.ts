@@ -97,7 +97,7 @@ test("an optimistic vote counts at once, blocks a second vote, and settles on th
   assert.equal(s.intents.length, 0);
   [a] = approvals(s, ADA, 1000);
   assert.deepEqual([a?.approve, a?.mine, a?.canVote], [1, "approve", false], "counted once, not twice");
-  s = reduce(s, { type: "frame", frame: { type: "published", seq: 4, data: { spec_id: "s1" } } });
+  s = reduce(s, { type: "frame", frame: { type: "approved", seq: 4, data: { spec_id: "s1" } } });
   assert.equal(approvals(s, ADA, 1000).length, 0);
   assert.deepEqual(statusCounts(s), { pending: 0, published: 1, denied: 0, expired: 0, refunded: 0 });
   assert.deepEqual(s.flow.map((f) => [f.from, f.to]), [[null, "pending"], ["pending", "published"]]);
@@ -131,7 +131,7 @@ test("one transaction's frames share a seq: all are applied, a replay of them is
   let s = run([{ type: "snapshot", thread: detail([msg("s1", { author: BOB, status: "pending" })]) }]);
   const frames: Action[] = [
     { type: "frame", frame: { type: "vote", seq: 6, data: { spec_id: "s1", voter: ADA, choice: "approve" } } },
-    { type: "frame", frame: { type: "published", seq: 6, data: { id: "s1", thread_id: "t1", status: "published" } } },
+    { type: "frame", frame: { type: "approved", seq: 6, data: { id: "s1", thread_id: "t1", status: "published" } } },
     { type: "frame", frame: { type: "balance", seq: 6, data: { thread_id: "t1", balance: 0, wallets: { [ADA]: 1050 } } } },
   ];
   s = run(frames, s);

@@ -59,6 +59,7 @@ from becomingone.errors import InputError, IntegrityError
 from becomingone.keys import NodeKey
 
 __all__ = [
+    "EVENT",
     "EVENT_TYPES",
     "OUTCOME",
     "ChoirEvent",
@@ -70,11 +71,21 @@ __all__ = [
 ]
 
 #: The event types of a thread's WebSocket.
-EVENT_TYPES = ("pending", "published", "denied", "expired", "vote", "message", "balance")
-#: A spec's status as the API shows it (a mixed vote is denied, its stake split; see docs).
+EVENT_TYPES = ("pending", "approved", "denied", "expired", "vote", "message", "balance")
+#: A spec's status as the API shows it (a mixed vote is denied, its stake split; see docs):
+#: an approved spec is a ``published`` message, like a co-author's post.
 OUTCOME: dict[SpecStatus, str] = {
     SpecStatus.PENDING: "pending",
     SpecStatus.APPROVED: "published",
+    SpecStatus.DENIED: "denied",
+    SpecStatus.MIXED: "denied",
+    SpecStatus.EXPIRED: "expired",
+}
+#: The event a spec's new status makes on its thread's WebSocket (the decision, not the
+#: message's status: ``approved`` carries a message whose ``status`` is ``published``).
+EVENT: dict[SpecStatus, str] = {
+    SpecStatus.PENDING: "pending",
+    SpecStatus.APPROVED: "approved",
     SpecStatus.DENIED: "denied",
     SpecStatus.MIXED: "denied",
     SpecStatus.EXPIRED: "expired",
@@ -213,10 +224,10 @@ def thread_events(
         elif isinstance(effect, SetSpecStatus):
             spec = ledger.spec(effect.spec)
             assert spec is not None
-            out.append((OUTCOME[spec.status], spec_view(spec, names, text(thread_id, spec.id))))
+            out.append((EVENT[spec.status], spec_view(spec, names, text(thread_id, spec.id))))
         elif isinstance(effect, Move):
             moved |= {effect.source, effect.target}
-    if moved or tx.kind in (TxKind.THREAD, TxKind.DIVEST) or any(t == "published" for t, _ in out):
+    if moved or tx.kind in (TxKind.THREAD, TxKind.DIVEST) or any(t == "approved" for t, _ in out):
         out.append(("balance", _balance(ledger, thread_id, moved, at)))
     seq = receipt.seq
     return [

@@ -27,7 +27,7 @@ from becomingone.choir.model import (
     thread_account,
     wallet,
 )
-from becomingone.choir.postgres import PostgresLedger
+from becomingone.choir.postgres import NOTIFY_CHANNEL, AppendListener, PostgresLedger
 from becomingone.choir.price import (
     HBAR_OVER_K,
     RATE_WINDOW,
@@ -67,6 +67,7 @@ from becomingone.choir.tx import Transaction, TxKind, content_hash, new_id
 
 __all__ = [
     "HBAR_OVER_K",
+    "NOTIFY_CHANNEL",
     "PUBLISHED",
     "RATE_WINDOW",
     "S0",
@@ -77,6 +78,7 @@ __all__ = [
     "VOTE_WINDOW",
     "Account",
     "AccountKind",
+    "AppendListener",
     "ChoirHome",
     "ContentStore",
     "Drift",

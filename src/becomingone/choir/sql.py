@@ -1,11 +1,12 @@
 """The SQL core both ledger adapters share: schema, reads, effect writes, the invariant.
 
 Rule: one Choir transaction = one database transaction that (1) takes the chain-head row's
-lock, (2) looks the id up (a replay is a no-op), (3) runs the sans-IO rules against a view of
-the open transaction, (4) writes their effects, the signed chain record and the new head, and
-(5) checks treasury + Σ wallets + Σ threads + Σ escrow = supply with no balance negative. Any
-failure rolls everything back. SQL is written once with ``?`` placeholders; an adapter supplies
-the connection, the transaction and the translation of its driver's errors.
+lock, (2) claims the id (a replayed id claims nothing: a no-op), (3) runs the sans-IO rules
+against a view of the open transaction, (4) writes their effects, the signed chain record and
+the new head, and (5) checks treasury + Σ wallets + Σ threads + Σ escrow = supply with no
+balance negative. Any failure rolls everything back. SQL is written once with ``?``
+placeholders; an adapter supplies the connection, the transaction and the translation of its
+driver's errors.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from becomingone.choir.model import (
     Totals,
     User,
     account_kind,
+    thread_account,
 )
 from becomingone.choir.rules import Rules, apply, thread_price
 from becomingone.choir.tx import Transaction, TxKind
@@ -54,9 +56,11 @@ from becomingone.witnessing import (
 
 __all__ = ["SCHEMA", "Db", "SqlLedger"]
 
-#: Tables, with ``{INT}``, ``{REAL}``, ``{BLOB}``, ``{BOOL}`` for the adapter's type names.
+#: Tables, with ``{INT}``, ``{REAL}``, ``{BLOB}``, ``{BOOL}`` for the adapter's type names and
+#: ``{NOROWID}`` after each table keyed by text (SQLite: `` WITHOUT ROWID``, one B-tree per
+#: table instead of a table and its key's index, so a transaction writes fewer pages).
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS choir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS choir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL){NOROWID};
 CREATE TABLE IF NOT EXISTS choir_head (
     id {INT} PRIMARY KEY, n_records {INT} NOT NULL, hash TEXT NOT NULL, signature {BLOB});
 CREATE TABLE IF NOT EXISTS choir_chain (
@@ -64,28 +68,30 @@ CREATE TABLE IF NOT EXISTS choir_chain (
     payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, signer TEXT NOT NULL,
     signature {BLOB} NOT NULL);
 CREATE TABLE IF NOT EXISTS choir_txids (
-    id TEXT PRIMARY KEY, digest TEXT NOT NULL, seq {INT} NOT NULL);
+    id TEXT PRIMARY KEY, digest TEXT NOT NULL, seq {INT} NOT NULL){NOROWID};
 CREATE TABLE IF NOT EXISTS choir_accounts (
-    name TEXT PRIMARY KEY, kind TEXT NOT NULL, balance {INT} NOT NULL CHECK (balance >= 0));
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL,
+    balance {INT} NOT NULL CHECK (balance >= 0)){NOROWID};
 CREATE TABLE IF NOT EXISTS choir_users (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key {BLOB} NOT NULL,
-    joined_at {REAL} NOT NULL);
+    joined_at {REAL} NOT NULL){NOROWID};
 CREATE TABLE IF NOT EXISTS choir_threads (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, creator TEXT NOT NULL, created_at {REAL} NOT NULL);
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, creator TEXT NOT NULL,
+    created_at {REAL} NOT NULL){NOROWID};
 CREATE TABLE IF NOT EXISTS choir_coauthors (
-    thread TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (thread, user_id));
+    thread TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (thread, user_id)){NOROWID};
 CREATE TABLE IF NOT EXISTS choir_messages (
     id TEXT PRIMARY KEY, thread TEXT NOT NULL, author TEXT NOT NULL,
-    content_hash TEXT NOT NULL, created_at {REAL} NOT NULL);
+    content_hash TEXT NOT NULL, created_at {REAL} NOT NULL){NOROWID};
 CREATE INDEX IF NOT EXISTS choir_messages_thread ON choir_messages (thread, created_at);
 CREATE TABLE IF NOT EXISTS choir_specs (
     id TEXT PRIMARY KEY, thread TEXT NOT NULL, author TEXT NOT NULL,
     content_hash TEXT NOT NULL, stake {INT} NOT NULL, created_at {REAL} NOT NULL,
-    deadline {REAL} NOT NULL, status TEXT NOT NULL);
+    deadline {REAL} NOT NULL, status TEXT NOT NULL){NOROWID};
 CREATE INDEX IF NOT EXISTS choir_specs_thread ON choir_specs (thread, created_at);
 CREATE TABLE IF NOT EXISTS choir_votes (
     spec TEXT NOT NULL, voter TEXT NOT NULL, approve {BOOL} NOT NULL, at {REAL} NOT NULL,
-    PRIMARY KEY (spec, voter));
+    PRIMARY KEY (spec, voter)){NOROWID};
 INSERT INTO choir_head (id, n_records, hash) VALUES (1, 0, '{GENESIS}')
     ON CONFLICT (id) DO NOTHING;
 """
@@ -93,7 +99,11 @@ INSERT INTO choir_head (id, n_records, hash) VALUES (1, 0, '{GENESIS}')
 _SPEC = (
     "SELECT id, thread, author, content_hash, stake, created_at, deadline, status FROM choir_specs"
 )
-_THREAD = "SELECT id, title, creator, created_at FROM choir_threads"
+#: A thread with its balance (one statement: the rules read both for every thread transaction).
+_THREAD = (
+    "SELECT id, title, creator, created_at, (SELECT balance FROM choir_accounts"
+    f" WHERE name = '{thread_account('')}' || choir_threads.id) FROM choir_threads"
+)
 _USER = "SELECT id, name, public_key, joined_at FROM choir_users"
 _MESSAGE = "SELECT id, thread, author, content_hash, created_at FROM choir_messages"
 
@@ -155,7 +165,7 @@ class _View:
             creator=row[2],
             created_at=float(row[3]),
             coauthors=tuple(r[0] for r in who),
-            balance=self.balance(f"thread:{row[0]}"),
+            balance=int(row[4] or 0),
         )
 
     def spec(self, spec_id: str) -> Spec | None:
@@ -373,8 +383,12 @@ class SqlLedger(abc.ABC):
     def submit(self, tx: Transaction, *, now: float) -> Receipt:
         with self._lock, self._transaction() as db:
             count, last = self._head(db)
-            prior = db.one("SELECT digest, seq FROM choir_txids WHERE id = ?", (tx.id,))
-            if prior is not None:
+            # The id is claimed for the record this transaction appends (seq = count); a
+            # replayed id claims nothing and is looked up (one statement for a new id).
+            claim = "INSERT INTO choir_txids VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING"
+            if db.run(claim, (tx.id, tx.digest(), count)) != 1:
+                prior = db.one("SELECT digest, seq FROM choir_txids WHERE id = ?", (tx.id,))
+                assert prior is not None
                 if prior[0] != tx.digest():
                     raise InputError("id", f"{tx.id} was used by a different transaction")
                 return Receipt(tx_id=tx.id, kind=tx.kind, seq=int(prior[1]), replayed=True)
@@ -391,7 +405,6 @@ class SqlLedger(abc.ABC):
                 "UPDATE choir_head SET n_records = ?, hash = ?, signature = ? WHERE id = 1",
                 (head.count, head.hash, head.signature),
             )
-            db.run("INSERT INTO choir_txids VALUES (?, ?, ?)", (tx.id, tx.digest(), record.seq))
             state = totals(db, self._rules.total_supply)
             if not state.ok:
                 raise IntegrityError(record.seq, f"invariant broken, rolled back: {state}")

@@ -77,7 +77,12 @@ class SqliteLedger(SqlLedger):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             schema = SCHEMA.format(
-                INT="INTEGER", REAL="REAL", BLOB="BLOB", BOOL="INTEGER", GENESIS=GENESIS_HASH
+                INT="INTEGER",
+                REAL="REAL",
+                BLOB="BLOB",
+                BOOL="INTEGER",
+                NOROWID=" WITHOUT ROWID",
+                GENESIS=GENESIS_HASH,
             )
             with self._guard():
                 self._conn.execute("BEGIN IMMEDIATE")

@@ -321,6 +321,10 @@ class QdrantStore:
             self._client.set_payload(_MESSAGES, payload={"status": status}, points=[pid], wait=True)
         except KeyError:  # local mode's answer for an unknown point
             raise not_stored([message_id]) from None
+        except Exception as exc:  # a server's: 404 (qdrant-client's UnexpectedResponse)
+            if getattr(exc, "status_code", None) == 404:
+                raise not_stored([message_id]) from None
+            raise
 
     def delete_messages(self, message_ids: Iterable[str]) -> None:
         """Remove messages."""

@@ -15,7 +15,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -124,6 +124,8 @@ class Transaction:
     actor: bytes
     body: Mapping[str, Any]
     signature: bytes
+    #: The canonical bytes the signature covers, encoded once when the signature is checked.
+    _signed: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _is_id("id", self.id)
@@ -141,7 +143,8 @@ class Transaction:
         object.__setattr__(self, "body", MappingProxyType(dict(self.body)))
         if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_BYTES:
             raise InputError("signature", f"must be {SIGNATURE_BYTES} bytes")
-        if not verify_signature(self.actor, self.message(), self.signature):
+        object.__setattr__(self, "_signed", _message(self.id, self.kind, self.actor, self.body))
+        if not verify_signature(self.actor, self._signed, self.signature):
             raise InputError("signature", f"does not verify for {self.kind.value} {self.id}")
 
     @classmethod
@@ -162,11 +165,11 @@ class Transaction:
 
     def message(self) -> bytes:
         """The canonical bytes the signature covers."""
-        return _message(self.id, self.kind, self.actor, self.body)
+        return self._signed
 
     def digest(self) -> str:
         """Hex SHA-256 of the canonical bytes: equal ids with unequal digests conflict."""
-        return hashlib.sha256(self.message()).hexdigest()
+        return hashlib.sha256(self._signed).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (actor and signature as hex) that :meth:`from_json` reads back."""

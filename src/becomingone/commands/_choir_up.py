@@ -7,9 +7,12 @@ the first time (users ada, grace and alan; a thread; a post; a pending spec) and
 login link per demo user every time, then serves on ``--serve`` until SIGINT or SIGTERM. The
 URLs go to stdout, one per line (a script or a test reads them; with ``--json`` one JSON
 object); notes go to stderr. While it
-serves, ``<data dir>/choir/up.json`` names it, and every :data:`POLL_S` it folds the ledger
-records another process appended (``choir post`` from a shell writes the ledger and the
-outbox, and leaves the store to this server) and pushes their events.
+serves, ``<data dir>/choir/up.json`` names it, and it folds the ledger records another
+process appended (``choir post`` from a shell writes the ledger and the outbox, and leaves the
+store to this server) and pushes their events: every :data:`POLL_S` on SQLite; on PostgreSQL
+as soon as the append's ``NOTIFY`` arrives (``LISTEN`` on a connection of its own), looking
+anyway every :data:`NOTIFY_FALLBACK_S` in case a notification was lost (and every
+:data:`POLL_S` again if the listening connection fails).
 """
 
 from __future__ import annotations
@@ -22,18 +25,20 @@ import signal
 import sys
 from typing import Any
 
-from becomingone.choir import ChoirHome, SpecStatus, TxKind
+from becomingone.choir import AppendListener, ChoirHome, PostgresLedger, SpecStatus, TxKind
 from becomingone.commands.up import data_dir_arg
 from becomingone.config import load_config
 
-__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "POLL_S", "run_choir_up"]
+__all__ = ["DEFAULT_CHOIR_PORT", "DEMO_USERS", "NOTIFY_FALLBACK_S", "POLL_S", "run_choir_up"]
 
 #: The demo community's users.
 DEMO_USERS = ("ada", "grace", "alan")
 #: Where ``choir up`` listens by default.
 DEFAULT_CHOIR_PORT = 8795
-#: Seconds between two looks for ledger records another process appended.
+#: Seconds between two looks for ledger records another process appended (SQLite).
 POLL_S = 0.2
+#: Seconds between two looks on PostgreSQL, where an append's NOTIFY wakes the follower.
+NOTIFY_FALLBACK_S = 5.0
 _DEMO_POSTS = (
     "Tides follow the moon: two highs and two lows a day.",
     "Spring tides come when the sun and the moon pull in line.",
@@ -71,25 +76,65 @@ def _demo(service: Any) -> list[tuple[str, str]]:
 async def _follow_ledger(service: Any, stop: asyncio.Event) -> None:
     """Until ``stop``: fold what other processes appended, push its events, then the store.
     A failed look (a record that does not decode, a lost database connection) is said once
-    on stderr and tried again at the next interval: the server goes on serving."""
+    on stderr and tried again at the next look: the server goes on serving."""
     said = ""
-    while not stop.is_set():
+
+    def say(exc: Exception) -> None:
+        nonlocal said
+        if str(exc) != said:
+            said = str(exc)
+            print(
+                f"becomingone choir up: following the ledger: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    listener: AppendListener | None = None
+    if isinstance(service.ledger, PostgresLedger):
         try:
-            events = await asyncio.to_thread(service.poll)
-            if events:
-                service.publish(events)
-                await asyncio.to_thread(service.follow)
-            said = ""
+            listener = await service.ledger.listen()
         except Exception as exc:
-            if str(exc) != said:
-                said = str(exc)
-                print(
-                    f"becomingone choir up: following the ledger: {type(exc).__name__}: {exc}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            say(exc)
+    try:
+        while not stop.is_set():
+            try:
+                events = await asyncio.to_thread(service.poll)
+                if events:
+                    service.publish(events)
+                    await asyncio.to_thread(service.follow)
+                said = ""
+            except Exception as exc:
+                say(exc)
+            try:
+                await _pause(listener, stop)
+            except Exception as exc:  # the listening connection is lost: poll as on SQLite
+                say(exc)
+                assert listener is not None
+                with contextlib.suppress(Exception):
+                    await listener.close()
+                listener = None
+    finally:
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+
+async def _pause(listener: AppendListener | None, stop: asyncio.Event) -> None:
+    """Until ``stop``, an append's notification (``listener``) or the interval, if sooner."""
+    if listener is None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
+        return
+    woke = asyncio.ensure_future(listener.wait(NOTIFY_FALLBACK_S))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({woke, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not woke.done():  # stopping: the listener is closed next
+        woke.cancel()
+        with contextlib.suppress(BaseException):
+            await woke
+        return
+    woke.result()  # a lost connection raises here
 
 
 async def _serve(args: argparse.Namespace, service: Any, listen: tuple[str, int]) -> None:

@@ -64,9 +64,12 @@ export type Action =
 
 export const FLOW_KEEP = 40;
 const FINAL: ReadonlySet<string> = new Set(["published", "denied", "expired", "refunded"]);
-const STATUSES: ReadonlySet<string> = new Set(["pending", ...FINAL]);
+/** The status a spec's decision event leaves its message in: `approved` publishes it. */
+const DECISION: Readonly<Record<string, MessageStatus>> = {
+  pending: "pending", approved: "published", denied: "denied", expired: "expired", refunded: "refunded",
+};
 /** The frame types of a thread's events; others (the socket's `resumed` marker) are skipped. */
-export const FRAME_TYPES: ReadonlySet<string> = new Set([...STATUSES, "vote", "message", "balance"]);
+export const FRAME_TYPES: ReadonlySet<string> = new Set([...Object.keys(DECISION), "vote", "message", "balance"]);
 
 export function initial(): ChoirState {
   return { thread: null, messages: [], seq: null, atSeq: [], wallets: {}, intents: [], flow: [] };
@@ -167,9 +170,9 @@ function frame(state: ChoirState, f: Frame, history: boolean): ChoirState {
   const id = frameMessageId(data);
   if (id === null) return next;
   if (f.type === "vote") next = vote(next, id, data);
-  else if (f.type === "message" || STATUSES.has(f.type)) {
-    const status = (f.type === "message" ? (str(data["status"]) ?? "published") : f.type) as MessageStatus;
-    next = upsert(next, id, status, data, f.seq);
+  else {
+    const status = f.type === "message" ? ((str(data["status"]) ?? "published") as MessageStatus) : DECISION[f.type];
+    if (status !== undefined) next = upsert(next, id, status, data, f.seq);
   }
   const cid = str(data["client_id"]);
   if (cid !== null) {
