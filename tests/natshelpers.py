@@ -7,7 +7,8 @@ finds or launches the binary any other way. :func:`shared_server` is one lazily 
 per test process, for adapters built outside fixtures (the Hypothesis state machines); it is
 stopped when the process exits.
 :class:`TcpProxy` forwards TCP on loopback and can be cut and healed (a network partition
-between two servers); :func:`routed_to` reads a server's routes from its monitoring port.
+between two servers); :func:`routed_to` and :func:`route_links` read a server's routes from
+its monitoring port.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from becomingone.runtime.launcher import NodeProcesses
 from becomingone.transport.natsd import NatsServers
 from tests.helpers import gone
 
-__all__ = ["NatsServer", "TcpProxy", "routed_to", "shared_server", "unique_name"]
+__all__ = [
+    "NatsServer",
+    "TcpProxy",
+    "route_links",
+    "routed_to",
+    "shared_server",
+    "unique_name",
+]
 
 _counter = itertools.count(1)
 
@@ -99,6 +107,16 @@ def routed_to(monitor_port: int) -> set[str]:
     return {str(r.get("remote_name")) for r in routes}
 
 
+def route_links(monitor_port: int) -> list[tuple[str, bool, int]]:
+    """Each route of a server now (its ``/routez``): the remote server's name, whether this
+    server solicited it, and the remote port it is connected to (for an accepted route: the
+    port the connection came from)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{monitor_port}/routez", timeout=2.0) as reply:
+        routes = json.loads(reply.read()).get("routes") or []
+    return [(str(r["remote_name"]), bool(r.get("did_solicit")), int(r["port"])) for r in routes]
+
+
 class TcpProxy:
     """A TCP proxy on ``127.0.0.1``, run by an asyncio loop on a thread of its own (so it keeps
     forwarding while the test blocks, e.g. in :meth:`NatsServers.start`).
@@ -116,6 +134,9 @@ class TcpProxy:
             self.port = int(s.getsockname()[1])
         self.target = target
         self.connections = 0
+        #: Local ports of the connections it opened upstream (what the target sees as the
+        #: peer's port, e.g. in a server's ``/routez``).
+        self.upstream_ports: set[int] = set()
         self._cuts = 0
         self._links: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
@@ -165,6 +186,7 @@ class TcpProxy:
             up_writer.transport.abort()
             return
         self.connections += 1
+        self.upstream_ports.add(int(up_writer.get_extra_info("sockname")[1]))
         self._links |= {writer, up_writer}
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))

@@ -95,3 +95,32 @@ def test_bad_routes_are_refused(tmp_path: Path, servers: int, routes: dict[str, 
     are each an InputError naming ``routes``."""
     with pytest.raises(InputError, match="routes"):
         NatsServers(tmp_path, servers=servers, routes=routes)  # type: ignore[arg-type]
+
+
+def test_advertise_sets_a_servers_route_address(tmp_path: Path) -> None:
+    """With ``advertise``, the named server's cluster block advertises the given address; the
+    others advertise nothing (nats-server's default: their listen address)."""
+    ns = NatsServers(tmp_path, servers=2, advertise={"n1": "127.0.0.1:9"})
+    configs = [Path(s.config).read_text() for s in ns._write_configs()]
+    assert 'advertise: "127.0.0.1:9"' in configs[0]
+    assert "  advertise:" not in configs[1]
+
+
+@pytest.mark.parametrize(
+    ("servers", "advertise"),
+    [
+        (3, {"n4": "127.0.0.1:9"}),
+        (1, {"n1": "127.0.0.1:9"}),
+        (2, {"n1": "127.0.0.1"}),
+        (2, {"n1": "127.0.0.1:0"}),
+        (2, {"n1": ":9"}),
+        (2, {"n1": 9}),
+    ],
+)
+def test_bad_advertise_is_refused(
+    tmp_path: Path, servers: int, advertise: dict[str, object]
+) -> None:
+    """A server not in the cluster, a single server, no port, port 0, no host and a number
+    are each an InputError naming ``advertise``."""
+    with pytest.raises(InputError, match="advertise"):
+        NatsServers(tmp_path, servers=servers, advertise=advertise)  # type: ignore[arg-type]

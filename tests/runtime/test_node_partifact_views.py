@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from becomingone.cluster import GENESIS_DIGEST, Decision, RolePlan, Vote
+from becomingone.cluster import GENESIS_DIGEST, Decision, Outcome, Proposal, RolePlan, Vote
 from becomingone.errors import InputError, ProtocolError
 from becomingone.keys import NodeKey
 from becomingone.memory import MemoryAppendLog
@@ -314,3 +314,42 @@ async def test_an_observer_keeps_the_members_view_and_never_writes() -> None:
         observer.cast(vote, f.now)
     assert error.value.reason == "observer"
     await observer.aclose()
+
+
+async def test_a_queued_plan_of_a_decided_term_is_dropped_not_appended() -> None:
+    """A passed role plan waiting in a view's queue whose term the log has already decided
+    (as when two views both formed at one head, or a side of a healed partition passed a
+    plan the other side's log moved past) is dropped and counted ``stale``: the log never
+    holds two passed plans of one term (found by tests/faults/test_partition_consensus.py)."""
+    f = Fleet()
+    await f.start()
+    await f.run(6.0)
+    name = NAMES[1]
+    view = f.views[name]
+    term = view.cluster.term
+    assert term >= 1
+    roles = {c: r.value for c, r in view.cluster.roles.items()}
+    payload = {**RolePlan.from_payload({"roles": roles, "term": term}).to_payload(), "why": "x"}
+    p = Proposal.create(
+        KEYS[name],
+        kind="roles",
+        subject=f"roles-{term}",
+        payload=payload,
+        proposer=name,
+        created=f.now,
+        deadline=f.now + 2.0,
+        eligible=(name,),
+    )
+    vote = Vote.create(KEYS[name], proposal_id=p.id, voter=name, yes=True, at=f.now)
+    stale = Decision(proposal=p, outcome=Outcome.PASSED, votes=(vote,), decided_at=f.now)
+    view._to_append.append(stale.to_entry())
+    await view.sync_log()
+    assert p.id not in {Decision.from_entry(e).proposal.id for e in f.log.read()}
+    assert view.row()["log"]["stale"] == 1
+    await f.run(1.0)  # the view goes on appending its own decisions
+    terms = [
+        RolePlan.from_payload(d.proposal.payload).term
+        for d in map(Decision.from_entry, f.log.read())
+        if d.passed and d.proposal.kind == "roles"
+    ]
+    assert len(terms) == len(set(terms)), terms

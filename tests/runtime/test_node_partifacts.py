@@ -92,17 +92,25 @@ class RoleFleet:
 
     def start_all(self) -> None:
         for name in self.names:
-            cmd = [*self.launcher.command(name), "--serve", f"127.0.0.1:{self.ports[name]}"]
-            with open(self.base / f"{name}.log", "ab") as log:
-                self.procs[name] = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-                )
+            self.start(name)
+
+    def start(self, name: str, urls: list[str] | None = None) -> None:
+        """Start node ``name`` (on ``urls`` only, when given, instead of every server)."""
+        launcher = self.launcher
+        if urls is not None:
+            launcher = NodeProcesses(self.base, urls, launcher.extra)
+        cmd = [*launcher.command(name), "--serve", f"127.0.0.1:{self.ports[name]}"]
+        with open(self.base / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     def rows(self, alive_only: bool = True) -> dict[str, dict[str, Any]]:
-        """Each node's newest partifact row (from its JSON status lines)."""
+        """Each started node's newest partifact row (from its JSON status lines)."""
         out: dict[str, dict[str, Any]] = {}
         for name in self.names:
-            if alive_only and self.procs[name].poll() is not None:
+            proc = self.procs.get(name)
+            if proc is None or (alive_only and proc.poll() is not None):
                 continue
             path = self.base / f"{name}.log"
             for line in reversed(path.read_text(errors="replace").splitlines()):

@@ -440,7 +440,11 @@ class NodePartifacts:
 
     async def _sync_log(self) -> list[Decision]:
         """Apply what the log holds beyond this view's head, then append this node's queued
-        decisions (each at the head it expects); the decisions applied."""
+        decisions (each at the head it expects); the decisions applied. A queued passed role
+        plan whose term the log has meanwhile decided (another formation got there first, or
+        the other side of a healed partition moved on) is dropped, not appended: no view
+        would apply it, and the log must not hold two passed plans of one term (counted as
+        the log's ``stale``)."""
         if self._log_stuck:
             return []
         pc, out = self.cluster, []
@@ -448,6 +452,10 @@ class NodePartifacts:
             out += self._apply(await asyncio.to_thread(self.log.read, pc.head + 1))
             while self._to_append:
                 entry = self._to_append[0]
+                if _stale_plan(entry, pc.term):
+                    self._to_append.popleft()
+                    self.counts["log_stale"] += 1
+                    continue
                 index = await asyncio.to_thread(self.log.append, entry, expected_last=pc.head)
                 self._to_append.popleft()
                 if index != pc.head + 1:  # cannot happen on a gapless log; never skip one
@@ -602,7 +610,10 @@ class NodePartifacts:
 
     def row(self) -> dict[str, Any]:
         """This node's partifact row for its status: its state and role, the lifecycle, the
-        term, the Genesis, the log head and memory digest, and what was refused."""
+        term, the Genesis, the log head and memory digest, what was refused, and the log's
+        ``conflicts`` (another writer appended first), ``errors`` (the log did not answer:
+        e.g. its JetStream stream has no Raft majority on this side of a partition) and
+        ``stale`` (queued role plans of a term already decided, dropped)."""
         pc = self.cluster
         role = pc.roles.get(self.node_id)
         refused = Counter(self.rejected) + Counter(pc.book.rejected) + Counter(pc.router.refused)
@@ -616,7 +627,20 @@ class NodePartifacts:
             "head": pc.head,
             "memory": pc.memory,
             "rejected": dict(sorted(refused.items())),
+            "log": {
+                "conflicts": self.counts["log_conflicts"],
+                "errors": self.counts["log_errors"],
+                "stale": self.counts["log_stale"],
+            },
         }
+
+
+def _stale_plan(entry: bytes, term: int) -> bool:
+    """True iff ``entry`` is a passed role plan for a term at or below ``term``."""
+    decision = Decision.from_entry(entry)
+    if not decision.passed or decision.proposal.kind != "roles":
+        return False
+    return RolePlan.from_payload(decision.proposal.payload).term <= term
 
 
 def _vote(doc: Mapping[str, Any]) -> Vote:

@@ -259,11 +259,28 @@ def _authorization_block(grants: Sequence[NodeGrant] = ()) -> list[str]:
     return [*lines, "  ]", "}"]
 
 
+def _check_advertise(advertise: Mapping[str, str] | None, servers: int) -> dict[str, str]:
+    """The ``advertise`` argument of :class:`NatsServers`, checked (names and ``host:port``)."""
+    if advertise is None:
+        return {}
+    names = {f"n{i + 1}" for i in range(servers)}
+    out = {}
+    for name, address in dict(advertise).items():
+        if name not in names or servers < 2:
+            raise InputError("advertise", f"{name!r} is not a server of this cluster")
+        host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or " " in host:
+            raise InputError("advertise", f"{name}: must be HOST:PORT, got {address!r}")
+        out[name] = address
+    return out
+
+
 def _config_text(
     spec: ServerSpec,
     routes: list[str],
     tls: TlsFiles | None = None,
     grants: Sequence[NodeGrant] = (),
+    advertise: str | None = None,
 ) -> str:
     """The nats-server config of one server (JSON strings are valid NATS config strings)."""
     lines = [
@@ -292,6 +309,7 @@ def _config_text(
             f"  name: {json.dumps(CLUSTER_NAME)}",
             f"  listen: {json.dumps(f'{_HOST}:{spec.cluster_port}')}",
             f"  routes: {json.dumps(routes)}",
+            *([] if advertise is None else [f"  advertise: {json.dumps(advertise)}"]),
             *(_tls_block(tls, "  ") if tls is not None else []),
             "}",
         ]
@@ -368,6 +386,9 @@ class NatsServers:
         to every other server; ``[]`` only accepts routes. Readiness still waits until each
         server is routed to every other one (a fault test sends a route through a proxy it
         can cut).
+    advertise : server name → the ``host:port`` that server advertises as its route address
+        (``cluster { advertise }``): where the others connect when they learn of it by gossip
+        (implicit routes). A fault test points it where no route can bypass its proxies.
     grants : with ``tls``, extra users for node certificates bound to a cluster
         (:class:`NodeGrant`; ``becomingone nats up --tls --cluster NAME``).
 
@@ -386,6 +407,7 @@ class NatsServers:
         tls: TlsFiles | None = None,
         routes: Mapping[str, Sequence[str]] | None = None,
         grants: Sequence[NodeGrant] = (),
+        advertise: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(servers, bool) or not isinstance(servers, int):
             raise InputError("servers", f"must be an integer, got {servers!r}")
@@ -407,6 +429,7 @@ class NatsServers:
         self.tls = tls
         self.grants = tuple(grants)
         self.routes = _check_routes(routes, servers)
+        self.advertise = _check_advertise(advertise, servers)
         self.dir = Path(data_dir).expanduser().absolute() / "nats"
         self.count = servers
         self.ready_timeout = ready_timeout
@@ -506,7 +529,10 @@ class NatsServers:
                         for other in specs
                         if other is not spec and other.cluster_port is not None
                     ]
-                Path(spec.config).write_text(_config_text(spec, routes, self.tls, self.grants))
+                text = _config_text(
+                    spec, routes, self.tls, self.grants, self.advertise.get(spec.name)
+                )
+                Path(spec.config).write_text(text)
                 Path(spec.log).write_bytes(b"")
         except OSError as exc:
             raise StorageError(f"cannot write nats configs under {self.dir}: {exc}") from exc
