@@ -339,6 +339,7 @@ def test_forged_replayed_and_unknown_messages_are_refused_and_counted(
             ]
             for m in messages:
                 await bus.publish(partifact_subject("local"), m)
+            await bus.flush()  # the server has all six before the connection closes
             await sub.unsubscribe()
         finally:
             await bus.aclose()
