@@ -370,6 +370,9 @@ def _run_member(
             view.update(desk=desk, listing=functools.partial(_cluster_glyphs, records, desk))
         if args.roles:
             node.partifacts = _node_partifacts(args, node, tls, stack)
+            if args.glyphs:  # the tasks delegated to this cell run as its glyphs
+                assert isinstance(member, CellMember)
+                node.partifacts.run_tasks(member)
             view["partifacts"] = ProposalDesk(node.partifacts, clock=node.now)
         if view:
             serve = functools.partial(serve, view=views(**view))
