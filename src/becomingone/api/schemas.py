@@ -389,7 +389,8 @@ class ProposalList(BaseModel):
 
 
 class ProposalText(BaseModel):
-    """A text to decide (a ``command``: recorded when it passes)."""
+    """A text to decide (a ``command``: run as a command glyph on an Executor, when it passes,
+    under that cell's allowlist)."""
 
     model_config = {"extra": "forbid", "regex_engine": "python-re"}
 

@@ -32,6 +32,14 @@ proposal too). A lost Genesis (not heard for ``genesis_timeout`` seconds) is rep
 failover plan the next proposer puts to the Validators: within ``genesis_timeout`` plus a
 vote's round trip and a log append.
 
+**Delegation** (WSP 28 §5.3) goes through the log too: every view assigns each passed intent
+or command it reads there (:meth:`~becomingone.cluster.Delegation.assign`, from the log's
+roles), and moves its task by the signed hand-overs (:class:`~becomingone.cluster.TaskEntry`)
+it reads there, refusing and counting a forged or out-of-role one alike in every view. The
+node holding the step makes it: the Executor's node runs the task as a one-shot glyph on its
+cell (:meth:`NodePartifacts.run_tasks`, ``node --roles --glyphs``) and appends its report, the
+Validator's node its verdict, the Integrator's node the record.
+
 **What a tick reports.** Each :class:`~becomingone.runtime.PartifactTick` in
 :attr:`NodePartifacts.history` carries, besides the states, roles and lifecycle, the
 ``proposal.opened`` events of the proposals this view opened or heard, the votes it counted

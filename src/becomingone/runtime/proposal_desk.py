@@ -228,7 +228,7 @@ class ProposalDesk:
     # proposing --------------------------------------------------------------------------
 
     def propose_text(self, text: str, now: float) -> dict[str, Any]:
-        """Put ``text`` to the Validators as a ``command`` (recorded when it passes)."""
+        """Put ``text`` to the Validators as a ``command`` (delegated when it passes)."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("text", "must be a non-empty string")
         return self._propose("command", {"what": text}, f"command-{next(self._serial)}", now)
