@@ -6,6 +6,7 @@ every process stopped by pid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -37,9 +38,12 @@ ALLOW_TRUE = """becomingone:
 
 
 def last_status(path: Path) -> dict[str, Any]:
-    """The last JSON line a node printed."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("{")]
-    return json.loads(lines[-1])
+    """The last whole JSON line a node printed (one being written is skipped)."""
+    for line in reversed(path.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                return dict(json.loads(line))
+    raise AssertionError(f"{path}: no status line yet")
 
 
 def test_a_full_node_runs_roles_and_glyphs_together(
@@ -70,6 +74,14 @@ def test_a_full_node_runs_roles_and_glyphs_together(
     )
     assert got[f"becomingone_glyphs{{{cell}}}"] == 0  # no glyph submitted: none owned
     assert sum(v for k, v in got.items() if k.startswith("becomingone_roles{")) >= 1
+
+    def all_read_the_log() -> bool:  # each view's log task runs beside its ticks
+        logs = [base / f"{name}.log" for name in NAMES]
+        return all(p.exists() and '"partifacts"' in p.read_text() for p in logs) and all(
+            last_status(p)["partifacts"]["head"] >= 1 for p in logs
+        )
+
+    wait_for(all_read_the_log, 30, "every node's view read the log")
     for proc in procs.values():
         proc.send_signal(signal.SIGTERM)
     assert {name: proc.wait(timeout=20) for name, proc in procs.items()} == dict.fromkeys(procs, 0)
