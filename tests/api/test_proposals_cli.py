@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from becomingone.commands.proposals import proposal_line
 from tests.api.test_e2e import CLI, free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -106,3 +107,17 @@ def test_propose_list_and_vote_until_it_passes(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_a_proposal_line_names_its_task() -> None:
+    """A delegated proposal's line ends with its task's state and Executor, and a failed
+    run's reason; a proposal without a task has no task part."""
+    row = {
+        "id": "ab", "status": "passed", "kind": "command", "yes": 1, "no": 0, "needed": 1,
+        "eligible": ["v"], "proposer": "g", "payload": {"what": "ls /"}, "executed": None,
+        "task": {"state": "rejected", "executor": "e", "ok": False, "result": "not allowed"},
+    }  # fmt: skip
+    assert proposal_line(row).endswith("ls /  task rejected on e (not allowed)")
+    ran = {**row, "task": {**row["task"], "state": "recorded", "ok": True, "result": "9f"}}
+    assert proposal_line(ran).endswith("ls /  task recorded on e")
+    assert "task" not in proposal_line({**row, "task": None})

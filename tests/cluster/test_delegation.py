@@ -14,9 +14,12 @@ from becomingone.cluster import (
     Proposal,
     Role,
     SignalRouter,
+    TaskEntry,
+    TaskEvent,
     TaskState,
 )
-from becomingone.errors import ProtocolError
+from becomingone.errors import InputError, ProtocolError
+from becomingone.runtime.partifacts import task_glyph
 from tests.cluster.partifact_helpers import make_keys
 
 KEYS = make_keys(6)
@@ -74,7 +77,7 @@ def test_a_rejected_result_is_not_recorded() -> None:
     assert t is not None
     d.report(t.id, by=t.executor, ok=False, result="")
     assert d.verdict(t.id, by=t.validator, accept=False).state is TaskState.REJECTED
-    with pytest.raises(ProtocolError, match="unknown_task"):
+    with pytest.raises(ProtocolError, match="illegal_transition"):
         d.record(t.id, by=t.integrator)
 
 
@@ -133,6 +136,61 @@ def test_unfinished_tasks_expire() -> None:
     d.report("t-old", by=old.executor, ok=True, result="r")
     [gone] = d.expire(now=10.5, after=10.0)
     assert gone.id == "t-old" and gone.state is TaskState.EXPIRED and list(d.tasks) == ["t-new"]
-    with pytest.raises(ProtocolError, match="unknown_task"):
+    with pytest.raises(ProtocolError, match="illegal_transition"):
         d.report("t-old", by=old.executor, ok=True, result="r")
+    with pytest.raises(ProtocolError, match="unknown_task"):
+        d.report("t-never", by=old.executor, ok=True, result="r")
     assert d.counts["expired"] == 1
+
+
+def test_hand_overs_from_the_log_move_a_task_and_refuse_forged_or_out_of_role_ones() -> None:
+    """:meth:`Delegation.apply` of signed hand-overs: the chain report → accept → record
+    moves the task to RECORDED; a stranger's signature (``forged``), a cell signing a step
+    of another role (``not_assigned``), a replay (``illegal_transition``) and a task nobody
+    was given (``unknown_task``) are refused and counted, the task untouched; an entry out
+    of shape is an ``InputError``, a decision's entry not a hand-over."""
+    d, _ = _delegation()
+    t = d.assign(_passed(), ROLES)
+    assert t is not None
+    public = {c: k.public_bytes for c, k in KEYS.items()}
+
+    def entry(by: str, event: TaskEvent, *, key: str | None = None, **run: object) -> TaskEntry:
+        return TaskEntry.create(KEYS[key or by], task=t.id, event=event, by=by, at=1.0, **run)
+
+    report = entry(t.executor, TaskEvent.REPORT, ok=True, result="ab")
+    assert TaskEntry.from_entry(report.to_entry()) == report
+    assert d.apply(entry(t.executor, TaskEvent.REPORT, key=t.validator), public) is None
+    assert d.apply(entry(t.validator, TaskEvent.REPORT, ok=True, result="x"), public) is None
+    assert d.tasks[t.id].state is TaskState.ASSIGNED
+    moved = d.apply(report, public)
+    assert moved is not None and moved.state is TaskState.REPORTED and moved.result == "ab"
+    assert d.apply(report, public) is None  # a replay
+    assert d.apply(entry(t.validator, TaskEvent.ACCEPT), public) is not None
+    done = d.apply(entry(t.integrator, TaskEvent.RECORD), public)
+    assert done is not None and done.state is TaskState.RECORDED
+    stray = TaskEntry.create(KEYS["c00"], task="nope", event=TaskEvent.RECORD, by="c00", at=1.0)
+    assert d.apply(stray, public) is None
+    assert {k: v for k, v in d.counts.items() if k.startswith("refused_")} == {
+        "refused_forged": 1,
+        "refused_not_assigned": 1,
+        "refused_illegal_transition": 1,
+        "refused_unknown_task": 1,
+    }
+    assert TaskEntry.from_entry(_passed().to_entry()) is None
+    with pytest.raises(InputError, match="hand-over"):
+        TaskEntry.from_entry(b'{"handover": {"task": "t"}}')
+
+
+def test_a_passed_command_is_delegated_as_a_command_glyph() -> None:
+    """A passed ``command`` is a task like an intent; its glyph is a ``command`` of the text
+    split as a shell would (unbalanced quotes: one word, which no allowlist holds); an
+    intent's glyph is the load probe."""
+    d, _ = _delegation()
+    t = d.assign(_passed("command", "df -k '/tmp dir'"), ROLES)
+    assert t is not None and t.kind == "command" and t.what == "df -k '/tmp dir'"
+    glyph = task_glyph(t)
+    assert glyph.kind == "command" and list(glyph.payload["argv"]) == ["df", "-k", "/tmp dir"]
+    odd = d.start(task_id="t-odd", what="echo 'x", genesis="c00", roles=ROLES, kind="command")
+    assert odd is not None and list(task_glyph(odd).payload["argv"]) == ["echo 'x"]
+    probe = d.start(task_id="t-probe", what="probe", genesis="c00", roles=ROLES)
+    assert probe is not None and task_glyph(probe).kind == "probe"

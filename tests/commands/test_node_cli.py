@@ -53,6 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
         (["--roles", "--certs", "/nonexistent"], "/nonexistent/ca.crt"),
         (["--roles", "--genesis-timeout", "0"], "--genesis-timeout"),
         (["--roles", "--genesis-timeout", "inf"], "--genesis-timeout"),
+        (["--roles", "--glyphs", "--kind", "light"], "--glyphs"),
+        (["--roles", "--glyphs", "--source", "synthetic"], "--glyphs"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, extra: list[str], flag: str) -> None:

@@ -370,9 +370,9 @@ def _consensus_tools(server: MCPServer, tools: CellTools) -> None:
         cell: str | None = None,
     ) -> dict[str, Any]:
         """Put a proposal to a `cluster --roles` cluster's Validators (uses the token): either
-        a text (recorded when it passes) or a glyph kind (probe, command, python) with its
-        JSON payload, phase theta in [0, 1), energy, lifetime in cycles and owning cell (run
-        when it passes). Returns the open proposal: its id, who may vote, votes needed."""
+        a text (a command: delegated when it passes) or a glyph kind (probe, command, python)
+        with its JSON payload, phase theta in [0, 1), energy, lifetime in cycles and owning
+        cell (run when it passes). Returns the open proposal: its id, who may vote, votes needed."""
         return await _run(
             lambda: tools.propose(
                 text, glyph, payload, theta=theta, energy=energy, lifetime=lifetime, cell=cell

@@ -344,6 +344,17 @@ class VotePublic(BaseModel):
     at: float = Field(description="Cluster seconds it was cast at")
 
 
+class TaskPublic(BaseModel):
+    """A passed intent delegated (WSP 28 §5.3): who holds it at each step, where it is."""
+
+    state: Literal["assigned", "reported", "validated", "rejected", "recorded", "expired"]
+    executor: str = Field(description="The Executor that runs it (a one-shot glyph)")
+    validator: str = Field(description="The Validator that judges the run")
+    integrator: str = Field(description="The Integrator that records an accepted run")
+    ok: bool | None = Field(description="The run succeeded (None before its report)")
+    result: str = Field(description="The run's result digest (empty before its report)")
+
+
 class ProposalPublic(BaseModel):
     """A proposal, open or decided, with its votes."""
 
@@ -365,6 +376,9 @@ class ProposalPublic(BaseModel):
     executed: dict[str, Any] | None = Field(
         description="A passed operator proposal: {ok, detail} of carrying it out"
     )
+    task: TaskPublic | None = Field(
+        default=None, description="A passed intent: its delegated task (None otherwise)"
+    )
 
 
 class ProposalList(BaseModel):
@@ -375,7 +389,8 @@ class ProposalList(BaseModel):
 
 
 class ProposalText(BaseModel):
-    """A text to decide (a ``command``: recorded when it passes)."""
+    """A text to decide (a ``command``: run as a command glyph on an Executor, when it passes,
+    under that cell's allowlist)."""
 
     model_config = {"extra": "forbid", "regex_engine": "python-re"}
 

@@ -23,6 +23,7 @@ from becomingone.cluster.delegation import (
     TASK_TRANSITIONS,
     Delegation,
     Task,
+    TaskEntry,
     TaskEvent,
     TaskState,
 )
@@ -203,6 +204,7 @@ __all__ = [
     "SkipReason",
     "StateEvent",
     "Task",
+    "TaskEntry",
     "TaskEvent",
     "TaskState",
     "Vote",

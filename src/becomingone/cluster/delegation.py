@@ -8,20 +8,42 @@ routed by the :class:`~becomingone.cluster.roles.SignalRouter` (so the §5.2 aut
 a move not in the table, or by a cell the task was not given to, raises
 :class:`~becomingone.errors.ProtocolError`. What the Executor runs (a glyph on a full cell) is
 the driver's business.
+
+Across processes every hand-over is a :class:`TaskEntry` on the consensus log, signed by the
+cell that makes it: every view applies the log in order (:meth:`Delegation.apply`), so every
+node moves every task the same way; a forged entry or one by a cell the task was not given to
+is refused there and counted (the same refusal on every node: it depends on the log only).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from becomingone.cluster.consensus import Decision
 from becomingone.cluster.roles import Role, Signal, SignalKind, SignalRouter
-from becomingone.errors import ProtocolError
+from becomingone.errors import InputError, ProtocolError
+from becomingone.keys import NodeKey, verify_signature
 
-__all__ = ["TASK_TRANSITIONS", "Delegation", "Task", "TaskEvent", "TaskState"]
+__all__ = [
+    "DELEGATED",
+    "TASK_TRANSITIONS",
+    "Delegation",
+    "Task",
+    "TaskEntry",
+    "TaskEvent",
+    "TaskState",
+]
+
+#: Longest result digest a hand-over carries.
+MAX_RESULT = 200
+#: The kinds of passed proposal that are delegated: an ``intent`` (a probe) and an operator's
+#: ``command`` (run as a ``command`` glyph under the Executor's own allowlist).
+DELEGATED = frozenset({"intent", "command"})
 
 
 class TaskState(enum.StrEnum):
@@ -73,6 +95,7 @@ class Task:
 
     id: str
     what: str
+    kind: str = "intent"
     genesis: str
     executor: str
     validator: str
@@ -81,6 +104,89 @@ class Task:
     state: TaskState = TaskState.ASSIGNED
     ok: bool | None = None
     result: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEntry:
+    """One hand-over of task ``task`` on the consensus log: ``event`` by the cell ``by``
+    (with the run's ``ok`` and ``result`` on a report), at ``at``, signed by ``by``'s key.
+
+    Examples
+    --------
+    >>> from becomingone.keys import NodeKey
+    >>> key = NodeKey.generate()
+    >>> e = TaskEntry.create(key, task="t1", event=TaskEvent.REPORT, by="e", ok=True, at=1.0)
+    >>> TaskEntry.from_entry(e.to_entry()) == e, e.verify({"e": key.public_bytes})
+    (True, True)
+    """
+
+    task: str
+    event: TaskEvent
+    by: str
+    ok: bool | None = None
+    result: str = ""
+    at: float = 0.0
+    signature: bytes = b""
+
+    def body(self) -> bytes:
+        """The canonical bytes ``by`` signs."""
+        return _canonical(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "event": self.event.value,
+            "by": self.by,
+            "ok": self.ok,
+            "result": self.result,
+            "at": self.at,
+        }
+
+    @classmethod
+    def create(cls, key: NodeKey, **fields: Any) -> TaskEntry:
+        """A hand-over of ``fields`` signed by ``key``."""
+        unsigned = cls(**fields)
+        return replace(unsigned, signature=key.sign(unsigned.body()))
+
+    def verify(self, keys: Mapping[str, bytes]) -> bool:
+        """True iff ``by`` is a known cell and signed this entry."""
+        public = keys.get(self.by)
+        return public is not None and verify_signature(public, self.body(), self.signature)
+
+    def to_entry(self) -> bytes:
+        """Canonical bytes for the consensus log."""
+        return _canonical({"handover": {**self._fields(), "sig": self.signature.hex()}})
+
+    @classmethod
+    def from_entry(cls, entry: bytes) -> TaskEntry | None:
+        """The hand-over in a log entry; ``None`` if the entry is not one (a decision);
+        ``InputError`` if it is one out of shape."""
+        try:
+            doc = json.loads(entry)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or "handover" not in doc:
+            return None
+        try:
+            h = doc["handover"]
+            ok, result, at = h["ok"], str(h["result"]), float(h["at"])
+            if (ok is not None and not isinstance(ok, bool)) or len(result) > MAX_RESULT:
+                raise ValueError(f"ok {ok!r}, result of {len(result)} characters")
+            return cls(
+                task=str(h["task"]),
+                event=TaskEvent(h["event"]),
+                by=str(h["by"]),
+                ok=ok,
+                result=result,
+                at=at,
+                signature=bytes.fromhex(h["sig"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError("entry", f"not a task hand-over: {exc}") from None
+
+
+def _canonical(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 class Delegation:
@@ -106,13 +212,19 @@ class Delegation:
         self.counts: Counter[str] = Counter()
 
     def assign(self, decision: Decision, roles: Mapping[str, Role]) -> Task | None:
-        """Delegate a passed intent: ``None`` (counted) if it is not one or a role is empty."""
+        """Delegate a passed intent or command (:data:`DELEGATED`): ``None`` (counted) if
+        it is not one or a role is empty."""
         p = decision.proposal
-        if not decision.passed or p.kind != "intent":
+        if not decision.passed or p.kind not in DELEGATED:
             return None
         what = str(p.payload.get("what"))
         return self.start(
-            task_id=p.id, what=what, genesis=p.proposer, roles=roles, now=decision.decided_at
+            task_id=p.id,
+            what=what,
+            kind=p.kind,
+            genesis=p.proposer,
+            roles=roles,
+            now=decision.decided_at,
         )
 
     def start(
@@ -123,6 +235,7 @@ class Delegation:
         genesis: str,
         roles: Mapping[str, Role],
         now: float = 0.0,
+        kind: str = "intent",
     ) -> Task | None:
         """Send the intent ``task_id`` from ``genesis`` to an Executor, spread by the id."""
         if task_id in self.tasks:
@@ -136,6 +249,7 @@ class Delegation:
         task = Task(
             id=task_id,
             what=what,
+            kind=kind,
             genesis=genesis,
             executor=pick[Role.EXECUTOR],
             validator=pick[Role.VALIDATOR],
@@ -151,8 +265,8 @@ class Delegation:
         return task
 
     def _move(self, task_id: str, event: TaskEvent, by: str, **change: object) -> Task:
-        task = self.tasks.get(task_id)
-        if task is None:
+        task = self.tasks.get(task_id) or next((t for t in self.done if t.id == task_id), None)
+        if task is None:  # a finished one is still known: who may move it, and that none may
             raise ProtocolError("unknown_task", f"no task {task_id!r}")
         who, kind, to = _STEPS[event]
         if by != getattr(task, who):
@@ -185,6 +299,26 @@ class Delegation:
             self._settle(moved)
             out.append(moved)
         return out
+
+    def apply(self, entry: TaskEntry, keys: Mapping[str, bytes]) -> Task | None:
+        """Move a task by a hand-over read from the log: the moved task, or ``None`` when the
+        entry is refused (counted: ``forged``, a signature not ``by``'s, or the reason of the
+        :class:`~becomingone.errors.ProtocolError`: ``unknown_task``, ``not_assigned``,
+        ``illegal_transition``, ``not_authorized``)."""
+        if not entry.verify(keys):
+            self.counts["refused_forged"] += 1
+            return None
+        try:
+            if entry.event is TaskEvent.REPORT:
+                return self.report(entry.task, by=entry.by, ok=bool(entry.ok), result=entry.result)
+            if entry.event in (TaskEvent.ACCEPT, TaskEvent.REJECT):
+                return self.verdict(entry.task, by=entry.by, accept=entry.event is TaskEvent.ACCEPT)
+            if entry.event is TaskEvent.RECORD:
+                return self.record(entry.task, by=entry.by)
+            raise ProtocolError("illegal_transition", f"{entry.event} is not a hand-over")
+        except ProtocolError as err:
+            self.counts[f"refused_{err.reason}"] += 1
+            return None
 
     def report(self, task_id: str, *, by: str, ok: bool, result: str) -> Task:
         """The Executor ``by`` hands its result (``ok``, a digest) to the Validator."""

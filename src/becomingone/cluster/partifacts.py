@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from becomingone.cluster.consensus import ConsensusBook, Decision, Proposal, Vote, verify_decision
+from becomingone.cluster.delegation import TaskEntry
 from becomingone.cluster.lifecycle import Lifecycle, LifecycleReport, Measurements
 from becomingone.cluster.partifact import PHI, IgnitionPolicy, Partifact, PartifactState
 from becomingone.cluster.roles import (
@@ -417,11 +418,17 @@ class PartifactCluster:
 
     def restore(self, entries: Iterable[bytes]) -> int:
         """Replay the decisions of a log (after a restart); every signature is re-checked.
+        A task hand-over (:class:`~becomingone.cluster.delegation.TaskEntry`) is recorded
+        in the memory chain as it stands (:meth:`Delegation.apply` checks and applies it).
 
         Returns how many were replayed; every member's memory is then the whole log.
         """
         n = 0
         for index, entry in enumerate(entries, start=self.head + 1):
+            if TaskEntry.from_entry(entry) is not None:  # a hand-over: the Delegation checks it
+                self._record(entry)
+                n += 1
+                continue
             decision = Decision.from_entry(entry)
             verify_decision(decision, self.book.keys, index=index)
             self.book.restore(decision)

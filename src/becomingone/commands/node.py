@@ -321,7 +321,9 @@ def _run_member(
     tls: TlsFiles | None,
 ) -> tuple[dict[str, Any], int]:
     """Run a full or light node on ``cell`` until a signal or the end; (last status, ticks).
-    With ``--glyphs`` the cell's glyphs run too (and ``--serve`` serves their routes)."""
+    With ``--glyphs`` the cell's glyphs run too, with ``--roles`` the partifact protocol (both:
+    one cell, its glyph runner and its partifact view side by side); ``--serve`` serves the
+    routes of each."""
     if args.source == "synthetic":  # the shared rhythm continues from the cell's count
         source = _source("synthetic", cell.config, start=cell.samples)
     member = node_member(
@@ -345,32 +347,36 @@ def _run_member(
     serve = functools.partial(
         serve, collector=NodeCollector(settings.name, settings.cluster, node=node)
     )
-    if args.roles:
-        return _run_roles(args, node, serve, views, tls)
-    if not args.glyphs:
-        return asyncio.run(serve(runner)).to_json(), node.ticks
-    assert isinstance(member, CellMember)  # _check: a full node without --source
-    records = _granted(
-        "--glyphs",
-        tls,
-        lambda: JetStreamCasRecord(
-            JetStreamConnection(args.bus, tls=tls), glyph_bucket(settings.cluster)
-        ),
-    )
-    try:
-        node.glyphs = NodeGlyphs(
-            member,
-            records=records,
-            fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
-            cluster=settings.cluster,
-            takeover=args.glyph_takeover or cell.config.glyphs.takeover,
-        )
-        desk = GlyphDesk([member])
-        listing = functools.partial(_cluster_glyphs, records, desk)
-        serve = functools.partial(serve, view=views(desk=desk, listing=listing))
+    view: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        if args.glyphs:
+            assert isinstance(member, CellMember)  # _check: a full node without --source
+            records = _granted(
+                "--glyphs",
+                tls,
+                lambda: JetStreamCasRecord(
+                    JetStreamConnection(args.bus, tls=tls), glyph_bucket(settings.cluster)
+                ),
+            )
+            stack.callback(records.connection.close)
+            node.glyphs = NodeGlyphs(
+                member,
+                records=records,
+                fire_log=FireLog(cell.data_dir / FIRE_LOG_NAME, settings.name),
+                cluster=settings.cluster,
+                takeover=args.glyph_takeover or cell.config.glyphs.takeover,
+            )
+            desk = GlyphDesk([member])
+            view.update(desk=desk, listing=functools.partial(_cluster_glyphs, records, desk))
+        if args.roles:
+            node.partifacts = _node_partifacts(args, node, tls, stack)
+            if args.glyphs:  # the tasks delegated to this cell run as its glyphs
+                assert isinstance(member, CellMember)
+                node.partifacts.run_tasks(member)
+            view["partifacts"] = ProposalDesk(node.partifacts, clock=node.now)
+        if view:
+            serve = functools.partial(serve, view=views(**view))
         last = asyncio.run(serve(runner)).to_json()
-    finally:
-        records.connection.close()
     return last, node.ticks
 
 
@@ -448,11 +454,14 @@ def _cluster_glyphs(records: JetStreamCasRecord, desk: GlyphDesk) -> list[dict[s
     return record_glyphs(records, desk.glyphs())
 
 
-def _run_roles(
-    args: argparse.Namespace, node: SupervisedNode, serve: Any, views: Any, tls: TlsFiles | None
-) -> tuple[dict[str, Any], int]:
-    """Run ``node`` with the partifact protocol on the cluster's JetStream consensus log
-    (``--serve``: with the proposal routes of its view); (last status, ticks)."""
+def _node_partifacts(
+    args: argparse.Namespace,
+    node: SupervisedNode,
+    tls: TlsFiles | None,
+    stack: contextlib.ExitStack,
+) -> NodePartifacts:
+    """The partifact protocol of ``node`` on the cluster's JetStream consensus log (closed by
+    ``stack``)."""
     settings = node.settings
     log = _granted(
         "--roles",
@@ -461,22 +470,14 @@ def _run_roles(
             JetStreamConnection(args.bus, tls=tls), consensus_log_name(settings.cluster)
         ),
     )
-    try:
-        node.partifacts = NodePartifacts(
-            node.key,
-            settings.name,
-            cluster=settings.cluster,
-            log=log,
-            genesis_timeout=args.genesis_timeout,
-        )
-        serve = functools.partial(
-            serve, view=views(partifacts=ProposalDesk(node.partifacts, clock=node.now))
-        )
-        runner = functools.partial(node.run, start_at=args.start_at)
-        last = asyncio.run(serve(runner)).to_json()
-    finally:
-        log.connection.close()
-    return last, node.ticks
+    stack.callback(log.connection.close)
+    return NodePartifacts(
+        node.key,
+        settings.name,
+        cluster=settings.cluster,
+        log=log,
+        genesis_timeout=args.genesis_timeout,
+    )
 
 
 def _source(spec: str | None, config: CellConfig, start: int = 0) -> Source | None:

@@ -82,6 +82,11 @@ def proposal_line(p: Mapping[str, Any]) -> str:
     executed = p.get("executed")
     if executed:
         line += f"  → {'done' if executed['ok'] else 'failed'}: {executed['detail']}"
+    task = p.get("task")
+    if task:  # a delegated intent or command: where it is, who ran it
+        line += f"  task {task['state']} on {task['executor']}"
+        if task["ok"] is False:
+            line += f" ({task['result'][:80]})"
     return line
 
 

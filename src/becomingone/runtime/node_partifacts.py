@@ -32,6 +32,14 @@ proposal too). A lost Genesis (not heard for ``genesis_timeout`` seconds) is rep
 failover plan the next proposer puts to the Validators: within ``genesis_timeout`` plus a
 vote's round trip and a log append.
 
+**Delegation** (WSP 28 §5.3) goes through the log too: every view assigns each passed intent
+or command it reads there (:meth:`~becomingone.cluster.Delegation.assign`, from the log's
+roles), and moves its task by the signed hand-overs (:class:`~becomingone.cluster.TaskEntry`)
+it reads there, refusing and counting a forged or out-of-role one alike in every view. The
+node holding the step makes it: the Executor's node runs the task as a one-shot glyph on its
+cell (:meth:`NodePartifacts.run_tasks`, ``node --roles --glyphs``) and appends its report, the
+Validator's node its verdict, the Integrator's node the record.
+
 **What a tick reports.** Each :class:`~becomingone.runtime.PartifactTick` in
 :attr:`NodePartifacts.history` carries, besides the states, roles and lifecycle, the
 ``proposal.opened`` events of the proposals this view opened or heard, the votes it counted
@@ -54,16 +62,22 @@ import logging
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from becomingone.cluster import (
+    ROLE_STATE,
     Decision,
+    Delegation,
     LifecycleReport,
     Outcome,
     PartifactCluster,
     Proposal,
     Role,
     RolePlan,
+    SignalRouter,
+    TaskEntry,
+    TaskEvent,
+    TaskState,
     Vote,
     plan_roles,
 )
@@ -77,14 +91,20 @@ from becomingone.errors import (
 from becomingone.events import HookEvent
 from becomingone.keys import NodeKey, verify_signature
 from becomingone.memory import AppendLog
+from becomingone.runtime.hooks import HookCall
 from becomingone.runtime.partifacts import (
     ConsensusCounts,
     PartifactTick,
     decided_event,
     opened_event,
+    task_glyph,
+    task_result,
     vote_row,
 )
 from becomingone.transport.base import Bus, Subscription
+
+if TYPE_CHECKING:
+    from becomingone.runtime.cell_member import CellMember
 
 __all__ = [
     "MAX_MESSAGE",
@@ -196,10 +216,12 @@ class NodePartifacts:
         vote_seconds: float = 2.0,
         propose_every: float = 1.0,
         window: int = 8,
+        task_seconds: float = 30.0,
     ) -> None:
         for name, value in (
             ("vote_seconds", vote_seconds),
             ("propose_every", propose_every),
+            ("task_seconds", task_seconds),
         ):
             if not value > 0:
                 raise InputError(name, f"must be > 0 seconds, got {value!r}")
@@ -220,6 +242,15 @@ class NodePartifacts:
             window=window,
         )
         self.history: deque[PartifactTick] = deque(maxlen=HISTORY)
+        # delegation moves by the log only: roles from its plans, each holder at the state
+        # its role requires (the plan that gave the role checked it), so every view agrees
+        self.delegation = Delegation(
+            SignalRouter(lambda: self.cluster.roles, self._role_states, self.cluster.book)
+        )
+        self.task_seconds = task_seconds
+        self._member: CellMember | None = None  # runs this node's tasks (node --glyphs)
+        self._results: dict[str, tuple[bool, str]] = {}  # task id -> run, not yet reported
+        self._reported: set[str] = set()
         self.rejected: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.tally = ConsensusCounts()  # what this view counted, as the driver does (metrics)
@@ -260,6 +291,20 @@ class NodePartifacts:
                 log.debug("partifacts: unsubscribe failed", exc_info=True)
             self._sub = None
 
+    def run_tasks(self, member: CellMember) -> None:
+        """Run the tasks delegated to this node as glyphs on ``member`` (its full cell, whose
+        glyphs a ``node --glyphs`` runs); without it this node reports no task."""
+        self._member = member
+        member.cell.hooks.on(HookEvent.GLYPH_FIRED.value, self._on_fired, name="partifacts")
+
+    def _on_fired(self, call: HookCall) -> None:
+        got = task_result(call)
+        if got is not None:
+            self._results[got[0]] = got[1:]
+
+    def _role_states(self) -> dict[str, Any]:
+        return {cell: ROLE_STATE[role] for cell, role in self.cluster.roles.items()}
+
     async def step(
         self, now: float, *, collapsed: bool, c_cluster: float, roster: Mapping[str, bytes]
     ) -> PartifactTick:
@@ -286,7 +331,9 @@ class NodePartifacts:
         for decision in pc.expire(now):
             self._decided(decision)
         decided = self._log_results()
+        self.delegation.expire(now, after=self.task_seconds)
         if self.key is not None:
+            self._report(self.key, now)
             self._form(self.key, now)
             self._propose_roles(self.key, now)
             self._propose_intent(self.key, now)
@@ -474,22 +521,77 @@ class NodePartifacts:
         out = []
         for entry in entries:
             try:
-                decision = Decision.from_entry(entry)
+                handover = TaskEntry.from_entry(entry)
+                decision = None if handover is not None else Decision.from_entry(entry)
                 self.cluster.restore([entry])
             except (InputError, IntegrityError) as exc:
                 self._log_stuck = True
                 self.rejected["bad_log_entry"] += 1
                 log.error("partifacts: log entry %d refused: %s", self.cluster.head + 1, exc)
                 break
-            self._to_append = deque(
-                e
-                for e in self._to_append
-                if Decision.from_entry(e).proposal.id != decision.proposal.id
-            )
+            done = _entry_id(entry)
+            self._to_append = deque(e for e in self._to_append if _entry_id(e) != done)
+            if handover is not None:
+                self._handed_over(handover)
+                continue
+            assert decision is not None
             self.counts[f"decided_{decision.outcome.value}"] += 1
             self.tally.decision(decision)
+            self._assign(decision)
             out.append(decision)
         return out
+
+    # delegation ---------------------------------------------------------------------------
+
+    def _assign(self, decision: Decision) -> None:
+        """A decision read from the log: a passed intent or command is delegated in every
+        view alike (the Executor picked from the log's roles and the proposal's id); the
+        Executor's node runs it as a one-shot glyph on its cell (a command under its own
+        allowlist)."""
+        task = self.delegation.assign(decision, self.cluster.roles)
+        if task is None or task.executor != self.node_id or self.key is None:
+            return
+        if self._member is None:
+            self.counts["task_no_runner"] += 1
+            return
+        try:
+            self._member.glyphs.submit(task_glyph(task))
+            self.counts["task_submitted"] += 1
+        except (InputError, ProtocolError) as exc:
+            self._results[task.id] = (False, f"submit refused: {exc}"[:200])
+
+    def _handed_over(self, entry: TaskEntry) -> None:
+        """A hand-over read from the log moves its task in this view (a forged or
+        out-of-role one is refused and counted: the same in every view); this node makes the
+        next hand-over when its cell holds the task's next role."""
+        task = self.delegation.apply(entry, self.cluster.book.keys)
+        if task is None:
+            self.rejected["task_refused"] += 1
+            return
+        if self.key is None:
+            return
+        if task.state is TaskState.REPORTED and task.validator == self.node_id:
+            accept = bool(task.ok) and bool(task.result)
+            event = TaskEvent.ACCEPT if accept else TaskEvent.REJECT
+            self._hand(self.key, task.id, event, at=entry.at)
+        elif task.state is TaskState.VALIDATED and task.integrator == self.node_id:
+            self._hand(self.key, task.id, TaskEvent.RECORD, at=entry.at)
+
+    def _report(self, key: NodeKey, now: float) -> None:
+        """As the Executor: the run of each task this node ran goes on the log, once."""
+        for task_id, (ok, result) in list(self._results.items()):
+            del self._results[task_id]
+            task = self.delegation.tasks.get(task_id)
+            if task is None or task.executor != self.node_id or task_id in self._reported:
+                continue
+            self._reported.add(task_id)
+            self._hand(key, task_id, TaskEvent.REPORT, at=now, ok=ok, result=result[:200])
+        self._reported &= set(self.delegation.tasks)
+
+    def _hand(self, key: NodeKey, task_id: str, event: TaskEvent, *, at: float, **run: Any) -> None:
+        entry = TaskEntry.create(key, task=task_id, event=event, by=self.node_id, at=at, **run)
+        self._to_append.append(entry.to_entry())
+        self.counts[f"task_{event.value}"] += 1
 
     # proposing and voting -----------------------------------------------------------------
 
@@ -632,15 +734,26 @@ class NodePartifacts:
                 "errors": self.counts["log_errors"],
                 "stale": self.counts["log_stale"],
             },
+            "tasks": dict(sorted(self.delegation.counts.items())),
         }
 
 
 def _stale_plan(entry: bytes, term: int) -> bool:
     """True iff ``entry`` is a passed role plan for a term at or below ``term``."""
+    if TaskEntry.from_entry(entry) is not None:
+        return False
     decision = Decision.from_entry(entry)
     if not decision.passed or decision.proposal.kind != "roles":
         return False
     return RolePlan.from_payload(decision.proposal.payload).term <= term
+
+
+def _entry_id(entry: bytes) -> str:
+    """What a log entry settles: a decision's proposal id, a hand-over's task and event."""
+    handover = TaskEntry.from_entry(entry)
+    if handover is not None:
+        return f"{handover.task}:{handover.event.value}"
+    return Decision.from_entry(entry).proposal.id
 
 
 def _vote(doc: Mapping[str, Any]) -> Vote:

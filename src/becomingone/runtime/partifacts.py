@@ -15,6 +15,7 @@ can be silenced (:meth:`PartifactDriver.crash`) to exercise failover.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from becomingone.cluster import (
     Proposal,
     Role,
     RoleTransfer,
+    Task,
     TaskState,
     Vote,
 )
@@ -57,6 +59,8 @@ __all__ = [
     "event_subject",
     "fire_event",
     "opened_event",
+    "task_glyph",
+    "task_result",
     "vote_row",
 ]
 
@@ -72,6 +76,40 @@ _SUBJECT_KEY = {
     HookEvent.PROPOSAL_OPENED: "proposer",
     HookEvent.PROPOSAL_DECIDED: "proposer",
 }
+
+
+def task_glyph(task: Task) -> Glyph:
+    """The one-shot glyph an Executor runs for ``task``: a load probe for an intent; for a
+    ``command`` a ``command`` glyph of the text split as a shell would (no shell runs it: the
+    Executor's own ``glyphs.command.allowlist`` decides). One run spends its energy; two
+    cycle boundaries at most."""
+    payload: dict[str, Any] = {"probe": "loadavg"}
+    kind = "probe"
+    if task.kind == "command":
+        try:
+            argv = shlex.split(task.what)
+        except ValueError:  # unbalanced quotes: the text as one word, which no list holds
+            argv = [task.what]
+        kind, payload = "command", {"argv": argv}
+    return Glyph(
+        id=TASK_PREFIX + task.id,
+        kind=kind,
+        payload=payload,
+        theta=0.5,
+        energy=RUN_COST,
+        lifetime=2,
+    )
+
+
+def task_result(call: HookCall) -> tuple[str, bool, str] | None:
+    """(task id, ok, result) of a ``glyph.fired`` hook call of a task glyph (the result: the
+    value's digest, or the error of a failed run); None for any other glyph."""
+    glyph = str(call.payload.get("glyph", ""))
+    if not glyph.startswith(TASK_PREFIX):
+        return None
+    ok = bool(call.payload.get("ok"))
+    result = str(call.payload.get("result" if ok else "error") or "")
+    return glyph.removeprefix(TASK_PREFIX), ok, result
 
 
 def event_subject(name: str, payload: Mapping[str, Any]) -> str:
@@ -386,10 +424,9 @@ class PartifactDriver:
 
     def _on_fired(self, call: HookCall) -> None:
         """A full cell ran a glyph: keep the result if it was a delegated task's."""
-        glyph = str(call.payload.get("glyph", ""))
-        if glyph.startswith(TASK_PREFIX):
-            ok, result = bool(call.payload.get("ok")), str(call.payload.get("result") or "")
-            self._results[glyph.removeprefix(TASK_PREFIX)] = (ok, result)
+        got = task_result(call)
+        if got is not None:
+            self._results[got[0]] = got[1:]
 
     def _delegate(self, decision: Decision) -> None:
         """Full cells: a passed intent becomes a one-shot probe glyph on an Executor."""
@@ -400,15 +437,7 @@ class PartifactDriver:
             return
         member = self._by_id[task.executor]
         assert isinstance(member, CellMember)
-        glyph = Glyph(  # one run spends its energy; two cycle boundaries at most
-            id=TASK_PREFIX + task.id,
-            kind="probe",
-            payload={"probe": "loadavg"},
-            theta=0.5,
-            energy=RUN_COST,
-            lifetime=2,
-        )
-        member.glyphs.submit(glyph)
+        member.glyphs.submit(task_glyph(task))
 
     def _collect_results(self) -> None:
         """Each reported result goes Executor → Validator → Integrator → recorded (or the

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from becomingone.cluster import (
     QUORUM,
     Decision,
+    Delegation,
     Glyph,
     LifecycleStage,
     PartifactCluster,
@@ -96,6 +97,10 @@ class ConsensusDriver(Protocol):
     def silent(self) -> Mapping[str, float | None]:
         """Cells not heard (silenced)."""
 
+    @property
+    def delegation(self) -> Delegation:
+        """The delegated intents (WSP 28 §5.3)."""
+
     def open_operator(self, proposal: Proposal, now: float) -> None:
         """Open a signed proposal."""
 
@@ -155,7 +160,8 @@ class ProposalDesk:
         """Open and decided proposals the consensus still knows, newest first."""
         book = self.driver.cluster.book
         rows = [self._row(e.proposal, e.votes.values(), None) for e in book.open_proposals.values()]
-        rows += [self._row(d.proposal, d.votes, d) for d in book.decided.values()]
+        tasks = self._tasks()
+        rows += [self._row(d.proposal, d.votes, d, tasks) for d in book.decided.values()]
         if operator_only:
             rows = [r for r in rows if r["operator"]]
         rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
@@ -170,9 +176,33 @@ class ProposalDesk:
         done = book.decided.get(proposal_id)
         if done is None:
             raise UnknownProposal(f"no proposal {proposal_id!r} (or it was forgotten)")
-        return self._row(done.proposal, done.votes, done)
+        return {
+            **self._row(done.proposal, done.votes, done),
+            "task": self._tasks().get(done.proposal.id),
+        }
 
-    def _row(self, p: Proposal, votes: Any, decision: Decision | None) -> dict[str, Any]:
+    def _tasks(self) -> dict[str, dict[str, Any]]:
+        """Each task the delegation knows (open, or among the latest finished), by its id."""
+        d = self.driver.delegation
+        return {
+            t.id: {
+                "state": t.state.value,
+                "executor": t.executor,
+                "validator": t.validator,
+                "integrator": t.integrator,
+                "ok": t.ok,
+                "result": t.result,
+            }
+            for t in [*d.done, *d.tasks.values()]
+        }
+
+    def _row(
+        self,
+        p: Proposal,
+        votes: Any,
+        decision: Decision | None,
+        tasks: Mapping[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         listed = sorted(votes, key=lambda v: v.voter)
         yes = sum(v.yes for v in listed)
         return {
@@ -192,12 +222,13 @@ class ProposalDesk:
             "votes": [{"voter": v.voter, "yes": v.yes, "at": v.at} for v in listed],
             "operator": p.id in self.operator,
             "executed": self.operator.get(p.id),
+            "task": None if tasks is None else tasks.get(p.id),
         }
 
     # proposing --------------------------------------------------------------------------
 
     def propose_text(self, text: str, now: float) -> dict[str, Any]:
-        """Put ``text`` to the Validators as a ``command`` (recorded when it passes)."""
+        """Put ``text`` to the Validators as a ``command`` (delegated when it passes)."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("text", "must be a non-empty string")
         return self._propose("command", {"what": text}, f"command-{next(self._serial)}", now)
