@@ -160,6 +160,14 @@ def test_a_running_cluster_counts_a_decided_proposal(tmp_path: Path) -> None:
         took = done.json()["decided_at"] - done.json()["created"]
         again = httpx.post(votes, json=body, headers=auth, timeout=10)
         assert again.status_code == 409
+        # the passed text is a command: delegated to an Executor at the driver's next step
+        assigned = 'becomingone_consensus_tasks_total{cluster="local",event="assigned"}'
+        deadline = time.monotonic() + 20
+        while (
+            scrape(httpx.get(f"{url}/metrics", headers=auth, timeout=10).text).get(assigned, 0) < 1
+        ):
+            assert time.monotonic() < deadline, "no delegated task counted"
+            time.sleep(0.2)
         texts = [
             httpx.get(f"{url}/metrics", headers=auth, timeout=10).text,
             httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).text,
@@ -173,6 +181,7 @@ def test_a_running_cluster_counts_a_decided_proposal(tmp_path: Path) -> None:
         assert values[f'becomingone_consensus_proposals_total{{{c},kind="command"}}'] == 1.0
         assert values[f'becomingone_consensus_decisions_total{{{c},outcome="passed"}}'] >= 1
         assert values[f'becomingone_consensus_refused_total{{{c},reason="closed"}}'] >= 1
+        assert values[f'becomingone_consensus_tasks_total{{{c},event="assigned"}}'] >= 1
         h = f'becomingone_consensus_decision_seconds_count{{{c},kind="command"}}'
         assert values[h] == 1.0
         # the cluster's clock moves by ticks: a vote in the proposal's own tick took 0 s

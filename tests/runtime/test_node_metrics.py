@@ -154,6 +154,8 @@ def test_node_processes_serve_their_cell_view_bus_and_consensus(
     stages = [k for k, v in got.items() if k.startswith("becomingone_lifecycle_stage{") and v == 1]
     assert len(stages) == 1, stages
     assert sum(v for k, v in got.items() if k.startswith("becomingone_roles{")) >= 1
+    for event in ("conflicts", "errors", "stale"):  # the log's refusals, counted per node
+        assert got[f'becomingone_consensus_log_total{{cluster="local",event="{event}"}}'] >= 0
     assert got.get(f'becomingone_ssep_packets_rejected_total{{{cell},reason="malformed"}}', 0) == 0
 
     async def forge() -> None:

@@ -190,7 +190,7 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
 
 
 class Delegation:
-    """The delegated intents of one cluster view.
+    """The delegated intents and commands of one cluster view.
 
     Examples
     --------

@@ -148,7 +148,7 @@ def add_summary_rows(table: Table, doc: dict[str, Any]) -> None:
     table.add_row("votes rejected", rejected)
     if doc["delegation"]:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(doc["delegation"].items()))
-        table.add_row("delegated intents", counts)
+        table.add_row("delegated tasks", counts)
     for f in doc["failovers"]:
         table.add_row(
             "genesis failover",

@@ -280,6 +280,23 @@ METRICS: tuple[MetricSpec, ...] = (
         "seconds",
         "Cluster seconds from a proposal's opening to its decision, by kind",
     ),
+    _spec(
+        "consensus_tasks_total",
+        "counter",
+        "cluster event",
+        "tasks",
+        "Delegated intents and commands, by event (assigned, reported, validated, rejected, "
+        "recorded, expired; refused_* for a hand-over refused)",
+    ),
+    _spec(
+        "consensus_log_total",
+        "counter",
+        "cluster event",
+        "events",
+        "A node's appends to the consensus log that did not land, by event (conflicts: another "
+        "writer first; errors: the log refused, e.g. no Raft majority; stale: a plan of a "
+        "decided term dropped)",
+    ),
     # a Choir (choir_registry)
     _spec(
         "choir_transactions_total",
@@ -442,10 +459,11 @@ def _consensus(
     pc: PartifactCluster,
     counts: ConsensusCounts,
     refused: Mapping[str, int],
+    tasks: Mapping[str, int],
 ) -> None:
     """A view of the consensus (the in-process driver's, or one node's): lifecycle, roles,
-    proposals, decisions, votes, refusals and the decision latency (every dict copied first:
-    the loop changes them)."""
+    proposals, decisions, votes, refusals, delegated tasks and the decision latency (every
+    dict copied first: the loop changes them)."""
     label = (name,)
     stage = pc.lifecycle.stage
     for s in LifecycleStage:
@@ -458,6 +476,7 @@ def _consensus(
         ("consensus_decisions_total", counts.decided),
         ("consensus_votes_total", counts.votes),
         ("consensus_refused_total", refused),
+        ("consensus_tasks_total", tasks),
     ):
         for key, n in sorted(dict(counter).items()):
             out.add(family, (name, key), n)
@@ -536,7 +555,14 @@ class StateCollector(_LiveCollector):
             _driver(out, self.cluster, self.migrator)
             if self.driver is not None:
                 d = self.driver
-                _consensus(out, self.cluster.cluster, d.cluster, d.counts, d.cluster.book.rejected)
+                _consensus(
+                    out,
+                    self.cluster.cluster,
+                    d.cluster,
+                    d.counts,
+                    d.cluster.book.rejected,
+                    d.delegation.counts,
+                )
         return list(out.filled())
 
 
@@ -615,7 +641,9 @@ class NodeCollector(_LiveCollector):
         if view is not None:
             refused = Counter(dict(view.cluster.book.rejected))
             refused.update(dict(view.rejected))
-            _consensus(out, self.cluster, view.cluster, view.tally, refused)
+            _consensus(out, self.cluster, view.cluster, view.tally, refused, view.delegation.counts)
+            for event in ("conflicts", "errors", "stale"):
+                out.add("consensus_log_total", (self.cluster, event), view.counts[f"log_{event}"])
 
 
 def _packets(out: _Families, name: str, accepted: int, rejected: Mapping[str, int]) -> None:

@@ -99,7 +99,7 @@ class ConsensusDriver(Protocol):
 
     @property
     def delegation(self) -> Delegation:
-        """The delegated intents (WSP 28 §5.3)."""
+        """The delegated intents and commands (WSP 28 §5.3)."""
 
     def open_operator(self, proposal: Proposal, now: float) -> None:
         """Open a signed proposal."""
