@@ -42,7 +42,9 @@ async def test_three_processes_witness_the_cluster_collapse(
     """3 full cells, one process each: every node reports a cluster collapse it computed
     itself (status ``cluster_collapses`` ≥ 1), the observer's rows carry T_global and count
     crossings, and after a clean stop each node's chain verifies and holds as many MACRO
-    ``cluster.collapse`` records (|T_global|² ≥ I_c, 2 peers counted) as it reported."""
+    ``cluster.collapse`` records (|T_global|² ≥ I_c, with the 1 or 2 peers it had heard: the
+    processes start one after another, so two may lock before the third joins) as it
+    reported."""
     servers, procs = cluster
     names = [node_name(i) for i in range(3)]
     for name in names:
@@ -78,4 +80,5 @@ async def test_three_processes_witness_the_cluster_collapse(
         for record in found:
             payload = json.loads(record.payload)
             assert record.level == "macro"
-            assert payload["t_global_sq"] >= 0.95 and payload["peers"] == 2
+            # a node may lock with the first peer before the third process has joined
+            assert payload["t_global_sq"] >= 0.95 and payload["peers"] in (1, 2), payload
