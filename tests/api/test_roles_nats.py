@@ -348,8 +348,8 @@ def test_the_dashboard_of_a_witness_with_roles_shows_the_roles(cluster: Cluster)
 def test_the_dashboard_of_a_node_shows_roles_and_a_proposal_decided(cluster: Cluster) -> None:
     """The Genesis node's page lists the five nodes with the roles they report and the
     lifecycle stage; a text proposed through the API appears in the proposal list and is
-    shown open, then passed (the statuses the row took, recorded in the page), and the
-    console has no error."""
+    shown passed (open first, unless both events fell in one drawn frame: the statuses the
+    row took, recorded in the page), and the console has no error."""
     playwright = pytest.importorskip("playwright.sync_api")
     from tests.api.test_dashboard_browser import open_page
 
@@ -374,7 +374,7 @@ def test_the_dashboard_of_a_node_shows_roles_and_a_proposal_decided(cluster: Clu
                     dict(rows) == want and page.get_attribute("#lifecycle", "data-stage") == stage
                 )
 
-            wait_for(shown, 30, "the nodes' roles and stage in the page")
+            wait_for(shown, 60, "the nodes' roles and stage in the page")
             page.evaluate(
                 """() => { window.__statuses = {};
                 new MutationObserver(() => {
@@ -388,10 +388,12 @@ def test_the_dashboard_of_a_node_shows_roles_and_a_proposal_decided(cluster: Clu
             started = time.monotonic()
             pid = cluster.propose("shown in the page")
             row = f"#proposals li[data-id='{pid}']"
-            page.wait_for_selector(f"{row}[data-status='passed']")
-            assert time.monotonic() - started < 30
+            page.wait_for_selector(f"{row}[data-status='passed']", timeout=60_000)
+            assert time.monotonic() - started < 60
             statuses = page.evaluate(f"window.__statuses['{pid}']")
-            assert statuses[0] == "open" and statuses[-1] == "passed", statuses
+            # the page draws once per animation frame: on a loaded machine the decision (two
+            # node ticks after the opening) can land in the same frame, drawn passed at once
+            assert statuses[0] in ("open", "passed") and statuses[-1] == "passed", statuses
             assert cluster.decided(pid)["status"] == "passed"
             page.screenshot(path=str(OUT / "roles-nats.png"), full_page=True)
             page.close()
