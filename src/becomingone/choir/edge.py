@@ -4,7 +4,7 @@ Rule: an adapter of :class:`~becomingone.choir.store.ContentStore` and nothing e
 payloads, point ids, errors and answers as :class:`~becomingone.choir.store.QdrantStore`, kept
 under one directory as two shards: ``messages/`` (the vectors, cosine, with keyword indexes on
 ``thread_id`` and ``status``) and ``threads/`` (each thread's co-authors; a one-float
-placeholder vector, since a shard needs one). Search is exact (brute force in Rust over the
+vector no search reads, since a shard needs one). Search is exact (brute force in Rust over the
 filtered points): it returns what local mode returns, ~90x faster at 100 000 messages
 (docs/choir.md). The engine is thread-safe (Rust locks; no Python-side serialization) and holds
 a lock on each shard's write-ahead log, so one process at a time opens a directory. Every update
@@ -107,10 +107,10 @@ class EdgeStore:
         self.where = str(path)
         self._closed = threading.Event()
         cosine = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
-        placeholder = qe.EdgeVectorParams(size=1, distance=qe.Distance.Dot)
+        unused = qe.EdgeVectorParams(size=1, distance=qe.Distance.Dot)  # a shard needs one
         self._messages = self._open(path / "messages", cosine, indexes=("thread_id", "status"))
         try:
-            self._threads = self._open(path / "threads", placeholder, indexes=())
+            self._threads = self._open(path / "threads", unused, indexes=())
         except BaseException:
             self._messages.close()
             raise
