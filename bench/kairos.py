@@ -14,11 +14,18 @@ baseline measured in the same run, so ratios (not absolute times) are what to co
   fallback, and at ω = 2 rad/s;
 - rotation: streaming samples/s at ω = 0 against ω = 2 rad/s (ω = 0 must cost no rotation).
 
-On a shared machine run with ``OPENBLAS_NUM_THREADS=1``: under load, threaded BLAS dot products
-(the vdot baseline too) vary by 100×.
+The script sets ``OPENBLAS_NUM_THREADS=1`` (unless it is already set) before NumPy loads: the
+kernels under test run on one core, so the baseline does too; a threaded BLAS vdot is up to 2×
+faster on an idle 2-core machine and up to 100× slower on a loaded one. The one-shot section
+times each kernel and its vdot in alternating repeats, so a change of machine load between
+them moves both.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads (module docstring)
 
 import argparse
 import json
@@ -40,7 +47,7 @@ LAG = 0.05
 SECTIONS = ("streaming", "map", "oneshot", "rotation")
 
 
-def _best(fn, repeat: int = 3) -> float:
+def _best(fn: Callable[[], object], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -125,10 +132,20 @@ def bench_map(quick: bool) -> dict[str, float]:
     }
 
 
-def _per_call(fn: Callable[[], object], n: int) -> float:
-    """Best seconds per call of ``fn`` on n samples (enough calls for ~20 ms per repeat)."""
+def _per_call(fns: dict[str, Callable[[], object]], n: int) -> dict[str, float]:
+    """Best seconds per call of each of ``fns`` on n samples (enough calls for ~20 ms per
+    repeat), the functions timed in turn within each of 7 repeats (module docstring)."""
     number = max(1, 2_000_000 // n)
-    return min(timeit.repeat(fn, number=number, repeat=5)) / number
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(7):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timeit.timeit(fn, number=number) / number)
+    return best
+
+
+def _numpy_path() -> Any:
+    """A context in which ``kernels`` runs its NumPy path, as if the extension were not built."""
+    return mock.patch.object(kernels, "_KERNEL", None)
 
 
 def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
@@ -141,17 +158,28 @@ def bench_oneshot(quick: bool) -> list[dict[str, Any]]:
         for kind, phi in (("real", walk), ("complex", np.exp(1j * walk))):
             v = phase_velocity(phi, DT).astype(np.complex128)
             now, past = v[big_l:], v[:-big_l]
-            t_vdot = _per_call(lambda: np.vdot(past, now), n)  # noqa: B023 (timed now)
-            t_zero = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
-            with mock.patch.object(kernels, "_KERNEL", None):  # the fallback, as if not built
-                t_numpy = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
+            one = _per_call(
+                {
+                    "vdot": lambda: np.vdot(past, now),  # noqa: B023 (timed now)
+                    "zero": lambda: temporal_resonance(phi, DT, LAG, 0.0),  # noqa: B023
+                },
+                n,
+            )
+            t_vdot, t_zero = one["vdot"], one["zero"]
+            with _numpy_path():
+                t_numpy = _per_call({"numpy": lambda: temporal_resonance(phi, DT, LAG, 0.0)}, n)[  # noqa: B023
+                    "numpy"
+                ]
             t_portable = float("nan")
             if kernels.COMPILED:  # the loops a CPU without AVX2 (or an aarch64 one) runs
                 from becomingone.core import _fused
 
                 with mock.patch.object(kernels, "_KERNEL", _fused.lagged_sums_portable):
-                    t_portable = _per_call(lambda: temporal_resonance(phi, DT, LAG, 0.0), n)  # noqa: B023
-            t_rot = _per_call(lambda: temporal_resonance(phi, DT, LAG, 2.0), n)  # noqa: B023
+                    t_portable = _per_call(
+                        {"portable": lambda: temporal_resonance(phi, DT, LAG, 0.0)},  # noqa: B023
+                        n,
+                    )["portable"]
+            t_rot = _per_call({"rot": lambda: temporal_resonance(phi, DT, LAG, 2.0)}, n)["rot"]  # noqa: B023
             rows.append(
                 {
                     "samples": n,
