@@ -94,3 +94,50 @@ def test_wrong_lengths_are_weak() -> None:
     """A key that is not 32 bytes is weak (and verifies nothing), without raising."""
     assert weak_public_key(b"") and weak_public_key(bytes(33))
     assert not verify_signature(bytes(31), b"m", bytes(64))
+
+
+def _openssl_verifies(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """OpenSSL's decision (through ``cryptography``), the library the signatures used before."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=300))
+def test_signatures_are_the_bytes_openssl_makes(seed: bytes, message: bytes) -> None:
+    """NodeKey signs with libsodium; Ed25519 is deterministic, so the signature is byte for
+    byte the one OpenSSL makes with the same key (signed records and packets are unchanged)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = NodeKey.from_seed(seed)
+    assert key.sign(message) == Ed25519PrivateKey.from_private_bytes(seed).sign(message)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.binary(max_size=200),
+    st.sampled_from(["none", "signature", "message", "key"]),
+    st.integers(0, 10_000),
+)
+def test_verification_decides_as_openssl_did(
+    seed: bytes, message: bytes, change: str, position: int
+) -> None:
+    """For genuine signatures and copies with one bit flipped in the signature, the message
+    or the key, libsodium's decision equals OpenSSL's (keys weak_public_key refuses aside)."""
+    key = NodeKey.from_seed(seed)
+    public, signature = bytearray(key.public_bytes), bytearray(key.sign(message))
+    data = bytearray(message)
+    target = {"signature": signature, "message": data, "key": public}.get(change)
+    if target:
+        target[position % len(target)] ^= 1 << (position % 8)
+    args = bytes(public), bytes(data), bytes(signature)
+    expected = _openssl_verifies(*args) and not weak_public_key(args[0])
+    assert verify_signature(*args) is expected
+    assert expected is (change == "none" or (change == "message" and not message))

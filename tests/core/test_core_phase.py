@@ -67,6 +67,15 @@ def test_wrap_matches_reference_and_is_congruent(x: float) -> None:
     assert abs(k - round(k)) <= 4e-16 * max(1.0, abs(x))
 
 
+@settings(max_examples=400)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_wrap_of_one_float_equals_the_array_path(x: float) -> None:
+    """wrap() of a Python float (the supervisor's step, computed without NumPy) is bit for bit
+    the element-wise NumPy result for that value, including tiny negatives and huge values."""
+    assert wrap(x) == float(wrap(np.array([x]))[0])
+    assert type(wrap(x)) is float
+
+
 def test_wrap_edges_and_arrays() -> None:
     """wrap(0.5) = −0.5, wrap(−0.5) = −0.5, a tiny negative number stays tiny, and arrays are
     wrapped element-wise into an array of the same shape."""

@@ -58,6 +58,10 @@ def wrap(x: ArrayLike) -> Any:
     >>> round(float(wrap(0.9)), 12)
     -0.1
     """
+    if type(x) is float and math.isfinite(x):  # one phase (a supervisor's step): no array
+        # Python's float % follows the same rule as np.mod (fmod, then the divisor's sign)
+        one = (x + 0.5) % 1.0 - 0.5
+        return one - 1.0 if one >= 0.5 else one
     arr = finite_array("x", x, allow_complex=False)
     out = np.mod(arr + 0.5, 1.0) - 0.5
     # mod can round up to exactly 1.0 for tiny negative inputs; keep the half-open range.

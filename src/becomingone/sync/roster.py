@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
 from becomingone.errors import InputError
@@ -53,7 +53,7 @@ class KeyRoster(Mapping[str, bytes]):
     True
     """
 
-    __slots__ = ("_by_key", "_members")
+    __slots__ = ("_by_key", "_key_of", "_members")
 
     def __init__(self, members: Mapping[str, bytes] | None = None) -> None:
         checked = dict(_check_member(n, k) for n, k in (members or {}).items())
@@ -62,7 +62,9 @@ class KeyRoster(Mapping[str, bytes]):
             other = by_key.setdefault(checked[node_id], node_id)
             if other != node_id:
                 raise InputError("roster", f"{other!r} and {node_id!r} share one public key")
-        self._members = MappingProxyType({n: checked[n] for n in sorted(checked)})
+        members = {n: checked[n] for n in sorted(checked)}
+        self._members = MappingProxyType(members)
+        self._key_of = members.get  # the plain dict's own lookup, behind the read-only proxy
         self._by_key = MappingProxyType(by_key)
 
     @classmethod
@@ -85,6 +87,12 @@ class KeyRoster(Mapping[str, bytes]):
         """The key of ``node_id``, or ``default`` (one dict lookup: receivers call it per
         packet)."""
         return self._members.get(node_id, default)
+
+    @property
+    def key_of(self) -> Callable[[str], bytes | None]:
+        """``node_id → key or None`` as the underlying dict's own ``get`` (a C call, for code
+        that looks up every packet's signer; the roster stays read-only through it)."""
+        return self._key_of
 
     def __len__(self) -> int:
         return len(self._members)

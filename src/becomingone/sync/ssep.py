@@ -92,18 +92,24 @@ class Reject(enum.StrEnum):
     OLD_EPOCH = "old_epoch"  #: an epoch below the signer's last accepted epoch
 
 
+#: Each float field's allowed range (low, high, whether high itself is allowed); every low is
+#: inclusive. A table, not a dict of comparisons per call: every packet built or parsed checks it.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "timestamp": (0.0, math.inf, True),
+    "delta_phi": (0.0, 1.0, True),
+    "kappa": (0.0, 1e6, True),
+    "theta": (0.0, 1.0, False),
+    "coherence": (0.0, 1.0, True),
+    "node_energy": (0.0, 1e12, True),
+    "weight": (0.0, 1e12, True),
+}
+
+
 def _field_problem(name: str, value: float) -> tuple[Reject, str] | None:
     if not math.isfinite(value):
         return Reject.NON_FINITE, f"{name} is {value!r}"
-    ok = {
-        "timestamp": value >= 0.0,
-        "delta_phi": 0.0 <= value <= 1.0,
-        "kappa": 0.0 <= value <= 1e6,
-        "theta": 0.0 <= value < 1.0,
-        "coherence": 0.0 <= value <= 1.0,
-        "node_energy": 0.0 <= value <= 1e12,
-        "weight": 0.0 <= value <= 1e12,
-    }[name]
+    low, high, closed = _RANGES[name]
+    ok = low <= value and (value <= high if closed else value < high)
     return None if ok else (Reject.OUT_OF_RANGE, f"{name} = {value!r} is out of range")
 
 
@@ -396,38 +402,36 @@ class PacketValidator:
         packets in order, each rejection counted by its reason exactly as :meth:`validate`
         counts it (same decisions, same replay table, same cache operations and counters).
 
-        With a shared cache the batch runs in three passes instead of one call chain per
-        packet: parse every item through the cache, check cluster and signer, verify the
-        signatures of those that passed (the items :meth:`validate` verifies, in its order),
-        then the per-receiver checks (own id, skew, epoch, replay) in order.
+        With a shared cache, bytes another receiver in this process has already parsed and
+        verified (:attr:`~becomingone.sync.verified.VerifyCache.vetted`) take one lookup
+        instead of two memo calls and a tuple each; the cluster and the key *this* validator's
+        roster holds for the signer are still compared, and the cache's memos and counters end
+        as after :meth:`validate`. Other bytes take :meth:`validate`'s path and are vetted.
         """
         cache = self.cache
         if cache is None:
             return self._validate_each(batch, now)
-        parses = cache.parse_many(batch, decode_packet, ProtocolError)
-        roster_get, cluster = self.roster.get, self.cluster
-        checked: list[tuple[Packet, bytes] | None] = []  # (packet, its signer's key) or None
-        signed: list[tuple[bytes, bytes, bytes]] = []
-        for item in parses:
-            entry = None
-            if type(item) is tuple and item[0].cluster == cluster:
-                public = roster_get(item[0].node_id)
-                if public is not None:
-                    entry = (item[0], public)
-                    signed.append((public, item[1], item[2]))
-            checked.append(entry)
-        good = iter(cache.verify_many(signed))
-        out: list[Packet] = []
-        last, own, skew, rejected = self._last, self.own_id, self.max_skew, self.rejected
-        for item, entry in zip(parses, checked, strict=True):
-            if entry is None:  # unparsable, another cluster or an unknown signer
-                failure = item if isinstance(item, ProtocolError) else self._unknown(item[0])
-                rejected[str(failure.reason)] += 1
-                continue
-            packet = entry[0]
-            if not next(good):
-                rejected[str(Reject.BAD_SIGNATURE)] += 1
-                continue
+        vetted, touch, key_of = cache.vetted.get, cache.touch, self.roster.key_of
+        cluster, last, own, skew = self.cluster, self._last, self.own_id, self.max_skew
+        rejected, out = self.rejected, []
+        for data in batch:
+            hit = vetted(data) if type(data) is bytes else None
+            if (
+                hit is not None
+                and hit[0][0].cluster == cluster  # type: ignore[index]
+                and key_of(hit[0][0].node_id) == hit[1][0]  # type: ignore[index]
+                and touch(data, hit[1])
+            ):
+                if not hit[2]:
+                    rejected[str(Reject.BAD_SIGNATURE)] += 1
+                    continue
+                packet: Packet = hit[0][0]  # type: ignore[index]
+            else:
+                try:
+                    packet = self._vet(data, cache)
+                except ProtocolError as exc:
+                    rejected[str(exc.reason)] += 1
+                    continue
             node, mark = packet.node_id, (packet.epoch, packet.seq)
             prev = last.get(node)
             if node == own or abs(packet.timestamp - now) > skew or (prev and mark <= prev):
@@ -440,6 +444,22 @@ class PacketValidator:
             out.append(packet)
         self.accepted += len(out)
         return out
+
+    def _vet(self, data: bytes, cache: VerifyCache) -> Packet:
+        """Parse ``data`` and check cluster, signer and signature through ``cache`` (as
+        :meth:`validate` does), recording the outcome in the cache's ``vetted`` memo; the
+        packet, or the ``ProtocolError`` of the first failing check."""
+        parsed = cache.parse(data, decode_packet)
+        packet, body, signature = parsed
+        public = self.roster.get(packet.node_id)
+        if packet.cluster != self.cluster or public is None:
+            raise self._unknown(packet)
+        good = cache.verify(public, body, signature)
+        if type(data) is bytes and type(body) is bytes and type(signature) is bytes:
+            cache.vet(data, parsed, (public, signature, body), good)
+        if not good:
+            raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
+        return packet
 
     def _validate_each(self, batch: Sequence[bytes], now: float) -> list[Packet]:
         out: list[Packet] = []

@@ -9,7 +9,11 @@ recorded as good (:meth:`VerifyCache.sign`): Ed25519 signing is deterministic an
 verifying them again here would only repeat a known result; a receiver still looks them up
 under the key *its* roster holds for the sender. A parse is stored under the exact wire bytes,
 and only successful parses are kept, so malformed bytes are parsed — and rejected — every time.
-Both memos are least-recently-used and hold at most ``maxsize`` entries each. Everything that
+Both memos are least-recently-used and hold at most ``maxsize`` entries each. A third memo,
+:attr:`VerifyCache.vetted`, remembers for wire bytes whose parse and verification the batch path
+has done which key verified them and with what result, so the next receiver of the same bytes
+finds both with one lookup (:meth:`VerifyCache.touch` then updates the two memos and their
+counters exactly as a parse hit and a verification hit would). Everything that
 decides *acceptance per receiver* (cluster, roster, clock skew, replay) stays in
 :class:`~becomingone.sync.ssep.PacketValidator`, so rejection counters are the same with or
 without a cache. No I/O, no clocks, no threads (share one instance per event loop, e.g. every
@@ -91,6 +95,7 @@ class VerifyCache:
         "parse_hits",
         "parse_misses",
         "signed",
+        "vetted",
     )
 
     def __init__(self, *, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
@@ -100,6 +105,13 @@ class VerifyCache:
         self.hits = self.misses = self.signed = self.parse_hits = self.parse_misses = 0
         self._verified: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
         self._parsed: OrderedDict[bytes, object] = OrderedDict()
+        #: wire bytes → (parse, verification key (public key, signature, message), result)
+        #: of packets the batch path parsed and verified: a shortcut to both memos, valid only
+        #: while :meth:`touch` finds both entries (oldest insertion evicted first, at most
+        #: ``maxsize``).
+        self.vetted: OrderedDict[bytes, tuple[object, tuple[bytes, bytes, bytes], bool]] = (
+            OrderedDict()
+        )
 
     def __len__(self) -> int:
         """Entries in the verification memo."""
@@ -151,6 +163,29 @@ class VerifyCache:
         self.signed += 1
         self._store((key.public_bytes, signature, bytes(message)), True)
         return signature
+
+    def vet(self, data: bytes, parsed: object, key: tuple[bytes, bytes, bytes], good: bool) -> None:
+        """Remember that ``data`` parsed to ``parsed`` and that its verification under ``key``
+        (public key, signature, message) gave ``good`` (see :attr:`vetted`)."""
+        vetted = self.vetted
+        vetted[data] = (parsed, key, good)
+        if len(vetted) > self.maxsize:
+            vetted.popitem(last=False)  # O(1); next(iter(dict)) rescans deleted slots
+
+    def touch(self, data: bytes, key: tuple[bytes, bytes, bytes]) -> bool:
+        """For a :attr:`vetted` entry: if ``data``'s parse and ``key``'s verification are both
+        still memoised, mark both used and count a parse hit and a verification hit — what
+        :meth:`parse` and :meth:`verify` would do — and return True; else change nothing and
+        return False (the caller takes the long way)."""
+        try:  # a missing entry raises before anything moves, or after the parse moved, which
+            # the caller's parse() then moves again: the same end state as parse() + verify()
+            self._parsed.move_to_end(data)
+            self._verified.move_to_end(key)
+        except KeyError:
+            return False
+        self.parse_hits += 1
+        self.hits += 1
+        return True
 
     def remember_parse(self, data: bytes, value: object) -> None:
         """Store ``value`` as the parse of ``data`` (the sender's own packet and its bytes,

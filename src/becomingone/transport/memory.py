@@ -32,6 +32,13 @@ class MemorySubscription(QueuedSubscription):
         self._conn._bus._remove(self)
 
 
+def _as_bytes(data: object) -> bytes:
+    """A bytes-like message as immutable bytes; anything else is an ``InputError``."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InputError("data", f"must be bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
 class MemoryConnection:
     """One named client of a :class:`MemoryBus`."""
 
@@ -49,11 +56,8 @@ class MemoryConnection:
         """Deliver each ``(subject, data)`` in order; all are checked before any is sent."""
         if self.closed:
             raise TransportError(f"connection {self.name!r} is closed")
-        batch = list(messages)
-        for _, data in batch:
-            if type(data) is not bytes and not isinstance(data, bytes | bytearray | memoryview):
-                raise InputError("data", f"must be bytes, got {type(data).__name__}")
-        self._bus._route(self.name, [(subject, bytes(data)) for subject, data in batch])
+        batch = [(s, d if type(d) is bytes else _as_bytes(d)) for s, d in messages]
+        self._bus._route(self.name, batch)
 
     async def subscribe(self, subject: str) -> MemorySubscription:
         """Start receiving ``subject``."""
