@@ -117,8 +117,8 @@ export interface ProposalRow {
   eligible: string[];
   needed: number;
   voted: string[];
-  /** The tick it opened on (-1: from a snapshot); a proposal decided the tick it opened is
-   * an automatic one (roles, intents) and is only counted. */
+  /** The tick it opened on (-1: from a snapshot). Only operators' proposals are listed; one
+   * decided in the tick it opened (every vote in at once) stays listed as decided. */
   opened: number;
 }
 
@@ -209,7 +209,7 @@ export class RoleState {
         this.voted(data);
         return true;
       case "proposal.decided":
-        this.decided(seq, data);
+        this.decided(data);
         return true;
       default:
         return false;
@@ -243,12 +243,12 @@ export class RoleState {
     if (p.eligible.length === 0) p.needed = needed(num(data["eligible"]));
   }
 
-  private decided(seq: number, data: Record<string, unknown>): void {
+  private decided(data: Record<string, unknown>): void {
     const id = str(data["id"]);
     const outcome = str(data["outcome"]);
     const p = this.proposals.get(id);
-    if (p === undefined || p.opened === seq) {
-      this.proposals.delete(id);
+    if (p === undefined) {
+      // never listed: an automatic kind (opened() skipped it), or opened before the page
       this.automatic.set(outcome, (this.automatic.get(outcome) ?? 0) + 1);
       return;
     }

@@ -124,5 +124,10 @@ test("roles, the lifecycle and proposals: an automatic proposal is counted, an o
   assert.deepEqual([p.yes, p.no, p.needed, p.voted], [1, 0, 2, ["cell-0002"]]);
   r.apply("proposal.decided", 15, { id: "op", outcome: "passed", yes: 2 });
   assert.equal(r.proposals.get("op")?.status, "passed");
+  // an operator's proposal decided in the tick it opened (all votes at once) stays listed
+  r.apply("proposal.opened", 20, { id: "fast", kind: "text" });
+  r.apply("proposal.decided", 20, { id: "fast", outcome: "rejected", yes: 0 });
+  assert.equal(r.proposals.get("fast")?.status, "rejected");
+  assert.equal(r.automatic.get("rejected"), undefined);
   assert.deepEqual([1, 2, 3, 5, 8].map(needed), [1, 2, 2, 4, 5]);
 });
