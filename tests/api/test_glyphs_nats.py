@@ -48,6 +48,15 @@ async def _glyph_events(url: str) -> list[dict[str, Any]]:
     return got
 
 
+def _serving(url: str) -> bool:
+    """True once the node at ``url`` serves a cluster frame (its event baseline is taken)."""
+    try:
+        with CellClient(url, timeout=2.0) as client:
+            return client.cluster().frame is not None
+    except Exception:  # not listening yet, or no cluster served yet
+        return False
+
+
 def _start_witness(fleet: GlyphFleet, port: int) -> subprocess.Popen[bytes]:
     """A witness node of the fleet's cluster (no glyphs of its own) serving on ``port`` (with
     the fleet's ``--glyphs``: it lists the cluster's glyphs from the ownership records)."""
@@ -99,6 +108,9 @@ def test_a_nodes_event_stream_and_list_show_the_clusters_glyphs(tmp_path: Path) 
                 fleet.start(name)
             witness = f"http://127.0.0.1:{free_port()}"
             _start_witness(fleet, int(witness.rsplit(":", 1)[1]))
+            # a served view takes the glyphs it hears at its first frame as already there (no
+            # glyph.submitted for them): both viewers must serve before anything is submitted
+            _wait(lambda: _serving(fleet.url(viewer)) and _serving(witness), 60, "viewers up")
             ids = {f"g{i}" for i in range(3)}
             for i, gid in enumerate(sorted(ids)):
                 _submit(fleet, first, gid, (i + 0.5) / 8)

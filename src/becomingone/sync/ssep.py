@@ -411,37 +411,48 @@ class PacketValidator:
         cache = self.cache
         if cache is None:
             return self._validate_each(batch, now)
-        vetted, touch, key_of = cache.vetted.get, cache.touch, self.roster.key_of
-        cluster, last, own, skew = self.cluster, self._last, self.own_id, self.max_skew
-        rejected, out = self.rejected, []
-        for data in batch:
-            hit = vetted(data) if type(data) is bytes else None
-            if (
-                hit is not None
-                and hit[0][0].cluster == cluster  # type: ignore[index]
-                and key_of(hit[0][0].node_id) == hit[1][0]  # type: ignore[index]
-                and touch(data, hit[1])
-            ):
-                if not hit[2]:
-                    rejected[str(Reject.BAD_SIGNATURE)] += 1
-                    continue
-                packet: Packet = hit[0][0]  # type: ignore[index]
-            else:
-                try:
-                    packet = self._vet(data, cache)
-                except ProtocolError as exc:
-                    rejected[str(exc.reason)] += 1
-                    continue
-            node, mark = packet.node_id, (packet.epoch, packet.seq)
-            prev = last.get(node)
-            if node == own or abs(packet.timestamp - now) > skew or (prev and mark <= prev):
-                try:
-                    self._check_fresh(packet, now)  # raises the first failing check
-                except ProtocolError as exc:
-                    rejected[str(exc.reason)] += 1
-                    continue
-            last[node] = mark
-            out.append(packet)
+        vetted, touch_parse, touch_verified = cache.shortcut()
+        key_of, cluster, last, own = self.roster.key_of, self.cluster, self._last, self.own_id
+        skew, rejected, out, hits = self.max_skew, self.rejected, [], 0
+        try:
+            for data in batch:
+                hit = vetted(data) if type(data) is bytes else None
+                if (
+                    hit is not None
+                    and hit[0][0].cluster == cluster  # type: ignore[index]
+                    and key_of(hit[0][0].node_id) == hit[1][0]  # type: ignore[index]
+                ):
+                    try:  # both memos still hold it (VerifyCache.shortcut), or the long way
+                        touch_parse(data)
+                        touch_verified(hit[1])
+                        hits += 1
+                    except KeyError:
+                        hit = None
+                else:
+                    hit = None
+                if hit is not None:
+                    if not hit[2]:
+                        rejected[str(Reject.BAD_SIGNATURE)] += 1
+                        continue
+                    packet: Packet = hit[0][0]  # type: ignore[index]
+                else:
+                    try:
+                        packet = self._vet(data, cache)
+                    except ProtocolError as exc:
+                        rejected[str(exc.reason)] += 1
+                        continue
+                node, mark = packet.node_id, (packet.epoch, packet.seq)
+                prev = last.get(node)
+                if node == own or abs(packet.timestamp - now) > skew or (prev and mark <= prev):
+                    try:
+                        self._check_fresh(packet, now)  # raises the first failing check
+                    except ProtocolError as exc:
+                        rejected[str(exc.reason)] += 1
+                        continue
+                last[node] = mark
+                out.append(packet)
+        finally:  # what this batch took, even if a check raised unexpectedly
+            cache.count_hits(hits)
         self.accepted += len(out)
         return out
 

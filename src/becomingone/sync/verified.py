@@ -12,8 +12,9 @@ and only successful parses are kept, so malformed bytes are parsed — and rejec
 Both memos are least-recently-used and hold at most ``maxsize`` entries each. A third memo,
 :attr:`VerifyCache.vetted`, remembers for wire bytes whose parse and verification the batch path
 has done which key verified them and with what result, so the next receiver of the same bytes
-finds both with one lookup (:meth:`VerifyCache.touch` then updates the two memos and their
-counters exactly as a parse hit and a verification hit would). Everything that
+finds both with one lookup (the caller then moves both memos' entries to their ends and counts
+a parse hit and a verification hit, exactly as :meth:`VerifyCache.parse` and
+:meth:`VerifyCache.verify` would: :meth:`VerifyCache.shortcut`). Everything that
 decides *acceptance per receiver* (cluster, roster, clock skew, replay) stays in
 :class:`~becomingone.sync.ssep.PacketValidator`, so rejection counters are the same with or
 without a cache. No I/O, no clocks, no threads (share one instance per event loop, e.g. every
@@ -107,7 +108,7 @@ class VerifyCache:
         self._parsed: OrderedDict[bytes, object] = OrderedDict()
         #: wire bytes → (parse, verification key (public key, signature, message), result)
         #: of packets the batch path parsed and verified: a shortcut to both memos, valid only
-        #: while :meth:`touch` finds both entries (oldest insertion evicted first, at most
+        #: while both entries are still there (oldest insertion evicted first, at most
         #: ``maxsize``).
         self.vetted: OrderedDict[bytes, tuple[object, tuple[bytes, bytes, bytes], bool]] = (
             OrderedDict()
@@ -172,20 +173,25 @@ class VerifyCache:
         if len(vetted) > self.maxsize:
             vetted.popitem(last=False)  # O(1); next(iter(dict)) rescans deleted slots
 
-    def touch(self, data: bytes, key: tuple[bytes, bytes, bytes]) -> bool:
-        """For a :attr:`vetted` entry: if ``data``'s parse and ``key``'s verification are both
-        still memoised, mark both used and count a parse hit and a verification hit — what
-        :meth:`parse` and :meth:`verify` would do — and return True; else change nothing and
-        return False (the caller takes the long way)."""
-        try:  # a missing entry raises before anything moves, or after the parse moved, which
-            # the caller's parse() then moves again: the same end state as parse() + verify()
-            self._parsed.move_to_end(data)
-            self._verified.move_to_end(key)
-        except KeyError:
-            return False
-        self.parse_hits += 1
-        self.hits += 1
-        return True
+    def shortcut(
+        self,
+    ) -> tuple[
+        Callable[[bytes], tuple[object, tuple[bytes, bytes, bytes], bool] | None],
+        Callable[[bytes], None],
+        Callable[[tuple[bytes, bytes, bytes]], None],
+    ]:
+        """(``vetted.get``, the parse memo's ``move_to_end``, the verification memo's
+        ``move_to_end``), for a loop over a batch: an entry of :attr:`vetted` counts only if
+        both memos still hold its parse and its verification — a ``move_to_end`` of a
+        missing key raises ``KeyError`` before anything moves, and a parse moved before the
+        verification was found missing is moved again by the caller's :meth:`parse`, the same
+        end state. The caller adds the hits it took with :meth:`count_hits`."""
+        return self.vetted.get, self._parsed.move_to_end, self._verified.move_to_end
+
+    def count_hits(self, count: int) -> None:
+        """Count ``count`` parse hits and as many verification hits (see :meth:`shortcut`)."""
+        self.parse_hits += count
+        self.hits += count
 
     def remember_parse(self, data: bytes, value: object) -> None:
         """Store ``value`` as the parse of ``data`` (the sender's own packet and its bytes,
