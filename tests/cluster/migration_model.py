@@ -41,13 +41,24 @@ class ModelCell:
     held: dict[str, Glyph] = field(default_factory=dict)
     witness: list[tuple[str, str, int | None]] = field(default_factory=list)
     inbox: list[bytes] = field(default_factory=list)
+    #: the glyph each inbox packet belongs to (a real target hands a packet to the migration
+    #: of its glyph; with several migrations to one cell in flight, order alone is not enough)
+    addressed: list[str | None] = field(default_factory=list)
     notified: int = 0
+
+    def take(self, glyph_id: str) -> bytes:
+        """The newest packet delivered for ``glyph_id`` (else the newest one of any glyph)."""
+        mine = [i for i, gid in enumerate(self.addressed) if gid == glyph_id]
+        at = mine[-1] if mine else len(self.inbox) - 1
+        del self.addressed[at]
+        return self.inbox.pop(at)
 
     def crash(self) -> None:
         """Lose the process state; the witness log stays."""
         self.scheduled.clear()
         self.held.clear()
         self.inbox.clear()
+        self.addressed.clear()
 
     def fire(self, cycle: int, fire_log: list[tuple[str, int]]) -> None:
         """Fire every scheduled glyph once in ``cycle`` (not again if it already did)."""
@@ -107,6 +118,9 @@ class Model:
                 self.cells[effect.cell].held[effect.glyph_id] = glyph
             case Deliver():
                 self.cells[effect.cell].inbox.append(effect.data)
+                self.cells[effect.cell].addressed.append(
+                    None if migration is None else migration.glyph.id
+                )
             case Install():
                 cell = self.cells[effect.cell]
                 if effect.glyph.id not in cell.scheduled:
@@ -150,7 +164,7 @@ class Model:
 
         def accept() -> list[MigrationEffect]:
             record, _ = self.read(migration.glyph.id)
-            return migration.accept(target.inbox.pop(), verifier, record)
+            return migration.accept(target.take(migration.glyph.id), verifier, record)
 
         def offer() -> list[MigrationEffect]:
             return migration.offer(KEYS[migration.source])

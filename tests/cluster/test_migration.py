@@ -147,7 +147,7 @@ def offered(m: Model, gid: str, target: str) -> tuple[Migration, bytes]:
     mig = m.plan(gid, target)
     for effect in mig.offer(KEYS[mig.source]):
         assert m.apply(effect, mig)
-    return mig, m.cells[target].inbox.pop()
+    return mig, m.cells[target].take(gid)
 
 
 def reject(m: Model, data: bytes, gid: str, receiver: str = B) -> str:
