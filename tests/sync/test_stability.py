@@ -50,3 +50,27 @@ def test_tick_counts_a_peer_fresh_exactly_as_the_per_peer_rule(
         s.heard(peer, t)
     expected = all(p in heard and now - heard[p] <= timeout for p in peers)
     assert s.tick(now) is expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    peers=st.sets(st.sampled_from("abcdef"), max_size=6),
+    heard=st.dictionaries(
+        st.sampled_from("abcdefgh"),
+        st.floats(-10.0, 10.0, allow_nan=False),
+        max_size=8,
+    ),
+    now=st.floats(-10.0, 12.0, allow_nan=False),
+)
+def test_heard_within_counts_expected_peers_heard_within_the_timeout(
+    peers: set[str], heard: dict[str, float], now: float
+) -> None:
+    """heard_within(now) is the count over the state's (peer, at) pairs a status reports:
+    expected peers only (g, h are heard but not expected), a peer from the future counts."""
+    s = NetworkStability(peers=peers, k=2, timeout=1.5)
+    for peer, at in heard.items():
+        s.heard(peer, at)
+    expected = sum(
+        1 for peer, at in s.state().last_heard if peer in s.peers and now - at <= s.timeout
+    )
+    assert s.heard_within(now) == expected

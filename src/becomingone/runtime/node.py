@@ -102,12 +102,13 @@ class RosterFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser().absolute()
+        self._where = str(self.path)
         self._stamp: tuple[int, int] | None = None
 
     @property
     def where(self) -> str:
         """The file's path, for messages."""
-        return str(self.path)
+        return self._where
 
     def read(self) -> KeyRoster:
         """The roster in the file (empty if the file does not exist yet)."""
@@ -155,7 +156,7 @@ class RosterFile:
     def changed(self) -> bool:
         """True the first time and whenever the file changed since the last call."""
         try:
-            st = self.path.stat()
+            st = os.stat(self.where)  # every tick: the str path, not pathlib's wrapper
             stamp = (st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             stamp = (0, 0)
@@ -519,21 +520,26 @@ class SupervisedNode:
         next_print = started
         status = self.status(started)
         i = 0
-        while not stop.is_set():
-            if duration is not None and self.now() - started >= duration:
-                break
-            self.reload_roster()  # one stat() unless the file changed
-            status = await self.step(bus, inbox, started)
-            if on_second is not None and status.time >= next_print:
-                on_second(status)
-                next_print += 1.0
-            i += 1
-            delay = started + i * tick - self.now()
-            if delay < -tick:  # fell behind: skip the missed ticks rather than bursting
-                i = int((self.now() - started) / tick) + 1
+        # one task waits for ``stop`` for the whole run; each tick waits on it with a timeout
+        # (a timer and a callback, where wait_for would start and cancel a task every tick)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if duration is not None and self.now() - started >= duration:
+                    break
+                self.reload_roster()  # one stat() unless the file changed
+                status = await self.step(bus, inbox, started)
+                if on_second is not None and status.time >= next_print:
+                    on_second(status)
+                    next_print += 1.0
+                i += 1
                 delay = started + i * tick - self.now()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
+                if delay < -tick:  # fell behind: skip the missed ticks rather than bursting
+                    i = int((self.now() - started) / tick) + 1
+                    delay = started + i * tick - self.now()
+                await asyncio.wait((stopping,), timeout=max(0.0, delay))
+        finally:
+            stopping.cancel()
         with contextlib.suppress(Exception):
             await inbox.unsubscribe()
         if self.glyphs is not None:
@@ -568,13 +574,7 @@ def _reading(member: CellMember | FedMember | None) -> CellReading | None:
 
 def _heard(sup: PhaseSupervisor, now: float) -> int:
     """How many of the peers the plan expects were heard within the peer timeout."""
-    stability = sup.stability
-    peers = stability.peers
-    return sum(
-        1
-        for peer, at in stability.state().last_heard
-        if peer in peers and now - at <= stability.timeout
-    )
+    return sup.stability.heard_within(now)
 
 
 def _c_seen(sup: PhaseSupervisor, now: float) -> float:

@@ -84,6 +84,8 @@ class FedMember(abc.ABC):
         self.ended = False
         self._task: asyncio.Task[None] | None = None
         self._ingesting: asyncio.Future[None] | None = None
+        #: (supervisor, reading) last handed to set_field: a tick between two batches skips it
+        self._set: tuple[object, ...] | None = None
 
     @abc.abstractmethod
     async def ingest(self, batch: NDArray[Any], now: float) -> None:
@@ -126,16 +128,20 @@ class FedMember(abc.ABC):
             self._task = asyncio.create_task(self._pump())
         elif self._task.done() and not self._task.cancelled():
             self._task.result()  # a storage error ends the node here
-        t_sync, coherence, delta = self.field()
+        reading = (self.supervisor, *self.field())
+        if reading == self._set:  # the engine has not read a batch since: the field stands
+            return
+        sup, t_sync, coherence, delta = reading
         if abs(t_sync) > 1.0:  # |T| <= 1 up to rounding (Cauchy-Schwarz); pull it inside
             t_sync *= (1.0 - 1e-12) / abs(t_sync)
-        self.supervisor.set_field(
+        sup.set_field(
             delta_phi=min(delta, 1.0),
             coherence=min(coherence, 1.0),
             t_sync=t_sync,
-            kappa=self.supervisor.alpha,
+            kappa=sup.alpha,
             node_energy=0.0,
         )
+        self._set = reading
 
     async def aclose(self) -> None:
         """Stop the pump (after the batch being ingested, if any) and close the source."""

@@ -174,6 +174,11 @@ class NetworkStability:
         """:meth:`heard` for each of ``peers`` at the same ``now``."""
         self._last_heard.update(dict.fromkeys(peers, float(now)))
 
+    def heard_within(self, now: float) -> int:
+        """How many of the expected peers were heard within the timeout of ``now``."""
+        last, timeout = self._last_heard.get, self.timeout
+        return sum(1 for peer in self._peers if now - last(peer, -math.inf) <= timeout)
+
     def set_peers(self, peers: Iterable[str]) -> None:
         """Replace the expected peers; a change resets the streak at the next tick."""
         new = frozenset(peers)
