@@ -10,7 +10,9 @@ joining one roster file, then
   before its first tick, and is SIGSTOPped as soon as it is up; once all are up and the last
   start time has passed, one SIGCONT each starts them together — the measured part never
   includes Python start-up, and no node couples to a peer before every node is there;
-- packet age: :class:`~becomingone.runtime.PacketAges` on its own connection hears every
+- packet age: :class:`~becomingone.runtime.PacketAges`, in a process of its own (like a
+  receiving node; not in the observer's event loop, which parses every node's status each
+  tick), hears every
   packet sent to ``--probe`` receivers (the first node and a seeded sample), verifies each on
   arrival (Ed25519 against the roster, as a member would) and keeps now − the packet's
   timestamp (stamped by the sender at its tick, just before signing): the age from publish to
@@ -33,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -44,7 +48,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from becomingone.commands.node import _initial_theta  # the nodes' start phases, reused
@@ -202,28 +208,71 @@ def sample(n: int, k: int, seed: int) -> list[str]:
     return [node_name(i) for i in sorted([0, *rest])]
 
 
-async def observe(
-    urls: list[str], roster: Path, start_at: float, ticks: int, out: Measured, n: int
-) -> None:
-    """Probe packet ages and observe ``ticks`` ticks sampled mid-tick from ``start_at``."""
-    obs_bus = await connect_nats(urls, name="bench-observer", maxsize=65536)
-    probe_bus = await connect_nats(urls, name="bench-probe", maxsize=65536)
+async def probe(
+    urls: list[str], roster: str, receivers: list[str], conn: Connection
+) -> tuple[list[float], dict[str, int]]:
+    """:class:`PacketAges` on its own connection: says ``ready`` on ``conn`` once subscribed,
+    records until anything arrives on ``conn``."""
+    bus = await connect_nats(urls, name="bench-probe", maxsize=65536)
     stop = asyncio.Event()
+    try:
+        ages = PacketAges(
+            bus, cluster=CLUSTER, roster=RosterFile(Path(roster)), receivers=receivers
+        )
+        subscribed = asyncio.Event()
+        task = asyncio.create_task(ages.run(stop, subscribed))
+        await asyncio.wait_for(subscribed.wait(), 30.0)
+        conn.send("ready")
+        while not conn.poll():
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+        return ages.ages, dict(ages.stats)
+    finally:
+        await bus.aclose()
+
+
+def probe_process(urls: list[str], roster: str, receivers: list[str], conn: Connection) -> None:
+    """:func:`probe` in a process of its own (a receiver, not sharing the observer's event
+    loop, which parses every node's status each tick); sends (ages, stats) on ``conn``."""
+    conn.send(asyncio.run(probe(urls, roster, receivers, conn)))
+    conn.close()
+
+
+@contextlib.contextmanager
+def prober(urls: list[str], roster: Path, receivers: list[str]) -> Iterator[Connection]:
+    """A :func:`probe_process`, subscribed when this enters; stopped (by pid if it must be)
+    when it exits. Send anything on the connection to stop it, then receive its result."""
+    ctx = multiprocessing.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    proc = ctx.Process(target=probe_process, args=(urls, str(roster), receivers, theirs))
+    proc.start()
+    try:
+        if not mine.poll(60.0) or mine.recv() != "ready":
+            raise SystemExit("the packet-age probe did not subscribe within 60 s")
+        yield mine
+    finally:
+        proc.join(timeout=30.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=10.0)
+
+
+async def observe(
+    urls: list[str], start_at: float, ticks: int, out: Measured, n: int, ages: Connection
+) -> None:
+    """Observe ``ticks`` ticks sampled mid-tick from ``start_at``, then stop the packet-age
+    probe (``ages``) and take its ages."""
+    obs_bus = await connect_nats(urls, name="bench-observer", maxsize=65536)
     try:
         obs = ClusterObserver(obs_bus, cluster=CLUSTER, peer_timeout=1.0)
         await obs.start()
-        ages = PacketAges(
-            probe_bus, cluster=CLUSTER, roster=RosterFile(roster), receivers=out.receivers
-        )
-        task = asyncio.create_task(ages.run(stop))
         await asyncio.sleep(max(0.0, start_at - time.time()))
         obs.step()
         obs.history.clear()
         for i in range(ticks):
             await asyncio.sleep(max(0.0, start_at + (i + 0.5) * TICK - time.time()))
             obs.step()
-        stop.set()
-        await task
         summary = obs.summary()
         out.ticks = summary.ticks
         # SHARED counts once every node is in the measurement (one phase alone reads C = 1)
@@ -232,11 +281,11 @@ async def observe(
         )
         out.rejected = sum(summary.rejected.values())
         out.heard = [len(r.thetas) for r in obs.history[10:]]
-        out.ages, out.probe = ages.ages, dict(ages.stats)
+        ages.send("stop")
+        if await asyncio.to_thread(ages.poll, 60.0):
+            out.ages, out.probe = ages.recv()
     finally:
-        stop.set()
         await obs_bus.aclose()
-        await probe_bus.aclose()
 
 
 def node_flags(topology: str, args: argparse.Namespace) -> list[str]:
@@ -248,12 +297,17 @@ def node_flags(topology: str, args: argparse.Namespace) -> list[str]:
 
 
 async def measure(
-    servers: NatsServers, procs: NodeProcesses, start_at: float, ticks: int, out: Measured
+    servers: NatsServers,
+    procs: NodeProcesses,
+    start_at: float,
+    ticks: int,
+    out: Measured,
+    ages: Connection,
 ) -> None:
     """Observe the run and read every process's CPU time at ``start_at`` and at the end."""
     pids, server = list(procs.pids.values()), servers.pids[0]
     n = len(procs.procs)
-    waiter = asyncio.create_task(observe(servers.urls, procs.roster, start_at, ticks, out, n))
+    waiter = asyncio.create_task(observe(servers.urls, start_at, ticks, out, n, ages))
     await asyncio.sleep(max(0.0, start_at - time.time()))
     t0 = time.time()
     cpu0 = {pid: cpu_seconds(pid) for pid in [*pids, server]}
@@ -276,10 +330,11 @@ def processes(n: int, topology: str, args: argparse.Namespace, ticks: int) -> Me
             flags = node_flags(topology, args)
             out = launch(procs, n, servers.specs[0].monitor_port, flags, budget)
             out.receivers = sample(n, args.probe, args.seed)
-            time.sleep(max(0.0, out.start_at - time.time()))  # every node's start time passed
-            started = time.time()
-            resume(procs, 0.0 if args.together else TICK)
-            asyncio.run(measure(servers, procs, started, ticks, out))
+            with prober(servers.urls, procs.roster, out.receivers) as ages:
+                time.sleep(max(0.0, out.start_at - time.time()))  # every node's start passed
+                started = time.time()
+                resume(procs, 0.0 if args.together else TICK)
+                asyncio.run(measure(servers, procs, started, ticks, out, ages))
         finally:
             resume(procs)  # a stopped process cannot act on SIGTERM
         out.exits = list(procs.stop(timeout=60.0).values())

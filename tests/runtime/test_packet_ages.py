@@ -83,7 +83,8 @@ def test_copies_are_timed_each_and_verified_once(
 async def test_run_records_every_copy_until_stopped(tmp_path: Path) -> None:
     """On a real nats-server, every packet published to any node's subject of the cluster is
     recorded as it arrives (``ssep.<cluster>.*``); ``limit`` caps what is kept, the rest is
-    counted; ``run`` returns once stopped. Given receivers, only their copies are heard."""
+    counted; ``run`` returns once stopped. Given receivers, only their copies are heard, from
+    the first publish after ``run`` set its ``ready`` event."""
     roster = RosterFile(tmp_path / "r.json")
     key = NodeKey.generate()
     roster.join("a", key.public_bytes)
@@ -108,8 +109,16 @@ async def test_run_records_every_copy_until_stopped(tmp_path: Path) -> None:
             stop.set()
             await asyncio.wait_for(task, 2.0)
             sample = PacketAges(probe, cluster="t", roster=roster, receivers=["n1", "n3"])
-            task = asyncio.create_task(sample.run(stop := asyncio.Event()))
-            sent = 0
+            subscribed = asyncio.Event()
+            task = asyncio.create_task(sample.run(stop := asyncio.Event(), subscribed))
+            await asyncio.wait_for(subscribed.wait(), 5.0)
+            await sender.publish_many([(f"ssep.t.n{i}", data) for i in range(5)])
+            for _ in range(200):  # once ``ready`` is set, the very first publish is heard
+                if sample.stats["verified"] == 2:
+                    break
+                await asyncio.sleep(0.01)
+            first = sample.stats["verified"]
+            sent = 1
             while sent < 200:  # only the copies to the two receivers are heard
                 await sender.publish_many([(f"ssep.t.n{i}", data) for i in range(5)])
                 sent += 1
@@ -125,7 +134,7 @@ async def test_run_records_every_copy_until_stopped(tmp_path: Path) -> None:
             await sender.aclose()
     assert ages.stats["verified"] == 5 and ages.stats["not_kept"] == 2
     assert len(ages.ages) == 3 and all(0 <= a < 1.0 for a in ages.ages)
-    assert 20 <= sample.stats["verified"] <= 2 * sent
+    assert first == 2 and 20 <= sample.stats["verified"] <= 2 * sent
 
 
 async def test_node_waits_for_start_at_before_its_first_tick(tmp_path: Path) -> None:

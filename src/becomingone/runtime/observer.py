@@ -215,9 +215,12 @@ class PacketAges:
             self.stats["not_kept"] += 1
         return age
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Subscribe to the packets to ``receivers`` and record each as it arrives."""
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Subscribe to the packets to ``receivers`` (then set ``ready``, if given) and record
+        each as it arrives until ``stop`` is set."""
         subs = [await self.bus.subscribe(f"ssep.{self.cluster}.{r}") for r in self.receivers]
+        if ready is not None:
+            ready.set()
         try:
             await asyncio.gather(*(self._listen(sub, stop) for sub in subs))
         finally:
