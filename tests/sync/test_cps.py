@@ -108,3 +108,35 @@ def test_bad_local_input() -> None:
     a.set_field(coherence=0.5, glyph_digest=bytes(32))
     with pytest.raises(InputError, match="key"):
         PhaseSupervisor(key=KEYS["b"], plan=Plan.for_member("mesh", ["a", "b"], "a"), keys=REGISTRY)
+
+
+@pytest.mark.parametrize("n", [5, 40])  # plain sums below 16 entries, NumPy from 16
+def test_mesh_route_is_the_generic_mean_and_t_global(n: int) -> None:
+    """A mesh cell's one-pass route gives exactly (same floats) the target of the generic
+    rule, ``_mean(_held(STATE, 0))``, and ``_global(_latest(STATE, 0))`` — with one peer's
+    phase gone stale (past the peer timeout: out of the target, in T_global's list, where
+    global_sync drops it)."""
+    from becomingone.runtime.cluster import build_supervisors
+    from becomingone.sync.ssep import PacketKind
+
+    cells = build_supervisors(n, "mesh", seed=3, cache=False)
+    for c in cells:
+        c.set_field(t_sync=complex(0.3, -0.2 * (hash(c.node_id) % 3 - 1)))
+    now = 100.0
+    for tick in range(3):
+        now += 0.1
+        out = {c.node_id: c.tick(now) for c in cells}
+        for c in cells:
+            for peer in cells:
+                if peer is c or (tick == 2 and peer is cells[1]):  # cells[1] falls silent
+                    continue
+                for o in out[peer.node_id]:
+                    if c.node_id in o.to:
+                        c.receive(o.data, now + 0.001)
+    cell = cells[0]
+    later = now + cell.stability.timeout - 0.05  # cells[1]'s last phase is past the timeout
+    expected_target = cell._mean(cell._held(PacketKind.STATE, 0, later), later)
+    expected_mesh = cell._global(cell._latest(PacketKind.STATE, 0), later)
+    target, mesh = cell._mesh_route(later)
+    assert target == expected_target and target is not None
+    assert mesh == expected_mesh

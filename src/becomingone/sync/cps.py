@@ -418,20 +418,60 @@ class PhaseSupervisor:
             if k is kind and lv == level and now - h.timestamp <= timeout and key_of(s)
         }
 
-    def _mesh_views(self, now: float) -> tuple[dict[str, _Phase], dict[str, _Phase]]:
-        """``(_latest(STATE, 0), _held(STATE, 0, now))`` in one pass over the inbox, marking
-        every phase consumed (a mesh cell stores no copy of its own while routing): the
-        mesh's per-tick work is O(N) per cell, so one pass instead of three counts."""
+    def _mesh_route(self, now: float) -> tuple[float | None, GlobalSync]:
+        """A mesh cell's target and T_global in one pass over its inbox, marking every phase
+        consumed (a mesh cell stores no copy of its own while routing): the mesh's per-tick
+        work is O(N) per cell, so one pass collecting plain lists, then NumPy (or plain sums
+        below 16 entries) on them. Same values, in the same order, as
+        ``_mean(_held(STATE, 0, now))`` and ``_global(_latest(STATE, 0), now)``."""
         timeout, key_of, state = self.stability.timeout, self.roster.key_of, PacketKind.STATE
-        latest: dict[str, _Phase] = {}
-        held: dict[str, _Phase] = {}
+        expected = self.stability.peers
+        thetas: list[float] = []
+        stamps: list[float] = []
+        weights: list[float] = []
+        t_syncs: list[complex] = []
+        t_stamps: list[float] = []
         self._fresh_slots.clear()
         for (k, lv, s), h in self._inbox.items():
             if k is state and lv == 0:
-                latest[s] = h
-                if now - h.timestamp <= timeout and key_of(s):
-                    held[s] = h
-        return latest, held
+                stamp = h.timestamp
+                if s in expected:
+                    t_syncs.append(h.t_sync)
+                    t_stamps.append(stamp)
+                if now - stamp <= timeout and key_of(s):
+                    thetas.append(h.theta)
+                    stamps.append(stamp)
+                    weights.append(h.weight)
+        target = None
+        if thetas:
+            z = self._sum_phasors(thetas, stamps, weights, now)
+            z += cmath.exp(1j * TWO_PI * self.theta)
+            if abs(z) >= 1e-12:
+                target = (cmath.phase(z) / TWO_PI) % 1.0
+        mesh = global_sync(
+            t_syncs,
+            t_stamps,
+            now=now,
+            timeout=self.stability.timeout,
+            own=self.field.t_sync,
+        )
+        return target, mesh
+
+    def _sum_phasors(
+        self, thetas: list[float], stamps: list[float], weights: list[float], now: float
+    ) -> complex:
+        """Σ weight·e^{2πi(θ + f·(now − t))} over parallel lists (NumPy from 16 entries)."""
+        f = self.frequency
+        if len(thetas) < 16:
+            return sum(
+                (
+                    w * cmath.exp(1j * TWO_PI * (theta + f * (now - t)))
+                    for theta, t, w in zip(thetas, stamps, weights)
+                ),
+                0j,
+            )
+        phase = np.array(thetas) + f * (now - np.array(stamps))
+        return complex(np.dot(np.array(weights), np.exp(1j * TWO_PI * phase)))
 
     def _latest(self, kind: PacketKind, level: int) -> dict[str, _Phase]:
         return {s: h for (k, lv, s), h in self._inbox.items() if k is kind and lv == level}
@@ -440,12 +480,12 @@ class PhaseSupervisor:
         """Σ weight·e^{2πi(θ + f·(now − t))} over ``heard`` (vectorised for a mesh's N)."""
         if len(heard) < 16:
             return sum((self._phasor(h, now) for h in heard), 0j)
-        n = len(heard)
-        theta = np.fromiter((h.theta for h in heard), np.float64, n)
-        stamp = np.fromiter((h.timestamp for h in heard), np.float64, n)
-        weight = np.fromiter((h.weight for h in heard), np.float64, n)
-        phase = theta + self.frequency * (now - stamp)
-        return complex(np.dot(weight, np.exp(1j * TWO_PI * phase)))
+        return self._sum_phasors(
+            [h.theta for h in heard],
+            [h.timestamp for h in heard],
+            [h.weight for h in heard],
+            now,
+        )
 
     def _mean(self, heard: Mapping[str, _Phase], now: float, own: bool = True) -> float | None:
         z = self._resultant(heard.values(), now)
@@ -458,9 +498,7 @@ class PhaseSupervisor:
     def _route(self, now: float) -> tuple[float | None, list[_Send]]:
         plan = self.plan
         if plan.topology is Topology.MESH:
-            states, held = self._mesh_views(now)
-            target = self._mean(held, now) if held else None
-            self.mesh = self._global(states, now)
+            target, self.mesh = self._mesh_route(now)
             others = self._others
             return target, [_Send(PacketKind.STATE, 0, None, 1.0, others)] if others else []
         delivered: set[_Slot] = set()

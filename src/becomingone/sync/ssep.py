@@ -414,36 +414,38 @@ class PacketValidator:
         vetted, touch_parse, touch_verified = cache.shortcut()
         key_of, cluster, last, own = self.roster.key_of, self.cluster, self._last, self.own_id
         skew, rejected, out, hits = self.max_skew, self.rejected, [], 0
+        packet: Packet
+        node: str
+        in_cluster: str
+        mark: tuple[int, int]
+        stamp: float
         try:
             for data in batch:
                 hit = vetted(data) if type(data) is bytes else None
-                if (
-                    hit is not None
-                    and hit[0][0].cluster == cluster  # type: ignore[index]
-                    and key_of(hit[0][0].node_id) == hit[1][0]  # type: ignore[index]
-                ):
-                    try:  # both memos still hold it (VerifyCache.shortcut), or the long way
-                        touch_parse(data)
-                        touch_verified(hit[1])
-                        hits += 1
-                    except KeyError:
+                if hit is not None:  # facts: (packet, signer, cluster, (epoch, seq), timestamp)
+                    packet, node, in_cluster, mark, stamp = hit[3]  # type: ignore[misc]
+                    if in_cluster == cluster and key_of(node) == hit[1][0]:
+                        try:  # both memos still hold it (VerifyCache.shortcut), or the long way
+                            touch_parse(data)
+                            touch_verified(hit[1])
+                            hits += 1
+                        except KeyError:
+                            hit = None
+                    else:
                         hit = None
-                else:
-                    hit = None
                 if hit is not None:
                     if not hit[2]:
                         rejected[str(Reject.BAD_SIGNATURE)] += 1
                         continue
-                    packet: Packet = hit[0][0]  # type: ignore[index]
                 else:
                     try:
                         packet = self._vet(data, cache)
                     except ProtocolError as exc:
                         rejected[str(exc.reason)] += 1
                         continue
-                node, mark = packet.node_id, (packet.epoch, packet.seq)
+                    node, mark, stamp = packet.node_id, (packet.epoch, packet.seq), packet.timestamp
                 prev = last.get(node)
-                if node == own or abs(packet.timestamp - now) > skew or (prev and mark <= prev):
+                if node == own or abs(stamp - now) > skew or (prev and mark <= prev):
                     try:
                         self._check_fresh(packet, now)  # raises the first failing check
                     except ProtocolError as exc:
@@ -467,7 +469,8 @@ class PacketValidator:
             raise self._unknown(packet)
         good = cache.verify(public, body, signature)
         if type(data) is bytes and type(body) is bytes and type(signature) is bytes:
-            cache.vet(data, parsed, (public, signature, body), good)
+            facts = (packet, packet.node_id, packet.cluster, (packet.epoch, packet.seq))
+            cache.vet(data, parsed, (public, signature, body), good, (*facts, packet.timestamp))
         if not good:
             raise ProtocolError(Reject.BAD_SIGNATURE, f"signature of {packet.node_id!r} fails")
         return packet

@@ -67,6 +67,11 @@ class CacheStats:
         }
 
 
+#: An entry of :attr:`VerifyCache.vetted`: (parse, verification key (public key, signature,
+#: message), result, the caller's facts).
+Vetted = tuple[object, tuple[bytes, bytes, bytes], bool, object]
+
+
 class VerifyCache:
     """Bounded LRU memo of signature checks (and packet parses) shared by validators.
 
@@ -106,13 +111,11 @@ class VerifyCache:
         self.hits = self.misses = self.signed = self.parse_hits = self.parse_misses = 0
         self._verified: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
         self._parsed: OrderedDict[bytes, object] = OrderedDict()
-        #: wire bytes → (parse, verification key (public key, signature, message), result)
-        #: of packets the batch path parsed and verified: a shortcut to both memos, valid only
-        #: while both entries are still there (oldest insertion evicted first, at most
-        #: ``maxsize``).
-        self.vetted: OrderedDict[bytes, tuple[object, tuple[bytes, bytes, bytes], bool]] = (
-            OrderedDict()
-        )
+        #: wire bytes → (parse, verification key (public key, signature, message), result,
+        #: the caller's facts about the parse) of packets the batch path parsed and verified:
+        #: a shortcut to both memos, valid only while both entries are still there (oldest
+        #: insertion evicted first, at most ``maxsize``).
+        self.vetted: OrderedDict[bytes, Vetted] = OrderedDict()
 
     def __len__(self) -> int:
         """Entries in the verification memo."""
@@ -165,18 +168,26 @@ class VerifyCache:
         self._store((key.public_bytes, signature, bytes(message)), True)
         return signature
 
-    def vet(self, data: bytes, parsed: object, key: tuple[bytes, bytes, bytes], good: bool) -> None:
+    def vet(
+        self,
+        data: bytes,
+        parsed: object,
+        key: tuple[bytes, bytes, bytes],
+        good: bool,
+        facts: object = None,
+    ) -> None:
         """Remember that ``data`` parsed to ``parsed`` and that its verification under ``key``
-        (public key, signature, message) gave ``good`` (see :attr:`vetted`)."""
+        (public key, signature, message) gave ``good``, with ``facts``: what the caller reads
+        from the parse on every hit, computed once (see :attr:`vetted`)."""
         vetted = self.vetted
-        vetted[data] = (parsed, key, good)
+        vetted[data] = (parsed, key, good, facts)
         if len(vetted) > self.maxsize:
             vetted.popitem(last=False)  # O(1); next(iter(dict)) rescans deleted slots
 
     def shortcut(
         self,
     ) -> tuple[
-        Callable[[bytes], tuple[object, tuple[bytes, bytes, bytes], bool] | None],
+        Callable[[bytes], Vetted | None],
         Callable[[bytes], None],
         Callable[[tuple[bytes, bytes, bytes]], None],
     ]:

@@ -128,23 +128,24 @@ class MemoryBus:
         delivered = full = partition = lost = 0
         groups, subs, rng, loss = self._groups, self._subs, self._rng, self.loss
         home = groups.get(origin, -1)
-        for subject, data in batch:
-            for sub in subs.get(subject, ()):
-                if groups and groups.get(sub._conn.name, -1) != home:
-                    partition += 1
-                elif loss and rng.random() < loss:
-                    lost += 1
-                elif self.latency > 0.0:
-                    asyncio.get_running_loop().call_later(self.latency, self._deliver, sub, data)
-                elif not sub.active:
-                    continue
-                elif len(sub._queue) < sub._maxsize:  # QueuedSubscription._offer, inlined
-                    sub._queue.append(data)
-                    delivered += 1
-                    if sub._waiter is not None and not sub._waiter.done():
-                        sub._waiter.set_result(None)
-                else:
-                    full += 1
+        if not groups and not loss and self.latency <= 0.0:  # no faults set: the plain path
+            delivered, full = self._route_plain(batch)
+        else:
+            for subject, data in batch:
+                for sub in subs.get(subject, ()):
+                    if groups and groups.get(sub._conn.name, -1) != home:
+                        partition += 1
+                    elif loss and rng.random() < loss:
+                        lost += 1
+                    elif self.latency > 0.0:
+                        loop = asyncio.get_running_loop()
+                        loop.call_later(self.latency, self._deliver, sub, data)
+                    elif not sub.active:
+                        continue
+                    elif sub._offer(data):
+                        delivered += 1
+                    else:
+                        full += 1
         stats = self.stats
         for name, count in (
             ("published", len(batch)),
@@ -155,6 +156,25 @@ class MemoryBus:
         ):
             if count:
                 stats[name] += count
+
+    def _route_plain(self, batch: list[tuple[str, bytes]]) -> tuple[int, int]:
+        """:meth:`_route` without partitions, loss or latency: (delivered, dropped full)."""
+        delivered = full = 0
+        get = self._subs.get
+        for subject, data in batch:
+            for sub in get(subject, ()):
+                if not sub.active:
+                    continue
+                queue = sub._queue
+                if len(queue) < sub._maxsize:  # QueuedSubscription._offer, inlined
+                    queue.append(data)
+                    delivered += 1
+                    waiter = sub._waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    full += 1
+        return delivered, full
 
     def _deliver(self, sub: MemorySubscription, data: bytes) -> None:
         if sub._offer(data):
