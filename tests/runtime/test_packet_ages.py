@@ -35,8 +35,9 @@ def packet(key: NodeKey, *, node: str = "a", cluster: str = "t", ts: float = 99.
 
 
 def test_ages_of_verified_packets_and_rejections_by_reason(tmp_path: Path) -> None:
-    """A member's packet is kept with age now − timestamp; a flipped signature byte, a signer
-    not in the roster (until it joins), another cluster and garbage are counted, not kept."""
+    """A member's packet is kept with age now − timestamp (and its timestamp in ``stamps``);
+    a flipped signature byte, a signer not in the roster (until it joins), another cluster
+    and garbage are counted, not kept."""
     roster = RosterFile(tmp_path / "r.json")
     ka, kb = NodeKey.generate(), NodeKey.generate()
     roster.join("a", ka.public_bytes)
@@ -51,7 +52,8 @@ def test_ages_of_verified_packets_and_rejections_by_reason(tmp_path: Path) -> No
     assert ages.stats["wrong_cluster"] == 1 and ages.stats["verified"] == 1
     assert sum(ages.stats.values()) == 5
     roster.join("b", kb.public_bytes)  # a member that joined later is read from the file
-    assert ages.record(packet(kb, node="b")) is not None and len(ages.ages) == 2
+    assert ages.record(packet(kb, node="b", ts=99.5)) is not None and len(ages.ages) == 2
+    assert ages.stamps == [99.98, 99.5]  # each kept age's packet timestamp, in the same order
 
 
 def test_copies_are_timed_each_and_verified_once(

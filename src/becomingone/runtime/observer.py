@@ -150,7 +150,8 @@ class PacketAges:
     It listens to the packets sent to ``receivers`` (node ids; ``"*"``, the default: every
     node). A sample of receivers costs a fraction of the work of hearing every copy.
 
-    ``ages`` holds every verified copy's age, oldest first, up to ``limit`` (later ones are
+    ``ages`` holds every verified copy's age, oldest first, up to ``limit`` (``stamps``: the
+    packet's timestamp of each, in the same order; later ones are
     counted in ``stats["not_kept"]``); packets that do not parse or verify are counted by
     reason (``malformed``, ``oversize``, ..., ``unknown_signer``, ``bad_signature``). A packet
     sent to k receivers arrives k times with the same bytes: its signature is checked once
@@ -179,6 +180,8 @@ class PacketAges:
         self.limit = limit
         self.clock = clock
         self.ages: list[float] = []
+        #: the sender's timestamp of each age kept, same order (to leave out a warm-up)
+        self.stamps: list[float] = []
         self.stats: Counter[str] = Counter()
         self._keys = roster.read()
         self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
@@ -211,6 +214,7 @@ class PacketAges:
         self.stats["verified"] += 1
         if len(self.ages) < self.limit:
             self.ages.append(age)
+            self.stamps.append(packet.timestamp)
         else:
             self.stats["not_kept"] += 1
         return age
