@@ -4,6 +4,7 @@ checks of what the process tests exercise over NATS."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from becomingone.core.phase import CoherenceBand, cluster_coherence
 from becomingone.errors import InputError
 from becomingone.keys import NodeKey
 from becomingone.runtime.node import (
+    STATUS_PERIOD,
     NodeSettings,
     NodeStatus,
     RosterFile,
@@ -336,3 +338,58 @@ async def test_c_seen_matches_the_old_numpy_reading(tmp_path: Path) -> None:
         assert sup is not None and len(sup.heard()) == 4
         for now in clock.t + rng.uniform(0.0, 2.0, 50):
             assert _c_seen(sup, float(now)) == pytest.approx(old(sup, float(now)), abs=1e-12)
+
+
+async def test_status_is_sent_on_a_discrete_change_else_every_status_period(
+    tmp_path: Path,
+) -> None:
+    """At 20 Hz a node does not send a status every tick: it sends one at its first tick,
+    at once when something discrete changes (a peer heard, stable, a packet rejected), and
+    otherwise every STATUS_PERIOD seconds — each one the status of that tick."""
+    roster_path = tmp_path / "r.json"
+    keys = {n: NodeKey.generate() for n in ("a", "b")}
+    for n in keys:
+        RosterFile(roster_path).join(n, keys[n].public_bytes)
+    clock = Clock()
+    bus = MemoryBus()
+    nodes = {
+        n: SupervisedNode(
+            settings(n),
+            member=None,
+            key=keys[n],
+            epoch=1,
+            roster=RosterFile(roster_path),
+            kind="light",
+            theta=theta,
+            clock=clock,
+        )
+        for n, theta in (("a", 0.0), ("b", 0.4))
+    }
+    conns = {n: bus.connect(n) for n in nodes}
+    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
+    watch = await bus.connect("observer").subscribe("status.t.a")
+    for node in nodes.values():
+        node.reload_roster()
+    sent: list[NodeStatus] = []
+    stepped: list[NodeStatus] = []
+    for _ in range(60):  # 3 s at 20 Hz
+        clock.t += 0.05
+        for n, node in nodes.items():
+            status = await node.step(conns[n], inbox[n], 1000.0)
+            if n == "a":  # as an observer reads it back (the time is rounded to 1 µs)
+                stepped.append(NodeStatus.from_bytes(json.dumps(status.to_json()).encode()))
+        sent += [NodeStatus.from_bytes(d) for d in watch.drain()]
+    assert sent[0] == stepped[0] and all(s in stepped for s in sent)  # each one as stepped
+    assert stepped[-1].stable and len(sent) < len(stepped) / 4
+    gaps = [b.time - a.time for a, b in itertools.pairwise(sent)]
+    assert max(gaps) <= STATUS_PERIOD + 0.05 + 1e-9
+    assert any(s.heard == 1 for s in sent) and any(s.stable for s in sent)
+    firsts = {}  # the first tick of each (heard, stable) pair was sent, not held back
+    for s in stepped:
+        firsts.setdefault((s.heard, s.stable), s)
+    assert all(s in sent for s in firsts.values())
+    await conns["b"].publish("ssep.t.a", b"garbage")  # a rejection: sent at the next tick
+    clock.t += 0.05
+    status = await nodes["a"].step(conns["a"], inbox["a"], 1000.0)
+    again = NodeStatus.from_bytes(json.dumps(status.to_json()).encode())
+    assert status.rejected and [NodeStatus.from_bytes(d) for d in watch.drain()] == [again]

@@ -149,7 +149,8 @@ async def test_a_site_is_one_fractal_field_behind_its_relay(
     (names sort the site into one local field). All four lock (SHARED, each hears the peers
     its plan expects), and per tick only the group heads' packets cross the link: b-0's
     resultant up to a-0 (in) and a-0's phase down to b-0 (out), besides the two site cells'
-    status messages to the observer (out) — not the 4 + 4 packets a mesh would send."""
+    status messages to the observer (out, one each every STATUS_PERIOD = 0.5 s: 0.1 a tick
+    each) — not the 4 + 4 packets a mesh would send."""
     servers, proc, first = relay
     flags = ["--topology", "fractal", "--branching", "2", "--tick", "50", "--alpha", "0.3"]
     on_hub = NodeProcesses(tmp_path / "nodes", servers.urls, flags)
@@ -183,7 +184,7 @@ async def test_a_site_is_one_fractal_field_behind_its_relay(
     crossed_in = (after.link.in_msgs - before.link.in_msgs) / ticks
     crossed_out = (after.link.out_msgs - before.link.out_msgs) / ticks
     print(f"fractal b=2 behind a relay: {crossed_in:.2f} in, {crossed_out:.2f} out per tick")
-    assert 0.5 < crossed_in <= 1.2 and 1.5 < crossed_out <= 3.3
+    assert 0.5 < crossed_in <= 1.2 and 1.0 < crossed_out <= 1.8
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 0
