@@ -28,6 +28,8 @@ from becomingone.sync.cps import PhaseSupervisor
 from becomingone.sync.stability import read_cluster
 from becomingone.sync.topology import Topology
 from becomingone.transport import MemoryBus
+from becomingone.transport.base import Subscription
+from becomingone.transport.memory import MemoryConnection
 
 
 def settings(name: str) -> NodeSettings:
@@ -53,6 +55,35 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+async def two_nodes(
+    roster_path: Path, bus: MemoryBus, clock: Clock, topology: Topology = Topology.MESH
+) -> tuple[dict[str, SupervisedNode], dict[str, MemoryConnection], dict[str, Subscription]]:
+    """Light nodes a (θ 0) and b (θ 0.4) of ``topology`` joined to one roster file on
+    ``bus``, each subscribed to its SSEP subject and its roster read: (nodes, connections,
+    inboxes)."""
+    keys = {n: NodeKey.generate() for n in ("a", "b")}
+    for n in keys:
+        RosterFile(roster_path).join(n, keys[n].public_bytes)
+    nodes = {
+        n: SupervisedNode(
+            dataclasses.replace(settings(n), topology=topology),
+            member=None,
+            key=keys[n],
+            epoch=1,
+            roster=RosterFile(roster_path),
+            kind="light",
+            theta=theta,
+            clock=clock,
+        )
+        for n, theta in (("a", 0.0), ("b", 0.4))
+    }
+    conns = {n: bus.connect(n) for n in nodes}
+    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
+    for node in nodes.values():
+        node.reload_roster()
+    return nodes, conns, inbox
 
 
 def test_roster_join_is_idempotent_and_refuses_another_key(tmp_path: Path) -> None:
@@ -115,28 +146,10 @@ async def test_two_nodes_lock_on_a_memory_bus(tmp_path: Path) -> None:
     hear each other, lock (|Δθ| small), become stable, and a third member added to the file
     is routed to at the next step."""
     roster_path = tmp_path / "r.json"
-    keys = {n: NodeKey.generate() for n in ("a", "b", "c")}
-    for n in ("a", "b"):
-        RosterFile(roster_path).join(n, keys[n].public_bytes)
     clock = Clock()
     bus = MemoryBus()
-    nodes = {
-        n: SupervisedNode(
-            settings(n),
-            member=None,
-            key=keys[n],
-            epoch=1,
-            roster=RosterFile(roster_path),
-            kind="light",
-            theta=theta,
-            clock=clock,
-        )
-        for n, theta in (("a", 0.0), ("b", 0.4))
-    }
-    conns = {n: bus.connect(n) for n in nodes}
-    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
-    for node in nodes.values():
-        node.reload_roster()
+    nodes, conns, inbox = await two_nodes(roster_path, bus, clock)
+    key_c = NodeKey.generate()
     for _ in range(60):
         clock.t += 0.05
         statuses = {n: await node.step(conns[n], inbox[n], 1000.0) for n, node in nodes.items()}
@@ -144,7 +157,7 @@ async def test_two_nodes_lock_on_a_memory_bus(tmp_path: Path) -> None:
     assert a.heard == b.heard == 1 and a.stable and b.stable and a.rejected == {}
     assert a.c_seen > 0.99 and b.c_seen > 0.99
     assert abs((a.theta - b.theta + 0.5) % 1.0 - 0.5) < 1e-3
-    RosterFile(roster_path).join("c", keys["c"].public_bytes)
+    RosterFile(roster_path).join("c", key_c.public_bytes)
     assert nodes["a"].reload_roster()
     assert nodes["a"].supervisor is not None
     assert nodes["a"].supervisor.plan.members == ("a", "b", "c")
@@ -155,29 +168,8 @@ async def test_a_node_steps_every_tick_when_packets_arrive_unevenly(tmp_path: Pa
     it in every other tick, as node processes' clocks fall) steps at every tick toward the
     newest DOWN carried to its tick: 61 steps in 61 ticks (coupling only to new packets took
     31) and the pair locks."""
-    roster_path = tmp_path / "r.json"
-    keys = {n: NodeKey.generate() for n in ("a", "b")}
-    for n in keys:
-        RosterFile(roster_path).join(n, keys[n].public_bytes)
     clock, bus = Clock(), MemoryBus()
-    hub = dataclasses.replace(settings("a"), topology=Topology.HUB)
-    nodes = {
-        n: SupervisedNode(
-            dataclasses.replace(hub, name=n),
-            member=None,
-            key=keys[n],
-            epoch=1,
-            roster=RosterFile(roster_path),
-            kind="light",
-            theta=theta,
-            clock=clock,
-        )
-        for n, theta in (("a", 0.0), ("b", 0.4))
-    }
-    conns = {n: bus.connect(n) for n in nodes}
-    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
-    for node in nodes.values():
-        node.reload_roster()
+    nodes, conns, inbox = await two_nodes(tmp_path / "r.json", bus, clock, Topology.HUB)
     for i in range(61):
         clock.t += 0.05
         for n in ("a", "b") if i % 2 == 0 else ("b", "a"):
@@ -346,30 +338,10 @@ async def test_status_is_sent_on_a_discrete_change_else_every_status_period(
     """At 20 Hz a node does not send a status every tick: it sends one at its first tick,
     at once when something discrete changes (a peer heard, stable, a packet rejected), and
     otherwise every STATUS_PERIOD seconds — each one the status of that tick."""
-    roster_path = tmp_path / "r.json"
-    keys = {n: NodeKey.generate() for n in ("a", "b")}
-    for n in keys:
-        RosterFile(roster_path).join(n, keys[n].public_bytes)
     clock = Clock()
     bus = MemoryBus()
-    nodes = {
-        n: SupervisedNode(
-            settings(n),
-            member=None,
-            key=keys[n],
-            epoch=1,
-            roster=RosterFile(roster_path),
-            kind="light",
-            theta=theta,
-            clock=clock,
-        )
-        for n, theta in (("a", 0.0), ("b", 0.4))
-    }
-    conns = {n: bus.connect(n) for n in nodes}
-    inbox = {n: await conns[n].subscribe(f"ssep.t.{n}") for n in nodes}
+    nodes, conns, inbox = await two_nodes(tmp_path / "r.json", bus, clock)
     watch = await bus.connect("observer").subscribe("status.t.a")
-    for node in nodes.values():
-        node.reload_roster()
     sent: list[NodeStatus] = []
     stepped: list[NodeStatus] = []
     for _ in range(60):  # 3 s at 20 Hz
