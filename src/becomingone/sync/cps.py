@@ -448,13 +448,7 @@ class PhaseSupervisor:
             z += cmath.exp(1j * TWO_PI * self.theta)
             if abs(z) >= 1e-12:
                 target = (cmath.phase(z) / TWO_PI) % 1.0
-        mesh = global_sync(
-            t_syncs,
-            t_stamps,
-            now=now,
-            timeout=self.stability.timeout,
-            own=self.field.t_sync,
-        )
+        mesh = global_sync(t_syncs, t_stamps, now=now, timeout=timeout, own=self.field.t_sync)
         return target, mesh
 
     def _sum_phasors(
